@@ -1,0 +1,1 @@
+//! docker_plugin.so (skeleton; see issue 4).
