@@ -92,6 +92,10 @@ impl ResponseReader {
         let _ = input;
         todo!()
     }
+    /// The status and headers, as soon as the head is parsed (before the body is in).
+    pub fn head(&self) -> Option<(u16, &[(String, Vec<u8>)])> {
+        todo!()
+    }
     /// The peer closed: completes a close-delimited body, else [`HttpError::Truncated`].
     pub fn finish(&mut self) -> Result<Response, HttpError> {
         todo!()

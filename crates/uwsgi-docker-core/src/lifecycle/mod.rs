@@ -1,0 +1,1135 @@
+//! One vassal's life, as a sans-IO state machine.
+//!
+//! [`Bridge`] methods come in groups, in the style of quinn-proto:
+//! * inputs, `handle_*(…, now)`: bytes or EOF from dockerd, the Emperor, the vassal and the
+//!   proxy listener; a signal; a timer firing;
+//! * outputs, `poll_*`: [`Bridge::poll_action`] (I/O for the runtime to do, in order) and
+//!   [`Bridge::poll_timeout`] (when to call [`Bridge::handle_timeout`]);
+//! * state: [`Bridge::is_finished`].
+//!
+//! The path: negotiate → remove a stale container of the same name → bind the proxy →
+//! create → attach → wait → start → inspect → accept the vassal on the proxy (deadline) →
+//! hand off → relay → stop → remove → exit. Every failure path removes the container
+//! and the proxy socket.
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::attach::{Demuxer, LineSplitter, StreamKind};
+use crate::docker::{self, Api, DaemonError};
+use crate::emperor::{encode_config, ConfigDecoder, EmperorMessage, VassalMessage};
+use crate::handoff::{self, HandedFd};
+use crate::http_reader::{Limits, Progress, Response, ResponseReader};
+use crate::plan::ContainerPlan;
+use crate::spec::{self, VassalSpec};
+
+/// One connection to dockerd; the runtime opens it on [`Action::DockerConnect`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DockerConn(pub u32);
+
+/// A pending connection on the proxy listener, numbered by the runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProxyPeer(pub u64);
+
+/// Bridge settings that do not come from the vassal file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BridgeConfig {
+    pub plan: ContainerPlan,
+    /// The config text first pushed to the vassal.
+    pub config: Vec<u8>,
+    /// The Emperor gave us a config channel (`UWSGI_EMPEROR_FD_CONFIG`): config requests
+    /// are relayed to it, and its pushes are relayed to the vassal. Without one, requests are
+    /// answered with [`Action::ReadConfig`].
+    pub emperor_config_channel: bool,
+    /// There is no Emperor (`uwsgi-docker run`): no control channel to relay.
+    pub emperor_control_channel: bool,
+    /// How long the vassal has to connect to the proxy after start.
+    pub handoff_timeout: Duration,
+    /// Extra time, past the container's stop timeout, before we kill it.
+    pub stop_grace: Duration,
+    /// Prefix log lines with the vassal name.
+    pub log_prefix: bool,
+    pub debug: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Error,
+}
+
+/// I/O for the runtime to do, in the order returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Open a new connection to dockerd; report failure with [`Bridge::handle_docker_connect_failed`].
+    DockerConnect(DockerConn),
+    /// Write all these bytes to the connection.
+    DockerSend(DockerConn, Vec<u8>),
+    /// Close the connection; no more input is expected from it.
+    DockerClose(DockerConn),
+    /// Bind and listen on the proxy socket (mode from the Emperor settings, else 0600),
+    /// removing a stale socket file first; answer with [`Bridge::handle_proxy_bound`].
+    BindProxy { path: String },
+    /// Start reporting connections on the proxy listener with [`Bridge::handle_proxy_peer`].
+    AcceptProxy,
+    /// Find the pid namespace of `pid` (host view); answer with [`Bridge::handle_pid_namespace`].
+    QueryPidNamespace { pid: u32 },
+    /// Send `data` with these fds (SCM_RIGHTS) on the peer's connection, then close it.
+    Handoff {
+        peer: ProxyPeer,
+        data: Vec<u8>,
+        fds: Vec<HandedFd>,
+    },
+    /// Close this peer's connection unserved.
+    RefusePeer { peer: ProxyPeer },
+    /// Close the proxy listener and unlink its socket file.
+    CloseProxy,
+    /// Write to the Emperor's control channel.
+    ToEmperor(Vec<u8>),
+    /// Write to the bridge's end of the relayed control channel.
+    ToVassalControl(Vec<u8>),
+    /// Write to the bridge's end of the relayed config channel.
+    ToVassalConfig(Vec<u8>),
+    /// Read the vassal's config source again; answer with [`Bridge::handle_config`].
+    ReadConfig,
+    /// Write the container id to the `docker-cidfile` path (and remove it at exit).
+    WriteCidFile { path: String, id: String },
+    /// One line for the Emperor's log.
+    Log(LogLevel, String),
+    /// Everything is cleaned up: exit with this code.
+    Exit(i32),
+}
+
+/// How the vassal ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stopped on request (Emperor, signal); exit code 0.
+    Stopped,
+    /// The container exited by itself with this status.
+    ContainerExited(i64),
+    /// Something failed; the message names the vassal.
+    Failed(String),
+}
+
+/// Where the vassal is on its path. Shutdown is tracked separately (see [`Shutdown`]), so
+/// that a stop request can arrive in any phase and still clean up what exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    BindingProxy,
+    Negotiating,
+    Creating,
+    /// Create said 409: the name is held by another container, which we remove.
+    RemovingConflict,
+    /// Waiting before creating again after a conflict.
+    BackingOff,
+    /// Attach and wait are sent; start follows when both are armed.
+    Arming,
+    Starting,
+    Inspecting,
+    ResolvingNamespace,
+    AwaitingVassal,
+    Running,
+}
+
+/// What the api connection is waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ApiRequest {
+    Version,
+    Create,
+    RemoveConflict,
+    Start,
+    Inspect,
+    Stop,
+    Remove,
+}
+
+/// The connection that carries the sequential requests (one in flight at a time).
+#[derive(Debug)]
+struct ApiConn {
+    conn: DockerConn,
+    reader: ResponseReader,
+    in_flight: Option<ApiRequest>,
+}
+
+/// The attach connection: an HTTP exchange until `101`, then the container's output.
+#[derive(Debug)]
+struct AttachConn {
+    conn: DockerConn,
+    reader: ResponseReader,
+    upgraded: bool,
+    demuxer: Demuxer,
+    stdout: LineSplitter,
+    stderr: LineSplitter,
+}
+
+/// The `/wait?condition=next-exit` connection: armed at its head, done at its body.
+#[derive(Debug)]
+struct WaitConn {
+    conn: DockerConn,
+    reader: ResponseReader,
+    armed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProxyState {
+    Unbound,
+    Binding,
+    Bound,
+    Accepting,
+    Closed,
+}
+
+/// Cleanup progress once the vassal is ending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Shutdown {
+    stop_done: bool,
+    remove_done: bool,
+}
+
+/// How many times create is retried after a name conflict.
+const MAX_CREATE_ATTEMPTS: u8 = 3;
+/// Pause before creating again after removing a conflicting container, whose removal
+/// may still be in progress.
+const CONFLICT_BACKOFF: Duration = Duration::from_millis(250);
+/// How long we give the daemon to answer `stop` beyond the container's own stop timeout.
+const DEFAULT_STOP_TIMEOUT_SECS: u32 = 10;
+/// Longest log line before it is split.
+const MAX_LOG_LINE: usize = 16 * 1024;
+
+/// The state machine for one vassal.
+///
+/// * Inputs: [`handle_docker_data`](Self::handle_docker_data),
+///   [`handle_docker_eof`](Self::handle_docker_eof),
+///   [`handle_docker_connect_failed`](Self::handle_docker_connect_failed),
+///   [`handle_proxy_bound`](Self::handle_proxy_bound), [`handle_proxy_peer`](Self::handle_proxy_peer),
+///   [`handle_pid_namespace`](Self::handle_pid_namespace),
+///   [`handle_emperor_control`](Self::handle_emperor_control) (and `_eof`),
+///   [`handle_emperor_config`](Self::handle_emperor_config),
+///   [`handle_vassal_control`](Self::handle_vassal_control) (and `_eof`),
+///   [`handle_config`](Self::handle_config), [`handle_signal`](Self::handle_signal),
+///   [`handle_timeout`](Self::handle_timeout).
+/// * Outputs: [`poll_action`](Self::poll_action), [`poll_timeout`](Self::poll_timeout).
+/// * State: [`is_finished`](Self::is_finished), [`container_id`](Self::container_id).
+#[derive(Debug)]
+pub struct Bridge {
+    config: BridgeConfig,
+    phase: Phase,
+    actions: VecDeque<Action>,
+    next_conn: u32,
+    api: Option<Api>,
+    api_conn: Option<ApiConn>,
+    attach: Option<AttachConn>,
+    wait: Option<WaitConn>,
+    container_id: Option<String>,
+    started: bool,
+    container_exited: bool,
+    container_pid: Option<u32>,
+    container_pid_ns: Option<u64>,
+    proxy: ProxyState,
+    handed_off: bool,
+    create_attempts: u8,
+    emperor_config: ConfigDecoder,
+    /// The config last pushed to the vassal; a reload compares against it.
+    spec_at_start: VassalSpec,
+    handoff_deadline: Option<Instant>,
+    backoff_until: Option<Instant>,
+    stop_deadline: Option<Instant>,
+    /// The Emperor's config channel sent something we could not decode; stop relaying it.
+    emperor_config_broken: bool,
+    shutdown: Option<Shutdown>,
+    outcome: Option<Outcome>,
+    exited: bool,
+}
+
+impl Bridge {
+    pub fn new(config: BridgeConfig, now: Instant) -> Bridge {
+        let spec_at_start = config.plan.spec.clone();
+        let mut bridge = Bridge {
+            config,
+            phase: Phase::BindingProxy,
+            actions: VecDeque::new(),
+            next_conn: 0,
+            api: None,
+            api_conn: None,
+            attach: None,
+            wait: None,
+            container_id: None,
+            started: false,
+            container_exited: false,
+            container_pid: None,
+            container_pid_ns: None,
+            proxy: ProxyState::Unbound,
+            handed_off: false,
+            create_attempts: 0,
+            emperor_config: ConfigDecoder::default(),
+            spec_at_start,
+            handoff_deadline: None,
+            backoff_until: None,
+            stop_deadline: None,
+            emperor_config_broken: false,
+            shutdown: None,
+            outcome: None,
+            exited: false,
+        };
+        // A config we could never push is refused before anything is created.
+        let mut probe = Vec::new();
+        if let Err(e) = encode_config(&bridge.config.config, &mut probe) {
+            let reason = format!("{e}");
+            bridge.fail(reason, now);
+            return bridge;
+        }
+        bridge.proxy = ProxyState::Binding;
+        let path = bridge.config.plan.proxy_host_path.clone();
+        bridge.push(Action::BindProxy { path });
+        bridge
+    }
+
+    // ---- inputs ----
+
+    pub fn handle_docker_data(&mut self, conn: DockerConn, data: &[u8], now: Instant) {
+        if self.api_conn.as_ref().is_some_and(|c| c.conn == conn) {
+            self.on_api_data(data, now);
+        } else if self.attach.as_ref().is_some_and(|c| c.conn == conn) {
+            self.on_attach_data(data, now);
+        } else if self.wait.as_ref().is_some_and(|c| c.conn == conn) {
+            self.on_wait_data(data, now);
+        }
+        // Data on a connection we already dropped is ignored.
+    }
+
+    pub fn handle_docker_eof(&mut self, conn: DockerConn, now: Instant) {
+        if self.api_conn.as_ref().is_some_and(|c| c.conn == conn) {
+            let Some(mut api) = self.api_conn.take() else {
+                return;
+            };
+            self.push(Action::DockerClose(conn));
+            if let Some(request) = api.in_flight.take() {
+                // A close-delimited body is legal; anything else is a daemon closing mid-reply.
+                match api.reader.finish() {
+                    Ok(response) => self.on_api_response(request, response, now),
+                    Err(e) => self.api_failed(
+                        request,
+                        format!("docker daemon closed the connection: {e}"),
+                        now,
+                    ),
+                }
+            }
+            // An idle keep-alive connection closing is fine: the next request reconnects.
+        } else if self.attach.as_ref().is_some_and(|c| c.conn == conn) {
+            let Some(mut attach) = self.attach.take() else {
+                return;
+            };
+            self.push(Action::DockerClose(conn));
+            if attach.upgraded {
+                let mut lines = Vec::new();
+                attach.stdout.flush(&mut |l| lines.push(l.to_vec()));
+                attach.stderr.flush(&mut |l| lines.push(l.to_vec()));
+                for line in lines {
+                    self.push(Action::Log(
+                        LogLevel::Info,
+                        String::from_utf8_lossy(&line).into_owned(),
+                    ));
+                }
+            } else if self.shutdown.is_none() {
+                self.fail(
+                    "docker daemon closed the attach connection before upgrading it".into(),
+                    now,
+                );
+            }
+        } else if self.wait.as_ref().is_some_and(|c| c.conn == conn) {
+            self.wait = None;
+            self.push(Action::DockerClose(conn));
+            if self.shutdown.is_none() {
+                self.fail(
+                    "docker daemon closed the wait connection before the container exited".into(),
+                    now,
+                );
+            }
+        }
+    }
+
+    pub fn handle_docker_connect_failed(&mut self, conn: DockerConn, reason: String, now: Instant) {
+        let reason = format!("cannot connect to the docker daemon: {reason}");
+        if let Some(api) = self.api_conn.take_if(|c| c.conn == conn) {
+            match api.in_flight {
+                Some(request) => self.api_failed(request, reason, now),
+                None => self.fail(reason, now),
+            }
+        } else if self.attach.take_if(|c| c.conn == conn).is_some()
+            || self.wait.take_if(|c| c.conn == conn).is_some()
+        {
+            self.fail(reason, now);
+        }
+    }
+
+    pub fn handle_proxy_bound(&mut self, result: Result<(), String>, now: Instant) {
+        if self.proxy != ProxyState::Binding {
+            return;
+        }
+        match result {
+            Ok(()) => {
+                self.proxy = ProxyState::Bound;
+                if self.shutdown.is_none() {
+                    self.phase = Phase::Negotiating;
+                }
+                self.advance(now);
+            }
+            Err(e) => {
+                // Nothing was bound, so there is nothing of ours to unlink.
+                self.proxy = ProxyState::Closed;
+                let path = &self.config.plan.proxy_host_path;
+                self.fail(format!("cannot bind the proxy socket {path}: {e}"), now);
+            }
+        }
+    }
+
+    /// A connection on the proxy listener; `pid_ns` is the peer's pid namespace id (from
+    /// SO_PEERCRED and `/proc/PID/ns/pid`), `None` when it could not be read.
+    pub fn handle_proxy_peer(
+        &mut self,
+        peer: ProxyPeer,
+        pid: Option<u32>,
+        pid_ns: Option<u64>,
+        now: Instant,
+    ) {
+        let expected = self.container_pid_ns;
+        let acceptable = self.phase == Phase::AwaitingVassal
+            && self.shutdown.is_none()
+            && !self.handed_off
+            && expected.is_some()
+            && pid_ns == expected;
+        if !acceptable {
+            self.push(Action::RefusePeer { peer });
+            let who = pid.map_or_else(|| "unknown pid".to_string(), |p| format!("pid {p}"));
+            self.log(
+                LogLevel::Error,
+                format!(
+                    "refused a proxy connection from {who}: it is not inside the vassal's container; still waiting for the vassal"
+                ),
+            );
+            return;
+        }
+        self.hand_off(peer, now);
+    }
+
+    pub fn handle_pid_namespace(&mut self, pid: u32, pid_ns: Option<u64>, now: Instant) {
+        if self.phase != Phase::ResolvingNamespace || self.container_pid != Some(pid) {
+            return;
+        }
+        match pid_ns {
+            Some(ns) => {
+                self.container_pid_ns = Some(ns);
+                self.phase = Phase::AwaitingVassal;
+                self.handoff_deadline = Some(now + self.config.handoff_timeout);
+                self.proxy = ProxyState::Accepting;
+                self.push(Action::AcceptProxy);
+            }
+            None => self.fail(
+                format!("cannot read the pid namespace of the container's init (pid {pid})"),
+                now,
+            ),
+        }
+    }
+
+    pub fn handle_emperor_control(&mut self, data: &[u8], now: Instant) {
+        for &byte in data {
+            let message = EmperorMessage::from_byte(byte);
+            if self.handed_off && self.shutdown.is_none() {
+                self.push(Action::ToVassalControl(vec![byte]));
+            }
+            match message {
+                EmperorMessage::Stop | EmperorMessage::GracefulStop => {
+                    self.debug(format!("the Emperor asks the vassal to stop (byte {byte})"));
+                    self.stop(Outcome::Stopped, now);
+                }
+                EmperorMessage::Reload => {
+                    self.debug("the Emperor asks the vassal to reload".into())
+                }
+                EmperorMessage::Other(b) => {
+                    self.debug(format!("relayed byte {b} from the Emperor"))
+                }
+            }
+        }
+    }
+
+    pub fn handle_emperor_control_eof(&mut self, now: Instant) {
+        if self.shutdown.is_none() {
+            self.log(
+                LogLevel::Info,
+                "the Emperor is gone; stopping the container".into(),
+            );
+        }
+        self.stop(Outcome::Stopped, now);
+    }
+
+    pub fn handle_emperor_config(&mut self, data: &[u8], now: Instant) {
+        if self.emperor_config_broken {
+            return;
+        }
+        let mut configs = Vec::new();
+        if let Err(e) = self.emperor_config.feed(data, &mut |c| configs.push(c)) {
+            self.emperor_config_broken = true;
+            self.log(
+                LogLevel::Error,
+                format!("ignoring the Emperor's config channel: {e}"),
+            );
+        }
+        for config in configs {
+            self.push_config(config, now);
+        }
+    }
+
+    pub fn handle_vassal_control(&mut self, data: &[u8], now: Instant) {
+        if !self.handed_off {
+            return;
+        }
+        for &byte in data {
+            match VassalMessage::from_byte(byte) {
+                VassalMessage::ConfigRequest if !self.config.emperor_config_channel => {
+                    self.debug("the vassal asks for its config again".into());
+                    self.push(Action::ReadConfig);
+                }
+                VassalMessage::StopMe if !self.config.emperor_control_channel => {
+                    self.stop(Outcome::Stopped, now);
+                }
+                _ => {
+                    if self.config.emperor_control_channel {
+                        self.push(Action::ToEmperor(vec![byte]));
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn handle_vassal_control_eof(&mut self, now: Instant) {
+        if self.shutdown.is_none() {
+            self.log(
+                LogLevel::Info,
+                "the vassal closed its Emperor channel".into(),
+            );
+        }
+        self.stop(Outcome::ContainerExited(-1), now);
+    }
+
+    /// The answer to [`Action::ReadConfig`].
+    pub fn handle_config(&mut self, config: Result<Vec<u8>, String>, now: Instant) {
+        match config {
+            Ok(config) => self.push_config(config, now),
+            // Without a config the vassal exits after 5 s; the Emperor respawns it.
+            Err(e) => self.log(
+                LogLevel::Error,
+                format!("cannot read the vassal config again: {e}"),
+            ),
+        }
+    }
+
+    /// SIGTERM, SIGINT or SIGHUP: stop and clean up.
+    pub fn handle_signal(&mut self, now: Instant) {
+        if self.shutdown.is_none() {
+            self.log(LogLevel::Info, "signalled; stopping the container".into());
+        }
+        self.stop(Outcome::Stopped, now);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.handoff_deadline.is_some_and(|d| now >= d) {
+            self.handoff_deadline = None;
+            let secs = self.config.handoff_timeout.as_secs();
+            let path = self.config.plan.proxy_container_path.clone();
+            self.fail(
+                format!("the vassal did not connect to the proxy socket {path} within {secs} s; is uWSGI ≥ 2.0.6 the image's entry point?"),
+                now,
+            );
+        }
+        if self.backoff_until.is_some_and(|d| now >= d) {
+            self.backoff_until = None;
+            if self.phase == Phase::BackingOff {
+                self.phase = Phase::Creating;
+            }
+            self.advance(now);
+        }
+        if self.stop_deadline.is_some_and(|d| now >= d) {
+            self.stop_deadline = None;
+            // The daemon did not answer in time; don't wait for it forever.
+            self.log(
+                LogLevel::Error,
+                "docker daemon did not answer the stop request in time".into(),
+            );
+            if let Some(api) = self.api_conn.take() {
+                self.push(Action::DockerClose(api.conn));
+            }
+            if let Some(shutdown) = self.shutdown.as_mut() {
+                shutdown.stop_done = true;
+            }
+            self.advance(now);
+        }
+    }
+
+    // ---- outputs ----
+
+    #[must_use]
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.handoff_deadline,
+            self.backoff_until,
+            self.stop_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    pub fn is_finished(&self) -> Option<&Outcome> {
+        if self.exited {
+            self.outcome.as_ref()
+        } else {
+            None
+        }
+    }
+
+    /// The container id, once created.
+    pub fn container_id(&self) -> Option<&str> {
+        self.container_id.as_deref()
+    }
+
+    // ---- internals ----
+
+    fn push(&mut self, action: Action) {
+        self.actions.push_back(action);
+    }
+
+    fn log(&mut self, level: LogLevel, message: String) {
+        let vassal = &self.config.plan.vassal_name;
+        self.actions.push_back(Action::Log(
+            level,
+            format!("[uwsgi-docker] vassal {vassal}: {message}"),
+        ));
+    }
+
+    fn debug(&mut self, message: String) {
+        if self.config.debug {
+            self.log(LogLevel::Debug, message);
+        }
+    }
+
+    /// Fails the vassal: logs why, then cleans up everything that exists.
+    fn fail(&mut self, reason: String, now: Instant) {
+        if self.shutdown.is_none() {
+            self.log(LogLevel::Error, reason.clone());
+        }
+        self.stop(Outcome::Failed(reason), now);
+    }
+
+    /// Starts the shutdown (idempotent: the first outcome wins).
+    fn stop(&mut self, outcome: Outcome, now: Instant) {
+        if self.shutdown.is_some() || self.exited {
+            return;
+        }
+        self.outcome = Some(outcome);
+        self.shutdown = Some(Shutdown::default());
+        self.handoff_deadline = None;
+        self.backoff_until = None;
+        self.advance(now);
+    }
+
+    fn push_config(&mut self, config: Vec<u8>, now: Instant) {
+        let mut packet = Vec::with_capacity(config.len() + 4);
+        if let Err(e) = encode_config(&config, &mut packet) {
+            self.log(LogLevel::Error, format!("cannot push the config: {e}"));
+            return;
+        }
+        match spec::parse_vassal(&self.config.plan.vassal_name, &config) {
+            Ok(Some(spec)) if spec == self.spec_at_start => {}
+            Ok(_) => self.log(
+                LogLevel::Info,
+                "the [emperor] section changed; docker-* changes apply when the vassal is next started".into(),
+            ),
+            Err(e) => self.log(LogLevel::Error, format!("the new config is invalid ({e}); it is pushed anyway")),
+        }
+        let _ = now;
+        if self.shutdown.is_none() {
+            self.push(Action::ToVassalConfig(packet));
+        }
+    }
+
+    fn hand_off(&mut self, peer: ProxyPeer, now: Instant) {
+        let mut packet = Vec::with_capacity(self.config.config.len() + 4);
+        if let Err(e) = encode_config(&self.config.config, &mut packet) {
+            self.fail(e.to_string(), now);
+            return;
+        }
+        // The config waits in the channel's buffer; uWSGI reads it right after the handoff.
+        self.push(Action::ToVassalConfig(packet));
+        let fds = vec![HandedFd::Control, HandedFd::Config];
+        let data = handoff::encode(&fds).to_vec();
+        self.push(Action::Handoff { peer, data, fds });
+        // Single use: nobody else gets to connect.
+        self.push(Action::CloseProxy);
+        self.proxy = ProxyState::Closed;
+        self.handed_off = true;
+        self.handoff_deadline = None;
+        self.phase = Phase::Running;
+        self.debug("handed the Emperor's channels to the vassal".into());
+    }
+
+    fn new_conn(&mut self) -> DockerConn {
+        let conn = DockerConn(self.next_conn);
+        self.next_conn += 1;
+        self.push(Action::DockerConnect(conn));
+        conn
+    }
+
+    fn api_idle(&self) -> bool {
+        self.api_conn.as_ref().is_none_or(|c| c.in_flight.is_none())
+    }
+
+    /// Sends one request on the api connection, opening it first when needed.
+    fn send_api(&mut self, request: ApiRequest, bytes: Vec<u8>) {
+        let conn = match self.api_conn.as_mut() {
+            Some(api) => {
+                api.reader.reset(false);
+                api.in_flight = Some(request);
+                api.conn
+            }
+            None => {
+                let conn = self.new_conn();
+                self.api_conn = Some(ApiConn {
+                    conn,
+                    reader: ResponseReader::new(false, Limits::default()),
+                    in_flight: Some(request),
+                });
+                conn
+            }
+        };
+        self.push(Action::DockerSend(conn, bytes));
+    }
+
+    /// Issues the next request the state calls for, if the api connection is free.
+    fn advance(&mut self, now: Instant) {
+        if self.exited || !self.api_idle() {
+            return;
+        }
+        if let Some(shutdown) = self.shutdown {
+            self.advance_shutdown(shutdown, now);
+            return;
+        }
+        let Some(api) = self.api else {
+            if self.phase == Phase::Negotiating {
+                let mut out = Vec::new();
+                docker::version_request(&mut out);
+                self.send_api(ApiRequest::Version, out);
+            }
+            return;
+        };
+        let mut out = Vec::new();
+        match self.phase {
+            Phase::Creating => {
+                self.create_attempts += 1;
+                api.create(&self.config.plan, &mut out);
+                self.send_api(ApiRequest::Create, out);
+            }
+            Phase::RemovingConflict => {
+                api.remove(&self.config.plan.container_name, &mut out);
+                self.send_api(ApiRequest::RemoveConflict, out);
+            }
+            Phase::Starting => {
+                if let Some(id) = self.container_id.clone() {
+                    api.start(&id, &mut out);
+                    self.send_api(ApiRequest::Start, out);
+                }
+            }
+            Phase::Inspecting => {
+                if let Some(id) = self.container_id.clone() {
+                    api.inspect(&id, &mut out);
+                    self.send_api(ApiRequest::Inspect, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn advance_shutdown(&mut self, mut shutdown: Shutdown, now: Instant) {
+        if matches!(self.proxy, ProxyState::Bound | ProxyState::Accepting) {
+            self.push(Action::CloseProxy);
+            self.proxy = ProxyState::Closed;
+        }
+        let id = self.container_id.clone();
+        let api = self.api;
+        match (id, api) {
+            (Some(id), Some(api))
+                if !shutdown.stop_done && self.started && !self.container_exited =>
+            {
+                let timeout = self.config.plan.spec.stop_timeout;
+                let mut out = Vec::new();
+                api.stop(&id, timeout, &mut out);
+                let wait =
+                    Duration::from_secs(u64::from(timeout.unwrap_or(DEFAULT_STOP_TIMEOUT_SECS)));
+                self.stop_deadline = Some(now + wait + self.config.stop_grace);
+                self.send_api(ApiRequest::Stop, out);
+            }
+            (Some(id), Some(api)) if !shutdown.remove_done => {
+                shutdown.stop_done = true;
+                self.shutdown = Some(shutdown);
+                let mut out = Vec::new();
+                api.remove(&id, &mut out);
+                self.stop_deadline = Some(now + self.config.stop_grace);
+                self.send_api(ApiRequest::Remove, out);
+            }
+            _ => self.finish(),
+        }
+    }
+
+    /// Everything is cleaned up: close the remaining connections and exit.
+    fn finish(&mut self) {
+        if self.exited {
+            return;
+        }
+        self.stop_deadline = None;
+        let conns: Vec<DockerConn> = [
+            self.api_conn.take().map(|c| c.conn),
+            self.attach.take().map(|c| c.conn),
+            self.wait.take().map(|c| c.conn),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        for conn in conns {
+            self.push(Action::DockerClose(conn));
+        }
+        let code = match self.outcome {
+            Some(Outcome::Stopped) => 0,
+            _ => 1,
+        };
+        self.exited = true;
+        self.push(Action::Exit(code));
+    }
+
+    fn on_api_data(&mut self, data: &[u8], now: Instant) {
+        let Some(api) = self.api_conn.as_mut() else {
+            return;
+        };
+        let Some(request) = api.in_flight else {
+            // dockerd never speaks unasked on a keep-alive connection.
+            self.fail("docker daemon sent data nobody asked for".into(), now);
+            return;
+        };
+        match api.reader.feed(data) {
+            Ok(Progress::Partial) => {}
+            Ok(Progress::Complete {
+                response,
+                consumed: _,
+            }) => {
+                api.in_flight = None;
+                self.on_api_response(request, response, now);
+            }
+            Err(e) => {
+                if let Some(api) = self.api_conn.take() {
+                    self.push(Action::DockerClose(api.conn));
+                }
+                self.api_failed(
+                    request,
+                    format!("bad reply from the docker daemon: {e}"),
+                    now,
+                );
+            }
+        }
+    }
+
+    /// The api connection broke while `request` was in flight.
+    fn api_failed(&mut self, request: ApiRequest, reason: String, now: Instant) {
+        match request {
+            // Cleanup goes on even when the daemon misbehaves: the next step reconnects.
+            ApiRequest::Stop | ApiRequest::Remove => {
+                self.log(LogLevel::Error, reason);
+                if let Some(shutdown) = self.shutdown.as_mut() {
+                    if request == ApiRequest::Stop {
+                        shutdown.stop_done = true;
+                    } else {
+                        shutdown.remove_done = true;
+                    }
+                }
+                self.advance(now);
+            }
+            // The create may or may not have happened; the name finds it either way.
+            ApiRequest::Create => {
+                self.container_id = self
+                    .container_id
+                    .take()
+                    .or(Some(self.config.plan.container_name.clone()));
+                self.fail(reason, now);
+            }
+            _ => self.fail(reason, now),
+        }
+    }
+
+    fn on_api_response(&mut self, request: ApiRequest, response: Response, now: Instant) {
+        match request {
+            ApiRequest::Version => {
+                match docker::parse_version(&response).and_then(Api::negotiate) {
+                    Ok(api) => {
+                        self.debug(format!("negotiated docker API {}", api.version));
+                        self.api = Some(api);
+                        if self.phase == Phase::Negotiating {
+                            self.phase = Phase::Creating;
+                        }
+                    }
+                    Err(e) => return self.fail(e.to_string(), now),
+                }
+            }
+            ApiRequest::Create => match docker::parse_create(&response) {
+                Ok(created) => {
+                    for warning in &created.warnings {
+                        self.log(LogLevel::Info, format!("docker: {warning}"));
+                    }
+                    self.container_id = Some(created.id.clone());
+                    if let Some(path) = self.config.plan.spec.cidfile.clone() {
+                        self.push(Action::WriteCidFile {
+                            path,
+                            id: created.id.clone(),
+                        });
+                    }
+                    if self.shutdown.is_none() {
+                        self.arm(created.id);
+                    }
+                }
+                Err(DaemonError::Status { status: 409, .. })
+                    if self.create_attempts < MAX_CREATE_ATTEMPTS =>
+                {
+                    let name = self.config.plan.container_name.clone();
+                    self.log(
+                        LogLevel::Info,
+                        format!("replacing the existing container named {name}"),
+                    );
+                    self.phase = Phase::RemovingConflict;
+                }
+                Err(e) if e.is_not_found() => {
+                    let image = self.config.plan.spec.image.clone();
+                    return self.fail(
+                        format!("docker image {image:?} not found ({e}); build or load it on this host (no registry pull is attempted)"),
+                        now,
+                    );
+                }
+                Err(e) => return self.fail(format!("cannot create the container: {e}"), now),
+            },
+            ApiRequest::RemoveConflict => match docker::parse_empty(&response) {
+                Ok(_) => self.back_off(now),
+                Err(e) if e.is_not_found() || is_removal_in_progress(&e) => self.back_off(now),
+                Err(e) => {
+                    return self.fail(
+                        format!("cannot remove the container holding our name: {e}"),
+                        now,
+                    )
+                }
+            },
+            ApiRequest::Start => match docker::parse_empty(&response) {
+                Ok(_) => {
+                    self.started = true;
+                    if self.phase == Phase::Starting {
+                        self.phase = Phase::Inspecting;
+                    }
+                }
+                Err(e) => {
+                    // A failed start can leave the container in "created": remove it.
+                    return self.fail(format!("cannot start the container: {e}"), now);
+                }
+            },
+            ApiRequest::Inspect => match docker::parse_inspect(&response) {
+                Ok(info) if info.running && info.pid > 0 => {
+                    self.container_pid = Some(info.pid);
+                    if self.phase == Phase::Inspecting {
+                        self.phase = Phase::ResolvingNamespace;
+                        self.push(Action::QueryPidNamespace { pid: info.pid });
+                    }
+                }
+                Ok(_) => {
+                    // It already exited; the wait connection reports how.
+                    self.debug("the container is no longer running".into());
+                }
+                Err(e) => return self.fail(format!("cannot inspect the container: {e}"), now),
+            },
+            ApiRequest::Stop => {
+                self.stop_deadline = None;
+                if let Err(e) = docker::parse_empty(&response) {
+                    if !e.is_not_found() {
+                        self.log(
+                            LogLevel::Error,
+                            format!("cannot stop the container: {e}; removing it by force"),
+                        );
+                    }
+                }
+                if let Some(shutdown) = self.shutdown.as_mut() {
+                    shutdown.stop_done = true;
+                }
+            }
+            ApiRequest::Remove => {
+                self.stop_deadline = None;
+                match docker::parse_empty(&response) {
+                    Ok(_) => {}
+                    Err(e) if e.is_not_found() || is_removal_in_progress(&e) => {}
+                    Err(e) => {
+                        self.log(LogLevel::Error, format!("cannot remove the container: {e}"))
+                    }
+                }
+                if let Some(shutdown) = self.shutdown.as_mut() {
+                    shutdown.remove_done = true;
+                }
+            }
+        }
+        self.advance(now);
+    }
+
+    fn back_off(&mut self, now: Instant) {
+        self.phase = Phase::BackingOff;
+        self.backoff_until = Some(now + CONFLICT_BACKOFF);
+    }
+
+    /// Attach and wait go out together on their own connections; start follows once both
+    /// are armed, so no output and no exit is missed.
+    fn arm(&mut self, id: String) {
+        let Some(api) = self.api else { return };
+        self.phase = Phase::Arming;
+        let tty = self.config.plan.spec.tty;
+        let prefix = self
+            .config
+            .log_prefix
+            .then(|| format!("[{}] ", self.config.plan.vassal_name));
+        let attach_conn = self.new_conn();
+        let mut out = Vec::new();
+        api.attach(&id, &mut out);
+        self.push(Action::DockerSend(attach_conn, out));
+        self.attach = Some(AttachConn {
+            conn: attach_conn,
+            reader: ResponseReader::new(false, Limits::default()),
+            upgraded: false,
+            demuxer: Demuxer::new(tty),
+            stdout: LineSplitter::new(prefix.clone(), MAX_LOG_LINE),
+            stderr: LineSplitter::new(prefix, MAX_LOG_LINE),
+        });
+        let wait_conn = self.new_conn();
+        let mut out = Vec::new();
+        api.wait_next_exit(&id, &mut out);
+        self.push(Action::DockerSend(wait_conn, out));
+        self.wait = Some(WaitConn {
+            conn: wait_conn,
+            reader: ResponseReader::new(false, Limits::default()),
+            armed: false,
+        });
+    }
+
+    fn maybe_start(&mut self, now: Instant) {
+        let attached = self.attach.as_ref().is_some_and(|a| a.upgraded);
+        let armed = self.wait.as_ref().is_some_and(|w| w.armed);
+        if self.phase == Phase::Arming && attached && armed && self.shutdown.is_none() {
+            self.phase = Phase::Starting;
+            self.advance(now);
+        }
+    }
+
+    fn on_attach_data(&mut self, data: &[u8], now: Instant) {
+        let Some(attach) = self.attach.as_mut() else {
+            return;
+        };
+        let mut stream = data;
+        if !attach.upgraded {
+            match attach.reader.feed(data) {
+                Ok(Progress::Partial) => return,
+                Ok(Progress::Complete { response, consumed }) => {
+                    if let Err(e) = docker::parse_attach(&response) {
+                        return self.fail(format!("cannot attach to the container: {e}"), now);
+                    }
+                    attach.upgraded = true;
+                    stream = data.get(consumed..).unwrap_or_default();
+                }
+                Err(e) => {
+                    return self.fail(format!("bad attach reply from the docker daemon: {e}"), now)
+                }
+            }
+        }
+        let mut lines: Vec<Vec<u8>> = Vec::new();
+        let AttachConn {
+            demuxer,
+            stdout,
+            stderr,
+            ..
+        } = attach;
+        let result = demuxer.feed(stream, &mut |kind, bytes| {
+            let splitter = if kind == StreamKind::Stderr {
+                &mut *stderr
+            } else {
+                &mut *stdout
+            };
+            splitter.push(bytes, &mut |line| lines.push(line.to_vec()));
+        });
+        for line in lines {
+            self.push(Action::Log(
+                LogLevel::Info,
+                String::from_utf8_lossy(&line).into_owned(),
+            ));
+        }
+        if let Err(e) = result {
+            // Losing the logs is no reason to kill the vassal.
+            self.log(
+                LogLevel::Error,
+                format!("stopped reading the container's output: {e}"),
+            );
+            if let Some(attach) = self.attach.take() {
+                self.push(Action::DockerClose(attach.conn));
+            }
+        }
+        self.maybe_start(now);
+    }
+
+    fn on_wait_data(&mut self, data: &[u8], now: Instant) {
+        let Some(wait) = self.wait.as_mut() else {
+            return;
+        };
+        let progress = wait.reader.feed(data);
+        if !wait.armed {
+            if let Some((status, _)) = wait.reader.head() {
+                if status != 200 {
+                    // The error body may still be arriving; judge the whole response below.
+                } else {
+                    wait.armed = true;
+                    self.maybe_start(now);
+                }
+            }
+        }
+        match progress {
+            Ok(Progress::Partial) => {}
+            Ok(Progress::Complete { response, .. }) => {
+                if let Some(wait) = self.wait.take() {
+                    self.push(Action::DockerClose(wait.conn));
+                }
+                match docker::parse_wait_body(&response) {
+                    Ok(code) => {
+                        self.container_exited = true;
+                        if self.shutdown.is_none() {
+                            self.log(
+                                LogLevel::Info,
+                                format!("the container exited with status {code}"),
+                            );
+                        }
+                        self.stop(Outcome::ContainerExited(code), now);
+                        // A stop already under way no longer needs to stop anything.
+                        self.advance(now);
+                    }
+                    Err(e) => self.fail(format!("cannot wait for the container: {e}"), now),
+                }
+            }
+            Err(e) => self.fail(format!("bad wait reply from the docker daemon: {e}"), now),
+        }
+    }
+}
+
+/// dockerd's 409 when an AutoRemove or an earlier delete is already removing it.
+fn is_removal_in_progress(e: &DaemonError) -> bool {
+    matches!(e, DaemonError::Status { status: 409, message } if message.contains("in progress"))
+}
+
+#[cfg(test)]
+mod tests;
