@@ -291,7 +291,9 @@ impl EmperorSettings {
     /// Defaults, with the daemon socket taken from `DOCKER_HOST` when it is set.
     ///
     /// Sans-IO: `get` looks an environment variable up (`|k| std::env::var(k).ok()`).
-    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<EmperorSettings, SettingsError> {
+    pub fn from_env(
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<EmperorSettings, SettingsError> {
         let mut settings = EmperorSettings::default();
         if let Some(socket) = docker_host_socket(get("DOCKER_HOST").as_deref())? {
             settings.daemon_socket = socket;
@@ -441,6 +443,14 @@ fn check_keys(vassal: &str, docker: &[Entry<'_>]) -> Result<(), SpecError> {
 
 /// The known key closest to `key`, if it is close enough to be a typo.
 pub fn nearest_key(key: &str) -> Option<&'static str> {
+    // A truncated key (`docker-mem`) is nearer its completion than an equally short key.
+    let completion = KNOWN_KEYS
+        .iter()
+        .filter(|k| key.len() > "docker-".len() && k.starts_with(key))
+        .min_by_key(|k| k.len());
+    if let Some(k) = completion {
+        return Some(k);
+    }
     KNOWN_KEYS
         .iter()
         .map(|k| (values::edit_distance(key, k), *k))
@@ -493,7 +503,12 @@ fn apply(spec: &mut VassalSpec, entry: &Entry<'_>) -> Result<(), String> {
         "docker-uwsgi" => spec.uwsgi = values::uwsgi(v)?,
         "docker-handoff" => spec.handoff = values::handoff(v)?,
         // `check_keys` has rejected every other key already.
-        _ => return Err(format!("one of the known attributes: {}", KNOWN_KEYS.join(", "))),
+        _ => {
+            return Err(format!(
+                "one of the known attributes: {}",
+                KNOWN_KEYS.join(", ")
+            ))
+        }
     }
     Ok(())
 }

@@ -277,8 +277,7 @@ pub(super) fn nano_cpus(v: &str) -> Result<u64, String> {
         "expected a number of CPUs greater than 0, e.g. 1, 0.5 or 2.25 (at most 9 decimals)";
     let (whole, frac) = v.split_once('.').unwrap_or((v, ""));
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if (whole.is_empty() && frac.is_empty()) || !digits(whole) || !digits(frac) || frac.len() > 9
-    {
+    if (whole.is_empty() && frac.is_empty()) || !digits(whole) || !digits(frac) || frac.len() > 9 {
         return Err(EXPECTED.into());
     }
     let whole: u64 = if whole.is_empty() {
@@ -339,8 +338,8 @@ pub(super) fn tmpfs(v: &str) -> Result<(String, String), String> {
 /// Linux signal names in number order, 1..=31 (x86, arm and most others).
 const SIGNALS: &[&str] = &[
     "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2",
-    "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU",
-    "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
+    "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG",
+    "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
 ];
 
 /// `INT`, `SIGINT`, `sigint` or `2`, all as `SIGINT`.
@@ -400,4 +399,3 @@ pub(super) fn edit_distance(a: &str, b: &str) -> usize {
     }
     prev[b.len()]
 }
-
