@@ -1,7 +1,6 @@
 //! The container plan: what the spec alone does not say (name, labels, proxy paths,
 //! command, environment), decided deterministically from the vassal's identity.
 //!
-//! CONTRACT (filled in by the spec work).
 use crate::spec::VassalSpec;
 
 /// Label keys on every container we create.
@@ -51,17 +50,135 @@ pub struct ContainerPlan {
     pub env: Vec<String>,
 }
 
+/// The longest container name we produce.
+pub const MAX_CONTAINER_NAME: usize = 128;
+
+/// Hex digits of the FNV-1a 64 hash that marks a sanitised name.
+const HASH_HEX: usize = 16;
+
 /// A Docker-valid (`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`), deterministic and collision-free
 /// container name for any vassal name: valid names pass through unchanged; others are
 /// sanitised and suffixed with a short hash of the original.
+///
+/// Why two vassals never share a name:
+/// * Every sanitised name ends in `-` and 16 lowercase hex digits (the hash of the whole
+///   original name). A name that already ends that way is never passed through: it is
+///   sanitised (hashed) too. So pass-through outputs never look like sanitised outputs, and
+///   two different pass-through names are different outputs.
+/// * Two different sanitised names differ in their hash, unless FNV-1a 64 collides on two
+///   vassal names of one host, which we accept (about 2^-64 per pair).
 pub fn container_name(vassal: &str) -> String {
-    let _ = vassal;
-    todo!()
+    if is_valid_name(vassal) && !looks_hashed(vassal) {
+        return vassal.to_owned();
+    }
+    let mut prefix: String = vassal
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '_' | '.' | '-' => c,
+            _ => '_',
+        })
+        .take(MAX_CONTAINER_NAME - HASH_HEX - 1)
+        .collect();
+    if !prefix.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        // Docker wants a letter or digit first; `v` for vassal.
+        prefix.insert(0, 'v');
+        prefix.truncate(MAX_CONTAINER_NAME - HASH_HEX - 1);
+    }
+    format!("{prefix}-{:016x}", fnv1a64(vassal.as_bytes()))
+}
+
+/// Docker's rule for names, plus our length cap.
+fn is_valid_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    bytes.len() >= 2
+        && bytes.len() <= MAX_CONTAINER_NAME
+        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// Ends in `-` and 16 lowercase hex digits, as every sanitised name does.
+fn looks_hashed(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let Some(hash) = bytes
+        .len()
+        .checked_sub(HASH_HEX + 1)
+        .and_then(|start| bytes.get(start..))
+    else {
+        return false;
+    };
+    hash.first() == Some(&b'-')
+        && hash
+            .iter()
+            .skip(1)
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// FNV-1a, 64 bits: tiny, stable across versions and platforms.
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 impl ContainerPlan {
+    /// Decide everything about the container that the spec leaves open.
+    ///
+    /// [`HandoffMode::Launcher`](crate::spec::HandoffMode::Launcher) will need a different
+    /// `cmd` (the launcher, then uWSGI); until the launcher exists both modes get the native
+    /// command.
     pub fn new(spec: VassalSpec, identity: &VassalIdentity) -> ContainerPlan {
-        let _ = (spec, identity);
-        todo!()
+        let vassal_name = identity.name.clone();
+        let container_name = container_name(&vassal_name);
+        let proxy_host_path = match &spec.proxy {
+            Some(proxy) => proxy.host.clone(),
+            None => format!(
+                "{}/{}.sock",
+                identity.proxy_dir.trim_end_matches('/'),
+                vassal_name
+            ),
+        };
+        let proxy_container_path = spec
+            .proxy
+            .as_ref()
+            .and_then(|p| p.container.clone())
+            .unwrap_or_else(|| format!("/{container_name}.sock"));
+        let mut labels = vec![
+            (labels::MANAGED.to_owned(), "1".to_owned()),
+            (labels::VASSAL.to_owned(), vassal_name.clone()),
+            (labels::EMPEROR.to_owned(), identity.emperor_id.clone()),
+            (labels::BRIDGE.to_owned(), identity.bridge_id.clone()),
+            (labels::PROXY.to_owned(), proxy_host_path.clone()),
+        ];
+        // `parse_vassal` refuses user labels under our prefix; should a hand-built spec
+        // carry one anyway, ours win.
+        for (key, value) in &spec.labels {
+            if !labels.iter().any(|(k, _)| k == key) {
+                labels.push((key.clone(), value.clone()));
+            }
+        }
+        labels.sort_by(|a, b| a.0.cmp(&b.0));
+        let cmd = vec![
+            spec.uwsgi.clone(),
+            "--ini".to_owned(),
+            format!("emperor://{vassal_name}"),
+        ];
+        let env = core::iter::once(format!("UWSGI_EMPEROR_PROXY={proxy_container_path}"))
+            .chain(spec.env.iter().map(|(k, v)| format!("{k}={v}")))
+            .collect();
+        ContainerPlan {
+            spec,
+            vassal_name,
+            container_name,
+            labels,
+            proxy_host_path,
+            proxy_container_path,
+            cmd,
+            env,
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

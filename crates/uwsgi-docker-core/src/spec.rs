@@ -3,7 +3,19 @@
 //! Only `[emperor]` is interpreted; every other section belongs to uWSGI and is ignored,
 //! so any file uWSGI accepts does not fail here because of them.
 //!
-//! CONTRACT (filled in by the spec work): see the issue text for every attribute.
+//! The section is read the way uWSGI's own ini reader (`core/ini.c`) reads it, not the way a
+//! generic ini library does: one entry per line, split at the first `=`, a line without `=` is
+//! a key with an empty value, `;`/`#` start a comment only at the start of a line, there are no
+//! quotes, escapes or continuation lines, and repeated keys are all kept in file order. A
+//! generic parser (rust-ini included) disagrees on several of these: it lets a bare key swallow
+//! the next line, splits keys at `:`, and strips quotes. So the Emperor and we would see
+//! different attributes for the same file; we follow uWSGI.
+use core::fmt;
+use core::net::IpAddr;
+
+mod values;
+
+pub use values::{format_size, parse_size};
 
 /// A `docker-port` mapping, `hostport:ctrport`, `hostip:hostport:ctrport`, optional `/udp`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +34,31 @@ pub enum Protocol {
     Udp,
 }
 
+impl Protocol {
+    /// The suffix Docker uses in `ExposedPorts` and `PortBindings` keys (`3031/tcp`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+impl fmt::Display for PortMapping {
+    /// The canonical `docker-port` form: `[HOSTIP:]HOSTPORT:CTRPORT/PROTO`, IPv6 in brackets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.host_ip {
+            Some(ip) if ip.contains(':') => write!(f, "[{ip}]:")?,
+            Some(ip) => write!(f, "{ip}:")?,
+            None => {}
+        }
+        if let Some(port) = self.host_port {
+            write!(f, "{port}")?;
+        }
+        write!(f, ":{}/{}", self.container_port, self.protocol.as_str())
+    }
+}
+
 /// A `docker-mount`: `/host:/ctr[:ro|rw]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
@@ -35,7 +72,8 @@ pub struct Mount {
 pub enum ListenAddress {
     /// An absolute unix socket path.
     Unix(String),
-    /// `ip:port` or `[ipv6]:port`; an empty ip means all addresses.
+    /// `ip:port` or `[ipv6]:port`; an empty ip means all addresses. The ip is stored
+    /// without brackets.
     Tcp { ip: String, port: u16 },
 }
 
@@ -94,6 +132,86 @@ pub struct VassalSpec {
     pub uwsgi: String,
     pub handoff: HandoffMode,
 }
+
+impl VassalSpec {
+    /// A spec with every attribute at its default, for `image`.
+    pub fn with_image(image: impl Into<String>) -> VassalSpec {
+        VassalSpec {
+            image: image.into(),
+            socket: None,
+            ports: Vec::new(),
+            workdir: None,
+            mounts: Vec::new(),
+            network_mode: None,
+            hostname: None,
+            proxy: None,
+            env: Vec::new(),
+            user: None,
+            memory: None,
+            swap: None,
+            cidfile: None,
+            dns: Vec::new(),
+            labels: Vec::new(),
+            nano_cpus: None,
+            pids_limit: None,
+            read_only: false,
+            cap_drop: Vec::new(),
+            tmpfs: Vec::new(),
+            stop_signal: DEFAULT_STOP_SIGNAL.into(),
+            stop_timeout: None,
+            tty: true,
+            uwsgi: DEFAULT_UWSGI.into(),
+            handoff: HandoffMode::Native,
+        }
+    }
+}
+
+/// uWSGI 2.0 reloads brutally on SIGTERM; SIGINT stops it.
+pub const DEFAULT_STOP_SIGNAL: &str = "SIGINT";
+/// The uWSGI binary looked up on the image's `PATH`.
+pub const DEFAULT_UWSGI: &str = "uwsgi";
+/// Label keys under this prefix are ours; `docker-label` may not set them.
+pub const RESERVED_LABEL_PREFIX: &str = "io.uwsgi-docker.";
+
+/// Every `[emperor]` attribute we understand, for docs, `check` and suggestions.
+pub const KNOWN_KEYS: &[&str] = &[
+    "docker-image",
+    "docker-socket",
+    "docker-port",
+    "docker-workdir",
+    "docker-mount",
+    "docker-network-mode",
+    "docker-hostname",
+    "docker-proxy",
+    "docker-env",
+    "docker-user",
+    "docker-memory",
+    "docker-swap",
+    "docker-cidfile",
+    "docker-dns",
+    "docker-label",
+    "docker-cpus",
+    "docker-pids-limit",
+    "docker-read-only",
+    "docker-cap-drop",
+    "docker-tmpfs",
+    "docker-stop-signal",
+    "docker-stop-timeout",
+    "docker-tty",
+    "docker-uwsgi",
+    "docker-handoff",
+];
+
+/// Keys that may appear more than once; every other key is single-valued.
+pub const REPEATABLE_KEYS: &[&str] = &[
+    "docker-port",
+    "docker-mount",
+    "docker-env",
+    "docker-dns",
+    "docker-label",
+    "docker-cap-drop",
+    "docker-tmpfs",
+];
 
 /// A vassal file or attribute we refuse; names the vassal, key and value, and says how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -160,9 +278,263 @@ impl Default for EmperorSettings {
     }
 }
 
+/// An Emperor-level setting we refuse (the operator's environment, not a vassal).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("DOCKER_HOST={value:?}: only unix sockets are supported; use unix:///path/to/docker.sock or unset DOCKER_HOST")]
+    UnsupportedDockerHost { value: String },
+    #[error("DOCKER_HOST={value:?}: the unix socket path must be absolute, as in unix:///var/run/docker.sock")]
+    RelativeDockerHost { value: String },
+}
+
+impl EmperorSettings {
+    /// Defaults, with the daemon socket taken from `DOCKER_HOST` when it is set.
+    ///
+    /// Sans-IO: `get` looks an environment variable up (`|k| std::env::var(k).ok()`).
+    pub fn from_env(
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<EmperorSettings, SettingsError> {
+        let mut settings = EmperorSettings::default();
+        if let Some(socket) = docker_host_socket(get("DOCKER_HOST").as_deref())? {
+            settings.daemon_socket = socket;
+        }
+        Ok(settings)
+    }
+}
+
+/// The socket path in a `DOCKER_HOST` value; `None` when unset or empty (use the default).
+pub fn docker_host_socket(value: Option<&str>) -> Result<Option<String>, SettingsError> {
+    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let Some(path) = value.strip_prefix("unix://") else {
+        return Err(SettingsError::UnsupportedDockerHost {
+            value: value.into(),
+        });
+    };
+    if !path.starts_with('/') {
+        return Err(SettingsError::RelativeDockerHost {
+            value: value.into(),
+        });
+    }
+    Ok(Some(path.into()))
+}
+
+/// One `key = value` line of the `[emperor]` section, both trimmed.
+#[derive(Debug, Clone, Copy)]
+struct Entry<'a> {
+    key: &'a str,
+    value: &'a str,
+}
+
+/// The `[emperor]` entries of `text`, in file order, read as uWSGI's ini reader does.
+///
+/// Works on bytes so that only the `[emperor]` lines have to be UTF-8: uWSGI itself does not
+/// care about encodings, so other sections may hold anything.
+fn emperor_entries<'a>(vassal: &str, text: &'a [u8]) -> Result<Vec<Entry<'a>>, SpecError> {
+    const BOM: &[u8] = b"\xEF\xBB\xBF";
+    let (mut offset, body) = match text.strip_prefix(BOM) {
+        Some(rest) => (BOM.len(), rest),
+        None => (0, text),
+    };
+    let mut in_emperor = false;
+    let mut entries = Vec::new();
+    for raw in body.split(|&b| b == b'\n') {
+        let line_start = offset;
+        offset += raw.len() + 1;
+        let line = raw.trim_ascii();
+        if line.is_empty() || line.starts_with(b";") || line.starts_with(b"#") {
+            continue;
+        }
+        if let Some(header) = line.strip_prefix(b"[") {
+            // uWSGI drops the last character, which should be `]`.
+            let name = header.strip_suffix(b"]").unwrap_or(header);
+            in_emperor = name == b"emperor";
+            continue;
+        }
+        if !in_emperor {
+            continue;
+        }
+        let line = core::str::from_utf8(line).map_err(|e| SpecError::NotUtf8 {
+            vassal: vassal.into(),
+            offset: line_start + leading_ws(raw) + e.valid_up_to(),
+        })?;
+        let (key, value) = line.split_once('=').unwrap_or((line, ""));
+        entries.push(Entry {
+            key: key.trim(),
+            value: value.trim(),
+        });
+    }
+    Ok(entries)
+}
+
+fn leading_ws(raw: &[u8]) -> usize {
+    raw.len() - raw.trim_ascii_start().len()
+}
+
 /// Parse the ini text of vassal `vassal`: `Ok(None)` when its `[emperor]` section names no
 /// `docker-image` (and has no `docker-*` keys), `Ok(Some(spec))` for a Docker vassal.
 pub fn parse_vassal(vassal: &str, text: &[u8]) -> Result<Option<VassalSpec>, SpecError> {
-    let _ = (vassal, text);
-    todo!()
+    let entries = emperor_entries(vassal, text)?;
+    let docker: Vec<Entry<'_>> = entries
+        .into_iter()
+        .filter(|e| e.key.starts_with("docker-"))
+        .collect();
+    if docker.is_empty() {
+        return Ok(None);
+    }
+    check_keys(vassal, &docker)?;
+    let Some(image) = docker.iter().find(|e| e.key == "docker-image") else {
+        let because = match docker.first() {
+            Some(e) => format!("any docker-* attribute is given ({} = {:?}); add docker-image = IMAGE or remove the docker-* attributes", e.key, e.value),
+            None => "any docker-* attribute is given".into(),
+        };
+        return Err(SpecError::Missing {
+            vassal: vassal.into(),
+            key: "docker-image".into(),
+            because,
+        });
+    };
+    let mut spec = VassalSpec::with_image(image.value);
+    for entry in &docker {
+        apply(&mut spec, entry).map_err(|expected| SpecError::BadValue {
+            vassal: vassal.into(),
+            key: entry.key.into(),
+            value: entry.value.into(),
+            expected,
+        })?;
+    }
+    if spec.swap.is_some() && spec.memory.is_none() {
+        return Err(SpecError::Missing {
+            vassal: vassal.into(),
+            key: "docker-memory".into(),
+            because: "docker-swap is given (Docker limits memory plus swap, so it needs the memory limit too)".into(),
+        });
+    }
+    Ok(Some(spec))
 }
+
+/// Unknown keys and repeats of single-valued keys, in file order.
+fn check_keys(vassal: &str, docker: &[Entry<'_>]) -> Result<(), SpecError> {
+    for (i, entry) in docker.iter().enumerate() {
+        if !KNOWN_KEYS.contains(&entry.key) {
+            return Err(SpecError::UnknownKey {
+                vassal: vassal.into(),
+                key: entry.key.into(),
+                value: entry.value.into(),
+                suggestion: nearest_key(entry.key).map(String::from),
+            });
+        }
+        if REPEATABLE_KEYS.contains(&entry.key) {
+            continue;
+        }
+        let earlier = docker.iter().take(i).find(|e| e.key == entry.key);
+        if let Some(first) = earlier {
+            return Err(SpecError::Repeated {
+                vassal: vassal.into(),
+                key: entry.key.into(),
+                first: first.value.into(),
+                second: entry.value.into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The known key closest to `key`, if it is close enough to be a typo.
+pub fn nearest_key(key: &str) -> Option<&'static str> {
+    // A truncated key (`docker-mem`) is nearer its completion than an equally short key.
+    let completion = KNOWN_KEYS
+        .iter()
+        .filter(|k| key.len() > "docker-".len() && k.starts_with(key))
+        .min_by_key(|k| k.len());
+    if let Some(k) = completion {
+        return Some(k);
+    }
+    KNOWN_KEYS
+        .iter()
+        .map(|k| (values::edit_distance(key, k), *k))
+        .filter(|(d, k)| *d <= 3 && *d < k.len() / 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Apply one known entry to `spec`; `Err` says what would have been accepted.
+fn apply(spec: &mut VassalSpec, entry: &Entry<'_>) -> Result<(), String> {
+    let v = entry.value;
+    match entry.key {
+        "docker-image" => spec.image = values::image(v)?,
+        "docker-socket" => spec.socket = Some(values::listen_address(v)?),
+        "docker-port" => spec.ports.push(values::port_mapping(v)?),
+        "docker-workdir" => spec.workdir = Some(values::absolute_path(v)?),
+        "docker-mount" => spec.mounts.push(values::mount(v)?),
+        "docker-network-mode" => spec.network_mode = Some(values::network_mode(v)?),
+        "docker-hostname" => spec.hostname = Some(values::hostname(v)?),
+        "docker-proxy" => spec.proxy = Some(values::proxy(v)?),
+        "docker-env" => spec.env.push(values::env(v)?),
+        "docker-user" => spec.user = Some(values::user(v)?),
+        "docker-memory" => {
+            let bytes = parse_size(v)?;
+            if bytes == 0 {
+                return Err(format!("{}; 0 is not a limit", values::SIZE_EXPECTED));
+            }
+            spec.memory = Some(bytes);
+        }
+        "docker-swap" => spec.swap = Some(parse_size(v)?),
+        "docker-cidfile" => spec.cidfile = Some(values::absolute_path(v)?),
+        "docker-dns" => spec.dns.push(values::ip(v)?),
+        "docker-label" => {
+            let (key, value) = values::label(v)?;
+            if spec.labels.iter().any(|(k, _)| *k == key) {
+                return Err(format!(
+                    "expected each label key once; {key} is already set by an earlier docker-label"
+                ));
+            }
+            spec.labels.push((key, value));
+        }
+        "docker-cpus" => spec.nano_cpus = Some(values::nano_cpus(v)?),
+        "docker-pids-limit" => spec.pids_limit = Some(values::pids_limit(v)?),
+        "docker-read-only" => spec.read_only = values::boolean(v)?,
+        "docker-cap-drop" => spec.cap_drop.push(values::capability(v)?),
+        "docker-tmpfs" => spec.tmpfs.push(values::tmpfs(v)?),
+        "docker-stop-signal" => spec.stop_signal = values::signal(v)?,
+        "docker-stop-timeout" => spec.stop_timeout = Some(values::stop_timeout(v)?),
+        "docker-tty" => spec.tty = values::boolean(v)?,
+        "docker-uwsgi" => spec.uwsgi = values::uwsgi(v)?,
+        "docker-handoff" => spec.handoff = values::handoff(v)?,
+        // `check_keys` has rejected every other key already.
+        _ => {
+            return Err(format!(
+                "one of the known attributes: {}",
+                KNOWN_KEYS.join(", ")
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// Brackets an IPv6 address so it can be followed by `:port`.
+pub(crate) fn host_for_port(ip: &str) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]")
+    } else {
+        ip.into()
+    }
+}
+
+impl fmt::Display for ListenAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenAddress::Unix(path) => f.write_str(path),
+            ListenAddress::Tcp { ip, port } => write!(f, "{}:{port}", host_for_port(ip)),
+        }
+    }
+}
+
+/// `true` for an address literal we can bind or hand to Docker.
+fn is_ip(s: &str) -> bool {
+    s.parse::<IpAddr>().is_ok()
+}
+
+#[cfg(test)]
+mod tests;

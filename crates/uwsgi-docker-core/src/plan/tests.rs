@@ -1,0 +1,205 @@
+#![allow(clippy::unwrap_used)]
+use super::*;
+use crate::spec::{ProxyPaths, VassalSpec};
+use proptest::prelude::*;
+use std::collections::HashMap;
+
+/// Docker's own rule, written independently of `is_valid_name`.
+fn docker_accepts(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() >= 2
+        && name.len() <= MAX_CONTAINER_NAME
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+fn identity(name: &str) -> VassalIdentity {
+    VassalIdentity {
+        name: name.into(),
+        proxy_dir: "/etc/uwsgi".into(),
+        emperor_id: "emp1".into(),
+        bridge_id: "host:42:1000".into(),
+    }
+}
+
+#[test]
+fn valid_names_pass_through() {
+    for name in ["foobar.ini", "ab", "app_1-x.ini", "0.ini"] {
+        assert_eq!(container_name(name), name);
+    }
+}
+
+#[test]
+fn invalid_names_are_sanitised_and_hashed() {
+    for name in [
+        "a",
+        "",
+        "my app.ini",
+        "x.ini:zerg",
+        "_x.ini",
+        ".hidden.ini",
+        "café.ini",
+        &"n".repeat(255),
+    ] {
+        let out = container_name(name);
+        assert!(docker_accepts(&out), "{name:?} -> {out:?}");
+        assert!(looks_hashed(&out), "{name:?} -> {out:?}");
+        assert_ne!(out, name);
+    }
+    assert_eq!(
+        container_name("my app.ini"),
+        format!("my_app.ini-{:016x}", fnv1a64(b"my app.ini"))
+    );
+    assert!(container_name("x.ini:zerg").starts_with("x.ini_zerg-"));
+    assert!(container_name("_x.ini").starts_with("v_x.ini-"));
+    assert_eq!(container_name(&"n".repeat(255)).len(), MAX_CONTAINER_NAME);
+    // Non-ASCII becomes one `_` per character, not per byte.
+    assert!(container_name("café.ini").starts_with("caf_.ini-"));
+}
+
+#[test]
+fn fnv_matches_reference_vectors() {
+    assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+    assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+    assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+}
+
+#[test]
+fn names_that_look_sanitised_are_hashed_again() {
+    // `my app.ini` sanitises to this; the valid name must not map onto it.
+    let sanitised = container_name("my app.ini");
+    let again = container_name(&sanitised);
+    assert_ne!(again, sanitised);
+    assert!(docker_accepts(&again));
+    // A dash and 16 hex digits that are not lowercase hex are not our marker.
+    assert_eq!(
+        container_name("app-0123456789ABCDEF"),
+        "app-0123456789ABCDEF"
+    );
+}
+
+#[test]
+fn plan_follows_the_seed_defaults() {
+    let plan = ContainerPlan::new(VassalSpec::with_image("psgi001"), &identity("foobar.ini"));
+    assert_eq!(plan.container_name, "foobar.ini");
+    assert_eq!(plan.vassal_name, "foobar.ini");
+    assert_eq!(plan.proxy_host_path, "/etc/uwsgi/foobar.ini.sock");
+    assert_eq!(plan.proxy_container_path, "/foobar.ini.sock");
+    assert_eq!(plan.cmd, ["uwsgi", "--ini", "emperor://foobar.ini"]);
+    assert_eq!(plan.env, ["UWSGI_EMPEROR_PROXY=/foobar.ini.sock"]);
+    let want: Vec<(String, String)> = [
+        ("io.uwsgi-docker.bridge", "host:42:1000"),
+        ("io.uwsgi-docker.emperor", "emp1"),
+        ("io.uwsgi-docker.managed", "1"),
+        ("io.uwsgi-docker.proxy", "/etc/uwsgi/foobar.ini.sock"),
+        ("io.uwsgi-docker.vassal", "foobar.ini"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(plan.labels, want);
+}
+
+#[test]
+fn plan_uses_docker_proxy_env_labels_and_uwsgi() {
+    let mut spec = VassalSpec::with_image("img");
+    spec.proxy = Some(ProxyPaths {
+        host: "/var/run/foobar.sock".into(),
+        container: Some("/tmp/foosocket".into()),
+    });
+    spec.env = vec![("A".into(), "1".into()), ("B".into(), "x=y".into())];
+    spec.labels = vec![
+        ("zz".into(), "last".into()),
+        ("aa".into(), "first".into()),
+        (labels::MANAGED.into(), "0".into()),
+    ];
+    spec.uwsgi = "/usr/bin/uwsgi".into();
+    let plan = ContainerPlan::new(spec, &identity("x.ini:zerg"));
+    assert_eq!(plan.proxy_host_path, "/var/run/foobar.sock");
+    assert_eq!(plan.proxy_container_path, "/tmp/foosocket");
+    assert_eq!(
+        plan.cmd,
+        ["/usr/bin/uwsgi", "--ini", "emperor://x.ini:zerg"]
+    );
+    assert_eq!(
+        plan.env,
+        ["UWSGI_EMPEROR_PROXY=/tmp/foosocket", "A=1", "B=x=y"]
+    );
+    let keys: Vec<&str> = plan.labels.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys.first(), Some(&"aa"));
+    assert_eq!(keys.last(), Some(&"zz"));
+    let managed: Vec<&str> = plan
+        .labels
+        .iter()
+        .filter(|(k, _)| k == labels::MANAGED)
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(managed, ["1"], "our label wins");
+    assert!(plan
+        .labels
+        .contains(&(labels::VASSAL.into(), "x.ini:zerg".into())));
+}
+
+#[test]
+fn proxy_host_only_keeps_default_container_path() {
+    let mut spec = VassalSpec::with_image("img");
+    spec.proxy = Some(ProxyPaths {
+        host: "/run/p.sock".into(),
+        container: None,
+    });
+    let mut id = identity("my app.ini");
+    id.proxy_dir = "/srv/sockets/".into();
+    let plan = ContainerPlan::new(spec.clone(), &id);
+    assert_eq!(plan.proxy_host_path, "/run/p.sock");
+    assert_eq!(
+        plan.proxy_container_path,
+        format!("/{}.sock", container_name("my app.ini"))
+    );
+    spec.proxy = None;
+    let plan = ContainerPlan::new(spec, &id);
+    assert_eq!(plan.proxy_host_path, "/srv/sockets/my app.ini.sock");
+}
+
+proptest! {
+    #[test]
+    fn container_names_are_always_valid(name in any::<String>()) {
+        let out = container_name(&name);
+        prop_assert!(docker_accepts(&out), "{:?} -> {:?}", name, out);
+        prop_assert_eq!(container_name(&name), out);
+    }
+
+    #[test]
+    fn container_names_are_valid_for_ascii_edge_cases(name in "[ -~]{0,300}") {
+        prop_assert!(docker_accepts(&container_name(&name)));
+    }
+
+    #[test]
+    fn container_names_are_injective(
+        names in proptest::collection::hash_set(
+            prop_oneof![
+                "[a-z]{1,3}",
+                "[a-zA-Z0-9_. :-]{0,12}",
+                "[a-z]{1,4}-[0-9a-f]{16}",
+                any::<String>(),
+            ],
+            0..64,
+        )
+    ) {
+        let mut seen: HashMap<String, String> = HashMap::new();
+        for name in names {
+            let out = container_name(&name);
+            if let Some(other) = seen.insert(out.clone(), name.clone()) {
+                prop_assert!(false, "{:?} and {:?} both map to {:?}", other, name, out);
+            }
+        }
+    }
+
+    #[test]
+    fn sanitised_outputs_never_collide_with_pass_through(name in any::<String>()) {
+        let out = container_name(&name);
+        if out != name {
+            // Whatever `out` is, no input passes through to it.
+            prop_assert_ne!(container_name(&out), out);
+        }
+    }
+}

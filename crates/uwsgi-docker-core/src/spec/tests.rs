@@ -1,0 +1,751 @@
+#![allow(clippy::unwrap_used)]
+use super::*;
+use proptest::prelude::*;
+
+fn parse(text: &str) -> Result<Option<VassalSpec>, SpecError> {
+    parse_vassal("app.ini", text.as_bytes())
+}
+
+fn spec(emperor_lines: &str) -> VassalSpec {
+    parse(&format!("[emperor]\ndocker-image = img\n{emperor_lines}\n"))
+        .unwrap()
+        .unwrap()
+}
+
+fn bad(emperor_lines: &str) -> SpecError {
+    parse(&format!("[emperor]\ndocker-image = img\n{emperor_lines}\n")).unwrap_err()
+}
+
+fn expected_of(err: &SpecError) -> &str {
+    match err {
+        SpecError::BadValue { expected, .. } => expected,
+        other => panic!("not a BadValue: {other:?}"),
+    }
+}
+
+// The seed README's vassals, verbatim.
+const SEED_QUICKSTART: &str = "; the [emperor] section is parsed ONLY by the Emperor
+[emperor]
+; use psgi001 as the docker image
+docker-image = psgi001
+; map host port 9001 to container port 3031/tcp
+docker-port = 9001:3031
+; map host port 127.0.0.1:5001 to container port 5000/tcp
+docker-port = 127.0.0.1:5001:5000
+
+[uwsgi]
+psgi = /var/www/app.pl
+processes = 4
+; in bridged mode the class B network is allocated, so we can simply bind to the first address starting with 172
+; so we use the very handy .* trick
+socket = 172.*:3031
+uid = www-data
+gid = www-data
+; we are free to bind the stats server to all of the address
+; docker will protect it
+stats = :5000
+";
+
+const SEED_SOCKET: &str = "; the [emperor] section is parsed ONLY by the Emperor
+[emperor]
+; use psgi001 as the docker image
+docker-image = psgi001
+; bind to address /var/run/example.com.socket
+docker-socket = /var/run/example.com.socket
+
+[uwsgi]
+psgi = /var/www/app.pl
+processes = 4
+uid = www-data
+gid = www-data
+";
+
+const SEED_PROXY: &str = "; the [emperor] section is parsed ONLY by the Emperor
+[emperor]
+; use psgi001 as the docker image
+docker-image = psgi001
+; bind to address /var/run/example.com.socket
+docker-socket = /var/run/example.com.socket
+
+docker-proxy=/var/run/foobar.sock:/tmp/foosocket
+
+[uwsgi]
+psgi = /var/www/app.pl
+processes = 4
+uid = www-data
+gid = www-data
+";
+
+const SEED_FORKPTY: &str = "; the [emperor] section is parsed ONLY by the Emperor
+[emperor]
+; use psgi001 as the docker image
+docker-image = psgi001
+; bind to address /var/run/example.com.socket
+docker-socket = /var/run/example.com.socket
+
+; mount /pty/foo as /foo (ensure it is owned by www-data)
+docker-mount = /pty/foo:/pty
+
+[uwsgi]
+plugin = path_to/forkptyrouter_plugin.so
+psgi = /var/www/app.pl
+processes = 4
+uid = www-data
+gid = www-data
+forkpty-router = /pty/socket
+forkptyrouter-command = /bin/bash
+";
+
+#[test]
+fn seed_quickstart_vassal() {
+    let spec = parse(SEED_QUICKSTART).unwrap().unwrap();
+    let mut want = VassalSpec::with_image("psgi001");
+    want.ports = vec![
+        PortMapping {
+            host_ip: None,
+            host_port: Some(9001),
+            container_port: 3031,
+            protocol: Protocol::Tcp,
+        },
+        PortMapping {
+            host_ip: Some("127.0.0.1".into()),
+            host_port: Some(5001),
+            container_port: 5000,
+            protocol: Protocol::Tcp,
+        },
+    ];
+    assert_eq!(spec, want);
+}
+
+#[test]
+fn seed_socket_and_proxy_vassals() {
+    let socket = ListenAddress::Unix("/var/run/example.com.socket".into());
+    let mut want = VassalSpec::with_image("psgi001");
+    want.socket = Some(socket);
+    assert_eq!(parse(SEED_SOCKET).unwrap().unwrap(), want);
+
+    want.proxy = Some(ProxyPaths {
+        host: "/var/run/foobar.sock".into(),
+        container: Some("/tmp/foosocket".into()),
+    });
+    assert_eq!(parse(SEED_PROXY).unwrap().unwrap(), want);
+}
+
+#[test]
+fn seed_forkpty_vassal() {
+    let spec = parse(SEED_FORKPTY).unwrap().unwrap();
+    assert_eq!(
+        spec.mounts,
+        vec![Mount {
+            host: "/pty/foo".into(),
+            container: "/pty".into(),
+            read_only: false
+        }]
+    );
+    assert_eq!(
+        spec.socket,
+        Some(ListenAddress::Unix("/var/run/example.com.socket".into()))
+    );
+}
+
+#[test]
+fn every_attribute() {
+    let text = "[emperor]
+docker-image = registry.example/app:1.2
+docker-socket = 127.0.0.1:3031
+docker-port = 9001:3031
+docker-port = [::1]:9002:3032/udp
+docker-port = :3033
+docker-workdir = /srv/app
+docker-mount = /data:/data:ro
+docker-mount = /logs:/var/log:rw
+docker-network-mode = container:db1
+docker-hostname = web-1.example
+docker-proxy = /run/app.sock
+docker-env = A=1
+docker-env = PATH=/bin:/usr/bin
+docker-env = EMPTY=
+docker-user = www-data:www-data
+docker-memory = 512M
+docker-swap = 1g
+docker-cidfile = /run/app.cid
+docker-dns = 8.8.8.8
+docker-dns = 2001:4860:4860::8888
+docker-label = team=web
+docker-label = tier = front
+docker-cpus = 1.5
+docker-pids-limit = 100
+docker-read-only = yes
+docker-cap-drop = cap_net_raw
+docker-cap-drop = ALL
+docker-tmpfs = /tmp:rw,size=64m
+docker-tmpfs = /run
+docker-stop-signal = quit
+docker-stop-timeout = 20
+docker-tty = off
+docker-uwsgi = /usr/local/bin/uwsgi
+docker-handoff = launcher
+";
+    let spec = parse(text).unwrap().unwrap();
+    let want = VassalSpec {
+        image: "registry.example/app:1.2".into(),
+        socket: Some(ListenAddress::Tcp {
+            ip: "127.0.0.1".into(),
+            port: 3031,
+        }),
+        ports: vec![
+            PortMapping {
+                host_ip: None,
+                host_port: Some(9001),
+                container_port: 3031,
+                protocol: Protocol::Tcp,
+            },
+            PortMapping {
+                host_ip: Some("::1".into()),
+                host_port: Some(9002),
+                container_port: 3032,
+                protocol: Protocol::Udp,
+            },
+            PortMapping {
+                host_ip: None,
+                host_port: None,
+                container_port: 3033,
+                protocol: Protocol::Tcp,
+            },
+        ],
+        workdir: Some("/srv/app".into()),
+        mounts: vec![
+            Mount {
+                host: "/data".into(),
+                container: "/data".into(),
+                read_only: true,
+            },
+            Mount {
+                host: "/logs".into(),
+                container: "/var/log".into(),
+                read_only: false,
+            },
+        ],
+        network_mode: Some("container:db1".into()),
+        hostname: Some("web-1.example".into()),
+        proxy: Some(ProxyPaths {
+            host: "/run/app.sock".into(),
+            container: None,
+        }),
+        env: vec![
+            ("A".into(), "1".into()),
+            ("PATH".into(), "/bin:/usr/bin".into()),
+            ("EMPTY".into(), "".into()),
+        ],
+        user: Some("www-data:www-data".into()),
+        memory: Some(512 << 20),
+        swap: Some(1 << 30),
+        cidfile: Some("/run/app.cid".into()),
+        dns: vec!["8.8.8.8".into(), "2001:4860:4860::8888".into()],
+        labels: vec![
+            ("team".into(), "web".into()),
+            ("tier".into(), "front".into()),
+        ],
+        nano_cpus: Some(1_500_000_000),
+        pids_limit: Some(100),
+        read_only: true,
+        cap_drop: vec!["NET_RAW".into(), "ALL".into()],
+        tmpfs: vec![
+            ("/tmp".into(), "rw,size=64m".into()),
+            ("/run".into(), "".into()),
+        ],
+        stop_signal: "SIGQUIT".into(),
+        stop_timeout: Some(20),
+        tty: false,
+        uwsgi: "/usr/local/bin/uwsgi".into(),
+        handoff: HandoffMode::Launcher,
+    };
+    assert_eq!(spec, want);
+}
+
+#[test]
+fn defaults() {
+    let spec = spec("");
+    assert_eq!(spec.stop_signal, "SIGINT");
+    assert!(spec.tty);
+    assert!(!spec.read_only);
+    assert_eq!(spec.uwsgi, "uwsgi");
+    assert_eq!(spec.handoff, HandoffMode::Native);
+    assert_eq!(spec, VassalSpec::with_image("img"));
+}
+
+#[test]
+fn no_docker_keys_is_not_a_docker_vassal() {
+    assert_eq!(parse("[uwsgi]\nsocket = :3031\n").unwrap(), None);
+    assert_eq!(parse("[emperor]\nsome-other = 1\n").unwrap(), None);
+    // docker-* keys outside [emperor] are uWSGI's business.
+    assert_eq!(parse("[uwsgi]\ndocker-image = x\n").unwrap(), None);
+    assert_eq!(parse("").unwrap(), None);
+}
+
+#[test]
+fn other_emperor_keys_are_ignored() {
+    let s = parse("[emperor]\nfoo = bar\nbare-flag\ndocker-image = img\n")
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.image, "img");
+}
+
+#[test]
+fn weird_uwsgi_section_still_parses() {
+    let text = "[uwsgi]
+master
+socket = %d/app.sock
+route-run = return:200
+plugin = psgi
+plugin = router_static
+key:with:colons = \"quoted\" ; not a comment
+\\ backslash \\
+  indented = 1
+[broken section
+= no key
+[emperor]
+docker-image = img
+# a comment
+; another
+docker-env = X=\"kept quotes\"
+[uwsgi]
+more = stuff
+";
+    let spec = parse(text).unwrap().unwrap();
+    assert_eq!(spec.image, "img");
+    // uWSGI does not strip quotes, and neither do we.
+    assert_eq!(spec.env, vec![("X".into(), "\"kept quotes\"".into())]);
+}
+
+#[test]
+fn repeated_emperor_sections_are_merged_crlf_is_fine() {
+    let text =
+        "[emperor]\r\ndocker-image = img\r\n[uwsgi]\r\nx=1\r\n[emperor]\r\ndocker-port = 1:2\r\n";
+    let spec = parse(text).unwrap().unwrap();
+    assert_eq!(spec.image, "img");
+    assert_eq!(spec.ports.len(), 1);
+}
+
+#[test]
+fn bom_is_skipped() {
+    let spec = parse_vassal("app.ini", b"\xEF\xBB\xBF[emperor]\ndocker-image=img\n")
+        .unwrap()
+        .unwrap();
+    assert_eq!(spec.image, "img");
+}
+
+#[test]
+fn not_utf8_in_emperor_names_the_offset() {
+    let text = b"[emperor]\ndocker-image = im\xffg\n";
+    let err = parse_vassal("app.ini", text).unwrap_err();
+    assert_eq!(
+        err,
+        SpecError::NotUtf8 {
+            vassal: "app.ini".into(),
+            offset: 27
+        }
+    );
+    assert_eq!(text.get(27), Some(&0xff));
+    assert_eq!(
+        err.to_string(),
+        "vassal app.ini: the file is not UTF-8 text (byte 27); save it as UTF-8"
+    );
+}
+
+#[test]
+fn not_utf8_elsewhere_is_uwsgis_business() {
+    let text = b"[uwsgi]\nenv = caf\xe9\n[emperor]\ndocker-image = img\n";
+    assert!(parse_vassal("app.ini", text).unwrap().is_some());
+}
+
+#[test]
+fn missing_image() {
+    let err = parse("[emperor]\ndocker-port = 1:2\n").unwrap_err();
+    assert!(matches!(&err, SpecError::Missing { key, .. } if key == "docker-image"));
+    assert_eq!(
+        err.to_string(),
+        "vassal app.ini: docker-image is required when any docker-* attribute is given \
+         (docker-port = \"1:2\"); add docker-image = IMAGE or remove the docker-* attributes"
+    );
+}
+
+#[test]
+fn swap_needs_memory() {
+    let err = bad("docker-swap = 1g");
+    assert!(matches!(&err, SpecError::Missing { key, .. } if key == "docker-memory"));
+    assert!(err
+        .to_string()
+        .starts_with("vassal app.ini: docker-memory is required when docker-swap is given"));
+    assert_eq!(spec("docker-memory=1g\ndocker-swap=0").swap, Some(0));
+}
+
+#[test]
+fn unknown_key_suggests_the_nearest() {
+    let err = bad("docker-mem = 1g");
+    assert_eq!(
+        err,
+        SpecError::UnknownKey {
+            vassal: "app.ini".into(),
+            key: "docker-mem".into(),
+            value: "1g".into(),
+            suggestion: Some("docker-memory".into()),
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "vassal app.ini: unknown attribute docker-mem = \"1g\"; did you mean docker-memory?"
+    );
+    let err = bad("docker-potato-salad = 1");
+    assert_eq!(
+        err.to_string(),
+        "vassal app.ini: unknown attribute docker-potato-salad = \"1\""
+    );
+    assert_eq!(nearest_key("docker-imgae"), Some("docker-image"));
+    assert_eq!(nearest_key("docker-readonly"), Some("docker-read-only"));
+}
+
+#[test]
+fn unknown_key_is_found_even_without_image() {
+    let err = parse("[emperor]\ndocker-imag = x\n").unwrap_err();
+    assert!(
+        matches!(err, SpecError::UnknownKey { suggestion: Some(s), .. } if s == "docker-image")
+    );
+}
+
+#[test]
+fn single_valued_keys_may_not_repeat() {
+    let err = bad("docker-memory = 1g\ndocker-memory = 2g");
+    assert_eq!(
+        err.to_string(),
+        "vassal app.ini: docker-memory is given more than once (\"1g\", then \"2g\"); keep one"
+    );
+    let err =
+        parse("[emperor]\ndocker-image = a\n[uwsgi]\n[emperor]\ndocker-image = b\n").unwrap_err();
+    assert!(matches!(err, SpecError::Repeated { key, .. } if key == "docker-image"));
+    for key in KNOWN_KEYS {
+        if REPEATABLE_KEYS.contains(key) || *key == "docker-image" {
+            continue;
+        }
+        let err = bad(&format!("{key} = x\n{key} = y"));
+        assert!(
+            matches!(&err, SpecError::Repeated { key: k, .. } if k == key),
+            "{key}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn bad_value_messages() {
+    let err = bad("docker-port = 9001");
+    assert_eq!(
+        err.to_string(),
+        "vassal app.ini: bad docker-port = \"9001\": expected HOSTPORT:CTRPORT, \
+         HOSTIP:HOSTPORT:CTRPORT or [IPV6]:HOSTPORT:CTRPORT, optionally /tcp or /udp; \
+         HOSTPORT may be empty for any port, ports are 1-65535"
+    );
+    let err = bad("docker-memory = lots");
+    assert_eq!(
+        err,
+        SpecError::BadValue {
+            vassal: "app.ini".into(),
+            key: "docker-memory".into(),
+            value: "lots".into(),
+            expected: SIZE_EXPECTED_FOR_TESTS.into(),
+        }
+    );
+}
+
+const SIZE_EXPECTED_FOR_TESTS: &str =
+    "expected a size in bytes, optionally with a k, m or g suffix (binary, 1k = 1024), e.g. 512m";
+
+#[test]
+fn every_key_rejects_garbage() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("docker-image", "two words", "image reference"),
+        ("docker-image", "", "image reference"),
+        ("docker-socket", "relative.sock", "unix socket path"),
+        ("docker-socket", "host:3031", "IP:PORT"),
+        ("docker-socket", "127.0.0.1:0", "PORT 1-65535"),
+        ("docker-socket", "::1:3031", "[IPV6]:PORT"),
+        ("docker-port", "1:2:3:4", "HOSTPORT:CTRPORT"),
+        ("docker-port", "1:70000", "1-65535"),
+        ("docker-port", "1:2/sctp", "/udp"),
+        ("docker-port", "localhost:1:2", "HOSTIP"),
+        ("docker-port", "9001:", "CTRPORT"),
+        ("docker-workdir", "srv", "absolute path"),
+        ("docker-mount", "/a", "/HOST:/CONTAINER"),
+        ("docker-mount", "a:/b", "absolute"),
+        ("docker-mount", "/a:/b:rx", ":ro"),
+        ("docker-network-mode", "container:", "container:NAME_OR_ID"),
+        ("docker-network-mode", "my net", "network name"),
+        ("docker-hostname", "-bad", "host name"),
+        ("docker-hostname", "a..b", "host name"),
+        ("docker-proxy", "rel.sock", "absolute"),
+        ("docker-proxy", "/a:b", "absolute"),
+        ("docker-env", "NOVALUE", "NAME=VALUE"),
+        ("docker-env", "1A=x", "letters, digits and _"),
+        ("docker-env", "UWSGI_EMPEROR_PROXY=/x", "UWSGI_EMPEROR_*"),
+        ("docker-user", "a b", "USER:GROUP"),
+        ("docker-user", "a:", "USER:GROUP"),
+        ("docker-memory", "0", "0 is not a limit"),
+        ("docker-memory", "1t", "k, m or g"),
+        ("docker-memory", "99999999999g", "2^64"),
+        ("docker-swap", "-1", "k, m or g"),
+        ("docker-cidfile", "cid", "absolute path"),
+        ("docker-dns", "dns.google", "IPv4 or IPv6"),
+        ("docker-label", "novalue", "KEY=VALUE"),
+        ("docker-label", "=v", "non-empty KEY"),
+        (
+            "docker-label",
+            "io.uwsgi-docker.managed=0",
+            "io.uwsgi-docker.",
+        ),
+        ("docker-cpus", "0", "greater than 0"),
+        ("docker-cpus", "0.0000000001", "9 decimals"),
+        ("docker-cpus", "-1", "greater than 0"),
+        ("docker-cpus", ".", "number of CPUs"),
+        ("docker-pids-limit", "0", "-1 (unlimited)"),
+        ("docker-pids-limit", "-2", "-1 (unlimited)"),
+        ("docker-read-only", "maybe", "true/false"),
+        ("docker-cap-drop", "NET RAW", "capability name"),
+        ("docker-cap-drop", "", "capability name"),
+        ("docker-tmpfs", "tmp", "/PATH"),
+        ("docker-stop-signal", "SIGFOO", "signal name"),
+        ("docker-stop-signal", "0", "number 1-31"),
+        ("docker-stop-signal", "32", "number 1-31"),
+        ("docker-stop-timeout", "-1", "whole number of seconds"),
+        ("docker-stop-timeout", "1.5", "whole number of seconds"),
+        ("docker-tty", "2", "true/false"),
+        ("docker-uwsgi", "", "uWSGI binary"),
+        ("docker-handoff", "magic", "native or launcher"),
+    ];
+    for (key, value, fragment) in cases {
+        let err = if *key == "docker-image" {
+            parse(&format!("[emperor]\n{key} = {value}\n")).unwrap_err()
+        } else {
+            bad(&format!("{key} = {value}"))
+        };
+        match &err {
+            SpecError::BadValue {
+                vassal,
+                key: k,
+                value: v,
+                expected,
+            } => {
+                assert_eq!(vassal, "app.ini");
+                assert_eq!(k, key);
+                assert_eq!(v, value);
+                assert!(
+                    expected.contains(fragment),
+                    "{key} = {value}: {expected:?} lacks {fragment:?}"
+                );
+                assert!(err.to_string().contains(&format!("{key} = {value:?}")));
+            }
+            other => panic!("{key} = {value}: {other:?}"),
+        }
+    }
+    let err = bad("docker-label = a=1\ndocker-label = a=2");
+    assert!(expected_of(&err).contains("a is already set"));
+}
+
+#[test]
+fn socket_forms() {
+    let tcp = |ip: &str, port| {
+        Some(ListenAddress::Tcp {
+            ip: ip.into(),
+            port,
+        })
+    };
+    assert_eq!(spec("docker-socket = :3031").socket, tcp("", 3031));
+    assert_eq!(
+        spec("docker-socket = 0.0.0.0:80").socket,
+        tcp("0.0.0.0", 80)
+    );
+    assert_eq!(spec("docker-socket = [::]:3031").socket, tcp("::", 3031));
+    let long = format!("/{}", "s".repeat(107));
+    assert!(expected_of(&bad(&format!("docker-socket = {long}"))).contains("107 bytes"));
+}
+
+#[test]
+fn sizes() {
+    for (text, bytes) in [
+        ("1", 1u64),
+        ("10b", 10),
+        ("2k", 2048),
+        ("2KB", 2048),
+        ("3m", 3 << 20),
+        ("3Mb", 3 << 20),
+        ("1G", 1 << 30),
+        ("1gb", 1 << 30),
+    ] {
+        assert_eq!(parse_size(text), Ok(bytes), "{text}");
+    }
+    assert_eq!(format_size(0), "0");
+    assert_eq!(format_size(1536), "1536");
+    assert_eq!(format_size(3 << 20), "3m");
+}
+
+#[test]
+fn cpus() {
+    for (text, nanos) in [
+        ("1", 1_000_000_000u64),
+        ("0.5", 500_000_000),
+        (".25", 250_000_000),
+        ("2.", 2_000_000_000),
+        ("0.000000001", 1),
+    ] {
+        assert_eq!(
+            spec(&format!("docker-cpus={text}")).nano_cpus,
+            Some(nanos),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn signals() {
+    for (text, name) in [
+        ("INT", "SIGINT"),
+        ("sigquit", "SIGQUIT"),
+        ("SIGTERM", "SIGTERM"),
+        ("3", "SIGQUIT"),
+        ("15", "SIGTERM"),
+        ("31", "SIGSYS"),
+        ("1", "SIGHUP"),
+    ] {
+        assert_eq!(
+            spec(&format!("docker-stop-signal={text}")).stop_signal,
+            name
+        );
+    }
+}
+
+#[test]
+fn booleans() {
+    for (text, value) in [
+        ("true", true),
+        ("Yes", true),
+        ("ON", true),
+        ("1", true),
+        ("false", false),
+        ("no", false),
+        ("off", false),
+        ("0", false),
+    ] {
+        assert_eq!(spec(&format!("docker-read-only={text}")).read_only, value);
+        assert_eq!(spec(&format!("docker-tty={text}")).tty, value);
+    }
+}
+
+#[test]
+fn network_modes() {
+    for mode in ["bridge", "host", "none", "container:abc123", "my_net.1"] {
+        assert_eq!(
+            spec(&format!("docker-network-mode={mode}"))
+                .network_mode
+                .as_deref(),
+            Some(mode)
+        );
+    }
+}
+
+#[test]
+fn bare_key_in_emperor_has_empty_value() {
+    let err = bad("docker-workdir");
+    assert!(matches!(err, SpecError::BadValue { value, .. } if value.is_empty()));
+}
+
+#[test]
+fn docker_host() {
+    let env = |v: Option<&'static str>| {
+        move |k: &str| {
+            (k == "DOCKER_HOST")
+                .then_some(v)
+                .flatten()
+                .map(String::from)
+        }
+    };
+    assert_eq!(
+        EmperorSettings::from_env(env(None)).unwrap(),
+        EmperorSettings::default()
+    );
+    assert_eq!(
+        EmperorSettings::from_env(env(Some(""))).unwrap(),
+        EmperorSettings::default()
+    );
+    assert_eq!(
+        EmperorSettings::from_env(env(Some("unix:///run/user/1000/docker.sock")))
+            .unwrap()
+            .daemon_socket,
+        "/run/user/1000/docker.sock"
+    );
+    let err = EmperorSettings::from_env(env(Some("tcp://10.0.0.1:2375"))).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "DOCKER_HOST=\"tcp://10.0.0.1:2375\": only unix sockets are supported; \
+         use unix:///path/to/docker.sock or unset DOCKER_HOST"
+    );
+    assert!(matches!(
+        EmperorSettings::from_env(env(Some("unix://docker.sock"))),
+        Err(SettingsError::RelativeDockerHost { .. })
+    ));
+}
+
+fn arb_port_mapping() -> impl Strategy<Value = PortMapping> {
+    let ip = prop_oneof![
+        Just(None),
+        any::<[u8; 4]>().prop_map(|o| Some(core::net::Ipv4Addr::from(o).to_string())),
+        any::<[u16; 8]>().prop_map(|s| Some(core::net::Ipv6Addr::from(s).to_string())),
+    ];
+    (
+        ip,
+        proptest::option::of(1u16..),
+        1u16..,
+        prop_oneof![Just(Protocol::Tcp), Just(Protocol::Udp)],
+    )
+        .prop_map(
+            |(host_ip, host_port, container_port, protocol)| PortMapping {
+                host_ip,
+                host_port,
+                container_port,
+                protocol,
+            },
+        )
+}
+
+proptest! {
+    #[test]
+    fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = parse_vassal("fuzz.ini", &bytes);
+    }
+
+    #[test]
+    fn parse_never_panics_on_emperor_lines(
+        lines in proptest::collection::vec(
+            (proptest::sample::select(KNOWN_KEYS), "[ -~]{0,24}"), 0..8)
+    ) {
+        let mut text = String::from("[emperor]\n");
+        for (k, v) in &lines {
+            text.push_str(&format!("{k} = {v}\n"));
+        }
+        let _ = parse_vassal("fuzz.ini", text.as_bytes());
+    }
+
+    #[test]
+    fn port_round_trips(mapping in arb_port_mapping()) {
+        let text = mapping.to_string();
+        prop_assert_eq!(values::port_mapping(&text), Ok(mapping));
+    }
+
+    #[test]
+    fn size_round_trips(bytes in any::<u64>()) {
+        prop_assert_eq!(parse_size(&format_size(bytes)), Ok(bytes));
+    }
+
+    #[test]
+    fn listen_address_round_trips(ip in proptest::option::of(any::<core::net::IpAddr>()), port in 1u16..) {
+        let address = ListenAddress::Tcp { ip: ip.map(|i| i.to_string()).unwrap_or_default(), port };
+        prop_assert_eq!(values::listen_address(&address.to_string()), Ok(address));
+    }
+}

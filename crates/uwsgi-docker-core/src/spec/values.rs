@@ -1,0 +1,401 @@
+//! Parsers for single attribute values. Each returns `Err(expected)`: what would have been
+//! accepted, phrased for the user (it ends up in `SpecError::BadValue::expected`).
+use super::{
+    is_ip, HandoffMode, ListenAddress, Mount, PortMapping, Protocol, ProxyPaths,
+    RESERVED_LABEL_PREFIX,
+};
+
+/// The longest unix socket path: `sun_path` is 108 bytes including the NUL.
+const MAX_UNIX_PATH: usize = 107;
+
+pub(super) const SIZE_EXPECTED: &str =
+    "expected a size in bytes, optionally with a k, m or g suffix (binary, 1k = 1024), e.g. 512m";
+
+const PORT_EXPECTED: &str = "expected HOSTPORT:CTRPORT, HOSTIP:HOSTPORT:CTRPORT or [IPV6]:HOSTPORT:CTRPORT, optionally /tcp or /udp; HOSTPORT may be empty for any port, ports are 1-65535";
+
+pub(super) fn image(v: &str) -> Result<String, String> {
+    if v.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(
+            "expected an image reference without spaces, e.g. psgi001 or registry.example/app:1.2"
+                .into(),
+        );
+    }
+    Ok(v.into())
+}
+
+pub(super) fn absolute_path(v: &str) -> Result<String, String> {
+    if !v.starts_with('/') || v.contains('\0') {
+        return Err("expected an absolute path, starting with /".into());
+    }
+    Ok(v.into())
+}
+
+fn socket_path(v: &str, what: &str) -> Result<String, String> {
+    if !v.starts_with('/') || v.contains('\0') || v.len() > MAX_UNIX_PATH {
+        return Err(format!(
+            "expected {what} as an absolute path of at most {MAX_UNIX_PATH} bytes"
+        ));
+    }
+    Ok(v.into())
+}
+
+fn port(v: &str) -> Option<u16> {
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    v.parse::<u16>().ok().filter(|&p| p != 0)
+}
+
+/// `/path`, `ip:port`, `:port` or `[v6]:port`.
+pub(super) fn listen_address(v: &str) -> Result<ListenAddress, String> {
+    const EXPECTED: &str = "expected an absolute unix socket path (at most 107 bytes), IP:PORT, :PORT or [IPV6]:PORT, with PORT 1-65535";
+    if v.starts_with('/') {
+        return socket_path(v, "a unix socket").map(ListenAddress::Unix);
+    }
+    let (ip, port_text) = split_host_port(v).ok_or(EXPECTED)?;
+    let port = port(port_text).ok_or(EXPECTED)?;
+    if !ip.is_empty() && !is_ip(ip) {
+        return Err(EXPECTED.into());
+    }
+    Ok(ListenAddress::Tcp {
+        ip: ip.into(),
+        port,
+    })
+}
+
+/// `HOST:REST` with HOST optionally `[v6]`; the host comes back without brackets.
+fn split_host_port(v: &str) -> Option<(&str, &str)> {
+    if let Some(bracketed) = v.strip_prefix('[') {
+        let (ip, rest) = bracketed.split_once("]:")?;
+        // Only IPv6 goes in brackets.
+        ip.parse::<core::net::Ipv6Addr>().ok()?;
+        return Some((ip, rest));
+    }
+    v.split_once(':')
+}
+
+pub(super) fn port_mapping(v: &str) -> Result<PortMapping, String> {
+    let (spec, protocol) = match v.rsplit_once('/') {
+        Some((spec, proto)) if proto.eq_ignore_ascii_case("tcp") => (spec, Protocol::Tcp),
+        Some((spec, proto)) if proto.eq_ignore_ascii_case("udp") => (spec, Protocol::Udp),
+        Some(_) => return Err(PORT_EXPECTED.into()),
+        None => (v, Protocol::Tcp),
+    };
+    let (host_ip, host_port, container_port) = if spec.starts_with('[') {
+        let (ip, rest) = split_host_port(spec).ok_or(PORT_EXPECTED)?;
+        let (hp, cp) = rest.split_once(':').ok_or(PORT_EXPECTED)?;
+        (Some(ip), hp, cp)
+    } else {
+        let parts: Vec<&str> = spec.split(':').collect();
+        match parts.as_slice() {
+            [hp, cp] => (None, *hp, *cp),
+            [ip, hp, cp] => (Some(*ip).filter(|ip| !ip.is_empty()), *hp, *cp),
+            _ => return Err(PORT_EXPECTED.into()),
+        }
+    };
+    if let Some(ip) = host_ip {
+        if !is_ip(ip) {
+            return Err(PORT_EXPECTED.into());
+        }
+    }
+    let host_port = match host_port {
+        "" => None,
+        hp => Some(port(hp).ok_or(PORT_EXPECTED)?),
+    };
+    Ok(PortMapping {
+        host_ip: host_ip.map(String::from),
+        host_port,
+        container_port: port(container_port).ok_or(PORT_EXPECTED)?,
+        protocol,
+    })
+}
+
+pub(super) fn mount(v: &str) -> Result<Mount, String> {
+    const EXPECTED: &str =
+        "expected /HOST:/CONTAINER or /HOST:/CONTAINER:ro (or :rw), both absolute paths without :";
+    let parts: Vec<&str> = v.split(':').collect();
+    let (host, container, read_only) = match parts.as_slice() {
+        [h, c] => (*h, *c, false),
+        [h, c, "ro"] => (*h, *c, true),
+        [h, c, "rw"] => (*h, *c, false),
+        _ => return Err(EXPECTED.into()),
+    };
+    if !host.starts_with('/') || !container.starts_with('/') || v.contains('\0') {
+        return Err(EXPECTED.into());
+    }
+    Ok(Mount {
+        host: host.into(),
+        container: container.into(),
+        read_only,
+    })
+}
+
+/// Docker's network and container names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+fn is_docker_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphanumeric())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+pub(super) fn network_mode(v: &str) -> Result<String, String> {
+    let ok = match v.strip_prefix("container:") {
+        Some(id) => is_docker_name(id),
+        None => is_docker_name(v),
+    };
+    if !ok {
+        return Err("expected bridge, host, none, container:NAME_OR_ID or a network name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)".into());
+    }
+    Ok(v.into())
+}
+
+pub(super) fn hostname(v: &str) -> Result<String, String> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if v.is_empty() || v.len() > 253 || !v.split('.').all(label_ok) {
+        return Err("expected a host name: dot-separated labels of letters, digits and -, each at most 63 characters, 253 in all".into());
+    }
+    Ok(v.into())
+}
+
+pub(super) fn proxy(v: &str) -> Result<ProxyPaths, String> {
+    const EXPECTED: &str = "expected /HOST/PATH or /HOST/PATH:/CONTAINER/PATH, absolute unix socket paths of at most 107 bytes";
+    let (host, container) = match v.split_once(':') {
+        Some((h, c)) => (h, Some(c)),
+        None => (v, None),
+    };
+    let host = socket_path(host, "the host path").map_err(|_| EXPECTED)?;
+    let container = match container {
+        Some(c) if c.contains(':') => return Err(EXPECTED.into()),
+        Some(c) => Some(socket_path(c, "the container path").map_err(|_| EXPECTED)?),
+        None => None,
+    };
+    Ok(ProxyPaths { host, container })
+}
+
+fn is_env_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+pub(super) fn env(v: &str) -> Result<(String, String), String> {
+    let Some((key, value)) = v.split_once('=') else {
+        return Err("expected NAME=VALUE".into());
+    };
+    if !is_env_name(key) {
+        return Err("expected NAME=VALUE with NAME made of letters, digits and _, not starting with a digit".into());
+    }
+    if key.starts_with("UWSGI_EMPEROR_") {
+        return Err(format!(
+            "expected a variable not named UWSGI_EMPEROR_*: {key} is set by uwsgi-docker for the handoff"
+        ));
+    }
+    if value.contains('\0') {
+        return Err("expected NAME=VALUE without NUL bytes".into());
+    }
+    Ok((key.into(), value.into()))
+}
+
+pub(super) fn user(v: &str) -> Result<String, String> {
+    let ok_part = |p: &str| {
+        !p.is_empty()
+            && p.bytes()
+                .all(|b| (b.is_ascii_graphic() && b != b':') || b >= 0x80)
+    };
+    let ok = match v.split_once(':') {
+        Some((u, g)) => ok_part(u) && ok_part(g),
+        None => ok_part(v),
+    };
+    if !ok {
+        return Err("expected USER, UID, USER:GROUP or UID:GID, without spaces".into());
+    }
+    Ok(v.into())
+}
+
+/// Bytes from `N`, `Nk`, `Nm`, `Ng`, each optionally followed by `b`; case-insensitive,
+/// binary multiples.
+pub fn parse_size(v: &str) -> Result<u64, String> {
+    let lower = v.to_ascii_lowercase();
+    let without_b = lower.strip_suffix('b').unwrap_or(&lower);
+    let (digits, multiplier) = match without_b.as_bytes().last() {
+        Some(b'k') => (&without_b[..without_b.len() - 1], 1u64 << 10),
+        Some(b'm') => (&without_b[..without_b.len() - 1], 1 << 20),
+        Some(b'g') => (&without_b[..without_b.len() - 1], 1 << 30),
+        _ => (without_b, 1),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(SIZE_EXPECTED.into());
+    }
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .ok_or_else(|| format!("{SIZE_EXPECTED}; this is more than 2^64 bytes"))
+}
+
+/// The shortest exact form of `bytes` that [`parse_size`] reads back.
+pub fn format_size(bytes: u64) -> String {
+    for (suffix, unit) in [("g", 1u64 << 30), ("m", 1 << 20), ("k", 1 << 10)] {
+        if bytes != 0 && bytes % unit == 0 {
+            return format!("{}{suffix}", bytes / unit);
+        }
+    }
+    bytes.to_string()
+}
+
+pub(super) fn ip(v: &str) -> Result<String, String> {
+    if !is_ip(v) {
+        return Err("expected an IPv4 or IPv6 address, e.g. 8.8.8.8".into());
+    }
+    Ok(v.into())
+}
+
+pub(super) fn label(v: &str) -> Result<(String, String), String> {
+    let Some((key, value)) = v.split_once('=') else {
+        return Err("expected KEY=VALUE".into());
+    };
+    let key = key.trim();
+    if key.is_empty() || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("expected KEY=VALUE with a non-empty KEY without spaces".into());
+    }
+    if key.starts_with(RESERVED_LABEL_PREFIX) {
+        return Err(format!(
+            "expected a label key outside {RESERVED_LABEL_PREFIX}*, which uwsgi-docker sets itself"
+        ));
+    }
+    Ok((key.into(), value.trim().into()))
+}
+
+/// A decimal number of CPUs > 0 in billionths.
+pub(super) fn nano_cpus(v: &str) -> Result<u64, String> {
+    const EXPECTED: &str =
+        "expected a number of CPUs greater than 0, e.g. 1, 0.5 or 2.25 (at most 9 decimals)";
+    let (whole, frac) = v.split_once('.').unwrap_or((v, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && frac.is_empty()) || !digits(whole) || !digits(frac) || frac.len() > 9 {
+        return Err(EXPECTED.into());
+    }
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| EXPECTED)?
+    };
+    let frac_nanos: u64 = if frac.is_empty() {
+        0
+    } else {
+        let scale = 10u64.pow(9 - frac.len() as u32);
+        frac.parse::<u64>().map_err(|_| EXPECTED)? * scale
+    };
+    let nanos = whole
+        .checked_mul(1_000_000_000)
+        .and_then(|n| n.checked_add(frac_nanos))
+        .ok_or(EXPECTED)?;
+    if nanos == 0 {
+        return Err(EXPECTED.into());
+    }
+    Ok(nanos)
+}
+
+pub(super) fn pids_limit(v: &str) -> Result<i64, String> {
+    match v.parse::<i64>() {
+        Ok(n) if n == -1 || n > 0 => Ok(n),
+        _ => Err("expected -1 (unlimited) or a number of processes greater than 0".into()),
+    }
+}
+
+pub(super) fn boolean(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Ok(true),
+        "false" | "no" | "off" | "0" => Ok(false),
+        _ => Err("expected true/false, yes/no, on/off or 1/0".into()),
+    }
+}
+
+pub(super) fn capability(v: &str) -> Result<String, String> {
+    let upper = v.to_ascii_uppercase();
+    let name = upper.strip_prefix("CAP_").unwrap_or(&upper);
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') {
+        return Err("expected ALL or a capability name such as NET_RAW or CAP_SYS_ADMIN".into());
+    }
+    Ok(name.into())
+}
+
+pub(super) fn tmpfs(v: &str) -> Result<(String, String), String> {
+    const EXPECTED: &str =
+        "expected /PATH or /PATH:OPTIONS, e.g. /tmp:rw,size=64m (no spaces, path without :)";
+    let (path, options) = v.split_once(':').unwrap_or((v, ""));
+    if !path.starts_with('/') || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(EXPECTED.into());
+    }
+    Ok((path.into(), options.into()))
+}
+
+/// Linux signal names in number order, 1..=31 (x86, arm and most others).
+const SIGNALS: &[&str] = &[
+    "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2",
+    "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG",
+    "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
+];
+
+/// `INT`, `SIGINT`, `sigint` or `2`, all as `SIGINT`.
+pub(super) fn signal(v: &str) -> Result<String, String> {
+    const EXPECTED: &str =
+        "expected a signal name such as SIGINT, SIGQUIT or INT, or its number 1-31";
+    let name = if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        let n: usize = v.parse().map_err(|_| EXPECTED)?;
+        n.checked_sub(1)
+            .and_then(|i| SIGNALS.get(i))
+            .copied()
+            .ok_or(EXPECTED)?
+    } else {
+        let upper = v.to_ascii_uppercase();
+        let bare = upper.strip_prefix("SIG").unwrap_or(&upper).to_owned();
+        SIGNALS
+            .iter()
+            .find(|s| **s == bare)
+            .copied()
+            .ok_or(EXPECTED)?
+    };
+    Ok(format!("SIG{name}"))
+}
+
+pub(super) fn stop_timeout(v: &str) -> Result<u32, String> {
+    v.parse::<u32>()
+        .map_err(|_| "expected a whole number of seconds, e.g. 30".into())
+}
+
+pub(super) fn uwsgi(v: &str) -> Result<String, String> {
+    if v.is_empty() || v.chars().any(|c| c.is_control()) {
+        return Err("expected the uWSGI binary's name or absolute path inside the image, e.g. /usr/bin/uwsgi".into());
+    }
+    Ok(v.into())
+}
+
+pub(super) fn handoff(v: &str) -> Result<HandoffMode, String> {
+    match v {
+        "native" => Ok(HandoffMode::Native),
+        "launcher" => Ok(HandoffMode::Launcher),
+        _ => Err("expected native or launcher".into()),
+    }
+}
+
+/// Levenshtein distance, for typo suggestions on short keys.
+pub(super) fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        core::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
