@@ -321,24 +321,26 @@ pub fn docker_host_socket(value: Option<&str>) -> Result<Option<String>, Setting
 }
 
 /// One `key = value` line of the `[emperor]` section, both trimmed.
-#[derive(Debug, Clone, Copy)]
-struct Entry<'a> {
-    key: &'a str,
-    value: &'a str,
+#[derive(Debug, Clone)]
+struct Entry {
+    key: String,
+    value: String,
 }
 
-/// The `[emperor]` entries of `text`, in file order, read as uWSGI's ini reader does.
+/// The `[emperor]` entries of `text`, in file order.
 ///
-/// Works on bytes so that only the `[emperor]` lines have to be UTF-8: uWSGI itself does not
-/// care about encodings, so other sections may hold anything.
-fn emperor_entries<'a>(vassal: &str, text: &'a [u8]) -> Result<Vec<Entry<'a>>, SpecError> {
+/// The section's lines are cut out on bytes, so that only they have to be UTF-8 and valid
+/// ini: uWSGI's own reader accepts other sections that no ini library would (any encoding,
+/// flag lines without `=`, …). The `ini` crate then reads the keys and values, with quotes,
+/// escapes and continuation lines off, because uWSGI interprets none of them.
+fn emperor_entries(vassal: &str, text: &[u8]) -> Result<Vec<Entry>, SpecError> {
     const BOM: &[u8] = b"\xEF\xBB\xBF";
     let (mut offset, body) = match text.strip_prefix(BOM) {
         Some(rest) => (BOM.len(), rest),
         None => (0, text),
     };
     let mut in_emperor = false;
-    let mut entries = Vec::new();
+    let mut section = String::from("[emperor]\n");
     for raw in body.split(|&b| b == b'\n') {
         let line_start = offset;
         offset += raw.len() + 1;
@@ -359,13 +361,35 @@ fn emperor_entries<'a>(vassal: &str, text: &'a [u8]) -> Result<Vec<Entry<'a>>, S
             vassal: vassal.into(),
             offset: line_start + leading_ws(raw) + e.valid_up_to(),
         })?;
-        let (key, value) = line.split_once('=').unwrap_or((line, ""));
-        entries.push(Entry {
-            key: key.trim(),
-            value: value.trim(),
-        });
+        section.push_str(line);
+        // uWSGI reads a line without `=` as a key with an empty value.
+        if !line.contains('=') {
+            section.push('=');
+        }
+        section.push('\n');
     }
-    Ok(entries)
+    let options = ini::ParseOption {
+        enabled_quote: false,
+        enabled_escape: false,
+        enabled_indented_mutiline_value: false,
+        enabled_preserve_key_leading_whitespace: false,
+    };
+    let parsed = ini::Ini::load_from_str_opt(&section, options).map_err(|e| SpecError::Syntax {
+        vassal: vassal.into(),
+        reason: format!(
+            "line {} of the [emperor] section: {}; write attributes as key = value",
+            e.line.saturating_sub(1),
+            e.msg
+        ),
+    })?;
+    Ok(parsed
+        .section_all(Some("emperor"))
+        .flat_map(|props| props.iter())
+        .map(|(key, value)| Entry {
+            key: key.trim().into(),
+            value: value.trim().into(),
+        })
+        .collect())
 }
 
 fn leading_ws(raw: &[u8]) -> usize {
@@ -376,7 +400,7 @@ fn leading_ws(raw: &[u8]) -> usize {
 /// `docker-image` (and has no `docker-*` keys), `Ok(Some(spec))` for a Docker vassal.
 pub fn parse_vassal(vassal: &str, text: &[u8]) -> Result<Option<VassalSpec>, SpecError> {
     let entries = emperor_entries(vassal, text)?;
-    let docker: Vec<Entry<'_>> = entries
+    let docker: Vec<Entry> = entries
         .into_iter()
         .filter(|e| e.key.starts_with("docker-"))
         .collect();
@@ -395,12 +419,12 @@ pub fn parse_vassal(vassal: &str, text: &[u8]) -> Result<Option<VassalSpec>, Spe
             because,
         });
     };
-    let mut spec = VassalSpec::with_image(image.value);
+    let mut spec = VassalSpec::with_image(image.value.as_str());
     for entry in &docker {
         apply(&mut spec, entry).map_err(|expected| SpecError::BadValue {
             vassal: vassal.into(),
-            key: entry.key.into(),
-            value: entry.value.into(),
+            key: entry.key.clone(),
+            value: entry.value.clone(),
             expected,
         })?;
     }
@@ -415,26 +439,26 @@ pub fn parse_vassal(vassal: &str, text: &[u8]) -> Result<Option<VassalSpec>, Spe
 }
 
 /// Unknown keys and repeats of single-valued keys, in file order.
-fn check_keys(vassal: &str, docker: &[Entry<'_>]) -> Result<(), SpecError> {
+fn check_keys(vassal: &str, docker: &[Entry]) -> Result<(), SpecError> {
     for (i, entry) in docker.iter().enumerate() {
-        if !KNOWN_KEYS.contains(&entry.key) {
+        if !KNOWN_KEYS.contains(&entry.key.as_str()) {
             return Err(SpecError::UnknownKey {
                 vassal: vassal.into(),
-                key: entry.key.into(),
-                value: entry.value.into(),
-                suggestion: nearest_key(entry.key).map(String::from),
+                key: entry.key.clone(),
+                value: entry.value.clone(),
+                suggestion: nearest_key(&entry.key).map(String::from),
             });
         }
-        if REPEATABLE_KEYS.contains(&entry.key) {
+        if REPEATABLE_KEYS.contains(&entry.key.as_str()) {
             continue;
         }
         let earlier = docker.iter().take(i).find(|e| e.key == entry.key);
         if let Some(first) = earlier {
             return Err(SpecError::Repeated {
                 vassal: vassal.into(),
-                key: entry.key.into(),
-                first: first.value.into(),
-                second: entry.value.into(),
+                key: entry.key.clone(),
+                first: first.value.clone(),
+                second: entry.value.clone(),
             });
         }
     }
@@ -460,9 +484,9 @@ pub fn nearest_key(key: &str) -> Option<&'static str> {
 }
 
 /// Apply one known entry to `spec`; `Err` says what would have been accepted.
-fn apply(spec: &mut VassalSpec, entry: &Entry<'_>) -> Result<(), String> {
-    let v = entry.value;
-    match entry.key {
+fn apply(spec: &mut VassalSpec, entry: &Entry) -> Result<(), String> {
+    let v = entry.value.as_str();
+    match entry.key.as_str() {
         "docker-image" => spec.image = values::image(v)?,
         "docker-socket" => spec.socket = Some(values::listen_address(v)?),
         "docker-port" => spec.ports.push(values::port_mapping(v)?),
