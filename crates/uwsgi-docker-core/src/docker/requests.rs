@@ -309,3 +309,468 @@ pub fn create_body(plan: &ContainerPlan) -> Value {
     config.insert("HostConfig".into(), Value::Object(host));
     Value::Object(config)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{HandoffMode, Mount, PortMapping, VassalSpec};
+    use proptest::prelude::*;
+
+    const V141: Api = Api {
+        version: ApiVersion {
+            major: 1,
+            minor: 41,
+        },
+    };
+
+    /// A request parsed back: method, target, headers (lower-cased names), body.
+    #[derive(Debug)]
+    struct Parsed {
+        method: String,
+        target: String,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    }
+
+    impl Parsed {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        }
+    }
+
+    /// Parses exactly one request from `bytes`, checking its framing.
+    fn parse(bytes: &[u8]) -> Parsed {
+        let mut slots = [httparse::EMPTY_HEADER; 16];
+        let mut request = httparse::Request::new(&mut slots);
+        let head_len = match request.parse(bytes).unwrap() {
+            httparse::Status::Complete(len) => len,
+            httparse::Status::Partial => panic!("partial request"),
+        };
+        assert_eq!(request.version, Some(1));
+        let headers: Vec<(String, String)> = request
+            .headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_ascii_lowercase(),
+                    String::from_utf8(h.value.to_vec()).unwrap(),
+                )
+            })
+            .collect();
+        let body = bytes[head_len..].to_vec();
+        let parsed = Parsed {
+            method: request.method.unwrap().to_owned(),
+            target: request.path.unwrap().to_owned(),
+            headers,
+            body,
+        };
+        assert_eq!(parsed.header("host"), Some("docker"));
+        let length = parsed.header("content-length").map(|v| v.parse().unwrap());
+        assert_eq!(length.unwrap_or(0), parsed.body.len());
+        parsed
+    }
+
+    fn decode(text: &str) -> String {
+        let bytes = text.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' {
+                out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    fn minimal_spec() -> VassalSpec {
+        VassalSpec {
+            image: "psgi001".into(),
+            socket: None,
+            ports: vec![],
+            workdir: None,
+            mounts: vec![],
+            network_mode: None,
+            hostname: None,
+            proxy: None,
+            env: vec![],
+            user: None,
+            memory: None,
+            swap: None,
+            cidfile: None,
+            dns: vec![],
+            labels: vec![],
+            nano_cpus: None,
+            pids_limit: None,
+            read_only: false,
+            cap_drop: vec![],
+            tmpfs: vec![],
+            stop_signal: "SIGINT".into(),
+            stop_timeout: None,
+            tty: true,
+            uwsgi: "uwsgi".into(),
+            handoff: HandoffMode::Native,
+        }
+    }
+
+    fn plan_for(spec: VassalSpec) -> ContainerPlan {
+        ContainerPlan {
+            spec,
+            vassal_name: "app.ini".into(),
+            container_name: "app.ini".into(),
+            labels: vec![
+                ("io.uwsgi-docker.managed".into(), "1".into()),
+                ("io.uwsgi-docker.vassal".into(), "app.ini".into()),
+            ],
+            proxy_host_path: "/etc/uwsgi/vassals/app.ini.sock".into(),
+            proxy_container_path: "/run/uwsgi-docker/proxy.sock".into(),
+            cmd: vec!["uwsgi".into(), "--ini".into(), "emperor://app.ini".into()],
+            env: vec!["UWSGI_EMPEROR_PROXY=/run/uwsgi-docker/proxy.sock".into()],
+        }
+    }
+
+    fn port(ip: Option<&str>, host: Option<u16>, ctr: u16, protocol: Protocol) -> PortMapping {
+        PortMapping {
+            host_ip: ip.map(str::to_owned),
+            host_port: host,
+            container_port: ctr,
+            protocol,
+        }
+    }
+
+    #[test]
+    fn negotiates_the_lower_version() {
+        let v = |minor| ApiVersion { major: 1, minor };
+        assert_eq!(Api::negotiate(v(41)).unwrap().version, v(41));
+        assert_eq!(Api::negotiate(v(51)).unwrap().version, ApiVersion::OURS);
+        assert_eq!(Api::negotiate(v(24)).unwrap().version, v(24));
+        assert_eq!(
+            Api::negotiate(v(23)),
+            Err(crate::docker::DaemonError::TooOld {
+                daemon: v(23),
+                minimum: ApiVersion::MINIMUM
+            })
+        );
+    }
+
+    #[test]
+    fn version_is_unversioned() {
+        let mut out = Vec::new();
+        version_request(&mut out);
+        let parsed = parse(&out);
+        assert_eq!(
+            (parsed.method.as_str(), parsed.target.as_str()),
+            ("GET", "/version")
+        );
+        assert!(out.starts_with(b"GET /version HTTP/1.1\r\nHost: docker\r\n"));
+    }
+
+    #[test]
+    fn every_endpoint_has_its_method_and_target() {
+        let cases: Vec<(Box<dyn Fn(&mut Vec<u8>)>, &str, &str)> = vec![
+            (
+                Box::new(|o| V141.attach("abc", o)),
+                "POST",
+                "/v1.41/containers/abc/attach?stream=1&stdout=1&stderr=1",
+            ),
+            (
+                Box::new(|o| V141.wait_next_exit("abc", o)),
+                "POST",
+                "/v1.41/containers/abc/wait?condition=next-exit",
+            ),
+            (
+                Box::new(|o| V141.start("abc", o)),
+                "POST",
+                "/v1.41/containers/abc/start",
+            ),
+            (
+                Box::new(|o| V141.stop("abc", Some(7), o)),
+                "POST",
+                "/v1.41/containers/abc/stop?t=7",
+            ),
+            (
+                Box::new(|o| V141.stop("abc", None, o)),
+                "POST",
+                "/v1.41/containers/abc/stop",
+            ),
+            (
+                Box::new(|o| V141.kill("abc", "SIGKILL", o)),
+                "POST",
+                "/v1.41/containers/abc/kill?signal=SIGKILL",
+            ),
+            (
+                Box::new(|o| V141.remove("abc", o)),
+                "DELETE",
+                "/v1.41/containers/abc?force=1&v=1",
+            ),
+            (
+                Box::new(|o| V141.inspect("abc", o)),
+                "GET",
+                "/v1.41/containers/abc/json",
+            ),
+            (
+                Box::new(|o| V141.list_by_labels(&[], o)),
+                "GET",
+                "/v1.41/containers/json?all=1",
+            ),
+        ];
+        for (write, method, target) in cases {
+            let mut out = Vec::new();
+            write(&mut out);
+            let parsed = parse(&out);
+            assert_eq!(
+                (parsed.method.as_str(), parsed.target.as_str()),
+                (method, target)
+            );
+            // Bodiless: no body, no Content-Type, no Content-Length (start rejects bodies).
+            assert!(parsed.body.is_empty(), "{target}");
+            assert_eq!(parsed.header("content-type"), None, "{target}");
+            assert_eq!(parsed.header("content-length"), None, "{target}");
+        }
+    }
+
+    #[test]
+    fn attach_asks_for_an_upgrade() {
+        let mut out = Vec::new();
+        V141.attach("abc", &mut out);
+        let parsed = parse(&out);
+        assert_eq!(parsed.header("upgrade"), Some("tcp"));
+        assert_eq!(parsed.header("connection"), Some("Upgrade"));
+    }
+
+    #[test]
+    fn requests_append() {
+        let mut out = Vec::new();
+        V141.start("a1", &mut out);
+        let first = out.len();
+        V141.start("b2", &mut out);
+        assert_eq!(parse(&out[..first]).target, "/v1.41/containers/a1/start");
+        assert_eq!(parse(&out[first..]).target, "/v1.41/containers/b2/start");
+    }
+
+    #[test]
+    fn list_filters_are_encoded_json() {
+        let mut out = Vec::new();
+        V141.list_by_labels(
+            &[
+                ("io.uwsgi-docker.managed", "1"),
+                ("io.uwsgi-docker.vassal", "my app.ini"),
+            ],
+            &mut out,
+        );
+        let parsed = parse(&out);
+        let query = parsed
+            .target
+            .strip_prefix("/v1.41/containers/json?all=1&filters=")
+            .unwrap();
+        assert!(!query.contains(['{', '"', ' ', '&']));
+        let filters: Value = serde_json::from_str(&decode(query)).unwrap();
+        assert_eq!(
+            filters,
+            json!({"label": ["io.uwsgi-docker.managed=1", "io.uwsgi-docker.vassal=my app.ini"]})
+        );
+    }
+
+    #[test]
+    fn create_request_carries_the_json_body() {
+        let mut out = Vec::new();
+        let mut plan = plan_for(minimal_spec());
+        plan.container_name = "x.ini_zerg-1a2b".into();
+        V141.create(&plan, &mut out);
+        let parsed = parse(&out);
+        assert_eq!(parsed.method, "POST");
+        assert_eq!(
+            parsed.target,
+            "/v1.41/containers/create?name=x.ini_zerg-1a2b"
+        );
+        assert_eq!(parsed.header("content-type"), Some("application/json"));
+        let body: Value = serde_json::from_slice(&parsed.body).unwrap();
+        assert_eq!(body, create_body(&plan));
+    }
+
+    #[test]
+    fn minimal_create_body() {
+        let body = create_body(&plan_for(minimal_spec()));
+        assert_eq!(
+            body,
+            json!({
+                "Image": "psgi001",
+                "Cmd": ["uwsgi", "--ini", "emperor://app.ini"],
+                "Env": ["UWSGI_EMPEROR_PROXY=/run/uwsgi-docker/proxy.sock"],
+                "Tty": true,
+                "OpenStdin": false,
+                "AttachStdin": false,
+                "AttachStdout": true,
+                "AttachStderr": true,
+                "Labels": {"io.uwsgi-docker.managed": "1", "io.uwsgi-docker.vassal": "app.ini"},
+                "StopSignal": "SIGINT",
+                "HostConfig": {
+                    "Binds": ["/etc/uwsgi/vassals/app.ini.sock:/run/uwsgi-docker/proxy.sock"],
+                    "AutoRemove": true,
+                    "Init": false,
+                },
+            })
+        );
+    }
+
+    #[test]
+    fn full_create_body() {
+        let mut spec = minimal_spec();
+        spec.ports = vec![
+            port(None, Some(9001), 3031, Protocol::Tcp),
+            port(Some("127.0.0.1"), Some(5001), 5000, Protocol::Tcp),
+            port(Some("::1"), None, 3031, Protocol::Tcp),
+            port(None, Some(53), 53, Protocol::Udp),
+        ];
+        spec.workdir = Some("/srv/app".into());
+        spec.user = Some("www-data".into());
+        spec.hostname = Some("app1".into());
+        spec.mounts = vec![
+            Mount {
+                host: "/srv/data".into(),
+                container: "/data".into(),
+                read_only: true,
+            },
+            Mount {
+                host: "/srv/logs".into(),
+                container: "/logs".into(),
+                read_only: false,
+            },
+        ];
+        spec.network_mode = Some("host".into());
+        spec.memory = Some(256 << 20);
+        spec.swap = Some(64 << 20);
+        spec.nano_cpus = Some(1_500_000_000);
+        spec.pids_limit = Some(100);
+        spec.dns = vec!["1.1.1.1".into(), "8.8.8.8".into()];
+        spec.read_only = true;
+        spec.cap_drop = vec!["ALL".into()];
+        spec.tmpfs = vec![
+            ("/tmp".into(), "size=64m".into()),
+            ("/run".into(), String::new()),
+        ];
+        spec.stop_signal = "SIGQUIT".into();
+        spec.stop_timeout = Some(20);
+        spec.tty = false;
+        let body = create_body(&plan_for(spec));
+        assert_eq!(body["WorkingDir"], "/srv/app");
+        assert_eq!(body["User"], "www-data");
+        assert_eq!(body["Hostname"], "app1");
+        assert_eq!(body["Tty"], false);
+        assert_eq!(body["StopSignal"], "SIGQUIT");
+        assert_eq!(body["StopTimeout"], 20);
+        assert_eq!(
+            body["ExposedPorts"],
+            json!({"3031/tcp": {}, "5000/tcp": {}, "53/udp": {}})
+        );
+        let host = &body["HostConfig"];
+        assert_eq!(
+            host["PortBindings"],
+            json!({
+                "3031/tcp": [{"HostIp": "", "HostPort": "9001"}, {"HostIp": "::1", "HostPort": ""}],
+                "5000/tcp": [{"HostIp": "127.0.0.1", "HostPort": "5001"}],
+                "53/udp": [{"HostIp": "", "HostPort": "53"}],
+            })
+        );
+        assert_eq!(
+            host["Binds"],
+            json!([
+                "/etc/uwsgi/vassals/app.ini.sock:/run/uwsgi-docker/proxy.sock",
+                "/srv/data:/data:ro",
+                "/srv/logs:/logs",
+            ])
+        );
+        assert_eq!(host["NetworkMode"], "host");
+        assert_eq!(host["Memory"], 256u64 << 20);
+        assert_eq!(host["MemorySwap"], 320u64 << 20);
+        assert_eq!(host["NanoCpus"], 1_500_000_000u64);
+        assert_eq!(host["PidsLimit"], 100);
+        assert_eq!(host["Dns"], json!(["1.1.1.1", "8.8.8.8"]));
+        assert_eq!(host["ReadonlyRootfs"], true);
+        assert_eq!(host["CapDrop"], json!(["ALL"]));
+        assert_eq!(host["Tmpfs"], json!({"/tmp": "size=64m", "/run": ""}));
+        assert_eq!(host["AutoRemove"], true);
+        assert_eq!(host["Init"], false);
+        // Host settings never leak to the top level, where dockerd ignores them.
+        for key in ["Memory", "Binds", "PortBindings", "Dns", "NetworkMode"] {
+            assert!(body.get(key).is_none(), "{key}");
+        }
+    }
+
+    #[test]
+    fn swap_alone_sets_nothing_and_memory_alone_leaves_swap_to_docker() {
+        let mut spec = minimal_spec();
+        spec.swap = Some(1);
+        let body = create_body(&plan_for(spec.clone()));
+        assert!(body["HostConfig"].get("MemorySwap").is_none());
+        spec.swap = None;
+        spec.memory = Some(1 << 30);
+        let body = create_body(&plan_for(spec));
+        assert_eq!(body["HostConfig"]["Memory"], 1u64 << 30);
+        assert!(body["HostConfig"].get("MemorySwap").is_none());
+    }
+
+    proptest! {
+        #[test]
+        fn odd_ids_stay_one_path_segment(id in "\\PC{1,40}", signal in "\\PC{0,12}") {
+            let mut out = Vec::new();
+            V141.kill(&id, &signal, &mut out);
+            let parsed = parse(&out);
+            let (path, query) = parsed.target.split_once('?').unwrap();
+            let segments: Vec<&str> = path.split('/').collect();
+            prop_assert_eq!(segments.len(), 5);
+            prop_assert_eq!(decode(segments[3]), id.clone());
+            prop_assert_eq!(segments[4], "kill");
+            let value = query.strip_prefix("signal=").unwrap();
+            prop_assert!(!value.contains(['&', '=', '?', '#']));
+            prop_assert_eq!(decode(value), signal);
+            // http::Uri accepts every target we write.
+            prop_assert!(http::Uri::try_from(parsed.target.as_str()).is_ok());
+            for write in [Api::start, Api::inspect, Api::remove, Api::attach, Api::wait_next_exit] {
+                let mut out = Vec::new();
+                write(&V141, &id, &mut out);
+                let parsed = parse(&out);
+                prop_assert_eq!(decode(parsed.target.split('/').nth(3).unwrap().split('?').next().unwrap()), id.clone());
+            }
+        }
+
+        #[test]
+        fn odd_names_and_labels_round_trip(
+            name in "\\PC{1,40}",
+            labels in prop::collection::btree_map("[a-z.-]{1,12}", "\\PC{0,20}", 0..4),
+        ) {
+            let labels: Vec<(String, String)> = labels.into_iter().collect();
+            let mut plan = plan_for(minimal_spec());
+            plan.container_name = name.clone();
+            plan.labels = labels.clone();
+            let mut out = Vec::new();
+            V141.create(&plan, &mut out);
+            let parsed = parse(&out);
+            let encoded = parsed.target.strip_prefix("/v1.41/containers/create?name=").unwrap();
+            prop_assert_eq!(decode(encoded), name);
+            let body: Value = serde_json::from_slice(&parsed.body).unwrap();
+            let expected: Map<String, Value> =
+                labels.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+            prop_assert_eq!(&body["Labels"], &Value::Object(expected));
+
+            let pairs: Vec<(&str, &str)> =
+                labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let mut out = Vec::new();
+            V141.list_by_labels(&pairs, &mut out);
+            let parsed = parse(&out);
+            if let Some(query) = parsed.target.strip_prefix("/v1.41/containers/json?all=1&filters=") {
+                let filters: Value = serde_json::from_str(&decode(query)).unwrap();
+                let expected: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                prop_assert_eq!(filters, json!({ "label": expected }));
+            } else {
+                prop_assert!(labels.is_empty());
+            }
+        }
+    }
+}
