@@ -11,6 +11,9 @@
 //! the body: `/wait` sends its head at once and its body only when the container exits.
 //! Chunk extensions and trailers are checked for shape and size, then dropped.
 
+/// One header: the name lower-cased, the value as sent.
+pub type Header = (String, Vec<u8>);
+
 /// One parsed response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
@@ -86,7 +89,7 @@ pub struct ResponseReader {
     limits: Limits,
     phase: Phase,
     /// Status and headers, kept from the moment the head is parsed.
-    head: Option<(u16, Vec<(String, Vec<u8>)>)>,
+    head: Option<(u16, Vec<Header>)>,
     body: Vec<u8>,
 }
 
@@ -167,7 +170,7 @@ impl ResponseReader {
     /// `POST /containers/{id}/wait` sends its head at once and its body only when the
     /// container exits: a `200` head here means the wait is armed, so the caller may start
     /// the container without racing its exit.
-    pub fn head(&self) -> Option<(u16, &[(String, Vec<u8>)])> {
+    pub fn head(&self) -> Option<(u16, &[Header])> {
         self.head
             .as_ref()
             .map(|(status, headers)| (*status, headers.as_slice()))
@@ -462,6 +465,7 @@ fn read_chunked(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
     use proptest::prelude::*;

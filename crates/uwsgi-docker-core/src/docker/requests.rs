@@ -311,6 +311,7 @@ pub fn create_body(plan: &ContainerPlan) -> Value {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
     use crate::spec::{HandoffMode, Mount, PortMapping, VassalSpec};
@@ -473,7 +474,8 @@ mod tests {
 
     #[test]
     fn every_endpoint_has_its_method_and_target() {
-        let cases: Vec<(Box<dyn Fn(&mut Vec<u8>)>, &str, &str)> = vec![
+        type Write = Box<dyn Fn(&mut Vec<u8>)>;
+        let cases: Vec<(Write, &str, &str)> = vec![
             (
                 Box::new(|o| V141.attach("abc", o)),
                 "POST",
