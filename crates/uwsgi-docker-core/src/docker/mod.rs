@@ -30,8 +30,61 @@ impl ApiVersion {
     };
 }
 
+impl ApiVersion {
+    /// Parses `major.minor` as the daemon writes it (`"1.41"`); `None` for anything else.
+    pub fn parse(text: &str) -> Option<ApiVersion> {
+        let (major, minor) = text.trim().split_once('.')?;
+        let number = |part: &str| {
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            part.parse().ok()
+        };
+        Some(ApiVersion {
+            major: number(major)?,
+            minor: number(minor)?,
+        })
+    }
+}
+
 impl std::fmt::Display for ApiVersion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_versions() {
+        assert_eq!(
+            ApiVersion::parse("1.41"),
+            Some(ApiVersion {
+                major: 1,
+                minor: 41
+            })
+        );
+        assert_eq!(
+            ApiVersion::parse(" 1.4 ").map(|v| v.to_string()),
+            Some("1.4".into())
+        );
+        for bad in [
+            "",
+            "1",
+            "1.",
+            ".4",
+            "1.41.0",
+            "v1.41",
+            "1.-4",
+            "1.+4",
+            "99999999.1",
+        ] {
+            assert_eq!(ApiVersion::parse(bad), None, "{bad}");
+        }
+        assert!(ApiVersion::MINIMUM < ApiVersion::parse("1.41").unwrap());
+        assert!(ApiVersion::parse("1.9").unwrap() < ApiVersion::parse("1.10").unwrap());
     }
 }

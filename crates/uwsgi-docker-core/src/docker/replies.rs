@@ -1,6 +1,12 @@
 //! Reply parsing. CONTRACT: tolerant of unknown fields and of Podman's error shape.
+//!
+//! Success bodies are read with serde into private structs that name only the fields we
+//! use; `null` and missing fields take their defaults, since daemons omit them freely.
 use super::ApiVersion;
 use crate::http_reader::Response;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use std::collections::BTreeMap;
 
 /// The daemon refused or misbehaved; its own message is kept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,11 +31,83 @@ impl DaemonError {
     }
 }
 
+/// Longest daemon message we keep; attach errors are free text.
+const MAX_MESSAGE: usize = 512;
+
+fn is_success(status: u16) -> bool {
+    (200..300).contains(&status)
+}
+
+/// The error shape of Docker (`{"message"}`) and Podman (`{"cause","message","response"}`).
+#[derive(Deserialize)]
+struct ErrorBody {
+    message: String,
+}
+
+/// A [`DaemonError::Status`] carrying the daemon's own words.
+fn status_error(response: &Response) -> DaemonError {
+    let message = match serde_json::from_slice::<ErrorBody>(&response.body) {
+        Ok(body) => body.message,
+        Err(_) => String::from_utf8_lossy(&response.body).trim().to_owned(),
+    };
+    let mut message = message.trim().to_owned();
+    if message.len() > MAX_MESSAGE {
+        let mut end = MAX_MESSAGE;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    if message.is_empty() {
+        message = http::StatusCode::from_u16(response.status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("no message")
+            .to_owned();
+    }
+    DaemonError::Status {
+        status: response.status,
+        message,
+    }
+}
+
+/// The body of a 2xx reply as `T`, or the daemon's error.
+fn json_reply<T: DeserializeOwned>(response: &Response, what: &str) -> Result<T, DaemonError> {
+    if !is_success(response.status) {
+        return Err(status_error(response));
+    }
+    serde_json::from_slice(&response.body)
+        .map_err(|e| DaemonError::Malformed(format!("{what} reply: {e}")))
+}
+
+fn sorted_labels(labels: Option<BTreeMap<String, String>>) -> Vec<(String, String)> {
+    labels.unwrap_or_default().into_iter().collect()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct VersionBody {
+    api_version: Option<String>,
+}
+
 /// `GET /version`: the daemon's newest API version (from the `ApiVersion` field, or the
 /// `Api-Version` header when the body says nothing).
 pub fn parse_version(response: &Response) -> Result<ApiVersion, DaemonError> {
-    let _ = response;
-    todo!()
+    if !is_success(response.status) {
+        return Err(status_error(response));
+    }
+    let from_body = serde_json::from_slice::<VersionBody>(&response.body)
+        .ok()
+        .and_then(|body| body.api_version);
+    let from_header = response
+        .header("api-version")
+        .map(|v| String::from_utf8_lossy(v).into_owned());
+    let text = from_body.or(from_header).ok_or_else(|| {
+        DaemonError::Malformed("version reply has no ApiVersion nor Api-Version header".into())
+    })?;
+    ApiVersion::parse(&text)
+        .ok_or_else(|| DaemonError::Malformed(format!("version reply: bad API version {text:?}")))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,30 +116,74 @@ pub struct Created {
     pub warnings: Vec<String>,
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CreatedBody {
+    id: String,
+    #[serde(default)]
+    warnings: Option<Vec<String>>,
+}
+
 /// 201 from create.
 pub fn parse_create(response: &Response) -> Result<Created, DaemonError> {
-    let _ = response;
-    todo!()
+    let body: CreatedBody = json_reply(response, "create")?;
+    if body.id.is_empty() {
+        return Err(DaemonError::Malformed(
+            "create reply has an empty Id".into(),
+        ));
+    }
+    Ok(Created {
+        id: body.id,
+        warnings: body.warnings.unwrap_or_default(),
+    })
 }
 
 /// 101 from attach; anything else is an error (plain text body).
 pub fn parse_attach(response: &Response) -> Result<(), DaemonError> {
-    let _ = response;
-    todo!()
+    match response.status {
+        101 => Ok(()),
+        status if is_success(status) => Err(DaemonError::Malformed(format!(
+            "attach answered {status} instead of upgrading the connection (101)"
+        ))),
+        _ => Err(status_error(response)),
+    }
 }
 
 /// 204 or 304 from start/stop/kill; 204 or 404 ("already gone") from remove are the
 /// caller's to treat, this returns the status on any 2xx/304 and errors otherwise.
 pub fn parse_empty(response: &Response) -> Result<u16, DaemonError> {
-    let _ = response;
-    todo!()
+    if is_success(response.status) || response.status == 304 {
+        Ok(response.status)
+    } else {
+        Err(status_error(response))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct WaitBody {
+    status_code: i64,
+    #[serde(default)]
+    error: Option<WaitError>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct WaitError {
+    message: String,
 }
 
 /// The head of `/wait` comes at once (status 200 means the wait is armed); its body,
-/// `{"StatusCode":n}`, at exit.
+/// `{"StatusCode":n}`, at exit. A non-empty `Error.Message` (the wait itself failed) is
+/// [`DaemonError::Malformed`] with that message: the exit code is then meaningless.
 pub fn parse_wait_body(response: &Response) -> Result<i64, DaemonError> {
-    let _ = response;
-    todo!()
+    let body: WaitBody = json_reply(response, "wait")?;
+    match body.error {
+        Some(WaitError { message }) if !message.is_empty() => Err(DaemonError::Malformed(format!(
+            "waiting for the container failed: {message}"
+        ))),
+        _ => Ok(body.status_code),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,15 +197,49 @@ pub struct ContainerInfo {
     pub labels: Vec<(String, String)>,
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InspectBody {
+    id: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    state: Option<InspectState>,
+    #[serde(default)]
+    config: Option<InspectConfig>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct InspectState {
+    running: bool,
+    /// Podman has written `-1`-style values here; anything outside u32 reads as 0.
+    pid: i64,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct InspectConfig {
+    labels: Option<BTreeMap<String, String>>,
+}
+
 /// `GET /containers/{id}/json`.
 pub fn parse_inspect(response: &Response) -> Result<ContainerInfo, DaemonError> {
-    let _ = response;
-    todo!()
+    let body: InspectBody = json_reply(response, "inspect")?;
+    let state = body.state.unwrap_or_default();
+    Ok(ContainerInfo {
+        id: body.id,
+        name: body.name.strip_prefix('/').unwrap_or(&body.name).to_owned(),
+        running: state.running,
+        pid: u32::try_from(state.pid).unwrap_or(0),
+        labels: sorted_labels(body.config.and_then(|c| c.labels)),
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerSummary {
     pub id: String,
+    /// Without the leading `/`, as in [`ContainerInfo::name`].
     pub names: Vec<String>,
     pub state: String,
     pub status: String,
@@ -92,8 +248,292 @@ pub struct ContainerSummary {
     pub labels: Vec<(String, String)>,
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SummaryBody {
+    id: String,
+    #[serde(default)]
+    names: Option<Vec<String>>,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    created: i64,
+    #[serde(default)]
+    labels: Option<BTreeMap<String, String>>,
+}
+
 /// `GET /containers/json`.
 pub fn parse_list(response: &Response) -> Result<Vec<ContainerSummary>, DaemonError> {
-    let _ = response;
-    todo!()
+    let body: Vec<SummaryBody> = json_reply(response, "container list")?;
+    Ok(body
+        .into_iter()
+        .map(|c| ContainerSummary {
+            id: c.id,
+            names: c
+                .names
+                .unwrap_or_default()
+                .into_iter()
+                .map(|n| n.strip_prefix('/').map(str::to_owned).unwrap_or(n))
+                .collect(),
+            state: c.state,
+            status: c.status,
+            created: c.created,
+            labels: sorted_labels(c.labels),
+        })
+        .collect())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+
+    fn reply(status: u16, headers: &[(&str, &str)], body: &str) -> Response {
+        Response {
+            status,
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_ascii_lowercase(), v.as_bytes().to_vec()))
+                .collect(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    fn status(status: u16, message: &str) -> DaemonError {
+        DaemonError::Status {
+            status,
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn version_from_body_then_header() {
+        // Docker 20.10's reply, shortened.
+        let body = r#"{"Platform":{"Name":""},"Components":[{"Name":"Engine","Version":"20.10.24+dfsg1","Details":{"ApiVersion":"1.41","MinAPIVersion":"1.12"}}],"Version":"20.10.24+dfsg1","ApiVersion":"1.41","MinAPIVersion":"1.12","Os":"linux"}"#;
+        let v141 = ApiVersion {
+            major: 1,
+            minor: 41,
+        };
+        let ok = reply(200, &[("Api-Version", "1.40")], body);
+        assert_eq!(parse_version(&ok), Ok(v141));
+        let ping = reply(200, &[("Api-Version", "1.41")], "OK");
+        assert_eq!(parse_version(&ping), Ok(v141));
+        assert!(matches!(
+            parse_version(&reply(200, &[], "{}")),
+            Err(DaemonError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_version(&reply(200, &[], r#"{"ApiVersion":"one"}"#)),
+            Err(DaemonError::Malformed(_))
+        ));
+        assert_eq!(
+            parse_version(&reply(
+                500,
+                &[("Api-Version", "1.41")],
+                r#"{"message":"boom"}"#
+            )),
+            Err(status(500, "boom"))
+        );
+    }
+
+    #[test]
+    fn create_replies() {
+        let ok = reply(201, &[], r#"{"Id":"e90e34656806","Warnings":[]}"#);
+        assert_eq!(
+            parse_create(&ok),
+            Ok(Created {
+                id: "e90e34656806".into(),
+                warnings: vec![]
+            })
+        );
+        let null_warnings = reply(201, &[], r#"{"Id":"abc","Warnings":null}"#);
+        assert_eq!(
+            parse_create(&null_warnings).unwrap().warnings,
+            Vec::<String>::new()
+        );
+        let warned = reply(
+            201,
+            &[],
+            r#"{"Id":"abc","Warnings":["Your kernel does not support swap limit capabilities"]}"#,
+        );
+        assert_eq!(parse_create(&warned).unwrap().warnings.len(), 1);
+
+        let no_image = reply(404, &[], "{\"message\":\"No such image: x:latest\"}\n");
+        let error = parse_create(&no_image).unwrap_err();
+        assert!(error.is_not_found());
+        assert_eq!(error, status(404, "No such image: x:latest"));
+        assert_eq!(
+            error.to_string(),
+            "docker daemon answered 404: No such image: x:latest"
+        );
+
+        let conflict = r#"{"message":"Conflict. The container name \"/app.ini\" is already in use by container \"4fa6e0f0c678\". You have to remove (or rename) that container to be able to reuse that name."}"#;
+        let error = parse_create(&reply(409, &[], conflict)).unwrap_err();
+        assert!(!error.is_not_found());
+        assert!(
+            matches!(&error, DaemonError::Status { status: 409, message } if message.starts_with("Conflict. The container name \"/app.ini\""))
+        );
+
+        assert!(matches!(
+            parse_create(&reply(201, &[], r#"{"Id":""}"#)),
+            Err(DaemonError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_create(&reply(201, &[], "not json")),
+            Err(DaemonError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn podman_error_shape() {
+        let body = r#"{"cause":"no such container","message":"no container with name or ID \"x\" found: no such container","response":404}"#;
+        assert_eq!(
+            parse_empty(&reply(404, &[], body)),
+            Err(status(
+                404,
+                "no container with name or ID \"x\" found: no such container"
+            ))
+        );
+    }
+
+    #[test]
+    fn attach_replies() {
+        assert_eq!(parse_attach(&reply(101, &[("Upgrade", "tcp")], "")), Ok(()));
+        assert_eq!(
+            parse_attach(&reply(404, &[], "No such container: nonexist\n")),
+            Err(status(404, "No such container: nonexist"))
+        );
+        assert!(matches!(
+            parse_attach(&reply(200, &[], "")),
+            Err(DaemonError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn long_and_empty_plain_text_errors() {
+        let long = "é".repeat(1000);
+        match parse_attach(&reply(500, &[], &long)).unwrap_err() {
+            DaemonError::Status { message, .. } => {
+                assert!(message.len() <= MAX_MESSAGE + '…'.len_utf8());
+                assert!(message.ends_with('…'));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            parse_empty(&reply(502, &[], " \n")),
+            Err(status(502, "Bad Gateway"))
+        );
+        assert_eq!(
+            parse_empty(&reply(599, &[], "")),
+            Err(status(599, "no message"))
+        );
+    }
+
+    #[test]
+    fn empty_replies() {
+        assert_eq!(parse_empty(&reply(204, &[], "")), Ok(204));
+        assert_eq!(parse_empty(&reply(304, &[], "")), Ok(304));
+        let in_progress = r#"{"message":"removal of container abc is already in progress"}"#;
+        assert_eq!(
+            parse_empty(&reply(409, &[], in_progress)),
+            Err(status(
+                409,
+                "removal of container abc is already in progress"
+            ))
+        );
+        let old_start = r#"{"message":"starting container with non-empty request body was deprecated since API v1.22 and removed in v1.24"}"#;
+        assert!(matches!(
+            parse_empty(&reply(400, &[], old_start)),
+            Err(DaemonError::Status { status: 400, .. })
+        ));
+    }
+
+    #[test]
+    fn wait_bodies() {
+        let killed = reply(200, &[], "{\"Error\":null,\"StatusCode\":137}\n");
+        assert_eq!(parse_wait_body(&killed), Ok(137));
+        assert_eq!(
+            parse_wait_body(&reply(200, &[], r#"{"StatusCode":0}"#)),
+            Ok(0)
+        );
+        let empty_error = r#"{"Error":{"Message":""},"StatusCode":3}"#;
+        assert_eq!(parse_wait_body(&reply(200, &[], empty_error)), Ok(3));
+        let failed = r#"{"Error":{"Message":"container not running"},"StatusCode":-1}"#;
+        assert!(matches!(
+            parse_wait_body(&reply(200, &[], failed)),
+            Err(DaemonError::Malformed(m)) if m.contains("container not running")
+        ));
+        assert!(
+            parse_wait_body(&reply(404, &[], r#"{"message":"No such container: x"}"#))
+                .unwrap_err()
+                .is_not_found()
+        );
+        assert!(matches!(
+            parse_wait_body(&reply(200, &[], r#"{"Error":null}"#)),
+            Err(DaemonError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn inspect_reply() {
+        let body = r#"{"Id":"4fa6e0f0c678","Created":"2026-11-28T10:00:00Z","Path":"uwsgi","Args":["--ini","emperor://app.ini"],
+            "State":{"Status":"running","Running":true,"Paused":false,"Pid":4242,"ExitCode":0,"Error":""},
+            "Name":"/app.ini","RestartCount":0,
+            "Config":{"Hostname":"4fa6e0f0c678","Tty":true,"Image":"psgi001",
+                      "Labels":{"io.uwsgi-docker.vassal":"app.ini","io.uwsgi-docker.managed":"1"}},
+            "HostConfig":{"AutoRemove":true}}"#;
+        assert_eq!(
+            parse_inspect(&reply(200, &[], body)),
+            Ok(ContainerInfo {
+                id: "4fa6e0f0c678".into(),
+                name: "app.ini".into(),
+                running: true,
+                pid: 4242,
+                labels: vec![
+                    ("io.uwsgi-docker.managed".into(), "1".into()),
+                    ("io.uwsgi-docker.vassal".into(), "app.ini".into()),
+                ],
+            })
+        );
+        let exited = r#"{"Id":"abc","Name":"/x","State":{"Running":false,"Pid":0},"Config":{"Labels":null}}"#;
+        let info = parse_inspect(&reply(200, &[], exited)).unwrap();
+        assert_eq!((info.running, info.pid, info.labels.len()), (false, 0, 0));
+        let odd_pid = r#"{"Id":"abc","State":{"Running":true,"Pid":-1}}"#;
+        assert_eq!(parse_inspect(&reply(200, &[], odd_pid)).unwrap().pid, 0);
+        assert!(
+            parse_inspect(&reply(404, &[], r#"{"message":"No such container: abc"}"#))
+                .unwrap_err()
+                .is_not_found()
+        );
+    }
+
+    #[test]
+    fn list_reply() {
+        let body = r#"[{"Id":"4fa6e0f0c678","Names":["/app.ini"],"Image":"psgi001","Command":"uwsgi --ini emperor://app.ini",
+            "Created":1795860000,"Ports":[{"IP":"0.0.0.0","PrivatePort":3031,"PublicPort":9001,"Type":"tcp"}],
+            "Labels":{"io.uwsgi-docker.managed":"1"},"State":"running","Status":"Up 5 minutes",
+            "HostConfig":{"NetworkMode":"default"},"NetworkSettings":{"Networks":{}},"Mounts":[]},
+            {"Id":"abc","Names":null,"Labels":null,"State":"exited","Status":"Exited (0) 1 second ago","Created":1}]"#;
+        let list = parse_list(&reply(200, &[], body)).unwrap();
+        assert_eq!(
+            list[0],
+            ContainerSummary {
+                id: "4fa6e0f0c678".into(),
+                names: vec!["app.ini".into()],
+                state: "running".into(),
+                status: "Up 5 minutes".into(),
+                created: 1795860000,
+                labels: vec![("io.uwsgi-docker.managed".into(), "1".into())],
+            }
+        );
+        assert_eq!(list[1].names, Vec::<String>::new());
+        assert_eq!(list[1].state, "exited");
+        assert_eq!(parse_list(&reply(200, &[], "[]")), Ok(vec![]));
+        assert!(matches!(
+            parse_list(&reply(200, &[], "{}")),
+            Err(DaemonError::Malformed(_))
+        ));
+    }
 }

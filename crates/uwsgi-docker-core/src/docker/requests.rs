@@ -1,11 +1,19 @@
 //! Request building. CONTRACT: each `Api` method appends one whole HTTP/1.1 request to `out`.
+//!
+//! Requests are built as [`http::Request`]s and written out by hand: dockerd needs `Host`
+//! (any value), JSON bodies need `Content-Type` and `Content-Length`, and bodiless requests
+//! carry neither, since `/start` rejects a body. Ids, names and query values are
+//! percent-encoded, so no vassal name can smuggle a path segment or a query parameter.
 use super::ApiVersion;
 use crate::plan::ContainerPlan;
+use crate::spec::Protocol;
+use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, UPGRADE, USER_AGENT};
+use http::{HeaderValue, Method, Request};
+use serde_json::{json, Map, Value};
 
 /// Unversioned `GET /version`, sent once to negotiate.
 pub fn version_request(out: &mut Vec<u8>) {
-    let _ = out;
-    todo!()
+    write_request(&build(Method::GET, "/version".into(), None), out);
 }
 
 /// Request builder for one negotiated API version.
@@ -17,58 +25,754 @@ pub struct Api {
 impl Api {
     /// `min(ours, daemon's)`; an error when the daemon is older than [`ApiVersion::MINIMUM`].
     pub fn negotiate(daemon_max: ApiVersion) -> Result<Api, super::DaemonError> {
-        let _ = daemon_max;
-        todo!()
+        if daemon_max < ApiVersion::MINIMUM {
+            return Err(super::DaemonError::TooOld {
+                daemon: daemon_max,
+                minimum: ApiVersion::MINIMUM,
+            });
+        }
+        Ok(Api {
+            version: daemon_max.min(ApiVersion::OURS),
+        })
     }
+
     /// `POST /containers/create?name=…` with the JSON of [`create_body`].
     pub fn create(&self, plan: &ContainerPlan, out: &mut Vec<u8>) {
-        let _ = (plan, out);
-        todo!()
+        let target = format!(
+            "{}/containers/create?name={}",
+            self.prefix(),
+            encode(&plan.container_name)
+        );
+        let body = create_body(plan).to_string().into_bytes();
+        write_request(&build(Method::POST, target, Some(body)), out);
     }
+
     /// `POST /containers/{id}/attach?stream=1&stdout=1&stderr=1` with `Upgrade: tcp`.
+    ///
+    /// No stdin: its EOF would close the output streams. No `logs`: attaching before
+    /// start already sees everything.
     pub fn attach(&self, id: &str, out: &mut Vec<u8>) {
-        let _ = (id, out);
-        todo!()
+        let target = format!("{}/attach?stream=1&stdout=1&stderr=1", self.container(id));
+        let mut request = build(Method::POST, target, None);
+        request.header(CONNECTION, "Upgrade").header(UPGRADE, "tcp");
+        write_request(&request, out);
     }
+
     /// `POST /containers/{id}/wait?condition=next-exit`.
     pub fn wait_next_exit(&self, id: &str, out: &mut Vec<u8>) {
-        let _ = (id, out);
-        todo!()
+        let target = format!("{}/wait?condition=next-exit", self.container(id));
+        write_request(&build(Method::POST, target, None), out);
     }
+
     /// `POST /containers/{id}/start`, no body.
     pub fn start(&self, id: &str, out: &mut Vec<u8>) {
-        let _ = (id, out);
-        todo!()
+        let target = format!("{}/start", self.container(id));
+        write_request(&build(Method::POST, target, None), out);
     }
+
     /// `POST /containers/{id}/stop?t=N`.
     pub fn stop(&self, id: &str, timeout_secs: Option<u32>, out: &mut Vec<u8>) {
-        let _ = (id, timeout_secs, out);
-        todo!()
+        let mut target = format!("{}/stop", self.container(id));
+        if let Some(secs) = timeout_secs {
+            target.push_str(&format!("?t={secs}"));
+        }
+        write_request(&build(Method::POST, target, None), out);
     }
+
     /// `POST /containers/{id}/kill?signal=S`.
     pub fn kill(&self, id: &str, signal: &str, out: &mut Vec<u8>) {
-        let _ = (id, signal, out);
-        todo!()
+        let target = format!("{}/kill?signal={}", self.container(id), encode(signal));
+        write_request(&build(Method::POST, target, None), out);
     }
+
     /// `DELETE /containers/{id}?force=1&v=1`.
     pub fn remove(&self, id: &str, out: &mut Vec<u8>) {
-        let _ = (id, out);
-        todo!()
+        let target = format!("{}?force=1&v=1", self.container(id));
+        write_request(&build(Method::DELETE, target, None), out);
     }
+
     /// `GET /containers/json?all=1&filters={"label":["k=v",…]}`.
+    ///
+    /// Every pair must match exactly (`k=v`); an empty list lists every container.
     pub fn list_by_labels(&self, labels: &[(&str, &str)], out: &mut Vec<u8>) {
-        let _ = (labels, out);
-        todo!()
+        let mut target = format!("{}/containers/json?all=1", self.prefix());
+        if !labels.is_empty() {
+            let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let filters = json!({ "label": pairs }).to_string();
+            target.push_str("&filters=");
+            target.push_str(&encode(&filters));
+        }
+        write_request(&build(Method::GET, target, None), out);
     }
+
     /// `GET /containers/{id}/json`.
     pub fn inspect(&self, id: &str, out: &mut Vec<u8>) {
-        let _ = (id, out);
-        todo!()
+        let target = format!("{}/json", self.container(id));
+        write_request(&build(Method::GET, target, None), out);
+    }
+
+    fn prefix(&self) -> String {
+        format!("/v{}", self.version)
+    }
+
+    fn container(&self, id: &str) -> String {
+        format!("{}/containers/{}", self.prefix(), encode(id))
+    }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters, which makes the text
+/// safe as one path segment or one query value.
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// One request: the target as written on the request line, method, headers and body.
+struct Outgoing {
+    target: String,
+    request: Request<Vec<u8>>,
+}
+
+impl Outgoing {
+    fn header(&mut self, name: http::HeaderName, value: &'static str) -> &mut Self {
+        self.request
+            .headers_mut()
+            .insert(name, HeaderValue::from_static(value));
+        self
+    }
+}
+
+fn build(method: Method, target: String, json_body: Option<Vec<u8>>) -> Outgoing {
+    let mut request = Request::new(Vec::new());
+    *request.method_mut() = method;
+    // `target` is a literal path plus `encode`d parts, so it parses unless it is longer
+    // than `http::Uri` allows (64 KiB); the request line is written from `target` itself.
+    if let Ok(uri) = http::Uri::try_from(target.as_str()) {
+        *request.uri_mut() = uri;
+    }
+    let headers = request.headers_mut();
+    headers.insert(HOST, HeaderValue::from_static("docker"));
+    headers.insert(
+        USER_AGENT,
+        HeaderValue::from_static(concat!("uwsgi-docker/", env!("CARGO_PKG_VERSION"))),
+    );
+    if let Some(body) = json_body {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        *request.body_mut() = body;
+    }
+    Outgoing { target, request }
+}
+
+/// Writes the request as HTTP/1.1; header names in the usual `Title-Case` for readable
+/// dry runs.
+fn write_request(outgoing: &Outgoing, out: &mut Vec<u8>) {
+    let Outgoing { target, request } = outgoing;
+    out.extend_from_slice(format!("{} {target} HTTP/1.1\r\n", request.method()).as_bytes());
+    for (name, value) in request.headers() {
+        let mut upper = true;
+        for byte in name.as_str().bytes() {
+            out.push(if upper {
+                byte.to_ascii_uppercase()
+            } else {
+                byte
+            });
+            upper = byte == b'-';
+        }
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(request.body());
+}
+
+fn port_key(port: u16, protocol: Protocol) -> String {
+    match protocol {
+        Protocol::Tcp => format!("{port}/tcp"),
+        Protocol::Udp => format!("{port}/udp"),
     }
 }
 
 /// The JSON body of the create request.
-pub fn create_body(plan: &ContainerPlan) -> serde_json::Value {
-    let _ = plan;
-    todo!()
+///
+/// Every host setting sits in `HostConfig` (top-level `Memory` and friends are ignored
+/// since API 1.24, and `/start` takes no body). Optional settings appear only when set.
+/// `AutoRemove` is on: the Emperor may SIGKILL the bridge (curse tolerance) before it can
+/// remove the container, and then the container must still go away by itself once the
+/// vassal exits. So after exit, inspect may answer 404: that means "gone", as wanted.
+pub fn create_body(plan: &ContainerPlan) -> Value {
+    let spec = &plan.spec;
+    let mut config = Map::new();
+    config.insert("Image".into(), json!(spec.image));
+    config.insert("Cmd".into(), json!(plan.cmd));
+    config.insert("Env".into(), json!(plan.env));
+    let optional = [
+        ("WorkingDir", &spec.workdir),
+        ("User", &spec.user),
+        ("Hostname", &spec.hostname),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            config.insert(key.into(), json!(value));
+        }
+    }
+    config.insert("Tty".into(), json!(spec.tty));
+    config.insert("OpenStdin".into(), json!(false));
+    config.insert("AttachStdin".into(), json!(false));
+    config.insert("AttachStdout".into(), json!(true));
+    config.insert("AttachStderr".into(), json!(true));
+    let labels: Map<String, Value> = plan
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    config.insert("Labels".into(), Value::Object(labels));
+    if !spec.stop_signal.is_empty() {
+        config.insert("StopSignal".into(), json!(spec.stop_signal));
+    }
+    if let Some(timeout) = spec.stop_timeout {
+        config.insert("StopTimeout".into(), json!(timeout));
+    }
+
+    let mut host = Map::new();
+    let mut binds = vec![format!(
+        "{}:{}",
+        plan.proxy_host_path, plan.proxy_container_path
+    )];
+    binds.extend(spec.mounts.iter().map(|m| {
+        let suffix = if m.read_only { ":ro" } else { "" };
+        format!("{}:{}{suffix}", m.host, m.container)
+    }));
+    host.insert("Binds".into(), json!(binds));
+
+    if !spec.ports.is_empty() {
+        let mut exposed = Map::new();
+        let mut bindings = Map::new();
+        for port in &spec.ports {
+            let key = port_key(port.container_port, port.protocol);
+            exposed.insert(key.clone(), json!({}));
+            let binding = json!({
+                "HostIp": port.host_ip.clone().unwrap_or_default(),
+                "HostPort": port.host_port.map(|p| p.to_string()).unwrap_or_default(),
+            });
+            if let Value::Array(list) = bindings.entry(key).or_insert_with(|| json!([])) {
+                list.push(binding);
+            }
+        }
+        config.insert("ExposedPorts".into(), Value::Object(exposed));
+        host.insert("PortBindings".into(), Value::Object(bindings));
+    }
+    if let Some(mode) = &spec.network_mode {
+        host.insert("NetworkMode".into(), json!(mode));
+    }
+    if let Some(memory) = spec.memory {
+        host.insert("Memory".into(), json!(memory));
+        // Docker's MemorySwap is memory plus swap; without Memory it means nothing.
+        if let Some(swap) = spec.swap {
+            host.insert("MemorySwap".into(), json!(memory.saturating_add(swap)));
+        }
+    }
+    if let Some(nano_cpus) = spec.nano_cpus {
+        host.insert("NanoCpus".into(), json!(nano_cpus));
+    }
+    if let Some(pids) = spec.pids_limit {
+        host.insert("PidsLimit".into(), json!(pids));
+    }
+    if !spec.dns.is_empty() {
+        host.insert("Dns".into(), json!(spec.dns));
+    }
+    if spec.read_only {
+        host.insert("ReadonlyRootfs".into(), json!(true));
+    }
+    if !spec.cap_drop.is_empty() {
+        host.insert("CapDrop".into(), json!(spec.cap_drop));
+    }
+    if !spec.tmpfs.is_empty() {
+        let tmpfs: Map<String, Value> = spec
+            .tmpfs
+            .iter()
+            .map(|(path, options)| (path.clone(), json!(options)))
+            .collect();
+        host.insert("Tmpfs".into(), Value::Object(tmpfs));
+    }
+    host.insert("AutoRemove".into(), json!(true));
+    host.insert("Init".into(), json!(false));
+
+    config.insert("HostConfig".into(), Value::Object(host));
+    Value::Object(config)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use crate::spec::{HandoffMode, Mount, PortMapping, VassalSpec};
+    use proptest::prelude::*;
+
+    const V141: Api = Api {
+        version: ApiVersion {
+            major: 1,
+            minor: 41,
+        },
+    };
+
+    /// A request parsed back: method, target, headers (lower-cased names), body.
+    #[derive(Debug)]
+    struct Parsed {
+        method: String,
+        target: String,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    }
+
+    impl Parsed {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        }
+    }
+
+    /// Parses exactly one request from `bytes`, checking its framing.
+    fn parse(bytes: &[u8]) -> Parsed {
+        let mut slots = [httparse::EMPTY_HEADER; 16];
+        let mut request = httparse::Request::new(&mut slots);
+        let head_len = match request.parse(bytes).unwrap() {
+            httparse::Status::Complete(len) => len,
+            httparse::Status::Partial => panic!("partial request"),
+        };
+        assert_eq!(request.version, Some(1));
+        let headers: Vec<(String, String)> = request
+            .headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_ascii_lowercase(),
+                    String::from_utf8(h.value.to_vec()).unwrap(),
+                )
+            })
+            .collect();
+        let body = bytes[head_len..].to_vec();
+        let parsed = Parsed {
+            method: request.method.unwrap().to_owned(),
+            target: request.path.unwrap().to_owned(),
+            headers,
+            body,
+        };
+        assert_eq!(parsed.header("host"), Some("docker"));
+        let length = parsed.header("content-length").map(|v| v.parse().unwrap());
+        assert_eq!(length.unwrap_or(0), parsed.body.len());
+        parsed
+    }
+
+    fn decode(text: &str) -> String {
+        let bytes = text.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' {
+                out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    fn minimal_spec() -> VassalSpec {
+        VassalSpec {
+            image: "psgi001".into(),
+            socket: None,
+            ports: vec![],
+            workdir: None,
+            mounts: vec![],
+            network_mode: None,
+            hostname: None,
+            proxy: None,
+            env: vec![],
+            user: None,
+            memory: None,
+            swap: None,
+            cidfile: None,
+            dns: vec![],
+            labels: vec![],
+            nano_cpus: None,
+            pids_limit: None,
+            read_only: false,
+            cap_drop: vec![],
+            tmpfs: vec![],
+            stop_signal: "SIGINT".into(),
+            stop_timeout: None,
+            tty: true,
+            uwsgi: "uwsgi".into(),
+            handoff: HandoffMode::Native,
+        }
+    }
+
+    fn plan_for(spec: VassalSpec) -> ContainerPlan {
+        ContainerPlan {
+            spec,
+            vassal_name: "app.ini".into(),
+            container_name: "app.ini".into(),
+            labels: vec![
+                ("io.uwsgi-docker.managed".into(), "1".into()),
+                ("io.uwsgi-docker.vassal".into(), "app.ini".into()),
+            ],
+            proxy_host_path: "/etc/uwsgi/vassals/app.ini.sock".into(),
+            proxy_container_path: "/run/uwsgi-docker/proxy.sock".into(),
+            cmd: vec!["uwsgi".into(), "--ini".into(), "emperor://app.ini".into()],
+            env: vec!["UWSGI_EMPEROR_PROXY=/run/uwsgi-docker/proxy.sock".into()],
+        }
+    }
+
+    fn port(ip: Option<&str>, host: Option<u16>, ctr: u16, protocol: Protocol) -> PortMapping {
+        PortMapping {
+            host_ip: ip.map(str::to_owned),
+            host_port: host,
+            container_port: ctr,
+            protocol,
+        }
+    }
+
+    #[test]
+    fn negotiates_the_lower_version() {
+        let v = |minor| ApiVersion { major: 1, minor };
+        assert_eq!(Api::negotiate(v(41)).unwrap().version, v(41));
+        assert_eq!(Api::negotiate(v(51)).unwrap().version, ApiVersion::OURS);
+        assert_eq!(Api::negotiate(v(24)).unwrap().version, v(24));
+        assert_eq!(
+            Api::negotiate(v(23)),
+            Err(crate::docker::DaemonError::TooOld {
+                daemon: v(23),
+                minimum: ApiVersion::MINIMUM
+            })
+        );
+    }
+
+    #[test]
+    fn version_is_unversioned() {
+        let mut out = Vec::new();
+        version_request(&mut out);
+        let parsed = parse(&out);
+        assert_eq!(
+            (parsed.method.as_str(), parsed.target.as_str()),
+            ("GET", "/version")
+        );
+        assert!(out.starts_with(b"GET /version HTTP/1.1\r\nHost: docker\r\n"));
+    }
+
+    #[test]
+    fn every_endpoint_has_its_method_and_target() {
+        type Write = Box<dyn Fn(&mut Vec<u8>)>;
+        let cases: Vec<(Write, &str, &str)> = vec![
+            (
+                Box::new(|o| V141.attach("abc", o)),
+                "POST",
+                "/v1.41/containers/abc/attach?stream=1&stdout=1&stderr=1",
+            ),
+            (
+                Box::new(|o| V141.wait_next_exit("abc", o)),
+                "POST",
+                "/v1.41/containers/abc/wait?condition=next-exit",
+            ),
+            (
+                Box::new(|o| V141.start("abc", o)),
+                "POST",
+                "/v1.41/containers/abc/start",
+            ),
+            (
+                Box::new(|o| V141.stop("abc", Some(7), o)),
+                "POST",
+                "/v1.41/containers/abc/stop?t=7",
+            ),
+            (
+                Box::new(|o| V141.stop("abc", None, o)),
+                "POST",
+                "/v1.41/containers/abc/stop",
+            ),
+            (
+                Box::new(|o| V141.kill("abc", "SIGKILL", o)),
+                "POST",
+                "/v1.41/containers/abc/kill?signal=SIGKILL",
+            ),
+            (
+                Box::new(|o| V141.remove("abc", o)),
+                "DELETE",
+                "/v1.41/containers/abc?force=1&v=1",
+            ),
+            (
+                Box::new(|o| V141.inspect("abc", o)),
+                "GET",
+                "/v1.41/containers/abc/json",
+            ),
+            (
+                Box::new(|o| V141.list_by_labels(&[], o)),
+                "GET",
+                "/v1.41/containers/json?all=1",
+            ),
+        ];
+        for (write, method, target) in cases {
+            let mut out = Vec::new();
+            write(&mut out);
+            let parsed = parse(&out);
+            assert_eq!(
+                (parsed.method.as_str(), parsed.target.as_str()),
+                (method, target)
+            );
+            // Bodiless: no body, no Content-Type, no Content-Length (start rejects bodies).
+            assert!(parsed.body.is_empty(), "{target}");
+            assert_eq!(parsed.header("content-type"), None, "{target}");
+            assert_eq!(parsed.header("content-length"), None, "{target}");
+        }
+    }
+
+    #[test]
+    fn attach_asks_for_an_upgrade() {
+        let mut out = Vec::new();
+        V141.attach("abc", &mut out);
+        let parsed = parse(&out);
+        assert_eq!(parsed.header("upgrade"), Some("tcp"));
+        assert_eq!(parsed.header("connection"), Some("Upgrade"));
+    }
+
+    #[test]
+    fn requests_append() {
+        let mut out = Vec::new();
+        V141.start("a1", &mut out);
+        let first = out.len();
+        V141.start("b2", &mut out);
+        assert_eq!(parse(&out[..first]).target, "/v1.41/containers/a1/start");
+        assert_eq!(parse(&out[first..]).target, "/v1.41/containers/b2/start");
+    }
+
+    #[test]
+    fn list_filters_are_encoded_json() {
+        let mut out = Vec::new();
+        V141.list_by_labels(
+            &[
+                ("io.uwsgi-docker.managed", "1"),
+                ("io.uwsgi-docker.vassal", "my app.ini"),
+            ],
+            &mut out,
+        );
+        let parsed = parse(&out);
+        let query = parsed
+            .target
+            .strip_prefix("/v1.41/containers/json?all=1&filters=")
+            .unwrap();
+        assert!(!query.contains(['{', '"', ' ', '&']));
+        let filters: Value = serde_json::from_str(&decode(query)).unwrap();
+        assert_eq!(
+            filters,
+            json!({"label": ["io.uwsgi-docker.managed=1", "io.uwsgi-docker.vassal=my app.ini"]})
+        );
+    }
+
+    #[test]
+    fn create_request_carries_the_json_body() {
+        let mut out = Vec::new();
+        let mut plan = plan_for(minimal_spec());
+        plan.container_name = "x.ini_zerg-1a2b".into();
+        V141.create(&plan, &mut out);
+        let parsed = parse(&out);
+        assert_eq!(parsed.method, "POST");
+        assert_eq!(
+            parsed.target,
+            "/v1.41/containers/create?name=x.ini_zerg-1a2b"
+        );
+        assert_eq!(parsed.header("content-type"), Some("application/json"));
+        let body: Value = serde_json::from_slice(&parsed.body).unwrap();
+        assert_eq!(body, create_body(&plan));
+    }
+
+    #[test]
+    fn minimal_create_body() {
+        let body = create_body(&plan_for(minimal_spec()));
+        assert_eq!(
+            body,
+            json!({
+                "Image": "psgi001",
+                "Cmd": ["uwsgi", "--ini", "emperor://app.ini"],
+                "Env": ["UWSGI_EMPEROR_PROXY=/run/uwsgi-docker/proxy.sock"],
+                "Tty": true,
+                "OpenStdin": false,
+                "AttachStdin": false,
+                "AttachStdout": true,
+                "AttachStderr": true,
+                "Labels": {"io.uwsgi-docker.managed": "1", "io.uwsgi-docker.vassal": "app.ini"},
+                "StopSignal": "SIGINT",
+                "HostConfig": {
+                    "Binds": ["/etc/uwsgi/vassals/app.ini.sock:/run/uwsgi-docker/proxy.sock"],
+                    "AutoRemove": true,
+                    "Init": false,
+                },
+            })
+        );
+    }
+
+    #[test]
+    fn full_create_body() {
+        let mut spec = minimal_spec();
+        spec.ports = vec![
+            port(None, Some(9001), 3031, Protocol::Tcp),
+            port(Some("127.0.0.1"), Some(5001), 5000, Protocol::Tcp),
+            port(Some("::1"), None, 3031, Protocol::Tcp),
+            port(None, Some(53), 53, Protocol::Udp),
+        ];
+        spec.workdir = Some("/srv/app".into());
+        spec.user = Some("www-data".into());
+        spec.hostname = Some("app1".into());
+        spec.mounts = vec![
+            Mount {
+                host: "/srv/data".into(),
+                container: "/data".into(),
+                read_only: true,
+            },
+            Mount {
+                host: "/srv/logs".into(),
+                container: "/logs".into(),
+                read_only: false,
+            },
+        ];
+        spec.network_mode = Some("host".into());
+        spec.memory = Some(256 << 20);
+        spec.swap = Some(64 << 20);
+        spec.nano_cpus = Some(1_500_000_000);
+        spec.pids_limit = Some(100);
+        spec.dns = vec!["1.1.1.1".into(), "8.8.8.8".into()];
+        spec.read_only = true;
+        spec.cap_drop = vec!["ALL".into()];
+        spec.tmpfs = vec![
+            ("/tmp".into(), "size=64m".into()),
+            ("/run".into(), String::new()),
+        ];
+        spec.stop_signal = "SIGQUIT".into();
+        spec.stop_timeout = Some(20);
+        spec.tty = false;
+        let body = create_body(&plan_for(spec));
+        assert_eq!(body["WorkingDir"], "/srv/app");
+        assert_eq!(body["User"], "www-data");
+        assert_eq!(body["Hostname"], "app1");
+        assert_eq!(body["Tty"], false);
+        assert_eq!(body["StopSignal"], "SIGQUIT");
+        assert_eq!(body["StopTimeout"], 20);
+        assert_eq!(
+            body["ExposedPorts"],
+            json!({"3031/tcp": {}, "5000/tcp": {}, "53/udp": {}})
+        );
+        let host = &body["HostConfig"];
+        assert_eq!(
+            host["PortBindings"],
+            json!({
+                "3031/tcp": [{"HostIp": "", "HostPort": "9001"}, {"HostIp": "::1", "HostPort": ""}],
+                "5000/tcp": [{"HostIp": "127.0.0.1", "HostPort": "5001"}],
+                "53/udp": [{"HostIp": "", "HostPort": "53"}],
+            })
+        );
+        assert_eq!(
+            host["Binds"],
+            json!([
+                "/etc/uwsgi/vassals/app.ini.sock:/run/uwsgi-docker/proxy.sock",
+                "/srv/data:/data:ro",
+                "/srv/logs:/logs",
+            ])
+        );
+        assert_eq!(host["NetworkMode"], "host");
+        assert_eq!(host["Memory"], 256u64 << 20);
+        assert_eq!(host["MemorySwap"], 320u64 << 20);
+        assert_eq!(host["NanoCpus"], 1_500_000_000u64);
+        assert_eq!(host["PidsLimit"], 100);
+        assert_eq!(host["Dns"], json!(["1.1.1.1", "8.8.8.8"]));
+        assert_eq!(host["ReadonlyRootfs"], true);
+        assert_eq!(host["CapDrop"], json!(["ALL"]));
+        assert_eq!(host["Tmpfs"], json!({"/tmp": "size=64m", "/run": ""}));
+        assert_eq!(host["AutoRemove"], true);
+        assert_eq!(host["Init"], false);
+        // Host settings never leak to the top level, where dockerd ignores them.
+        for key in ["Memory", "Binds", "PortBindings", "Dns", "NetworkMode"] {
+            assert!(body.get(key).is_none(), "{key}");
+        }
+    }
+
+    #[test]
+    fn swap_alone_sets_nothing_and_memory_alone_leaves_swap_to_docker() {
+        let mut spec = minimal_spec();
+        spec.swap = Some(1);
+        let body = create_body(&plan_for(spec.clone()));
+        assert!(body["HostConfig"].get("MemorySwap").is_none());
+        spec.swap = None;
+        spec.memory = Some(1 << 30);
+        let body = create_body(&plan_for(spec));
+        assert_eq!(body["HostConfig"]["Memory"], 1u64 << 30);
+        assert!(body["HostConfig"].get("MemorySwap").is_none());
+    }
+
+    proptest! {
+        #[test]
+        fn odd_ids_stay_one_path_segment(id in "\\PC{1,40}", signal in "\\PC{0,12}") {
+            let mut out = Vec::new();
+            V141.kill(&id, &signal, &mut out);
+            let parsed = parse(&out);
+            let (path, query) = parsed.target.split_once('?').unwrap();
+            let segments: Vec<&str> = path.split('/').collect();
+            prop_assert_eq!(segments.len(), 5);
+            prop_assert_eq!(decode(segments[3]), id.clone());
+            prop_assert_eq!(segments[4], "kill");
+            let value = query.strip_prefix("signal=").unwrap();
+            prop_assert!(!value.contains(['&', '=', '?', '#']));
+            prop_assert_eq!(decode(value), signal);
+            // http::Uri accepts every target we write.
+            prop_assert!(http::Uri::try_from(parsed.target.as_str()).is_ok());
+            for write in [Api::start, Api::inspect, Api::remove, Api::attach, Api::wait_next_exit] {
+                let mut out = Vec::new();
+                write(&V141, &id, &mut out);
+                let parsed = parse(&out);
+                prop_assert_eq!(decode(parsed.target.split('/').nth(3).unwrap().split('?').next().unwrap()), id.clone());
+            }
+        }
+
+        #[test]
+        fn odd_names_and_labels_round_trip(
+            name in "\\PC{1,40}",
+            labels in prop::collection::btree_map("[a-z.-]{1,12}", "\\PC{0,20}", 0..4),
+        ) {
+            let labels: Vec<(String, String)> = labels.into_iter().collect();
+            let mut plan = plan_for(minimal_spec());
+            plan.container_name = name.clone();
+            plan.labels = labels.clone();
+            let mut out = Vec::new();
+            V141.create(&plan, &mut out);
+            let parsed = parse(&out);
+            let encoded = parsed.target.strip_prefix("/v1.41/containers/create?name=").unwrap();
+            prop_assert_eq!(decode(encoded), name);
+            let body: Value = serde_json::from_slice(&parsed.body).unwrap();
+            let expected: Map<String, Value> =
+                labels.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+            prop_assert_eq!(&body["Labels"], &Value::Object(expected));
+
+            let pairs: Vec<(&str, &str)> =
+                labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let mut out = Vec::new();
+            V141.list_by_labels(&pairs, &mut out);
+            let parsed = parse(&out);
+            if let Some(query) = parsed.target.strip_prefix("/v1.41/containers/json?all=1&filters=") {
+                let filters: Value = serde_json::from_str(&decode(query)).unwrap();
+                let expected: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                prop_assert_eq!(filters, json!({ "label": expected }));
+            } else {
+                prop_assert!(labels.is_empty());
+            }
+        }
+    }
 }
