@@ -1,0 +1,63 @@
+//! Replays every committed input under `regressions/<target>/` through its target's
+//! invariant checks, on stable: `cargo test --manifest-path fuzz/Cargo.toml --test regressions`.
+//!
+//! A crash found by `cargo fuzz` goes into `regressions/<target>/` (any file name) with its fix.
+
+use std::fs;
+use std::panic;
+use std::path::{Path, PathBuf};
+
+use uwsgi_docker_fuzz::TARGETS;
+
+fn regressions_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("regressions")
+}
+
+/// Runs every input of `target`, reporting all failing files at once.
+fn replay(target: &str) {
+    let (_, check) = TARGETS
+        .iter()
+        .find(|(name, _)| *name == target)
+        .unwrap_or_else(|| panic!("{target} is not in TARGETS"));
+    let dir = regressions_dir().join(target);
+    let mut inputs: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.expect("readable directory entry").path())
+        .filter(|path| path.is_file())
+        .collect();
+    inputs.sort();
+    assert!(!inputs.is_empty(), "{} has no inputs", dir.display());
+    let failures: Vec<String> = inputs
+        .iter()
+        .filter_map(|path| {
+            let data = fs::read(path).expect("readable input");
+            panic::catch_unwind(|| check(&data))
+                .err()
+                .map(|_| path.display().to_string())
+        })
+        .collect();
+    assert!(failures.is_empty(), "failing inputs: {failures:#?}");
+}
+
+macro_rules! replay {
+    ($($target:ident),* $(,)?) => {
+        $( #[test] fn $target() { replay(stringify!($target)); } )*
+
+        /// Every target is replayed here and every regressions folder is a target.
+        #[test]
+        fn every_target_is_replayed() {
+            let mut replayed = vec![$(stringify!($target)),*];
+            let mut targets: Vec<&str> = TARGETS.iter().map(|(name, _)| *name).collect();
+            replayed.sort_unstable();
+            targets.sort_unstable();
+            assert_eq!(replayed, targets);
+            for entry in fs::read_dir(regressions_dir()).expect("regressions/ exists") {
+                let name = entry.expect("readable directory entry").file_name();
+                let name = name.to_string_lossy();
+                assert!(targets.contains(&&*name), "regressions/{name} is not a target");
+            }
+        }
+    };
+}
+
+replay!(vassal_spec, http_reader, attach_demux, emperor_codec);
