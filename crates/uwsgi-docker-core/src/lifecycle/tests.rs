@@ -136,23 +136,26 @@ impl FakeDaemon {
                     .unwrap_or_default()
                     .to_string();
                 if self.image_missing {
-                    reply(
+                    return Some(reply(
                         "404 Not Found",
                         r#"{"message":"No such image: app:latest"}"#,
-                    )
-                } else if self.containers.contains_key(&name) {
-                    reply(
+                    ));
+                }
+                match self.containers.entry(name) {
+                    std::collections::btree_map::Entry::Occupied(held) => reply(
                         "409 Conflict",
                         &format!(
-                            r#"{{"message":"Conflict. The container name \"/{name}\" is already in use"}}"#
+                            r#"{{"message":"Conflict. The container name \"/{}\" is already in use"}}"#,
+                            held.key()
                         ),
-                    )
-                } else {
-                    self.containers.insert(name, CONTAINER_ID.into());
-                    reply(
-                        "201 Created",
-                        &format!(r#"{{"Id":"{CONTAINER_ID}","Warnings":[]}}"#),
-                    )
+                    ),
+                    std::collections::btree_map::Entry::Vacant(free) => {
+                        free.insert(CONTAINER_ID.into());
+                        reply(
+                            "201 Created",
+                            &format!(r#"{{"Id":"{CONTAINER_ID}","Warnings":[]}}"#),
+                        )
+                    }
                 }
             }
             ("POST", ["containers", _, "attach"]) => {
@@ -487,13 +490,17 @@ fn signal_during_create_waits_for_the_id_then_removes() {
             Action::DockerConnect(c) => h.open_conns.push(c),
             Action::DockerSend(conn, bytes) => {
                 let reply = h.daemon.answer(conn, &bytes);
-                if h.daemon.requests.last().map(String::as_str) == Some("POST /containers/create") {
+                let was_create =
+                    h.daemon.requests.last().map(String::as_str) == Some("POST /containers/create");
+                if was_create {
                     h.bridge.handle_signal(h.now);
                 }
                 if let Some(Reply::Bytes(b)) = reply {
                     h.bridge.handle_docker_data(conn, &b, h.now);
                 }
-                break;
+                if was_create {
+                    break;
+                }
             }
             other => panic!("unexpected {other:?}"),
         }
