@@ -379,6 +379,8 @@ impl Bridge {
                 self.proxy = ProxyState::Closed;
                 let path = &self.config.plan.proxy_host_path;
                 self.fail(format!("cannot bind the proxy socket {path}: {e}"), now);
+                // A shutdown that began while binding was waiting for this answer.
+                self.advance(now);
             }
         }
     }
@@ -413,7 +415,10 @@ impl Bridge {
     }
 
     pub fn handle_pid_namespace(&mut self, pid: u32, pid_ns: Option<u64>, now: Instant) {
-        if self.phase != Phase::ResolvingNamespace || self.container_pid != Some(pid) {
+        if self.phase != Phase::ResolvingNamespace
+            || self.container_pid != Some(pid)
+            || self.shutdown.is_some()
+        {
             return;
         }
         match pid_ns {
@@ -754,6 +759,10 @@ impl Bridge {
     }
 
     fn advance_shutdown(&mut self, mut shutdown: Shutdown, now: Instant) {
+        if self.proxy == ProxyState::Binding {
+            // The socket may be bound by now; its answer tells us whether to unlink it.
+            return;
+        }
         if matches!(self.proxy, ProxyState::Bound | ProxyState::Accepting) {
             self.push(Action::CloseProxy);
             self.proxy = ProxyState::Closed;
@@ -941,7 +950,7 @@ impl Bridge {
             ApiRequest::Inspect => match docker::parse_inspect(&response) {
                 Ok(info) if info.running && info.pid > 0 => {
                     self.container_pid = Some(info.pid);
-                    if self.phase == Phase::Inspecting {
+                    if self.phase == Phase::Inspecting && self.shutdown.is_none() {
                         self.phase = Phase::ResolvingNamespace;
                         self.push(Action::QueryPidNamespace { pid: info.pid });
                     }

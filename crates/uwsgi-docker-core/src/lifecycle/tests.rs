@@ -710,3 +710,52 @@ fn stop_requests_after_exit_do_nothing() {
     h.bridge.handle_timeout(h.now + Duration::from_secs(3600));
     assert_eq!(h.bridge.poll_action(), None);
 }
+
+#[test]
+fn signal_while_binding_waits_for_the_bind_answer_then_unlinks() {
+    let mut h = Harness::new(test_config());
+    assert!(matches!(
+        h.bridge.poll_action(),
+        Some(Action::BindProxy { .. })
+    ));
+    h.bridge.handle_signal(h.now);
+    h.run();
+    assert_eq!(h.exit, None, "the bind's answer is still due");
+    h.proxy_bound = true;
+    h.bridge.handle_proxy_bound(Ok(()), h.now);
+    h.run();
+    assert!(h.proxy_closed, "the socket bound late is unlinked");
+    assert!(h.daemon.requests.is_empty());
+    h.assert_clean(0);
+}
+
+#[test]
+fn signal_while_resolving_the_namespace_never_accepts() {
+    let mut h = Harness::new(test_config());
+    // Stop short of answering the namespace query.
+    while let Some(action) = h.bridge.poll_action() {
+        match action {
+            Action::QueryPidNamespace { pid } => {
+                h.bridge.handle_signal(h.now);
+                h.bridge
+                    .handle_pid_namespace(pid, Some(CONTAINER_NS), h.now);
+                break;
+            }
+            Action::BindProxy { .. } => {
+                h.proxy_bound = true;
+                h.bridge.handle_proxy_bound(Ok(()), h.now);
+            }
+            Action::DockerConnect(c) => h.open_conns.push(c),
+            Action::DockerSend(conn, bytes) => {
+                if let Some(Reply::Bytes(b)) = h.daemon.answer(conn, &bytes) {
+                    h.bridge.handle_docker_data(conn, &b, h.now);
+                }
+            }
+            Action::Log(_, line) => h.logs.push(line),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    h.run();
+    assert!(!h.proxy_accepting);
+    h.assert_clean(0);
+}
