@@ -223,6 +223,7 @@ fn signal_pipe() -> io::Result<OwnedFd> {
 impl Runtime {
     fn run(&mut self) -> i32 {
         let mut buf = vec![0u8; READ_CHUNK];
+        let mut poll_failures = 0u32;
         loop {
             self.drain_actions();
             if let Some(code) = self.exit {
@@ -230,10 +231,20 @@ impl Runtime {
                 return code;
             }
             let ready = match self.wait() {
-                Ok(ready) => ready,
+                Ok(ready) => {
+                    poll_failures = 0;
+                    ready
+                }
                 Err(e) => {
+                    // Should not happen; stop the vassal, and give up if it persists.
                     self.log(LogLevel::Error, &format!("uwsgi-docker: poll failed: {e}"));
+                    poll_failures += 1;
+                    if poll_failures > 100 {
+                        self.cleanup();
+                        return 1;
+                    }
                     self.bridge.handle_signal(Instant::now());
+                    std::thread::sleep(std::time::Duration::from_millis(10));
                     Vec::new()
                 }
             };
@@ -631,5 +642,50 @@ fn head(buf: &[u8], n: usize) -> &[u8] {
 pub fn remove_socket_file(path: &std::path::Path) {
     if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
         let _ = std::fs::remove_file(path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn channel_queues_what_the_socket_does_not_take() {
+        let (ours, theirs) = proxy::stream_pair().expect("pair");
+        let mut channel = Channel::new(ours).expect("nonblocking");
+        let payload: Vec<u8> = (0..4 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+        channel.send(&payload).expect("send never blocks");
+        assert!(
+            !channel.out.is_empty(),
+            "4 MiB cannot fit in a socket buffer"
+        );
+        assert!(channel.interest(false).contains(PollFlags::OUT));
+        let mut reader = UnixStream::from(theirs);
+        let mut received = Vec::with_capacity(payload.len());
+        let mut buf = vec![0u8; 256 * 1024];
+        while received.len() < payload.len() {
+            let n = reader.read(&mut buf).expect("read");
+            received.extend_from_slice(&buf[..n]);
+            channel.flush().expect("flush");
+        }
+        assert_eq!(received, payload);
+        assert!(channel.out.is_empty());
+        assert_eq!(channel.interest(true), PollFlags::IN);
+    }
+
+    #[test]
+    fn writes_to_a_closed_peer_fail_instead_of_killing_us() {
+        let (ours, theirs) = proxy::stream_pair().expect("pair");
+        drop(theirs);
+        let mut channel = Channel::new(ours).expect("nonblocking");
+        // EPIPE, not SIGPIPE: the Rust runtime ignores SIGPIPE.
+        assert!(channel.send(b"\x01").is_err());
+        let (ours, theirs) = proxy::stream_pair().expect("pair");
+        drop(theirs);
+        assert!(matches!(
+            read_some(ours.as_fd(), &mut [0u8; 8]),
+            ReadOutcome::Eof
+        ));
     }
 }

@@ -120,6 +120,8 @@ pub fn run(args: WrapperArgs) -> ExitCode {
             eprintln!("uwsgi-docker: vassal {name}: cannot set the process title: {err}");
         }
     }
+    // Single-threaded here (the signal self-pipe starts no thread), so this is sound.
+    std::env::remove_var(REEXEC_MARKER);
 
     // Now consume the config packet the peek left in place.
     let (config, config_file, vassal_dir) = match (&args.source, packet_len) {

@@ -59,36 +59,34 @@ pub fn run(settings: &RuntimeSettings, dry_run: bool) -> ExitCode {
     for summary in &owned {
         let name = container_name(summary);
         let vassal = label(summary, labels::VASSAL).unwrap_or("?");
-        match verdict(summary, &host, &sys::bridge_alive) {
-            Verdict::Keep(why) => {
-                if settings.emperor.debug {
-                    eprintln!("keep {name} (vassal {vassal}): {why}");
-                }
+        if let Verdict::Keep(why) = verdict(summary, &host, &sys::bridge_alive) {
+            if settings.emperor.debug {
+                eprintln!("keep {name} (vassal {vassal}): {why}");
             }
-            Verdict::Orphan if dry_run => println!("would remove {name} (vassal {vassal})"),
-            Verdict::Orphan => {
-                let removed = client
-                    .call(|api, out| api.remove(&summary.id, out))
-                    .map_err(|e| e.to_string())
-                    .and_then(|response| match docker::parse_empty(&response) {
-                        Ok(_) => Ok(()),
-                        Err(e) if e.is_not_found() => Ok(()),
-                        Err(e) => Err(e.to_string()),
-                    });
-                match removed {
-                    Ok(()) => println!("removed {name} (vassal {vassal})"),
-                    Err(e) => {
-                        eprintln!("uwsgi-docker: cannot remove {name} (vassal {vassal}): {e}");
-                        failures += 1;
-                        continue;
-                    }
+            continue;
+        }
+        if dry_run {
+            println!("would remove {name} (vassal {vassal})");
+        } else {
+            let removed = client
+                .call(|api, out| api.remove(&summary.id, out))
+                .map_err(|e| e.to_string())
+                .and_then(|response| match docker::parse_empty(&response) {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.is_not_found() => Ok(()),
+                    Err(e) => Err(e.to_string()),
+                });
+            match removed {
+                Ok(()) => println!("removed {name} (vassal {vassal})"),
+                Err(e) => {
+                    eprintln!("uwsgi-docker: cannot remove {name} (vassal {vassal}): {e}");
+                    failures += 1;
+                    continue;
                 }
             }
         }
-        if verdict(summary, &host, &sys::bridge_alive) == Verdict::Orphan {
-            if let Some(path) = label(summary, labels::PROXY) {
-                remove_stale_proxy(path, dry_run);
-            }
+        if let Some(path) = label(summary, labels::PROXY) {
+            remove_stale_proxy(path, dry_run);
         }
     }
     if failures > 0 {
