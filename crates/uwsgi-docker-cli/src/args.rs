@@ -49,8 +49,10 @@ pub enum ConfigFlag {
     Xml,
     Yaml,
     Json,
-    /// `--config`: uWSGI picks the format by extension.
+    /// `--config`: uWSGI picks the format by extension (`emperor-extra-extension`).
     Config,
+    /// `--inherit`: the Emperor's default for a name with no known extension.
+    Inherit,
 }
 
 impl ConfigFlag {
@@ -61,6 +63,7 @@ impl ConfigFlag {
             "--yaml" | "--yml" => ConfigFlag::Yaml,
             "--json" | "--js" => ConfigFlag::Json,
             "--config" => ConfigFlag::Config,
+            "--inherit" => ConfigFlag::Inherit,
             _ => return None,
         })
     }
@@ -242,39 +245,41 @@ pub fn validate(raw: RawArgs) -> Result<Command, ArgsError> {
     }
 }
 
-/// The Emperor's argv: skip `--inherit/--include/--set X` pairs, find the config flag.
+/// The Emperor's argv (uWSGI 2.0.x and master): `[wrapper, (--set X)*, FLAG, NAME,
+/// (--inherit X)*, (--include X)*]`: all pairs. FLAG follows NAME's extension, and is
+/// `--inherit` when there is none. So the vassal is named by the first explicit format flag
+/// (whatever the order of the other pairs), else by the first `--inherit`.
 fn parse_wrapper(argv: &[OsString]) -> Result<WrapperArgs, ArgsError> {
     let lossy = || {
         argv.iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect()
     };
-    let mut i = 1;
-    while i < argv.len() {
-        let Some(arg) = argv.get(i).and_then(|a| a.to_str()) else {
-            i += 1;
-            continue;
-        };
-        if let Some(flag) = ConfigFlag::from_arg(arg) {
-            let Some(value) = argv.get(i + 1) else { break };
-            let value = value
-                .to_str()
-                .ok_or_else(|| ArgsError::NotUtf8(value.to_string_lossy().into_owned()))?;
-            let (name, source) = match value.strip_prefix("emperor://") {
-                Some(name) => (name.to_owned(), ConfigSource::Emperor),
-                None => (value.to_owned(), ConfigSource::File(PathBuf::from(value))),
-            };
-            return Ok(WrapperArgs {
-                argv: argv.to_vec(),
-                flag,
-                name,
-                source,
-            });
-        }
-        // `--inherit X`, `--include X`, `--set X` and any other option with a value.
-        i += if arg.starts_with("--") { 2 } else { 1 };
-    }
-    Err(ArgsError::NoVassalConfig(lossy()))
+    let text = |i: usize| argv.get(i).and_then(|a| a.to_str());
+    let flag_at = |i: usize| text(i).and_then(ConfigFlag::from_arg);
+    let flags = || (1..argv.len()).step_by(2);
+    let position = flags()
+        .find(|&i| flag_at(i).is_some_and(|f| f != ConfigFlag::Inherit))
+        .or_else(|| flags().find(|&i| flag_at(i) == Some(ConfigFlag::Inherit)));
+    let Some((flag, value)) = position.and_then(|i| {
+        let flag = text(i).and_then(ConfigFlag::from_arg)?;
+        Some((flag, argv.get(i + 1)?))
+    }) else {
+        return Err(ArgsError::NoVassalConfig(lossy()));
+    };
+    let value = value
+        .to_str()
+        .ok_or_else(|| ArgsError::NotUtf8(value.to_string_lossy().into_owned()))?;
+    let (name, source) = match value.strip_prefix("emperor://") {
+        Some(name) => (name.to_owned(), ConfigSource::Emperor),
+        None => (value.to_owned(), ConfigSource::File(PathBuf::from(value))),
+    };
+    Ok(WrapperArgs {
+        argv: argv.to_vec(),
+        flag,
+        name,
+        source,
+    })
 }
 
 pub const USAGE: &str = "\
@@ -463,6 +468,41 @@ mod tests {
     }
 
     #[test]
+    fn wrapper_mode_reads_the_emperors_real_order() {
+        // uWSGI 2.0.x: --set pairs first, then FLAG NAME, then templates and includes.
+        let a = argv(&[
+            "uwsgi-docker",
+            "--set",
+            "a=1",
+            "--set",
+            "b=2",
+            "--ini",
+            "app.ini",
+            "--inherit",
+            "base.ini",
+            "--include",
+            "x.ini",
+        ]);
+        let Ok(Command::Wrapper(w)) = parse(&a, true) else {
+            panic!("not wrapper mode")
+        };
+        assert_eq!((w.flag, w.name.as_str()), (ConfigFlag::Ini, "app.ini"));
+        // No known extension: the Emperor's default flag is --inherit.
+        let a = argv(&[
+            "uwsgi-docker",
+            "--inherit",
+            "emperor://pgapp",
+            "--inherit",
+            "base.ini",
+        ]);
+        let Ok(Command::Wrapper(w)) = parse(&a, true) else {
+            panic!("not wrapper mode")
+        };
+        assert_eq!((w.flag, w.name.as_str()), (ConfigFlag::Inherit, "pgapp"));
+        assert!(!w.is_ini());
+    }
+
+    #[test]
     fn wrapper_mode_needs_the_env_and_a_non_subcommand() {
         // A subcommand stays a subcommand under an Emperor.
         assert_eq!(parse(&argv(&["ud", "ps"]), true), Ok(Command::Ps));
@@ -472,7 +512,11 @@ mod tests {
             Err(ArgsError::UnknownSubcommand("--ini".into()))
         );
         assert!(matches!(
-            parse(&argv(&["ud", "--inherit", "x.ini"]), true),
+            parse(&argv(&["ud", "--set", "x=1"]), true),
+            Err(ArgsError::NoVassalConfig(_))
+        ));
+        assert!(matches!(
+            parse(&argv(&["ud", "--ini"]), true),
             Err(ArgsError::NoVassalConfig(_))
         ));
     }

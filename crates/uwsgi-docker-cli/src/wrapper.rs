@@ -3,7 +3,9 @@
 //! the real uWSGI with the same argv, env and fds, their config still unread.
 //!
 //! Only ini vassals can be Docker vassals (`--ini`, or `--config NAME.ini`); xml, yaml and
-//! json vassals always go to uWSGI (or are refused when Docker is required).
+//! json vassals, and names with no known extension (the Emperor passes those with
+//! `--inherit`, e.g. from a pg/amqp monitor: name them `*.ini` to run them in Docker),
+//! always go to uWSGI, or are refused when Docker is required.
 use std::ffi::OsString;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
