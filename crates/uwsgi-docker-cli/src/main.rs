@@ -1,1 +1,48 @@
-pub fn main() {}
+//! `uwsgi-docker`: the runtime that runs uWSGI vassals in Docker containers. The one place
+//! that touches sockets and processes; every decision is the core's.
+mod args;
+mod bridge_loop;
+mod commands;
+mod docker_client;
+mod proxy;
+mod settings;
+mod sys;
+mod wrapper;
+
+use std::process::ExitCode;
+
+use args::Command;
+
+fn main() -> ExitCode {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let emperor_fd_set = std::env::var_os("UWSGI_EMPEROR_FD").is_some();
+    let command = match args::parse(&argv, emperor_fd_set) {
+        Ok(command) => command,
+        Err(e) => {
+            eprintln!("uwsgi-docker: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match command {
+        Command::Wrapper(wrapper_args) => wrapper::run(wrapper_args),
+        Command::Help(topic) => {
+            print!("{}", args::help(topic));
+            ExitCode::SUCCESS
+        }
+        Command::Version => {
+            println!("uwsgi-docker {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Run { file } => with_settings(|s| commands::run::run(s, &file)),
+        Command::Check { file } => with_settings(|s| commands::check::run(s, &file)),
+        Command::Ps => with_settings(commands::ps::run),
+        Command::Gc { dry_run } => with_settings(|s| commands::gc::run(s, dry_run)),
+    }
+}
+
+fn with_settings(f: impl FnOnce(&settings::RuntimeSettings) -> ExitCode) -> ExitCode {
+    match settings::from_env(&settings::process_env) {
+        Ok(settings) => f(&settings),
+        Err(e) => commands::run::fail(&e.to_string()),
+    }
+}

@@ -1,0 +1,691 @@
+//! The poll loop that drives one [`Bridge`]: it turns readiness into `handle_*` inputs and
+//! executes every [`Action`] in order. It decides nothing of its own.
+//!
+//! No periodic timers: the loop sleeps in `poll` until an fd is ready, a signal arrives
+//! (self-pipe) or the bridge's own deadline passes, so an idle bridge uses no CPU.
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+use uwsgi_docker_core::handoff::HandedFd;
+use uwsgi_docker_core::lifecycle::{Action, Bridge, BridgeConfig, DockerConn, LogLevel, ProxyPeer};
+
+use crate::proxy;
+
+/// Bytes read per readiness event.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// The fds and facts the loop needs besides the bridge's own config.
+#[derive(Debug)]
+pub struct LoopIo {
+    /// Our end of the Emperor's control channel (`UWSGI_EMPEROR_FD`).
+    pub emperor_control: Option<OwnedFd>,
+    /// Our end of the Emperor's config channel, its first packet already consumed.
+    pub emperor_config: Option<OwnedFd>,
+    /// The vassal file, read again on [`Action::ReadConfig`].
+    pub config_file: Option<PathBuf>,
+    /// The `docker-socket` listener, bound before the bridge starts.
+    pub listen_socket: Option<OwnedFd>,
+    /// Its path when it is a unix socket, unlinked at exit.
+    pub listen_socket_path: Option<PathBuf>,
+    pub daemon_socket: String,
+    /// Mode of the proxy socket.
+    pub socket_mode: u32,
+    pub debug: bool,
+}
+
+/// A nonblocking fd with a queue of bytes still to write.
+#[derive(Debug)]
+struct Channel {
+    fd: OwnedFd,
+    out: Vec<u8>,
+}
+
+impl Channel {
+    fn new(fd: OwnedFd) -> io::Result<Channel> {
+        proxy::set_nonblocking(&fd)?;
+        Ok(Channel {
+            fd,
+            out: Vec::new(),
+        })
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.out.extend_from_slice(bytes);
+        self.flush()
+    }
+
+    /// Write as much as the socket takes now; the rest waits for POLLOUT.
+    fn flush(&mut self) -> io::Result<()> {
+        while !self.out.is_empty() {
+            match rustix::io::write(&self.fd, &self.out) {
+                Ok(n) => {
+                    self.out.drain(..n.min(self.out.len()));
+                }
+                Err(Errno::AGAIN) => break,
+                Err(Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    fn interest(&self, read: bool) -> PollFlags {
+        let mut flags = PollFlags::empty();
+        if read {
+            flags |= PollFlags::IN;
+        }
+        if !self.out.is_empty() {
+            flags |= PollFlags::OUT;
+        }
+        flags
+    }
+}
+
+/// What one read gave.
+enum ReadOutcome {
+    Data(usize),
+    Eof,
+    Nothing,
+}
+
+fn read_some(fd: BorrowedFd<'_>, buf: &mut [u8]) -> ReadOutcome {
+    match rustix::io::read(fd, buf) {
+        Ok(0) => ReadOutcome::Eof,
+        Ok(n) => ReadOutcome::Data(n),
+        Err(Errno::AGAIN | Errno::INTR) => ReadOutcome::Nothing,
+        // ECONNRESET and friends: the peer is gone.
+        Err(_) => ReadOutcome::Eof,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Signal,
+    EmperorControl,
+    EmperorConfig,
+    VassalControl,
+    VassalConfig,
+    Docker(DockerConn),
+    Proxy,
+}
+
+#[derive(Debug)]
+struct ProxyListener {
+    fd: OwnedFd,
+    path: PathBuf,
+    accepting: bool,
+}
+
+/// The vassal's ends, held until the handoff.
+#[derive(Debug, Default)]
+struct VassalEnds {
+    control: Option<OwnedFd>,
+    config: Option<OwnedFd>,
+    socket: Option<OwnedFd>,
+}
+
+#[derive(Debug)]
+struct Runtime {
+    bridge: Bridge,
+    io: LoopIoFacts,
+    signals: OwnedFd,
+    emperor_control: Option<Channel>,
+    emperor_config: Option<OwnedFd>,
+    vassal_control: Option<Channel>,
+    vassal_config: Option<Channel>,
+    vassal_ends: VassalEnds,
+    docker: BTreeMap<DockerConn, Channel>,
+    proxy: Option<ProxyListener>,
+    peers: BTreeMap<ProxyPeer, OwnedFd>,
+    next_peer: u64,
+    cidfile: Option<PathBuf>,
+    exit: Option<i32>,
+}
+
+#[derive(Debug)]
+struct LoopIoFacts {
+    config_file: Option<PathBuf>,
+    listen_socket_path: Option<PathBuf>,
+    daemon_socket: String,
+    socket_mode: u32,
+    debug: bool,
+}
+
+/// Run the bridge to its end; returns the exit code it chose.
+pub fn run(config: BridgeConfig, io: LoopIo) -> Result<i32, String> {
+    let signals = signal_pipe().map_err(|e| format!("cannot set up signal handling: {e}"))?;
+    let (control_bridge, control_vassal) = proxy::stream_pair()
+        .map_err(|e| format!("cannot create the relayed control channel: {e}"))?;
+    let (config_bridge, config_vassal) = proxy::stream_pair()
+        .map_err(|e| format!("cannot create the relayed config channel: {e}"))?;
+    let channel = |fd: OwnedFd, what: &str| {
+        Channel::new(fd).map_err(|e| format!("cannot make the {what} nonblocking: {e}"))
+    };
+    let emperor_control = io
+        .emperor_control
+        .map(|fd| channel(fd, "Emperor control channel"))
+        .transpose()?;
+    if let Some(fd) = &io.emperor_config {
+        proxy::set_nonblocking(fd)
+            .map_err(|e| format!("cannot make the Emperor config channel nonblocking: {e}"))?;
+    }
+    let mut runtime = Runtime {
+        bridge: Bridge::new(config, Instant::now()),
+        io: LoopIoFacts {
+            config_file: io.config_file,
+            listen_socket_path: io.listen_socket_path,
+            daemon_socket: io.daemon_socket,
+            socket_mode: io.socket_mode,
+            debug: io.debug,
+        },
+        signals,
+        emperor_control,
+        emperor_config: io.emperor_config,
+        vassal_control: Some(channel(control_bridge, "relayed control channel")?),
+        vassal_config: Some(channel(config_bridge, "relayed config channel")?),
+        vassal_ends: VassalEnds {
+            control: Some(control_vassal),
+            config: Some(config_vassal),
+            socket: io.listen_socket,
+        },
+        docker: BTreeMap::new(),
+        proxy: None,
+        peers: BTreeMap::new(),
+        next_peer: 0,
+        cidfile: None,
+        exit: None,
+    };
+    Ok(runtime.run())
+}
+
+/// SIGTERM, SIGINT and SIGHUP each write a byte to a nonblocking pipe we poll.
+fn signal_pipe() -> io::Result<OwnedFd> {
+    let (read, write) = UnixStream::pair()?;
+    read.set_nonblocking(true)?;
+    write.set_nonblocking(true)?;
+    for signal in [
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::low_level::pipe::register(signal, write.try_clone()?)?;
+    }
+    Ok(OwnedFd::from(read))
+}
+
+impl Runtime {
+    fn run(&mut self) -> i32 {
+        let mut buf = vec![0u8; READ_CHUNK];
+        let mut poll_failures = 0u32;
+        loop {
+            self.drain_actions();
+            if let Some(code) = self.exit {
+                self.cleanup();
+                return code;
+            }
+            let ready = match self.wait() {
+                Ok(ready) => {
+                    poll_failures = 0;
+                    ready
+                }
+                Err(e) => {
+                    // Should not happen; stop the vassal, and give up if it persists.
+                    self.log(LogLevel::Error, &format!("uwsgi-docker: poll failed: {e}"));
+                    poll_failures += 1;
+                    if poll_failures > 100 {
+                        self.cleanup();
+                        return 1;
+                    }
+                    self.bridge.handle_signal(Instant::now());
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    Vec::new()
+                }
+            };
+            for (slot, revents) in ready {
+                self.on_ready(slot, revents, &mut buf);
+                self.drain_actions();
+                if self.exit.is_some() {
+                    break;
+                }
+            }
+            if self.exit.is_none() {
+                if let Some(deadline) = self.bridge.poll_timeout() {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        self.bridge.handle_timeout(now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Poll every live fd until one is ready or the bridge's deadline passes.
+    fn wait(&self) -> io::Result<Vec<(Slot, PollFlags)>> {
+        let mut slots = vec![Slot::Signal];
+        let mut fds = vec![PollFd::new(&self.signals, PollFlags::IN)];
+        if let Some(ch) = &self.emperor_control {
+            slots.push(Slot::EmperorControl);
+            fds.push(PollFd::new(&ch.fd, ch.interest(true)));
+        }
+        if let Some(fd) = &self.emperor_config {
+            slots.push(Slot::EmperorConfig);
+            fds.push(PollFd::new(fd, PollFlags::IN));
+        }
+        if let Some(ch) = &self.vassal_control {
+            slots.push(Slot::VassalControl);
+            fds.push(PollFd::new(&ch.fd, ch.interest(true)));
+        }
+        if let Some(ch) = &self.vassal_config {
+            // Only written; POLLHUP/POLLERR are reported whatever the interest.
+            slots.push(Slot::VassalConfig);
+            fds.push(PollFd::new(&ch.fd, ch.interest(false)));
+        }
+        for (conn, ch) in &self.docker {
+            slots.push(Slot::Docker(*conn));
+            fds.push(PollFd::new(&ch.fd, ch.interest(true)));
+        }
+        if let Some(listener) = self.proxy.as_ref().filter(|l| l.accepting) {
+            slots.push(Slot::Proxy);
+            fds.push(PollFd::new(&listener.fd, PollFlags::IN));
+        }
+        let timeout = self.bridge.poll_timeout().map(|deadline| {
+            let left = deadline.saturating_duration_since(Instant::now());
+            Timespec {
+                tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+                tv_nsec: i64::from(left.subsec_nanos()),
+            }
+        });
+        match rustix::event::poll(&mut fds, timeout.as_ref()) {
+            Ok(_) => {}
+            Err(Errno::INTR) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        }
+        Ok(slots
+            .into_iter()
+            .zip(fds.iter().map(PollFd::revents))
+            .filter(|(_, revents)| !revents.is_empty())
+            .collect())
+    }
+
+    fn on_ready(&mut self, slot: Slot, revents: PollFlags, buf: &mut [u8]) {
+        let now = Instant::now();
+        let readable = revents.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR);
+        match slot {
+            Slot::Signal => {
+                // Drain every pending byte: several signals are one stop request.
+                while let ReadOutcome::Data(_) = read_some(self.signals.as_fd(), buf) {}
+                self.bridge.handle_signal(now);
+            }
+            Slot::EmperorControl => {
+                if revents.contains(PollFlags::OUT) {
+                    if let Some(Err(e)) = self.emperor_control.as_mut().map(Channel::flush) {
+                        self.log_debug(&format!("write to the Emperor failed: {e}"));
+                    }
+                }
+                let Some(ch) = self.emperor_control.as_ref().filter(|_| readable) else {
+                    return;
+                };
+                match read_some(ch.fd.as_fd(), buf) {
+                    ReadOutcome::Data(n) => self.bridge.handle_emperor_control(head(buf, n), now),
+                    ReadOutcome::Eof => {
+                        self.emperor_control = None;
+                        self.bridge.handle_emperor_control_eof(now);
+                    }
+                    ReadOutcome::Nothing => {}
+                }
+            }
+            Slot::EmperorConfig => {
+                let Some(fd) = self.emperor_config.as_ref() else {
+                    return;
+                };
+                match read_some(fd.as_fd(), buf) {
+                    ReadOutcome::Data(n) => self.bridge.handle_emperor_config(head(buf, n), now),
+                    // No input for this: the control channel's EOF is what ends a vassal.
+                    ReadOutcome::Eof => {
+                        self.log_debug("the Emperor closed the config channel");
+                        self.emperor_config = None;
+                    }
+                    ReadOutcome::Nothing => {}
+                }
+            }
+            Slot::VassalControl => {
+                if revents.contains(PollFlags::OUT) {
+                    if let Some(Err(e)) = self.vassal_control.as_mut().map(Channel::flush) {
+                        self.log_debug(&format!(
+                            "write to the vassal's control channel failed: {e}"
+                        ));
+                    }
+                }
+                let Some(ch) = self.vassal_control.as_ref().filter(|_| readable) else {
+                    return;
+                };
+                match read_some(ch.fd.as_fd(), buf) {
+                    ReadOutcome::Data(n) => self.bridge.handle_vassal_control(head(buf, n), now),
+                    ReadOutcome::Eof => {
+                        self.vassal_control = None;
+                        self.bridge.handle_vassal_control_eof(now);
+                    }
+                    ReadOutcome::Nothing => {}
+                }
+            }
+            Slot::VassalConfig => {
+                let failed = if revents.intersects(PollFlags::HUP | PollFlags::ERR) {
+                    true
+                } else {
+                    matches!(
+                        self.vassal_config.as_mut().map(Channel::flush),
+                        Some(Err(_))
+                    )
+                };
+                if failed {
+                    self.log_debug("the vassal closed its config channel");
+                    self.vassal_config = None;
+                }
+            }
+            Slot::Docker(conn) => {
+                if revents.contains(PollFlags::OUT) {
+                    if let Some(Err(e)) = self.docker.get_mut(&conn).map(Channel::flush) {
+                        self.docker_gone(conn, &e.to_string(), now);
+                        return;
+                    }
+                }
+                let Some(ch) = self.docker.get(&conn).filter(|_| readable) else {
+                    return;
+                };
+                match read_some(ch.fd.as_fd(), buf) {
+                    ReadOutcome::Data(n) => self.bridge.handle_docker_data(conn, head(buf, n), now),
+                    ReadOutcome::Eof => self.docker_gone(conn, "closed", now),
+                    ReadOutcome::Nothing => {}
+                }
+            }
+            Slot::Proxy => self.accept_peers(now),
+        }
+    }
+
+    fn docker_gone(&mut self, conn: DockerConn, why: &str, now: Instant) {
+        self.log_debug(&format!("docker connection {} {why}", conn.0));
+        self.docker.remove(&conn);
+        self.bridge.handle_docker_eof(conn, now);
+    }
+
+    fn accept_peers(&mut self, now: Instant) {
+        loop {
+            let Some(listener) = &self.proxy else { return };
+            match proxy::accept(listener.fd.as_fd()) {
+                Ok(Some(fd)) => {
+                    let pid = proxy::peer_pid(fd.as_fd());
+                    let pid_ns = pid.and_then(crate::sys::pid_namespace);
+                    let peer = ProxyPeer(self.next_peer);
+                    self.next_peer += 1;
+                    self.peers.insert(peer, fd);
+                    self.bridge.handle_proxy_peer(peer, pid, pid_ns, now);
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    self.log(
+                        LogLevel::Error,
+                        &format!("uwsgi-docker: accept on the proxy socket failed: {e}"),
+                    );
+                    return;
+                }
+            }
+        }
+    }
+
+    fn drain_actions(&mut self) {
+        while self.exit.is_none() {
+            let Some(action) = self.bridge.poll_action() else {
+                return;
+            };
+            self.execute(action);
+        }
+    }
+
+    fn execute(&mut self, action: Action) {
+        let now = Instant::now();
+        match action {
+            Action::DockerConnect(conn) => {
+                let connected = UnixStream::connect(&self.io.daemon_socket)
+                    .and_then(|stream| Channel::new(OwnedFd::from(stream)));
+                match connected {
+                    Ok(ch) => {
+                        self.docker.insert(conn, ch);
+                    }
+                    Err(e) => {
+                        let reason = format!(
+                            "cannot connect to the docker daemon at {}: {e}",
+                            self.io.daemon_socket
+                        );
+                        self.bridge.handle_docker_connect_failed(conn, reason, now);
+                    }
+                }
+            }
+            Action::DockerSend(conn, bytes) => {
+                match self.docker.get_mut(&conn).map(|ch| ch.send(&bytes)) {
+                    Some(Ok(())) => {}
+                    Some(Err(e)) => self.docker_gone(conn, &format!("write failed: {e}"), now),
+                    None => self.log_debug(&format!("send on closed docker connection {}", conn.0)),
+                }
+            }
+            Action::DockerClose(conn) => {
+                self.docker.remove(&conn);
+            }
+            Action::BindProxy { path } => {
+                let path = PathBuf::from(path);
+                match proxy::bind_unix(&path, self.io.socket_mode) {
+                    Ok(fd) => {
+                        self.proxy = Some(ProxyListener {
+                            fd,
+                            path,
+                            accepting: false,
+                        });
+                        self.bridge.handle_proxy_bound(Ok(()), now);
+                    }
+                    Err(reason) => self.bridge.handle_proxy_bound(Err(reason), now),
+                }
+            }
+            Action::AcceptProxy => {
+                if let Some(listener) = &mut self.proxy {
+                    listener.accepting = true;
+                }
+            }
+            Action::QueryPidNamespace { pid } => {
+                let ns = crate::sys::pid_namespace(pid);
+                self.bridge.handle_pid_namespace(pid, ns, now);
+            }
+            Action::Handoff { peer, data, fds } => self.handoff(peer, &data, &fds),
+            Action::RefusePeer { peer } => {
+                self.peers.remove(&peer);
+            }
+            Action::CloseProxy => self.close_proxy(),
+            Action::ToEmperor(bytes) => {
+                match self.emperor_control.as_mut().map(|ch| ch.send(&bytes)) {
+                    Some(Ok(())) => {}
+                    Some(Err(e)) => self.log_debug(&format!("write to the Emperor failed: {e}")),
+                    None => self.log_debug("no Emperor control channel to write to"),
+                }
+            }
+            Action::ToVassalControl(bytes) => {
+                if let Some(Err(e)) = self.vassal_control.as_mut().map(|ch| ch.send(&bytes)) {
+                    self.log_debug(&format!(
+                        "write to the vassal's control channel failed: {e}"
+                    ));
+                }
+            }
+            Action::ToVassalConfig(bytes) => {
+                match self.vassal_config.as_mut().map(|ch| ch.send(&bytes)) {
+                    Some(Ok(())) => {}
+                    Some(Err(e)) => {
+                        self.log_debug(&format!(
+                            "write to the vassal's config channel failed: {e}"
+                        ));
+                        self.vassal_config = None;
+                    }
+                    None => self.log_debug("the vassal's config channel is closed"),
+                }
+            }
+            Action::ReadConfig => {
+                let config = match &self.io.config_file {
+                    Some(path) => std::fs::read(path)
+                        .map_err(|e| format!("cannot read {}: {e}", path.display())),
+                    None => Err(
+                        "the config came from the Emperor; there is no file to read again"
+                            .to_owned(),
+                    ),
+                };
+                self.bridge.handle_config(config, now);
+            }
+            Action::WriteCidFile { path, id } => {
+                let path = PathBuf::from(path);
+                match std::fs::write(&path, id.as_bytes()) {
+                    Ok(()) => self.cidfile = Some(path),
+                    Err(e) => self.log(
+                        LogLevel::Error,
+                        &format!(
+                            "uwsgi-docker: cannot write docker-cidfile {}: {e}",
+                            path.display()
+                        ),
+                    ),
+                }
+            }
+            Action::Log(level, line) => self.log(level, &line),
+            Action::Exit(code) => self.exit = Some(code),
+        }
+    }
+
+    /// Pass the vassal's ends to the peer, then close our copies so that the container's
+    /// death shows as EOF on the bridge's ends. A failed send also ends in that EOF.
+    fn handoff(&mut self, peer: ProxyPeer, data: &[u8], fds: &[HandedFd]) {
+        let Some(socket) = self.peers.remove(&peer) else {
+            self.log(
+                LogLevel::Error,
+                "uwsgi-docker: handoff to a peer that is gone",
+            );
+            return;
+        };
+        let mut borrowed: Vec<BorrowedFd<'_>> = Vec::with_capacity(fds.len());
+        let mut missing = Vec::new();
+        for which in fds {
+            let fd = match which {
+                HandedFd::Control => self.vassal_ends.control.as_ref(),
+                HandedFd::Config => self.vassal_ends.config.as_ref(),
+                HandedFd::Socket => self.vassal_ends.socket.as_ref(),
+            };
+            match fd {
+                Some(fd) => borrowed.push(fd.as_fd()),
+                None => missing.push(*which),
+            }
+        }
+        let result = if missing.is_empty() {
+            proxy::send_with_fds(socket.as_fd(), data, &borrowed).map_err(|e| e.to_string())
+        } else {
+            Err(format!("no fd to hand over for {missing:?}"))
+        };
+        drop(borrowed);
+        if let Err(e) = result {
+            self.log(
+                LogLevel::Error,
+                &format!("uwsgi-docker: the handoff failed: {e}"),
+            );
+        }
+        self.vassal_ends = VassalEnds::default();
+    }
+
+    fn close_proxy(&mut self) {
+        if let Some(listener) = self.proxy.take() {
+            drop(listener.fd);
+            remove_socket_file(&listener.path);
+        }
+        self.peers.clear();
+    }
+
+    fn cleanup(&mut self) {
+        // Best effort: a last word to the Emperor (e.g. "stop me") still queued.
+        if let Some(ch) = &mut self.emperor_control {
+            let _ = ch.flush();
+        }
+        self.close_proxy();
+        if let Some(path) = self.cidfile.take() {
+            let _ = std::fs::remove_file(path);
+        }
+        if let Some(path) = self.io.listen_socket_path.take() {
+            remove_socket_file(&path);
+        }
+    }
+
+    fn log_debug(&self, line: &str) {
+        self.log(LogLevel::Debug, line);
+    }
+
+    fn log(&self, level: LogLevel, line: &str) {
+        if level == LogLevel::Debug && !self.io.debug {
+            return;
+        }
+        let mut err = io::stderr().lock();
+        let _ = err.write_all(line.as_bytes());
+        let _ = err.write_all(b"\n");
+    }
+}
+
+fn head(buf: &[u8], n: usize) -> &[u8] {
+    buf.get(..n).unwrap_or(buf)
+}
+
+/// Unlink our own socket file; never anything that is not a socket.
+pub fn remove_socket_file(path: &std::path::Path) {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn channel_queues_what_the_socket_does_not_take() {
+        let (ours, theirs) = proxy::stream_pair().expect("pair");
+        let mut channel = Channel::new(ours).expect("nonblocking");
+        let payload: Vec<u8> = (0..4 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+        channel.send(&payload).expect("send never blocks");
+        assert!(
+            !channel.out.is_empty(),
+            "4 MiB cannot fit in a socket buffer"
+        );
+        assert!(channel.interest(false).contains(PollFlags::OUT));
+        let mut reader = UnixStream::from(theirs);
+        let mut received = Vec::with_capacity(payload.len());
+        let mut buf = vec![0u8; 256 * 1024];
+        while received.len() < payload.len() {
+            let n = reader.read(&mut buf).expect("read");
+            received.extend_from_slice(&buf[..n]);
+            channel.flush().expect("flush");
+        }
+        assert_eq!(received, payload);
+        assert!(channel.out.is_empty());
+        assert_eq!(channel.interest(true), PollFlags::IN);
+    }
+
+    #[test]
+    fn writes_to_a_closed_peer_fail_instead_of_killing_us() {
+        let (ours, theirs) = proxy::stream_pair().expect("pair");
+        drop(theirs);
+        let mut channel = Channel::new(ours).expect("nonblocking");
+        // EPIPE, not SIGPIPE: the Rust runtime ignores SIGPIPE.
+        assert!(channel.send(b"\x01").is_err());
+        let (ours, theirs) = proxy::stream_pair().expect("pair");
+        drop(theirs);
+        assert!(matches!(
+            read_some(ours.as_fd(), &mut [0u8; 8]),
+            ReadOutcome::Eof
+        ));
+    }
+}

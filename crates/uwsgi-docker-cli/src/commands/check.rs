@@ -1,0 +1,192 @@
+//! `uwsgi-docker check FILE.ini`: validate a vassal and print, as JSON, what the bridge
+//! would ask dockerd for. A dry run: nothing is sent, no daemon is needed.
+use std::path::Path;
+use std::process::ExitCode;
+
+use serde_json::{json, Value};
+use uwsgi_docker_core::docker::{self, Api, ApiVersion};
+use uwsgi_docker_core::plan::ContainerPlan;
+use uwsgi_docker_core::spec;
+
+use crate::commands::run::{absolute_dir, fail, identity, vassal_name};
+use crate::settings::RuntimeSettings;
+
+/// Stands for the id dockerd gives the container at create.
+pub const CONTAINER_ID: &str = "CONTAINER_ID";
+/// Stands for the live bridge's `host:pid:starttime`.
+pub const BRIDGE_ID: &str = "BRIDGE_ID";
+
+pub fn run(settings: &RuntimeSettings, file: &Path) -> ExitCode {
+    let text = match std::fs::read(file) {
+        Ok(text) => text,
+        Err(e) => return fail(&format!("cannot read {}: {e}", file.display())),
+    };
+    match report(settings, file, &text) {
+        Ok(report) => match serde_json::to_string_pretty(&report) {
+            Ok(out) => {
+                println!("{out}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&format!("cannot print the report: {e}")),
+        },
+        Err(message) => fail(&message),
+    }
+}
+
+/// The JSON report for vassal file `file` with contents `text`.
+pub fn report(settings: &RuntimeSettings, file: &Path, text: &[u8]) -> Result<Value, String> {
+    let name = vassal_name(file);
+    let spec = match spec::parse_vassal(&name, text) {
+        Ok(Some(spec)) => spec,
+        Ok(None) => {
+            return Err(format!(
+                "vassal {name} has no docker-image in its [emperor] section: the Emperor runs it with uwsgi, not in Docker"
+            ))
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let identity = identity(settings, &name, &absolute_dir(file), BRIDGE_ID.to_owned());
+    let plan = ContainerPlan::new(spec, &identity);
+    let api = Api {
+        version: ApiVersion::OURS,
+    };
+    let mut requests = Vec::new();
+    let mut push = |build: &dyn Fn(&mut Vec<u8>), body: Option<Value>| {
+        let mut out = Vec::new();
+        build(&mut out);
+        let (method, path) = request_line(&out);
+        let mut request = json!({ "method": method, "path": path });
+        if let (Some(body), Some(map)) = (body, request.as_object_mut()) {
+            map.insert("body".to_owned(), body);
+        }
+        requests.push(request);
+    };
+    push(&|out| docker::version_request(out), None);
+    push(
+        &|out| api.create(&plan, out),
+        Some(docker::create_body(&plan)),
+    );
+    push(&|out| api.attach(CONTAINER_ID, out), None);
+    push(&|out| api.wait_next_exit(CONTAINER_ID, out), None);
+    push(&|out| api.start(CONTAINER_ID, out), None);
+    push(&|out| api.inspect(CONTAINER_ID, out), None);
+    push(
+        &|out| api.stop(CONTAINER_ID, plan.spec.stop_timeout, out),
+        None,
+    );
+    push(&|out| api.remove(CONTAINER_ID, out), None);
+    let labels: serde_json::Map<String, Value> = plan
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    Ok(json!({
+        "vassal": plan.vassal_name,
+        "container_name": plan.container_name,
+        "image": plan.spec.image,
+        "labels": labels,
+        "proxy": {
+            "host": plan.proxy_host_path,
+            "container": plan.proxy_container_path,
+        },
+        "cmd": plan.cmd,
+        "env": plan.env,
+        "api_version": ApiVersion::OURS.to_string(),
+        "note": format!(
+            "requests for API {} (the newest we speak); the bridge negotiates down to the daemon's. {CONTAINER_ID} and {BRIDGE_ID} stand for values known only at run time.",
+            ApiVersion::OURS
+        ),
+        "requests": requests,
+    }))
+}
+
+/// `METHOD PATH` from the request line.
+fn request_line(request: &[u8]) -> (String, String) {
+    let line_end = request
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .unwrap_or(request.len());
+    let line = String::from_utf8_lossy(request.get(..line_end).unwrap_or_default()).into_owned();
+    let mut parts = line.split(' ');
+    let method = parts.next().unwrap_or_default().to_owned();
+    let path = parts.next().unwrap_or_default().to_owned();
+    (method, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uwsgi_docker_core::spec::EmperorSettings;
+
+    fn settings() -> RuntimeSettings {
+        RuntimeSettings {
+            emperor: EmperorSettings::default(),
+            uwsgi: None,
+            emperor_id: Some("test-emperor".into()),
+        }
+    }
+
+    #[test]
+    fn request_line_is_split() {
+        assert_eq!(
+            request_line(b"POST /v1.44/containers/x/start HTTP/1.1\r\nHost: docker\r\n\r\n"),
+            ("POST".to_owned(), "/v1.44/containers/x/start".to_owned())
+        );
+        assert_eq!(request_line(b""), (String::new(), String::new()));
+    }
+
+    /// Needs the core's spec, plan and docker modules.
+    #[test]
+    fn check_prints_the_plan_and_requests() {
+        let text = b"[uwsgi]\nhttp-socket = :8080\n\n[emperor]\ndocker-image = myapp:1\ndocker-env = A=b\n";
+        let report =
+            report(&settings(), Path::new("/srv/vassals/app.ini"), text).expect("valid vassal");
+        assert_eq!(report["vassal"], "app.ini");
+        assert_eq!(report["container_name"], "app.ini");
+        assert_eq!(report["image"], "myapp:1");
+        assert_eq!(report["api_version"], "1.44");
+        assert_eq!(report["labels"]["io.uwsgi-docker.managed"], "1");
+        assert_eq!(report["labels"]["io.uwsgi-docker.vassal"], "app.ini");
+        assert_eq!(report["labels"]["io.uwsgi-docker.emperor"], "test-emperor");
+        assert_eq!(report["labels"]["io.uwsgi-docker.bridge"], BRIDGE_ID);
+        let proxy = report["proxy"]["host"].as_str().expect("proxy path");
+        assert!(proxy.starts_with("/srv/vassals/"), "{proxy}");
+        let requests = report["requests"].as_array().expect("requests");
+        let lines: Vec<(&str, &str)> = requests
+            .iter()
+            .map(|r| {
+                (
+                    r["method"].as_str().unwrap_or(""),
+                    r["path"].as_str().unwrap_or(""),
+                )
+            })
+            .collect();
+        assert_eq!(lines.first(), Some(&("GET", "/version")));
+        assert_eq!(
+            lines.get(1),
+            Some(&("POST", "/v1.44/containers/create?name=app.ini"))
+        );
+        assert!(lines.contains(&("POST", "/v1.44/containers/CONTAINER_ID/start")));
+        let create = &requests[1]["body"];
+        assert_eq!(create["Image"], "myapp:1");
+        assert!(create["Env"]
+            .as_array()
+            .expect("env")
+            .iter()
+            .any(|e| e == "A=b"));
+        assert!(create["HostConfig"]["Binds"].is_array());
+    }
+
+    #[test]
+    fn check_refuses_a_bad_vassal() {
+        let text = b"[emperor]\ndocker-image = x\ndocker-bogus = 1\n";
+        let err = report(&settings(), Path::new("bad.ini"), text).expect_err("refused");
+        assert!(
+            err.contains("bad.ini") && err.contains("docker-bogus"),
+            "{err}"
+        );
+        let err = report(&settings(), Path::new("plain.ini"), b"[uwsgi]\nhttp = :0\n")
+            .expect_err("no image");
+        assert!(err.contains("no docker-image"), "{err}");
+    }
+}

@@ -1,0 +1,168 @@
+//! `uwsgi-docker gc`: remove the containers we own whose bridge is gone, and their stale
+//! proxy sockets. Never a live bridge's container, never one without our label, never one
+//! whose bridge ran on another host (we cannot see its processes).
+use std::process::ExitCode;
+
+use uwsgi_docker_core::docker::{self, ContainerSummary};
+use uwsgi_docker_core::plan::labels;
+
+use crate::commands::ps::{container_name, is_ours, label, list_owned};
+use crate::commands::run::fail;
+use crate::docker_client::Client;
+use crate::settings::RuntimeSettings;
+use crate::sys::{self, BridgeLabel};
+
+/// What to do with one container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Its bridge is gone: remove it.
+    Orphan,
+    /// Leave it, for this reason.
+    Keep(String),
+}
+
+/// Decide for one container; `alive` says whether a bridge label names a live process.
+pub fn verdict(
+    summary: &ContainerSummary,
+    host: &str,
+    alive: &dyn Fn(&BridgeLabel) -> bool,
+) -> Verdict {
+    if !is_ours(summary) {
+        return Verdict::Keep("not labelled as ours".into());
+    }
+    let Some(raw) = label(summary, labels::BRIDGE) else {
+        return Verdict::Keep("no bridge label".into());
+    };
+    let Some(bridge) = sys::parse_bridge_label(raw) else {
+        return Verdict::Keep(format!("unreadable bridge label {raw:?}"));
+    };
+    if bridge.host != host {
+        return Verdict::Keep(format!("its bridge ran on host {}", bridge.host));
+    }
+    if alive(&bridge) {
+        return Verdict::Keep(format!("its bridge (pid {}) is alive", bridge.pid));
+    }
+    Verdict::Orphan
+}
+
+pub fn run(settings: &RuntimeSettings, dry_run: bool) -> ExitCode {
+    let client = match Client::negotiate(&settings.emperor.daemon_socket) {
+        Ok(client) => client,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let owned = match list_owned(&client) {
+        Ok(owned) => owned,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let host = sys::hostname();
+    let mut failures = 0;
+    for summary in &owned {
+        let name = container_name(summary);
+        let vassal = label(summary, labels::VASSAL).unwrap_or("?");
+        if let Verdict::Keep(why) = verdict(summary, &host, &sys::bridge_alive) {
+            if settings.emperor.debug {
+                eprintln!("keep {name} (vassal {vassal}): {why}");
+            }
+            continue;
+        }
+        if dry_run {
+            println!("would remove {name} (vassal {vassal})");
+        } else {
+            let removed = client
+                .call(|api, out| api.remove(&summary.id, out))
+                .map_err(|e| e.to_string())
+                .and_then(|response| match docker::parse_empty(&response) {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.is_not_found() => Ok(()),
+                    Err(e) => Err(e.to_string()),
+                });
+            match removed {
+                Ok(()) => println!("removed {name} (vassal {vassal})"),
+                Err(e) => {
+                    eprintln!("uwsgi-docker: cannot remove {name} (vassal {vassal}): {e}");
+                    failures += 1;
+                    continue;
+                }
+            }
+        }
+        if let Some(path) = label(summary, labels::PROXY) {
+            remove_stale_proxy(path, dry_run);
+        }
+    }
+    if failures > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Remove the proxy socket file of an orphan, only if it is a socket.
+fn remove_stale_proxy(path: &str, dry_run: bool) {
+    use std::os::unix::fs::FileTypeExt;
+    let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+    if !is_socket {
+        return;
+    }
+    if dry_run {
+        println!("would remove stale proxy socket {path}");
+    } else if std::fs::remove_file(path).is_ok() {
+        println!("removed stale proxy socket {path}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(labels: &[(&str, &str)]) -> ContainerSummary {
+        ContainerSummary {
+            id: "abc".into(),
+            names: vec!["/app.ini".into()],
+            state: "running".into(),
+            status: String::new(),
+            created: 0,
+            labels: labels
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn only_our_dead_bridges_on_this_host_are_orphans() {
+        let dead = |_: &BridgeLabel| false;
+        let alive = |_: &BridgeLabel| true;
+        let ours = container(&[(labels::MANAGED, "1"), (labels::BRIDGE, "h1:42:1000")]);
+        assert_eq!(verdict(&ours, "h1", &dead), Verdict::Orphan);
+        assert!(matches!(verdict(&ours, "h1", &alive), Verdict::Keep(_)));
+        assert!(matches!(verdict(&ours, "h2", &dead), Verdict::Keep(_)));
+        let foreign = container(&[(labels::BRIDGE, "h1:42:1000")]);
+        assert!(matches!(verdict(&foreign, "h1", &dead), Verdict::Keep(_)));
+        let unlabelled = container(&[(labels::MANAGED, "1")]);
+        assert!(matches!(
+            verdict(&unlabelled, "h1", &dead),
+            Verdict::Keep(_)
+        ));
+        let garbage = container(&[(labels::MANAGED, "1"), (labels::BRIDGE, "nonsense")]);
+        assert!(matches!(verdict(&garbage, "h1", &dead), Verdict::Keep(_)));
+    }
+
+    #[test]
+    fn our_own_process_counts_as_a_live_bridge() {
+        let me = sys::bridge_id();
+        let ours = container(&[(labels::MANAGED, "1"), (labels::BRIDGE, &me)]);
+        assert!(matches!(
+            verdict(&ours, &sys::hostname(), &sys::bridge_alive),
+            Verdict::Keep(_)
+        ));
+    }
+
+    #[test]
+    fn stale_proxy_removal_spares_regular_files() {
+        let path = std::env::temp_dir().join(format!("uwsgi-docker-gc-{}", std::process::id()));
+        std::fs::write(&path, b"x").expect("write");
+        remove_stale_proxy(&path.to_string_lossy(), false);
+        assert!(path.exists());
+        let _ = std::fs::remove_file(&path);
+    }
+}

@@ -1,0 +1,5 @@
+//! The subcommands.
+pub mod check;
+pub mod gc;
+pub mod ps;
+pub mod run;

@@ -1,0 +1,241 @@
+//! The proxy socket and the handoff: bind a unix listener safely, accept, read the peer's
+//! pid (SO_PEERCRED), and pass fds with SCM_RIGHTS.
+use std::io;
+use std::mem::MaybeUninit;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileTypeExt;
+use std::path::Path;
+
+use rustix::fs::Mode;
+use rustix::net::{
+    AddressFamily, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrUnix,
+    SocketFlags, SocketType,
+};
+#[cfg(test)]
+use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+
+/// Default mode of the sockets we bind.
+pub const DEFAULT_SOCKET_MODE: u32 = 0o600;
+
+/// Remove `path` only if it is a socket left over from an earlier run. Anything else at
+/// that path is the user's: refuse rather than delete it.
+pub fn remove_stale_socket(path: &Path) -> Result<(), String> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("cannot stat {}: {e}", path.display())),
+        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path)
+            .map_err(|e| format!("cannot remove the stale socket {}: {e}", path.display())),
+        Ok(_) => Err(format!(
+            "refusing to replace {}: it exists and is not a socket; remove it or choose another path",
+            path.display()
+        )),
+    }
+}
+
+/// Bind and listen on a unix socket at `path` with `mode`, nonblocking and close-on-exec.
+pub fn bind_unix(path: &Path, mode: u32) -> Result<OwnedFd, String> {
+    remove_stale_socket(path)?;
+    let fail = |what: &str, e: rustix::io::Errno| format!("cannot {what} {}: {e}", path.display());
+    let addr = SocketAddrUnix::new(path).map_err(|e| fail("use the socket path", e))?;
+    let fd = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )
+    .map_err(|e| fail("create a socket for", e))?;
+    rustix::net::bind(&fd, &addr).map_err(|e| fail("bind", e))?;
+    // Before listen, so nobody connects while the mode is still the umask's.
+    if let Err(e) = rustix::fs::chmod(path, Mode::from_raw_mode(mode)) {
+        let _ = std::fs::remove_file(path);
+        return Err(fail("chmod", e));
+    }
+    if let Err(e) = rustix::net::listen(&fd, 128) {
+        let _ = std::fs::remove_file(path);
+        return Err(fail("listen on", e));
+    }
+    Ok(fd)
+}
+
+/// Bind and listen on TCP `ip:port` (`ip` empty: all addresses; `[v6]` brackets allowed).
+pub fn bind_tcp(ip: &str, port: u16) -> Result<OwnedFd, String> {
+    let ip_text = ip.trim_start_matches('[').trim_end_matches(']');
+    let ip: IpAddr = if ip_text.is_empty() {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    } else {
+        ip_text
+            .parse()
+            .map_err(|_| format!("docker-socket address {ip:?} is not an IP address"))?
+    };
+    let addr = SocketAddr::new(ip, port);
+    let family = if ip.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
+    let fail = |what: &str, e: rustix::io::Errno| format!("cannot {what} {addr}: {e}");
+    let fd = rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None)
+        .map_err(|e| fail("create a socket for", e))?;
+    rustix::net::sockopt::set_socket_reuseaddr(&fd, true)
+        .map_err(|e| fail("set SO_REUSEADDR on", e))?;
+    rustix::net::bind(&fd, &addr).map_err(|e| fail("bind", e))?;
+    rustix::net::listen(&fd, 128).map_err(|e| fail("listen on", e))?;
+    Ok(fd)
+}
+
+/// Accept one pending connection, or `None` when there is none (nonblocking listener).
+/// The accepted socket is blocking: it only ever carries one 17-byte message.
+pub fn accept(listener: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
+    match rustix::net::accept_with(listener, SocketFlags::CLOEXEC) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(rustix::io::Errno::AGAIN) => Ok(None),
+        Err(rustix::io::Errno::INTR | rustix::io::Errno::CONNABORTED) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The peer's pid from SO_PEERCRED, as the host sees it.
+pub fn peer_pid(fd: BorrowedFd<'_>) -> Option<u32> {
+    let cred = rustix::net::sockopt::socket_peercred(fd).ok()?;
+    u32::try_from(cred.pid.as_raw_nonzero().get()).ok()
+}
+
+/// Send `data` with `fds` in one SCM_RIGHTS message.
+pub fn send_with_fds(
+    socket: BorrowedFd<'_>,
+    data: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<()> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(3))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "too many fds for one handoff",
+        ));
+    }
+    let sent = rustix::net::sendmsg(
+        socket,
+        &[io::IoSlice::new(data)],
+        &mut control,
+        SendFlags::NOSIGNAL,
+    )?;
+    if sent != data.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            "short handoff write",
+        ));
+    }
+    Ok(())
+}
+
+/// Receive one message with up to 3 fds (the vassal's side, as the tests play it).
+#[cfg(test)]
+pub fn recv_with_fds(socket: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(3))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let msg = rustix::net::recvmsg(
+        socket,
+        &mut [io::IoSliceMut::new(buf)],
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC,
+    )?;
+    let mut fds = Vec::new();
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = message {
+            fds.extend(received);
+        }
+    }
+    Ok((msg.bytes, fds))
+}
+
+/// A connected pair of close-on-exec stream sockets.
+pub fn stream_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?)
+}
+
+pub fn set_nonblocking(fd: impl AsFd) -> io::Result<()> {
+    Ok(rustix::io::ioctl_fionbio(fd, true)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    fn temp_dir(tag: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("uwsgi-docker-proxy-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+
+    #[test]
+    fn scm_rights_round_trip() {
+        let (ours, theirs) = stream_pair().expect("pair");
+        let (control_a, control_b) = stream_pair().expect("pair");
+        let data = b"uwsgi-emperor\x01\x00\x00\x00";
+        send_with_fds(ours.as_fd(), data, &[control_b.as_fd()]).expect("send");
+        drop(control_b);
+        let mut buf = [0u8; 64];
+        let (n, fds) = recv_with_fds(theirs.as_fd(), &mut buf).expect("recv");
+        assert_eq!(buf.get(..n), Some(&data[..]));
+        assert_eq!(fds.len(), 1);
+        // The received fd is the other end of control_a: bytes go through.
+        let mut received = UnixStream::from(fds.into_iter().next().expect("one fd"));
+        received.write_all(b"\x05").expect("write");
+        let mut a = UnixStream::from(control_a);
+        let mut byte = [0u8; 1];
+        a.read_exact(&mut byte).expect("read");
+        assert_eq!(byte, [5]);
+    }
+
+    #[test]
+    fn bind_refuses_to_replace_a_regular_file() {
+        let dir = temp_dir("regular");
+        let path = dir.join("proxy.sock");
+        std::fs::write(&path, b"precious").expect("write");
+        let err = bind_unix(&path, 0o600).expect_err("must refuse");
+        assert!(err.contains("not a socket"), "{err}");
+        assert_eq!(std::fs::read(&path).expect("still there"), b"precious");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn bind_replaces_a_stale_socket_and_sets_the_mode() {
+        let dir = temp_dir("stale");
+        let path = dir.join("proxy.sock");
+        let first = bind_unix(&path, 0o600).expect("bind");
+        drop(first); // the file stays: a stale socket
+        let listener = bind_unix(&path, 0o660).expect("rebind over a stale socket");
+        let meta = std::fs::symlink_metadata(&path).expect("stat");
+        assert!(meta.file_type().is_socket());
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777,
+            0o660
+        );
+        // Peer credentials and namespace of our own process.
+        assert!(accept(listener.as_fd()).expect("accept").is_none());
+        let client = UnixStream::connect(&path).expect("connect");
+        let server = accept(listener.as_fd()).expect("accept").expect("a peer");
+        assert_eq!(peer_pid(server.as_fd()), Some(std::process::id()));
+        assert_eq!(peer_pid(client.as_fd()), Some(std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn tcp_listener_binds_an_ephemeral_port() {
+        let fd = bind_tcp("127.0.0.1", 0).expect("bind");
+        let local = rustix::net::getsockname(&fd).expect("name");
+        assert!(rustix::net::SocketAddrV4::try_from(local).is_ok());
+        assert!(bind_tcp("not-an-ip", 1).is_err());
+    }
+}

@@ -1,0 +1,169 @@
+//! Emperor-level settings from the environment. The prefix is `UWSGIDOCKER_`, not
+//! `UWSGI_`: uWSGI takes every `UWSGI_*` variable as one of its own options.
+use std::path::PathBuf;
+
+use uwsgi_docker_core::spec::EmperorSettings;
+
+/// Variables we set for ourselves and strip before exec'ing uWSGI.
+pub const REEXEC_MARKER: &str = "UWSGIDOCKER_TITLED";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeSettings {
+    pub emperor: EmperorSettings,
+    /// The real uWSGI for non-Docker vassals (`UWSGIDOCKER_UWSGI`).
+    pub uwsgi: Option<PathBuf>,
+    /// The Emperor label value (`UWSGIDOCKER_EMPEROR_ID`); the caller defaults it.
+    pub emperor_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{var}={value:?} is not a yes/no value; use 1 or 0")]
+    BadBool { var: &'static str, value: String },
+    #[error("{var}={value:?} is not an octal file mode; use e.g. 660")]
+    BadMode { var: &'static str, value: String },
+    #[error("DOCKER_HOST={0:?} is not a unix:// address; set UWSGIDOCKER_DAEMON_SOCKET to dockerd's unix socket path")]
+    NotUnixDockerHost(String),
+    #[error("{var}={value:?} must be an absolute path")]
+    NotAbsolute { var: &'static str, value: String },
+}
+
+/// Read the settings through `get` (the process env in production, a map in tests).
+pub fn from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<RuntimeSettings, SettingsError> {
+    let non_empty = |var: &str| get(var).filter(|v| !v.is_empty());
+    let mut emperor = EmperorSettings::default();
+    if let Some(path) = non_empty("UWSGIDOCKER_DAEMON_SOCKET") {
+        emperor.daemon_socket = path;
+    } else if let Some(host) = non_empty("DOCKER_HOST") {
+        match host.strip_prefix("unix://") {
+            Some(path) if path.starts_with('/') => emperor.daemon_socket = path.to_owned(),
+            _ => return Err(SettingsError::NotUnixDockerHost(host)),
+        }
+    }
+    if let Some(dir) = non_empty("UWSGIDOCKER_SOCKET_DIR") {
+        if !dir.starts_with('/') {
+            return Err(SettingsError::NotAbsolute {
+                var: "UWSGIDOCKER_SOCKET_DIR",
+                value: dir,
+            });
+        }
+        emperor.socket_dir = Some(dir);
+    }
+    emperor.docker_required = flag(get, "UWSGIDOCKER_REQUIRED")?;
+    emperor.debug = flag(get, "UWSGIDOCKER_DEBUG")?;
+    if let Some(mode) = non_empty("UWSGIDOCKER_SOCKET_MODE") {
+        emperor.socket_mode = Some(match u32::from_str_radix(&mode, 8) {
+            Ok(m) if m <= 0o7777 => m,
+            _ => {
+                return Err(SettingsError::BadMode {
+                    var: "UWSGIDOCKER_SOCKET_MODE",
+                    value: mode,
+                })
+            }
+        });
+    }
+    Ok(RuntimeSettings {
+        emperor,
+        uwsgi: non_empty("UWSGIDOCKER_UWSGI").map(PathBuf::from),
+        emperor_id: non_empty("UWSGIDOCKER_EMPEROR_ID"),
+    })
+}
+
+fn flag(get: &dyn Fn(&str) -> Option<String>, var: &'static str) -> Result<bool, SettingsError> {
+    let Some(value) = get(var) else {
+        return Ok(false);
+    };
+    match value.to_ascii_lowercase().as_str() {
+        "" | "0" | "false" | "no" | "off" => Ok(false),
+        "1" | "true" | "yes" | "on" => Ok(true),
+        _ => Err(SettingsError::BadBool { var, value }),
+    }
+}
+
+/// The process environment.
+pub fn process_env(var: &str) -> Option<String> {
+    std::env::var(var).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn with(vars: &[(&str, &str)]) -> Result<RuntimeSettings, SettingsError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        from_env(&|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let s = with(&[]).expect("defaults");
+        assert_eq!(s.emperor, EmperorSettings::default());
+        assert_eq!(s.uwsgi, None);
+        assert_eq!(s.emperor_id, None);
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        let s = with(&[
+            ("UWSGIDOCKER_DAEMON_SOCKET", "/run/podman.sock"),
+            ("DOCKER_HOST", "unix:///ignored.sock"),
+            ("UWSGIDOCKER_SOCKET_DIR", "/run/vassals"),
+            ("UWSGIDOCKER_REQUIRED", "1"),
+            ("UWSGIDOCKER_DEBUG", "yes"),
+            ("UWSGIDOCKER_SOCKET_MODE", "0660"),
+            ("UWSGIDOCKER_UWSGI", "/usr/bin/uwsgi-core"),
+            ("UWSGIDOCKER_EMPEROR_ID", "host-a:emperor"),
+        ])
+        .expect("valid");
+        assert_eq!(s.emperor.daemon_socket, "/run/podman.sock");
+        assert_eq!(s.emperor.socket_dir.as_deref(), Some("/run/vassals"));
+        assert!(s.emperor.docker_required);
+        assert!(s.emperor.debug);
+        assert_eq!(s.emperor.socket_mode, Some(0o660));
+        assert_eq!(s.uwsgi, Some(PathBuf::from("/usr/bin/uwsgi-core")));
+        assert_eq!(s.emperor_id.as_deref(), Some("host-a:emperor"));
+    }
+
+    #[test]
+    fn docker_host_is_used_when_unix() {
+        let s = with(&[("DOCKER_HOST", "unix:///run/user/1000/docker.sock")]).expect("valid");
+        assert_eq!(s.emperor.daemon_socket, "/run/user/1000/docker.sock");
+        assert_eq!(
+            with(&[("DOCKER_HOST", "tcp://1.2.3.4:2375")]),
+            Err(SettingsError::NotUnixDockerHost(
+                "tcp://1.2.3.4:2375".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(matches!(
+            with(&[("UWSGIDOCKER_REQUIRED", "maybe")]),
+            Err(SettingsError::BadBool {
+                var: "UWSGIDOCKER_REQUIRED",
+                ..
+            })
+        ));
+        assert!(matches!(
+            with(&[("UWSGIDOCKER_SOCKET_MODE", "666x")]),
+            Err(SettingsError::BadMode { .. })
+        ));
+        assert!(matches!(
+            with(&[("UWSGIDOCKER_SOCKET_MODE", "77777")]),
+            Err(SettingsError::BadMode { .. })
+        ));
+        assert!(matches!(
+            with(&[("UWSGIDOCKER_SOCKET_DIR", "run/x")]),
+            Err(SettingsError::NotAbsolute { .. })
+        ));
+        assert_eq!(
+            with(&[("UWSGIDOCKER_DEBUG", "0")]).map(|s| s.emperor.debug),
+            Ok(false)
+        );
+    }
+}

@@ -1,0 +1,150 @@
+//! Small facts about processes, from `/proc` and rustix.
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+/// This host's name, as `gc` compares it with bridge labels.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// Field 22 of `/proc/PID/stat` (start time in clock ticks since boot): with the pid it
+/// names one process for good, so a recycled pid is not mistaken for a live bridge.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_start_time(&stat)
+}
+
+/// The comm field may hold spaces and parentheses: split after the last `)`.
+pub fn parse_start_time(stat: &str) -> Option<u64> {
+    let (_, after_comm) = stat.rsplit_once(')')?;
+    // Fields after comm start at field 3, so field 22 is the 20th.
+    after_comm.split_whitespace().nth(19)?.parse().ok()
+}
+
+pub fn own_pid() -> u32 {
+    std::process::id()
+}
+
+/// The bridge label `{hostname}:{pid}:{starttime}`.
+pub fn bridge_id() -> String {
+    let pid = own_pid();
+    let start = start_time(pid).unwrap_or(0);
+    format!("{}:{pid}:{start}", hostname())
+}
+
+/// The default Emperor label `{hostname}:{ppid}`.
+pub fn default_emperor_id() -> String {
+    let ppid = rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get());
+    format!("{}:{ppid}", hostname())
+}
+
+/// A parsed bridge label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeLabel {
+    pub host: String,
+    pub pid: u32,
+    pub start_time: u64,
+}
+
+pub fn parse_bridge_label(label: &str) -> Option<BridgeLabel> {
+    let mut parts = label.rsplitn(3, ':');
+    let start_time = parts.next()?.parse().ok()?;
+    let pid = parts.next()?.parse().ok()?;
+    let host = parts.next()?.to_owned();
+    Some(BridgeLabel {
+        host,
+        pid,
+        start_time,
+    })
+}
+
+/// Is the process this label names still running (same pid and start time)?
+pub fn bridge_alive(label: &BridgeLabel) -> bool {
+    start_time(label.pid) == Some(label.start_time)
+}
+
+/// The pid namespace inode of `pid`, as the host sees it.
+pub fn pid_namespace(pid: u32) -> Option<u64> {
+    rustix::fs::stat(format!("/proc/{pid}/ns/pid"))
+        .ok()
+        .map(|st| st.st_ino)
+}
+
+/// Take ownership of an fd the Emperor left open for us, named by an env variable.
+pub fn adopt_inherited_fd(var: &str, value: &str) -> Result<OwnedFd, String> {
+    let fd: RawFd = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("{var}={value:?} is not an fd number"))?;
+    // 0-2 are stdio, which we own already; taking them would close them twice.
+    if fd <= 2 {
+        return Err(format!(
+            "{var}={fd} names a standard stream, not an Emperor channel"
+        ));
+    }
+    // Only adopt a number that is open right now.
+    if std::fs::symlink_metadata(format!("/proc/self/fd/{fd}")).is_err() {
+        return Err(format!(
+            "{var}={fd}: no such open fd; was this started by a uWSGI Emperor?"
+        ));
+    }
+    // SAFETY: the fd is open (checked above), it was inherited across exec, so nothing in
+    // this process owns it yet, and each variable is adopted exactly once (at startup, by
+    // the one caller in wrapper mode). After this, the OwnedFd is its only owner.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_skips_a_tricky_comm() {
+        let stat =
+            "1234 (a) b (c) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+        assert_eq!(parse_start_time(stat), Some(987654));
+        assert_eq!(parse_start_time("garbage"), None);
+    }
+
+    #[test]
+    fn our_own_start_time_and_bridge_label() {
+        let start = start_time(own_pid()).expect("our own /proc/self/stat");
+        let label = parse_bridge_label(&bridge_id()).expect("parses");
+        assert_eq!(label.pid, own_pid());
+        assert_eq!(label.start_time, start);
+        assert_eq!(label.host, hostname());
+        assert!(bridge_alive(&label));
+        let recycled = BridgeLabel {
+            start_time: start + 1,
+            ..label
+        };
+        assert!(!bridge_alive(&recycled));
+        assert_eq!(parse_bridge_label("h:x:1"), None);
+        assert_eq!(
+            parse_bridge_label("a:b:12:34"),
+            Some(BridgeLabel {
+                host: "a:b".into(),
+                pid: 12,
+                start_time: 34
+            })
+        );
+    }
+
+    #[test]
+    fn pid_namespace_of_our_process() {
+        let ns = pid_namespace(own_pid()).expect("our pid namespace");
+        let via_self = rustix::fs::stat("/proc/self/ns/pid").expect("stat").st_ino;
+        assert_eq!(ns, via_self);
+        assert_eq!(pid_namespace(u32::MAX), None);
+    }
+
+    #[test]
+    fn adopting_refuses_stdio_and_closed_fds() {
+        assert!(adopt_inherited_fd("UWSGI_EMPEROR_FD", "1").is_err());
+        assert!(adopt_inherited_fd("UWSGI_EMPEROR_FD", "x").is_err());
+        assert!(adopt_inherited_fd("UWSGI_EMPEROR_FD", "999999").is_err());
+    }
+}

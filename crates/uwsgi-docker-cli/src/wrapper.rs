@@ -1,0 +1,367 @@
+//! Wrapper mode: a stock uWSGI Emperor with `emperor-wrapper = /path/uwsgi-docker` execs us
+//! in place of uWSGI for every vassal. Docker vassals get a bridge; the others are exec'd to
+//! the real uWSGI with the same argv, env and fds, their config still unread.
+//!
+//! Only ini vassals can be Docker vassals (`--ini`, or `--config NAME.ini`); xml, yaml and
+//! json vassals, and names with no known extension (the Emperor passes those with
+//! `--inherit`, e.g. from a pg/amqp monitor: name them `*.ini` to run them in Docker),
+//! always go to uWSGI, or are refused when Docker is required.
+use std::ffi::OsString;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::net::RecvFlags;
+use rustix::process::Signal;
+use uwsgi_docker_core::emperor::{ConfigDecoder, CONFIG_MODIFIER1};
+use uwsgi_docker_core::spec;
+
+use crate::args::{ConfigSource, WrapperArgs};
+use crate::commands::run::{absolute_dir, fail, run_bridge, BridgeStart};
+use crate::settings::{self, RuntimeSettings, REEXEC_MARKER};
+use crate::sys;
+
+/// A vassal waits this long for its config push; so do we.
+const CONFIG_WAIT: Duration = Duration::from_secs(5);
+const CONFIG_HEADER_LEN: usize = 4;
+
+pub fn run(args: WrapperArgs) -> ExitCode {
+    // First thing: the Emperor set PR_SET_PDEATHSIG(SIGKILL) and it survived exec; a bridge
+    // must outlive a dead Emperor long enough to remove its container. Kept to restore it
+    // for a vassal we exec to uWSGI.
+    let death_signal = rustix::process::parent_process_death_signal()
+        .ok()
+        .flatten();
+    if let Err(e) = rustix::process::set_parent_process_death_signal(None) {
+        eprintln!(
+            "uwsgi-docker: vassal {}: cannot clear the parent-death signal: {e}",
+            args.name
+        );
+    }
+    let settings = match settings::from_env(&settings::process_env) {
+        Ok(s) => s,
+        Err(e) => return fail(&format!("vassal {}: {e}", args.name)),
+    };
+    let emperor_control = match std::env::var("UWSGI_EMPEROR_FD") {
+        Ok(v) => match sys::adopt_inherited_fd("UWSGI_EMPEROR_FD", &v) {
+            Ok(fd) => fd,
+            Err(e) => return fail(&format!("vassal {}: {e}", args.name)),
+        },
+        Err(_) => {
+            return fail("UWSGI_EMPEROR_FD is not set; wrapper mode runs under a uWSGI Emperor")
+        }
+    };
+    let emperor_config = match std::env::var("UWSGI_EMPEROR_FD_CONFIG") {
+        Ok(v) if !v.is_empty() => match sys::adopt_inherited_fd("UWSGI_EMPEROR_FD_CONFIG", &v) {
+            Ok(fd) => Some(fd),
+            Err(e) => return fail(&format!("vassal {}: {e}", args.name)),
+        },
+        _ => None,
+    };
+    let name = args.name.clone();
+    let required = settings.emperor.docker_required;
+
+    if !args.is_ini() {
+        if required {
+            return fail(&format!(
+                "vassal {name} is not an ini file; only ini vassals can run in Docker, and docker is required (UWSGIDOCKER_REQUIRED)"
+            ));
+        }
+        return exec_uwsgi(&settings, &args, death_signal);
+    }
+
+    // Read the config without consuming it: a non-Docker vassal still needs it.
+    let (text, packet_len) = match &args.source {
+        ConfigSource::File(path) => match std::fs::read(path) {
+            Ok(text) => (text, None),
+            Err(e) => {
+                return fail(&format!(
+                    "vassal {name}: cannot read {}: {e}",
+                    path.display()
+                ))
+            }
+        },
+        ConfigSource::Emperor => {
+            let Some(fd) = &emperor_config else {
+                return fail(&format!(
+                    "vassal {name}: emperor://{name} but UWSGI_EMPEROR_FD_CONFIG is not set"
+                ));
+            };
+            match peek_config_packet(fd.as_fd(), CONFIG_WAIT) {
+                Ok((text, len)) => (text, Some(len)),
+                Err(e) => return fail(&format!("vassal {name}: {e}")),
+            }
+        }
+    };
+
+    let spec = match spec::parse_vassal(&name, &text) {
+        Err(e) => return fail(&e.to_string()),
+        Ok(None) if required => {
+            return fail(&format!(
+                "vassal {name} has no docker-image and docker is required (UWSGIDOCKER_REQUIRED)"
+            ))
+        }
+        Ok(None) => return exec_uwsgi(&settings, &args, death_signal),
+        Ok(Some(spec)) => spec,
+    };
+
+    // A bridge: show as `[uwsgi-docker-bridge] NAME` in ps. Exec'ing ourselves keeps the
+    // fds and env; the marker stops a second round.
+    if std::env::var_os(REEXEC_MARKER).is_none() {
+        let err = Command::new("/proc/self/exe")
+            .arg0(format!("[uwsgi-docker-bridge] {name}"))
+            .args(args.argv.iter().skip(1))
+            .env(REEXEC_MARKER, "1")
+            .exec();
+        // Only reached when the exec failed: carry on untitled.
+        if settings.emperor.debug {
+            eprintln!("uwsgi-docker: vassal {name}: cannot set the process title: {err}");
+        }
+    }
+    // Single-threaded here (the signal self-pipe starts no thread), so this is sound.
+    std::env::remove_var(REEXEC_MARKER);
+
+    // Now consume the config packet the peek left in place.
+    let (config, config_file, vassal_dir) = match (&args.source, packet_len) {
+        (ConfigSource::Emperor, Some(len)) => {
+            let Some(fd) = &emperor_config else {
+                return fail(&format!("vassal {name}: the config channel vanished"));
+            };
+            match consume_config_packet(fd.as_fd(), len) {
+                Ok(config) => (config, None, current_dir()),
+                Err(e) => return fail(&format!("vassal {name}: {e}")),
+            }
+        }
+        (ConfigSource::File(path), _) => (text, Some(path.clone()), absolute_dir(path)),
+        (ConfigSource::Emperor, None) => (text, None, current_dir()),
+    };
+    let emperor_config = match args.source {
+        ConfigSource::Emperor => emperor_config,
+        // A config channel next to a file name is not the Emperor's protocol; leave it be.
+        ConfigSource::File(_) => None,
+    };
+    run_bridge(
+        &settings,
+        spec,
+        BridgeStart {
+            name,
+            vassal_dir,
+            config,
+            config_file,
+            emperor_control: Some(emperor_control),
+            emperor_config,
+        },
+    )
+}
+
+fn current_dir() -> PathBuf {
+    std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"))
+}
+
+/// Exec the real uWSGI with our argv (argv[0] replaced), env and fds.
+fn exec_uwsgi(
+    settings: &RuntimeSettings,
+    args: &WrapperArgs,
+    death_signal: Option<Signal>,
+) -> ExitCode {
+    let Some(uwsgi) = find_uwsgi(settings) else {
+        return fail(&format!(
+            "vassal {}: cannot find the real uwsgi binary on PATH (other than uwsgi-docker); set UWSGIDOCKER_UWSGI",
+            args.name
+        ));
+    };
+    // Give the vassal back the Emperor's parent-death signal.
+    if death_signal.is_some() {
+        let _ = rustix::process::set_parent_process_death_signal(death_signal);
+    }
+    let err = Command::new(&uwsgi)
+        .arg0(&uwsgi)
+        .args(args.argv.iter().skip(1))
+        .env_remove(REEXEC_MARKER)
+        .exec();
+    fail(&format!(
+        "vassal {}: cannot exec {}: {err}",
+        args.name,
+        uwsgi.display()
+    ))
+}
+
+/// `UWSGIDOCKER_UWSGI`, else the first `uwsgi` on PATH that is not this binary.
+fn find_uwsgi(settings: &RuntimeSettings) -> Option<PathBuf> {
+    if let Some(path) = &settings.uwsgi {
+        return Some(path.clone());
+    }
+    let path =
+        std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"));
+    let me = std::fs::metadata("/proc/self/exe").ok();
+    let my_path = std::fs::canonicalize("/proc/self/exe").ok();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("uwsgi"))
+        .find(|candidate| is_other_executable(candidate, me.as_ref(), my_path.as_deref()))
+}
+
+fn is_other_executable(
+    candidate: &Path,
+    me: Option<&std::fs::Metadata>,
+    my_path: Option<&Path>,
+) -> bool {
+    let Ok(meta) = std::fs::metadata(candidate) else {
+        return false;
+    };
+    if !meta.is_file() || meta.mode() & 0o111 == 0 {
+        return false;
+    }
+    let same_inode = me.is_some_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino());
+    let same_path = my_path.is_some_and(|p| std::fs::canonicalize(candidate).is_ok_and(|c| c == p));
+    !same_inode && !same_path
+}
+
+/// Wait up to `wait` for one whole config packet and return its config and packet length,
+/// leaving it unread (MSG_PEEK).
+fn peek_config_packet(fd: BorrowedFd<'_>, wait: Duration) -> Result<(Vec<u8>, usize), String> {
+    let deadline = Instant::now() + wait;
+    let mut buf = vec![0u8; CONFIG_HEADER_LEN + usize::from(u16::MAX)];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!(
+                "no whole config packet from the Emperor within {} s",
+                wait.as_secs()
+            ));
+        }
+        let timeout = Timespec {
+            tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(left.subsec_nanos()),
+        };
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(0) | Err(rustix::io::Errno::INTR) => continue,
+            Ok(_) => {}
+            Err(e) => return Err(format!("cannot wait for the config: {e}")),
+        }
+        let n = match rustix::net::recv(fd, &mut buf[..], RecvFlags::PEEK) {
+            Ok((_, 0)) => {
+                return Err(
+                    "the Emperor closed the config channel before sending the config".into(),
+                )
+            }
+            Ok((n, _)) => n,
+            Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => continue,
+            Err(e) => return Err(format!("cannot read the config: {e}")),
+        };
+        if let Some(packet) = whole_packet(buf.get(..n).unwrap_or_default())? {
+            return Ok(packet);
+        }
+        // Part of a packet: more is on its way.
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `Ok(Some((config, packet_len)))` when `bytes` hold one whole config packet.
+fn whole_packet(bytes: &[u8]) -> Result<Option<(Vec<u8>, usize)>, String> {
+    let Some(&[modifier1, lo, hi, _]) = bytes.get(..CONFIG_HEADER_LEN) else {
+        return Ok(None);
+    };
+    if modifier1 != CONFIG_MODIFIER1 {
+        return Err(format!(
+            "the config packet has modifier1 {modifier1}, expected {CONFIG_MODIFIER1}"
+        ));
+    }
+    let len = CONFIG_HEADER_LEN + usize::from(u16::from_le_bytes([lo, hi]));
+    Ok(bytes
+        .get(CONFIG_HEADER_LEN..len)
+        .map(|config| (config.to_vec(), len)))
+}
+
+/// Read exactly the peeked packet off the channel and decode it with the core's decoder.
+fn consume_config_packet(fd: BorrowedFd<'_>, len: usize) -> Result<Vec<u8>, String> {
+    let mut packet = vec![0u8; len];
+    let mut filled = 0;
+    while filled < len {
+        let rest = packet.get_mut(filled..).unwrap_or_default();
+        match rustix::io::read(fd, rest) {
+            Ok(0) => return Err("the Emperor closed the config channel mid-packet".into()),
+            Ok(n) => filled += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(format!("cannot read the config: {e}")),
+        }
+    }
+    let mut config = None;
+    ConfigDecoder::default()
+        .feed(&packet, &mut |c| config = Some(c))
+        .map_err(|e| e.to_string())?;
+    config.ok_or_else(|| "the config packet held no config".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::UnixStream;
+
+    fn packet(config: &[u8]) -> Vec<u8> {
+        let len = u16::try_from(config.len()).expect("small");
+        let mut p = vec![CONFIG_MODIFIER1];
+        p.extend_from_slice(&len.to_le_bytes());
+        p.push(0);
+        p.extend_from_slice(config);
+        p
+    }
+
+    #[test]
+    fn whole_packet_needs_every_byte() {
+        let p = packet(b"[uwsgi]\n");
+        assert_eq!(whole_packet(&p[..3]), Ok(None));
+        assert_eq!(whole_packet(&p[..p.len() - 1]), Ok(None));
+        assert_eq!(whole_packet(&p), Ok(Some((b"[uwsgi]\n".to_vec(), p.len()))));
+        assert!(whole_packet(&[1, 0, 0, 0]).is_err());
+    }
+
+    #[test]
+    fn peek_leaves_the_packet_unread() {
+        let (mut emperor, vassal) = UnixStream::pair().expect("pair");
+        let p = packet(b"[uwsgi]\nhttp = :0\n");
+        emperor.write_all(&p).expect("write");
+        let fd = OwnedFd::from(vassal);
+        let (config, len) = peek_config_packet(fd.as_fd(), Duration::from_secs(1)).expect("peek");
+        assert_eq!(
+            (config.as_slice(), len),
+            (&b"[uwsgi]\nhttp = :0\n"[..], p.len())
+        );
+        // Still there: a second peek sees the same packet.
+        let again = peek_config_packet(fd.as_fd(), Duration::from_secs(1)).expect("peek");
+        assert_eq!(again.1, p.len());
+    }
+
+    #[test]
+    fn peek_times_out_without_a_packet() {
+        let (_emperor, vassal) = UnixStream::pair().expect("pair");
+        let fd = OwnedFd::from(vassal);
+        let err = peek_config_packet(fd.as_fd(), Duration::from_millis(50)).expect_err("timeout");
+        assert!(err.contains("within"), "{err}");
+    }
+
+    #[test]
+    fn find_uwsgi_prefers_the_setting() {
+        let settings = RuntimeSettings {
+            emperor: Default::default(),
+            uwsgi: Some(PathBuf::from("/opt/uwsgi")),
+            emperor_id: None,
+        };
+        assert_eq!(find_uwsgi(&settings), Some(PathBuf::from("/opt/uwsgi")));
+        // Our own test binary is never "the other uwsgi".
+        let me = std::fs::metadata("/proc/self/exe").ok();
+        let exe = std::fs::canonicalize("/proc/self/exe").expect("exe");
+        assert!(!is_other_executable(&exe, me.as_ref(), Some(&exe)));
+        assert!(is_other_executable(
+            Path::new("/bin/sh"),
+            me.as_ref(),
+            Some(&exe)
+        ));
+    }
+}
