@@ -1,0 +1,498 @@
+//! End to end: a stock Debian uWSGI 2.0 Emperor with `emperor-wrapper = uwsgi-docker`,
+//! real vassals in real containers of the `uwsgi-docker-test` image, real HTTP requests.
+//!
+//! Each test starts its own Emperor in its own temp dir, with vassal names that carry a
+//! per-test id, and its guard asserts that nothing is left behind: no container, no proxy
+//! socket, no process. Without Docker, uWSGI or the test image the tests skip, except under
+//! `CI`, where they fail. Build the image with `scripts/build-test-image.sh`.
+
+#[path = "e2e/harness.rs"]
+mod harness;
+
+use std::io::{ErrorKind, Read};
+use std::os::unix::net::UnixStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use harness::*;
+
+const STOP_TIMEOUT_SECS: u64 = 5;
+
+/// Scenario 1: the quickstart vassal serves, and its container carries every setting.
+#[test]
+fn spawn_serves_and_container_has_the_settings() {
+    let Some(mut w) = World::start("spawn") else {
+        return;
+    };
+    let port = free_port();
+    let name = w.vassal_name("app");
+    let text = docker_vassal(
+        port,
+        &format!("docker-env = E2E_MARK={id}\ndocker-memory = 64m", id = w.id),
+        "",
+    );
+    w.write_vassal(&name, &text);
+    w.wait_for_body(port, DEFAULT_GREETING, SPAWN_TIMEOUT);
+
+    let bindings = inspect(&name, "{{json .HostConfig.PortBindings}}");
+    assert!(
+        bindings.contains(&format!(
+            r#""3031/tcp":[{{"HostIp":"127.0.0.1","HostPort":"{port}"}}]"#
+        )),
+        "port bindings: {bindings}"
+    );
+    let mounts = inspect(
+        &name,
+        "{{range .Mounts}}{{.Source}}|{{.Destination}}\n{{end}}",
+    );
+    let proxy = w.proxy_socket(&name);
+    assert!(
+        mounts
+            .lines()
+            .any(|m| m.split('|').next() == proxy.to_str()),
+        "no bind mount of the proxy socket {}: {mounts}",
+        proxy.display()
+    );
+    let env = inspect(&name, "{{range .Config.Env}}{{println .}}{{end}}");
+    assert!(
+        env.lines().any(|e| e == format!("E2E_MARK={}", w.id)),
+        "env: {env}"
+    );
+    assert_eq!(
+        inspect(&name, "{{.HostConfig.Memory}}"),
+        (64u64 << 20).to_string()
+    );
+    assert_eq!(
+        inspect(
+            &name,
+            &format!("{{{{index .Config.Labels \"{LABEL_MANAGED}\"}}}}")
+        ),
+        "1"
+    );
+    assert_eq!(
+        inspect(
+            &name,
+            &format!("{{{{index .Config.Labels \"{LABEL_VASSAL}\"}}}}")
+        ),
+        name
+    );
+    assert_eq!(
+        inspect(&name, "{{json .Config.Cmd}}"),
+        format!(r#"["uwsgi","--ini","emperor://{name}"]"#)
+    );
+    assert_eq!(inspect(&name, "{{.Config.StopSignal}}"), "SIGINT");
+    assert_eq!(inspect(&name, "{{.Config.Tty}}"), "true");
+    assert_eq!(inspect(&name, "{{.State.Running}}"), "true");
+
+    let bridges = processes_matching(&bridge_title(&name));
+    assert_eq!(
+        bridges.len(),
+        1,
+        "expected one bridge titled {:?}: {bridges:?}",
+        bridge_title(&name)
+    );
+
+    // The dry run agrees with what ran.
+    let check = Command::new(bin())
+        .arg("check")
+        .arg(w.vassal_path(&name))
+        .output()
+        .expect("run uwsgi-docker check");
+    assert!(
+        check.status.success(),
+        "check failed: {}",
+        lossy(&check.stderr)
+    );
+    let plan = lossy(&check.stdout);
+    assert!(
+        plan.trim_start().starts_with(['{', '[']),
+        "check prints JSON: {plan}"
+    );
+    assert!(
+        plan.contains(&image()) && plan.contains(&name),
+        "check output: {plan}"
+    );
+}
+
+/// Scenario 2: touching the vassal reloads uWSGI inside the same container.
+#[test]
+fn reload_applies_new_config_in_the_same_container() {
+    let Some(mut w) = World::start("reload") else {
+        return;
+    };
+    let port = free_port();
+    let name = w.vassal_name("reload");
+    w.write_vassal(
+        &name,
+        &docker_vassal(port, "", "env = GREETING=before reload"),
+    );
+    w.wait_for_body(port, "before reload", SPAWN_TIMEOUT);
+    let before = container_id(&name).expect("the container exists");
+
+    let greeting = format!("after reload {}", w.id);
+    w.rewrite_vassal(
+        &name,
+        &docker_vassal(port, "", &format!("env = GREETING={greeting}")),
+    );
+    w.wait_for_body(port, &greeting, SPAWN_TIMEOUT);
+    assert_eq!(
+        container_id(&name).as_deref(),
+        Some(before.as_str()),
+        "reload replaced the container"
+    );
+}
+
+/// Scenario 3: deleting the vassal file stops and removes its container, socket and bridge.
+#[test]
+fn removing_the_vassal_removes_container_socket_and_bridge() {
+    let Some(mut w) = World::start("remove") else {
+        return;
+    };
+    let port = free_port();
+    let name = w.vassal_name("gone");
+    let stop = format!("docker-stop-timeout = {STOP_TIMEOUT_SECS}");
+    w.write_vassal(&name, &docker_vassal(port, &stop, ""));
+    w.wait_for_body(port, DEFAULT_GREETING, SPAWN_TIMEOUT);
+    assert_eq!(
+        processes_matching(&bridge_title(&name)).len(),
+        1,
+        "one bridge runs"
+    );
+
+    let removed_at = Instant::now();
+    w.remove_vassal(&name);
+    w.assert_clean_within(
+        Duration::from_secs(STOP_TIMEOUT_SECS + 15),
+        "after the vassal file was removed",
+    );
+    eprintln!("remove: clean after {:?}", removed_at.elapsed());
+    assert!(http_get(port, "/").is_err(), "the port still answers");
+}
+
+/// Scenario 4: a container killed behind our back is respawned by the Emperor.
+#[test]
+fn killed_container_is_respawned() {
+    let Some(mut w) = World::start("crash") else {
+        return;
+    };
+    let port = free_port();
+    let name = w.vassal_name("crash");
+    w.write_vassal(&name, &docker_vassal(port, "", ""));
+    w.wait_for_body(port, DEFAULT_GREETING, SPAWN_TIMEOUT);
+    let first = container_id(&name).expect("the container exists");
+
+    docker_ok(&["kill", &name]);
+    let second = wait_for(SPAWN_TIMEOUT, || {
+        container_id(&name)
+            .filter(|id| *id != first)
+            .filter(|_| matches!(http_get(port, "/"), Ok((200, b)) if b == DEFAULT_GREETING))
+    });
+    assert!(
+        second.is_some(),
+        "no new container served after docker kill; log:\n{}",
+        w.log_tail(60)
+    );
+    assert!(
+        container_id(&first).is_none(),
+        "the killed container {first} was not removed"
+    );
+}
+
+/// Scenario 5: when the Emperor is SIGKILLed, all its containers go away on their own.
+#[test]
+fn emperor_sigkill_removes_all_containers() {
+    let Some(mut w) = World::start("emperor-kill") else {
+        return;
+    };
+    let ports = [free_port(), free_port()];
+    for (i, port) in ports.iter().enumerate() {
+        let name = w.vassal_name(&format!("orphan{i}"));
+        w.write_vassal(&name, &docker_vassal(*port, "", ""));
+    }
+    for port in ports {
+        w.wait_for_body(port, DEFAULT_GREETING, SPAWN_TIMEOUT);
+    }
+    w.kill_emperor();
+    w.assert_clean_within(Duration::from_secs(20), "after the Emperor was SIGKILLed");
+}
+
+/// Scenario 6: a container already holding the vassal's name is replaced.
+#[test]
+fn name_conflict_replaces_the_old_container() {
+    let Some(mut w) = World::start("conflict") else {
+        return;
+    };
+    let port = free_port();
+    let name = w.vassal_name("taken");
+    w.adopt_container(&name);
+    let squatter = docker_ok(&["create", "--name", &name, &image(), "true"]);
+
+    w.write_vassal(&name, &docker_vassal(port, "", ""));
+    w.wait_for_body(port, DEFAULT_GREETING, SPAWN_TIMEOUT);
+    let now = container_id(&name).expect("the vassal's container exists");
+    assert_ne!(now, squatter, "the old container was not replaced");
+    assert!(
+        container_id(&squatter).is_none(),
+        "the old container {squatter} still exists"
+    );
+}
+
+/// Scenario 7: a missing image is a clear error for that vassal only.
+#[test]
+fn missing_image_is_reported_and_others_keep_serving() {
+    let Some(mut w) = World::start("missing-image") else {
+        return;
+    };
+    let good_port = free_port();
+    let good = w.vassal_name("good");
+    w.write_vassal(&good, &docker_vassal(good_port, "", ""));
+    w.wait_for_body(good_port, DEFAULT_GREETING, SPAWN_TIMEOUT);
+
+    let bad = w.vassal_name("noimage");
+    let missing = format!("uwsgi-docker-e2e-missing-{}", w.id);
+    let text = docker_vassal(free_port(), "", "").replace(
+        &format!("docker-image = {}", image()),
+        &format!("docker-image = {missing}"),
+    );
+    w.write_vassal(&bad, &text);
+    w.wait_for_log_line(&[&bad, &missing], Duration::from_secs(30));
+
+    assert!(
+        container_id(&bad).is_none(),
+        "a container was created for the missing image"
+    );
+    assert!(
+        containers_labelled(LABEL_VASSAL, &bad).is_empty(),
+        "a labelled container exists for {bad}"
+    );
+    w.wait_for_body(good_port, DEFAULT_GREETING, Duration::from_secs(5));
+}
+
+/// Scenario 8: what the app prints reaches the Emperor log exactly once.
+#[test]
+fn app_output_reaches_the_emperor_log_once() {
+    let Some(mut w) = World::start("logs") else {
+        return;
+    };
+    let port = free_port();
+    let name = w.vassal_name("logs");
+    w.write_vassal(&name, &docker_vassal(port, "", ""));
+    w.wait_for_body(port, DEFAULT_GREETING, SPAWN_TIMEOUT);
+
+    let path = format!("/log-{}", w.id);
+    let (status, _) = http_get(port, &path).expect("request the marked path");
+    assert_eq!(status, 200);
+    let line = format!("app-log: request {path}");
+    w.wait_for_log_line(&[&line], Duration::from_secs(15));
+    std::thread::sleep(Duration::from_secs(2));
+    let count = w.log().matches(&line).count();
+    assert_eq!(
+        count,
+        1,
+        "{line:?} appears {count} times; log tail:\n{}",
+        w.log_tail(40)
+    );
+}
+
+/// Scenario 9: a vassal without `docker-image` runs on the host, next to Docker ones.
+#[test]
+fn non_docker_vassal_runs_on_the_host() {
+    let Some(mut w) = World::start("mixed") else {
+        return;
+    };
+    let host_port = free_port();
+    let host = w.vassal_name("host");
+    let greeting = format!("Hello from the host {}", w.id);
+    let text = format!(
+        "[uwsgi]\nmaster = true\nplugin = psgi\npsgi = {app}\nhttp-socket = 127.0.0.1:{host_port}\nenv = GREETING={greeting}\n",
+        app = w.root.join("app.pl").display()
+    );
+    w.write_vassal(&host, &text);
+    w.wait_for_body(host_port, &greeting, SPAWN_TIMEOUT);
+    assert!(
+        container_id(&host).is_none(),
+        "a container was made for a vassal without docker-image"
+    );
+    assert!(
+        processes_matching(&bridge_title(&host)).is_empty(),
+        "a bridge runs for a vassal without docker-image"
+    );
+    let uwsgi = processes_matching(&host);
+    assert!(!uwsgi.is_empty(), "no host process runs {host}");
+
+    // Skipped with a non-Docker wrapper, which is how the harness itself is checked.
+    if std::env::var_os("UWSGIDOCKER_E2E_WRAPPER").is_none() {
+        let docker_port = free_port();
+        let boxed = w.vassal_name("boxed");
+        w.write_vassal(&boxed, &docker_vassal(docker_port, "", ""));
+        w.wait_for_body(docker_port, DEFAULT_GREETING, SPAWN_TIMEOUT);
+        w.wait_for_body(host_port, &greeting, Duration::from_secs(5));
+    }
+}
+
+/// Scenario 10: twenty vassals at once all serve, and removing them leaves nothing.
+#[test]
+fn twenty_vassals_serve_and_leave_nothing() {
+    let Some(mut w) = World::start("twenty") else {
+        return;
+    };
+    let vassals: Vec<(String, u16)> = (0..20)
+        .map(|i| (w.vassal_name(&format!("v{i:02}")), free_port()))
+        .collect();
+    for (name, port) in &vassals {
+        let text = docker_vassal(
+            *port,
+            "docker-stop-timeout = 5",
+            &format!("env = GREETING=vassal {name}"),
+        );
+        w.write_vassal(name, &text);
+    }
+    for (name, port) in &vassals {
+        w.wait_for_body(*port, &format!("vassal {name}"), Duration::from_secs(180));
+    }
+    for (name, _) in &vassals {
+        w.remove_vassal(name);
+    }
+    w.assert_clean_within(
+        Duration::from_secs(60),
+        "after all twenty vassal files were removed",
+    );
+}
+
+/// Scenario 11: each malformed attribute is refused with an error naming the vassal and the
+/// key, in the Emperor log and from `uwsgi-docker check`, and no container is made.
+#[test]
+fn bad_attributes_are_refused_clearly() {
+    let Some(mut w) = World::start("bad-input") else {
+        return;
+    };
+    let cases = [
+        ("port", "docker-port", "docker-port = abc"),
+        ("memory", "docker-memory", "docker-memory = lots"),
+        ("mount", "docker-mount", "docker-mount = relative:/x"),
+        ("typo", "docker-imgae", "docker-imgae = x"),
+    ];
+    let mut names = Vec::new();
+    for (short, key, line) in cases {
+        let name = w.vassal_name(&format!("bad-{short}"));
+        // A valid vassal but for the one bad line (the port line is replaced, not added).
+        let text = if key == "docker-port" {
+            docker_vassal(0, "", "").replace("docker-port = 127.0.0.1:0:3031", line)
+        } else {
+            docker_vassal(free_port(), line, "")
+        };
+        w.write_vassal(&name, &text);
+        names.push((name, key));
+    }
+    for (name, key) in &names {
+        let logged = w.wait_for_log_line(&[name, key], Duration::from_secs(30));
+        eprintln!("bad-input: logged: {logged}");
+
+        let check = Command::new(bin())
+            .arg("check")
+            .arg(w.vassal_path(name))
+            .output()
+            .expect("run check");
+        let stderr = lossy(&check.stderr);
+        assert_eq!(check.status.code(), Some(1), "check {name}: {stderr}");
+        assert!(
+            stderr.contains(name.as_str()) && stderr.contains(key),
+            "check {name} says: {stderr}"
+        );
+    }
+    for (name, _) in &names {
+        assert!(
+            container_id(name).is_none(),
+            "a container was made for {name}"
+        );
+    }
+}
+
+/// Scenario 12: a foreign process that reaches the proxy socket first gets no fds, and the
+/// vassal still starts.
+#[test]
+fn handoff_is_private_to_the_container() {
+    let Some(mut w) = World::start("privacy") else {
+        return;
+    };
+    let port = free_port();
+    let name = w.vassal_name("private");
+    let socket = w.proxy_socket(&name);
+    w.write_vassal(&name, &docker_vassal(port, "", ""));
+
+    // Race the container to the socket: it needs a second or so to start uWSGI.
+    let deadline = Instant::now() + SPAWN_TIMEOUT;
+    let mut intruder = loop {
+        if let Ok(stream) = UnixStream::connect(&socket) {
+            break stream;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the proxy socket {} never accepted a connection",
+            socket.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    intruder
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("set a read timeout");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    loop {
+        match intruder.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("reading the proxy socket: {e}"),
+        }
+    }
+    assert!(
+        !got.windows(13).any(|b| b == b"uwsgi-emperor"),
+        "a foreign process received the handoff message: {:?}",
+        lossy(&got)
+    );
+    // The intruder still holds its connection while the real vassal starts.
+    w.wait_for_body(port, DEFAULT_GREETING, SPAWN_TIMEOUT);
+    drop(intruder);
+}
+
+/// The harness itself: its guard notices what a test leaves behind, and removes it anyway.
+#[test]
+fn harness_guard_reports_and_removes_leftovers() {
+    let Some(mut w) = World::start("guard") else {
+        return;
+    };
+    w.cleanup_timeout = Duration::from_secs(1);
+    let leak = w.vassal_name("leak");
+    w.adopt_container(&leak);
+    let label = format!("{LABEL_EMPEROR}={}", w.id);
+    let leaked = docker_ok(&[
+        "create",
+        "--name",
+        &leak,
+        "--label",
+        &label,
+        &image(),
+        "true",
+    ]);
+    let socket = w.proxy_socket(&leak);
+    drop(std::os::unix::net::UnixListener::bind(&socket).expect("bind a stray socket"));
+    let root = w.root.clone();
+
+    let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(w)));
+    let message = verdict
+        .err()
+        .and_then(|e| e.downcast::<String>().ok())
+        .expect("the guard panics when something is left behind");
+    assert!(
+        message.contains(&leaked) && message.contains(&socket.display().to_string()),
+        "{message}"
+    );
+    assert!(
+        container_id(&leaked).is_none(),
+        "the guard did not remove the container"
+    );
+    assert!(!socket.exists(), "the guard did not remove the socket");
+    let _ = std::fs::remove_dir_all(root);
+}

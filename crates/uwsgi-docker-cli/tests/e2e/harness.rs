@@ -1,0 +1,610 @@
+//! The end-to-end harness: one real uWSGI Emperor per test, wrapped by the `uwsgi-docker`
+//! binary, vassal files in a private temp dir, and a guard that leaves nothing behind.
+//!
+//! Everything here is std-only and talks to the outside world through the `docker` and
+//! `uwsgi` commands and plain TCP, exactly as an operator would. Every wait is bounded.
+//!
+//! Knobs (all optional):
+//! * `UWSGIDOCKER_TEST_IMAGE`: the image vassals run in (default `uwsgi-docker-test:latest`,
+//!   built by `scripts/build-test-image.sh`).
+//! * `UWSGIDOCKER_E2E_WRAPPER`: the Emperor's wrapper instead of the built `uwsgi-docker`
+//!   (e.g. `/usr/bin/uwsgi`, to check the harness itself with the non-Docker tests).
+//! * `CI`: when set, missing prerequisites fail the test instead of skipping it.
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+pub const DEFAULT_IMAGE: &str = "uwsgi-docker-test:latest";
+/// What the test image's app answers when `GREETING` is not set.
+pub const DEFAULT_GREETING: &str = "Hello World from Docker";
+/// The app inside the test image; the same text is written to the host for non-Docker vassals.
+pub const APP_IN_IMAGE: &str = "/var/www/app.pl";
+pub const LABEL_MANAGED: &str = "io.uwsgi-docker.managed";
+pub const LABEL_VASSAL: &str = "io.uwsgi-docker.vassal";
+pub const LABEL_EMPEROR: &str = "io.uwsgi-docker.emperor";
+const PSGI_PLUGIN: &str = "/usr/lib/uwsgi/plugins/psgi_plugin.so";
+
+/// A host copy of the image's app, for vassals that run on the host.
+pub const HOST_APP: &str = r#"my $app = sub {
+    my $env = shift;
+    my $path = $env->{PATH_INFO} // '/';
+    print STDERR "app-log: request $path\n";
+    my $greeting = $ENV{GREETING} // 'Hello World from Docker';
+    return [200, ['Content-Type' => 'text/plain'], [$greeting]];
+};
+"#;
+
+/// How long a fresh container may take to answer its first request.
+pub const SPAWN_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long cleanup (containers, sockets, bridges) may take after a stop.
+pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(200);
+
+pub fn image() -> String {
+    std::env::var("UWSGIDOCKER_TEST_IMAGE").unwrap_or_else(|_| DEFAULT_IMAGE.to_owned())
+}
+
+fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
+}
+
+fn wrapper() -> PathBuf {
+    match std::env::var_os("UWSGIDOCKER_E2E_WRAPPER") {
+        Some(w) => PathBuf::from(w),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_uwsgi-docker")),
+    }
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_uwsgi-docker"))
+}
+
+/// Why the end-to-end tests cannot run here, checked once per test binary.
+fn missing_prerequisite() -> Option<String> {
+    static CHECK: OnceLock<Option<String>> = OnceLock::new();
+    CHECK
+        .get_or_init(|| {
+            match Command::new("uwsgi").arg("--version").output() {
+                Ok(out) if out.status.success() => {}
+                Ok(out) => {
+                    return Some(format!("`uwsgi --version` failed: {}", lossy(&out.stderr)))
+                }
+                Err(e) => {
+                    return Some(format!(
+                        "uwsgi is not installed ({e}); apt-get install uwsgi-core"
+                    ))
+                }
+            }
+            if !Path::new(PSGI_PLUGIN).exists() {
+                return Some(format!(
+                    "{PSGI_PLUGIN} is missing; apt-get install uwsgi-plugin-psgi"
+                ));
+            }
+            match Command::new("docker").arg("info").output() {
+                Ok(out) if out.status.success() => {}
+                Ok(out) => {
+                    return Some(format!(
+                        "the Docker daemon does not answer: {}",
+                        lossy(&out.stderr).trim()
+                    ))
+                }
+                Err(e) => return Some(format!("docker is not installed ({e})")),
+            }
+            let image = image();
+            let inspected = Command::new("docker")
+                .args(["image", "inspect", &image])
+                .output();
+            if !inspected.is_ok_and(|o| o.status.success()) {
+                return Some(format!(
+                    "the test image {image} is missing; run scripts/build-test-image.sh"
+                ));
+            }
+            if !wrapper().exists() {
+                return Some(format!(
+                    "the wrapper {} does not exist",
+                    wrapper().display()
+                ));
+            }
+            None
+        })
+        .clone()
+}
+
+/// `Some(())` when the tests can run; otherwise fails under `CI` or prints why and skips.
+pub fn prerequisites(test: &str) -> Option<()> {
+    match missing_prerequisite() {
+        None => Some(()),
+        Some(why) if in_ci() => panic!("{test}: end-to-end prerequisites missing in CI: {why}"),
+        Some(why) => {
+            eprintln!("skipping {test}: {why}");
+            None
+        }
+    }
+}
+
+pub fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Polls `check` until it returns `Some` or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(POLL);
+    }
+}
+
+/// A loopback TCP port nobody listens on now, never handed out twice by this process.
+pub fn free_port() -> u16 {
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..100 {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind an ephemeral port");
+        let port = listener.local_addr().expect("local addr").port();
+        if given.insert(port) {
+            return port;
+        }
+    }
+    panic!("no free loopback port after 100 tries");
+}
+
+/// `GET path` over HTTP/1.0 on 127.0.0.1:port: `(status, body)`.
+pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut reply = Vec::new();
+    stream.take(1 << 20).read_to_end(&mut reply)?;
+    let text = lossy(&reply);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other(format!("no end of headers in {text:?}")))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line in {head:?}")))?;
+    Ok((status, body.to_owned()))
+}
+
+/// Runs `docker args…`; the output whatever the exit status.
+pub fn docker(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker")
+}
+
+/// Runs `docker args…` and returns its trimmed stdout; panics when it fails.
+pub fn docker_ok(args: &[&str]) -> String {
+    let out = docker(args);
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        lossy(&out.stderr)
+    );
+    lossy(&out.stdout).trim().to_owned()
+}
+
+/// The full id of the container called exactly `name`, if there is one.
+pub fn container_id(name: &str) -> Option<String> {
+    let out = docker(&["container", "inspect", "-f", "{{.Id}}", name]);
+    out.status
+        .success()
+        .then(|| lossy(&out.stdout).trim().to_owned())
+}
+
+/// `docker container inspect -f template name`.
+pub fn inspect(name: &str, template: &str) -> String {
+    docker_ok(&["container", "inspect", "-f", template, name])
+}
+
+/// Ids of all containers, running or not, carrying label `key=value`.
+pub fn containers_labelled(key: &str, value: &str) -> Vec<String> {
+    let filter = format!("label={key}={value}");
+    docker_ok(&["ps", "-aq", "--no-trunc", "--filter", &filter])
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `(pid, cmdline)` of every process whose command line contains `needle`.
+pub fn processes_matching(needle: &str) -> Vec<(u32, String)> {
+    let own = std::process::id();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != own)
+        .filter_map(|pid| {
+            let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let cmdline = lossy(&raw).replace('\0', " ").trim().to_owned();
+            cmdline.contains(needle).then_some((pid, cmdline))
+        })
+        .collect()
+}
+
+/// The process title every bridge sets.
+pub fn bridge_title(vassal: &str) -> String {
+    format!("[uwsgi-docker-bridge] {vassal}")
+}
+
+/// A Docker vassal like the seed's quickstart, speaking HTTP on container port 3031,
+/// published on 127.0.0.1:`port`.
+pub fn docker_vassal(port: u16, extra_emperor: &str, extra_uwsgi: &str) -> String {
+    format!(
+        "[emperor]\n\
+         docker-image = {image}\n\
+         docker-port = 127.0.0.1:{port}:3031\n\
+         {extra_emperor}\n\
+         \n\
+         [uwsgi]\n\
+         master = true\n\
+         plugin = psgi\n\
+         psgi = {APP_IN_IMAGE}\n\
+         http-socket = 0.0.0.0:3031\n\
+         {extra_uwsgi}\n",
+        image = image()
+    )
+}
+
+static NEXT_TEST: AtomicU32 = AtomicU32::new(0);
+
+/// One test's world: a temp dir, a running Emperor, the vassals written so far.
+/// Dropping it stops the Emperor, then checks and cleans everything the test made.
+#[derive(Debug)]
+pub struct World {
+    pub test: String,
+    /// Unique to this test in this run: in every vassal name, path and label we create.
+    pub id: String,
+    pub root: PathBuf,
+    pub vassal_dir: PathBuf,
+    pub log_path: PathBuf,
+    pub stats_port: u16,
+    emperor: Option<Child>,
+    /// Vassal (and container) names this test used.
+    names: BTreeSet<String>,
+    /// Extra container names to clean up (e.g. ones the test created by hand).
+    foreign: BTreeSet<String>,
+    /// How long the guard waits for the runtime to clean up before it does so by force.
+    pub cleanup_timeout: Duration,
+}
+
+impl World {
+    /// Starts an Emperor wrapped by `uwsgi-docker`; `None` when the test must be skipped.
+    pub fn start(test: &str) -> Option<World> {
+        prerequisites(test)?;
+        let id = format!(
+            "e2e{}x{}",
+            std::process::id(),
+            NEXT_TEST.fetch_add(1, Ordering::Relaxed)
+        );
+        let root = std::env::temp_dir().join(format!("uwsgi-docker-{id}"));
+        let vassal_dir = root.join("vassals");
+        fs::create_dir_all(&vassal_dir).expect("create the vassal dir");
+        fs::write(root.join("app.pl"), HOST_APP).expect("write the host app");
+        let mut world = World {
+            test: test.to_owned(),
+            id,
+            log_path: root.join("emperor.log"),
+            root,
+            vassal_dir,
+            stats_port: free_port(),
+            emperor: None,
+            names: BTreeSet::new(),
+            foreign: BTreeSet::new(),
+            cleanup_timeout: CLEANUP_TIMEOUT,
+        };
+        world.spawn_emperor();
+        Some(world)
+    }
+
+    fn spawn_emperor(&mut self) {
+        let out = fs::File::create(self.root.join("emperor.out")).expect("create emperor.out");
+        let err = out.try_clone().expect("dup emperor.out");
+        let real_uwsgi =
+            fs::canonicalize("/usr/bin/uwsgi").unwrap_or_else(|_| "/usr/bin/uwsgi".into());
+        let child = Command::new("uwsgi")
+            .arg("--emperor")
+            .arg(format!("dir://{}", self.vassal_dir.display()))
+            .arg("--emperor-wrapper")
+            .arg(wrapper())
+            .args(["--emperor-stats", &format!("127.0.0.1:{}", self.stats_port)])
+            .args(["--emperor-freq", "1"])
+            .args(["--emperor-throttle", "200"])
+            .args(["--emperor-max-throttle", "1000"])
+            .arg("--logto")
+            .arg(&self.log_path)
+            .env("UWSGIDOCKER_EMPEROR_ID", &self.id)
+            .env("UWSGIDOCKER_UWSGI", real_uwsgi)
+            .current_dir(&self.root)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn the Emperor");
+        self.emperor = Some(child);
+        let stats = SocketAddr::from((Ipv4Addr::LOCALHOST, self.stats_port));
+        let up = wait_for(Duration::from_secs(15), || {
+            if let Some(status) = self
+                .emperor
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "{}: the Emperor exited at start ({status}):\n{}",
+                    self.test,
+                    self.log_tail(40)
+                );
+            }
+            TcpStream::connect_timeout(&stats, Duration::from_millis(500)).ok()
+        });
+        assert!(
+            up.is_some(),
+            "{}: the Emperor's stats server never came up:\n{}",
+            self.test,
+            self.log_tail(40)
+        );
+    }
+
+    pub fn emperor_pid(&self) -> u32 {
+        self.emperor.as_ref().expect("the Emperor runs").id()
+    }
+
+    /// A vassal file name unique to this test: `<id>-<short>.ini`.
+    pub fn vassal_name(&self, short: &str) -> String {
+        format!("{}-{short}.ini", self.id)
+    }
+
+    pub fn vassal_path(&self, name: &str) -> PathBuf {
+        self.vassal_dir.join(name)
+    }
+
+    /// Where the bridge binds `name`'s proxy socket.
+    pub fn proxy_socket(&self, name: &str) -> PathBuf {
+        self.vassal_dir.join(format!("{name}.sock"))
+    }
+
+    /// Writes vassal `name` atomically (write beside, then rename in), so the Emperor never
+    /// reads half a file.
+    pub fn write_vassal(&mut self, name: &str, text: &str) {
+        self.names.insert(name.to_owned());
+        let staging = self.root.join(format!(".{name}.new"));
+        fs::write(&staging, text).expect("write the vassal file");
+        fs::rename(&staging, self.vassal_path(name)).expect("move the vassal file in");
+    }
+
+    /// Rewrites vassal `name` and moves its mtime forward, so the Emperor (which compares
+    /// whole seconds) sees the change and reloads it.
+    pub fn rewrite_vassal(&mut self, name: &str, text: &str) {
+        let path = self.vassal_path(name);
+        let old = fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .expect("stat the vassal file");
+        self.write_vassal(name, text);
+        let bumped = old.max(SystemTime::now()) + Duration::from_secs(2);
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(bumped))
+            .expect("bump the vassal's mtime");
+    }
+
+    pub fn remove_vassal(&self, name: &str) {
+        fs::remove_file(self.vassal_path(name)).expect("remove the vassal file");
+    }
+
+    /// Registers a container the test made itself, so cleanup covers it too.
+    pub fn adopt_container(&mut self, name: &str) {
+        self.foreign.insert(name.to_owned());
+    }
+
+    pub fn log(&self) -> String {
+        fs::read(&self.log_path)
+            .map(|b| lossy(&b))
+            .unwrap_or_default()
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        let mut text = self.log();
+        if let Ok(out) = fs::read(self.root.join("emperor.out")) {
+            text.push_str(&lossy(&out));
+        }
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Waits for an Emperor log line that contains every one of `needles`; returns it.
+    pub fn wait_for_log_line(&self, needles: &[&str], timeout: Duration) -> String {
+        wait_for(timeout, || {
+            self.log()
+                .lines()
+                .find(|l| needles.iter().all(|n| l.contains(n)))
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{}: no Emperor log line with all of {needles:?} within {timeout:?}; log tail:\n{}",
+                self.test,
+                self.log_tail(60)
+            )
+        })
+    }
+
+    /// Waits until 127.0.0.1:`port` answers 200 with exactly `body`.
+    pub fn wait_for_body(&self, port: u16, body: &str, timeout: Duration) {
+        let mut last = None;
+        let ok = wait_for(timeout, || {
+            let got = http_get(port, "/");
+            let done = matches!(&got, Ok((200, b)) if b == body);
+            last = Some(got);
+            done.then_some(())
+        });
+        if ok.is_none() {
+            panic!(
+                "{}: port {port} did not answer 200 {body:?} within {timeout:?}; last: {last:?}; log tail:\n{}",
+                self.test,
+                self.log_tail(60)
+            );
+        }
+    }
+
+    /// Sends SIGKILL to the Emperor and reaps it; its vassals are left to fend for themselves.
+    pub fn kill_emperor(&mut self) {
+        if let Some(mut child) = self.emperor.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops the Emperor the polite way (SIGINT: stop every vassal, then exit), SIGKILL after 45 s.
+    pub fn stop_emperor(&mut self) {
+        let Some(mut child) = self.emperor.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        let exited = wait_for(Duration::from_secs(45), || child.try_wait().ok().flatten());
+        if exited.is_none() {
+            eprintln!(
+                "{}: the Emperor ignored SIGINT for 45 s; killing it",
+                self.test
+            );
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Every container this test may have made: by our labels and by name.
+    fn containers(&self) -> BTreeSet<String> {
+        let format = format!("{{{{.ID}}}}\t{{{{.Names}}}}\t{{{{.Label \"{LABEL_VASSAL}\"}}}}\t{{{{.Label \"{LABEL_EMPEROR}\"}}}}");
+        let listing = docker_ok(&["ps", "-a", "--no-trunc", "--format", &format]);
+        listing
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split('\t');
+                let (id, names, vassal, emperor) = (
+                    fields.next()?,
+                    fields.next()?,
+                    fields.next()?,
+                    fields.next()?,
+                );
+                let ours = emperor == self.id
+                    || self.names.contains(vassal)
+                    || names
+                        .split(',')
+                        .any(|n| self.names.contains(n) || self.foreign.contains(n));
+                ours.then(|| id.to_owned())
+            })
+            .collect()
+    }
+
+    fn sockets(&self) -> Vec<PathBuf> {
+        fs::read_dir(&self.vassal_dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "sock"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// What is left of this test: containers, proxy sockets, processes naming its id.
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut left: Vec<String> = self
+            .containers()
+            .into_iter()
+            .map(|id| format!("container {id}"))
+            .collect();
+        left.extend(
+            self.sockets()
+                .into_iter()
+                .map(|p| format!("socket {}", p.display())),
+        );
+        let emperor = self.emperor.as_ref().map(Child::id);
+        left.extend(
+            processes_matching(&self.id)
+                .into_iter()
+                .filter(|(pid, _)| Some(*pid) != emperor)
+                .map(|(pid, cmd)| format!("process {pid}: {cmd}")),
+        );
+        left
+    }
+
+    /// Waits until nothing of this test is left, or panics listing what is.
+    pub fn assert_clean_within(&self, timeout: Duration, after: &str) {
+        let mut left = Vec::new();
+        let clean = wait_for(timeout, || {
+            left = self.leftovers();
+            left.is_empty().then_some(())
+        });
+        assert!(
+            clean.is_some(),
+            "{}: {after}, still left after {timeout:?}: {left:#?}\nlog tail:\n{}",
+            self.test,
+            self.log_tail(60)
+        );
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.stop_emperor();
+        let mut left = Vec::new();
+        wait_for(self.cleanup_timeout, || {
+            left = self.leftovers();
+            left.is_empty().then_some(())
+        });
+        // Clean by force whatever the runtime left, so one failure does not leak into others.
+        for id in self.containers() {
+            let _ = docker(&["rm", "-f", &id]);
+        }
+        for (pid, _) in processes_matching(&self.id) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+        for sock in self.sockets() {
+            let _ = fs::remove_file(sock);
+        }
+        if thread::panicking() {
+            eprintln!(
+                "{}: kept {} for inspection; left behind: {left:#?}",
+                self.test,
+                self.root.display()
+            );
+            return;
+        }
+        if left.is_empty() {
+            let _ = fs::remove_dir_all(&self.root);
+        } else {
+            panic!(
+                "{}: left behind after the Emperor stopped: {left:#?}\nlog tail:\n{}",
+                self.test,
+                self.log_tail(60)
+            );
+        }
+    }
+}

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# THE test command: everything CI runs, in order, failing fast with the step's name.
+#
+#   scripts/test.sh
+#
+# Needs a running Docker daemon and root (or sudo-less apt) for the one-time installs.
+# The end-to-end tests run a real uWSGI Emperor and real containers; with CI set they fail
+# instead of skipping when something they need is missing.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+STEP="start"
+step() {
+    STEP="$1"
+    printf '\n==> %s\n' "$STEP" >&2
+}
+on_exit() {
+    local rc=$?
+    if ((rc != 0)); then
+        printf '\ntest.sh: FAILED at step "%s" (exit %d)\n' "$STEP" "$rc" >&2
+    fi
+}
+trap on_exit EXIT
+
+step "install host packages"
+need=()
+for pkg in uwsgi-core uwsgi-plugin-psgi curl; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
+done
+if ((${#need[@]})); then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    echo "installed ${need[*]}" >&2
+else
+    echo "all present" >&2
+fi
+
+step "docker daemon"
+if ! docker info >/dev/null 2>&1; then
+    # Machines whose daemon is not started for us: try the service once.
+    (service docker start || systemctl start docker) >/dev/null 2>&1 || true
+    for _ in $(seq 1 30); do docker info >/dev/null 2>&1 && break; sleep 1; done
+    docker info >/dev/null 2>&1 || { echo "the Docker daemon does not answer" >&2; exit 1; }
+fi
+echo "docker $(docker version -f '{{.Server.Version}}') API $(docker version -f '{{.Server.APIVersion}}')" >&2
+
+step "build the test image"
+scripts/build-test-image.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test (unit tests and end to end)"
+# Two at a time: each e2e test runs its own Emperor and containers on a 2-core machine.
+RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}" cargo test --workspace
+
+step "core example quickstart_create"
+cargo run -q -p uwsgi-docker-core --example quickstart_create >/dev/null
+
+if [[ -f fuzz/Cargo.toml ]]; then
+    step "fuzz crate tests"
+    cargo test --manifest-path fuzz/Cargo.toml
+fi
+
+if [[ -x scripts/fuzz-smoke.sh ]]; then
+    step "fuzz smoke"
+    scripts/fuzz-smoke.sh
+elif [[ -f scripts/fuzz-smoke.sh ]]; then
+    step "fuzz smoke"
+    bash scripts/fuzz-smoke.sh
+fi
+
+STEP="done"
+printf '\ntest.sh: all steps passed\n' >&2
