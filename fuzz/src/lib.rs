@@ -13,8 +13,11 @@ use uwsgi_docker_core::http_reader::{HttpError, Limits, Progress, Response, Resp
 use uwsgi_docker_core::plan::{self, ContainerPlan, VassalIdentity};
 use uwsgi_docker_core::spec;
 
+/// An invariant check: panics when `data` breaks it.
+pub type Check = fn(&[u8]);
+
 /// Every target, by the name of its `[[bin]]` and its `regressions/` folder.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("vassal_spec", check_vassal_spec),
     ("http_reader", check_http_reader),
     ("attach_demux", check_attach_demux),
@@ -45,13 +48,20 @@ pub fn is_docker_container_name(name: &str) -> bool {
 
 /// A vassal file: parsing never panics, and a Docker vassal always yields a plan with a
 /// Docker-valid name and a create body with every host setting inside `HostConfig`.
-/// Also: any vassal name (the first line, as text) maps to a valid, stable container name.
+/// Also: any vassal name (the first line, as text) maps to a valid, stable container name,
+/// and a name that is already valid is kept.
 pub fn check_vassal_spec(data: &[u8]) {
     let first_line = data.split(|&b| b == b'\n').next().unwrap_or_default();
     let vassal = String::from_utf8_lossy(first_line);
-    let name = plan::container_name(&vassal);
-    assert!(is_docker_container_name(&name), "{vassal:?} -> {name:?}");
-    assert_eq!(name, plan::container_name(&vassal), "not deterministic");
+    // The Emperor never has a vassal without a name.
+    if !vassal.is_empty() {
+        let name = plan::container_name(&vassal);
+        assert!(is_docker_container_name(&name), "{vassal:?} -> {name:?}");
+        assert_eq!(name, plan::container_name(&vassal), "not deterministic");
+        if is_docker_container_name(&vassal) {
+            assert_eq!(name, vassal, "a valid name passes through unchanged");
+        }
+    }
 
     let Ok(Some(spec)) = spec::parse_vassal("fuzz", data) else {
         return;
@@ -77,7 +87,14 @@ pub fn check_vassal_spec(data: &[u8]) {
     let body = docker::create_body(&plan);
     let object = body.as_object().expect("create body is a JSON object");
     assert_eq!(object.get("Image").and_then(|v| v.as_str()), Some(&*image));
-    for host_setting in ["Binds", "PortBindings", "Memory", "MemorySwap", "Dns", "NetworkMode"] {
+    for host_setting in [
+        "Binds",
+        "PortBindings",
+        "Memory",
+        "MemorySwap",
+        "Dns",
+        "NetworkMode",
+    ] {
         assert!(
             !object.contains_key(host_setting),
             "{host_setting} outside HostConfig"
@@ -93,7 +110,10 @@ pub fn check_vassal_spec(data: &[u8]) {
 #[derive(Debug, PartialEq)]
 enum HttpOutcome {
     /// `consumed` counts from the start of the whole input.
-    Complete { response: Response, consumed: usize },
+    Complete {
+        response: Response,
+        consumed: usize,
+    },
     /// Still partial after all input; then what `finish` (EOF) says.
     Eof(Result<Response, std::mem::Discriminant<HttpError>>),
     Error(std::mem::Discriminant<HttpError>),
@@ -106,7 +126,11 @@ fn read_http(head_request: bool, limits: Limits, pieces: [&[u8]; 2]) -> HttpOutc
         match reader.feed(piece) {
             Ok(Progress::Partial) => offset += piece.len(),
             Ok(Progress::Complete { response, consumed }) => {
-                assert!(consumed <= piece.len(), "consumed {consumed} of {}", piece.len());
+                assert!(
+                    consumed <= piece.len(),
+                    "consumed {consumed} of {}",
+                    piece.len()
+                );
                 return HttpOutcome::Complete {
                     response,
                     consumed: offset + consumed,
@@ -255,7 +279,10 @@ pub fn check_emperor_codec(data: &[u8]) {
             assert_eq!(decode_configs([p, q]), (vec![input.to_vec()], None));
         }
         Err(error) => {
-            assert!(input.is_empty() || input.len() > emperor::MAX_CONFIG_LEN, "{error}");
+            assert!(
+                input.is_empty() || input.len() > emperor::MAX_CONFIG_LEN,
+                "{error}"
+            );
             assert!(packet.is_empty());
         }
     }

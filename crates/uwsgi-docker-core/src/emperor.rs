@@ -1,6 +1,9 @@
 //! The Emperor ↔ vassal protocol: control bytes and config packets.
 //!
-//! CONTRACT (filled in by the stream work). Facts: `shared/DESIGN.md`, "The Emperor ↔ vassal protocol".
+//! The control channel carries single bytes each way; unknown bytes are kept as `Other`
+//! so a newer Emperor's messages can be logged and ignored rather than misread. The config
+//! channel carries uwsgi packets (`modifier1` 115) of at most 65535 config bytes each.
+//! Facts: `shared/DESIGN.md`, "The Emperor ↔ vassal protocol".
 
 /// A byte the Emperor sends to its vassal. Unknown bytes are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

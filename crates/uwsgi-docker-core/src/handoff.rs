@@ -1,7 +1,8 @@
 //! The proxy handoff message: 13 bytes `uwsgi-emperor`, a native-endian C int with the fd
 //! count, and one SCM_RIGHTS with the fds in the order control, config, socket.
 //!
-//! CONTRACT (filled in by the stream work).
+//! The fd count is checked against 1..=3 on decode; whether a 2.0.x vassal takes the third
+//! fd ([`MAX_FDS_UWSGI_2_0`]) is the sender's decision.
 
 pub const MAGIC: &[u8; 13] = b"uwsgi-emperor";
 /// Length of the data part.
