@@ -13,6 +13,9 @@ use uwsgi_docker_core::http_reader::{HttpError, Limits, Progress, Response, Resp
 use uwsgi_docker_core::plan::{self, ContainerPlan, VassalIdentity};
 use uwsgi_docker_core::spec;
 
+mod lifecycle_ops;
+pub use lifecycle_ops::check_lifecycle_ops;
+
 /// An invariant check: panics when `data` breaks it.
 pub type Check = fn(&[u8]);
 
@@ -22,6 +25,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("http_reader", check_http_reader),
     ("attach_demux", check_attach_demux),
     ("emperor_codec", check_emperor_codec),
+    ("lifecycle_ops", check_lifecycle_ops),
 ];
 
 /// Splits `data` into a knob byte, a split point and the rest; short inputs get zeros.
@@ -46,6 +50,15 @@ pub fn is_docker_container_name(name: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
+/// Ends in `-` and 16 hex digits, the shape of a sanitised container name.
+fn looks_hashed(name: &str) -> bool {
+    name.len() > 17
+        && name.as_bytes()[name.len() - 17] == b'-'
+        && name[name.len() - 16..]
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit())
+}
+
 /// A vassal file: parsing never panics, and a Docker vassal always yields a plan with a
 /// Docker-valid name and a create body with every host setting inside `HostConfig`.
 /// Also: any vassal name (the first line, as text) maps to a valid, stable container name,
@@ -58,7 +71,12 @@ pub fn check_vassal_spec(data: &[u8]) {
         let name = plan::container_name(&vassal);
         assert!(is_docker_container_name(&name), "{vassal:?} -> {name:?}");
         assert_eq!(name, plan::container_name(&vassal), "not deterministic");
-        if is_docker_container_name(&vassal) {
+        // Valid names pass through, except those too long and those that look like our
+        // own hashed output (so a sanitised name can never collide with one).
+        if is_docker_container_name(&vassal)
+            && vassal.len() <= plan::MAX_CONTAINER_NAME
+            && !looks_hashed(&vassal)
+        {
             assert_eq!(name, vassal, "a valid name passes through unchanged");
         }
     }
@@ -160,7 +178,11 @@ pub fn check_http_reader(data: &[u8]) {
     let whole = read_http(head_request, limits, [input, &[]]);
     let (a, b) = input.split_at(at);
     let split = read_http(head_request, limits, [a, b]);
-    assert_eq!(whole, split, "split at {at}");
+    match (&whole, &split) {
+        // Which cap trips first may depend on where the input was cut; that it fails may not.
+        (HttpOutcome::Error(_), HttpOutcome::Error(_)) => {}
+        _ => assert_eq!(whole, split, "split at {at}"),
+    }
     if let HttpOutcome::Complete { response, .. } = &whole {
         assert!(response.body.len() <= limits.max_body);
     }

@@ -60,4 +60,10 @@ macro_rules! replay {
     };
 }
 
-replay!(vassal_spec, http_reader, attach_demux, emperor_codec);
+replay!(
+    vassal_spec,
+    http_reader,
+    attach_demux,
+    emperor_codec,
+    lifecycle_ops
+);

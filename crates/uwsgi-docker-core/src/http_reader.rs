@@ -227,8 +227,21 @@ impl ResponseReader {
         let room = self.limits.max_head.saturating_sub(before);
         let taken = input.get(..room).unwrap_or(input);
         buffered.extend_from_slice(taken);
-        // A head ends with an empty line, so a retry is only worth it when a newline came in.
-        if !taken.contains(&b'\n') {
+        // Parse only once the empty line that ends a head is in: then the verdict on a
+        // head never depends on how its bytes were split across reads.
+        let scan_from = before.saturating_sub(2);
+        let ended = buffered
+            .get(scan_from..)
+            .unwrap_or_default()
+            .windows(2)
+            .enumerate()
+            .any(|(i, w)| {
+                w == b"\n\n"
+                    || (w == b"\r\n"
+                        && i + scan_from > 0
+                        && buffered.get(i + scan_from - 1) == Some(&b'\n'))
+            });
+        if !ended {
             return if taken.len() < input.len() || buffered.len() >= self.limits.max_head {
                 Err(HttpError::HeadTooLarge {
                     limit: self.limits.max_head,

@@ -630,15 +630,19 @@ impl Bridge {
         self.stop(Outcome::Failed(reason), now);
     }
 
-    /// Starts the shutdown (idempotent: the first outcome wins).
+    /// Starts the shutdown, or moves it on (the first outcome wins).
     fn stop(&mut self, outcome: Outcome, now: Instant) {
-        if self.shutdown.is_some() || self.exited {
+        if self.exited {
             return;
         }
-        self.outcome = Some(outcome);
-        self.shutdown = Some(Shutdown::default());
-        self.handoff_deadline = None;
-        self.backoff_until = None;
+        if self.shutdown.is_none() {
+            self.outcome = Some(outcome);
+            self.shutdown = Some(Shutdown::default());
+            self.handoff_deadline = None;
+            self.backoff_until = None;
+        }
+        // Also when already shutting down: the input that brought us here (a failed
+        // request, say) may have freed the api connection for the next cleanup step.
         self.advance(now);
     }
 

@@ -759,3 +759,30 @@ fn signal_while_resolving_the_namespace_never_accepts() {
     assert!(!h.proxy_accepting);
     h.assert_clean(0);
 }
+
+#[test]
+fn daemon_failing_a_request_during_shutdown_still_exits() {
+    let mut h = Harness::new(test_config());
+    // Bind, then hold the version request unanswered.
+    assert!(matches!(
+        h.bridge.poll_action(),
+        Some(Action::BindProxy { .. })
+    ));
+    h.proxy_bound = true;
+    h.bridge.handle_proxy_bound(Ok(()), h.now);
+    assert_eq!(
+        h.bridge.poll_action(),
+        Some(Action::DockerConnect(DockerConn(0)))
+    );
+    assert!(matches!(
+        h.bridge.poll_action(),
+        Some(Action::DockerSend(DockerConn(0), _))
+    ));
+    h.open_conns.push(DockerConn(0));
+    h.bridge.handle_emperor_control_eof(h.now);
+    h.run();
+    assert_eq!(h.exit, None, "the version request is still in flight");
+    h.bridge.handle_docker_eof(DockerConn(0), h.now);
+    h.run();
+    h.assert_clean(0);
+}

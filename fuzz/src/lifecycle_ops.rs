@@ -1,0 +1,281 @@
+//! Operation sequences on the lifecycle state machine.
+//!
+//! The fuzzer's bytes become a sequence of inputs (daemon bytes, canned replies, EOFs,
+//! proxy peers, Emperor and vassal bytes, signals, time). Every action the bridge returns is
+//! checked against the protocol rules, and at the end a signal plus a cooperative daemon
+//! must always bring it to `Exit`.
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use uwsgi_docker_core::handoff::{self, HandedFd};
+use uwsgi_docker_core::lifecycle::{Action, Bridge, BridgeConfig, DockerConn, ProxyPeer};
+use uwsgi_docker_core::plan::{ContainerPlan, VassalIdentity};
+use uwsgi_docker_core::spec::VassalSpec;
+
+const INIT_PID: u32 = 77;
+const CONTAINER_NS: u64 = 4026532999;
+
+/// Replies a well-behaved dockerd could send, for the fuzzer to pick from.
+const CANNED: &[&[u8]] = &[
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 22\r\n\r\n{\"ApiVersion\":\"1.41\"}\n",
+    b"HTTP/1.1 201 Created\r\nContent-Length: 29\r\n\r\n{\"Id\":\"abc\",\"Warnings\":null}\n",
+    b"HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\nhello\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+    b"16\r\n{\"StatusCode\":137}\n\r\n0\r\n\r\n",
+    b"HTTP/1.1 204 No Content\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 54\r\n\r\n{\"Id\":\"abc\",\"State\":{\"Running\":true,\"Pid\":77},\"Name\":\"/a\"}",
+    b"HTTP/1.1 404 Not Found\r\nContent-Length: 26\r\n\r\n{\"message\":\"No such image\"}",
+    b"HTTP/1.1 409 Conflict\r\nContent-Length: 23\r\n\r\n{\"message\":\"Conflict.\"}",
+    b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
+];
+
+fn config() -> BridgeConfig {
+    let mut spec = VassalSpec::with_image("app");
+    spec.stop_timeout = Some(2);
+    let identity = VassalIdentity {
+        name: "app.ini".into(),
+        proxy_dir: "/run".into(),
+        emperor_id: "e".into(),
+        bridge_id: "b".into(),
+    };
+    BridgeConfig {
+        plan: ContainerPlan::new(spec, &identity),
+        config: b"[uwsgi]\nhttp-socket = :3031\n".to_vec(),
+        emperor_config_channel: false,
+        emperor_control_channel: true,
+        handoff_timeout: Duration::from_secs(30),
+        stop_grace: Duration::from_secs(5),
+        log_prefix: true,
+        debug: true,
+    }
+}
+
+/// Checks each action against the rules and remembers what is open.
+#[derive(Default)]
+struct Observer {
+    open: BTreeSet<u32>,
+    ever_opened: BTreeSet<u32>,
+    proxy_bound: bool,
+    /// `BindProxy` asked and not yet answered by the driver.
+    bind_pending: bool,
+    proxy_closed: bool,
+    accepting: bool,
+    handed_off: bool,
+    exited: bool,
+    /// Requests sent on each connection and not yet answered by the driver.
+    unanswered: Vec<(DockerConn, Vec<u8>)>,
+    pid_queries: Vec<u32>,
+    config_reads: usize,
+}
+
+impl Observer {
+    fn drain(&mut self, bridge: &mut Bridge) {
+        while let Some(action) = bridge.poll_action() {
+            assert!(!self.exited, "action after Exit: {action:?}");
+            match action {
+                Action::DockerConnect(DockerConn(c)) => {
+                    assert!(self.ever_opened.insert(c), "connection id {c} reused");
+                    self.open.insert(c);
+                }
+                Action::DockerSend(conn, bytes) => {
+                    assert!(self.open.contains(&conn.0), "send on closed {conn:?}");
+                    let mut headers = [httparse::EMPTY_HEADER; 32];
+                    let mut request = httparse::Request::new(&mut headers);
+                    let parsed = request.parse(&bytes).expect("requests are valid HTTP");
+                    assert!(parsed.is_complete());
+                    self.unanswered.push((conn, bytes));
+                }
+                Action::DockerClose(conn) => {
+                    assert!(self.open.remove(&conn.0), "close of closed {conn:?}");
+                    self.unanswered.retain(|(c, _)| *c != conn);
+                }
+                Action::BindProxy { .. } => {
+                    assert!(!self.proxy_bound, "bound twice");
+                    self.proxy_bound = true;
+                    self.bind_pending = true;
+                }
+                Action::AcceptProxy => {
+                    assert!(self.proxy_bound && !self.proxy_closed);
+                    self.accepting = true;
+                }
+                Action::QueryPidNamespace { pid } => self.pid_queries.push(pid),
+                Action::Handoff { data, fds, .. } => {
+                    assert!(self.accepting, "handoff before accepting");
+                    assert!(!self.handed_off, "two handoffs");
+                    assert_eq!(handoff::decode(&data), Ok(fds.len()));
+                    assert_eq!(fds.first(), Some(&HandedFd::Control));
+                    assert!(fds.len() <= handoff::MAX_FDS_UWSGI_2_0);
+                    self.handed_off = true;
+                }
+                Action::RefusePeer { .. } => {}
+                Action::CloseProxy => {
+                    assert!(self.proxy_bound && !self.proxy_closed, "close without bind");
+                    self.proxy_closed = true;
+                    self.accepting = false;
+                }
+                Action::ToVassalControl(_) => {
+                    assert!(self.handed_off, "vassal bytes before handoff")
+                }
+                Action::ToEmperor(_) | Action::ToVassalConfig(_) | Action::Log(..) => {}
+                Action::ReadConfig => self.config_reads += 1,
+                Action::WriteCidFile { .. } => {}
+                Action::Exit(_) => {
+                    assert!(
+                        self.open.is_empty(),
+                        "exit with open connections {:?}",
+                        self.open
+                    );
+                    assert!(
+                        !self.proxy_bound || self.proxy_closed,
+                        "exit with the proxy bound"
+                    );
+                    self.exited = true;
+                }
+            }
+        }
+        if self.exited {
+            assert_eq!(bridge.poll_timeout(), None, "timer after exit");
+            assert!(bridge.is_finished().is_some());
+        }
+    }
+
+    fn conn(&self, selector: u8) -> Option<DockerConn> {
+        let open: Vec<u32> = self.open.iter().copied().collect();
+        if open.is_empty() {
+            None
+        } else {
+            Some(DockerConn(open[usize::from(selector) % open.len()]))
+        }
+    }
+}
+
+/// A cooperative daemon's answer to one request: enough to finish any shutdown.
+fn cooperative_reply(request: &[u8]) -> &'static [u8] {
+    let line = request.split(|&b| b == b'\r').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    if line.starts_with("GET /version") {
+        CANNED[0]
+    } else if line.contains("/containers/create") {
+        CANNED[1]
+    } else if line.contains("/attach") {
+        CANNED[2]
+    } else if line.contains("/wait") {
+        CANNED[3]
+    } else if line.starts_with("GET") {
+        CANNED[6]
+    } else {
+        CANNED[5]
+    }
+}
+
+pub fn check_lifecycle_ops(data: &[u8]) {
+    let mut now = Instant::now();
+    let mut bridge = Bridge::new(config(), now);
+    let mut seen = Observer::default();
+    seen.drain(&mut bridge);
+    let mut ops = data;
+    while let [op, arg, rest @ ..] = ops {
+        let len = usize::from(*arg % 32).min(rest.len());
+        let (payload, tail) = rest.split_at(len);
+        ops = tail;
+        match op % 16 {
+            0 => {
+                if let Some(conn) = seen.conn(*arg) {
+                    bridge.handle_docker_data(conn, payload, now);
+                }
+            }
+            1 => {
+                if let Some(conn) = seen.conn(*arg) {
+                    let reply =
+                        CANNED[usize::from(payload.first().copied().unwrap_or(0)) % CANNED.len()];
+                    bridge.handle_docker_data(conn, reply, now);
+                }
+            }
+            2 => {
+                if let Some(conn) = seen.conn(*arg) {
+                    bridge.handle_docker_eof(conn, now);
+                }
+            }
+            3 => {
+                if let Some(conn) = seen.conn(*arg) {
+                    bridge.handle_docker_connect_failed(conn, "refused".into(), now);
+                }
+            }
+            4 => {
+                if seen.bind_pending {
+                    seen.bind_pending = false;
+                    // A failed bind leaves nothing to unlink.
+                    seen.proxy_bound = arg % 4 != 0;
+                }
+                bridge.handle_proxy_bound(
+                    if arg % 4 == 0 {
+                        Err("in use".into())
+                    } else {
+                        Ok(())
+                    },
+                    now,
+                );
+            }
+            5 => {
+                let ns = if arg % 2 == 0 {
+                    Some(CONTAINER_NS)
+                } else {
+                    Some(u64::from(*arg))
+                };
+                bridge.handle_proxy_peer(
+                    ProxyPeer(u64::from(*arg)),
+                    Some(u32::from(*arg)),
+                    ns,
+                    now,
+                );
+            }
+            6 => {
+                let pid = seen.pid_queries.last().copied().unwrap_or(INIT_PID);
+                bridge.handle_pid_namespace(pid, (arg % 8 != 0).then_some(CONTAINER_NS), now);
+            }
+            7 => bridge.handle_emperor_control(payload, now),
+            8 => bridge.handle_emperor_control_eof(now),
+            9 => bridge.handle_emperor_config(payload, now),
+            10 => bridge.handle_vassal_control(payload, now),
+            11 => bridge.handle_vassal_control_eof(now),
+            12 => bridge.handle_config(Ok(payload.to_vec()), now),
+            13 => bridge.handle_signal(now),
+            14 => {
+                now += Duration::from_millis(u64::from(*arg) * 250);
+                bridge.handle_timeout(now);
+            }
+            _ => {
+                // Answer the oldest request as a well-behaved daemon would.
+                if !seen.unanswered.is_empty() {
+                    let (conn, request) = seen.unanswered.remove(0);
+                    bridge.handle_docker_data(conn, cooperative_reply(&request), now);
+                }
+            }
+        }
+        seen.drain(&mut bridge);
+    }
+
+    // Liveness: signalled, with a cooperative daemon and time passing, it always exits.
+    bridge.handle_signal(now);
+    seen.drain(&mut bridge);
+    for _ in 0..64 {
+        if seen.exited {
+            return;
+        }
+        if seen.bind_pending {
+            seen.bind_pending = false;
+            bridge.handle_proxy_bound(Ok(()), now);
+        } else if !seen.unanswered.is_empty() {
+            let (conn, request) = seen.unanswered.remove(0);
+            bridge.handle_docker_data(conn, cooperative_reply(&request), now);
+        } else if let Some(conn) = seen.conn(0) {
+            // Streams with nothing to say close, as dockerd's do when the container is gone.
+            bridge.handle_docker_eof(conn, now);
+        } else {
+            now += Duration::from_secs(60);
+            bridge.handle_timeout(now);
+        }
+        seen.drain(&mut bridge);
+    }
+    assert!(seen.exited, "the bridge never exited after a signal");
+}
