@@ -198,6 +198,9 @@ pub fn check_lifecycle_ops(data: &[u8]) {
             }
             3 => {
                 if let Some(conn) = seen.conn(*arg) {
+                    // The runtime has no socket for a connection that failed.
+                    seen.open.remove(&conn.0);
+                    seen.unanswered.retain(|(c, _)| *c != conn);
                     bridge.handle_docker_connect_failed(conn, "refused".into(), now);
                 }
             }

@@ -287,6 +287,9 @@ impl Bridge {
     // ---- inputs ----
 
     pub fn handle_docker_data(&mut self, conn: DockerConn, data: &[u8], now: Instant) {
+        if self.exited {
+            return;
+        }
         if self.api_conn.as_ref().is_some_and(|c| c.conn == conn) {
             self.on_api_data(data, now);
         } else if self.attach.as_ref().is_some_and(|c| c.conn == conn) {
@@ -298,6 +301,9 @@ impl Bridge {
     }
 
     pub fn handle_docker_eof(&mut self, conn: DockerConn, now: Instant) {
+        if self.exited {
+            return;
+        }
         if self.api_conn.as_ref().is_some_and(|c| c.conn == conn) {
             let Some(mut api) = self.api_conn.take() else {
                 return;
@@ -349,6 +355,9 @@ impl Bridge {
     }
 
     pub fn handle_docker_connect_failed(&mut self, conn: DockerConn, reason: String, now: Instant) {
+        if self.exited {
+            return;
+        }
         let reason = format!("cannot connect to the docker daemon: {reason}");
         if let Some(api) = self.api_conn.take_if(|c| c.conn == conn) {
             match api.in_flight {
@@ -363,6 +372,9 @@ impl Bridge {
     }
 
     pub fn handle_proxy_bound(&mut self, result: Result<(), String>, now: Instant) {
+        if self.exited {
+            return;
+        }
         if self.proxy != ProxyState::Binding {
             return;
         }
@@ -394,6 +406,9 @@ impl Bridge {
         pid_ns: Option<u64>,
         now: Instant,
     ) {
+        if self.exited {
+            return;
+        }
         let expected = self.container_pid_ns;
         let acceptable = self.phase == Phase::AwaitingVassal
             && self.shutdown.is_none()
@@ -415,6 +430,9 @@ impl Bridge {
     }
 
     pub fn handle_pid_namespace(&mut self, pid: u32, pid_ns: Option<u64>, now: Instant) {
+        if self.exited {
+            return;
+        }
         if self.phase != Phase::ResolvingNamespace
             || self.container_pid != Some(pid)
             || self.shutdown.is_some()
@@ -437,7 +455,13 @@ impl Bridge {
     }
 
     pub fn handle_emperor_control(&mut self, data: &[u8], now: Instant) {
+        if self.exited {
+            return;
+        }
         for &byte in data {
+            if self.exited {
+                break;
+            }
             let message = EmperorMessage::from_byte(byte);
             if self.handed_off && self.shutdown.is_none() {
                 self.push(Action::ToVassalControl(vec![byte]));
@@ -458,6 +482,9 @@ impl Bridge {
     }
 
     pub fn handle_emperor_control_eof(&mut self, now: Instant) {
+        if self.exited {
+            return;
+        }
         if self.shutdown.is_none() {
             self.log(
                 LogLevel::Info,
@@ -468,6 +495,9 @@ impl Bridge {
     }
 
     pub fn handle_emperor_config(&mut self, data: &[u8], now: Instant) {
+        if self.exited {
+            return;
+        }
         if self.emperor_config_broken {
             return;
         }
@@ -485,10 +515,16 @@ impl Bridge {
     }
 
     pub fn handle_vassal_control(&mut self, data: &[u8], now: Instant) {
+        if self.exited {
+            return;
+        }
         if !self.handed_off {
             return;
         }
         for &byte in data {
+            if self.exited {
+                break;
+            }
             match VassalMessage::from_byte(byte) {
                 VassalMessage::ConfigRequest if !self.config.emperor_config_channel => {
                     self.debug("the vassal asks for its config again".into());
@@ -507,6 +543,9 @@ impl Bridge {
     }
 
     pub fn handle_vassal_control_eof(&mut self, now: Instant) {
+        if self.exited {
+            return;
+        }
         if self.shutdown.is_none() {
             self.log(
                 LogLevel::Info,
@@ -518,6 +557,9 @@ impl Bridge {
 
     /// The answer to [`Action::ReadConfig`].
     pub fn handle_config(&mut self, config: Result<Vec<u8>, String>, now: Instant) {
+        if self.exited {
+            return;
+        }
         match config {
             Ok(config) => self.push_config(config, now),
             // Without a config the vassal exits after 5 s; the Emperor respawns it.
@@ -530,6 +572,9 @@ impl Bridge {
 
     /// SIGTERM, SIGINT or SIGHUP: stop and clean up.
     pub fn handle_signal(&mut self, now: Instant) {
+        if self.exited {
+            return;
+        }
         if self.shutdown.is_none() {
             self.log(LogLevel::Info, "signalled; stopping the container".into());
         }
@@ -537,6 +582,9 @@ impl Bridge {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.exited {
+            return;
+        }
         if self.handoff_deadline.is_some_and(|d| now >= d) {
             self.handoff_deadline = None;
             let secs = self.config.handoff_timeout.as_secs();
@@ -803,6 +851,8 @@ impl Bridge {
             return;
         }
         self.stop_deadline = None;
+        self.handoff_deadline = None;
+        self.backoff_until = None;
         let conns: Vec<DockerConn> = [
             self.api_conn.take().map(|c| c.conn),
             self.attach.take().map(|c| c.conn),
