@@ -84,6 +84,14 @@ fn spawn_serves_and_container_has_the_settings() {
     assert_eq!(inspect(&name, "{{.Config.Tty}}"), "true");
     assert_eq!(inspect(&name, "{{.State.Running}}"), "true");
 
+    // Single use: once the container has its fds, the proxy socket is gone from the host.
+    let unlinked = wait_for(Duration::from_secs(5), || (!proxy.exists()).then_some(()));
+    assert!(
+        unlinked.is_some(),
+        "the proxy socket {} outlived the handoff",
+        proxy.display()
+    );
+
     let bridges = processes_matching(&bridge_title(&name));
     assert_eq!(
         bridges.len(),
