@@ -3,8 +3,10 @@
 #
 #   scripts/bench.sh [ROUNDS]     (default 5 rounds for the spawn figures)
 #
-# 1. Spawn time: vassal file written -> first HTTP 200, through a stock Emperor wrapped by
-#    uwsgi-docker, against `docker run -d` of the same image and command -> first 200.
+# 1. Spawn time to the first HTTP 200: a vassal file written into the directory of a stock
+#    Emperor wrapped by uwsgi-docker (includes the Emperor's directory scan); the same vassal
+#    by `uwsgi-docker run FILE` (the bridge alone); `docker run -d` of the same image and
+#    uWSGI command (the baseline).
 # 2. Idle bridge memory: USS (Private_Clean + Private_Dirty of /proc/PID/smaps_rollup) of
 #    each bridge with 20 vassals running.
 # 3. Idle bridge CPU: utime + stime ticks of all 20 bridges over 10 idle seconds.
@@ -46,7 +48,8 @@ bridge_pids() {
 
 say "building"
 cargo build --release -q -p uwsgi-docker-cli
-BIN="$REPO/target/release/uwsgi-docker"
+BIN="${CARGO_TARGET_DIR:-$REPO/target}/release/uwsgi-docker"
+[[ -x "$BIN" ]] || die "the build did not produce $BIN"
 scripts/build-test-image.sh
 
 DIR="$(mktemp -d /tmp/uwsgi-docker-bench.XXXXXX)"
@@ -96,6 +99,7 @@ sleep 1
 # The Emperor scans its directory every second (--emperor-freq 1), so up to 1 s of each
 # wrapped figure is the scan; the table reports it as measured.
 wrapped=()
+direct=()
 plain=()
 for round in $(seq 1 "$ROUNDS"); do
     port=$((BASE_PORT + round))
@@ -107,6 +111,18 @@ for round in $(seq 1 "$ROUNDS"); do
     rm "$DIR/vassals/$name"
     for _ in $(seq 1 150); do [[ -z "$(docker ps -aq --filter "name=^/?$name\$")" ]] && break; sleep 0.2; done
 
+    port=$((BASE_PORT + 25 + round))
+    name="$PREFIX-run$round.ini"
+    vassal "$name" "$port"
+    mv "$DIR/vassals/$name" "$DIR/$name"
+    t0=$(now_ms)
+    "$BIN" run "$DIR/$name" >>"$DIR/run.log" 2>&1 &
+    run_pid=$!
+    wait_200 "$port" || { tail -n 30 "$DIR/run.log" >&2; kill -INT "$run_pid"; die "uwsgi-docker run $name did not answer"; }
+    direct+=($(($(now_ms) - t0)))
+    kill -INT "$run_pid"
+    wait "$run_pid" || true
+
     port=$((BASE_PORT + 50 + round))
     t0=$(now_ms)
     cid="$(docker run -d --name "$PREFIX-plain$round" -p "127.0.0.1:$port:3031" "$IMAGE" \
@@ -114,9 +130,10 @@ for round in $(seq 1 "$ROUNDS"); do
     wait_200 "$port" || die "plain docker run did not answer"
     plain+=($(($(now_ms) - t0)))
     docker rm -f "$cid" >/dev/null
-    say "round $round: wrapped ${wrapped[-1]} ms, docker run ${plain[-1]} ms"
+    say "round $round: Emperor ${wrapped[-1]} ms, uwsgi-docker run ${direct[-1]} ms, docker run ${plain[-1]} ms"
 done
 wrapped_median="$(printf '%s\n' "${wrapped[@]}" | median)"
+direct_median="$(printf '%s\n' "${direct[@]}" | median)"
 plain_median="$(printf '%s\n' "${plain[@]}" | median)"
 
 # --- 2 and 3. idle bridges ---------------------------------------------------------------
@@ -151,7 +168,8 @@ cat <<EOF
 
 | figure | value | how |
 | --- | --- | --- |
-| spawn to first 200, uwsgi-docker (median of $ROUNDS) | ${wrapped_median} ms | vassal file written -> 200 (includes the Emperor's 1 s scan) |
+| spawn to first 200, Emperor + uwsgi-docker (median of $ROUNDS) | ${wrapped_median} ms | vassal file written -> 200, includes the Emperor's scan (every 1 s) |
+| spawn to first 200, \`uwsgi-docker run FILE\` (median of $ROUNDS) | ${direct_median} ms | the bridge alone, no Emperor |
 | spawn to first 200, \`docker run -d\` (median of $ROUNDS) | ${plain_median} ms | same image and uWSGI command |
 | idle bridge USS (median / max of $VASSALS) | ${uss_median} / ${uss_max} KiB | Private_Clean + Private_Dirty, /proc/PID/smaps_rollup |
 | idle CPU, all $VASSALS bridges over ${IDLE_SECS} s | ${cpu_ticks} ticks (${hz} Hz) | utime + stime, /proc/PID/stat |

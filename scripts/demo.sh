@@ -32,7 +32,8 @@ fi
 
 say "building uwsgi-docker (release)"
 cargo build --release -q -p uwsgi-docker-cli
-BIN="$REPO/target/release/uwsgi-docker"
+BIN="${CARGO_TARGET_DIR:-$REPO/target}/release/uwsgi-docker"
+[[ -x "$BIN" ]] || die "the build did not produce $BIN"
 
 say "building the test image"
 scripts/build-test-image.sh # installs uwsgi-core and uwsgi-plugin-psgi when missing
@@ -94,8 +95,9 @@ cleanup() {
     exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# Ctrl-C is how the demo is meant to end: a clean stop is a success.
+trap 'exit 0' INT
+trap 'exit 0' TERM
 
 say "starting the Emperor on $DIR/vassals (wrapper: $BIN)"
 uwsgi --emperor "dir://$DIR/vassals" \

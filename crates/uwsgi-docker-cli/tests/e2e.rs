@@ -84,6 +84,14 @@ fn spawn_serves_and_container_has_the_settings() {
     assert_eq!(inspect(&name, "{{.Config.Tty}}"), "true");
     assert_eq!(inspect(&name, "{{.State.Running}}"), "true");
 
+    // Single use: once the container has its fds, the proxy socket is gone from the host.
+    let unlinked = wait_for(Duration::from_secs(5), || (!proxy.exists()).then_some(()));
+    assert!(
+        unlinked.is_some(),
+        "the proxy socket {} outlived the handoff",
+        proxy.display()
+    );
+
     let bridges = processes_matching(&bridge_title(&name));
     assert_eq!(
         bridges.len(),
@@ -421,7 +429,8 @@ fn handoff_is_private_to_the_container() {
     w.write_vassal(&name, &docker_vassal(port, "", ""));
 
     // Race the container to the socket: it needs a second or so to start uWSGI.
-    let deadline = Instant::now() + SPAWN_TIMEOUT;
+    let written = Instant::now();
+    let deadline = written + SPAWN_TIMEOUT;
     let mut intruder = loop {
         if let Ok(stream) = UnixStream::connect(&socket) {
             break stream;
@@ -433,6 +442,7 @@ fn handoff_is_private_to_the_container() {
         );
         std::thread::sleep(Duration::from_millis(5));
     };
+    let connected = written.elapsed();
     intruder
         .set_read_timeout(Some(Duration::from_secs(3)))
         .expect("set a read timeout");
@@ -447,6 +457,7 @@ fn handoff_is_private_to_the_container() {
             Err(e) => panic!("reading the proxy socket: {e}"),
         }
     }
+    eprintln!("privacy: connected {connected:?} after the vassal was written; got {got:?}");
     assert!(
         !got.windows(13).any(|b| b == b"uwsgi-emperor"),
         "a foreign process received the handoff message: {:?}",
