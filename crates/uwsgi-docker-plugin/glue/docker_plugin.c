@@ -1,0 +1,118 @@
+/*
+ * docker_plugin.so: the C half. Only what must be C: the `struct uwsgi_plugin` uWSGI looks up
+ * by name (`docker_plugin`), its options, and the vassal hook that hands the vassal's plain
+ * fields to Rust. Compiled against the installed uWSGI's own `uwsgi --dot-h` and
+ * `uwsgi --cflags`, so every struct layout is that uWSGI's.
+ *
+ * Versions (the macros come from `uwsgi --cflags`):
+ * - 2.0.7 .. 2.0.x: `vassal_before_exec(struct uwsgi_instance *)`, called in the forked child
+ *   after the Emperor has set UWSGI_EMPEROR_FD(_CONFIG), closed the other fds, set up stdin
+ *   and run its hooks: just before it would exec the vassal. Generic plugins (ours: it has no
+ *   request handler) get it only when `.vassal` is set too (emperor.c tests `gp[i]->vassal`
+ *   before calling `gp[i]->vassal_before_exec`), hence the empty `.vassal`.
+ * - 2.1 (master): `vassal_before_exec(struct uwsgi_instance *, char **argv)`, the argv the
+ *   Emperor is about to exec; we pass it on to the bridge.
+ */
+#include "uwsgi.h"
+
+#include <dlfcn.h>
+
+extern struct uwsgi_server uwsgi;
+
+#if UWSGI_VERSION_BASE > 2 || (UWSGI_VERSION_BASE == 2 && UWSGI_VERSION_MAJOR >= 1)
+#define DOCKER_HOOK_HAS_ARGV 1
+#elif UWSGI_VERSION_BASE == 2 && UWSGI_VERSION_MAJOR == 0 && UWSGI_VERSION_MINOR >= 7
+#define DOCKER_HOOK_HAS_ARGV 0
+#else
+#error "docker_plugin needs uWSGI 2.0.7 or later (the vassal_before_exec hook)"
+#endif
+
+/* What Rust gets: plain C types only. Mirrored by `ffi::RawVassal` in src/ffi.rs. */
+struct uwsgi_docker_vassal {
+	const char *name;
+	const char *config;
+	uint32_t config_len;
+	int use_config;
+	char **argv;
+	int required;
+	int debug;
+	const char *daemon_socket;
+	const char *socket_dir;
+	const char *bridge;
+	const char *plugin_path;
+	unsigned int socket_mode;
+};
+
+void uwsgi_docker_vassal_before_exec(const struct uwsgi_docker_vassal *);
+
+static struct {
+	int enabled;
+	int required;
+	int debug;
+	char *daemon_socket;
+	char *socket_dir;
+	char *bridge;
+} docker;
+
+static struct uwsgi_option docker_options[] = {
+	{"docker-emperor", no_argument, 0, "run vassals that name a docker-image in Docker containers", uwsgi_opt_true, &docker.enabled, 0},
+	{"emperor-docker", no_argument, 0, "run vassals that name a docker-image in Docker containers", uwsgi_opt_true, &docker.enabled, 0},
+	{"docker-emperor-required", no_argument, 0, "like docker-emperor, and refuse vassals without a docker-image", uwsgi_opt_true, &docker.required, 0},
+	{"emperor-docker-required", no_argument, 0, "like docker-emperor, and refuse vassals without a docker-image", uwsgi_opt_true, &docker.required, 0},
+	{"docker-debug", no_argument, 0, "log the Docker bridge's debug lines", uwsgi_opt_true, &docker.debug, 0},
+	{"docker-daemon-socket", required_argument, 0, "dockerd's unix socket (default /var/run/docker.sock)", uwsgi_opt_set_str, &docker.daemon_socket, 0},
+	{"docker-socket-dir", required_argument, 0, "directory for the vassals' proxy sockets (default: beside the vassal file)", uwsgi_opt_set_str, &docker.socket_dir, 0},
+	{"docker-bridge", required_argument, 0, "the uwsgi-docker binary (default: next to docker_plugin.so, then PATH)", uwsgi_opt_set_str, &docker.bridge, 0},
+	{0, 0, 0, 0, 0, 0, 0},
+};
+
+struct uwsgi_plugin docker_plugin;
+
+static void docker_hand_over(struct uwsgi_instance *ui, char **argv) {
+	if (!docker.enabled && !docker.required)
+		return;
+	Dl_info self;
+	const char *plugin_path = NULL;
+	if (dladdr(&docker_plugin, &self) && self.dli_fname)
+		plugin_path = self.dli_fname;
+	struct uwsgi_docker_vassal v = {
+		.name = ui->name,
+		.config = ui->config,
+		.config_len = ui->config_len,
+		.use_config = ui->use_config,
+		.argv = argv,
+		.required = docker.required,
+		.debug = docker.debug,
+		.daemon_socket = docker.daemon_socket,
+		.socket_dir = docker.socket_dir,
+		.bridge = docker.bridge,
+		.plugin_path = plugin_path,
+		/* `chmod-socket` with no value means 666, as in uWSGI's bind_to_unix(). */
+		.socket_mode = !uwsgi.chmod_socket ? 0 : uwsgi.chmod_socket_value ? (unsigned int) uwsgi.chmod_socket_value : 0666,
+	};
+	/* Returns only for a vassal uWSGI should run itself. */
+	uwsgi_docker_vassal_before_exec(&v);
+}
+
+#if DOCKER_HOOK_HAS_ARGV
+static void docker_vassal_before_exec(struct uwsgi_instance *ui, char **argv) {
+	docker_hand_over(ui, argv);
+}
+#else
+static void docker_vassal(struct uwsgi_instance *ui) {
+	(void) ui;
+}
+
+static void docker_vassal_before_exec(struct uwsgi_instance *ui) {
+	docker_hand_over(ui, NULL);
+}
+#endif
+
+struct uwsgi_plugin docker_plugin = {
+	.name = "docker",
+	.options = docker_options,
+#if !DOCKER_HOOK_HAS_ARGV
+	.vassal = docker_vassal,
+#endif
+	.vassal_before_exec = docker_vassal_before_exec,
+};
