@@ -305,7 +305,7 @@ fn app_output_reaches_the_emperor_log_once() {
 /// Scenario 9: a vassal without `docker-image` runs on the host, next to Docker ones.
 #[test]
 fn non_docker_vassal_runs_on_the_host() {
-    let Some(mut w) = World::start("mixed") else {
+    let Some(mut w) = World::start_with("mixed", EmperorOptions::allowing_host_vassals()) else {
         return;
     };
     let host_port = free_port();

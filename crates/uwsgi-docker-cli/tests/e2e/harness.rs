@@ -9,6 +9,10 @@
 //!   built by `scripts/build-test-image.sh`).
 //! * `UWSGIDOCKER_E2E_WRAPPER`: the Emperor's wrapper instead of the built `uwsgi-docker`
 //!   (e.g. `/usr/bin/uwsgi`, to check the harness itself with the non-Docker tests).
+//! * `UWSGIDOCKER_E2E_MODE=plugin`: start each Emperor as the seed describes, with
+//!   `plugin = docker_plugin.so` and `emperor-docker-required` instead of `emperor-wrapper`.
+//! * `UWSGIDOCKER_E2E_PLUGIN`: the docker_plugin.so to load (default: built once per test
+//!   binary with `scripts/build-plugin.sh` into `target/e2e-plugin`).
 //! * `CI`: when set, missing prerequisites fail the test instead of skipping it.
 #![allow(dead_code)]
 
@@ -66,6 +70,99 @@ fn wrapper() -> PathBuf {
 
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_uwsgi-docker"))
+}
+
+/// How the Emperor reaches the bridge runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `emperor-wrapper = uwsgi-docker`.
+    Wrapper,
+    /// `plugin = docker_plugin.so`, no wrapper.
+    Plugin,
+}
+
+impl Mode {
+    /// `UWSGIDOCKER_E2E_MODE`: `plugin`, else wrapper.
+    pub fn from_env() -> Mode {
+        match std::env::var("UWSGIDOCKER_E2E_MODE").as_deref() {
+            Ok("plugin") => Mode::Plugin,
+            _ => Mode::Wrapper,
+        }
+    }
+}
+
+/// How a test's Emperor is started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmperorOptions {
+    pub mode: Mode,
+    /// Plugin mode: `emperor-docker-required = true` (else `emperor-docker = true`).
+    pub docker_required: bool,
+    /// Plugin mode: name the bridge under test with `docker-bridge`; when false the plugin
+    /// finds `uwsgi-docker` by itself (next to the plugin file).
+    pub bridge_option: bool,
+}
+
+impl EmperorOptions {
+    /// The mode from the environment; in plugin mode Docker is required, as in the seed.
+    pub fn from_env() -> EmperorOptions {
+        let mode = Mode::from_env();
+        EmperorOptions {
+            mode,
+            docker_required: mode == Mode::Plugin,
+            bridge_option: true,
+        }
+    }
+
+    /// As [`EmperorOptions::from_env`], but vassals without a docker-image may run on the host.
+    pub fn allowing_host_vassals() -> EmperorOptions {
+        EmperorOptions {
+            docker_required: false,
+            ..EmperorOptions::from_env()
+        }
+    }
+
+    /// Plugin mode whatever the environment says.
+    pub fn plugin(docker_required: bool) -> EmperorOptions {
+        EmperorOptions {
+            mode: Mode::Plugin,
+            docker_required,
+            bridge_option: true,
+        }
+    }
+}
+
+/// The docker_plugin.so under test: `UWSGIDOCKER_E2E_PLUGIN`, else built once by
+/// `scripts/build-plugin.sh` (in its own target dir: this test's cargo holds the lock on ours).
+pub fn plugin() -> Result<PathBuf, String> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            if let Some(path) = std::env::var_os("UWSGIDOCKER_E2E_PLUGIN") {
+                let path = PathBuf::from(path);
+                return if path.exists() {
+                    Ok(path)
+                } else {
+                    Err(format!("UWSGIDOCKER_E2E_PLUGIN={} does not exist", path.display()))
+                };
+            }
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+            let target = workspace.join("target/e2e-plugin");
+            let out = Command::new(workspace.join("scripts/build-plugin.sh"))
+                .arg(target.join("plugin"))
+                .env("CARGO_TARGET_DIR", &target)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| format!("cannot run scripts/build-plugin.sh: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "scripts/build-plugin.sh failed ({}): {}",
+                    out.status,
+                    lossy(&out.stderr)
+                ));
+            }
+            Ok(PathBuf::from(lossy(&out.stdout).trim()))
+        })
+        .clone()
 }
 
 /// Why the end-to-end tests cannot run here, checked once per test binary.
@@ -292,9 +389,26 @@ pub struct World {
 }
 
 impl World {
-    /// Starts an Emperor wrapped by `uwsgi-docker`; `None` when the test must be skipped.
+    /// Starts an Emperor wrapped by `uwsgi-docker` (or, with `UWSGIDOCKER_E2E_MODE=plugin`,
+    /// loading docker_plugin.so); `None` when the test must be skipped.
     pub fn start(test: &str) -> Option<World> {
+        World::start_with(test, EmperorOptions::from_env())
+    }
+
+    /// Starts an Emperor as `options` say; `None` when the test must be skipped.
+    pub fn start_with(test: &str, options: EmperorOptions) -> Option<World> {
         prerequisites(test)?;
+        let plugin = match options.mode {
+            Mode::Wrapper => None,
+            Mode::Plugin => match plugin() {
+                Ok(path) => Some(path),
+                Err(why) if in_ci() => panic!("{test}: cannot build docker_plugin.so in CI: {why}"),
+                Err(why) => {
+                    eprintln!("skipping {test}: cannot build docker_plugin.so: {why}");
+                    return None;
+                }
+            },
+        };
         let id = format!(
             "e2e{}x{}",
             std::process::id(),
@@ -316,20 +430,36 @@ impl World {
             foreign: BTreeSet::new(),
             cleanup_timeout: CLEANUP_TIMEOUT,
         };
-        world.spawn_emperor();
+        world.spawn_emperor(&options, plugin.as_deref());
         Some(world)
     }
 
-    fn spawn_emperor(&mut self) {
+    fn spawn_emperor(&mut self, options: &EmperorOptions, plugin: Option<&Path>) {
         let out = fs::File::create(self.root.join("emperor.out")).expect("create emperor.out");
         let err = out.try_clone().expect("dup emperor.out");
         let real_uwsgi =
             fs::canonicalize("/usr/bin/uwsgi").unwrap_or_else(|_| "/usr/bin/uwsgi".into());
-        let child = Command::new("uwsgi")
+        let mut emperor = Command::new("uwsgi");
+        match plugin {
+            // The plugin first: its options exist only once it is loaded.
+            Some(plugin) => {
+                emperor.arg("--plugin").arg(plugin);
+                emperor.arg(if options.docker_required {
+                    "--emperor-docker-required"
+                } else {
+                    "--emperor-docker"
+                });
+                if options.bridge_option {
+                    emperor.arg("--docker-bridge").arg(bin());
+                }
+            }
+            None => {
+                emperor.arg("--emperor-wrapper").arg(wrapper());
+            }
+        }
+        let child = emperor
             .arg("--emperor")
             .arg(format!("dir://{}", self.vassal_dir.display()))
-            .arg("--emperor-wrapper")
-            .arg(wrapper())
             .args(["--emperor-stats", &format!("127.0.0.1:{}", self.stats_port)])
             .args(["--emperor-freq", "1"])
             .args(["--emperor-throttle", "200"])

@@ -1,0 +1,240 @@
+//! End to end, plugin mode only: a stock uWSGI 2.0 Emperor that loads `docker_plugin.so`
+//! (no `emperor-wrapper`), as the seed's README sets one up. The whole `e2e.rs` suite also
+//! runs this way with `UWSGIDOCKER_E2E_MODE=plugin`; these are the plugin's own checks.
+//!
+//! The plugin is `UWSGIDOCKER_E2E_PLUGIN`, else built once with `scripts/build-plugin.sh`.
+
+#[path = "e2e/harness.rs"]
+mod harness;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use harness::*;
+
+/// The seed's quickstart vassal, verbatim but for its image name.
+const SEED_QUICKSTART: &str = r#"; the [emperor] section is parsed ONLY by the Emperor
+[emperor]
+; use psgi001 as the docker image
+docker-image = IMAGE
+; map host port 9001 to container port 3031/tcp
+docker-port = 9001:3031
+; map host port 127.0.0.1:5001 to container port 5000/tcp
+docker-port = 127.0.0.1:5001:5000
+
+[uwsgi]
+psgi = /var/www/app.pl
+processes = 4
+; in bridged mode the class B network is allocated, so we can simply bind to the first address starting with 172
+; so we use the very handy .* trick
+socket = 172.*:3031
+uid = www-data
+gid = www-data
+; we are free to bind the stats server to all of the address
+; docker will protect it
+stats = :5000
+"#;
+
+/// The seed's psgi001 had uWSGI built with psgi inside; Debian's uWSGI loads it as a plugin.
+/// `UWSGI_PLUGIN` in the image's env does that without touching the vassal file.
+const PSGI001: &str = "uwsgi-docker-test-psgi001:latest";
+
+fn plugin_path(test: &str) -> Option<std::path::PathBuf> {
+    prerequisites(test)?;
+    Some(plugin().unwrap_or_else(|why| panic!("{test}: {why}")))
+}
+
+#[test]
+fn help_lists_the_plugin_options() {
+    let Some(plugin) = plugin_path("plugin-help") else {
+        return;
+    };
+    let out = Command::new("uwsgi")
+        .arg("--plugin")
+        .arg(&plugin)
+        .arg("--help")
+        .output()
+        .expect("run uwsgi --help");
+    let help = lossy(&out.stdout);
+    for option in [
+        "--docker-emperor",
+        "--emperor-docker",
+        "--docker-emperor-required",
+        "--emperor-docker-required",
+        "--docker-debug",
+        "--docker-daemon-socket",
+        "--docker-socket-dir",
+        "--docker-bridge",
+    ] {
+        assert!(
+            help.lines().any(|l| l.split_whitespace().next() == Some(option)),
+            "`uwsgi --plugin {} --help` does not list {option}:\n{help}",
+            plugin.display()
+        );
+    }
+}
+
+fn host_vassal(w: &World, port: u16) -> (String, String) {
+    let greeting = format!("Hello from the host {}", w.id);
+    let text = format!(
+        "[uwsgi]\nmaster = true\nplugin = psgi\npsgi = {app}\nhttp-socket = 127.0.0.1:{port}\nenv = GREETING={greeting}\n",
+        app = w.root.join("app.pl").display()
+    );
+    (text, greeting)
+}
+
+#[test]
+fn required_refuses_a_vassal_without_image_and_says_why() {
+    let Some(mut w) = World::start_with("plugin-required", EmperorOptions::plugin(true)) else {
+        return;
+    };
+    let port = free_port();
+    let name = w.vassal_name("host");
+    let (text, _) = host_vassal(&w, port);
+    w.write_vassal(&name, &text);
+    let line = w.wait_for_log_line(
+        &[&name, "no docker-image", "emperor-docker-required"],
+        Duration::from_secs(30),
+    );
+    eprintln!("plugin-required: logged: {line}");
+    // Refused every time the Emperor retries; never serving, never in a container.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        http_get(port, "/").is_err(),
+        "the refused vassal answers on port {port}"
+    );
+    assert!(container_id(&name).is_none(), "a container was made for {name}");
+    assert!(
+        processes_matching(&format!("--ini {name}")).is_empty(),
+        "a uWSGI runs the refused vassal"
+    );
+}
+
+#[test]
+fn without_required_a_vassal_without_image_runs_on_the_host() {
+    let Some(mut w) = World::start_with("plugin-optional", EmperorOptions::plugin(false)) else {
+        return;
+    };
+    let port = free_port();
+    let name = w.vassal_name("host");
+    let (text, greeting) = host_vassal(&w, port);
+    w.write_vassal(&name, &text);
+    w.wait_for_body(port, &greeting, SPAWN_TIMEOUT);
+    assert!(container_id(&name).is_none(), "a container was made for {name}");
+    assert!(
+        processes_matching(&bridge_title(&name)).is_empty(),
+        "a bridge runs for a vassal without docker-image"
+    );
+    // A Docker vassal next to it still goes to the bridge.
+    let docker_port = free_port();
+    let boxed = w.vassal_name("boxed");
+    w.write_vassal(&boxed, &docker_vassal(docker_port, "", ""));
+    w.wait_for_body(docker_port, DEFAULT_GREETING, SPAWN_TIMEOUT);
+    assert!(container_id(&boxed).is_some(), "no container for {boxed}");
+}
+
+/// `docker build` the psgi001 stand-in from the test image (no registry needed).
+fn build_psgi001() {
+    let mut build = Command::new("docker")
+        .args(["build", "-q", "-t", PSGI001, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run docker build");
+    let dockerfile = format!("FROM {}\nENV UWSGI_PLUGIN=psgi\n", image());
+    build
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(dockerfile.as_bytes())
+        .expect("write the Dockerfile");
+    let out = build.wait_with_output().expect("docker build");
+    assert!(
+        out.status.success(),
+        "docker build {PSGI001} failed: {}",
+        lossy(&out.stderr)
+    );
+}
+
+/// One request over the uwsgi protocol (what `socket = …` speaks), modifier1 5 (psgi):
+/// the raw HTTP response.
+fn uwsgi_get(port: u16, path: &str) -> std::io::Result<String> {
+    let vars = [
+        ("REQUEST_METHOD", "GET"),
+        ("REQUEST_URI", path),
+        ("PATH_INFO", path),
+        ("QUERY_STRING", ""),
+        ("SERVER_PROTOCOL", "HTTP/1.0"),
+        ("SCRIPT_NAME", ""),
+        ("SERVER_NAME", "127.0.0.1"),
+        ("SERVER_PORT", "9001"),
+        ("REMOTE_ADDR", "127.0.0.1"),
+        ("HTTP_HOST", "127.0.0.1"),
+    ];
+    let mut body = Vec::new();
+    for (key, value) in vars {
+        for part in [key, value] {
+            let len = u16::try_from(part.len()).expect("short var");
+            body.extend_from_slice(&len.to_le_bytes());
+            body.extend_from_slice(part.as_bytes());
+        }
+    }
+    let size = u16::try_from(body.len()).expect("small packet");
+    let mut packet = vec![5u8];
+    packet.extend_from_slice(&size.to_le_bytes());
+    packet.push(0);
+    packet.extend_from_slice(&body);
+
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(&packet)?;
+    let mut reply = Vec::new();
+    stream.take(1 << 20).read_to_end(&mut reply)?;
+    Ok(lossy(&reply))
+}
+
+#[test]
+fn seed_quickstart_vassal_serves_its_page() {
+    let options = EmperorOptions {
+        // The seed's Emperor: plugin, required, and the bridge found next to the plugin.
+        bridge_option: false,
+        ..EmperorOptions::plugin(true)
+    };
+    let Some(mut w) = World::start_with("plugin-quickstart", options) else {
+        return;
+    };
+    build_psgi001();
+    let name = w.vassal_name("quickstart");
+    w.write_vassal(&name, &SEED_QUICKSTART.replace("IMAGE", PSGI001));
+
+    let mut last = None;
+    let served = wait_for(SPAWN_TIMEOUT, || {
+        let got = uwsgi_get(9001, "/");
+        let ok = matches!(&got, Ok(r) if r.starts_with("HTTP/1.0 200") && r.ends_with(DEFAULT_GREETING));
+        last = Some(got);
+        ok.then_some(())
+    });
+    assert!(
+        served.is_some(),
+        "the quickstart vassal did not serve over uwsgi on 9001; last: {last:?}\nlog tail:\n{}",
+        w.log_tail(60)
+    );
+    // Its stats server, published on 127.0.0.1:5001, reports the four workers.
+    let stats = wait_for(Duration::from_secs(10), || {
+        let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, 5001)).ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        text.contains("\"workers\"").then_some(text)
+    })
+    .expect("the stats server on 127.0.0.1:5001 answers");
+    assert!(stats.matches("\"id\":").count() >= 4, "stats: {stats}");
+    assert_eq!(
+        inspect(&name, "{{.Config.Image}}"),
+        PSGI001,
+        "the container's image"
+    );
+}
