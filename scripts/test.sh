@@ -25,7 +25,8 @@ trap on_exit EXIT
 
 step "install host packages"
 need=()
-for pkg in uwsgi-core uwsgi-plugin-psgi curl; do
+# libcap-dev and libpcre3-dev: headers the installed uwsgi.h includes (docker_plugin.so's build).
+for pkg in uwsgi-core uwsgi-plugin-psgi curl libcap-dev libpcre3-dev libssl-dev uuid-dev zlib1g-dev; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if ((${#need[@]})); then
@@ -49,6 +50,11 @@ echo "docker $(docker version -f '{{.Server.Version}}') API $(docker version -f 
 step "build the test image"
 scripts/build-test-image.sh
 
+step "build docker_plugin.so"
+# Release plugin + bridge side by side, as users install them; the e2e tests load this one.
+UWSGIDOCKER_E2E_PLUGIN="$(scripts/build-plugin.sh target/plugin)"
+export UWSGIDOCKER_E2E_PLUGIN
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -58,6 +64,11 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test (unit tests and end to end)"
 # Two at a time: each e2e test runs its own Emperor and containers on a 2-core machine.
 RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}" cargo test --workspace
+
+step "end to end again, in plugin mode"
+# The same e2e suite against an Emperor that loads docker_plugin.so (no emperor-wrapper).
+UWSGIDOCKER_E2E_MODE=plugin RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}" \
+    cargo test -p uwsgi-docker-cli --test e2e
 
 step "core example quickstart_create"
 cargo run -q -p uwsgi-docker-core --example quickstart_create >/dev/null

@@ -69,7 +69,8 @@ fn help_lists_the_plugin_options() {
         "--docker-bridge",
     ] {
         assert!(
-            help.lines().any(|l| l.split_whitespace().next() == Some(option)),
+            help.lines()
+                .any(|l| l.split_whitespace().next() == Some(option)),
             "`uwsgi --plugin {} --help` does not list {option}:\n{help}",
             plugin.display()
         );
@@ -105,7 +106,10 @@ fn required_refuses_a_vassal_without_image_and_says_why() {
         http_get(port, "/").is_err(),
         "the refused vassal answers on port {port}"
     );
-    assert!(container_id(&name).is_none(), "a container was made for {name}");
+    assert!(
+        container_id(&name).is_none(),
+        "a container was made for {name}"
+    );
     assert!(
         processes_matching(&format!("--ini {name}")).is_empty(),
         "a uWSGI runs the refused vassal"
@@ -122,7 +126,10 @@ fn without_required_a_vassal_without_image_runs_on_the_host() {
     let (text, greeting) = host_vassal(&w, port);
     w.write_vassal(&name, &text);
     w.wait_for_body(port, &greeting, SPAWN_TIMEOUT);
-    assert!(container_id(&name).is_none(), "a container was made for {name}");
+    assert!(
+        container_id(&name).is_none(),
+        "a container was made for {name}"
+    );
     assert!(
         processes_matching(&bridge_title(&name)).is_empty(),
         "a bridge runs for a vassal without docker-image"
@@ -214,7 +221,8 @@ fn seed_quickstart_vassal_serves_its_page() {
     let mut last = None;
     let served = wait_for(SPAWN_TIMEOUT, || {
         let got = uwsgi_get(9001, "/");
-        let ok = matches!(&got, Ok(r) if r.starts_with("HTTP/1.0 200") && r.ends_with(DEFAULT_GREETING));
+        let ok =
+            matches!(&got, Ok(r) if r.starts_with("HTTP/1.0 200") && r.ends_with(DEFAULT_GREETING));
         last = Some(got);
         ok.then_some(())
     });

@@ -145,7 +145,10 @@ fn bridge_exec(vassal: &Vassal<'_>, options: &Options, host: &dyn Host) -> Exec 
         env.push(("UWSGIDOCKER_SOCKET_DIR", dir.clone()));
     }
     if let Some(mode) = options.socket_mode {
-        env.push(("UWSGIDOCKER_SOCKET_MODE", OsString::from(format!("{mode:o}"))));
+        env.push((
+            "UWSGIDOCKER_SOCKET_MODE",
+            OsString::from(format!("{mode:o}")),
+        ));
     }
     Exec {
         program: bridge_path(options, host),
@@ -266,7 +269,10 @@ mod tests {
         let Decision::Bridge(exec) = decide(&vassal, &Options::default(), &host) else {
             panic!("not bridged");
         };
-        assert_eq!(exec.args, [OsString::from("--ini"), "emperor://app.ini".into()]);
+        assert_eq!(
+            exec.args,
+            [OsString::from("--ini"), "emperor://app.ini".into()]
+        );
     }
 
     #[test]
@@ -286,7 +292,10 @@ mod tests {
         let Decision::Bridge(exec) = decide(&vassal, &Options::default(), &host) else {
             panic!("not bridged");
         };
-        assert_eq!(exec.args, ["--set", "a=b", "--ini", "app.ini"].map(OsString::from));
+        assert_eq!(
+            exec.args,
+            ["--set", "a=b", "--ini", "app.ini"].map(OsString::from)
+        );
     }
 
     #[test]
@@ -301,7 +310,10 @@ mod tests {
         let Decision::Refuse(why) = decide(&vassal, &required, &host) else {
             panic!("not refused");
         };
-        assert!(why.contains("plain.ini") && why.contains("no docker-image"), "{why}");
+        assert!(
+            why.contains("plain.ini") && why.contains("no docker-image"),
+            "{why}"
+        );
     }
 
     #[test]
@@ -311,20 +323,36 @@ mod tests {
             required: true,
             ..Options::default()
         };
-        assert_eq!(decide(&file_vassal("app.xml"), &Options::default(), &host), Decision::Pass);
-        assert!(matches!(decide(&file_vassal("app.xml"), &required, &host), Decision::Refuse(w) if w.contains("not an ini file")));
-        assert_eq!(decide(&file_vassal("gone.ini"), &Options::default(), &host), Decision::Pass);
-        assert!(matches!(decide(&file_vassal("gone.ini"), &required, &host), Decision::Refuse(w) if w.contains("cannot read")));
+        assert_eq!(
+            decide(&file_vassal("app.xml"), &Options::default(), &host),
+            Decision::Pass
+        );
+        assert!(
+            matches!(decide(&file_vassal("app.xml"), &required, &host), Decision::Refuse(w) if w.contains("not an ini file"))
+        );
+        assert_eq!(
+            decide(&file_vassal("gone.ini"), &Options::default(), &host),
+            Decision::Pass
+        );
+        assert!(
+            matches!(decide(&file_vassal("gone.ini"), &required, &host), Decision::Refuse(w) if w.contains("cannot read"))
+        );
     }
 
     #[test]
     fn bad_attribute_is_refused_naming_vassal_and_key() {
-        let host = host_with("bad.ini", b"[emperor]\ndocker-image = x\ndocker-memory = lots\n");
+        let host = host_with(
+            "bad.ini",
+            b"[emperor]\ndocker-image = x\ndocker-memory = lots\n",
+        );
         let Decision::Refuse(why) = decide(&file_vassal("bad.ini"), &Options::default(), &host)
         else {
             panic!("not refused");
         };
-        assert!(why.contains("bad.ini") && why.contains("docker-memory") && why.contains("lots"), "{why}");
+        assert!(
+            why.contains("bad.ini") && why.contains("docker-memory") && why.contains("lots"),
+            "{why}"
+        );
     }
 
     #[test]
@@ -362,8 +390,14 @@ mod tests {
         };
         assert_eq!(bridge_path(&options, &host), PathBuf::from("uwsgi-docker"));
         host.executables.push("/opt/ud/uwsgi-docker".into());
-        assert_eq!(bridge_path(&options, &host), PathBuf::from("/opt/ud/uwsgi-docker"));
+        assert_eq!(
+            bridge_path(&options, &host),
+            PathBuf::from("/opt/ud/uwsgi-docker")
+        );
         options.bridge = Some("/usr/local/bin/ud".into());
-        assert_eq!(bridge_path(&options, &host), PathBuf::from("/usr/local/bin/ud"));
+        assert_eq!(
+            bridge_path(&options, &host),
+            PathBuf::from("/usr/local/bin/ud")
+        );
     }
 }

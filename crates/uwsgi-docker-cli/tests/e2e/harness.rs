@@ -142,7 +142,10 @@ pub fn plugin() -> Result<PathBuf, String> {
                 return if path.exists() {
                     Ok(path)
                 } else {
-                    Err(format!("UWSGIDOCKER_E2E_PLUGIN={} does not exist", path.display()))
+                    Err(format!(
+                        "UWSGIDOCKER_E2E_PLUGIN={} does not exist",
+                        path.display()
+                    ))
                 };
             }
             let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
