@@ -30,9 +30,12 @@ pub fn check(path: &Path) -> Result<(), String> {
     let shown = path.display();
     let bytes = std::fs::read(path)
         .map_err(|e| format!("the launcher {shown} cannot be read ({e}); {HOW_TO_BUILD}"))?;
-    let mode = std::fs::metadata(path).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()));
+    let mode =
+        std::fs::metadata(path).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()));
     if mode.is_ok_and(|m| m & 0o111 == 0) {
-        return Err(format!("the launcher {shown} is not executable; chmod +x it"));
+        return Err(format!(
+            "the launcher {shown} is not executable; chmod +x it"
+        ));
     }
     match is_static_elf(&bytes) {
         Some(true) => Ok(()),
@@ -56,7 +59,8 @@ pub fn is_static_elf(bytes: &[u8]) -> Option<bool> {
         let b = bytes.get(at..at + 2)?;
         Some(usize::from(u16::from_le_bytes([*b.first()?, *b.get(1)?])))
     };
-    let phoff = usize::try_from(u64::from_le_bytes(bytes.get(0x20..0x28)?.try_into().ok()?)).ok()?;
+    let phoff =
+        usize::try_from(u64::from_le_bytes(bytes.get(0x20..0x28)?.try_into().ok()?)).ok()?;
     let phentsize = u16_at(0x36)?;
     let phnum = u16_at(0x38)?;
     if phentsize < 4 {
@@ -83,7 +87,10 @@ mod tests {
         let bytes = std::fs::read(&exe).expect("read");
         assert_eq!(is_static_elf(&bytes), Some(false));
         let err = check(&exe).expect_err("dynamic");
-        assert!(err.contains("dynamically linked") && err.contains("build-launcher.sh"), "{err}");
+        assert!(
+            err.contains("dynamically linked") && err.contains("build-launcher.sh"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -93,7 +100,11 @@ mod tests {
         // A truncated header never panics.
         assert_eq!(is_static_elf(b"\x7fELF\x02\x01\x01"), None);
         let err = check(Path::new("/nonexistent/uwsgi-docker-launcher")).expect_err("missing");
-        assert!(err.contains("/nonexistent/uwsgi-docker-launcher") && err.contains("UWSGIDOCKER_LAUNCHER"), "{err}");
+        assert!(
+            err.contains("/nonexistent/uwsgi-docker-launcher")
+                && err.contains("UWSGIDOCKER_LAUNCHER"),
+            "{err}"
+        );
         let err = find(&|_| Some("/nonexistent/l".into())).expect_err("missing");
         assert!(err.contains("/nonexistent/l"), "{err}");
     }

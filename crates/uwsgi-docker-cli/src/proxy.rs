@@ -247,7 +247,10 @@ mod tests {
         let live = bind_unix(&path, 0o600).expect("bind");
         let err = bind_unix(&path, 0o600).expect_err("in use");
         assert!(err.contains("in use"), "{err}");
-        assert!(std::fs::symlink_metadata(&path).is_ok(), "the live socket stays");
+        assert!(
+            std::fs::symlink_metadata(&path).is_ok(),
+            "the live socket stays"
+        );
         drop(live);
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -256,7 +259,9 @@ mod tests {
     fn tcp_listener_refuses_a_port_in_use() {
         let first = bind_tcp("127.0.0.1", 0).expect("bind");
         let local = rustix::net::getsockname(&first).expect("name");
-        let port = rustix::net::SocketAddrV4::try_from(local).expect("v4").port();
+        let port = rustix::net::SocketAddrV4::try_from(local)
+            .expect("v4")
+            .port();
         let err = bind_tcp("127.0.0.1", port).expect_err("in use");
         assert!(err.contains("in use"), "{err}");
     }

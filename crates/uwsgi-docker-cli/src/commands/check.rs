@@ -168,8 +168,13 @@ mod tests {
     #[test]
     fn check_prints_the_plan_and_requests() {
         let text = b"[uwsgi]\nhttp-socket = :8080\n\n[emperor]\ndocker-image = myapp:1\ndocker-env = A=b\n";
-        let report =
-            report(&settings(), Path::new("/srv/vassals/app.ini"), text, &no_env).expect("valid vassal");
+        let report = report(
+            &settings(),
+            Path::new("/srv/vassals/app.ini"),
+            text,
+            &no_env,
+        )
+        .expect("valid vassal");
         assert_eq!(report["vassal"], "app.ini");
         assert_eq!(report["container_name"], "app.ini");
         assert_eq!(report["image"], "myapp:1");
@@ -214,8 +219,13 @@ mod tests {
             err.contains("bad.ini") && err.contains("docker-bogus"),
             "{err}"
         );
-        let err = report(&settings(), Path::new("plain.ini"), b"[uwsgi]\nhttp = :0\n", &no_env)
-            .expect_err("no image");
+        let err = report(
+            &settings(),
+            Path::new("plain.ini"),
+            b"[uwsgi]\nhttp = :0\n",
+            &no_env,
+        )
+        .expect_err("no image");
         assert!(err.contains("no docker-image"), "{err}");
     }
 }

@@ -93,12 +93,7 @@ pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeSta
         eprintln!("uwsgi-docker: vassal {name}: docker-socket is set, so the Emperor's on-demand socket is not passed to the container");
     }
     let identity = identity(settings, &start.name, &start.vassal_dir, sys::bridge_id());
-    let plan = match plan(
-        spec,
-        &identity,
-        inherited.is_some(),
-        &settings::process_env,
-    ) {
+    let plan = match plan(spec, &identity, inherited.is_some(), &settings::process_env) {
         Ok(plan) => plan,
         Err(e) => return fail(&format!("vassal {name}: {e}")),
     };

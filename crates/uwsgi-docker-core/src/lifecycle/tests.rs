@@ -805,7 +805,11 @@ fn handed_fds(config: BridgeConfig) -> Vec<HandedFd> {
     h.run();
     h.vassal_connects(1);
     let (_, data, fds) = h.handoffs.first().expect("one handoff").clone();
-    assert_eq!(handoff::decode(&data), Ok(fds.len()), "count matches the fds");
+    assert_eq!(
+        handoff::decode(&data),
+        Ok(fds.len()),
+        "count matches the fds"
+    );
     assert!(h.proxy_closed, "the proxy is single-use");
     fds
 }
@@ -820,7 +824,11 @@ fn docker_socket_goes_to_the_launcher_as_the_third_fd() {
         inherited_socket: false,
     };
     let config = config_with(spec, &options);
-    assert_eq!(config.plan.handoff, HandoffMode::Launcher, "auto picks the launcher");
+    assert_eq!(
+        config.plan.handoff,
+        HandoffMode::Launcher,
+        "auto picks the launcher"
+    );
     assert_eq!(
         handed_fds(config),
         [HandedFd::Control, HandedFd::Config, HandedFd::Socket]

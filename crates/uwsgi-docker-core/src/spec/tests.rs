@@ -518,7 +518,11 @@ fn every_key_rejects_garbage() {
         ("docker-stop-timeout", "1.5", "whole number of seconds"),
         ("docker-tty", "2", "true/false"),
         ("docker-uwsgi", "", "uWSGI binary"),
-        ("docker-handoff", "magic", "native (uWSGI's own UWSGI_EMPEROR_PROXY), launcher"),
+        (
+            "docker-handoff",
+            "magic",
+            "native (uWSGI's own UWSGI_EMPEROR_PROXY), launcher",
+        ),
     ];
     for (key, value, fragment) in cases {
         let err = if *key == "docker-image" {
