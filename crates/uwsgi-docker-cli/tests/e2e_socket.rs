@@ -335,3 +335,90 @@ fn the_socket_survives_reloads_and_requests_are_not_refused() {
     w.assert_clean_within(CLEANUP_TIMEOUT, "the vassal was removed");
     assert!(!socket.exists(), "the socket file outlived its vassal");
 }
+
+/// The README's "Simplifying socket management" block (the seed's example).
+fn readme_seed_example() -> String {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .expect("read README.md");
+    let (_, after) = readme
+        .split_once("<!-- seed-socket-example")
+        .expect("README.md has the seed-socket-example marker");
+    let (_, block) = after.split_once("```ini\n").expect("an ini block follows");
+    let (ini, _) = block.split_once("```").expect("the ini block ends");
+    ini.to_owned()
+}
+
+/// `GET /` in the uwsgi protocol (what nginx's `uwsgi_pass` speaks): the raw reply.
+fn uwsgi_get(path: &Path) -> std::io::Result<String> {
+    let vars = [
+        ("REQUEST_METHOD", "GET"),
+        ("REQUEST_URI", "/"),
+        ("PATH_INFO", "/"),
+        ("QUERY_STRING", ""),
+        ("SERVER_PROTOCOL", "HTTP/1.0"),
+        ("SERVER_NAME", "example.com"),
+        ("SERVER_PORT", "80"),
+        ("HTTP_HOST", "example.com"),
+    ];
+    let mut body = Vec::new();
+    for (key, value) in vars {
+        for part in [key, value] {
+            let len = u16::try_from(part.len()).expect("short");
+            body.extend_from_slice(&len.to_le_bytes());
+            body.extend_from_slice(part.as_bytes());
+        }
+    }
+    let size = u16::try_from(body.len()).expect("short");
+    let mut packet = vec![0u8];
+    packet.extend_from_slice(&size.to_le_bytes());
+    packet.push(0);
+    packet.extend_from_slice(&body);
+    let mut stream = UnixStream::connect(path)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.write_all(&packet)?;
+    let mut reply = Vec::new();
+    stream.take(1 << 20).read_to_end(&mut reply)?;
+    Ok(lossy(&reply))
+}
+
+/// Done means (README): the seed's example works as written, image name changed; only the
+/// socket path moves into the test's directory.
+#[test]
+fn the_readme_seed_example_serves_the_uwsgi_protocol() {
+    let Some(mut w) = world("seed_example") else {
+        return;
+    };
+    let socket = w.root.join("example.com.socket");
+    let text = readme_seed_example()
+        .replace("/var/run/example.com.socket", &socket.to_string_lossy())
+        .replace(
+            "docker-image = uwsgi-docker-test\n",
+            &format!("docker-image = {}\n", image()),
+        );
+    assert!(text.contains("docker-socket = "), "{text}");
+    let name = w.vassal_name("example");
+    w.write_vassal(&name, &text);
+    let mut last = None;
+    let served = wait_for(SPAWN_TIMEOUT, || {
+        let got = uwsgi_get(&socket);
+        let done = matches!(&got, Ok(reply) if reply.starts_with("HTTP/1.") && reply.contains(" 200 ") && reply.ends_with(DEFAULT_GREETING));
+        last = Some(got);
+        done.then_some(())
+    });
+    assert!(
+        served.is_some(),
+        "the seed example did not answer; last: {last:?}; log tail:\n{}",
+        w.log_tail(60)
+    );
+    // uWSGI found the socket on fd 0 and dropped privileges as the example asks.
+    w.wait_for_log_line(
+        &["uwsgi socket 0 inherited UNIX address", "fd 0"],
+        SPAWN_TIMEOUT,
+    );
+    w.wait_for_log_line(&["setuid() to 33"], SPAWN_TIMEOUT);
+    assert_no_ports_and_no_shared_dir(&name, &w.root);
+    w.remove_vassal(&name);
+    w.assert_clean_within(CLEANUP_TIMEOUT, "the vassal was removed");
+    assert!(!socket.exists(), "the socket file outlived its vassal");
+}
