@@ -6,7 +6,6 @@
 //! Docker, uWSGI or the test image (failing under `CI`). The launcher is built static with
 //! `scripts/build-launcher.sh` on first use.
 
-#[allow(dead_code)]
 #[path = "e2e/harness.rs"]
 mod harness;
 
