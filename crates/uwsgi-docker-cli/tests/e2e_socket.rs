@@ -421,3 +421,122 @@ fn the_readme_seed_example_serves_the_uwsgi_protocol() {
     w.assert_clean_within(CLEANUP_TIMEOUT, "the vassal was removed");
     assert!(!socket.exists(), "the socket file outlived its vassal");
 }
+
+/// An Emperor in on-demand mode (`World` starts a plain one): it binds
+/// `socks/NAME.socket` and spawns the vassal at the first connection, with the socket on
+/// fd 0 of the wrapper.
+#[derive(Debug)]
+struct OnDemandEmperor {
+    root: PathBuf,
+    child: Option<std::process::Child>,
+    vassal: String,
+}
+
+impl OnDemandEmperor {
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        if wait_for(Duration::from_secs(45), || child.try_wait().ok().flatten()).is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read(self.root.join("emperor.log"))
+            .map(|b| lossy(&b))
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for OnDemandEmperor {
+    fn drop(&mut self) {
+        self.stop();
+        if container_id(&self.vassal).is_some() {
+            let _ = docker(&["rm", "-f", &self.vassal]);
+        }
+        if !thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
+}
+
+/// Done means (on demand): the Emperor's on-demand socket reaches the vassal in its
+/// container through the same launcher path.
+#[test]
+fn an_on_demand_socket_reaches_the_container() {
+    if prerequisites("on_demand").is_none() {
+        return;
+    }
+    launcher();
+    let id = format!("e2eod{}", std::process::id());
+    let root = std::env::temp_dir().join(format!("uwsgi-docker-{id}"));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("vassals")).expect("vassal dir");
+    std::fs::create_dir_all(root.join("socks")).expect("socket dir");
+    let vassal = format!("{id}-od.ini");
+    let text = format!(
+        "[emperor]\ndocker-image = {image}\n\n[uwsgi]\nmaster = true\nplugin = psgi\npsgi = {APP_IN_IMAGE}\nprotocol = http\nprocesses = 1\n",
+        image = image()
+    );
+    std::fs::write(root.join("vassals").join(&vassal), text).expect("write the vassal");
+    let child = Command::new("uwsgi")
+        .arg("--emperor")
+        .arg(format!("dir://{}", root.join("vassals").display()))
+        .arg("--emperor-on-demand-directory")
+        .arg(root.join("socks"))
+        .arg("--emperor-wrapper")
+        .arg(bin())
+        .arg("--logto")
+        .arg(root.join("emperor.log"))
+        .env("UWSGIDOCKER_EMPEROR_ID", &id)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn the Emperor");
+    let mut emperor = OnDemandEmperor {
+        root: root.clone(),
+        child: Some(child),
+        vassal: vassal.clone(),
+    };
+    let socket = root.join("socks").join(format!("{id}-od.socket"));
+    assert!(
+        wait_for(Duration::from_secs(15), || socket.exists().then_some(())).is_some(),
+        "the Emperor did not bind {}:\n{}",
+        socket.display(),
+        emperor.log()
+    );
+    assert_eq!(container_id(&vassal), None, "spawned before any connection");
+    // The first request wakes the vassal; it waits in the backlog and is answered.
+    let reply = unix_get(&socket);
+    assert!(
+        matches!(&reply, Ok((200, body)) if body == DEFAULT_GREETING),
+        "first request: {reply:?}; log:\n{}",
+        emperor.log()
+    );
+    let cmd = inspect(&vassal, "{{json .Config.Cmd}}");
+    assert!(
+        cmd.starts_with(r#"["/.uwsgi-docker-launcher","#),
+        "cmd: {cmd}"
+    );
+    assert_no_ports_and_no_shared_dir(&vassal, &root.join("socks"));
+    emperor.stop();
+    assert!(
+        wait_for(CLEANUP_TIMEOUT, || container_id(&vassal)
+            .is_none()
+            .then_some(()))
+        .is_some(),
+        "the container outlived the Emperor"
+    );
+    let left = wait_for(CLEANUP_TIMEOUT, || {
+        processes_matching(&id).is_empty().then_some(())
+    });
+    assert!(
+        left.is_some(),
+        "processes left: {:?}",
+        processes_matching(&id)
+    );
+}
