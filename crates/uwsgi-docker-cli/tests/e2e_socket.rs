@@ -250,6 +250,8 @@ fn an_address_in_use_is_refused_before_any_container() {
 #[derive(Debug, Default)]
 struct Tally {
     ok: u32,
+    /// The longest a request took: one made during a reload waits in the backlog.
+    slowest: Duration,
     refused: u32,
     other: Vec<String>,
 }
@@ -281,7 +283,10 @@ fn the_socket_survives_reloads_and_requests_are_not_refused() {
         thread::spawn(move || {
             let mut tally = Tally::default();
             while !stop.load(Ordering::Relaxed) {
-                match unix_get(&socket) {
+                let started = Instant::now();
+                let reply = unix_get(&socket);
+                tally.slowest = tally.slowest.max(started.elapsed());
+                match reply {
                     Ok((200, _)) => tally.ok += 1,
                     Ok((status, body)) => tally.other.push(format!("{status} {body:?}")),
                     Err(e)
@@ -313,8 +318,9 @@ fn the_socket_survives_reloads_and_requests_are_not_refused() {
     stop.store(true, Ordering::Relaxed);
     let tally = client.join().expect("the client thread");
     eprintln!(
-        "socket_reload: during 2 reloads: {} ok, {} refused, {} other failures {:?}",
+        "socket_reload: during 2 reloads: {} ok (slowest {:?}), {} refused, {} other failures {:?}",
         tally.ok,
+        tally.slowest,
         tally.refused,
         tally.other.len(),
         tally.other

@@ -51,7 +51,7 @@ pub fn report(
     };
     let identity = identity(settings, &name, &absolute_dir(file), BRIDGE_ID.to_owned());
     let socket = spec.socket.as_ref().map(ToString::to_string);
-    let plan = plan(spec, &identity, false, get)?;
+    let plan = plan(spec, &identity, false, get).map_err(|e| format!("vassal {name}: {e}"))?;
     let api = Api {
         version: ApiVersion::OURS,
     };

@@ -67,7 +67,7 @@ pub fn plan(
     let launcher_host_path = match spec.handoff.resolve(passes_socket) {
         HandoffMode::Launcher => {
             let path = launcher_binary::find(get).map_err(|e| {
-                format!("docker-handoff = launcher (the default with docker-socket) needs the static launcher: {e}")
+                format!("docker-handoff = launcher (the default when a socket is passed) needs the static launcher: {e}")
             })?;
             Some(path.to_string_lossy().into_owned())
         }
