@@ -34,6 +34,9 @@ say "building uwsgi-docker (release)"
 cargo build --release -q -p uwsgi-docker-cli
 BIN="${CARGO_TARGET_DIR:-$REPO/target}/release/uwsgi-docker"
 [[ -x "$BIN" ]] || die "the build did not produce $BIN"
+say "building the static launcher (for docker-socket vassals)"
+UWSGIDOCKER_LAUNCHER="$(scripts/build-launcher.sh)" || die "the launcher did not build"
+export UWSGIDOCKER_LAUNCHER
 
 say "building the test image"
 scripts/build-test-image.sh # installs uwsgi-core and uwsgi-plugin-psgi when missing

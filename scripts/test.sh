@@ -61,6 +61,14 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "the static launcher (docker-socket)"
+# Built with its own flags and target (see the script); the e2e tests use it.
+LAUNCHER="$(scripts/build-launcher.sh)"
+ldd "$LAUNCHER" 2>&1 | grep -Eq 'not a dynamic executable|statically linked' \
+    || { echo "$LAUNCHER is not static: $(ldd "$LAUNCHER" 2>&1)" >&2; exit 1; }
+cargo clippy -p uwsgi-docker-cli --features launcher --bin uwsgi-docker-launcher -- -D warnings
+export UWSGIDOCKER_LAUNCHER="$LAUNCHER"
+
 step "cargo test (unit tests and end to end)"
 # Two at a time: each e2e test runs its own Emperor and containers on a 2-core machine.
 RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}" cargo test --workspace

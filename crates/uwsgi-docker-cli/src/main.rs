@@ -4,6 +4,7 @@ mod args;
 mod bridge_loop;
 mod commands;
 mod docker_client;
+mod launcher_binary;
 mod proxy;
 mod settings;
 mod sys;

@@ -24,8 +24,17 @@ pub fn remove_stale_socket(path: &Path) -> Result<(), String> {
     match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(format!("cannot stat {}: {e}", path.display())),
-        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path)
-            .map_err(|e| format!("cannot remove the stale socket {}: {e}", path.display())),
+        Ok(meta) if meta.file_type().is_socket() => {
+            // Stale only if nobody accepts on it: a live socket is another process's.
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(format!(
+                    "{} is in use: another process listens on it; stop it or choose another path",
+                    path.display()
+                ));
+            }
+            std::fs::remove_file(path)
+                .map_err(|e| format!("cannot remove the stale socket {}: {e}", path.display()))
+        }
         Ok(_) => Err(format!(
             "refusing to replace {}: it exists and is not a socket; remove it or choose another path",
             path.display()
@@ -229,6 +238,32 @@ mod tests {
         assert_eq!(peer_pid(server.as_fd()), Some(std::process::id()));
         assert_eq!(peer_pid(client.as_fd()), Some(std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn bind_refuses_a_live_socket() {
+        let dir = temp_dir("live");
+        let path = dir.join("app.sock");
+        let live = bind_unix(&path, 0o600).expect("bind");
+        let err = bind_unix(&path, 0o600).expect_err("in use");
+        assert!(err.contains("in use"), "{err}");
+        assert!(
+            std::fs::symlink_metadata(&path).is_ok(),
+            "the live socket stays"
+        );
+        drop(live);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn tcp_listener_refuses_a_port_in_use() {
+        let first = bind_tcp("127.0.0.1", 0).expect("bind");
+        let local = rustix::net::getsockname(&first).expect("name");
+        let port = rustix::net::SocketAddrV4::try_from(local)
+            .expect("v4")
+            .port();
+        let err = bind_tcp("127.0.0.1", port).expect_err("in use");
+        assert!(err.contains("in use"), "{err}");
     }
 
     #[test]

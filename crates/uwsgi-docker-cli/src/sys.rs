@@ -97,6 +97,17 @@ pub fn adopt_inherited_fd(var: &str, value: &str) -> Result<OwnedFd, String> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// The Emperor's on-demand socket: a listening socket on fd 0, duplicated close-on-exec.
+/// `None` when fd 0 is anything else (usually `/dev/null`).
+pub fn inherited_listening_socket() -> Option<OwnedFd> {
+    let stdin = std::io::stdin();
+    let fd = std::os::fd::AsFd::as_fd(&stdin);
+    match rustix::net::sockopt::socket_acceptconn(fd) {
+        Ok(true) => rustix::io::fcntl_dupfd_cloexec(fd, 3).ok(),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

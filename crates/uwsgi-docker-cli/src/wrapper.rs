@@ -154,6 +154,7 @@ pub fn run(args: WrapperArgs) -> ExitCode {
             config_file,
             emperor_control: Some(emperor_control),
             emperor_config,
+            inherited_socket: sys::inherited_listening_socket(),
         },
     )
 }

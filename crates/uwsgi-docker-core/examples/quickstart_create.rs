@@ -72,6 +72,9 @@ fn main() {
         proxy_container_path: proxy_container_path.clone(),
         cmd: vec!["uwsgi".into(), "--ini".into(), "emperor://psgi.ini".into()],
         env: vec![format!("UWSGI_EMPEROR_PROXY={proxy_container_path}")],
+        handoff: HandoffMode::Native,
+        passes_socket: false,
+        launcher_host_path: None,
     };
 
     let api = Api::negotiate(ApiVersion {

@@ -1,7 +1,7 @@
 //! The container plan: what the spec alone does not say (name, labels, proxy paths,
 //! command, environment), decided deterministically from the vassal's identity.
 //!
-use crate::spec::VassalSpec;
+use crate::spec::{HandoffMode, VassalSpec};
 
 /// Label keys on every container we create.
 pub mod labels {
@@ -44,10 +44,35 @@ pub struct ContainerPlan {
     pub proxy_host_path: String,
     /// Where the proxy socket appears inside the container.
     pub proxy_container_path: String,
-    /// The container's command: `[uwsgi, "--ini", "emperor://NAME"]` (native handoff).
+    /// The container's command. Native handoff: `[uwsgi, "--ini", "emperor://NAME"]`.
+    /// Launcher: `[LAUNCHER_CONTAINER_PATH, proxy_container_path, uwsgi, "--ini",
+    /// "emperor://NAME"]`.
     pub cmd: Vec<String>,
-    /// `K=V` entries: `UWSGI_EMPEROR_PROXY=…` first, then `docker-env` in file order.
+    /// `K=V` entries: `UWSGI_EMPEROR_PROXY=…` first (native handoff only: the launcher
+    /// takes the proxy path as an argument, and uWSGI must not look for a proxy again),
+    /// then `docker-env` in file order.
     pub env: Vec<String>,
+    /// How the fds reach uWSGI: never [`HandoffMode::Auto`] here.
+    pub handoff: HandoffMode,
+    /// A listening socket goes with the handoff (`docker-socket` or an inherited
+    /// on-demand socket), after the control and config fds.
+    pub passes_socket: bool,
+    /// The static launcher on the host, bind-mounted read-only at
+    /// [`LAUNCHER_CONTAINER_PATH`] in launcher mode.
+    pub launcher_host_path: Option<String>,
+}
+
+/// Where the launcher appears inside the container: at the root, beside nothing an image
+/// would ship.
+pub const LAUNCHER_CONTAINER_PATH: &str = "/.uwsgi-docker-launcher";
+
+/// What the runtime knows that the spec does not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// The static launcher executable on the host (needed in launcher mode).
+    pub launcher_host_path: Option<String>,
+    /// The Emperor gave us a listening socket on fd 0 (an on-demand vassal).
+    pub inherited_socket: bool,
 }
 
 /// The longest container name we produce.
@@ -123,12 +148,21 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
 }
 
 impl ContainerPlan {
+    /// Decide everything about the container that the spec leaves open, with no
+    /// launcher and no inherited socket (see [`ContainerPlan::with_options`]).
+    pub fn new(spec: VassalSpec, identity: &VassalIdentity) -> ContainerPlan {
+        ContainerPlan::with_options(spec, identity, &PlanOptions::default())
+    }
+
     /// Decide everything about the container that the spec leaves open.
     ///
-    /// [`HandoffMode::Launcher`](crate::spec::HandoffMode::Launcher) will need a different
-    /// `cmd` (the launcher, then uWSGI); until the launcher exists both modes get the native
-    /// command.
-    pub fn new(spec: VassalSpec, identity: &VassalIdentity) -> ContainerPlan {
+    /// In launcher mode without `options.launcher_host_path` the command still names the
+    /// launcher; the runtime refuses such a plan before creating anything.
+    pub fn with_options(
+        spec: VassalSpec,
+        identity: &VassalIdentity,
+        options: &PlanOptions,
+    ) -> ContainerPlan {
         let vassal_name = identity.name.clone();
         let container_name = container_name(&vassal_name);
         let proxy_host_path = match &spec.proxy {
@@ -159,14 +193,30 @@ impl ContainerPlan {
             }
         }
         labels.sort_by(|a, b| a.0.cmp(&b.0));
-        let cmd = vec![
+        let passes_socket = spec.socket.is_some() || options.inherited_socket;
+        let handoff = spec.handoff.resolve(passes_socket);
+        let uwsgi = [
             spec.uwsgi.clone(),
             "--ini".to_owned(),
             format!("emperor://{vassal_name}"),
         ];
-        let env = core::iter::once(format!("UWSGI_EMPEROR_PROXY={proxy_container_path}"))
-            .chain(spec.env.iter().map(|(k, v)| format!("{k}={v}")))
-            .collect();
+        let user_env = spec.env.iter().map(|(k, v)| format!("{k}={v}"));
+        let (cmd, env) = if handoff == HandoffMode::Launcher {
+            let launcher = [
+                LAUNCHER_CONTAINER_PATH.to_owned(),
+                proxy_container_path.clone(),
+            ];
+            (
+                launcher.into_iter().chain(uwsgi).collect(),
+                user_env.collect(),
+            )
+        } else {
+            let proxy = format!("UWSGI_EMPEROR_PROXY={proxy_container_path}");
+            (
+                uwsgi.into(),
+                core::iter::once(proxy).chain(user_env).collect(),
+            )
+        };
         ContainerPlan {
             spec,
             vassal_name,
@@ -176,6 +226,9 @@ impl ContainerPlan {
             proxy_container_path,
             cmd,
             env,
+            handoff,
+            passes_socket,
+            launcher_host_path: options.launcher_host_path.clone(),
         }
     }
 }

@@ -87,11 +87,36 @@ pub struct ProxyPaths {
 /// How the fds reach uWSGI inside the container (`docker-handoff`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum HandoffMode {
-    /// Straight to uWSGI's `UWSGI_EMPEROR_PROXY` (control and config fds only on 2.0.x).
+    /// Not given: [`Launcher`](Self::Launcher) when a listening socket is passed
+    /// (`docker-socket`, or the Emperor's on-demand socket), else [`Native`](Self::Native).
+    /// So the default works with the uWSGI 2.0.x every image has.
     #[default]
+    Auto,
+    /// Straight to uWSGI's `UWSGI_EMPEROR_PROXY`. A 2.0.x vassal takes only the control
+    /// and config fds: with a socket to pass, this needs uWSGI master in the image.
     Native,
-    /// Through the static launcher, which also puts `docker-socket` on fd 0.
+    /// Through the static launcher, which also puts the listening socket on fd 0, where
+    /// every uWSGI finds it.
     Launcher,
+}
+
+impl HandoffMode {
+    /// The mode actually used: `Auto` resolved by whether a socket is passed.
+    pub fn resolve(self, passes_socket: bool) -> HandoffMode {
+        match self {
+            HandoffMode::Auto if passes_socket => HandoffMode::Launcher,
+            HandoffMode::Auto => HandoffMode::Native,
+            mode => mode,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandoffMode::Auto => "auto",
+            HandoffMode::Native => "native",
+            HandoffMode::Launcher => "launcher",
+        }
+    }
 }
 
 /// Everything the `[emperor]` section of one Docker vassal asks for.
@@ -161,7 +186,7 @@ impl VassalSpec {
             stop_timeout: None,
             tty: true,
             uwsgi: DEFAULT_UWSGI.into(),
-            handoff: HandoffMode::Native,
+            handoff: HandoffMode::Auto,
         }
     }
 }

@@ -5,10 +5,9 @@ use std::process::ExitCode;
 
 use serde_json::{json, Value};
 use uwsgi_docker_core::docker::{self, Api, ApiVersion};
-use uwsgi_docker_core::plan::ContainerPlan;
 use uwsgi_docker_core::spec;
 
-use crate::commands::run::{absolute_dir, fail, identity, vassal_name};
+use crate::commands::run::{absolute_dir, fail, identity, plan, vassal_name};
 use crate::settings::RuntimeSettings;
 
 /// Stands for the id dockerd gives the container at create.
@@ -21,7 +20,7 @@ pub fn run(settings: &RuntimeSettings, file: &Path) -> ExitCode {
         Ok(text) => text,
         Err(e) => return fail(&format!("cannot read {}: {e}", file.display())),
     };
-    match report(settings, file, &text) {
+    match report(settings, file, &text, &crate::settings::process_env) {
         Ok(report) => match serde_json::to_string_pretty(&report) {
             Ok(out) => {
                 println!("{out}");
@@ -34,7 +33,12 @@ pub fn run(settings: &RuntimeSettings, file: &Path) -> ExitCode {
 }
 
 /// The JSON report for vassal file `file` with contents `text`.
-pub fn report(settings: &RuntimeSettings, file: &Path, text: &[u8]) -> Result<Value, String> {
+pub fn report(
+    settings: &RuntimeSettings,
+    file: &Path,
+    text: &[u8],
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<Value, String> {
     let name = vassal_name(file);
     let spec = match spec::parse_vassal(&name, text) {
         Ok(Some(spec)) => spec,
@@ -46,7 +50,8 @@ pub fn report(settings: &RuntimeSettings, file: &Path, text: &[u8]) -> Result<Va
         Err(e) => return Err(e.to_string()),
     };
     let identity = identity(settings, &name, &absolute_dir(file), BRIDGE_ID.to_owned());
-    let plan = ContainerPlan::new(spec, &identity);
+    let socket = spec.socket.as_ref().map(ToString::to_string);
+    let plan = plan(spec, &identity, false, get).map_err(|e| format!("vassal {name}: {e}"))?;
     let api = Api {
         version: ApiVersion::OURS,
     };
@@ -89,6 +94,9 @@ pub fn report(settings: &RuntimeSettings, file: &Path, text: &[u8]) -> Result<Va
             "host": plan.proxy_host_path,
             "container": plan.proxy_container_path,
         },
+        "socket": socket,
+        "handoff": plan.handoff.as_str(),
+        "launcher": plan.launcher_host_path,
         "cmd": plan.cmd,
         "env": plan.env,
         "api_version": ApiVersion::OURS.to_string(),
@@ -126,6 +134,27 @@ mod tests {
         }
     }
 
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn check_shows_the_socket_the_handoff_and_the_launcher() {
+        let text = b"[emperor]\ndocker-image = app\ndocker-socket = /run/app.sock\n";
+        let file = Path::new("/srv/vassals/app.ini");
+        // Without a launcher the plan is refused, saying what to do.
+        let missing = |k: &str| (k == "UWSGIDOCKER_LAUNCHER").then(|| "/nonexistent/l".to_owned());
+        let err = report(&settings(), file, text, &missing).expect_err("no launcher");
+        assert!(err.contains("build-launcher.sh"), "{err}");
+        // A native handoff needs none, and shows the socket it passes.
+        let text = b"[emperor]\ndocker-image = app\ndocker-socket = 127.0.0.1:3031\ndocker-handoff = native\n";
+        let report = report(&settings(), file, text, &missing).expect("native");
+        assert_eq!(report["socket"], "127.0.0.1:3031");
+        assert_eq!(report["handoff"], "native");
+        assert!(report["launcher"].is_null());
+        assert_eq!(report["cmd"][0], "uwsgi");
+    }
+
     #[test]
     fn request_line_is_split() {
         assert_eq!(
@@ -139,8 +168,13 @@ mod tests {
     #[test]
     fn check_prints_the_plan_and_requests() {
         let text = b"[uwsgi]\nhttp-socket = :8080\n\n[emperor]\ndocker-image = myapp:1\ndocker-env = A=b\n";
-        let report =
-            report(&settings(), Path::new("/srv/vassals/app.ini"), text).expect("valid vassal");
+        let report = report(
+            &settings(),
+            Path::new("/srv/vassals/app.ini"),
+            text,
+            &no_env,
+        )
+        .expect("valid vassal");
         assert_eq!(report["vassal"], "app.ini");
         assert_eq!(report["container_name"], "app.ini");
         assert_eq!(report["image"], "myapp:1");
@@ -180,13 +214,18 @@ mod tests {
     #[test]
     fn check_refuses_a_bad_vassal() {
         let text = b"[emperor]\ndocker-image = x\ndocker-bogus = 1\n";
-        let err = report(&settings(), Path::new("bad.ini"), text).expect_err("refused");
+        let err = report(&settings(), Path::new("bad.ini"), text, &no_env).expect_err("refused");
         assert!(
             err.contains("bad.ini") && err.contains("docker-bogus"),
             "{err}"
         );
-        let err = report(&settings(), Path::new("plain.ini"), b"[uwsgi]\nhttp = :0\n")
-            .expect_err("no image");
+        let err = report(
+            &settings(),
+            Path::new("plain.ini"),
+            b"[uwsgi]\nhttp = :0\n",
+            &no_env,
+        )
+        .expect_err("no image");
         assert!(err.contains("no docker-image"), "{err}");
     }
 }

@@ -5,12 +5,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use uwsgi_docker_core::lifecycle::BridgeConfig;
-use uwsgi_docker_core::plan::{ContainerPlan, VassalIdentity};
-use uwsgi_docker_core::spec::{self, ListenAddress, VassalSpec};
+use uwsgi_docker_core::plan::{ContainerPlan, PlanOptions, VassalIdentity};
+use uwsgi_docker_core::spec::{self, HandoffMode, ListenAddress, VassalSpec};
 
 use crate::bridge_loop::{self, LoopIo};
-use crate::settings::RuntimeSettings;
-use crate::{proxy, sys};
+use crate::settings::{self, RuntimeSettings};
+use crate::{launcher_binary, proxy, sys};
 
 /// How long the vassal has to connect to the proxy after its container starts.
 pub const HANDOFF_TIMEOUT: Duration = Duration::from_secs(30);
@@ -29,6 +29,8 @@ pub struct BridgeStart {
     pub config_file: Option<PathBuf>,
     pub emperor_control: Option<OwnedFd>,
     pub emperor_config: Option<OwnedFd>,
+    /// The Emperor's on-demand socket (it was on our fd 0).
+    pub inherited_socket: Option<OwnedFd>,
 }
 
 /// The vassal's identity as the plan needs it.
@@ -53,26 +55,57 @@ pub fn identity(
     }
 }
 
-/// Bind `docker-socket` (the runtime's job: no action asks for it) and run the bridge.
+/// The plan for this vassal: the launcher looked up (and checked static) when the handoff
+/// needs it, so a missing launcher fails before anything is bound or created.
+pub fn plan(
+    spec: VassalSpec,
+    identity: &VassalIdentity,
+    inherited_socket: bool,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<ContainerPlan, String> {
+    let passes_socket = spec.socket.is_some() || inherited_socket;
+    let launcher_host_path = match spec.handoff.resolve(passes_socket) {
+        HandoffMode::Launcher => {
+            let path = launcher_binary::find(get).map_err(|e| {
+                format!("docker-handoff = launcher (the default when a socket is passed) needs the static launcher: {e}")
+            })?;
+            Some(path.to_string_lossy().into_owned())
+        }
+        _ => None,
+    };
+    let options = PlanOptions {
+        launcher_host_path,
+        inherited_socket,
+    };
+    Ok(ContainerPlan::with_options(spec, identity, &options))
+}
+
+/// Bind `docker-socket` (the runtime's job: no action asks for it), or take the Emperor's
+/// on-demand socket, and run the bridge.
 pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeStart) -> ExitCode {
     let socket_mode = settings
         .emperor
         .socket_mode
         .unwrap_or(proxy::DEFAULT_SOCKET_MODE);
-    let (listen_socket, listen_socket_path) = match &spec.socket {
-        None => (None, None),
-        Some(ListenAddress::Unix(path)) => match proxy::bind_unix(Path::new(path), socket_mode) {
-            Ok(fd) => (Some(fd), Some(PathBuf::from(path))),
-            Err(e) => return fail(&format!("vassal {}: docker-socket: {e}", start.name)),
-        },
-        Some(ListenAddress::Tcp { ip, port }) => match proxy::bind_tcp(ip, *port) {
-            Ok(fd) => (Some(fd), None),
-            Err(e) => return fail(&format!("vassal {}: docker-socket: {e}", start.name)),
+    let name = start.name.clone();
+    let mut inherited = start.inherited_socket;
+    if spec.socket.is_some() && inherited.take().is_some() {
+        eprintln!("uwsgi-docker: vassal {name}: docker-socket is set, so the Emperor's on-demand socket is not passed to the container");
+    }
+    let identity = identity(settings, &start.name, &start.vassal_dir, sys::bridge_id());
+    let plan = match plan(spec, &identity, inherited.is_some(), &settings::process_env) {
+        Ok(plan) => plan,
+        Err(e) => return fail(&format!("vassal {name}: {e}")),
+    };
+    let (listen_socket, listen_socket_path) = match &plan.spec.socket {
+        None => (inherited, None),
+        Some(address) => match bind_listen_socket(address, socket_mode) {
+            Ok((fd, path)) => (Some(fd), path),
+            Err(e) => return fail(&format!("vassal {name}: docker-socket = {address}: {e}")),
         },
     };
-    let identity = identity(settings, &start.name, &start.vassal_dir, sys::bridge_id());
     let config = BridgeConfig {
-        plan: ContainerPlan::new(spec, &identity),
+        plan,
         config: start.config,
         emperor_config_channel: start.emperor_config.is_some(),
         emperor_control_channel: start.emperor_control.is_some(),
@@ -99,6 +132,32 @@ pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeSta
             }
             fail(&format!("vassal {}: {e}", start.name))
         }
+    }
+}
+
+/// Bind `docker-socket` as uWSGI would: a blocking listener (uWSGI sets its own flags),
+/// mode from the Emperor settings for a unix path. Returns the path to unlink at exit.
+fn bind_listen_socket(
+    address: &ListenAddress,
+    mode: u32,
+) -> Result<(OwnedFd, Option<PathBuf>), String> {
+    let in_use = |e: String| {
+        if e.contains("in use") {
+            format!("{e}; another process listens there: stop it or choose another docker-socket")
+        } else {
+            e
+        }
+    };
+    match address {
+        ListenAddress::Unix(path) => {
+            let fd = proxy::bind_unix(Path::new(path), mode).map_err(in_use)?;
+            if let Err(e) = rustix::io::ioctl_fionbio(&fd, false) {
+                bridge_loop::remove_socket_file(Path::new(path));
+                return Err(format!("cannot make the socket blocking: {e}"));
+            }
+            Ok((fd, Some(PathBuf::from(path))))
+        }
+        ListenAddress::Tcp { ip, port } => Ok((proxy::bind_tcp(ip, *port).map_err(in_use)?, None)),
     }
 }
 
@@ -152,6 +211,7 @@ pub fn run(settings: &RuntimeSettings, file: &Path) -> ExitCode {
             config_file: Some(file.to_path_buf()),
             emperor_control: None,
             emperor_config: None,
+            inherited_socket: None,
         },
     )
 }

@@ -5,8 +5,8 @@
 //! carry neither, since `/start` rejects a body. Ids, names and query values are
 //! percent-encoded, so no vassal name can smuggle a path segment or a query parameter.
 use super::ApiVersion;
-use crate::plan::ContainerPlan;
-use crate::spec::Protocol;
+use crate::plan::{ContainerPlan, LAUNCHER_CONTAINER_PATH};
+use crate::spec::{HandoffMode, Protocol};
 use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, UPGRADE, USER_AGENT};
 use http::{HeaderValue, Method, Request};
 use serde_json::{json, Map, Value};
@@ -247,6 +247,9 @@ pub fn create_body(plan: &ContainerPlan) -> Value {
         "{}:{}",
         plan.proxy_host_path, plan.proxy_container_path
     )];
+    if let (HandoffMode::Launcher, Some(launcher)) = (plan.handoff, &plan.launcher_host_path) {
+        binds.push(format!("{launcher}:{LAUNCHER_CONTAINER_PATH}:ro"));
+    }
     binds.extend(spec.mounts.iter().map(|m| {
         let suffix = if m.read_only { ":ro" } else { "" };
         format!("{}:{}{suffix}", m.host, m.container)
@@ -314,7 +317,7 @@ pub fn create_body(plan: &ContainerPlan) -> Value {
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
-    use crate::spec::{HandoffMode, Mount, PortMapping, VassalSpec};
+    use crate::spec::{Mount, PortMapping, VassalSpec};
     use proptest::prelude::*;
 
     const V141: Api = Api {
@@ -433,6 +436,9 @@ mod tests {
             proxy_container_path: "/run/uwsgi-docker/proxy.sock".into(),
             cmd: vec!["uwsgi".into(), "--ini".into(), "emperor://app.ini".into()],
             env: vec!["UWSGI_EMPEROR_PROXY=/run/uwsgi-docker/proxy.sock".into()],
+            handoff: HandoffMode::Native,
+            passes_socket: false,
+            launcher_host_path: None,
         }
     }
 
@@ -703,6 +709,32 @@ mod tests {
         for key in ["Memory", "Binds", "PortBindings", "Dns", "NetworkMode"] {
             assert!(body.get(key).is_none(), "{key}");
         }
+    }
+
+    #[test]
+    fn launcher_mode_binds_the_launcher_read_only_and_nothing_of_the_socket() {
+        let mut plan = plan_for(minimal_spec());
+        plan.spec.socket = Some(crate::spec::ListenAddress::Unix("/run/app/app.sock".into()));
+        plan.handoff = HandoffMode::Launcher;
+        plan.passes_socket = true;
+        plan.launcher_host_path = Some("/usr/local/bin/uwsgi-docker-launcher".into());
+        let body = create_body(&plan);
+        assert_eq!(
+            body["HostConfig"]["Binds"],
+            json!([
+                "/etc/uwsgi/vassals/app.ini.sock:/run/uwsgi-docker/proxy.sock",
+                "/usr/local/bin/uwsgi-docker-launcher:/.uwsgi-docker-launcher:ro",
+            ])
+        );
+        // The socket is passed as an fd: no port is published, no directory is shared.
+        assert!(body["HostConfig"].get("PortBindings").is_none());
+        assert!(body.get("ExposedPorts").is_none());
+        // Native mode never binds a launcher, even when one is known.
+        plan.handoff = HandoffMode::Native;
+        assert_eq!(
+            create_body(&plan)["HostConfig"]["Binds"],
+            json!(["/etc/uwsgi/vassals/app.ini.sock:/run/uwsgi-docker/proxy.sock"])
+        );
     }
 
     #[test]

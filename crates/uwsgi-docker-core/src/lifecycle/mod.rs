@@ -722,7 +722,13 @@ impl Bridge {
         }
         // The config waits in the channel's buffer; uWSGI reads it right after the handoff.
         self.push(Action::ToVassalConfig(packet));
-        let fds = vec![HandedFd::Control, HandedFd::Config];
+        // Protocol order: control, config, then the listening socket. A 2.0.x uWSGI takes
+        // only two fds, so with a socket the plan's launcher receives them (native mode
+        // with a socket is for uWSGI master, which maps the third onto fd 0).
+        let mut fds = vec![HandedFd::Control, HandedFd::Config];
+        if self.config.plan.passes_socket {
+            fds.push(HandedFd::Socket);
+        }
         let data = handoff::encode(&fds).to_vec();
         self.push(Action::Handoff { peer, data, fds });
         // Single use: nobody else gets to connect.

@@ -3,8 +3,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::plan::{ContainerPlan, VassalIdentity};
-use crate::spec::VassalSpec;
+use crate::plan::{ContainerPlan, PlanOptions, VassalIdentity};
+use crate::spec::{HandoffMode, VassalSpec};
 
 const CONTAINER_ID: &str = "c0ffee";
 const INIT_PID: u32 = 4242;
@@ -785,4 +785,94 @@ fn daemon_failing_a_request_during_shutdown_still_exits() {
     h.bridge.handle_docker_eof(DockerConn(0), h.now);
     h.run();
     h.assert_clean(0);
+}
+
+fn config_with(spec: VassalSpec, options: &PlanOptions) -> BridgeConfig {
+    let mut config = test_config();
+    let identity = VassalIdentity {
+        name: "app.ini".into(),
+        proxy_dir: "/etc/uwsgi".into(),
+        emperor_id: "host:1".into(),
+        bridge_id: "host:2:3".into(),
+    };
+    config.plan = ContainerPlan::with_options(spec, &identity, options);
+    config
+}
+
+/// Runs `config` to the handoff and returns the fds handed over.
+fn handed_fds(config: BridgeConfig) -> Vec<HandedFd> {
+    let mut h = Harness::new(config);
+    h.run();
+    h.vassal_connects(1);
+    let (_, data, fds) = h.handoffs.first().expect("one handoff").clone();
+    assert_eq!(
+        handoff::decode(&data),
+        Ok(fds.len()),
+        "count matches the fds"
+    );
+    assert!(h.proxy_closed, "the proxy is single-use");
+    fds
+}
+
+#[test]
+fn docker_socket_goes_to_the_launcher_as_the_third_fd() {
+    let mut spec = test_spec();
+    spec.socket = Some(crate::spec::ListenAddress::Unix("/run/app.sock".into()));
+    spec.handoff = HandoffMode::Auto;
+    let options = PlanOptions {
+        launcher_host_path: Some("/usr/local/bin/uwsgi-docker-launcher".into()),
+        inherited_socket: false,
+    };
+    let config = config_with(spec, &options);
+    assert_eq!(
+        config.plan.handoff,
+        HandoffMode::Launcher,
+        "auto picks the launcher"
+    );
+    assert_eq!(
+        handed_fds(config),
+        [HandedFd::Control, HandedFd::Config, HandedFd::Socket]
+    );
+}
+
+#[test]
+fn native_handoff_with_a_socket_sends_three_fds() {
+    let mut spec = test_spec();
+    spec.socket = Some(crate::spec::ListenAddress::Tcp {
+        ip: "127.0.0.1".into(),
+        port: 3031,
+    });
+    spec.handoff = HandoffMode::Native;
+    let config = config_with(spec, &PlanOptions::default());
+    assert_eq!(config.plan.handoff, HandoffMode::Native);
+    assert_eq!(
+        handed_fds(config),
+        [HandedFd::Control, HandedFd::Config, HandedFd::Socket]
+    );
+}
+
+#[test]
+fn an_inherited_on_demand_socket_is_handed_over_too() {
+    let options = PlanOptions {
+        launcher_host_path: Some("/opt/launcher".into()),
+        inherited_socket: true,
+    };
+    let spec = VassalSpec {
+        handoff: HandoffMode::Auto,
+        ..test_spec()
+    };
+    let config = config_with(spec, &options);
+    assert_eq!(config.plan.handoff, HandoffMode::Launcher);
+    assert_eq!(
+        handed_fds(config),
+        [HandedFd::Control, HandedFd::Config, HandedFd::Socket]
+    );
+}
+
+#[test]
+fn without_a_socket_only_the_two_channels_are_handed_over() {
+    let mut spec = test_spec();
+    spec.handoff = HandoffMode::Launcher;
+    let config = config_with(spec, &PlanOptions::default());
+    assert_eq!(handed_fds(config), [HandedFd::Control, HandedFd::Config]);
 }

@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used)]
 use super::*;
-use crate::spec::{ProxyPaths, VassalSpec};
+use crate::spec::{HandoffMode, ListenAddress, ProxyPaths, VassalSpec};
 use proptest::prelude::*;
 use std::collections::HashMap;
 
@@ -202,4 +202,79 @@ proptest! {
             prop_assert_ne!(container_name(&out), out);
         }
     }
+}
+
+#[test]
+fn auto_handoff_is_native_without_a_socket() {
+    let plan = ContainerPlan::new(VassalSpec::with_image("img"), &identity("app.ini"));
+    assert_eq!(plan.handoff, HandoffMode::Native);
+    assert!(!plan.passes_socket);
+    assert_eq!(plan.cmd, ["uwsgi", "--ini", "emperor://app.ini"]);
+    assert_eq!(plan.env, ["UWSGI_EMPEROR_PROXY=/app.ini.sock"]);
+}
+
+#[test]
+fn a_docker_socket_picks_the_launcher_which_takes_the_proxy_as_an_argument() {
+    let mut spec = VassalSpec::with_image("img");
+    spec.socket = Some(ListenAddress::Unix("/run/app.sock".into()));
+    spec.env.push(("A".into(), "b".into()));
+    let options = PlanOptions {
+        launcher_host_path: Some("/usr/local/bin/uwsgi-docker-launcher".into()),
+        inherited_socket: false,
+    };
+    let plan = ContainerPlan::with_options(spec, &identity("app.ini"), &options);
+    assert_eq!(plan.handoff, HandoffMode::Launcher);
+    assert!(plan.passes_socket);
+    assert_eq!(
+        plan.cmd,
+        [
+            LAUNCHER_CONTAINER_PATH,
+            "/app.ini.sock",
+            "uwsgi",
+            "--ini",
+            "emperor://app.ini"
+        ]
+    );
+    // No UWSGI_EMPEROR_PROXY: uWSGI would look for the (gone) proxy again.
+    assert_eq!(plan.env, ["A=b"]);
+    assert_eq!(
+        plan.launcher_host_path.as_deref(),
+        Some("/usr/local/bin/uwsgi-docker-launcher")
+    );
+}
+
+#[test]
+fn explicit_handoff_wins_over_auto() {
+    let mut spec = VassalSpec::with_image("img");
+    spec.socket = Some(ListenAddress::Tcp {
+        ip: "127.0.0.1".into(),
+        port: 3031,
+    });
+    spec.handoff = HandoffMode::Native;
+    let plan = ContainerPlan::new(spec.clone(), &identity("app.ini"));
+    assert_eq!(plan.handoff, HandoffMode::Native);
+    assert!(plan.passes_socket);
+    assert_eq!(plan.cmd[0], "uwsgi");
+
+    let mut spec = VassalSpec::with_image("img");
+    spec.handoff = HandoffMode::Launcher;
+    let plan = ContainerPlan::new(spec, &identity("app.ini"));
+    assert_eq!(plan.handoff, HandoffMode::Launcher);
+    assert!(!plan.passes_socket);
+    assert_eq!(plan.cmd[0], LAUNCHER_CONTAINER_PATH);
+}
+
+#[test]
+fn an_inherited_socket_is_passed_and_picks_the_launcher() {
+    let options = PlanOptions {
+        launcher_host_path: None,
+        inherited_socket: true,
+    };
+    let plan = ContainerPlan::with_options(
+        VassalSpec::with_image("img"),
+        &identity("app.ini"),
+        &options,
+    );
+    assert!(plan.passes_socket);
+    assert_eq!(plan.handoff, HandoffMode::Launcher);
 }

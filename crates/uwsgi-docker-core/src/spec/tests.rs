@@ -270,7 +270,7 @@ fn defaults() {
     assert!(spec.tty);
     assert!(!spec.read_only);
     assert_eq!(spec.uwsgi, "uwsgi");
-    assert_eq!(spec.handoff, HandoffMode::Native);
+    assert_eq!(spec.handoff, HandoffMode::Auto);
     assert_eq!(spec, VassalSpec::with_image("img"));
 }
 
@@ -518,7 +518,11 @@ fn every_key_rejects_garbage() {
         ("docker-stop-timeout", "1.5", "whole number of seconds"),
         ("docker-tty", "2", "true/false"),
         ("docker-uwsgi", "", "uWSGI binary"),
-        ("docker-handoff", "magic", "native or launcher"),
+        (
+            "docker-handoff",
+            "magic",
+            "native (uWSGI's own UWSGI_EMPEROR_PROXY), launcher",
+        ),
     ];
     for (key, value, fragment) in cases {
         let err = if *key == "docker-image" {

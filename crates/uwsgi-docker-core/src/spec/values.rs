@@ -378,9 +378,10 @@ pub(super) fn uwsgi(v: &str) -> Result<String, String> {
 
 pub(super) fn handoff(v: &str) -> Result<HandoffMode, String> {
     match v {
+        "auto" => Ok(HandoffMode::Auto),
         "native" => Ok(HandoffMode::Native),
         "launcher" => Ok(HandoffMode::Launcher),
-        _ => Err("expected native or launcher".into()),
+        _ => Err("expected native (uWSGI's own UWSGI_EMPEROR_PROXY), launcher (the static launcher, for uWSGI 2.0 with a socket) or auto (launcher when a socket is passed)".into()),
     }
 }
 
