@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use uwsgi_docker_core::handoff::{self, HandedFd};
 use uwsgi_docker_core::lifecycle::{Action, Bridge, BridgeConfig, DockerConn, ProxyPeer};
-use uwsgi_docker_core::plan::{ContainerPlan, VassalIdentity};
+use uwsgi_docker_core::plan::{ContainerPlan, PlanOptions, VassalIdentity};
 use uwsgi_docker_core::spec::VassalSpec;
 
 const INIT_PID: u32 = 77;
@@ -29,7 +29,8 @@ const CANNED: &[&[u8]] = &[
     b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
 ];
 
-fn config() -> BridgeConfig {
+/// The first input byte picks the plan: with or without a listening socket to pass.
+fn config(passes_socket: bool) -> BridgeConfig {
     let mut spec = VassalSpec::with_image("app");
     spec.stop_timeout = Some(2);
     let identity = VassalIdentity {
@@ -39,7 +40,14 @@ fn config() -> BridgeConfig {
         bridge_id: "b".into(),
     };
     BridgeConfig {
-        plan: ContainerPlan::new(spec, &identity),
+        plan: ContainerPlan::with_options(
+            spec,
+            &identity,
+            &PlanOptions {
+                launcher_host_path: Some("/usr/lib/uwsgi-docker-launcher".into()),
+                inherited_socket: passes_socket,
+            },
+        ),
         config: b"[uwsgi]\nhttp-socket = :3031\n".to_vec(),
         emperor_config_channel: false,
         emperor_control_channel: true,
@@ -53,6 +61,7 @@ fn config() -> BridgeConfig {
 /// Checks each action against the rules and remembers what is open.
 #[derive(Default)]
 struct Observer {
+    passes_socket: bool,
     open: BTreeSet<u32>,
     ever_opened: BTreeSet<u32>,
     proxy_bound: bool,
@@ -104,7 +113,8 @@ impl Observer {
                     assert!(!self.handed_off, "two handoffs");
                     assert_eq!(handoff::decode(&data), Ok(fds.len()));
                     assert_eq!(fds.first(), Some(&HandedFd::Control));
-                    assert!(fds.len() <= handoff::MAX_FDS_UWSGI_2_0);
+                    assert_eq!(fds.len(), 2 + usize::from(self.passes_socket));
+                    assert_eq!(fds.get(2).is_some(), fds.last() == Some(&HandedFd::Socket));
                     self.handed_off = true;
                 }
                 Action::RefusePeer { .. } => {}
@@ -170,8 +180,12 @@ fn cooperative_reply(request: &[u8]) -> &'static [u8] {
 
 pub fn check_lifecycle_ops(data: &[u8]) {
     let mut now = Instant::now();
-    let mut bridge = Bridge::new(config(), now);
-    let mut seen = Observer::default();
+    let passes_socket = data.first().is_some_and(|b| b & 1 == 1);
+    let mut bridge = Bridge::new(config(passes_socket), now);
+    let mut seen = Observer {
+        passes_socket,
+        ..Observer::default()
+    };
     seen.drain(&mut bridge);
     let mut ops = data;
     while let [op, arg, rest @ ..] = ops {
