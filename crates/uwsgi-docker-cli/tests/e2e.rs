@@ -224,6 +224,48 @@ fn emperor_sigkill_removes_all_containers() {
     w.assert_clean_within(Duration::from_secs(20), "after the Emperor was SIGKILLed");
 }
 
+/// Scenario 5b: a bridge SIGKILLed (the Emperor's curse tolerance) runs no cleanup, yet its
+/// container does not outlive it: the relayed channel closes, uWSGI in the container sees
+/// its Emperor gone and exits, and the container removes itself. The Emperor respawns it.
+#[test]
+fn sigkilled_bridge_takes_its_container_with_it() {
+    let Some(mut w) = World::start("bridge-kill") else {
+        return;
+    };
+    let port = free_port();
+    let name = w.vassal_name("bridge-kill");
+    w.write_vassal(&name, &docker_vassal(port, "", ""));
+    w.wait_for_body(port, DEFAULT_GREETING, SPAWN_TIMEOUT);
+    let first = container_id(&name).expect("the container exists");
+    let bridges = processes_matching(&bridge_title(&name));
+    assert_eq!(bridges.len(), 1, "one bridge: {bridges:?}");
+    let status = Command::new("kill")
+        .args(["-KILL", &bridges[0].0.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+
+    let gone = wait_for(CLEANUP_TIMEOUT, || {
+        container_id(&first).is_none().then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "container {first} outlived its SIGKILLed bridge; log:\n{}",
+        w.log_tail(40)
+    );
+    // The Emperor saw its vassal die and starts it again, in a new container.
+    let second = wait_for(SPAWN_TIMEOUT, || {
+        container_id(&name)
+            .filter(|id| *id != first)
+            .filter(|_| matches!(http_get(port, "/"), Ok((200, b)) if b == DEFAULT_GREETING))
+    });
+    assert!(
+        second.is_some(),
+        "no respawn after the bridge was killed; log:\n{}",
+        w.log_tail(40)
+    );
+}
+
 /// Scenario 6: a container already holding the vassal's name is replaced.
 #[test]
 fn name_conflict_replaces_the_old_container() {
