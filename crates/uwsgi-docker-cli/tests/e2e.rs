@@ -264,6 +264,12 @@ fn sigkilled_bridge_takes_its_container_with_it() {
         "no respawn after the bridge was killed; log:\n{}",
         w.log_tail(40)
     );
+    // The old container went by itself: the respawned bridge found no one to replace.
+    assert!(
+        !w.log()
+            .contains(&format!("replacing the existing container named {name}")),
+        "the old container was still there when the vassal respawned"
+    );
 }
 
 /// Scenario 6: a container already holding the vassal's name is replaced.
