@@ -31,7 +31,7 @@ median() { sort -n | awk '{ a[NR] = $1 } END { if (NR == 0) print "n/a"; else if
 # Waits up to 60 s for a 200 on the port; prints nothing, fails on timeout.
 wait_200() {
     local port="$1" deadline=$(($(now_ms) + 60000))
-    until curl -fsS --max-time 1 -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null; do
+    until curl -fsS --max-time 0.25 -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null; do
         (($(now_ms) < deadline)) || return 1
         sleep 0.02
     done

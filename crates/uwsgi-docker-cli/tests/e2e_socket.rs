@@ -77,18 +77,7 @@ fn unix_get(path: &Path) -> std::io::Result<(u16, String)> {
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.set_write_timeout(Some(Duration::from_secs(5)))?;
     stream.write_all(b"GET / HTTP/1.0\r\nHost: x\r\nConnection: close\r\n\r\n")?;
-    let mut reply = Vec::new();
-    stream.take(1 << 20).read_to_end(&mut reply)?;
-    let text = lossy(&reply);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other(format!("no end of headers in {text:?}")))?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("bad status line in {head:?}")))?;
-    Ok((status, body.to_owned()))
+    read_http_reply(stream)
 }
 
 fn wait_for_unix_body(w: &World, path: &Path, body: &str) {

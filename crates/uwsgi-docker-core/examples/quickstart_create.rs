@@ -1,81 +1,44 @@
 //! The create request for the seed README's quickstart vassal, printed and checked.
 //!
-//! ```ini
-//! [emperor]
-//! docker-image = psgi001
-//! docker-port = 9001:3031
-//! docker-port = 127.0.0.1:5001:5000
-//! ```
-//!
-//! The spec and plan are written out by hand here, as `spec::parse_vassal` and
-//! `ContainerPlan::new` would make them, so this example shows the request layer alone.
+//! The vassal file goes through the same path the bridge takes: `spec::parse_vassal`, then
+//! `plan::ContainerPlan::new`, then the request builder.
 //! Run: `cargo run -p uwsgi-docker-core --example quickstart_create`.
 use uwsgi_docker_core::docker::{create_body, Api, ApiVersion};
-use uwsgi_docker_core::plan::{labels, ContainerPlan};
-use uwsgi_docker_core::spec::{HandoffMode, PortMapping, Protocol, VassalSpec};
+use uwsgi_docker_core::plan::{ContainerPlan, VassalIdentity};
+use uwsgi_docker_core::spec;
+
+/// The seed README's quickstart vassal, as written there.
+const QUICKSTART: &str = "\
+; the [emperor] section is parsed ONLY by the Emperor
+[emperor]
+; use psgi001 as the docker image
+docker-image = psgi001
+; map host port 9001 to container port 3031/tcp
+docker-port = 9001:3031
+; map host port 127.0.0.1:5001 to container port 5000/tcp
+docker-port = 127.0.0.1:5001:5000
+
+[uwsgi]
+psgi = /var/www/app.pl
+processes = 4
+socket = 172.*:3031
+uid = www-data
+gid = www-data
+stats = :5000
+";
 
 fn main() {
-    let spec = VassalSpec {
-        image: "psgi001".into(),
-        socket: None,
-        ports: vec![
-            PortMapping {
-                host_ip: None,
-                host_port: Some(9001),
-                container_port: 3031,
-                protocol: Protocol::Tcp,
-            },
-            PortMapping {
-                host_ip: Some("127.0.0.1".into()),
-                host_port: Some(5001),
-                container_port: 5000,
-                protocol: Protocol::Tcp,
-            },
-        ],
-        workdir: None,
-        mounts: vec![],
-        network_mode: None,
-        hostname: None,
-        proxy: None,
-        env: vec![],
-        user: None,
-        memory: None,
-        swap: None,
-        cidfile: None,
-        dns: vec![],
-        labels: vec![],
-        nano_cpus: None,
-        pids_limit: None,
-        read_only: false,
-        cap_drop: vec![],
-        tmpfs: vec![],
-        stop_signal: "SIGINT".into(),
-        stop_timeout: None,
-        tty: true,
-        uwsgi: "uwsgi".into(),
-        handoff: HandoffMode::Native,
+    let spec = match spec::parse_vassal("foobar.ini", QUICKSTART.as_bytes()) {
+        Ok(Some(spec)) => spec,
+        other => panic!("the quickstart vassal is a Docker vassal: {other:?}"),
     };
-    let proxy_host_path = "/etc/uwsgi/vassals/psgi.ini.sock".to_owned();
-    let proxy_container_path = "/run/uwsgi-docker/emperor.sock".to_owned();
-    let plan = ContainerPlan {
-        spec,
-        vassal_name: "psgi.ini".into(),
-        container_name: "psgi.ini".into(),
-        labels: vec![
-            (labels::BRIDGE.into(), "host:4242:1".into()),
-            (labels::EMPEROR.into(), "host:/etc/uwsgi/vassals".into()),
-            (labels::MANAGED.into(), "1".into()),
-            (labels::PROXY.into(), proxy_host_path.clone()),
-            (labels::VASSAL.into(), "psgi.ini".into()),
-        ],
-        proxy_host_path: proxy_host_path.clone(),
-        proxy_container_path: proxy_container_path.clone(),
-        cmd: vec!["uwsgi".into(), "--ini".into(), "emperor://psgi.ini".into()],
-        env: vec![format!("UWSGI_EMPEROR_PROXY={proxy_container_path}")],
-        handoff: HandoffMode::Native,
-        passes_socket: false,
-        launcher_host_path: None,
+    let identity = VassalIdentity {
+        name: "foobar.ini".into(),
+        proxy_dir: "/etc/uwsgi".into(),
+        emperor_id: "host:1".into(),
+        bridge_id: "host:4242:1".into(),
     };
+    let plan = ContainerPlan::new(spec, &identity);
 
     let api = Api::negotiate(ApiVersion {
         major: 1,
@@ -95,10 +58,10 @@ fn main() {
     assert!(bindings["5000/tcp"][0]["HostIp"] == "127.0.0.1");
     assert!(body["ExposedPorts"].get("3031/tcp").is_some());
     assert!(body["ExposedPorts"].get("5000/tcp").is_some());
-    let proxy_bind = format!("{proxy_host_path}:{proxy_container_path}");
-    assert!(host["Binds"]
-        .as_array()
-        .is_some_and(|binds| binds.iter().any(|b| *b == proxy_bind.as_str())));
+    // The seed: /etc/uwsgi/foobar.ini gets /etc/uwsgi/foobar.ini.sock, seen as /foobar.ini.sock.
+    assert!(host["Binds"].as_array().is_some_and(|binds| binds
+        .iter()
+        .any(|b| *b == "/etc/uwsgi/foobar.ini.sock:/foobar.ini.sock")));
     // The serialised request carries exactly this body.
     let text = String::from_utf8_lossy(&request);
     let (_, sent) = text.split_once("\r\n\r\n").expect("a whole request");

@@ -273,6 +273,11 @@ pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
         stream,
         "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
     )?;
+    read_http_reply(stream)
+}
+
+/// Reads an HTTP/1.0 reply to its end: `(status, body)`.
+pub fn read_http_reply(stream: impl Read) -> std::io::Result<(u16, String)> {
     let mut reply = Vec::new();
     stream.take(1 << 20).read_to_end(&mut reply)?;
     let text = lossy(&reply);

@@ -395,31 +395,8 @@ mod tests {
 
     fn minimal_spec() -> VassalSpec {
         VassalSpec {
-            image: "psgi001".into(),
-            socket: None,
-            ports: vec![],
-            workdir: None,
-            mounts: vec![],
-            network_mode: None,
-            hostname: None,
-            proxy: None,
-            env: vec![],
-            user: None,
-            memory: None,
-            swap: None,
-            cidfile: None,
-            dns: vec![],
-            labels: vec![],
-            nano_cpus: None,
-            pids_limit: None,
-            read_only: false,
-            cap_drop: vec![],
-            tmpfs: vec![],
-            stop_signal: "SIGINT".into(),
-            stop_timeout: None,
-            tty: true,
-            uwsgi: "uwsgi".into(),
             handoff: HandoffMode::Native,
+            ..VassalSpec::with_image("psgi001")
         }
     }
 

@@ -14,31 +14,8 @@ const VASSAL_CONFIG: &[u8] = b"[emperor]\ndocker-image = app\n\n[uwsgi]\nhttp-so
 
 fn test_spec() -> VassalSpec {
     VassalSpec {
-        image: "app".into(),
-        socket: None,
-        ports: Vec::new(),
-        workdir: None,
-        mounts: Vec::new(),
-        network_mode: None,
-        hostname: None,
-        proxy: None,
-        env: Vec::new(),
-        user: None,
-        memory: None,
-        swap: None,
-        cidfile: None,
-        dns: Vec::new(),
-        labels: Vec::new(),
-        nano_cpus: None,
-        pids_limit: None,
-        read_only: false,
-        cap_drop: Vec::new(),
-        tmpfs: Vec::new(),
-        stop_signal: "SIGINT".into(),
         stop_timeout: Some(3),
-        tty: true,
-        uwsgi: "uwsgi".into(),
-        handoff: crate::spec::HandoffMode::Native,
+        ..VassalSpec::with_image("app")
     }
 }
 
