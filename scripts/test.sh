@@ -58,6 +58,9 @@ export UWSGIDOCKER_E2E_PLUGIN
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "cargo doc (no broken links)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q -p uwsgi-docker-core -p uwsgi-docker-cli
+
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 

@@ -1,7 +1,7 @@
 //! Command-line parsing in two stages: raw argv is split into a subcommand, flags and
 //! positionals ([`RawArgs`]); then each subcommand validates its own shape into a
 //! [`Command`]. Wrapper mode (a stock Emperor's `emperor-wrapper`) is told apart by
-//! `UWSGI_EMPEROR_FD` being set and argv[1] not being one of our subcommands.
+//! `UWSGI_EMPEROR_FD` being set and `argv[1]` not being one of our subcommands.
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -136,7 +136,7 @@ pub struct RawArgs {
 }
 
 impl RawArgs {
-    /// `argv` without argv[0].
+    /// `argv` without `argv[0]`.
     pub fn split(args: &[OsString]) -> Result<RawArgs, ArgsError> {
         let mut strings = Vec::with_capacity(args.len());
         for arg in args {
@@ -169,7 +169,7 @@ impl RawArgs {
     }
 }
 
-/// Parse the whole argv (argv[0] included); `emperor_fd_set`: `UWSGI_EMPEROR_FD` is in the env.
+/// Parse the whole argv (`argv[0]` included); `emperor_fd_set`: `UWSGI_EMPEROR_FD` is in the env.
 pub fn parse(argv: &[OsString], emperor_fd_set: bool) -> Result<Command, ArgsError> {
     let rest = argv.get(1..).unwrap_or_default();
     let first = rest.first().and_then(|a| a.to_str());

@@ -27,11 +27,11 @@ fn main() -> ExitCode {
     match command {
         Command::Wrapper(wrapper_args) => wrapper::run(wrapper_args),
         Command::Help(topic) => {
-            print!("{}", args::help(topic));
+            commands::say(args::help(topic).trim_end());
             ExitCode::SUCCESS
         }
         Command::Version => {
-            println!("uwsgi-docker {}", env!("CARGO_PKG_VERSION"));
+            commands::say(format_args!("uwsgi-docker {}", env!("CARGO_PKG_VERSION")));
             ExitCode::SUCCESS
         }
         Command::Run { file } => with_settings(|s| commands::run::run(s, &file)),

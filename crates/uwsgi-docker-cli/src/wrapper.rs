@@ -163,7 +163,7 @@ fn current_dir() -> PathBuf {
     std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"))
 }
 
-/// Exec the real uWSGI with our argv (argv[0] replaced), env and fds.
+/// Exec the real uWSGI with our argv (`argv[0]` replaced), env and fds.
 fn exec_uwsgi(
     settings: &RuntimeSettings,
     args: &WrapperArgs,

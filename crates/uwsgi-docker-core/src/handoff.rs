@@ -66,7 +66,6 @@ pub fn decode(data: &[u8]) -> Result<usize, HandoffError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -23,7 +23,7 @@ pub fn run(settings: &RuntimeSettings, file: &Path) -> ExitCode {
     match report(settings, file, &text, &crate::settings::process_env) {
         Ok(report) => match serde_json::to_string_pretty(&report) {
             Ok(out) => {
-                println!("{out}");
+                super::say(out);
                 ExitCode::SUCCESS
             }
             Err(e) => fail(&format!("cannot print the report: {e}")),

@@ -66,7 +66,7 @@ pub fn run(settings: &RuntimeSettings, dry_run: bool) -> ExitCode {
             continue;
         }
         if dry_run {
-            println!("would remove {name} (vassal {vassal})");
+            super::say(format_args!("would remove {name} (vassal {vassal})"));
         } else {
             let removed = client
                 .call(|api, out| api.remove(&summary.id, out))
@@ -77,7 +77,7 @@ pub fn run(settings: &RuntimeSettings, dry_run: bool) -> ExitCode {
                     Err(e) => Err(e.to_string()),
                 });
             match removed {
-                Ok(()) => println!("removed {name} (vassal {vassal})"),
+                Ok(()) => super::say(format_args!("removed {name} (vassal {vassal})")),
                 Err(e) => {
                     eprintln!("uwsgi-docker: cannot remove {name} (vassal {vassal}): {e}");
                     failures += 1;
@@ -104,9 +104,9 @@ fn remove_stale_proxy(path: &str, dry_run: bool) {
         return;
     }
     if dry_run {
-        println!("would remove stale proxy socket {path}");
+        super::say(format_args!("would remove stale proxy socket {path}"));
     } else if std::fs::remove_file(path).is_ok() {
-        println!("removed stale proxy socket {path}");
+        super::say(format_args!("removed stale proxy socket {path}"));
     }
 }
 

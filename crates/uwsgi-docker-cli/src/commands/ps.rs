@@ -95,7 +95,7 @@ pub fn run(settings: &RuntimeSettings) -> ExitCode {
             ]
         })
         .collect();
-    print!("{}", table(&rows));
+    super::say(table(&rows).trim_end());
     ExitCode::SUCCESS
 }
 

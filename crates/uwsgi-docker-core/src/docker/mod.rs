@@ -54,7 +54,6 @@ impl std::fmt::Display for ApiVersion {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
 

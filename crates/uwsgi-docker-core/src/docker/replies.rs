@@ -286,7 +286,6 @@ pub fn parse_list(response: &Response) -> Result<Vec<ContainerSummary>, DaemonEr
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
 

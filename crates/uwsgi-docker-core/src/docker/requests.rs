@@ -314,7 +314,6 @@ pub fn create_body(plan: &ContainerPlan) -> Value {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
     use crate::spec::{Mount, PortMapping, VassalSpec};

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used)]
 use super::*;
 use crate::spec::{HandoffMode, ListenAddress, ProxyPaths, VassalSpec};
 use proptest::prelude::*;
