@@ -549,3 +549,92 @@ fn harness_guard_reports_and_removes_leftovers() {
     assert!(!socket.exists(), "the guard did not remove the socket");
     let _ = std::fs::remove_dir_all(root);
 }
+
+/// `ps` lists our containers; `gc` removes an orphan (ours, its bridge gone) and its stale
+/// proxy socket, and leaves a live vassal's container and a container that is not ours.
+#[test]
+fn ps_and_gc_touch_only_orphans() {
+    let Some(mut w) = World::start("gc") else {
+        return;
+    };
+    let port = free_port();
+    let live = w.vassal_name("live");
+    w.write_vassal(&live, &docker_vassal(port, "", ""));
+    w.wait_for_body(port, DEFAULT_GREETING, SPAWN_TIMEOUT);
+
+    // An orphan as a crashed host would leave it: our labels, a bridge that is not running
+    // (our own pid, with a start time it never had), and its proxy socket file.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    let orphan = w.vassal_name("orphan");
+    let orphan_proxy = w.root.join("orphan.sock");
+    drop(std::os::unix::net::UnixListener::bind(&orphan_proxy).expect("bind a socket file"));
+    let labels = [
+        format!("{LABEL_MANAGED}=1"),
+        format!("{LABEL_VASSAL}={orphan}"),
+        format!(
+            "io.uwsgi-docker.bridge={}:{}:1",
+            host.trim(),
+            std::process::id()
+        ),
+        format!("io.uwsgi-docker.proxy={}", orphan_proxy.display()),
+    ];
+    let mut create = vec!["create", "--name", &orphan];
+    for label in &labels {
+        create.extend(["--label", label]);
+    }
+    let image = image();
+    create.extend([image.as_str(), "true"]);
+    docker_ok(&create);
+    w.adopt_container(&orphan);
+    let foreign = format!("{}-foreign", w.vassal_name("x"));
+    docker_ok(&["create", "--name", &foreign, &image, "true"]);
+    w.adopt_container(&foreign);
+
+    let ps = Command::new(bin()).arg("ps").output().expect("ps runs");
+    assert!(ps.status.success(), "ps: {}", lossy(&ps.stderr));
+    let table = lossy(&ps.stdout);
+    assert!(table.contains(&live) && table.contains(&orphan), "{table}");
+    assert!(
+        !table.contains(&foreign),
+        "ps lists a container that is not ours:\n{table}"
+    );
+
+    let dry = Command::new(bin())
+        .args(["gc", "--dry-run"])
+        .output()
+        .expect("gc runs");
+    assert!(dry.status.success(), "gc --dry-run: {}", lossy(&dry.stderr));
+    assert!(
+        lossy(&dry.stdout).contains(&format!("would remove {orphan}")),
+        "{}",
+        lossy(&dry.stdout)
+    );
+    assert!(
+        container_id(&orphan).is_some(),
+        "a dry run removed something"
+    );
+
+    let gc = Command::new(bin()).arg("gc").output().expect("gc runs");
+    assert!(gc.status.success(), "gc: {}", lossy(&gc.stderr));
+    let said = lossy(&gc.stdout);
+    assert!(said.contains(&format!("removed {orphan}")), "{said}");
+    assert!(!said.contains(&live) && !said.contains(&foreign), "{said}");
+    assert!(container_id(&orphan).is_none(), "the orphan is still there");
+    assert!(
+        !orphan_proxy.exists(),
+        "the orphan's proxy socket is still there"
+    );
+    assert!(
+        container_id(&foreign).is_some(),
+        "gc removed a container that is not ours"
+    );
+    assert!(
+        container_id(&live).is_some(),
+        "gc removed a live vassal's container"
+    );
+    assert!(
+        matches!(http_get(port, "/"), Ok((200, _))),
+        "the live vassal stopped serving"
+    );
+    docker_ok(&["rm", "-f", &foreign]);
+}
