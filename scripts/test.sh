@@ -72,30 +72,32 @@ ldd "$LAUNCHER" 2>&1 | grep -Eq 'not a dynamic executable|statically linked' \
 cargo clippy -p uwsgi-docker-cli --features launcher --bin uwsgi-docker-launcher -- -D warnings
 export UWSGIDOCKER_LAUNCHER="$LAUNCHER"
 
+# Every cargo test run's output is also kept, to total the results at the end.
+RESULTS="$(mktemp)"
+cargo_test() {
+    cargo test "$@" 2>&1 | tee -a "$RESULTS"
+}
+
 step "cargo test (unit tests and end to end)"
 # Two at a time: each e2e test runs its own Emperor and containers on a 2-core machine.
-RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}" cargo test --workspace
+RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}" cargo_test --workspace
 
 step "end to end again, in plugin mode"
 # The same e2e suite against an Emperor that loads docker_plugin.so (no emperor-wrapper).
 UWSGIDOCKER_E2E_MODE=plugin RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}" \
-    cargo test -p uwsgi-docker-cli --test e2e
+    cargo_test -p uwsgi-docker-cli --test e2e
 
 step "core example quickstart_create"
 cargo run -q -p uwsgi-docker-core --example quickstart_create >/dev/null
 
-if [[ -f fuzz/Cargo.toml ]]; then
-    step "fuzz crate tests"
-    cargo test --manifest-path fuzz/Cargo.toml
-fi
+step "fuzz crate tests (committed crash inputs replayed)"
+cargo_test --manifest-path fuzz/Cargo.toml
 
-if [[ -x scripts/fuzz-smoke.sh ]]; then
-    step "fuzz smoke"
-    scripts/fuzz-smoke.sh
-elif [[ -f scripts/fuzz-smoke.sh ]]; then
-    step "fuzz smoke"
-    bash scripts/fuzz-smoke.sh
-fi
+step "fuzz smoke"
+scripts/fuzz-smoke.sh
 
 STEP="done"
 printf '\ntest.sh: all steps passed\n' >&2
+awk '/^test result:/ { passed += $4; failed += $6; ignored += $8 }
+     END { printf "tests: %d passed, %d failed, %d skipped\n", passed, failed, ignored }' "$RESULTS"
+rm -f "$RESULTS"
