@@ -494,7 +494,7 @@ impl Bridge {
         self.stop(Outcome::Stopped, now);
     }
 
-    pub fn handle_emperor_config(&mut self, data: &[u8], now: Instant) {
+    pub fn handle_emperor_config(&mut self, data: &[u8], _now: Instant) {
         if self.exited {
             return;
         }
@@ -510,7 +510,7 @@ impl Bridge {
             );
         }
         for config in configs {
-            self.push_config(config, now);
+            self.push_config(config);
         }
     }
 
@@ -556,12 +556,12 @@ impl Bridge {
     }
 
     /// The answer to [`Action::ReadConfig`].
-    pub fn handle_config(&mut self, config: Result<Vec<u8>, String>, now: Instant) {
+    pub fn handle_config(&mut self, config: Result<Vec<u8>, String>, _now: Instant) {
         if self.exited {
             return;
         }
         match config {
-            Ok(config) => self.push_config(config, now),
+            Ok(config) => self.push_config(config),
             // Without a config the vassal exits after 5 s; the Emperor respawns it.
             Err(e) => self.log(
                 LogLevel::Error,
@@ -694,7 +694,7 @@ impl Bridge {
         self.advance(now);
     }
 
-    fn push_config(&mut self, config: Vec<u8>, now: Instant) {
+    fn push_config(&mut self, config: Vec<u8>) {
         let mut packet = Vec::with_capacity(config.len() + 4);
         if let Err(e) = encode_config(&config, &mut packet) {
             self.log(LogLevel::Error, format!("cannot push the config: {e}"));
@@ -708,7 +708,6 @@ impl Bridge {
             ),
             Err(e) => self.log(LogLevel::Error, format!("the new config is invalid ({e}); it is pushed anyway")),
         }
-        let _ = now;
         if self.shutdown.is_none() {
             self.push(Action::ToVassalConfig(packet));
         }
