@@ -14,28 +14,8 @@ use std::time::Duration;
 
 use harness::*;
 
-/// The seed's quickstart vassal, verbatim but for its image name.
-const SEED_QUICKSTART: &str = r#"; the [emperor] section is parsed ONLY by the Emperor
-[emperor]
-; use psgi001 as the docker image
-docker-image = IMAGE
-; map host port 9001 to container port 3031/tcp
-docker-port = 9001:3031
-; map host port 127.0.0.1:5001 to container port 5000/tcp
-docker-port = 127.0.0.1:5001:5000
-
-[uwsgi]
-psgi = /var/www/app.pl
-processes = 4
-; in bridged mode the class B network is allocated, so we can simply bind to the first address starting with 172
-; so we use the very handy .* trick
-socket = 172.*:3031
-uid = www-data
-gid = www-data
-; we are free to bind the stats server to all of the address
-; docker will protect it
-stats = :5000
-"#;
+/// The seed's quickstart vassal, verbatim (its image name is changed where it is used).
+const SEED_QUICKSTART: &str = include_str!("../../uwsgi-docker-core/tests/seed/quickstart.ini");
 
 /// The seed's psgi001 had uWSGI built with psgi inside; Debian's uWSGI loads it as a plugin.
 /// `UWSGI_PLUGIN` in the image's env does that without touching the vassal file.
@@ -216,7 +196,13 @@ fn seed_quickstart_vassal_serves_its_page() {
     };
     build_psgi001();
     let name = w.vassal_name("quickstart");
-    w.write_vassal(&name, &SEED_QUICKSTART.replace("IMAGE", PSGI001));
+    w.write_vassal(
+        &name,
+        &SEED_QUICKSTART.replace(
+            "docker-image = psgi001",
+            &format!("docker-image = {PSGI001}"),
+        ),
+    );
 
     let mut last = None;
     let served = wait_for(SPAWN_TIMEOUT, || {

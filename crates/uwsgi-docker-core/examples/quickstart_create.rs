@@ -8,24 +8,7 @@ use uwsgi_docker_core::plan::{ContainerPlan, VassalIdentity};
 use uwsgi_docker_core::spec;
 
 /// The seed README's quickstart vassal, as written there.
-const QUICKSTART: &str = "\
-; the [emperor] section is parsed ONLY by the Emperor
-[emperor]
-; use psgi001 as the docker image
-docker-image = psgi001
-; map host port 9001 to container port 3031/tcp
-docker-port = 9001:3031
-; map host port 127.0.0.1:5001 to container port 5000/tcp
-docker-port = 127.0.0.1:5001:5000
-
-[uwsgi]
-psgi = /var/www/app.pl
-processes = 4
-socket = 172.*:3031
-uid = www-data
-gid = www-data
-stats = :5000
-";
+const QUICKSTART: &str = include_str!("../tests/seed/quickstart.ini");
 
 fn main() {
     let spec = match spec::parse_vassal("foobar.ini", QUICKSTART.as_bytes()) {

@@ -22,78 +22,14 @@ fn expected_of(err: &SpecError) -> &str {
     }
 }
 
-// The seed README's vassals, verbatim.
-const SEED_QUICKSTART: &str = "; the [emperor] section is parsed ONLY by the Emperor
-[emperor]
-; use psgi001 as the docker image
-docker-image = psgi001
-; map host port 9001 to container port 3031/tcp
-docker-port = 9001:3031
-; map host port 127.0.0.1:5001 to container port 5000/tcp
-docker-port = 127.0.0.1:5001:5000
+// The seed README's vassals, verbatim (shared with the example and the plugin's e2e tests).
+const SEED_QUICKSTART: &str = include_str!("../../tests/seed/quickstart.ini");
 
-[uwsgi]
-psgi = /var/www/app.pl
-processes = 4
-; in bridged mode the class B network is allocated, so we can simply bind to the first address starting with 172
-; so we use the very handy .* trick
-socket = 172.*:3031
-uid = www-data
-gid = www-data
-; we are free to bind the stats server to all of the address
-; docker will protect it
-stats = :5000
-";
+const SEED_SOCKET: &str = include_str!("../../tests/seed/socket.ini");
 
-const SEED_SOCKET: &str = "; the [emperor] section is parsed ONLY by the Emperor
-[emperor]
-; use psgi001 as the docker image
-docker-image = psgi001
-; bind to address /var/run/example.com.socket
-docker-socket = /var/run/example.com.socket
+const SEED_PROXY: &str = include_str!("../../tests/seed/proxy.ini");
 
-[uwsgi]
-psgi = /var/www/app.pl
-processes = 4
-uid = www-data
-gid = www-data
-";
-
-const SEED_PROXY: &str = "; the [emperor] section is parsed ONLY by the Emperor
-[emperor]
-; use psgi001 as the docker image
-docker-image = psgi001
-; bind to address /var/run/example.com.socket
-docker-socket = /var/run/example.com.socket
-
-docker-proxy=/var/run/foobar.sock:/tmp/foosocket
-
-[uwsgi]
-psgi = /var/www/app.pl
-processes = 4
-uid = www-data
-gid = www-data
-";
-
-const SEED_FORKPTY: &str = "; the [emperor] section is parsed ONLY by the Emperor
-[emperor]
-; use psgi001 as the docker image
-docker-image = psgi001
-; bind to address /var/run/example.com.socket
-docker-socket = /var/run/example.com.socket
-
-; mount /pty/foo as /foo (ensure it is owned by www-data)
-docker-mount = /pty/foo:/pty
-
-[uwsgi]
-plugin = path_to/forkptyrouter_plugin.so
-psgi = /var/www/app.pl
-processes = 4
-uid = www-data
-gid = www-data
-forkpty-router = /pty/socket
-forkptyrouter-command = /bin/bash
-";
+const SEED_FORKPTY: &str = include_str!("../../tests/seed/forkpty.ini");
 
 #[test]
 fn seed_quickstart_vassal() {
