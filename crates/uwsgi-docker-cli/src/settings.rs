@@ -22,8 +22,8 @@ pub enum SettingsError {
     BadBool { var: &'static str, value: String },
     #[error("{var}={value:?} is not an octal file mode; use e.g. 660")]
     BadMode { var: &'static str, value: String },
-    #[error("DOCKER_HOST={0:?} is not a unix:// address; set UWSGIDOCKER_DAEMON_SOCKET to dockerd's unix socket path")]
-    NotUnixDockerHost(String),
+    #[error("{0}; or set UWSGIDOCKER_DAEMON_SOCKET to dockerd's unix socket path")]
+    DockerHost(#[from] uwsgi_docker_core::spec::SettingsError),
     #[error("{var}={value:?} must be an absolute path")]
     NotAbsolute { var: &'static str, value: String },
 }
@@ -31,15 +31,14 @@ pub enum SettingsError {
 /// Read the settings through `get` (the process env in production, a map in tests).
 pub fn from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<RuntimeSettings, SettingsError> {
     let non_empty = |var: &str| get(var).filter(|v| !v.is_empty());
-    let mut emperor = EmperorSettings::default();
-    if let Some(path) = non_empty("UWSGIDOCKER_DAEMON_SOCKET") {
-        emperor.daemon_socket = path;
-    } else if let Some(host) = non_empty("DOCKER_HOST") {
-        match host.strip_prefix("unix://") {
-            Some(path) if path.starts_with('/') => emperor.daemon_socket = path.to_owned(),
-            _ => return Err(SettingsError::NotUnixDockerHost(host)),
-        }
-    }
+    // Our own variable wins; DOCKER_HOST (read by the core's rules) only when it is unset.
+    let mut emperor = match non_empty("UWSGIDOCKER_DAEMON_SOCKET") {
+        Some(path) => EmperorSettings {
+            daemon_socket: path,
+            ..EmperorSettings::default()
+        },
+        None => EmperorSettings::from_env(get)?,
+    };
     if let Some(dir) = non_empty("UWSGIDOCKER_SOCKET_DIR") {
         if !dir.starts_with('/') {
             return Err(SettingsError::NotAbsolute {
@@ -132,11 +131,12 @@ mod tests {
     fn docker_host_is_used_when_unix() {
         let s = with(&[("DOCKER_HOST", "unix:///run/user/1000/docker.sock")]).expect("valid");
         assert_eq!(s.emperor.daemon_socket, "/run/user/1000/docker.sock");
-        assert_eq!(
-            with(&[("DOCKER_HOST", "tcp://1.2.3.4:2375")]),
-            Err(SettingsError::NotUnixDockerHost(
-                "tcp://1.2.3.4:2375".into()
-            ))
+        let err = with(&[("DOCKER_HOST", "tcp://1.2.3.4:2375")]).expect_err("tcp is refused");
+        assert!(matches!(err, SettingsError::DockerHost(_)), "{err:?}");
+        let message = err.to_string();
+        assert!(
+            message.contains("tcp://1.2.3.4:2375") && message.contains("UWSGIDOCKER_DAEMON_SOCKET"),
+            "{message}"
         );
     }
 
