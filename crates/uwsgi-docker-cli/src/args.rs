@@ -300,6 +300,7 @@ Environment (prefix UWSGIDOCKER_, so uWSGI does not take them as options):
   UWSGIDOCKER_SOCKET_DIR     directory for proxy sockets (default: beside the vassal file)
   UWSGIDOCKER_REQUIRED       1: refuse vassals without docker-image
   UWSGIDOCKER_DEBUG          1: debug log lines
+  UWSGIDOCKER_LOG_PREFIX     0: the container's log lines without the [VASSAL] prefix
   UWSGIDOCKER_SOCKET_MODE    octal mode of the sockets we bind (default 600)
   UWSGIDOCKER_UWSGI          the real uWSGI binary for non-Docker vassals (default: uwsgi on PATH)
   UWSGIDOCKER_EMPEROR_ID     the Emperor label value (default HOST:PPID)

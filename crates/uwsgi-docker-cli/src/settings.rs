@@ -14,6 +14,8 @@ pub struct RuntimeSettings {
     pub uwsgi: Option<PathBuf>,
     /// The Emperor label value (`UWSGIDOCKER_EMPEROR_ID`); the caller defaults it.
     pub emperor_id: Option<String>,
+    /// Prefix the container's log lines with `[VASSAL] ` (`UWSGIDOCKER_LOG_PREFIX`, default on).
+    pub log_prefix: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,6 +67,7 @@ pub fn from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<RuntimeSettings,
         emperor,
         uwsgi: non_empty("UWSGIDOCKER_UWSGI").map(PathBuf::from),
         emperor_id: non_empty("UWSGIDOCKER_EMPEROR_ID"),
+        log_prefix: get("UWSGIDOCKER_LOG_PREFIX").is_none() || flag(get, "UWSGIDOCKER_LOG_PREFIX")?,
     })
 }
 
@@ -103,6 +106,20 @@ mod tests {
         assert_eq!(s.emperor, EmperorSettings::default());
         assert_eq!(s.uwsgi, None);
         assert_eq!(s.emperor_id, None);
+        assert!(s.log_prefix, "prefixed unless asked otherwise");
+    }
+
+    #[test]
+    fn log_prefix_can_be_turned_off() {
+        assert_eq!(
+            with(&[("UWSGIDOCKER_LOG_PREFIX", "0")]).map(|s| s.log_prefix),
+            Ok(false)
+        );
+        assert_eq!(
+            with(&[("UWSGIDOCKER_LOG_PREFIX", "on")]).map(|s| s.log_prefix),
+            Ok(true)
+        );
+        assert!(with(&[("UWSGIDOCKER_LOG_PREFIX", "maybe")]).is_err());
     }
 
     #[test]

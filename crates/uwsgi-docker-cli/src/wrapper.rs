@@ -353,6 +353,7 @@ mod tests {
             emperor: Default::default(),
             uwsgi: Some(PathBuf::from("/opt/uwsgi")),
             emperor_id: None,
+            log_prefix: true,
         };
         assert_eq!(find_uwsgi(&settings), Some(PathBuf::from("/opt/uwsgi")));
         // Our own test binary is never "the other uwsgi".

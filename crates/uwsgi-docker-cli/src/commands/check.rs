@@ -131,6 +131,7 @@ mod tests {
             emperor: EmperorSettings::default(),
             uwsgi: None,
             emperor_id: Some("test-emperor".into()),
+            log_prefix: true,
         }
     }
 

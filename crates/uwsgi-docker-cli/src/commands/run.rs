@@ -111,7 +111,7 @@ pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeSta
         emperor_control_channel: start.emperor_control.is_some(),
         handoff_timeout: HANDOFF_TIMEOUT,
         stop_grace: STOP_GRACE,
-        log_prefix: true,
+        log_prefix: settings.log_prefix,
         debug: settings.emperor.debug,
     };
     let io = LoopIo {
