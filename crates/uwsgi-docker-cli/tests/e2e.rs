@@ -150,6 +150,40 @@ fn reload_applies_new_config_in_the_same_container() {
     );
 }
 
+/// Scenario 2b: a reload that changes the `[emperor]` section gets a new container made to
+/// the new settings (a container's settings cannot change), started again by the Emperor.
+#[test]
+fn reload_with_new_docker_settings_recreates_the_container() {
+    let Some(mut w) = World::start("recreate") else {
+        return;
+    };
+    let port = free_port();
+    let name = w.vassal_name("recreate");
+    w.write_vassal(
+        &name,
+        &docker_vassal(port, "docker-env = GREETING=first", ""),
+    );
+    w.wait_for_body(port, "first", SPAWN_TIMEOUT);
+    let before = container_id(&name).expect("the container exists");
+
+    w.rewrite_vassal(
+        &name,
+        &docker_vassal(port, "docker-env = GREETING=second", ""),
+    );
+    w.wait_for_body(port, "second", SPAWN_TIMEOUT);
+    let after = container_id(&name).expect("the new container exists");
+    assert_ne!(
+        after, before,
+        "the settings changed but the container did not"
+    );
+    assert!(
+        container_id(&before).is_none(),
+        "the old container is still there"
+    );
+    let env = inspect(&name, "{{json .Config.Env}}");
+    assert!(env.contains("GREETING=second"), "{env}");
+}
+
 /// Scenario 3: deleting the vassal file stops and removes its container, socket and bridge.
 #[test]
 fn removing_the_vassal_removes_container_socket_and_bridge() {

@@ -109,6 +109,9 @@ pub enum Outcome {
     ContainerExited(i64),
     /// Something failed; the message names the vassal.
     Failed(String),
+    /// A reload brought a changed `[emperor]` section: the container was removed so that
+    /// the Emperor starts the vassal again, in a container made to the new settings.
+    Recreate,
 }
 
 /// Where the vassal is on its path. Shutdown is tracked separately (see [`Shutdown`]), so
@@ -494,7 +497,7 @@ impl Bridge {
         self.stop(Outcome::Stopped, now);
     }
 
-    pub fn handle_emperor_config(&mut self, data: &[u8], _now: Instant) {
+    pub fn handle_emperor_config(&mut self, data: &[u8], now: Instant) {
         if self.exited {
             return;
         }
@@ -510,7 +513,7 @@ impl Bridge {
             );
         }
         for config in configs {
-            self.push_config(config);
+            self.push_config(config, now);
         }
     }
 
@@ -556,12 +559,12 @@ impl Bridge {
     }
 
     /// The answer to [`Action::ReadConfig`].
-    pub fn handle_config(&mut self, config: Result<Vec<u8>, String>, _now: Instant) {
+    pub fn handle_config(&mut self, config: Result<Vec<u8>, String>, now: Instant) {
         if self.exited {
             return;
         }
         match config {
-            Ok(config) => self.push_config(config),
+            Ok(config) => self.push_config(config, now),
             // Without a config the vassal exits after 5 s; the Emperor respawns it.
             Err(e) => self.log(
                 LogLevel::Error,
@@ -694,7 +697,7 @@ impl Bridge {
         self.advance(now);
     }
 
-    fn push_config(&mut self, config: Vec<u8>) {
+    fn push_config(&mut self, config: Vec<u8>, now: Instant) {
         let mut packet = Vec::with_capacity(config.len() + 4);
         if let Err(e) = encode_config(&config, &mut packet) {
             self.log(LogLevel::Error, format!("cannot push the config: {e}"));
@@ -702,6 +705,16 @@ impl Bridge {
         }
         match spec::parse_vassal(&self.config.plan.vassal_name, &config) {
             Ok(Some(spec)) if spec == self.spec_at_start => {}
+            // A container cannot take new settings, but a new one can: exit, and the
+            // Emperor respawns the vassal (also when it is no longer a Docker vassal).
+            Ok(_) if self.config.emperor_control_channel => {
+                self.log(
+                    LogLevel::Info,
+                    "the [emperor] section changed; removing the container so that the Emperor starts the vassal again with the new settings".into(),
+                );
+                self.stop(Outcome::Recreate, now);
+                return;
+            }
             Ok(_) => self.log(
                 LogLevel::Info,
                 "the [emperor] section changed; docker-* changes apply when the vassal is next started".into(),

@@ -10,13 +10,16 @@ const CONTAINER_ID: &str = "c0ffee";
 const INIT_PID: u32 = 4242;
 const CONTAINER_NS: u64 = 4026532000;
 const HOST_NS: u64 = 4026531836;
-const VASSAL_CONFIG: &[u8] = b"[emperor]\ndocker-image = app\n\n[uwsgi]\nhttp-socket = :3031\n";
+const VASSAL_EMPEROR_SECTION: &str = "[emperor]\ndocker-image = app\ndocker-stop-timeout = 3\n";
+const VASSAL_CONFIG: &[u8] =
+    b"[emperor]\ndocker-image = app\ndocker-stop-timeout = 3\n\n[uwsgi]\nhttp-socket = :3031\n";
 
+/// The spec of [`VASSAL_CONFIG`], as the bridge's caller parses it.
 fn test_spec() -> VassalSpec {
-    VassalSpec {
-        stop_timeout: Some(3),
-        ..VassalSpec::with_image("app")
-    }
+    crate::spec::parse_vassal("app.ini", VASSAL_CONFIG)
+        .ok()
+        .flatten()
+        .expect("a Docker vassal")
 }
 
 fn test_config() -> BridgeConfig {
@@ -595,7 +598,7 @@ fn reload_relays_the_byte_and_answers_the_config_request_from_the_file() {
     let first_push = h.to_vassal_config.len();
     h.emperor_sends(&[1]);
     assert_eq!(h.to_vassal_control, [1]);
-    h.file = b"[emperor]\ndocker-image = app\n\n[uwsgi]\nenv = GREETING=hi\n".to_vec();
+    h.file = format!("{VASSAL_EMPEROR_SECTION}\n[uwsgi]\nenv = GREETING=hi\n").into_bytes();
     h.vassal_sends(&[2]);
     assert_eq!(h.config_reads, 1);
     assert!(
@@ -620,7 +623,9 @@ fn with_an_emperor_config_channel_requests_and_pushes_are_relayed() {
     h.vassal_sends(&[2]);
     assert_eq!(h.to_emperor, [2]);
     assert_eq!(h.config_reads, 0);
-    let pushed = config_packet(b"[uwsgi]\nhttp-socket = :3031\n");
+    let pushed = config_packet(
+        format!("{VASSAL_EMPEROR_SECTION}\n[uwsgi]\nhttp-socket = :3032\n").as_bytes(),
+    );
     // The Emperor's push arrives split; the vassal gets it whole.
     let (a, b) = pushed.split_at(3);
     h.bridge.handle_emperor_config(a, h.now);
@@ -852,4 +857,52 @@ fn without_a_socket_only_the_two_channels_are_handed_over() {
     spec.handoff = HandoffMode::Launcher;
     let config = config_with(spec, &PlanOptions::default());
     assert_eq!(handed_fds(config), [HandedFd::Control, HandedFd::Config]);
+}
+
+#[test]
+fn reload_with_changed_docker_settings_recreates_through_the_emperor() {
+    let mut h = Harness::running();
+    let first_push = h.to_vassal_config.len();
+    h.emperor_sends(&[1]);
+    h.file =
+        b"[emperor]\ndocker-image = app\ndocker-memory = 64m\n\n[uwsgi]\nhttp-socket = :3031\n"
+            .to_vec();
+    h.vassal_sends(&[2]);
+    assert_eq!(
+        h.to_vassal_config.len(),
+        first_push,
+        "the old container gets no new config"
+    );
+    assert!(
+        h.logs
+            .iter()
+            .any(|l| l.contains("the [emperor] section changed")),
+        "{:?}",
+        h.logs
+    );
+    assert!(h.daemon.requests.iter().any(|r| r.ends_with("/stop")));
+    // Non-zero: the Emperor sees its vassal die and starts it again from the new file.
+    h.assert_clean(1);
+    assert_eq!(h.bridge.is_finished(), Some(&Outcome::Recreate));
+}
+
+#[test]
+fn without_an_emperor_changed_docker_settings_wait_for_the_next_start() {
+    let mut config = test_config();
+    config.emperor_control_channel = false;
+    let mut h = Harness::new(config);
+    h.run();
+    h.vassal_connects(1);
+    let first_push = h.to_vassal_config.len();
+    h.file = b"[emperor]\ndocker-image = other\n\n[uwsgi]\nhttp-socket = :3031\n".to_vec();
+    h.vassal_sends(&[2]);
+    assert_eq!(
+        &h.to_vassal_config[first_push..],
+        config_packet(&h.file).as_slice()
+    );
+    assert!(h
+        .logs
+        .iter()
+        .any(|l| l.contains("apply when the vassal is next started")));
+    assert_eq!(h.exit, None);
 }
