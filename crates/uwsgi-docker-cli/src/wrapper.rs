@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::net::RecvFlags;
 use rustix::process::Signal;
-use uwsgi_docker_core::emperor::{ConfigDecoder, CONFIG_MODIFIER1};
+use uwsgi_docker_core::emperor::{self, ConfigDecoder};
 use uwsgi_docker_core::spec;
 
 use crate::args::{ConfigSource, WrapperArgs};
@@ -264,18 +264,12 @@ fn peek_config_packet(fd: BorrowedFd<'_>, wait: Duration) -> Result<(Vec<u8>, us
 
 /// `Ok(Some((config, packet_len)))` when `bytes` hold one whole config packet.
 fn whole_packet(bytes: &[u8]) -> Result<Option<(Vec<u8>, usize)>, String> {
-    let Some(&[modifier1, lo, hi, _]) = bytes.get(..CONFIG_HEADER_LEN) else {
-        return Ok(None);
-    };
-    if modifier1 != CONFIG_MODIFIER1 {
-        return Err(format!(
-            "the config packet has modifier1 {modifier1}, expected {CONFIG_MODIFIER1}"
-        ));
-    }
-    let len = CONFIG_HEADER_LEN + usize::from(u16::from_le_bytes([lo, hi]));
-    Ok(bytes
-        .get(CONFIG_HEADER_LEN..len)
-        .map(|config| (config.to_vec(), len)))
+    let len = emperor::config_packet_len(bytes).map_err(|e| format!("the Emperor's {e}"))?;
+    Ok(len.and_then(|len| {
+        bytes
+            .get(CONFIG_HEADER_LEN..len)
+            .map(|config| (config.to_vec(), len))
+    }))
 }
 
 /// Read exactly the peeked packet off the channel and decode it with the core's decoder.
@@ -306,11 +300,8 @@ mod tests {
     use std::os::unix::net::UnixStream;
 
     fn packet(config: &[u8]) -> Vec<u8> {
-        let len = u16::try_from(config.len()).expect("small");
-        let mut p = vec![CONFIG_MODIFIER1];
-        p.extend_from_slice(&len.to_le_bytes());
-        p.push(0);
-        p.extend_from_slice(config);
+        let mut p = Vec::new();
+        emperor::encode_config(config, &mut p).expect("small");
         p
     }
 

@@ -135,6 +135,27 @@ pub struct ConfigDecoder {
     failed: Option<ConfigError>,
 }
 
+/// The body length a config packet header announces.
+fn config_body_len(header: [u8; HEADER_LEN]) -> Result<usize, ConfigError> {
+    let [modifier1, size_lo, size_hi, _modifier2] = header;
+    if modifier1 != CONFIG_MODIFIER1 {
+        return Err(ConfigError::BadModifier(modifier1));
+    }
+    match usize::from(u16::from_le_bytes([size_lo, size_hi])) {
+        0 => Err(ConfigError::Empty),
+        len => Ok(len),
+    }
+}
+
+/// The whole length (header included) of the config packet `bytes` starts with, once its
+/// header is in; `Ok(None)` before that. For looking at a packet without consuming it.
+pub fn config_packet_len(bytes: &[u8]) -> Result<Option<usize>, ConfigError> {
+    let Some(&[a, b, c, d]) = bytes.get(..HEADER_LEN) else {
+        return Ok(None);
+    };
+    Ok(Some(HEADER_LEN + config_body_len([a, b, c, d])?))
+}
+
 impl ConfigDecoder {
     /// Consumes all of `input`, calling `on_config` with each whole config.
     pub fn feed(
@@ -173,14 +194,7 @@ impl ConfigDecoder {
                     break;
                 }
                 self.header_filled = 0;
-                let [modifier1, size_lo, size_hi, _modifier2] = self.header;
-                if modifier1 != CONFIG_MODIFIER1 {
-                    return Err(ConfigError::BadModifier(modifier1));
-                }
-                let len = usize::from(u16::from_le_bytes([size_lo, size_hi]));
-                if len == 0 {
-                    return Err(ConfigError::Empty);
-                }
+                let len = config_body_len(self.header)?;
                 self.body_remaining = len;
                 self.body = Vec::with_capacity(len);
             } else {
@@ -200,6 +214,20 @@ impl ConfigDecoder {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn packet_len_is_known_once_the_header_is_in() {
+        let mut packet = Vec::new();
+        encode_config(b"[uwsgi]\n", &mut packet).unwrap();
+        assert_eq!(config_packet_len(&packet[..3]), Ok(None));
+        assert_eq!(config_packet_len(&packet[..4]), Ok(Some(packet.len())));
+        assert_eq!(config_packet_len(&packet), Ok(Some(packet.len())));
+        assert_eq!(
+            config_packet_len(&[7, 1, 0, 0]),
+            Err(ConfigError::BadModifier(7))
+        );
+        assert_eq!(config_packet_len(&[115, 0, 0, 0]), Err(ConfigError::Empty));
+    }
+
     use super::*;
     use proptest::prelude::*;
 
