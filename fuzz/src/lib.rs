@@ -309,6 +309,16 @@ pub fn check_emperor_codec(data: &[u8]) {
         }
     }
 
+    // Peeking at a packet's length agrees with the decoder: a whole packet is one config.
+    if let Ok(Some(len)) = emperor::config_packet_len(input) {
+        if let Some(packet) = input.get(..len) {
+            let (configs, error) = decode_configs([packet, &[]]);
+            assert_eq!(error, None);
+            assert_eq!(configs.len(), 1);
+            assert_eq!(configs[0].len(), len - 4);
+        }
+    }
+
     for &byte in input {
         assert_eq!(EmperorMessage::from_byte(byte).to_byte(), byte);
         assert_eq!(VassalMessage::from_byte(byte).to_byte(), byte);
