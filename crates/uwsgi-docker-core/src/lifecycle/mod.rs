@@ -20,7 +20,7 @@ use crate::emperor::{encode_config, ConfigDecoder, EmperorMessage, VassalMessage
 use crate::handoff::{self, HandedFd};
 use crate::http_reader::{Limits, Progress, Response, ResponseReader};
 use crate::plan::ContainerPlan;
-use crate::spec::{self, VassalSpec};
+use crate::spec;
 
 /// One connection to dockerd; the runtime opens it on [`Action::DockerConnect`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -232,8 +232,6 @@ pub struct Bridge {
     handed_off: bool,
     create_attempts: u8,
     emperor_config: ConfigDecoder,
-    /// The config last pushed to the vassal; a reload compares against it.
-    spec_at_start: VassalSpec,
     handoff_deadline: Option<Instant>,
     backoff_until: Option<Instant>,
     stop_deadline: Option<Instant>,
@@ -246,7 +244,6 @@ pub struct Bridge {
 
 impl Bridge {
     pub fn new(config: BridgeConfig, now: Instant) -> Bridge {
-        let spec_at_start = config.plan.spec.clone();
         let mut bridge = Bridge {
             config,
             phase: Phase::BindingProxy,
@@ -265,7 +262,6 @@ impl Bridge {
             handed_off: false,
             create_attempts: 0,
             emperor_config: ConfigDecoder::default(),
-            spec_at_start,
             handoff_deadline: None,
             backoff_until: None,
             stop_deadline: None,
@@ -704,7 +700,7 @@ impl Bridge {
             return;
         }
         match spec::parse_vassal(&self.config.plan.vassal_name, &config) {
-            Ok(Some(spec)) if spec == self.spec_at_start => {}
+            Ok(Some(spec)) if spec == self.config.plan.spec => {}
             // A container cannot take new settings, but a new one can: exit, and the
             // Emperor respawns the vassal (also when it is no longer a Docker vassal).
             Ok(_) if self.config.emperor_control_channel => {
