@@ -149,39 +149,10 @@ fn build_psgi001() {
 /// One request over the uwsgi protocol (what `socket = …` speaks), modifier1 5 (psgi):
 /// the raw HTTP response.
 fn uwsgi_get(port: u16, path: &str) -> std::io::Result<String> {
-    let vars = [
-        ("REQUEST_METHOD", "GET"),
-        ("REQUEST_URI", path),
-        ("PATH_INFO", path),
-        ("QUERY_STRING", ""),
-        ("SERVER_PROTOCOL", "HTTP/1.0"),
-        ("SCRIPT_NAME", ""),
-        ("SERVER_NAME", "127.0.0.1"),
-        ("SERVER_PORT", "9001"),
-        ("REMOTE_ADDR", "127.0.0.1"),
-        ("HTTP_HOST", "127.0.0.1"),
-    ];
-    let mut body = Vec::new();
-    for (key, value) in vars {
-        for part in [key, value] {
-            let len = u16::try_from(part.len()).expect("short var");
-            body.extend_from_slice(&len.to_le_bytes());
-            body.extend_from_slice(part.as_bytes());
-        }
-    }
-    let size = u16::try_from(body.len()).expect("small packet");
-    let mut packet = vec![5u8];
-    packet.extend_from_slice(&size.to_le_bytes());
-    packet.push(0);
-    packet.extend_from_slice(&body);
-
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.write_all(&packet)?;
-    let mut reply = Vec::new();
-    stream.take(1 << 20).read_to_end(&mut reply)?;
-    Ok(lossy(&reply))
+    uwsgi_request(stream, 5, path)
 }
 
 #[test]

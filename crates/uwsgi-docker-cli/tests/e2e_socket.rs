@@ -9,7 +9,7 @@
 #[path = "e2e/harness.rs"]
 mod harness;
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -345,35 +345,9 @@ fn readme_seed_example() -> String {
 
 /// `GET /` in the uwsgi protocol (what nginx's `uwsgi_pass` speaks): the raw reply.
 fn uwsgi_get(path: &Path) -> std::io::Result<String> {
-    let vars = [
-        ("REQUEST_METHOD", "GET"),
-        ("REQUEST_URI", "/"),
-        ("PATH_INFO", "/"),
-        ("QUERY_STRING", ""),
-        ("SERVER_PROTOCOL", "HTTP/1.0"),
-        ("SERVER_NAME", "example.com"),
-        ("SERVER_PORT", "80"),
-        ("HTTP_HOST", "example.com"),
-    ];
-    let mut body = Vec::new();
-    for (key, value) in vars {
-        for part in [key, value] {
-            let len = u16::try_from(part.len()).expect("short");
-            body.extend_from_slice(&len.to_le_bytes());
-            body.extend_from_slice(part.as_bytes());
-        }
-    }
-    let size = u16::try_from(body.len()).expect("short");
-    let mut packet = vec![0u8];
-    packet.extend_from_slice(&size.to_le_bytes());
-    packet.push(0);
-    packet.extend_from_slice(&body);
-    let mut stream = UnixStream::connect(path)?;
+    let stream = UnixStream::connect(path)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.write_all(&packet)?;
-    let mut reply = Vec::new();
-    stream.take(1 << 20).read_to_end(&mut reply)?;
-    Ok(lossy(&reply))
+    uwsgi_request(stream, 0, "/")
 }
 
 /// Done means (README): the seed's example works as written, image name changed; only the

@@ -276,6 +276,42 @@ pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
     read_http_reply(stream)
 }
 
+/// One `GET path` over the uwsgi protocol (what `socket = …` and nginx's `uwsgi_pass`
+/// speak) with this `modifier1`, on an open stream: the raw reply.
+pub fn uwsgi_request(
+    mut stream: impl Read + Write,
+    modifier1: u8,
+    path: &str,
+) -> std::io::Result<String> {
+    let vars = [
+        ("REQUEST_METHOD", "GET"),
+        ("REQUEST_URI", path),
+        ("PATH_INFO", path),
+        ("QUERY_STRING", ""),
+        ("SERVER_PROTOCOL", "HTTP/1.0"),
+        ("SCRIPT_NAME", ""),
+        ("SERVER_NAME", "example.com"),
+        ("SERVER_PORT", "80"),
+        ("REMOTE_ADDR", "127.0.0.1"),
+        ("HTTP_HOST", "example.com"),
+    ];
+    let mut body = Vec::new();
+    for part in vars.iter().flat_map(|(key, value)| [*key, *value]) {
+        let len = u16::try_from(part.len()).map_err(std::io::Error::other)?;
+        body.extend_from_slice(&len.to_le_bytes());
+        body.extend_from_slice(part.as_bytes());
+    }
+    let size = u16::try_from(body.len()).map_err(std::io::Error::other)?;
+    let mut packet = vec![modifier1];
+    packet.extend_from_slice(&size.to_le_bytes());
+    packet.push(0);
+    packet.extend_from_slice(&body);
+    stream.write_all(&packet)?;
+    let mut reply = Vec::new();
+    stream.take(1 << 20).read_to_end(&mut reply)?;
+    Ok(lossy(&reply))
+}
+
 /// Reads an HTTP/1.0 reply to its end: `(status, body)`.
 pub fn read_http_reply(stream: impl Read) -> std::io::Result<(u16, String)> {
     let mut reply = Vec::new();
