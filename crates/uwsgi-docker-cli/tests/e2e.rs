@@ -672,3 +672,90 @@ fn ps_and_gc_touch_only_orphans() {
     );
     docker_ok(&["rm", "-f", &foreign]);
 }
+
+/// A vassal whose config the Emperor pushes (`emperor://NAME` with `UWSGI_EMPEROR_FD_CONFIG`,
+/// as uWSGI's imperial monitors for databases and queues do). The test plays the Emperor's
+/// side of both channels, byte for byte as emperor.c does, so the bridge's relay is checked
+/// both ways: the first push starts the vassal, a reload's config request reaches the
+/// Emperor, the Emperor's next push reaches the vassal, and the stop byte ends it all.
+#[test]
+fn pushed_config_is_relayed_both_ways() {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use uwsgi_docker_core::emperor::encode_config;
+
+    let Some(w) = World::start("pushed") else {
+        return;
+    };
+    let port = free_port();
+    let name = w.vassal_name("pushed");
+    let packet = |greeting: &str| {
+        let mut packet = Vec::new();
+        let text = docker_vassal(port, "", &format!("env = GREETING={greeting}"));
+        encode_config(text.as_bytes(), &mut packet).expect("a small config");
+        packet
+    };
+    let (mut control, control_vassal) = UnixStream::pair().expect("control pair");
+    let (mut config, config_vassal) = UnixStream::pair().expect("config pair");
+    for end in [&control_vassal, &config_vassal] {
+        rustix::io::fcntl_setfd(end, rustix::io::FdFlags::empty()).expect("inheritable");
+    }
+    let log = std::fs::File::create(w.root.join("bridge.log")).expect("bridge log");
+    let mut bridge = Command::new(bin())
+        .args(["--ini", &format!("emperor://{name}")])
+        .current_dir(&w.root)
+        .env("UWSGI_EMPEROR_FD", control_vassal.as_raw_fd().to_string())
+        .env(
+            "UWSGI_EMPEROR_FD_CONFIG",
+            config_vassal.as_raw_fd().to_string(),
+        )
+        .stdin(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("the bridge starts");
+    drop((control_vassal, config_vassal));
+    let bridge_log = || std::fs::read_to_string(w.root.join("bridge.log")).unwrap_or_default();
+
+    config.write_all(&packet("pushed one")).expect("first push");
+    w.wait_for_body(port, "pushed one", SPAWN_TIMEOUT);
+    let container = container_id(&name).expect("the container exists");
+
+    // Reload: the vassal asks for its config again (byte 2), through the bridge.
+    control.write_all(&[1]).expect("reload byte");
+    control
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let asked = wait_for(SPAWN_TIMEOUT, || {
+        let mut bytes = [0u8; 64];
+        match control.read(&mut bytes) {
+            Ok(n) if bytes[..n].contains(&2) => Some(()),
+            _ => None,
+        }
+    });
+    assert!(
+        asked.is_some(),
+        "no config request reached the Emperor; bridge log:\n{}",
+        bridge_log()
+    );
+    config
+        .write_all(&packet("pushed two"))
+        .expect("second push");
+    w.wait_for_body(port, "pushed two", SPAWN_TIMEOUT);
+    assert_eq!(
+        container_id(&name).as_deref(),
+        Some(container.as_str()),
+        "a reload kept the container"
+    );
+
+    control.write_all(&[0]).expect("stop byte");
+    let exited = wait_for(CLEANUP_TIMEOUT, || bridge.try_wait().ok().flatten());
+    assert!(
+        exited.is_some_and(|status| status.success()),
+        "the bridge did not stop cleanly: {exited:?}; log:\n{}",
+        bridge_log()
+    );
+    assert!(
+        container_id(&container).is_none(),
+        "the container outlived the stop"
+    );
+}
