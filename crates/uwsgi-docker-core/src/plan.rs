@@ -193,8 +193,7 @@ impl ContainerPlan {
             }
         }
         labels.sort_by(|a, b| a.0.cmp(&b.0));
-        let passes_socket = spec.socket.is_some() || options.inherited_socket;
-        let handoff = spec.handoff.resolve(passes_socket);
+        let (handoff, passes_socket) = spec.handoff_for(options.inherited_socket);
         let uwsgi = [
             spec.uwsgi.clone(),
             "--ini".to_owned(),

@@ -100,6 +100,15 @@ pub enum HandoffMode {
     Launcher,
 }
 
+impl VassalSpec {
+    /// The handoff this vassal gets: a socket goes with it when `docker-socket` is set or
+    /// the Emperor gave an on-demand socket (`inherited_socket`), and `Auto` follows that.
+    pub fn handoff_for(&self, inherited_socket: bool) -> (HandoffMode, bool) {
+        let passes_socket = self.socket.is_some() || inherited_socket;
+        (self.handoff.resolve(passes_socket), passes_socket)
+    }
+}
+
 impl HandoffMode {
     /// The mode actually used: `Auto` resolved by whether a socket is passed.
     pub fn resolve(self, passes_socket: bool) -> HandoffMode {

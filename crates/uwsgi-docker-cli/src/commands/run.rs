@@ -63,8 +63,7 @@ pub fn plan(
     inherited_socket: bool,
     get: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ContainerPlan, String> {
-    let passes_socket = spec.socket.is_some() || inherited_socket;
-    let launcher_host_path = match spec.handoff.resolve(passes_socket) {
+    let launcher_host_path = match spec.handoff_for(inherited_socket).0 {
         HandoffMode::Launcher => {
             let path = launcher_binary::find(get).map_err(|e| {
                 format!("docker-handoff = launcher (the default when a socket is passed) needs the static launcher: {e}")
