@@ -85,7 +85,10 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-vassal() { # name port
+# Writes vassal NAME, published on PORT, into DEST_DIR (default: the Emperor's directory),
+# whole at once so the Emperor never sees half a file.
+vassal() { # name port [dest_dir]
+    local dest="${3:-$DIR/vassals}"
     cat >"$DIR/.$1" <<EOF
 [emperor]
 docker-image = $IMAGE
@@ -97,7 +100,44 @@ plugin = psgi
 psgi = /var/www/app.pl
 http-socket = 0.0.0.0:3031
 EOF
-    mv "$DIR/.$1" "$DIR/vassals/$1"
+    mv "$DIR/.$1" "$dest/$1"
+}
+
+UWSGI_CMD=(uwsgi --master --plugin psgi --psgi /var/www/app.pl --http-socket 0.0.0.0:3031)
+
+# Appends to array OUT the ms from `uwsgi-docker run` of a new vassal NAME (published on
+# PORT) to the first 200 that the rest of the arguments (a probe command) reports.
+time_bridge_run() { # out name port probe...
+    local -n out="$1"
+    local name="$2" port="$3" t0 pid
+    shift 3
+    vassal "$name" "$port" "$DIR"
+    t0=$(now_ms)
+    "$BIN" run "$DIR/$name" >>"$DIR/run.log" 2>&1 &
+    pid=$!
+    "$@" || { tail -n 30 "$DIR/run.log" >&2; kill -INT "$pid"; die "uwsgi-docker run $name did not answer"; }
+    out+=($(($(now_ms) - t0)))
+    kill -INT "$pid"
+    wait "$pid" || true
+}
+
+# Appends to array OUT the ms from `docker run -d` of container NAME (with the extra docker
+# arguments in the array named by DOCKER_ARGS) to the first 200 of the probe command.
+# The probe runs while `docker run -d` is still starting, exactly as for the bridge: a probe
+# that reaches a published port before the container's network is up costs the same
+# (docker-proxy's first connect to the container waits for a retransmit) either way.
+time_docker_run() { # out name docker_args probe...
+    local -n out="$1"
+    local -n extra="$3"
+    local name="$2" t0 pid
+    shift 3
+    t0=$(now_ms)
+    docker run -d --name "$name" "${extra[@]}" "$IMAGE" "${UWSGI_CMD[@]}" >/dev/null &
+    pid=$!
+    "$@" || die "plain docker run $name did not answer"
+    out+=($(($(now_ms) - t0)))
+    wait "$pid"
+    docker rm -f "$name" >/dev/null
 }
 
 say "starting the Emperor"
@@ -125,50 +165,18 @@ for round in $(seq 1 "$ROUNDS"); do
     for _ in $(seq 1 150); do [[ -z "$(docker ps -aq --filter "name=^/?$name\$")" ]] && break; sleep 0.2; done
 
     port=$((BASE_PORT + 25 + round))
-    name="$PREFIX-run$round.ini"
-    vassal "$name" "$port"
-    mv "$DIR/vassals/$name" "$DIR/$name"
-    t0=$(now_ms)
-    "$BIN" run "$DIR/$name" >>"$DIR/run.log" 2>&1 &
-    run_pid=$!
-    wait_200 "$port" || { tail -n 30 "$DIR/run.log" >&2; kill -INT "$run_pid"; die "uwsgi-docker run $name did not answer"; }
-    direct+=($(($(now_ms) - t0)))
-    kill -INT "$run_pid"
-    wait "$run_pid" || true
+    time_bridge_run direct "$PREFIX-run$round.ini" "$port" wait_200 "$port"
 
     port=$((BASE_PORT + 50 + round))
-    t0=$(now_ms)
-    # Polled while `docker run -d` is still starting, exactly as the other two: a probe that
-    # reaches the published port before the container's network is up costs the same
-    # (docker-proxy's first connect to the container waits for a SYN retransmit) either way.
-    docker run -d --name "$PREFIX-plain$round" -p "127.0.0.1:$port:3031" "$IMAGE" \
-        uwsgi --master --plugin psgi --psgi /var/www/app.pl --http-socket 0.0.0.0:3031 >/dev/null &
-    docker_pid=$!
-    wait_200 "$port" || die "plain docker run did not answer"
-    plain+=($(($(now_ms) - t0)))
-    wait "$docker_pid"
-    docker rm -f "$PREFIX-plain$round" >/dev/null
+    publish=(-p "127.0.0.1:$port:3031")
+    time_docker_run plain "$PREFIX-plain$round" publish wait_200 "$port"
 
     # The same two again, probed on the container's own address.
     name="$PREFIX-runin$round.ini"
-    vassal "$name" "$port"
-    mv "$DIR/vassals/$name" "$DIR/$name"
-    t0=$(now_ms)
-    "$BIN" run "$DIR/$name" >>"$DIR/run.log" 2>&1 &
-    run_pid=$!
-    wait_200_in "$name" || { kill -INT "$run_pid"; die "uwsgi-docker run $name did not answer"; }
-    direct_in+=($(($(now_ms) - t0)))
-    kill -INT "$run_pid"
-    wait "$run_pid" || true
+    time_bridge_run direct_in "$name" "$port" wait_200_in "$name"
+    no_publish=()
+    time_docker_run plain_in "$PREFIX-plainin$round" no_publish wait_200_in "$PREFIX-plainin$round"
 
-    t0=$(now_ms)
-    docker run -d --name "$PREFIX-plainin$round" "$IMAGE" \
-        uwsgi --master --plugin psgi --psgi /var/www/app.pl --http-socket 0.0.0.0:3031 >/dev/null &
-    docker_pid=$!
-    wait_200_in "$PREFIX-plainin$round" || die "plain docker run did not answer"
-    plain_in+=($(($(now_ms) - t0)))
-    wait "$docker_pid"
-    docker rm -f "$PREFIX-plainin$round" >/dev/null
     say "round $round: Emperor ${wrapped[-1]} ms, uwsgi-docker run ${direct[-1]} ms, docker run ${plain[-1]} ms; on the container's address: uwsgi-docker run ${direct_in[-1]} ms, docker run ${plain_in[-1]} ms"
 done
 wrapped_median="$(printf '%s\n' "${wrapped[@]}" | median)"
