@@ -28,7 +28,7 @@ fn launcher() -> PathBuf {
     LAUNCHER
         .get_or_init(|| {
             let script =
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-launcher.sh");
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-launcher.sh");
             let out = Command::new(&script)
                 .output()
                 .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
@@ -337,7 +337,7 @@ fn the_socket_survives_reloads_and_requests_are_not_refused() {
 /// The README's "Simplifying socket management" block (the seed's example).
 fn readme_seed_example() -> String {
     let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
             .expect("read README.md");
     let (_, after) = readme
         .split_once("<!-- seed-socket-example")

@@ -148,7 +148,7 @@ pub fn plugin() -> Result<PathBuf, String> {
                     ))
                 };
             }
-            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
             let target = workspace.join("target/e2e-plugin");
             let out = Command::new(workspace.join("scripts/build-plugin.sh"))
                 .arg(target.join("plugin"))
