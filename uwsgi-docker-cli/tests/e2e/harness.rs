@@ -100,6 +100,9 @@ pub struct EmperorOptions {
     /// Plugin mode: name the bridge under test with `docker-bridge`; when false the plugin
     /// finds `uwsgi-docker` by itself (next to the plugin file).
     pub bridge_option: bool,
+    /// Extra environment for the Emperor (and so for every bridge it starts), e.g.
+    /// `UWSGIDOCKER_*` settings.
+    pub env: Vec<(String, String)>,
 }
 
 impl EmperorOptions {
@@ -110,7 +113,14 @@ impl EmperorOptions {
             mode,
             docker_required: mode == Mode::Plugin,
             bridge_option: true,
+            env: Vec::new(),
         }
+    }
+
+    /// The same options with one more environment variable for the Emperor.
+    pub fn with_env(mut self, key: &str, value: &str) -> EmperorOptions {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
     }
 
     /// As [`EmperorOptions::from_env`], but vassals without a docker-image may run on the host.
@@ -127,6 +137,7 @@ impl EmperorOptions {
             mode: Mode::Plugin,
             docker_required,
             bridge_option: true,
+            env: Vec::new(),
         }
     }
 }
@@ -512,6 +523,7 @@ impl World {
             .arg(&self.log_path)
             .env("UWSGIDOCKER_EMPEROR_ID", &self.id)
             .env("UWSGIDOCKER_UWSGI", real_uwsgi)
+            .envs(options.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.root)
             .stdin(Stdio::null())
             .stdout(out)
