@@ -1,6 +1,8 @@
 //! The container plan: what the spec alone does not say (name, labels, proxy paths,
 //! command, environment), decided deterministically from the vassal's identity.
 //!
+use std::collections::HashSet;
+
 use crate::spec::{HandoffMode, VassalSpec};
 
 /// Label keys on every container we create.
@@ -73,6 +75,63 @@ pub struct PlanOptions {
     pub launcher_host_path: Option<String>,
     /// The Emperor gave us a listening socket on fd 0 (an on-demand vassal).
     pub inherited_socket: bool,
+}
+
+/// The longest unix socket path: `sun_path` is 108 bytes, including the NUL.
+pub const MAX_SOCKET_PATH: usize = 107;
+
+/// Where the bridge binds the proxy socket when `docker-proxy` does not say:
+/// `DIR/NAME.sock` (the seed's default), or, when that would be longer than a unix socket
+/// path may be, `DIR/uwsgi-docker-HASH.sock` with the vassal name's 64-bit FNV-1a hash.
+/// [`ContainerPlan::validate`] still refuses a `DIR` too long for either.
+pub fn default_proxy_host_path(dir: &str, vassal: &str) -> String {
+    let dir = dir.trim_end_matches('/');
+    let seed = format!("{dir}/{vassal}.sock");
+    if seed.len() <= MAX_SOCKET_PATH {
+        seed
+    } else {
+        format!(
+            "{dir}/uwsgi-docker-{:016x}.sock",
+            fnv1a64(vassal.as_bytes())
+        )
+    }
+}
+
+/// Where the proxy socket appears in the container when `docker-proxy` does not say:
+/// `/NAME.sock` (the seed's default) with `NAME` the container name, or, when that would
+/// be longer than a unix socket path may be (container names reach 128 characters),
+/// `/uwsgi-docker-HASH.sock` with the vassal name's 64-bit FNV-1a hash, which always fits.
+pub fn default_proxy_container_path(vassal: &str, container_name: &str) -> String {
+    let seed = format!("/{container_name}.sock");
+    if seed.len() <= MAX_SOCKET_PATH {
+        seed
+    } else {
+        format!("/uwsgi-docker-{:016x}.sock", fnv1a64(vassal.as_bytes()))
+    }
+}
+
+/// A plan the daemon, the kernel or the handoff would refuse; names the vassal and says
+/// how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("vassal {vassal}: the proxy socket path {path:?} {place} is {len} bytes, longer than the {MAX_SOCKET_PATH} a unix socket path may have; {fix}")]
+    ProxyPathTooLong {
+        vassal: String,
+        /// "on the host" or "in the container".
+        place: &'static str,
+        path: String,
+        len: usize,
+        fix: &'static str,
+    },
+    #[error("vassal {vassal}: {key} = {value:?} would mount over {path}, {what}, and the container's uWSGI could not reach it; mount at another container path")]
+    HidesOurPath {
+        vassal: String,
+        key: &'static str,
+        value: String,
+        path: String,
+        /// What lives at `path`.
+        what: &'static str,
+    },
 }
 
 /// The longest container name we produce.
@@ -167,17 +226,13 @@ impl ContainerPlan {
         let container_name = container_name(&vassal_name);
         let proxy_host_path = match &spec.proxy {
             Some(proxy) => proxy.host.clone(),
-            None => format!(
-                "{}/{}.sock",
-                identity.proxy_dir.trim_end_matches('/'),
-                vassal_name
-            ),
+            None => default_proxy_host_path(&identity.proxy_dir, &vassal_name),
         };
         let proxy_container_path = spec
             .proxy
             .as_ref()
             .and_then(|p| p.container.clone())
-            .unwrap_or_else(|| format!("/{container_name}.sock"));
+            .unwrap_or_else(|| default_proxy_container_path(&vassal_name, &container_name));
         let mut labels = vec![
             (labels::MANAGED.to_owned(), "1".to_owned()),
             (labels::VASSAL.to_owned(), vassal_name.clone()),
@@ -185,10 +240,11 @@ impl ContainerPlan {
             (labels::BRIDGE.to_owned(), identity.bridge_id.clone()),
             (labels::PROXY.to_owned(), proxy_host_path.clone()),
         ];
-        // `parse_vassal` refuses user labels under our prefix; should a hand-built spec
-        // carry one anyway, ours win.
+        // `parse_vassal` refuses user labels under our prefix and repeated keys; should a
+        // hand-built spec carry either anyway, ours win, then the first.
+        let mut taken: HashSet<String> = labels.iter().map(|(k, _)| k.clone()).collect();
         for (key, value) in &spec.labels {
-            if !labels.iter().any(|(k, _)| k == key) {
+            if taken.insert(key.clone()) {
                 labels.push((key.clone(), value.clone()));
             }
         }
@@ -229,6 +285,90 @@ impl ContainerPlan {
             passes_socket,
             launcher_host_path: options.launcher_host_path.clone(),
         }
+    }
+}
+
+impl ContainerPlan {
+    /// Refuses what the spec alone cannot show is wrong: a proxy socket path longer than a
+    /// unix socket path may be (the default one grows with the vassal name), and a
+    /// `docker-mount` or `docker-tmpfs` at or above the proxy socket's container path, or
+    /// at the launcher's, which would hide them. Call it wherever a plan is made, before
+    /// anything is bound or created.
+    pub fn validate(&self) -> Result<(), PlanError> {
+        let vassal = &self.vassal_name;
+        let too_long = |place, path: &str, fix| PlanError::ProxyPathTooLong {
+            vassal: vassal.clone(),
+            place,
+            path: path.to_owned(),
+            len: path.len(),
+            fix,
+        };
+        if self.proxy_host_path.len() > MAX_SOCKET_PATH {
+            return Err(too_long(
+                "on the host",
+                &self.proxy_host_path,
+                "give a shorter host path with docker-proxy = /HOST/PATH, or have the Emperor put proxy sockets in a shorter directory (docker-socket-dir, UWSGIDOCKER_SOCKET_DIR), or shorten the vassal's name",
+            ));
+        }
+        if self.proxy_container_path.len() > MAX_SOCKET_PATH {
+            return Err(too_long(
+                "in the container",
+                &self.proxy_container_path,
+                "give a shorter one with docker-proxy = /HOST/PATH:/CONTAINER/PATH",
+            ));
+        }
+        let proxy = crate::spec::clean_path(&self.proxy_container_path);
+        let launcher = (self.handoff == HandoffMode::Launcher).then_some(LAUNCHER_CONTAINER_PATH);
+        let hides = |destination: &str| {
+            let destination = crate::spec::clean_path(destination);
+            let covers = |path: &str| {
+                path == destination
+                    || path
+                        .strip_prefix(destination.as_str())
+                        .is_some_and(|rest| rest.starts_with('/') || destination == "/")
+            };
+            if covers(&proxy) {
+                Some((
+                    self.proxy_container_path.clone(),
+                    "where the proxy socket that hands the vassal its Emperor channels appears",
+                ))
+            } else if launcher.is_some_and(covers) {
+                Some((
+                    LAUNCHER_CONTAINER_PATH.to_owned(),
+                    "where the launcher is mounted",
+                ))
+            } else {
+                None
+            }
+        };
+        let mounts = self.spec.mounts.iter().map(|m| {
+            let mode = if m.read_only { ":ro" } else { "" };
+            (
+                "docker-mount",
+                format!("{}:{}{mode}", m.host, m.container),
+                m.container.as_str(),
+            )
+        });
+        let tmpfs = self.spec.tmpfs.iter().map(|(path, options)| {
+            let value = if options.is_empty() {
+                path.clone()
+            } else {
+                format!("{path}:{options}")
+            };
+            ("docker-tmpfs", value, path.as_str())
+        });
+        for (key, value, destination) in mounts.chain(tmpfs) {
+            if let Some((path, what)) = hides(destination) {
+                return Err(PlanError::HidesOurPath {
+                    vassal: vassal.clone(),
+                    key,
+                    value,
+                    path,
+                    what,
+                });
+            }
+        }
+        Ok(())
     }
 }
 

@@ -277,3 +277,176 @@ fn an_inherited_socket_is_passed_and_picks_the_launcher() {
     assert!(plan.passes_socket);
     assert_eq!(plan.handoff, HandoffMode::Launcher);
 }
+
+#[test]
+fn a_long_name_gets_a_short_default_container_path() {
+    // Up to 101 characters, the seed's `/NAME.sock` fits in 107 bytes.
+    let fits = "f".repeat(101);
+    let plan = ContainerPlan::new(VassalSpec::with_image("img"), &identity(&fits));
+    assert_eq!(plan.proxy_container_path, format!("/{fits}.sock"));
+    assert_eq!(plan.proxy_container_path.len(), MAX_SOCKET_PATH);
+    // Longer container names (they reach 128 characters) get a hashed path instead.
+    for name in [
+        "g".repeat(102),
+        "h".repeat(128),
+        format!("{} x.ini", "i".repeat(200)),
+    ] {
+        let plan = ContainerPlan::new(VassalSpec::with_image("img"), &identity(&name));
+        let path = &plan.proxy_container_path;
+        assert!(path.len() <= MAX_SOCKET_PATH, "{path}");
+        assert_eq!(
+            *path,
+            format!("/uwsgi-docker-{:016x}.sock", fnv1a64(name.as_bytes()))
+        );
+        assert_eq!(plan.env, [format!("UWSGI_EMPEROR_PROXY={path}")]);
+        // The host side too, in the same directory.
+        assert_eq!(
+            plan.proxy_host_path,
+            format!(
+                "/etc/uwsgi/uwsgi-docker-{:016x}.sock",
+                fnv1a64(name.as_bytes())
+            )
+        );
+        assert_eq!(plan.validate(), Ok(()));
+    }
+    // On the host the seed's path is kept as long as it fits.
+    let fits = "j".repeat(107 - "/etc/uwsgi/.sock".len());
+    let plan = ContainerPlan::new(VassalSpec::with_image("img"), &identity(&fits));
+    assert_eq!(plan.proxy_host_path, format!("/etc/uwsgi/{fits}.sock"));
+    // Deterministic, and different for different names.
+    assert_eq!(
+        default_proxy_container_path("a", &"n".repeat(128)),
+        default_proxy_container_path("a", &"n".repeat(128))
+    );
+    assert_ne!(
+        default_proxy_container_path("a", &"n".repeat(128)),
+        default_proxy_container_path("b", &"n".repeat(128))
+    );
+}
+
+#[test]
+fn a_proxy_path_too_long_for_a_socket_is_refused() {
+    let mut id = identity("app.ini");
+    id.proxy_dir = format!("/{}", "d".repeat(100));
+    let plan = ContainerPlan::new(VassalSpec::with_image("img"), &id);
+    let err = plan.validate().unwrap_err();
+    assert!(
+        matches!(&err, PlanError::ProxyPathTooLong { vassal, place: "on the host", len, .. } if vassal == "app.ini" && *len == plan.proxy_host_path.len()),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("docker-proxy"), "{err}");
+
+    let mut spec = VassalSpec::with_image("img");
+    spec.proxy = Some(ProxyPaths {
+        host: "/run/p.sock".into(),
+        container: Some(format!("/{}", "c".repeat(107))),
+    });
+    let err = ContainerPlan::new(spec, &identity("app.ini"))
+        .validate()
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            PlanError::ProxyPathTooLong {
+                place: "in the container",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_mount_that_hides_the_proxy_or_the_launcher_is_refused() {
+    let mount = |container: &str| crate::spec::Mount {
+        host: "/srv/data".into(),
+        container: container.into(),
+        read_only: true,
+    };
+    let mut spec = VassalSpec::with_image("img");
+    spec.proxy = Some(ProxyPaths {
+        host: "/run/p.sock".into(),
+        container: Some("/run/uwsgi/proxy.sock".into()),
+    });
+    for hidden in ["/run", "/run/", "/run/uwsgi", "/run/uwsgi/proxy.sock", "/"] {
+        let mut spec = spec.clone();
+        spec.mounts = vec![mount("/elsewhere"), mount(hidden)];
+        let err = ContainerPlan::new(spec, &identity("app.ini"))
+            .validate()
+            .unwrap_err();
+        match &err {
+            PlanError::HidesOurPath {
+                vassal,
+                key,
+                value,
+                path,
+                ..
+            } => {
+                assert_eq!(vassal, "app.ini");
+                assert_eq!(*key, "docker-mount");
+                assert_eq!(*value, format!("/srv/data:{hidden}:ro"));
+                assert_eq!(path, "/run/uwsgi/proxy.sock");
+            }
+            other => panic!("{hidden}: {other:?}"),
+        }
+    }
+    let mut tmpfs = spec.clone();
+    tmpfs.tmpfs = vec![("/run/uwsgi".into(), "size=1m".into())];
+    let err = ContainerPlan::new(tmpfs, &identity("app.ini"))
+        .validate()
+        .unwrap_err();
+    assert!(
+        matches!(&err, PlanError::HidesOurPath { key: "docker-tmpfs", value, .. } if value == "/run/uwsgi:size=1m"),
+        "{err:?}"
+    );
+    // A sibling that merely shares a prefix hides nothing.
+    for fine in ["/run2", "/run/uwsgi2", "/run/uwsgi/proxy.sock.d"] {
+        let mut spec = spec.clone();
+        spec.mounts = vec![mount(fine)];
+        assert_eq!(
+            ContainerPlan::new(spec, &identity("app.ini")).validate(),
+            Ok(()),
+            "{fine}"
+        );
+    }
+    // The default path, `/NAME.sock`, is hidden only by `/` or itself.
+    let mut spec = VassalSpec::with_image("img");
+    spec.mounts = vec![mount("/app.ini.sock")];
+    assert!(ContainerPlan::new(spec, &identity("app.ini"))
+        .validate()
+        .is_err());
+    // In launcher mode the launcher's path is ours too.
+    let mut spec = VassalSpec::with_image("img");
+    spec.handoff = HandoffMode::Launcher;
+    spec.mounts = vec![mount(LAUNCHER_CONTAINER_PATH)];
+    let err = ContainerPlan::new(spec, &identity("app.ini"))
+        .validate()
+        .unwrap_err();
+    assert!(
+        matches!(&err, PlanError::HidesOurPath { path, .. } if path == LAUNCHER_CONTAINER_PATH),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn repeated_user_labels_keep_the_first() {
+    let mut spec = VassalSpec::with_image("img");
+    spec.labels = vec![
+        ("a".into(), "first".into()),
+        ("b".into(), "x".into()),
+        ("a".into(), "second".into()),
+        (labels::VASSAL.into(), "forged".into()),
+    ];
+    let plan = ContainerPlan::new(spec, &identity("app.ini"));
+    let of = |key: &str| -> Vec<&str> {
+        plan.labels
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    assert_eq!(of("a"), ["first"]);
+    assert_eq!(of("b"), ["x"]);
+    assert_eq!(of(labels::VASSAL), ["app.ini"]);
+    assert_eq!(plan.labels.len(), 7);
+}
