@@ -656,7 +656,9 @@ impl Bridge {
     }
 
     fn log(&mut self, level: LogLevel, message: String) {
-        let vassal = &self.config.plan.vassal_name;
+        // Vassal names and values are tenant text: no control byte reaches the log raw.
+        let vassal = crate::attach::escape_control(&self.config.plan.vassal_name);
+        let message = crate::attach::escape_control(&message);
         self.actions.push_back(Action::Log(
             level,
             format!("[uwsgi-docker] vassal {vassal}: {message}"),
@@ -1145,7 +1147,7 @@ impl Bridge {
         for line in lines {
             self.push(Action::Log(
                 LogLevel::Info,
-                String::from_utf8_lossy(&line).into_owned(),
+                crate::attach::relay_line(&line),
             ));
         }
         if let Err(e) = result {
