@@ -533,8 +533,7 @@ impl Runtime {
             }
             Action::ReadConfig => {
                 let config = match &self.io.config_file {
-                    Some(path) => std::fs::read(path)
-                        .map_err(|e| format!("cannot read {}: {e}", path.display())),
+                    Some(path) => crate::vassal_file::read(path),
                     None => Err(
                         "the config came from the Emperor; there is no file to read again"
                             .to_owned(),

@@ -8,6 +8,7 @@ mod launcher_binary;
 mod proxy;
 mod settings;
 mod sys;
+mod vassal_file;
 mod wrapper;
 
 use std::process::ExitCode;

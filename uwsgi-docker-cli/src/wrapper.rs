@@ -76,14 +76,9 @@ pub fn run(args: WrapperArgs) -> ExitCode {
 
     // Read the config without consuming it: a non-Docker vassal still needs it.
     let (text, packet_len) = match &args.source {
-        ConfigSource::File(path) => match std::fs::read(path) {
+        ConfigSource::File(path) => match crate::vassal_file::read(path) {
             Ok(text) => (text, None),
-            Err(e) => {
-                return fail(&format!(
-                    "vassal {name}: cannot read {}: {e}",
-                    path.display()
-                ))
-            }
+            Err(e) => return fail(&format!("vassal {name}: {e}")),
         },
         ConfigSource::Emperor => {
             let Some(fd) = &emperor_config else {
@@ -108,6 +103,11 @@ pub fn run(args: WrapperArgs) -> ExitCode {
         Ok(None) => return exec_uwsgi(&settings, &args, death_signal),
         Ok(Some(spec)) => spec,
     };
+    // A Docker vassal's file is pushed to its container whole (a larger non-Docker vassal
+    // is uWSGI's, so this waits for the parse).
+    if let Err(e) = spec::check_pushable(&name, text.len()) {
+        return fail(&e.to_string());
+    }
 
     // A bridge: show as `[uwsgi-docker-bridge] NAME` in ps. Exec'ing ourselves keeps the
     // fds and env; the marker stops a second round.

@@ -72,8 +72,23 @@ pub trait Host {
 pub struct RealHost;
 
 impl Host for RealHost {
+    /// A regular file of at most `MAX_VASSAL_FILE` bytes (the bridge refuses anything
+    /// else with the full story); a FIFO is not opened, so the hook cannot hang on it.
     fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
-        std::fs::read(path)
+        use std::io::Read;
+        let meta = std::fs::metadata(path)?;
+        let cap = spec::MAX_VASSAL_FILE as u64;
+        if !meta.is_file() || meta.len() > cap {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("not a regular file of at most {cap} bytes"),
+            ));
+        }
+        let mut text = Vec::new();
+        std::fs::File::open(path)?
+            .take(cap + 1)
+            .read_to_end(&mut text)?;
+        Ok(text)
     }
 
     fn is_executable(&self, path: &Path) -> bool {
@@ -100,7 +115,8 @@ pub fn decide(vassal: &Vassal<'_>, options: &Options, host: &dyn Host) -> Decisi
         Some(text) => text.to_vec(),
         None => match host.read(Path::new(name)) {
             Ok(text) => text,
-            Err(e) if options.required => {
+            // Not passed to uWSGI either: it could be a Docker vassal we cannot read.
+            Err(e) if options.required || e.kind() == std::io::ErrorKind::InvalidInput => {
                 return Decision::Refuse(format!("vassal {name}: cannot read it: {e}"))
             }
             // uWSGI reports an unreadable file itself.

@@ -16,9 +16,9 @@ pub const CONTAINER_ID: &str = "CONTAINER_ID";
 pub const BRIDGE_ID: &str = "BRIDGE_ID";
 
 pub fn run(settings: &RuntimeSettings, file: &Path) -> ExitCode {
-    let text = match std::fs::read(file) {
+    let text = match crate::vassal_file::read(file) {
         Ok(text) => text,
-        Err(e) => return fail(&format!("cannot read {}: {e}", file.display())),
+        Err(e) => return fail(&format!("vassal {}: {e}", vassal_name(file))),
     };
     match report(settings, file, &text, &crate::settings::process_env) {
         Ok(report) => match serde_json::to_string_pretty(&report) {
@@ -40,6 +40,8 @@ pub fn report(
     get: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Value, String> {
     let name = vassal_name(file);
+    // Before parsing: a Docker vassal's file is pushed to its container whole.
+    spec::check_pushable(&name, text.len()).map_err(|e| e.to_string())?;
     let spec = match spec::parse_vassal(&name, text) {
         Ok(Some(spec)) => spec,
         Ok(None) => {
@@ -51,7 +53,7 @@ pub fn report(
     };
     let identity = identity(settings, &name, &absolute_dir(file), BRIDGE_ID.to_owned());
     let socket = spec.socket.as_ref().map(ToString::to_string);
-    let plan = plan(spec, &identity, false, get).map_err(|e| format!("vassal {name}: {e}"))?;
+    let plan = plan(spec, &identity, false, get)?;
     let api = Api {
         version: ApiVersion::OURS,
     };

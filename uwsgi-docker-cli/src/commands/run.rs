@@ -10,7 +10,7 @@ use uwsgi_docker_core::spec::{self, HandoffMode, ListenAddress, VassalSpec};
 
 use crate::bridge_loop::{self, LoopIo};
 use crate::settings::{self, RuntimeSettings};
-use crate::{launcher_binary, proxy, sys};
+use crate::{launcher_binary, proxy, sys, vassal_file};
 
 /// How long the vassal has to connect to the proxy after its container starts.
 pub const HANDOFF_TIMEOUT: Duration = Duration::from_secs(30);
@@ -56,7 +56,8 @@ pub fn identity(
 }
 
 /// The plan for this vassal: the launcher looked up (and checked static) when the handoff
-/// needs it, so a missing launcher fails before anything is bound or created.
+/// needs it, and the plan validated, so a missing launcher or a proxy path that cannot
+/// work fails before anything is bound or created. The error names the vassal.
 pub fn plan(
     spec: VassalSpec,
     identity: &VassalIdentity,
@@ -66,7 +67,7 @@ pub fn plan(
     let launcher_host_path = match spec.handoff_for(inherited_socket).0 {
         HandoffMode::Launcher => {
             let path = launcher_binary::find(get).map_err(|e| {
-                format!("docker-handoff = launcher (the default when a socket is passed) needs the static launcher: {e}")
+                format!("vassal {}: docker-handoff = launcher (the default when a socket is passed) needs the static launcher: {e}", identity.name)
             })?;
             Some(path.to_string_lossy().into_owned())
         }
@@ -76,7 +77,9 @@ pub fn plan(
         launcher_host_path,
         inherited_socket,
     };
-    Ok(ContainerPlan::with_options(spec, identity, &options))
+    let plan = ContainerPlan::with_options(spec, identity, &options);
+    plan.validate().map_err(|e| e.to_string())?;
+    Ok(plan)
 }
 
 /// Bind `docker-socket` (the runtime's job: no action asks for it), or take the Emperor's
@@ -94,7 +97,7 @@ pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeSta
     let identity = identity(settings, &start.name, &start.vassal_dir, sys::bridge_id());
     let plan = match plan(spec, &identity, inherited.is_some(), &settings::process_env) {
         Ok(plan) => plan,
-        Err(e) => return fail(&format!("vassal {name}: {e}")),
+        Err(e) => return fail(&e),
     };
     let (listen_socket, listen_socket_path) = match &plan.spec.socket {
         None => (inherited, None),
@@ -164,8 +167,13 @@ pub fn exit_code(code: i32) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
+/// Prints `message` as one line: vassal names and values in it are tenant text, so their
+/// control bytes are escaped.
 pub fn fail(message: &str) -> ExitCode {
-    eprintln!("uwsgi-docker: {message}");
+    eprintln!(
+        "uwsgi-docker: {}",
+        uwsgi_docker_core::attach::escape_control(message)
+    );
     ExitCode::FAILURE
 }
 
@@ -187,10 +195,13 @@ pub fn absolute_dir(file: &Path) -> PathBuf {
 
 pub fn run(settings: &RuntimeSettings, file: &Path) -> ExitCode {
     let name = vassal_name(file);
-    let text = match std::fs::read(file) {
+    let text = match vassal_file::read(file) {
         Ok(text) => text,
-        Err(e) => return fail(&format!("cannot read {}: {e}", file.display())),
+        Err(e) => return fail(&format!("vassal {name}: {e}")),
     };
+    if let Err(e) = spec::check_pushable(&name, text.len()) {
+        return fail(&e.to_string());
+    }
     let spec = match spec::parse_vassal(&name, &text) {
         Ok(Some(spec)) => spec,
         Ok(None) => {
