@@ -107,6 +107,7 @@ pub fn check_vassal_spec(data: &[u8]) {
     assert_eq!(object.get("Image").and_then(|v| v.as_str()), Some(&*image));
     for host_setting in [
         "Binds",
+        "Mounts",
         "PortBindings",
         "Memory",
         "MemorySwap",

@@ -78,7 +78,7 @@ pub fn report(
     push(&|out| api.start(CONTAINER_ID, out), None);
     push(&|out| api.inspect(CONTAINER_ID, out), None);
     push(
-        &|out| api.stop(CONTAINER_ID, plan.spec.stop_timeout, out),
+        &|out| api.stop(CONTAINER_ID, plan.spec.stop_timeout_secs(), out),
         None,
     );
     push(&|out| api.remove(CONTAINER_ID, out), None);
@@ -211,7 +211,58 @@ mod tests {
             .expect("env")
             .iter()
             .any(|e| e == "A=b"));
-        assert!(create["HostConfig"]["Binds"].is_array());
+        assert_eq!(create["HostConfig"]["Mounts"][0]["Type"], "bind");
+        assert_eq!(create["StopTimeout"], 10);
+        assert!(lines.contains(&("POST", "/v1.44/containers/CONTAINER_ID/stop?t=10")));
+    }
+
+    #[test]
+    fn check_refuses_what_the_daemon_or_the_handoff_would_refuse() {
+        let file = Path::new("/srv/vassals/app.ini");
+        let refused = |lines: &str| {
+            let text = format!("[emperor]\ndocker-image = app\n{lines}\n");
+            report(&settings(), file, text.as_bytes(), &no_env).expect_err(lines)
+        };
+        for (lines, fragment) in [
+            ("docker-memory = 1m", "at least 6m"),
+            ("docker-memory = 8589934592g", "signed 64-bit"),
+            ("docker-cpus = 9300000000", "signed 64-bit"),
+            ("docker-cpus = 0", "from 0.01"),
+            ("docker-mount = /srv:/", "other than /"),
+            ("docker-mount = /a:/d\ndocker-tmpfs = /d", "already taken"),
+            (
+                "docker-mount = /srv:/app.ini.sock",
+                "would mount over /app.ini.sock",
+            ),
+            (
+                "docker-network-mode = container:db\ndocker-hostname = h",
+                "cannot go with docker-network-mode",
+            ),
+        ] {
+            let err = refused(lines);
+            assert!(
+                err.starts_with("vassal app.ini: ") && err.contains(fragment),
+                "{lines}: {err}"
+            );
+        }
+        let err = report(
+            &settings(),
+            file,
+            b"[emperor]\ndocker-image = Bad:Name\n",
+            &no_env,
+        )
+        .expect_err("bad image");
+        assert!(err.contains("must be lowercase"), "{err}");
+        // A file too long to push is refused before it is parsed.
+        let mut text = b"[emperor]\ndocker-image = app\n".to_vec();
+        text.resize(65_536, b'#');
+        let err = report(&settings(), file, &text, &no_env).expect_err("too long");
+        assert!(
+            err.contains("65536 bytes") && err.contains("at most 65535"),
+            "{err}"
+        );
+        text.truncate(65_535);
+        assert!(report(&settings(), file, &text, &no_env).is_ok());
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub enum DaemonError {
     /// A success status whose body we could not understand.
     #[error("unexpected reply from docker daemon: {0}")]
     Malformed(String),
-    #[error("docker daemon speaks API {daemon}, older than the {minimum} we need")]
+    #[error("the docker daemon speaks API {daemon} at most, and uwsgi-docker needs API {minimum} or newer (Docker 17.06+: wait?condition=next-exit needs 1.30); upgrade the docker daemon")]
     TooOld {
         daemon: ApiVersion,
         minimum: ApiVersion,

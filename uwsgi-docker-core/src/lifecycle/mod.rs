@@ -843,7 +843,7 @@ impl Bridge {
             {
                 let timeout = self.config.plan.spec.stop_timeout;
                 let mut out = Vec::new();
-                api.stop(&id, timeout, &mut out);
+                api.stop(&id, self.config.plan.spec.stop_timeout_secs(), &mut out);
                 let wait =
                     Duration::from_secs(u64::from(timeout.unwrap_or(DEFAULT_STOP_TIMEOUT_SECS)));
                 self.stop_deadline = Some(now + wait + self.config.stop_grace);
@@ -993,7 +993,7 @@ impl Bridge {
                         now,
                     );
                 }
-                Err(e) => return self.fail(format!("cannot create the container: {e}"), now),
+                Err(e) => return self.fail(docker::create_failure(&e, &self.config.plan), now),
             },
             ApiRequest::RemoveConflict => match docker::parse_empty(&response) {
                 Ok(_) => self.back_off(now),
