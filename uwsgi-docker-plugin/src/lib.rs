@@ -275,6 +275,31 @@ mod tests {
     }
 
     #[test]
+    fn a_file_we_will_not_read_is_refused_not_passed_to_uwsgi() {
+        let dir = std::env::temp_dir().join(format!("uwsgi-docker-plugin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        let big = dir.join("big.ini");
+        let mut text = DOCKER.to_vec();
+        text.resize(spec::MAX_VASSAL_FILE + 1, b'#');
+        std::fs::write(&big, &text).expect("write");
+        // A Docker vassal too large to read must not run on the host instead.
+        let name = big.to_str().expect("UTF-8 path");
+        let decision = decide(&file_vassal(name), &Options::default(), &RealHost);
+        assert!(
+            matches!(&decision, Decision::Refuse(why) if why.contains("regular file of at most")),
+            "{decision:?}"
+        );
+        // Nor is a directory (or a FIFO) opened.
+        let dir_name = format!("{}/x.ini", dir.display());
+        std::fs::create_dir_all(&dir_name).expect("dir");
+        assert!(matches!(
+            decide(&file_vassal(&dir_name), &Options::default(), &RealHost),
+            Decision::Refuse(_)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn pushed_config_is_parsed_and_named_emperor_uri() {
         let host = FakeHost::default();
         let vassal = Vassal {
