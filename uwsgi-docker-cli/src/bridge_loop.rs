@@ -628,6 +628,9 @@ impl Runtime {
             return;
         }
         let mut err = io::stderr().lock();
+        // The core escapes its lines already; this covers the runtime's own (a cidfile
+        // path, say), and escaping is idempotent.
+        let line = uwsgi_docker_core::attach::escape_control(line);
         let _ = err.write_all(line.as_bytes());
         let _ = err.write_all(b"\n");
     }
