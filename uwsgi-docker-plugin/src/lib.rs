@@ -188,8 +188,13 @@ pub fn bridge_path(options: &Options, host: &dyn Host) -> PathBuf {
 }
 
 /// Log lines go to the Emperor's log: the child's stderr.
+/// One line in the Emperor's log; vassal names and values in it are tenant text, so their
+/// control bytes are escaped.
 fn log(line: &str) {
-    eprintln!("uwsgi-docker: {line}");
+    eprintln!(
+        "uwsgi-docker: {}",
+        uwsgi_docker_core::attach::escape_control(line)
+    );
 }
 
 /// The hook's effect on the process: return for [`Decision::Pass`], otherwise never return.
