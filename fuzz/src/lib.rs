@@ -92,6 +92,11 @@ pub fn check_vassal_spec(data: &[u8]) {
     };
     let image = spec.image.clone();
     let plan = ContainerPlan::new(spec, &identity);
+    // Validation never panics, and a valid plan's proxy paths fit a unix socket.
+    if plan.validate().is_ok() {
+        assert!(plan.proxy_host_path.len() <= plan::MAX_SOCKET_PATH);
+        assert!(plan.proxy_container_path.len() <= plan::MAX_SOCKET_PATH);
+    }
     assert!(
         is_docker_container_name(&plan.container_name),
         "{:?}",
