@@ -15,14 +15,17 @@
 //! ours for this very vassal (labels: managed, vassal, prefix; see
 //! [`ContainerPlan::why_not_ours`]) and its bridge is gone ([`Action::QueryBridgeAlive`]);
 //! a live bridge's container is waited for a few times, and anything else is an error that
-//! names the container. Nothing is ever forced against a container that is not ours.
+//! names the container. Nothing is ever forced against a container that is not ours: after
+//! a create whose answer was lost, the name is inspected, and what holds it is removed only
+//! if this very bridge made it (its bridge label).
 //!
 //! **Every daemon request has a deadline** ([`BridgeConfig::request_timeout`]; the attach
 //! reply until `101` and the wait reply's head too): a daemon that accepts and never answers
 //! fails the vassal with a message naming the request. Once stopping, what is in flight gets
 //! at most [`BridgeConfig::stop_grace`], stop gets the container's stop timeout plus the
-//! grace, remove the grace, and after any deadline the stop is skipped for a forced remove:
-//! stopping ends within [`Bridge::shutdown_bound`] whatever the daemon does.
+//! grace, remove the grace, and after any deadline the stop is skipped for a forced remove;
+//! nothing is waited on past the shutdown's own bound, so stopping ends within
+//! [`Bridge::shutdown_bound`] whatever the daemon does.
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -163,6 +166,8 @@ enum Phase {
 enum ApiRequest {
     Version,
     Create,
+    /// Once stopping, after a create whose answer was lost: did it make our container?
+    InspectCreated,
     InspectConflict,
     RemoveConflict,
     Start,
@@ -317,6 +322,10 @@ pub struct Bridge {
     /// Once stopping: when the stop request must be answered by (the stop timeout and the
     /// grace, counted from the start of the shutdown).
     stop_by: Option<Instant>,
+    /// Once stopping: no request may be waited on past this ([`Bridge::shutdown_bound`]).
+    shutdown_by: Option<Instant>,
+    /// A create went out and its answer was lost: the container may or may not exist.
+    create_unknown: bool,
     /// The Emperor's config channel sent something we could not decode; stop relaying it.
     emperor_config_broken: bool,
     shutdown: Option<Shutdown>,
@@ -349,6 +358,8 @@ impl Bridge {
             conflict: None,
             daemon_unresponsive: false,
             stop_by: None,
+            shutdown_by: None,
+            create_unknown: false,
             emperor_config_broken: false,
             shutdown: None,
             outcome: None,
@@ -856,6 +867,7 @@ impl Bridge {
             self.backoff_until = None;
             self.conflict = None;
             self.stop_by = Some(now + self.stop_wait() + self.config.stop_grace);
+            self.shutdown_by = Some(now + self.shutdown_bound());
             // Streams not yet armed no longer matter: nothing waits for them now.
             if let Some(attach) = self.attach.as_mut() {
                 attach.pending = None;
@@ -954,6 +966,8 @@ impl Bridge {
         deadline: Instant,
         now: Instant,
     ) {
+        // Once stopping, nothing is waited on past the shutdown's own bound.
+        let deadline = self.shutdown_by.map_or(deadline, |by| deadline.min(by));
         let pending = Pending {
             deadline,
             ..Pending::new(&bytes, now, Duration::ZERO)
@@ -1041,6 +1055,14 @@ impl Bridge {
         }
         let id = self.container_id.clone();
         let api = self.api;
+        if let (true, None, Some(api)) = (self.create_unknown, &id, api) {
+            // Whatever holds the name now is removed only if this bridge made it.
+            let mut out = Vec::new();
+            api.inspect(&self.config.plan.container_name, &mut out);
+            let deadline = now + self.config.stop_grace;
+            self.send_api_by(ApiRequest::InspectCreated, out, deadline, now);
+            return;
+        }
         match (id, api) {
             // A daemon that left a request unanswered gets no graceful stop: remove by force.
             (Some(id), Some(api))
@@ -1144,13 +1166,19 @@ impl Bridge {
                 }
                 self.advance(now);
             }
-            // The create may or may not have happened; the name finds it either way.
+            // The create may or may not have happened: the cleanup inspects the name.
             ApiRequest::Create => {
-                self.container_id = self
-                    .container_id
-                    .take()
-                    .or(Some(self.config.plan.container_name.clone()));
+                self.create_unknown = self.container_id.is_none();
                 self.fail(reason, now);
+            }
+            ApiRequest::InspectCreated => {
+                self.create_unknown = false;
+                let name = self.config.plan.container_name.clone();
+                self.log(
+                    LogLevel::Error,
+                    format!("{reason}; if a container named {name} was made for this vassal, remove it by hand"),
+                );
+                self.advance(now);
             }
             _ => self.fail(reason, now),
         }
@@ -1200,6 +1228,27 @@ impl Bridge {
                 }
                 Err(e) => return self.fail(format!("cannot create the container: {e}"), now),
             },
+            ApiRequest::InspectCreated => {
+                self.create_unknown = false;
+                let name = self.config.plan.container_name.clone();
+                match docker::parse_inspect(&response) {
+                    Ok(info) if self.made_by_us(&info.labels) => {
+                        self.container_id = Some(info.id);
+                    }
+                    Ok(info) => {
+                        let short = short_id(&info.id);
+                        self.log(
+                            LogLevel::Info,
+                            format!("the container named {name} ({short}) was not made by this bridge; it is left alone"),
+                        );
+                    }
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => self.log(
+                        LogLevel::Error,
+                        format!("cannot tell whether the container {name} was made: {e}; if so, remove it by hand"),
+                    ),
+                }
+            }
             ApiRequest::InspectConflict => match docker::parse_inspect(&response) {
                 Ok(holder) => self.judge_holder(holder, now),
                 // Gone since the create: try again.
@@ -1336,6 +1385,20 @@ impl Bridge {
         });
         self.phase = Phase::QueryingBridge;
         self.push(Action::QueryBridgeAlive { label: bridge });
+    }
+
+    /// Labels of a container this very bridge created: ours for this vassal, and our own
+    /// bridge label.
+    fn made_by_us(&self, labels: &[(String, String)]) -> bool {
+        let bridge = |labels: &[(String, String)]| {
+            labels
+                .iter()
+                .find(|(k, _)| k == crate::plan::labels::BRIDGE)
+                .map(|(_, v)| v.clone())
+        };
+        self.config.plan.why_not_ours(labels).is_none()
+            && bridge(labels).is_some()
+            && bridge(labels) == bridge(&self.config.plan.labels)
     }
 
     /// How long the container may take to stop on its own before the daemon kills it.

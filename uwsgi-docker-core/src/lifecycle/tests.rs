@@ -80,6 +80,8 @@ struct FakeDaemon {
     podman: bool,
     /// The container holding the name is gone by the time it is inspected.
     holder_vanishes_on_inspect: bool,
+    /// Create does its work, then the connection closes before the reply.
+    close_after_create: bool,
     /// Requests seen, as `METHOD /path` without the version prefix and query.
     requests: Vec<String>,
     /// The wait connection, to send the exit on.
@@ -133,6 +135,22 @@ impl FakeDaemon {
                         "404 Not Found",
                         r#"{"message":"No such image: app:latest"}"#,
                     ));
+                }
+                if self.close_after_create {
+                    if let std::collections::btree_map::Entry::Vacant(free) =
+                        self.containers.entry(name)
+                    {
+                        free.insert(CONTAINER_ID.into());
+                        let body = request
+                            .windows(4)
+                            .position(|w| w == b"\r\n\r\n")
+                            .map_or(&[][..], |i| &request[i + 4..]);
+                        let json: serde_json::Value =
+                            serde_json::from_slice(body).expect("a JSON create body");
+                        self.labels
+                            .insert(CONTAINER_ID.into(), json["Labels"].to_string());
+                    }
+                    return Some(Reply::CloseMidReply);
                 }
                 let podman = self.podman;
                 match self.containers.entry(name) {
@@ -854,12 +872,52 @@ fn daemon_closing_mid_reply_fails_and_cleans_up_by_name() {
         "{:?}",
         h.logs
     );
-    // The create may have happened, so the bridge removes by name on a fresh connection.
+    // The create may have happened: the bridge looks, on a fresh connection, and finds
+    // nothing to remove.
     assert_eq!(
         h.daemon.requests.last().map(String::as_str),
-        Some("DELETE /containers/app.ini")
+        Some("GET /containers/app.ini/json")
+    );
+    assert!(!h.daemon.requests.iter().any(|r| r.starts_with("DELETE")));
+    h.assert_clean(1);
+}
+
+#[test]
+fn a_create_whose_reply_is_lost_removes_the_container_only_if_this_bridge_made_it() {
+    // It did: the container carries our bridge label, and it is removed by its id.
+    let mut h = Harness::new(test_config());
+    h.daemon.close_after_create = true;
+    h.run();
+    assert_eq!(
+        h.daemon.requests[1..],
+        [
+            "POST /containers/create",
+            "GET /containers/app.ini/json",
+            "DELETE /containers/c0ffee"
+        ]
     );
     h.assert_clean(1);
+
+    // It did not: another bridge's container (same vassal, but not this bridge) holds the
+    // name, and the lost reply was its conflict. It is left alone.
+    let mut h = Harness::new(test_config());
+    h.daemon.close_after_create = true;
+    h.daemon
+        .holder("app.ini", "other", &our_labels("host:9:99"));
+    h.run();
+    assert!(!h.daemon.requests.iter().any(|r| r.starts_with("DELETE")));
+    assert!(
+        h.logs
+            .iter()
+            .any(|l| l.contains("(other) was not made by this bridge")),
+        "{:?}",
+        h.logs
+    );
+    assert_eq!(
+        h.daemon.containers.get("app.ini").map(String::as_str),
+        Some("other")
+    );
+    assert_eq!(h.exit, Some(1));
 }
 
 #[test]
@@ -1286,7 +1344,12 @@ fn a_daemon_that_never_answers_fails_the_vassal_naming_the_request() {
 /// the bridge within its bound.
 fn stop_with_everything_hanging(step: Option<&'static str>, stop: fn(&mut Harness)) {
     let mut h = Harness::new(test_config());
-    h.daemon.hang = ["POST /containers/c0ffee/stop", "DELETE /containers/"].into();
+    h.daemon.hang = [
+        "POST /containers/c0ffee/stop",
+        "DELETE /containers/",
+        "GET /containers/app.ini/json",
+    ]
+    .into();
     h.daemon.hang.extend(step);
     h.run();
     if step.is_none() {
