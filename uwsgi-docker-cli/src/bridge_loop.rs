@@ -509,14 +509,7 @@ impl Runtime {
                 self.peers.remove(&peer);
             }
             Action::QueryBridgeAlive { label } => {
-                // Another host's bridge, or a label we cannot read, is not ours to judge:
-                // it counts as alive, so its container is never forced.
-                let alive = match crate::sys::parse_bridge_label(&label) {
-                    Some(bridge) if bridge.host == crate::sys::hostname() => {
-                        crate::sys::bridge_alive(&bridge)
-                    }
-                    _ => true,
-                };
+                let alive = crate::sys::bridge_label_alive(&label);
                 self.bridge.handle_bridge_alive(alive, now);
             }
             Action::CloseProxy => self.close_proxy(),

@@ -145,6 +145,9 @@ const HASH_HEX: usize = 16;
 ///   two different pass-through names are different outputs.
 /// * Two different sanitised names differ in their hash, unless FNV-1a 64 collides on two
 ///   vassal names of one host, which we accept (about 2^-64 per pair).
+///
+/// An Emperor's name prefix goes in front ([`prefixed_container_name`]); the argument holds
+/// among the vassals of one prefix.
 pub fn container_name(vassal: &str) -> String {
     if is_valid_name(vassal) && !looks_hashed(vassal) {
         return vassal.to_owned();
