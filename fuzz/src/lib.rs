@@ -89,6 +89,7 @@ pub fn check_vassal_spec(data: &[u8]) {
         proxy_dir: "/run/uwsgi".into(),
         emperor_id: "emperor".into(),
         bridge_id: "host:1:1".into(),
+        name_prefix: None,
     };
     let image = spec.image.clone();
     let plan = ContainerPlan::new(spec, &identity);

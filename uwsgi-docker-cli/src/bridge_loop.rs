@@ -151,6 +151,8 @@ struct Runtime {
 
 #[derive(Debug)]
 struct LoopIoFacts {
+    /// The vassal's name, in every line the loop logs itself.
+    vassal: String,
     config_file: Option<PathBuf>,
     listen_socket_path: Option<PathBuf>,
     daemon_socket: String,
@@ -176,9 +178,11 @@ pub fn run(config: BridgeConfig, io: LoopIo) -> Result<i32, String> {
         proxy::set_nonblocking(fd)
             .map_err(|e| format!("cannot make the Emperor config channel nonblocking: {e}"))?;
     }
+    let vassal = config.plan.vassal_name.clone();
     let mut runtime = Runtime {
         bridge: Bridge::new(config, Instant::now()),
         io: LoopIoFacts {
+            vassal,
             config_file: io.config_file,
             listen_socket_path: io.listen_socket_path,
             daemon_socket: io.daemon_socket,
@@ -237,7 +241,7 @@ impl Runtime {
                 }
                 Err(e) => {
                     // Should not happen; stop the vassal, and give up if it persists.
-                    self.log(LogLevel::Error, &format!("uwsgi-docker: poll failed: {e}"));
+                    self.say(LogLevel::Error, &format!("poll failed: {e}"));
                     poll_failures += 1;
                     if poll_failures > 100 {
                         self.cleanup();
@@ -326,7 +330,7 @@ impl Runtime {
             Slot::EmperorControl => {
                 if revents.contains(PollFlags::OUT) {
                     if let Some(Err(e)) = self.emperor_control.as_mut().map(Channel::flush) {
-                        self.log_debug(&format!("write to the Emperor failed: {e}"));
+                        self.say_debug(&format!("write to the Emperor failed: {e}"));
                     }
                 }
                 let Some(ch) = self.emperor_control.as_ref().filter(|_| readable) else {
@@ -349,7 +353,7 @@ impl Runtime {
                     ReadOutcome::Data(n) => self.bridge.handle_emperor_config(head(buf, n), now),
                     // No input for this: the control channel's EOF is what ends a vassal.
                     ReadOutcome::Eof => {
-                        self.log_debug("the Emperor closed the config channel");
+                        self.say_debug("the Emperor closed the config channel");
                         self.emperor_config = None;
                     }
                     ReadOutcome::Nothing => {}
@@ -358,7 +362,7 @@ impl Runtime {
             Slot::VassalControl => {
                 if revents.contains(PollFlags::OUT) {
                     if let Some(Err(e)) = self.vassal_control.as_mut().map(Channel::flush) {
-                        self.log_debug(&format!(
+                        self.say_debug(&format!(
                             "write to the vassal's control channel failed: {e}"
                         ));
                     }
@@ -385,7 +389,7 @@ impl Runtime {
                     )
                 };
                 if failed {
-                    self.log_debug("the vassal closed its config channel");
+                    self.say_debug("the vassal closed its config channel");
                     self.vassal_config = None;
                 }
             }
@@ -410,7 +414,7 @@ impl Runtime {
     }
 
     fn docker_gone(&mut self, conn: DockerConn, why: &str, now: Instant) {
-        self.log_debug(&format!("docker connection {} {why}", conn.0));
+        self.say_debug(&format!("docker connection {} {why}", conn.0));
         self.docker.remove(&conn);
         self.bridge.handle_docker_eof(conn, now);
     }
@@ -429,9 +433,9 @@ impl Runtime {
                 }
                 Ok(None) => return,
                 Err(e) => {
-                    self.log(
+                    self.say(
                         LogLevel::Error,
-                        &format!("uwsgi-docker: accept on the proxy socket failed: {e}"),
+                        &format!("accept on the proxy socket failed: {e}"),
                     );
                     return;
                 }
@@ -471,7 +475,7 @@ impl Runtime {
                 match self.docker.get_mut(&conn).map(|ch| ch.send(&bytes)) {
                     Some(Ok(())) => {}
                     Some(Err(e)) => self.docker_gone(conn, &format!("write failed: {e}"), now),
-                    None => self.log_debug(&format!("send on closed docker connection {}", conn.0)),
+                    None => self.say_debug(&format!("send on closed docker connection {}", conn.0)),
                 }
             }
             Action::DockerClose(conn) => {
@@ -504,17 +508,21 @@ impl Runtime {
             Action::RefusePeer { peer } => {
                 self.peers.remove(&peer);
             }
+            Action::QueryBridgeAlive { label } => {
+                let alive = crate::sys::bridge_label_alive(&label);
+                self.bridge.handle_bridge_alive(alive, now);
+            }
             Action::CloseProxy => self.close_proxy(),
             Action::ToEmperor(bytes) => {
                 match self.emperor_control.as_mut().map(|ch| ch.send(&bytes)) {
                     Some(Ok(())) => {}
-                    Some(Err(e)) => self.log_debug(&format!("write to the Emperor failed: {e}")),
-                    None => self.log_debug("no Emperor control channel to write to"),
+                    Some(Err(e)) => self.say_debug(&format!("write to the Emperor failed: {e}")),
+                    None => self.say_debug("no Emperor control channel to write to"),
                 }
             }
             Action::ToVassalControl(bytes) => {
                 if let Some(Err(e)) = self.vassal_control.as_mut().map(|ch| ch.send(&bytes)) {
-                    self.log_debug(&format!(
+                    self.say_debug(&format!(
                         "write to the vassal's control channel failed: {e}"
                     ));
                 }
@@ -523,12 +531,12 @@ impl Runtime {
                 match self.vassal_config.as_mut().map(|ch| ch.send(&bytes)) {
                     Some(Ok(())) => {}
                     Some(Err(e)) => {
-                        self.log_debug(&format!(
+                        self.say_debug(&format!(
                             "write to the vassal's config channel failed: {e}"
                         ));
                         self.vassal_config = None;
                     }
-                    None => self.log_debug("the vassal's config channel is closed"),
+                    None => self.say_debug("the vassal's config channel is closed"),
                 }
             }
             Action::ReadConfig => {
@@ -545,12 +553,9 @@ impl Runtime {
                 let path = PathBuf::from(path);
                 match std::fs::write(&path, id.as_bytes()) {
                     Ok(()) => self.cidfile = Some(path),
-                    Err(e) => self.log(
+                    Err(e) => self.say(
                         LogLevel::Error,
-                        &format!(
-                            "uwsgi-docker: cannot write docker-cidfile {}: {e}",
-                            path.display()
-                        ),
+                        &format!("cannot write docker-cidfile {}: {e}", path.display()),
                     ),
                 }
             }
@@ -563,10 +568,7 @@ impl Runtime {
     /// death shows as EOF on the bridge's ends. A failed send also ends in that EOF.
     fn handoff(&mut self, peer: ProxyPeer, data: &[u8], fds: &[HandedFd]) {
         let Some(socket) = self.peers.remove(&peer) else {
-            self.log(
-                LogLevel::Error,
-                "uwsgi-docker: handoff to a peer that is gone",
-            );
+            self.say(LogLevel::Error, "handoff to a peer that is gone");
             return;
         };
         let mut borrowed: Vec<BorrowedFd<'_>> = Vec::with_capacity(fds.len());
@@ -589,10 +591,7 @@ impl Runtime {
         };
         drop(borrowed);
         if let Err(e) = result {
-            self.log(
-                LogLevel::Error,
-                &format!("uwsgi-docker: the handoff failed: {e}"),
-            );
+            self.say(LogLevel::Error, &format!("the handoff failed: {e}"));
         }
         self.vassal_ends = VassalEnds::default();
     }
@@ -619,10 +618,17 @@ impl Runtime {
         }
     }
 
-    fn log_debug(&self, line: &str) {
-        self.log(LogLevel::Debug, line);
+    fn say_debug(&self, message: &str) {
+        self.say(LogLevel::Debug, message);
     }
 
+    /// A line of the loop's own, naming the vassal as the bridge's lines do.
+    fn say(&self, level: LogLevel, message: &str) {
+        let vassal = &self.io.vassal;
+        self.log(level, &format!("[uwsgi-docker] vassal {vassal}: {message}"));
+    }
+
+    /// A line as it is (the bridge's, or the container's output).
     fn log(&self, level: LogLevel, line: &str) {
         if level == LogLevel::Debug && !self.io.debug {
             return;

@@ -28,6 +28,8 @@ pub enum SettingsError {
     DockerHost(#[from] uwsgi_docker_core::spec::SettingsError),
     #[error("{var}={value:?} must be an absolute path")]
     NotAbsolute { var: &'static str, value: String },
+    #[error("UWSGIDOCKER_NAME_PREFIX={value:?} (docker-name-prefix) cannot start container names: {reason}")]
+    BadNamePrefix { value: String, reason: String },
 }
 
 /// Read the settings through `get` (the process env in production, a map in tests).
@@ -62,6 +64,15 @@ pub fn from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<RuntimeSettings,
                 })
             }
         });
+    }
+    if let Some(prefix) = non_empty("UWSGIDOCKER_NAME_PREFIX") {
+        if let Err(reason) = uwsgi_docker_core::plan::check_name_prefix(&prefix) {
+            return Err(SettingsError::BadNamePrefix {
+                value: prefix,
+                reason,
+            });
+        }
+        emperor.name_prefix = Some(prefix);
     }
     Ok(RuntimeSettings {
         emperor,
@@ -133,8 +144,10 @@ mod tests {
             ("UWSGIDOCKER_SOCKET_MODE", "0660"),
             ("UWSGIDOCKER_UWSGI", "/usr/bin/uwsgi-core"),
             ("UWSGIDOCKER_EMPEROR_ID", "host-a:emperor"),
+            ("UWSGIDOCKER_NAME_PREFIX", "tenant1-"),
         ])
         .expect("valid");
+        assert_eq!(s.emperor.name_prefix.as_deref(), Some("tenant1-"));
         assert_eq!(s.emperor.daemon_socket, "/run/podman.sock");
         assert_eq!(s.emperor.socket_dir.as_deref(), Some("/run/vassals"));
         assert!(s.emperor.docker_required);
@@ -178,6 +191,22 @@ mod tests {
             with(&[("UWSGIDOCKER_SOCKET_DIR", "run/x")]),
             Err(SettingsError::NotAbsolute { .. })
         ));
+        for bad in ["-x", "a/b", "a b", &"p".repeat(33)] {
+            let error = with(&[("UWSGIDOCKER_NAME_PREFIX", bad)]).expect_err(bad);
+            assert!(
+                matches!(error, SettingsError::BadNamePrefix { .. }),
+                "{error:?}"
+            );
+            assert!(
+                error.to_string().contains("UWSGIDOCKER_NAME_PREFIX"),
+                "{error}"
+            );
+        }
+        assert_eq!(
+            with(&[("UWSGIDOCKER_NAME_PREFIX", "")]).map(|s| s.emperor.name_prefix),
+            Ok(None),
+            "empty means unset"
+        );
         assert_eq!(
             with(&[("UWSGIDOCKER_DEBUG", "0")]).map(|s| s.emperor.debug),
             Ok(false)

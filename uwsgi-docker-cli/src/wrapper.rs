@@ -52,7 +52,10 @@ pub fn run(args: WrapperArgs) -> ExitCode {
             Err(e) => return fail(&format!("vassal {}: {e}", args.name)),
         },
         Err(_) => {
-            return fail("UWSGI_EMPEROR_FD is not set; wrapper mode runs under a uWSGI Emperor")
+            return fail(&format!(
+                "vassal {}: UWSGI_EMPEROR_FD is not set; wrapper mode runs under a uWSGI Emperor",
+                args.name
+            ))
         }
     };
     let emperor_config = match std::env::var("UWSGI_EMPEROR_FD_CONFIG") {

@@ -300,7 +300,9 @@ fn sigkilled_bridge_takes_its_container_with_it() {
     );
 }
 
-/// Scenario 6: a container already holding the vassal's name is replaced.
+/// Scenario 6: a container of ours already holding the vassal's name, whose bridge is gone
+/// (as a crash leaves it), is replaced. (One that is not ours is left alone:
+/// `tests/e2e_conflicts.rs`.)
 #[test]
 fn name_conflict_replaces_the_old_container() {
     let Some(mut w) = World::start("conflict") else {
@@ -309,7 +311,18 @@ fn name_conflict_replaces_the_old_container() {
     let port = free_port();
     let name = w.vassal_name("taken");
     w.adopt_container(&name);
-    let squatter = docker_ok(&["create", "--name", &name, &image(), "true"]);
+    let labels = [
+        format!("{LABEL_MANAGED}=1"),
+        format!("{LABEL_VASSAL}={name}"),
+        format!("io.uwsgi-docker.bridge={}", dead_bridge_label()),
+    ];
+    let mut create = vec!["create", "--name", &name];
+    for label in &labels {
+        create.extend(["--label", label]);
+    }
+    let image = image();
+    create.extend([image.as_str(), "true"]);
+    let squatter = docker_ok(&create);
 
     w.write_vassal(&name, &docker_vassal(port, "", ""));
     w.wait_for_body(port, DEFAULT_GREETING, SPAWN_TIMEOUT);

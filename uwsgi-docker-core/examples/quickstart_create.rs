@@ -20,6 +20,7 @@ fn main() {
         proxy_dir: "/etc/uwsgi".into(),
         emperor_id: "host:1".into(),
         bridge_id: "host:4242:1".into(),
+        name_prefix: None,
     };
     let plan = ContainerPlan::new(spec, &identity);
 

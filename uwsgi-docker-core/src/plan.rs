@@ -17,6 +17,8 @@ pub mod labels {
     pub const BRIDGE: &str = "io.uwsgi-docker.bridge";
     /// The proxy socket path on the host, so `gc` can remove stale ones.
     pub const PROXY: &str = "io.uwsgi-docker.proxy";
+    /// The Emperor's container-name prefix (`docker-name-prefix`), only when it has one.
+    pub const PREFIX: &str = "io.uwsgi-docker.prefix";
 }
 
 /// Who a vassal is and where it lives; supplied by the runtime.
@@ -31,6 +33,9 @@ pub struct VassalIdentity {
     pub emperor_id: String,
     /// Value of the [`labels::BRIDGE`] label.
     pub bridge_id: String,
+    /// The Emperor's container-name prefix (`docker-name-prefix`, `UWSGIDOCKER_NAME_PREFIX`),
+    /// already checked with [`check_name_prefix`]; it also scopes which containers are ours.
+    pub name_prefix: Option<String>,
 }
 
 /// Everything needed to create one vassal's container.
@@ -38,7 +43,9 @@ pub struct VassalIdentity {
 pub struct ContainerPlan {
     pub spec: VassalSpec,
     pub vassal_name: String,
-    /// Docker-valid and collision-free (see [`container_name`]).
+    /// The Emperor's name prefix, if any ([`VassalIdentity::name_prefix`]).
+    pub name_prefix: Option<String>,
+    /// Docker-valid and collision-free for one prefix (see [`prefixed_container_name`]).
     pub container_name: String,
     /// Our labels and the user's `docker-label`s, sorted by key.
     pub labels: Vec<(String, String)>,
@@ -134,8 +141,54 @@ pub enum PlanError {
     },
 }
 
-/// The longest container name we produce.
+/// The longest container name [`container_name`] produces; a name prefix adds at most
+/// [`MAX_NAME_PREFIX`] more.
 pub const MAX_CONTAINER_NAME: usize = 128;
+
+/// The longest container-name prefix an Emperor may set.
+pub const MAX_NAME_PREFIX: usize = 32;
+
+/// Checks an Emperor's container-name prefix: 1 to [`MAX_NAME_PREFIX`] characters of
+/// Docker's name alphabet (`a-z A-Z 0-9 _ . -`), the first a letter or digit, since it starts
+/// the name. The error says what is wrong and how to fix it.
+pub fn check_name_prefix(prefix: &str) -> Result<(), String> {
+    if prefix.is_empty() {
+        return Err("the prefix is empty; unset it, or give e.g. `tenant1-`".into());
+    }
+    if prefix.len() > MAX_NAME_PREFIX {
+        return Err(format!(
+            "the prefix is {} bytes long; at most {MAX_NAME_PREFIX} are allowed",
+            prefix.len()
+        ));
+    }
+    if !prefix.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(
+            "the prefix must start with a letter or a digit (it starts the container name)".into(),
+        );
+    }
+    if let Some(bad) = prefix
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        return Err(format!(
+            "{bad:?} is not allowed in a container name; use letters, digits, `_`, `.` and `-`"
+        ));
+    }
+    Ok(())
+}
+
+/// The container's name: the Emperor's prefix, then [`container_name`] of the vassal.
+///
+/// For one prefix, two vassals never share a name: the prefix is the same, and
+/// [`container_name`] is collision-free. Names under different prefixes can meet (prefix
+/// `a-` with vassal `bc.ini`, prefix `a-b` with `c.ini`, no prefix with `a-bc.ini`); that is
+/// why a name conflict replaces only a container that carries our labels for the same vassal
+/// *and the same prefix* (see [`ContainerPlan::why_not_ours`]): a meeting is an error naming
+/// the other container, never a removal. Emperors that share a daemon should each have a
+/// prefix, none of them a prefix of another (e.g. `tenant1-`, `tenant2-`).
+pub fn prefixed_container_name(prefix: Option<&str>, vassal: &str) -> String {
+    format!("{}{}", prefix.unwrap_or_default(), container_name(vassal))
+}
 
 /// Hex digits of the FNV-1a 64 hash that marks a sanitised name.
 const HASH_HEX: usize = 16;
@@ -151,6 +204,9 @@ const HASH_HEX: usize = 16;
 ///   two different pass-through names are different outputs.
 /// * Two different sanitised names differ in their hash, unless FNV-1a 64 collides on two
 ///   vassal names of one host, which we accept (about 2^-64 per pair).
+///
+/// An Emperor's name prefix goes in front ([`prefixed_container_name`]); the argument holds
+/// among the vassals of one prefix.
 pub fn container_name(vassal: &str) -> String {
     if is_valid_name(vassal) && !looks_hashed(vassal) {
         return vassal.to_owned();
@@ -223,16 +279,22 @@ impl ContainerPlan {
         options: &PlanOptions,
     ) -> ContainerPlan {
         let vassal_name = identity.name.clone();
-        let container_name = container_name(&vassal_name);
+        let name_prefix = identity.name_prefix.clone();
+        let prefix = name_prefix.as_deref().unwrap_or_default();
+        let container_name = prefixed_container_name(name_prefix.as_deref(), &vassal_name);
+        // Two Emperors that share a socket directory keep their sockets apart by prefix too.
         let proxy_host_path = match &spec.proxy {
             Some(proxy) => proxy.host.clone(),
-            None => default_proxy_host_path(&identity.proxy_dir, &vassal_name),
+            None => default_proxy_host_path(&identity.proxy_dir, &format!("{prefix}{vassal_name}")),
         };
+        // Inside the container nothing else lives: the unprefixed name is enough.
         let proxy_container_path = spec
             .proxy
             .as_ref()
             .and_then(|p| p.container.clone())
-            .unwrap_or_else(|| default_proxy_container_path(&vassal_name, &container_name));
+            .unwrap_or_else(|| {
+                default_proxy_container_path(&vassal_name, &self::container_name(&vassal_name))
+            });
         let mut labels = vec![
             (labels::MANAGED.to_owned(), "1".to_owned()),
             (labels::VASSAL.to_owned(), vassal_name.clone()),
@@ -240,6 +302,9 @@ impl ContainerPlan {
             (labels::BRIDGE.to_owned(), identity.bridge_id.clone()),
             (labels::PROXY.to_owned(), proxy_host_path.clone()),
         ];
+        if let Some(prefix) = &name_prefix {
+            labels.push((labels::PREFIX.to_owned(), prefix.clone()));
+        }
         // `parse_vassal` refuses user labels under our prefix and repeated keys; should a
         // hand-built spec carry either anyway, ours win, then the first.
         let mut taken: HashSet<String> = labels.iter().map(|(k, _)| k.clone()).collect();
@@ -275,6 +340,7 @@ impl ContainerPlan {
         ContainerPlan {
             spec,
             vassal_name,
+            name_prefix,
             container_name,
             labels,
             proxy_host_path,
@@ -369,6 +435,36 @@ impl ContainerPlan {
             }
         }
         Ok(())
+    }
+
+    /// Whether a container carrying `labels` is one of ours for this very vassal: our
+    /// managed label, our vassal name and our prefix (none when we have none). `None` when it
+    /// is; otherwise why not, in words for the vassal's error.
+    pub fn why_not_ours(&self, labels: &[(String, String)]) -> Option<String> {
+        let get = |key: &str| {
+            labels
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        };
+        if get(labels::MANAGED) != Some("1") {
+            return Some(
+                "it was not made by uwsgi-docker (no io.uwsgi-docker.managed=1 label)".into(),
+            );
+        }
+        match get(labels::VASSAL) {
+            Some(vassal) if vassal == self.vassal_name => {}
+            Some(vassal) => return Some(format!("it belongs to another vassal, {vassal:?}")),
+            None => return Some("it carries no vassal label".into()),
+        }
+        match (get(labels::PREFIX), self.name_prefix.as_deref()) {
+            (None, None) => None,
+            (Some(theirs), Some(ours)) if theirs == ours => None,
+            (Some(theirs), _) => Some(format!(
+                "it belongs to the Emperor with name prefix {theirs:?}"
+            )),
+            (None, Some(_)) => Some("it belongs to an Emperor without a name prefix".into()),
+        }
     }
 }
 

@@ -344,6 +344,10 @@ pub struct EmperorSettings {
     pub debug: bool,
     /// The Emperor's `chmod-socket`, applied to sockets we bind; `None` means 0600.
     pub socket_mode: Option<u32>,
+    /// Put before every container name (`docker-name-prefix`, `UWSGIDOCKER_NAME_PREFIX`), so
+    /// that several Emperors can share one daemon; checked with
+    /// [`crate::plan::check_name_prefix`]. Also recorded in the `io.uwsgi-docker.prefix` label.
+    pub name_prefix: Option<String>,
 }
 
 impl Default for EmperorSettings {
@@ -354,6 +358,7 @@ impl Default for EmperorSettings {
             docker_required: false,
             debug: false,
             socket_mode: None,
+            name_prefix: None,
         }
     }
 }

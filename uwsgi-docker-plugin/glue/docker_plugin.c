@@ -41,6 +41,7 @@ struct uwsgi_docker_vassal {
 	const char *bridge;
 	const char *plugin_path;
 	unsigned int socket_mode;
+	const char *name_prefix;
 };
 
 void uwsgi_docker_vassal_before_exec(const struct uwsgi_docker_vassal *);
@@ -52,6 +53,7 @@ static struct {
 	char *daemon_socket;
 	char *socket_dir;
 	char *bridge;
+	char *name_prefix;
 } docker;
 
 static struct uwsgi_option docker_options[] = {
@@ -63,6 +65,7 @@ static struct uwsgi_option docker_options[] = {
 	{"docker-daemon-socket", required_argument, 0, "dockerd's unix socket (default /var/run/docker.sock)", uwsgi_opt_set_str, &docker.daemon_socket, 0},
 	{"docker-socket-dir", required_argument, 0, "directory for the vassals' proxy sockets (default: beside the vassal file)", uwsgi_opt_set_str, &docker.socket_dir, 0},
 	{"docker-bridge", required_argument, 0, "the uwsgi-docker binary (default: next to docker_plugin.so, then PATH)", uwsgi_opt_set_str, &docker.bridge, 0},
+	{"docker-name-prefix", required_argument, 0, "put this before every container name, so that several Emperors can share one daemon", uwsgi_opt_set_str, &docker.name_prefix, 0},
 	{0, 0, 0, 0, 0, 0, 0},
 };
 
@@ -89,6 +92,7 @@ static void docker_hand_over(struct uwsgi_instance *ui, char **argv) {
 		.plugin_path = plugin_path,
 		/* `chmod-socket` with no value means 666, as in uWSGI's bind_to_unix(). */
 		.socket_mode = !uwsgi.chmod_socket ? 0 : uwsgi.chmod_socket_value ? (unsigned int) uwsgi.chmod_socket_value : 0666,
+		.name_prefix = docker.name_prefix,
 	};
 	/* Returns only for a vassal uWSGI should run itself. */
 	uwsgi_docker_vassal_before_exec(&v);

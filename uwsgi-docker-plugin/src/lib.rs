@@ -40,6 +40,8 @@ pub struct Options {
     pub plugin_path: Option<PathBuf>,
     /// The Emperor's `chmod-socket` mode, if it has one.
     pub socket_mode: Option<u32>,
+    /// `docker-name-prefix`: put before every container name.
+    pub name_prefix: Option<OsString>,
 }
 
 /// What the hook does with a vassal.
@@ -101,6 +103,18 @@ impl Host for RealHost {
 /// others to uWSGI, unless Docker is required.
 pub fn decide(vassal: &Vassal<'_>, options: &Options, host: &dyn Host) -> Decision {
     let name = vassal.name;
+    if let Some(prefix) = &options.name_prefix {
+        // The bridge would refuse it too; say so here, once, before anything runs.
+        let checked = prefix
+            .to_str()
+            .ok_or_else(|| "it is not UTF-8 text".to_owned())
+            .and_then(uwsgi_docker_core::plan::check_name_prefix);
+        if let Err(reason) = checked {
+            return Decision::Refuse(format!(
+                "vassal {name}: docker-name-prefix = {prefix:?} cannot start container names: {reason}"
+            ));
+        }
+    }
     // Like the wrapper: only ini vassals can be Docker vassals.
     if !name.ends_with(".ini") {
         return if options.required {
@@ -165,6 +179,9 @@ fn bridge_exec(vassal: &Vassal<'_>, options: &Options, host: &dyn Host) -> Exec 
             "UWSGIDOCKER_SOCKET_MODE",
             OsString::from(format!("{mode:o}")),
         ));
+    }
+    if let Some(prefix) = &options.name_prefix {
+        env.push(("UWSGIDOCKER_NAME_PREFIX", prefix.clone()));
     }
     Exec {
         program: bridge_path(options, host),
@@ -410,6 +427,7 @@ mod tests {
             daemon_socket: Some("/run/d.sock".into()),
             socket_dir: Some("/run/vassals".into()),
             socket_mode: Some(0o666),
+            name_prefix: Some("tenant1-".into()),
             ..Options::default()
         };
         let Decision::Bridge(exec) = decide(&file_vassal("app.ini"), &options, &host) else {
@@ -423,8 +441,27 @@ mod tests {
                 ("UWSGIDOCKER_DAEMON_SOCKET", "/run/d.sock".into()),
                 ("UWSGIDOCKER_SOCKET_DIR", "/run/vassals".into()),
                 ("UWSGIDOCKER_SOCKET_MODE", "666".into()),
+                ("UWSGIDOCKER_NAME_PREFIX", "tenant1-".into()),
             ]
         );
+    }
+
+    #[test]
+    fn a_bad_name_prefix_refuses_the_vassal_naming_the_option() {
+        let host = host_with("app.ini", DOCKER);
+        for bad in ["-x", "a/b", "a b"] {
+            let options = Options {
+                name_prefix: Some(bad.into()),
+                ..Options::default()
+            };
+            let Decision::Refuse(why) = decide(&file_vassal("app.ini"), &options, &host) else {
+                panic!("{bad:?} not refused");
+            };
+            assert!(
+                why.contains("app.ini") && why.contains("docker-name-prefix") && why.contains(bad),
+                "{why}"
+            );
+        }
     }
 
     #[test]

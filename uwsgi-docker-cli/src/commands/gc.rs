@@ -1,6 +1,7 @@
 //! `uwsgi-docker gc`: remove the containers we own whose bridge is gone, and their stale
 //! proxy sockets. Never a live bridge's container, never one without our label, never one
-//! whose bridge ran on another host (we cannot see its processes).
+//! whose bridge ran on another host (we cannot see its processes). With a name prefix
+//! (`UWSGIDOCKER_NAME_PREFIX`), only that Emperor's containers: those labelled with it.
 use std::process::ExitCode;
 
 use uwsgi_docker_core::docker::{self, ContainerSummary};
@@ -21,14 +22,23 @@ pub enum Verdict {
     Keep(String),
 }
 
-/// Decide for one container; `alive` says whether a bridge label names a live process.
+/// Decide for one container; `alive` says whether a bridge label names a live process;
+/// `prefix`, when set, limits us to containers of that name prefix.
 pub fn verdict(
     summary: &ContainerSummary,
     host: &str,
     alive: &dyn Fn(&BridgeLabel) -> bool,
+    prefix: Option<&str>,
 ) -> Verdict {
     if !is_ours(summary) {
         return Verdict::Keep("not labelled as ours".into());
+    }
+    if let Some(ours) = prefix {
+        match label(summary, labels::PREFIX) {
+            Some(theirs) if theirs == ours => {}
+            Some(theirs) => return Verdict::Keep(format!("name prefix {theirs:?}, not ours")),
+            None => return Verdict::Keep("no name prefix, and ours is set".into()),
+        }
     }
     let Some(raw) = label(summary, labels::BRIDGE) else {
         return Verdict::Keep("no bridge label".into());
@@ -59,7 +69,8 @@ pub fn run(settings: &RuntimeSettings, dry_run: bool) -> ExitCode {
     for summary in &owned {
         let name = container_name(summary);
         let vassal = label(summary, labels::VASSAL).unwrap_or("?");
-        if let Verdict::Keep(why) = verdict(summary, &host, &sys::bridge_alive) {
+        let prefix = settings.emperor.name_prefix.as_deref();
+        if let Verdict::Keep(why) = verdict(summary, &host, &sys::bridge_alive, prefix) {
             if settings.emperor.debug {
                 eprintln!("keep {name} (vassal {vassal}): {why}");
             }
@@ -133,18 +144,57 @@ mod tests {
         let dead = |_: &BridgeLabel| false;
         let alive = |_: &BridgeLabel| true;
         let ours = container(&[(labels::MANAGED, "1"), (labels::BRIDGE, "h1:42:1000")]);
-        assert_eq!(verdict(&ours, "h1", &dead), Verdict::Orphan);
-        assert!(matches!(verdict(&ours, "h1", &alive), Verdict::Keep(_)));
-        assert!(matches!(verdict(&ours, "h2", &dead), Verdict::Keep(_)));
+        assert_eq!(verdict(&ours, "h1", &dead, None), Verdict::Orphan);
+        assert!(matches!(
+            verdict(&ours, "h1", &alive, None),
+            Verdict::Keep(_)
+        ));
+        assert!(matches!(
+            verdict(&ours, "h2", &dead, None),
+            Verdict::Keep(_)
+        ));
         let foreign = container(&[(labels::BRIDGE, "h1:42:1000")]);
-        assert!(matches!(verdict(&foreign, "h1", &dead), Verdict::Keep(_)));
+        assert!(matches!(
+            verdict(&foreign, "h1", &dead, None),
+            Verdict::Keep(_)
+        ));
         let unlabelled = container(&[(labels::MANAGED, "1")]);
         assert!(matches!(
-            verdict(&unlabelled, "h1", &dead),
+            verdict(&unlabelled, "h1", &dead, None),
             Verdict::Keep(_)
         ));
         let garbage = container(&[(labels::MANAGED, "1"), (labels::BRIDGE, "nonsense")]);
-        assert!(matches!(verdict(&garbage, "h1", &dead), Verdict::Keep(_)));
+        assert!(matches!(
+            verdict(&garbage, "h1", &dead, None),
+            Verdict::Keep(_)
+        ));
+    }
+
+    #[test]
+    fn with_a_prefix_only_that_prefix_is_collected() {
+        let dead = |_: &BridgeLabel| false;
+        let of = |prefix: Option<&str>| {
+            let mut pairs = vec![(labels::MANAGED, "1"), (labels::BRIDGE, "h1:42:1000")];
+            pairs.extend(prefix.map(|p| (labels::PREFIX, p)));
+            container(&pairs)
+        };
+        assert_eq!(
+            verdict(&of(Some("t1-")), "h1", &dead, Some("t1-")),
+            Verdict::Orphan
+        );
+        assert!(matches!(
+            verdict(&of(Some("t2-")), "h1", &dead, Some("t1-")),
+            Verdict::Keep(_)
+        ));
+        assert!(matches!(
+            verdict(&of(None), "h1", &dead, Some("t1-")),
+            Verdict::Keep(_)
+        ));
+        // Without a prefix of its own, gc collects every Emperor's orphans.
+        assert_eq!(
+            verdict(&of(Some("t2-")), "h1", &dead, None),
+            Verdict::Orphan
+        );
     }
 
     #[test]
@@ -152,7 +202,7 @@ mod tests {
         let me = sys::bridge_id();
         let ours = container(&[(labels::MANAGED, "1"), (labels::BRIDGE, &me)]);
         assert!(matches!(
-            verdict(&ours, &sys::hostname(), &sys::bridge_alive),
+            verdict(&ours, &sys::hostname(), &sys::bridge_alive, None),
             Verdict::Keep(_)
         ));
     }

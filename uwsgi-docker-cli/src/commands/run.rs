@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use uwsgi_docker_core::lifecycle::BridgeConfig;
+use uwsgi_docker_core::lifecycle::{BridgeConfig, DEFAULT_REQUEST_TIMEOUT};
 use uwsgi_docker_core::plan::{ContainerPlan, PlanOptions, VassalIdentity};
 use uwsgi_docker_core::spec::{self, HandoffMode, ListenAddress, VassalSpec};
 
@@ -52,6 +52,7 @@ pub fn identity(
             .clone()
             .unwrap_or_else(sys::default_emperor_id),
         bridge_id,
+        name_prefix: settings.emperor.name_prefix.clone(),
     }
 }
 
@@ -113,6 +114,7 @@ pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeSta
         emperor_control_channel: start.emperor_control.is_some(),
         handoff_timeout: HANDOFF_TIMEOUT,
         stop_grace: STOP_GRACE,
+        request_timeout: DEFAULT_REQUEST_TIMEOUT,
         log_prefix: settings.log_prefix,
         debug: settings.emperor.debug,
     };

@@ -103,6 +103,9 @@ pub struct EmperorOptions {
     /// Extra environment for the Emperor (and so for every bridge it starts), e.g.
     /// `UWSGIDOCKER_*` settings.
     pub env: Vec<(String, String)>,
+    /// Extra `--option value` pairs for the Emperor's command line (plugin mode: the
+    /// plugin's own options, e.g. `docker-name-prefix`).
+    pub options: Vec<(String, String)>,
 }
 
 impl EmperorOptions {
@@ -114,12 +117,19 @@ impl EmperorOptions {
             docker_required: mode == Mode::Plugin,
             bridge_option: true,
             env: Vec::new(),
+            options: Vec::new(),
         }
     }
 
     /// The same options with one more environment variable for the Emperor.
     pub fn with_env(mut self, key: &str, value: &str) -> EmperorOptions {
         self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The same options with `--option value` on the Emperor's command line.
+    pub fn with_option(mut self, option: &str, value: &str) -> EmperorOptions {
+        self.options.push((option.to_owned(), value.to_owned()));
         self
     }
 
@@ -138,6 +148,7 @@ impl EmperorOptions {
             docker_required,
             bridge_option: true,
             env: Vec::new(),
+            options: Vec::new(),
         }
     }
 }
@@ -397,6 +408,13 @@ pub fn processes_matching(needle: &str) -> Vec<(u32, String)> {
         .collect()
 }
 
+/// A bridge label (`host:pid:starttime`) that names no running process: this host, our own
+/// pid, a start time it never had. A container carrying it is an orphan of a dead bridge.
+pub fn dead_bridge_label() -> String {
+    let host = fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    format!("{}:{}:1", host.trim(), std::process::id())
+}
+
 /// The process title every bridge sets.
 pub fn bridge_title(vassal: &str) -> String {
     format!("[uwsgi-docker-bridge] {vassal}")
@@ -511,6 +529,9 @@ impl World {
             None => {
                 emperor.arg("--emperor-wrapper").arg(wrapper());
             }
+        }
+        for (option, value) in &options.options {
+            emperor.arg(format!("--{option}")).arg(value);
         }
         let child = emperor
             .arg("--emperor")

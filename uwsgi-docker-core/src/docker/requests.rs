@@ -440,6 +440,7 @@ mod tests {
         ContainerPlan {
             spec,
             vassal_name: "app.ini".into(),
+            name_prefix: None,
             container_name: "app.ini".into(),
             labels: vec![
                 ("io.uwsgi-docker.managed".into(), "1".into()),

@@ -18,6 +18,7 @@ fn identity(name: &str) -> VassalIdentity {
         proxy_dir: "/etc/uwsgi".into(),
         emperor_id: "emp1".into(),
         bridge_id: "host:42:1000".into(),
+        name_prefix: None,
     }
 }
 
@@ -159,7 +160,127 @@ fn proxy_host_only_keeps_default_container_path() {
     assert_eq!(plan.proxy_host_path, "/srv/sockets/my app.ini.sock");
 }
 
+#[test]
+fn a_name_prefix_goes_first_in_the_name_the_socket_and_a_label() {
+    let mut id = identity("my app.ini");
+    id.name_prefix = Some("tenant1-".into());
+    let plan = ContainerPlan::new(VassalSpec::with_image("img"), &id);
+    assert_eq!(
+        plan.container_name,
+        format!("tenant1-{}", container_name("my app.ini"))
+    );
+    assert!(docker_accepts(&plan.container_name));
+    assert_eq!(plan.name_prefix.as_deref(), Some("tenant1-"));
+    assert_eq!(plan.proxy_host_path, "/etc/uwsgi/tenant1-my app.ini.sock");
+    // Inside the container the prefix is not needed.
+    assert_eq!(
+        plan.proxy_container_path,
+        format!("/{}.sock", container_name("my app.ini"))
+    );
+    assert!(plan
+        .labels
+        .contains(&(labels::PREFIX.into(), "tenant1-".into())));
+    let unprefixed = ContainerPlan::new(VassalSpec::with_image("img"), &identity("x.ini"));
+    assert!(!unprefixed.labels.iter().any(|(k, _)| k == labels::PREFIX));
+    // The longest prefix on the longest name is still a name Docker takes.
+    let longest = prefixed_container_name(Some(&"p".repeat(MAX_NAME_PREFIX)), &"n".repeat(300));
+    assert_eq!(longest.len(), MAX_CONTAINER_NAME + MAX_NAME_PREFIX);
+    assert!(longest
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)));
+}
+
+#[test]
+fn name_prefixes_are_checked() {
+    for good in ["a", "tenant1-", "T.2_x", &"p".repeat(MAX_NAME_PREFIX)] {
+        assert_eq!(check_name_prefix(good), Ok(()), "{good:?}");
+    }
+    for (bad, says) in [
+        ("", "empty"),
+        ("-a", "start with a letter or a digit"),
+        ("_a", "start with a letter or a digit"),
+        ("a b", "' '"),
+        ("a/b", "'/'"),
+        ("é", "start with"),
+        ("ab:", "':'"),
+    ] {
+        let error = check_name_prefix(bad).unwrap_err();
+        assert!(error.contains(says), "{bad:?}: {error}");
+    }
+    let long = "p".repeat(MAX_NAME_PREFIX + 1);
+    assert!(check_name_prefix(&long).unwrap_err().contains("at most 32"));
+}
+
+#[test]
+fn ownership_needs_our_labels_our_vassal_and_our_prefix() {
+    let labelled = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    let plan = ContainerPlan::new(VassalSpec::with_image("img"), &identity("app.ini"));
+    // Our own labels are ours.
+    assert_eq!(plan.why_not_ours(&plan.labels), None);
+    let ours = labelled(&[(labels::MANAGED, "1"), (labels::VASSAL, "app.ini")]);
+    assert_eq!(plan.why_not_ours(&ours), None);
+    let cases: [(&[(&str, &str)], &str); 5] = [
+        (&[], "not made by uwsgi-docker"),
+        (&[(labels::VASSAL, "app.ini")], "not made by uwsgi-docker"),
+        (&[(labels::MANAGED, "1")], "no vassal label"),
+        (
+            &[(labels::MANAGED, "1"), (labels::VASSAL, "other.ini")],
+            "\"other.ini\"",
+        ),
+        (
+            &[
+                (labels::MANAGED, "1"),
+                (labels::VASSAL, "app.ini"),
+                (labels::PREFIX, "t1-"),
+            ],
+            "name prefix \"t1-\"",
+        ),
+    ];
+    for (pairs, says) in cases {
+        let why = plan.why_not_ours(&labelled(pairs)).expect("not ours");
+        assert!(why.contains(says), "{pairs:?}: {why}");
+    }
+    let mut id = identity("app.ini");
+    id.name_prefix = Some("t1-".into());
+    let prefixed = ContainerPlan::new(VassalSpec::with_image("img"), &id);
+    assert_eq!(prefixed.why_not_ours(&prefixed.labels), None);
+    assert!(prefixed
+        .why_not_ours(&ours)
+        .expect("an unprefixed Emperor's")
+        .contains("without a name prefix"));
+    let other = labelled(&[
+        (labels::MANAGED, "1"),
+        (labels::VASSAL, "app.ini"),
+        (labels::PREFIX, "t2-"),
+    ]);
+    assert!(prefixed.why_not_ours(&other).is_some());
+}
+
 proptest! {
+    #[test]
+    fn prefixed_names_are_injective_for_one_prefix(
+        prefix in "[a-zA-Z0-9][a-zA-Z0-9_.-]{0,31}",
+        names in proptest::collection::hash_set(
+            prop_oneof!["[a-z]{1,3}", "[a-zA-Z0-9_. :-]{0,12}", any::<String>()],
+            0..32,
+        )
+    ) {
+        prop_assert_eq!(check_name_prefix(&prefix), Ok(()));
+        let mut seen: HashMap<String, String> = HashMap::new();
+        for name in names {
+            let out = prefixed_container_name(Some(&prefix), &name);
+            prop_assert!(out.starts_with(&prefix));
+            if let Some(other) = seen.insert(out.clone(), name.clone()) {
+                prop_assert!(false, "{:?} and {:?} both map to {:?}", other, name, out);
+            }
+        }
+    }
+
     #[test]
     fn container_names_are_always_valid(name in any::<String>()) {
         let out = container_name(&name);
