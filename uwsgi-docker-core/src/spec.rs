@@ -590,6 +590,30 @@ fn apply(spec: &mut VassalSpec, entry: &Entry) -> Result<(), String> {
     Ok(())
 }
 
+/// Value parsers the policy shares with the vassal keys, so both read a value alike.
+pub(crate) mod shared {
+    /// `docker-cpus`: billionths of a CPU.
+    pub(crate) fn cpus(v: &str) -> Result<u64, String> {
+        super::values::nano_cpus(v)
+    }
+    /// `docker-pids-limit`: -1 or a positive count.
+    pub(crate) fn pids(v: &str) -> Result<i64, String> {
+        super::values::pids_limit(v)
+    }
+    /// `docker-cap-drop`: a capability name without `CAP_`, upper case.
+    pub(crate) fn capability(v: &str) -> Result<String, String> {
+        super::values::capability(v)
+    }
+    /// `docker-tty`: true/false, yes/no, on/off, 1/0.
+    pub(crate) fn boolean(v: &str) -> Result<bool, String> {
+        super::values::boolean(v)
+    }
+    /// Levenshtein distance, for suggestions.
+    pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+        super::values::edit_distance(a, b)
+    }
+}
+
 /// Brackets an IPv6 address so it can be followed by `:port`.
 pub(crate) fn host_for_port(ip: &str) -> String {
     if ip.contains(':') {
