@@ -271,11 +271,26 @@ impl Cx<'_> {
         Err(self.refuse("docker-network-mode", asked, rule, why, fix))
     }
 
-    /// The daemon sockets and their paths as components (those that are plain).
+    /// The daemon sockets as components; the one in use resolved lexically (`.`, `..`,
+    /// `//`), since the operator's `DOCKER_HOST` need not be written plainly.
     fn daemon_sockets(&self) -> Vec<Vec<&str>> {
-        core::iter::once(self.daemon_socket)
-            .chain(WELL_KNOWN_DAEMON_SOCKETS.iter().copied())
-            .filter_map(components)
+        let mut in_use: Vec<&str> = Vec::new();
+        for part in self.daemon_socket.split('/') {
+            match part {
+                "" | "." => {}
+                ".." => {
+                    in_use.pop();
+                }
+                part => in_use.push(part),
+            }
+        }
+        core::iter::once(in_use)
+            .chain(
+                WELL_KNOWN_DAEMON_SOCKETS
+                    .iter()
+                    .filter_map(|s| components(s)),
+            )
+            .filter(|parts| !parts.is_empty())
             .collect()
     }
 

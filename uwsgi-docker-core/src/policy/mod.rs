@@ -360,6 +360,18 @@ pub struct PolicyViolation {
     pub fix: String,
 }
 
+impl PolicyError {
+    /// An error at `line` of `file` (for the runtime's own checks of the file, such as its
+    /// size, use line 1).
+    pub fn new(file: impl Into<String>, line: usize, message: impl Into<String>) -> PolicyError {
+        PolicyError {
+            file: file.into(),
+            line,
+            message: message.into(),
+        }
+    }
+}
+
 fn rule_at(file: &str, line: usize, rule: &str) -> String {
     if line == 0 {
         format!("policy {file}, built in: {rule}")

@@ -48,11 +48,7 @@ enum Section {
 
 pub(super) fn parse(file: &str, text: &[u8]) -> Result<Policy, PolicyError> {
     const BOM: &[u8] = b"\xEF\xBB\xBF";
-    let err = |line: usize, message: String| PolicyError {
-        file: file.into(),
-        line,
-        message,
-    };
+    let err = |line: usize, message: String| PolicyError::new(file, line, message);
     let body = text.strip_prefix(BOM).unwrap_or(text);
     let mut policy = Policy {
         file: file.into(),

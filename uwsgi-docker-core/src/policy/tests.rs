@@ -346,6 +346,14 @@ fn some_paths_are_never_mountable_whatever_the_rules_say() {
             "{v}"
         );
     }
+    // The daemon socket in use counts however DOCKER_HOST spells it.
+    for spelled in ["/opt/./docker//d.sock", "/opt/x/../docker/d.sock"] {
+        let mut spec = vassal("docker-mount = /opt/docker:/x");
+        let v = policy(text)
+            .enforce("app.ini", &tenant, spelled, &mut spec)
+            .unwrap_err();
+        assert_eq!(v.line, 0, "{spelled}: {v}");
+    }
     // `/dev/..` is `/` in disguise: refused as a path trick.
     let v = refused(text, "docker-mount = /dev/..:/x");
     assert_eq!(v.line, 0, "{v}");
@@ -858,6 +866,10 @@ fn bad_files_name_their_line() {
             .to_string()
             .starts_with(&format!("policy {FILE} line {line}: ")));
     }
+    assert_eq!(
+        PolicyError::new(FILE, 1, "too big").to_string(),
+        format!("policy {FILE} line 1: too big")
+    );
     let e = Policy::parse(FILE, b"[default]\nimages = *\nimages = \xff\n").unwrap_err();
     assert_eq!(e.line, 3);
     assert!(e.message.contains("UTF-8"), "{e}");
@@ -885,6 +897,8 @@ const POLICY_LINES: &[&str] = &[
     "images = *",
     "images =",
     "images = alice/* x?z",
+    "images=xyz",
+    "mounts=/srv/%u",
     "mounts = /srv/%u",
     "mounts = /srv/%u:rw /var",
     "mounts = %h/data:rw",
@@ -1321,7 +1335,7 @@ proptest! {
                 let file_lines: Vec<&str> = text.lines().collect();
                 if v.line > 0 {
                     let line = file_lines.get(v.line - 1).map(|l| l.trim()).unwrap_or_default();
-                    let key = v.rule.split(" =").next().unwrap_or_default();
+                    let key = v.rule.split('=').next().unwrap_or_default().trim();
                     prop_assert!(line.starts_with(key) && !key.is_empty(), "line {} {:?} vs rule {:?}", v.line, line, v.rule);
                     prop_assert!(v.rule.starts_with(line), "{:?} vs {:?}", v.rule, line);
                 }
