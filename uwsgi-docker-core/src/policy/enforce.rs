@@ -5,7 +5,8 @@ use super::rules::{
     SocketItem, UserRule, KERNEL_TREES,
 };
 use super::{
-    Decision, Policy, PolicyViolation, Tenant, DEFAULT_TENANT_SOCKET_DIR, WELL_KNOWN_DAEMON_SOCKETS,
+    escape_controls, Decision, Policy, PolicyViolation, Tenant, DEFAULT_TENANT_SOCKET_DIR,
+    WELL_KNOWN_DAEMON_SOCKETS,
 };
 use crate::spec::{format_size, ListenAddress, Mount, Protocol, VassalSpec};
 
@@ -113,6 +114,7 @@ impl Cx<'_> {
     }
 
     fn note(&mut self, key: &str, value: &str, what: &str, rule: &RuleRef) {
+        let value = escape_controls(value);
         self.applied
             .push(format!("{key} = {value}: {what} (policy {})", rule.at()));
     }

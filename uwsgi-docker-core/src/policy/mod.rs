@@ -335,8 +335,11 @@ pub struct PolicyError {
 /// allow).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "vassal {vassal}: {key} = {value:?} is not allowed: {why} ({}); {fix}",
-    rule_at(.file, *.line, .rule)
+    "vassal {}: {key} = {value:?} is not allowed: {} ({}); {}",
+    escape_controls(.vassal),
+    escape_controls(.why),
+    rule_at(.file, *.line, .rule),
+    escape_controls(.fix)
 )]
 #[non_exhaustive]
 pub struct PolicyViolation {
@@ -372,7 +375,26 @@ impl PolicyError {
     }
 }
 
+/// `text` with control characters escaped (`\u{1b}`), for log lines: the vassal's name,
+/// and paths and names it wrote, may hold any byte but NUL.
+pub(crate) fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 fn rule_at(file: &str, line: usize, rule: &str) -> String {
+    let rule = escape_controls(rule);
     if line == 0 {
         format!("policy {file}, built in: {rule}")
     } else {

@@ -256,6 +256,45 @@ fn the_violation_reads_as_documented() {
 }
 
 #[test]
+fn control_bytes_of_the_vassal_are_escaped_in_messages() {
+    let text = "[default]\nmounts = /srv/%u\n";
+    let mut spec = vassal("");
+    spec.mounts.push(Mount {
+        host: "/srv/bob/\x1b[2J".into(),
+        container: "/x".into(),
+        read_only: false,
+        explicit_mode: false,
+    });
+    let v = policy(text)
+        .enforce("evil\r\n.ini", &alice(), DOCKER, &mut spec)
+        .unwrap_err();
+    let shown = v.to_string();
+    assert!(!shown.chars().any(char::is_control), "{shown:?}");
+    assert!(shown.starts_with("vassal evil\\r\\n.ini: "), "{shown}");
+    assert!(
+        shown.contains("/srv/bob/\\u{1b}[2J is not under"),
+        "{shown}"
+    );
+    // The fields keep the raw text.
+    assert_eq!(v.vassal, "evil\r\n.ini");
+    let mut spec = vassal("");
+    spec.mounts.push(Mount {
+        host: "/srv/alice/\x07".into(),
+        container: "/x".into(),
+        read_only: false,
+        explicit_mode: false,
+    });
+    let d = policy(text)
+        .enforce("app.ini", &alice(), DOCKER, &mut spec)
+        .unwrap();
+    assert!(
+        d.applied.iter().all(|l| !l.chars().any(char::is_control)),
+        "{:?}",
+        d.applied
+    );
+}
+
+#[test]
 fn mounts_are_read_only_unless_the_rule_says_rw() {
     let text = "[default]\nmounts = /srv/%u\nmounts = %h/data:rw\n";
     let (spec, decision) = allowed(text, "docker-mount = /srv/alice/site:/site");
