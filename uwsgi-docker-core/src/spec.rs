@@ -67,6 +67,9 @@ pub struct Mount {
     pub host: String,
     pub container: String,
     pub read_only: bool,
+    /// The vassal wrote `:ro` or `:rw`; a bare mount is read-write for Docker, and a policy
+    /// may make it read-only, while an explicit `:rw` it cannot grant is refused.
+    pub explicit_mode: bool,
 }
 
 /// `docker-socket`: where the host binds the listening socket passed into the container.
@@ -156,6 +159,12 @@ pub struct VassalSpec {
     pub pids_limit: Option<i64>,
     pub read_only: bool,
     pub cap_drop: Vec<String>,
+    /// `docker-cap-add`, in file order (names without `CAP_`).
+    pub cap_add: Vec<String>,
+    /// `docker-no-new-privileges`: Docker's `no-new-privileges` security option.
+    pub no_new_privileges: bool,
+    /// `docker-socket-owner`: `user[:group]` for the sockets we bind for this vassal.
+    pub socket_owner: Option<String>,
     /// `docker-tmpfs`: `(path, options)`; options may be empty.
     pub tmpfs: Vec<(String, String)>,
     /// Default `SIGINT`: uWSGI 2.0 treats SIGTERM as a brutal reload.
@@ -199,6 +208,9 @@ impl VassalSpec {
             pids_limit: None,
             read_only: false,
             cap_drop: Vec::new(),
+            cap_add: Vec::new(),
+            no_new_privileges: false,
+            socket_owner: None,
             tmpfs: Vec::new(),
             stop_signal: DEFAULT_STOP_SIGNAL.into(),
             stop_timeout: None,
@@ -259,6 +271,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "docker-pids-limit",
     "docker-read-only",
     "docker-cap-drop",
+    "docker-cap-add",
+    "docker-no-new-privileges",
+    "docker-socket-owner",
     "docker-tmpfs",
     "docker-stop-signal",
     "docker-stop-timeout",
@@ -275,6 +290,7 @@ pub const REPEATABLE_KEYS: &[&str] = &[
     "docker-dns",
     "docker-label",
     "docker-cap-drop",
+    "docker-cap-add",
     "docker-tmpfs",
 ];
 
@@ -698,6 +714,9 @@ fn apply(spec: &mut VassalSpec, entry: &Entry) -> Result<(), String> {
         "docker-pids-limit" => spec.pids_limit = Some(values::pids_limit(v)?),
         "docker-read-only" => spec.read_only = values::boolean(v)?,
         "docker-cap-drop" => spec.cap_drop.push(values::capability(v)?),
+        "docker-cap-add" => spec.cap_add.push(values::capability(v)?),
+        "docker-no-new-privileges" => spec.no_new_privileges = values::boolean(v)?,
+        "docker-socket-owner" => spec.socket_owner = Some(values::user(v)?),
         "docker-tmpfs" => spec.tmpfs.push(values::tmpfs(v)?),
         "docker-stop-signal" => spec.stop_signal = values::signal(v)?,
         "docker-stop-timeout" => spec.stop_timeout = Some(values::stop_timeout(v)?),
@@ -713,6 +732,30 @@ fn apply(spec: &mut VassalSpec, entry: &Entry) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Value parsers the policy shares with the vassal keys, so both read a value alike.
+pub(crate) mod shared {
+    /// `docker-cpus`: billionths of a CPU.
+    pub(crate) fn cpus(v: &str) -> Result<u64, String> {
+        super::values::nano_cpus(v)
+    }
+    /// `docker-pids-limit`: -1 or a positive count.
+    pub(crate) fn pids(v: &str) -> Result<i64, String> {
+        super::values::pids_limit(v)
+    }
+    /// `docker-cap-drop`: a capability name without `CAP_`, upper case.
+    pub(crate) fn capability(v: &str) -> Result<String, String> {
+        super::values::capability(v)
+    }
+    /// `docker-tty`: true/false, yes/no, on/off, 1/0.
+    pub(crate) fn boolean(v: &str) -> Result<bool, String> {
+        super::values::boolean(v)
+    }
+    /// Levenshtein distance, for suggestions.
+    pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+        super::values::edit_distance(a, b)
+    }
 }
 
 /// Brackets an IPv6 address so it can be followed by `:port`.

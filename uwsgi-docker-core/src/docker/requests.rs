@@ -335,6 +335,12 @@ pub fn create_body(plan: &ContainerPlan) -> Value {
     if !spec.cap_drop.is_empty() {
         host.insert("CapDrop".into(), json!(spec.cap_drop));
     }
+    if !spec.cap_add.is_empty() {
+        host.insert("CapAdd".into(), json!(spec.cap_add));
+    }
+    if spec.no_new_privileges {
+        host.insert("SecurityOpt".into(), json!(["no-new-privileges"]));
+    }
     if !spec.tmpfs.is_empty() {
         let tmpfs: Map<String, Value> = spec
             .tmpfs
@@ -680,11 +686,13 @@ mod tests {
                 host: "/srv/data".into(),
                 container: "/data".into(),
                 read_only: true,
+                explicit_mode: true,
             },
             Mount {
                 host: "/srv/logs".into(),
                 container: "/logs".into(),
                 read_only: false,
+                explicit_mode: false,
             },
         ];
         spec.network_mode = Some("host".into());
@@ -749,6 +757,25 @@ mod tests {
         // Host settings never leak to the top level, where dockerd ignores them.
         for key in ["Memory", "Mounts", "PortBindings", "Dns", "NetworkMode"] {
             assert!(body.get(key).is_none(), "{key}");
+        }
+    }
+
+    #[test]
+    fn cap_add_and_no_new_privileges_go_to_host_config() {
+        let body = create_body(&plan_for(minimal_spec()));
+        assert!(body["HostConfig"].get("CapAdd").is_none());
+        assert!(body["HostConfig"].get("SecurityOpt").is_none());
+        let mut spec = minimal_spec();
+        spec.cap_drop = vec!["ALL".into()];
+        spec.cap_add = vec!["NET_BIND_SERVICE".into(), "CHOWN".into()];
+        spec.no_new_privileges = true;
+        let body = create_body(&plan_for(spec));
+        let host = &body["HostConfig"];
+        assert_eq!(host["CapDrop"], json!(["ALL"]));
+        assert_eq!(host["CapAdd"], json!(["NET_BIND_SERVICE", "CHOWN"]));
+        assert_eq!(host["SecurityOpt"], json!(["no-new-privileges"]));
+        for key in ["CapAdd", "SecurityOpt"] {
+            assert!(body.get(key).is_none(), "{key} outside HostConfig");
         }
     }
 

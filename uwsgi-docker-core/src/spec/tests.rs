@@ -74,7 +74,8 @@ fn seed_forkpty_vassal() {
         vec![Mount {
             host: "/pty/foo".into(),
             container: "/pty".into(),
-            read_only: false
+            read_only: false,
+            explicit_mode: false,
         }]
     );
     assert_eq!(
@@ -113,6 +114,10 @@ docker-pids-limit = 100
 docker-read-only = yes
 docker-cap-drop = cap_net_raw
 docker-cap-drop = ALL
+docker-cap-add = net_bind_service
+docker-cap-add = CAP_CHOWN
+docker-no-new-privileges = yes
+docker-socket-owner = alice:www-data
 docker-tmpfs = /tmp:rw,size=64m
 docker-tmpfs = /run
 docker-stop-signal = quit
@@ -154,11 +159,13 @@ docker-handoff = launcher
                 host: "/data".into(),
                 container: "/data".into(),
                 read_only: true,
+                explicit_mode: true,
             },
             Mount {
                 host: "/logs".into(),
                 container: "/var/log".into(),
                 read_only: false,
+                explicit_mode: true,
             },
         ],
         network_mode: Some("backend-net".into()),
@@ -185,6 +192,9 @@ docker-handoff = launcher
         pids_limit: Some(100),
         read_only: true,
         cap_drop: vec!["NET_RAW".into(), "ALL".into()],
+        cap_add: vec!["NET_BIND_SERVICE".into(), "CHOWN".into()],
+        no_new_privileges: true,
+        socket_owner: Some("alice:www-data".into()),
         tmpfs: vec![
             ("/tmp".into(), "rw,size=64m".into()),
             ("/run".into(), "".into()),
@@ -204,9 +214,37 @@ fn defaults() {
     assert_eq!(spec.stop_signal, "SIGINT");
     assert!(spec.tty);
     assert!(!spec.read_only);
+    assert!(spec.cap_add.is_empty());
+    assert!(!spec.no_new_privileges);
+    assert_eq!(spec.socket_owner, None);
     assert_eq!(spec.uwsgi, "uwsgi");
     assert_eq!(spec.handoff, HandoffMode::Auto);
     assert_eq!(spec, VassalSpec::with_image("img"));
+}
+
+#[test]
+fn cap_add_repeats_no_new_privileges_and_socket_owner_do_not() {
+    let s = spec("docker-cap-add = sys_ptrace\ndocker-cap-add = NET_ADMIN");
+    assert_eq!(
+        s.cap_add,
+        vec!["SYS_PTRACE".to_string(), "NET_ADMIN".into()]
+    );
+    assert!(spec("docker-no-new-privileges = on").no_new_privileges);
+    assert!(!spec("docker-no-new-privileges = 0").no_new_privileges);
+    assert_eq!(
+        spec("docker-socket-owner = www-data")
+            .socket_owner
+            .as_deref(),
+        Some("www-data")
+    );
+    for key in ["docker-no-new-privileges = 1", "docker-socket-owner = a"] {
+        let err = bad(&format!("{key}\n{key}"));
+        assert!(matches!(err, SpecError::Repeated { .. }), "{key}: {err:?}");
+    }
+    let mount = |text: &str| spec(&format!("docker-mount = {text}")).mounts[0].clone();
+    assert!(!mount("/a:/b").explicit_mode);
+    assert!(mount("/a:/b:rw").explicit_mode && !mount("/a:/b:rw").read_only);
+    assert!(mount("/a:/b:ro").explicit_mode && mount("/a:/b:ro").read_only);
 }
 
 #[test]
@@ -463,6 +501,9 @@ fn every_key_rejects_garbage() {
         ("docker-read-only", "maybe", "true/false"),
         ("docker-cap-drop", "NET RAW", "capability name"),
         ("docker-cap-drop", "", "capability name"),
+        ("docker-cap-add", "SYS ADMIN", "capability name"),
+        ("docker-no-new-privileges", "sure", "true/false"),
+        ("docker-socket-owner", "www data", "USER:GROUP"),
         ("docker-tmpfs", "tmp", "/PATH"),
         ("docker-stop-signal", "SIGFOO", "signal name"),
         ("docker-stop-signal", "0", "number 1-31"),

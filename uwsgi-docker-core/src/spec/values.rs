@@ -273,10 +273,10 @@ pub(super) fn mount(v: &str) -> Result<Mount, String> {
     const EXPECTED: &str =
         "expected /HOST:/CONTAINER or /HOST:/CONTAINER:ro (or :rw), both absolute paths without :";
     let parts: Vec<&str> = v.split(':').collect();
-    let (host, container, read_only) = match parts.as_slice() {
-        [h, c] => (*h, *c, false),
-        [h, c, "ro"] => (*h, *c, true),
-        [h, c, "rw"] => (*h, *c, false),
+    let (host, container, read_only, explicit_mode) = match parts.as_slice() {
+        [h, c] => (*h, *c, false, false),
+        [h, c, "ro"] => (*h, *c, true, true),
+        [h, c, "rw"] => (*h, *c, false, true),
         _ => return Err(EXPECTED.into()),
     };
     if !host.starts_with('/') || !container.starts_with('/') || v.contains('\0') {
@@ -287,6 +287,7 @@ pub(super) fn mount(v: &str) -> Result<Mount, String> {
         host: host.into(),
         container: container.into(),
         read_only,
+        explicit_mode,
     })
 }
 
