@@ -833,6 +833,7 @@ mod tests {
             host: "/srv/data".into(),
             container: "/data".into(),
             read_only: true,
+            explicit_mode: true,
         }];
         let host = &create_body(&plan)["HostConfig"];
         assert_eq!(
@@ -876,6 +877,7 @@ mod tests {
             host: "/srv/missing".into(),
             container: "/data".into(),
             read_only: true,
+            explicit_mode: true,
         }];
         let plan = plan_for(spec);
         let dockerd = |message: &str| crate::docker::DaemonError::Status {

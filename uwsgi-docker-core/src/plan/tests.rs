@@ -483,6 +483,7 @@ fn a_mount_that_hides_the_proxy_or_the_launcher_is_refused() {
         host: "/srv/data".into(),
         container: container.into(),
         read_only: true,
+        explicit_mode: true,
     };
     let mut spec = VassalSpec::with_image("img");
     spec.proxy = Some(ProxyPaths {
