@@ -244,7 +244,7 @@ fn set_scalar<T>(
     *slot = Some(Scalar {
         line,
         text: text.into(),
-        value: value.map_err(|e| format!("bad {key} = {text:?}: {e}"))?,
+        value: value.map_err(|e| format!("bad {key}: {text:?}: {e}"))?,
     });
     Ok(())
 }

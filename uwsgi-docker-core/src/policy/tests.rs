@@ -881,7 +881,7 @@ fn bad_files_name_their_line() {
         ("[default]\nsocket-owners = a:b\n", 2, ":GROUP"),
         ("[default]\ncap-add = SYS ADMIN!\n", 2, "capability"),
         ("[default]\nno-new-privileges = maybe\n", 2, "true/false"),
-        ("[default]\ncpus-max = 0\n", 2, "greater than 0"),
+        ("[default]\ncpus-max = 0\n", 2, "from 0.01"),
         (
             "[default]\nmemory-default = 2g\nmemory-max = 1g\n",
             2,
