@@ -40,6 +40,7 @@ fn config(passes_socket: bool) -> BridgeConfig {
         bridge_id: "b".into(),
     };
     BridgeConfig {
+        requested_spec: spec.clone(),
         plan: ContainerPlan::with_options(
             spec,
             &identity,

@@ -15,6 +15,8 @@ pub mod labels {
     pub const BRIDGE: &str = "io.uwsgi-docker.bridge";
     /// The proxy socket path on the host, so `gc` can remove stale ones.
     pub const PROXY: &str = "io.uwsgi-docker.proxy";
+    /// The tenant's uid, when an operator policy is in force (tenant mode).
+    pub const TENANT: &str = "io.uwsgi-docker.tenant";
 }
 
 /// Who a vassal is and where it lives; supplied by the runtime.

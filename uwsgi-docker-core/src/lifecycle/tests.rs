@@ -31,6 +31,7 @@ fn test_config() -> BridgeConfig {
     };
     BridgeConfig {
         plan: ContainerPlan::new(test_spec(), &identity),
+        requested_spec: test_spec(),
         config: VASSAL_CONFIG.to_vec(),
         emperor_config_channel: false,
         emperor_control_channel: true,
@@ -777,6 +778,7 @@ fn config_with(spec: VassalSpec, options: &PlanOptions) -> BridgeConfig {
         emperor_id: "host:1".into(),
         bridge_id: "host:2:3".into(),
     };
+    config.requested_spec = spec.clone();
     config.plan = ContainerPlan::with_options(spec, &identity, options);
     config
 }
@@ -905,4 +907,25 @@ fn without_an_emperor_changed_docker_settings_wait_for_the_next_start() {
         .iter()
         .any(|l| l.contains("apply when the vassal is next started")));
     assert_eq!(h.exit, None);
+}
+
+#[test]
+fn a_reload_is_compared_with_the_file_not_with_what_a_policy_forced() {
+    // A policy filled in the memory limit and the user: the plan's spec differs from the
+    // file's, and a touch of the unchanged file must still reload in the same container.
+    let mut config = test_config();
+    config.plan.spec.memory = Some(256 * 1024 * 1024);
+    config.plan.spec.user = Some("4242:4242".into());
+    let mut h = Harness::new(config);
+    h.run();
+    h.vassal_connects(1);
+    let first_push = h.to_vassal_config.len();
+    h.emperor_sends(&[1]);
+    h.vassal_sends(&[2]);
+    assert_eq!(
+        &h.to_vassal_config[first_push..],
+        config_packet(&h.file).as_slice(),
+        "the same file is pushed again"
+    );
+    assert_eq!(h.exit, None, "no recreate: {:?}", h.logs);
 }
