@@ -41,6 +41,7 @@ fn config(passes_socket: bool) -> BridgeConfig {
         name_prefix: None,
     };
     BridgeConfig {
+        requested_spec: spec.clone(),
         plan: ContainerPlan::with_options(
             spec,
             &identity,

@@ -8,6 +8,8 @@ mod launcher_binary;
 mod proxy;
 mod settings;
 mod sys;
+mod tenancy;
+mod users;
 mod vassal_file;
 mod wrapper;
 
@@ -36,7 +38,13 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run { file } => with_settings(|s| commands::run::run(s, &file)),
-        Command::Check { file } => with_settings(|s| commands::check::run(s, &file)),
+        Command::Check { file, policy } => with_settings(|s| {
+            let mut settings = s.clone();
+            if policy.is_some() {
+                settings.policy = policy;
+            }
+            commands::check::run(&settings, &file)
+        }),
         Command::Ps => with_settings(commands::ps::run),
         Command::Gc { dry_run } => with_settings(|s| commands::gc::run(s, dry_run)),
     }

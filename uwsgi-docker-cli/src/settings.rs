@@ -16,6 +16,8 @@ pub struct RuntimeSettings {
     pub emperor_id: Option<String>,
     /// Prefix the container's log lines with `[VASSAL] ` (`UWSGIDOCKER_LOG_PREFIX`, default on).
     pub log_prefix: bool,
+    /// The operator's policy file (`UWSGIDOCKER_POLICY`): tenant mode when set.
+    pub policy: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,8 +76,18 @@ pub fn from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<RuntimeSettings,
         }
         emperor.name_prefix = Some(prefix);
     }
+    let policy = match non_empty("UWSGIDOCKER_POLICY") {
+        Some(path) if !path.starts_with('/') => {
+            return Err(SettingsError::NotAbsolute {
+                var: "UWSGIDOCKER_POLICY",
+                value: path,
+            })
+        }
+        path => path.map(PathBuf::from),
+    };
     Ok(RuntimeSettings {
         emperor,
+        policy,
         uwsgi: non_empty("UWSGIDOCKER_UWSGI").map(PathBuf::from),
         emperor_id: non_empty("UWSGIDOCKER_EMPEROR_ID"),
         log_prefix: get("UWSGIDOCKER_LOG_PREFIX").is_none() || flag(get, "UWSGIDOCKER_LOG_PREFIX")?,
@@ -118,6 +130,7 @@ mod tests {
         assert_eq!(s.uwsgi, None);
         assert_eq!(s.emperor_id, None);
         assert!(s.log_prefix, "prefixed unless asked otherwise");
+        assert_eq!(s.policy, None, "no tenant mode unless a policy is named");
     }
 
     #[test]
@@ -145,9 +158,11 @@ mod tests {
             ("UWSGIDOCKER_UWSGI", "/usr/bin/uwsgi-core"),
             ("UWSGIDOCKER_EMPEROR_ID", "host-a:emperor"),
             ("UWSGIDOCKER_NAME_PREFIX", "tenant1-"),
+            ("UWSGIDOCKER_POLICY", "/etc/uwsgi/policy.ini"),
         ])
         .expect("valid");
         assert_eq!(s.emperor.name_prefix.as_deref(), Some("tenant1-"));
+        assert_eq!(s.policy, Some(PathBuf::from("/etc/uwsgi/policy.ini")));
         assert_eq!(s.emperor.daemon_socket, "/run/podman.sock");
         assert_eq!(s.emperor.socket_dir.as_deref(), Some("/run/vassals"));
         assert!(s.emperor.docker_required);
@@ -207,6 +222,13 @@ mod tests {
             Ok(None),
             "empty means unset"
         );
+        assert!(matches!(
+            with(&[("UWSGIDOCKER_POLICY", "policy.ini")]),
+            Err(SettingsError::NotAbsolute {
+                var: "UWSGIDOCKER_POLICY",
+                ..
+            })
+        ));
         assert_eq!(
             with(&[("UWSGIDOCKER_DEBUG", "0")]).map(|s| s.emperor.debug),
             Ok(false)

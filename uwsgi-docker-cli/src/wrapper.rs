@@ -24,6 +24,7 @@ use crate::args::{ConfigSource, WrapperArgs};
 use crate::commands::run::{absolute_dir, fail, run_bridge, BridgeStart};
 use crate::settings::{self, RuntimeSettings, REEXEC_MARKER};
 use crate::sys;
+use crate::tenancy::{self, Origin};
 
 /// A vassal waits this long for its config push; so do we.
 const CONFIG_WAIT: Duration = Duration::from_secs(5);
@@ -111,6 +112,9 @@ pub fn run(args: WrapperArgs) -> ExitCode {
     if let Err(e) = spec::check_pushable(&name, text.len()) {
         return fail(&e.to_string());
     }
+    if let Some(message) = tenancy::tyrant_mode_message(&name) {
+        return fail(&message);
+    }
 
     // A bridge: show as `[uwsgi-docker-bridge] NAME` in ps. Exec'ing ourselves keeps the
     // fds and env; the marker stops a second round.
@@ -142,6 +146,18 @@ pub fn run(args: WrapperArgs) -> ExitCode {
         (ConfigSource::File(path), _) => (text, Some(path.clone()), absolute_dir(path)),
         (ConfigSource::Emperor, None) => (text, None, current_dir()),
     };
+    let origin = match &args.source {
+        ConfigSource::Emperor => Origin::Pushed,
+        ConfigSource::File(path) => match Origin::of_file(path) {
+            Ok(origin) => origin,
+            Err(e) => {
+                return fail(&format!(
+                    "vassal {name}: cannot stat {}: {e}",
+                    path.display()
+                ))
+            }
+        },
+    };
     let emperor_config = match args.source {
         ConfigSource::Emperor => emperor_config,
         // A config channel next to a file name is not the Emperor's protocol; leave it be.
@@ -158,6 +174,7 @@ pub fn run(args: WrapperArgs) -> ExitCode {
             emperor_control: Some(emperor_control),
             emperor_config,
             inherited_socket: sys::inherited_listening_socket(),
+            origin,
         },
     )
 }
@@ -348,6 +365,7 @@ mod tests {
             uwsgi: Some(PathBuf::from("/opt/uwsgi")),
             emperor_id: None,
             log_prefix: true,
+            policy: None,
         };
         assert_eq!(find_uwsgi(&settings), Some(PathBuf::from("/opt/uwsgi")));
         // Our own test binary is never "the other uwsgi".

@@ -19,6 +19,8 @@ pub mod labels {
     pub const PROXY: &str = "io.uwsgi-docker.proxy";
     /// The Emperor's container-name prefix (`docker-name-prefix`), only when it has one.
     pub const PREFIX: &str = "io.uwsgi-docker.prefix";
+    /// The tenant's uid, when an operator policy is in force (tenant mode).
+    pub const TENANT: &str = "io.uwsgi-docker.tenant";
 }
 
 /// Who a vassal is and where it lives; supplied by the runtime.

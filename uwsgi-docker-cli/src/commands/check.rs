@@ -5,10 +5,12 @@ use std::process::ExitCode;
 
 use serde_json::{json, Value};
 use uwsgi_docker_core::docker::{self, Api, ApiVersion};
+use uwsgi_docker_core::plan::labels;
 use uwsgi_docker_core::spec;
 
 use crate::commands::run::{absolute_dir, fail, identity, plan, vassal_name};
 use crate::settings::RuntimeSettings;
+use crate::tenancy::{self, Origin};
 
 /// Stands for the id dockerd gives the container at create.
 pub const CONTAINER_ID: &str = "CONTAINER_ID";
@@ -42,7 +44,7 @@ pub fn report(
     let name = vassal_name(file);
     // Before parsing: a Docker vassal's file is pushed to its container whole.
     spec::check_pushable(&name, text.len()).map_err(|e| e.to_string())?;
-    let spec = match spec::parse_vassal(&name, text) {
+    let mut spec = match spec::parse_vassal(&name, text) {
         Ok(Some(spec)) => spec,
         Ok(None) => {
             return Err(format!(
@@ -50,6 +52,27 @@ pub fn report(
             ))
         }
         Err(e) => return Err(e.to_string()),
+    };
+    // The owner matters only in tenant mode (a policy is set).
+    let origin = match &settings.policy {
+        Some(_) => {
+            Origin::of_file(file).map_err(|e| format!("cannot stat {}: {e}", file.display()))?
+        }
+        None => Origin::Pushed,
+    };
+    let verdict = match tenancy::apply(settings, &name, origin, &mut spec)? {
+        None => Value::Null,
+        Some((tenant, decision)) => {
+            spec.labels
+                .push((labels::TENANT.to_owned(), tenant.uid.to_string()));
+            json!({
+                "file": settings.policy.as_ref().map(|p| p.display().to_string()),
+                "verdict": "allowed",
+                "tenant": { "uid": tenant.uid, "gid": tenant.gid, "name": tenant.name, "home": tenant.home },
+                "section": decision.section,
+                "applied": decision.applied,
+            })
+        }
     };
     let identity = identity(settings, &name, &absolute_dir(file), BRIDGE_ID.to_owned());
     let socket = spec.socket.as_ref().map(ToString::to_string);
@@ -101,6 +124,7 @@ pub fn report(
         "launcher": plan.launcher_host_path,
         "cmd": plan.cmd,
         "env": plan.env,
+        "policy": verdict,
         "api_version": ApiVersion::OURS.to_string(),
         "note": format!(
             "requests for API {} (the newest we speak); the bridge negotiates down to the daemon's. {CONTAINER_ID} and {BRIDGE_ID} stand for values known only at run time.",
@@ -134,6 +158,7 @@ mod tests {
             uwsgi: None,
             emperor_id: Some("test-emperor".into()),
             log_prefix: true,
+            policy: None,
         }
     }
 

@@ -10,6 +10,7 @@ use uwsgi_docker_core::spec::{self, HandoffMode, ListenAddress, VassalSpec};
 
 use crate::bridge_loop::{self, LoopIo};
 use crate::settings::{self, RuntimeSettings};
+use crate::tenancy::{self, Origin};
 use crate::{launcher_binary, proxy, sys, vassal_file};
 
 /// How long the vassal has to connect to the proxy after its container starts.
@@ -31,6 +32,8 @@ pub struct BridgeStart {
     pub emperor_config: Option<OwnedFd>,
     /// The Emperor's on-demand socket (it was on our fd 0).
     pub inherited_socket: Option<OwnedFd>,
+    /// Whose vassal this is, for the policy (tenant mode).
+    pub origin: Origin,
 }
 
 /// The vassal's identity as the plan needs it.
@@ -86,6 +89,23 @@ pub fn plan(
 /// Bind `docker-socket` (the runtime's job: no action asks for it), or take the Emperor's
 /// on-demand socket, and run the bridge.
 pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeStart) -> ExitCode {
+    let requested = spec.clone();
+    let mut spec = spec;
+    match tenancy::apply(settings, &start.name, start.origin, &mut spec) {
+        Ok(None) => {}
+        Ok(Some((tenant, decision))) => {
+            if settings.emperor.debug {
+                for line in &decision.applied {
+                    eprintln!("uwsgi-docker: vassal {}: policy: {line}", start.name);
+                }
+            }
+            spec.labels.push((
+                uwsgi_docker_core::plan::labels::TENANT.to_owned(),
+                tenant.uid.to_string(),
+            ));
+        }
+        Err(e) => return fail(&e),
+    }
     let socket_mode = settings
         .emperor
         .socket_mode
@@ -109,6 +129,7 @@ pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeSta
     };
     let config = BridgeConfig {
         plan,
+        requested_spec: requested,
         config: start.config,
         emperor_config_channel: start.emperor_config.is_some(),
         emperor_control_channel: start.emperor_control.is_some(),
@@ -204,6 +225,10 @@ pub fn run(settings: &RuntimeSettings, file: &Path) -> ExitCode {
     if let Err(e) = spec::check_pushable(&name, text.len()) {
         return fail(&e.to_string());
     }
+    let origin = match Origin::of_file(file) {
+        Ok(origin) => origin,
+        Err(e) => return fail(&format!("cannot stat {}: {e}", file.display())),
+    };
     let spec = match spec::parse_vassal(&name, &text) {
         Ok(Some(spec)) => spec,
         Ok(None) => {
@@ -224,6 +249,7 @@ pub fn run(settings: &RuntimeSettings, file: &Path) -> ExitCode {
             emperor_control: None,
             emperor_config: None,
             inherited_socket: None,
+            origin,
         },
     )
 }

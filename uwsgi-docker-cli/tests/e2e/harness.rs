@@ -106,6 +106,8 @@ pub struct EmperorOptions {
     /// Extra `--option value` pairs for the Emperor's command line (plugin mode: the
     /// plugin's own options, e.g. `docker-name-prefix`).
     pub options: Vec<(String, String)>,
+    /// Extra arguments for the Emperor (e.g. `--emperor-tyrant`).
+    pub args: Vec<String>,
 }
 
 impl EmperorOptions {
@@ -118,7 +120,14 @@ impl EmperorOptions {
             bridge_option: true,
             env: Vec::new(),
             options: Vec::new(),
+            args: Vec::new(),
         }
+    }
+
+    /// The same options with one more argument for the Emperor.
+    pub fn with_arg(mut self, arg: &str) -> EmperorOptions {
+        self.args.push(arg.to_owned());
+        self
     }
 
     /// The same options with one more environment variable for the Emperor.
@@ -149,6 +158,7 @@ impl EmperorOptions {
             bridge_option: true,
             env: Vec::new(),
             options: Vec::new(),
+            args: Vec::new(),
         }
     }
 }
@@ -545,6 +555,7 @@ impl World {
             .env("UWSGIDOCKER_EMPEROR_ID", &self.id)
             .env("UWSGIDOCKER_UWSGI", real_uwsgi)
             .envs(options.env.iter().map(|(k, v)| (k, v)))
+            .args(&options.args)
             .current_dir(&self.root)
             .stdin(Stdio::null())
             .stdout(out)
@@ -596,20 +607,35 @@ impl World {
     /// Writes vassal `name` atomically (write beside, then rename in), so the Emperor never
     /// reads half a file.
     pub fn write_vassal(&mut self, name: &str, text: &str) {
+        self.write_vassal_owned(name, text, None);
+    }
+
+    /// As [`World::write_vassal`], the file owned by `owner` (uid, gid) from the start, as a
+    /// tenant's file would be.
+    pub fn write_vassal_owned(&mut self, name: &str, text: &str, owner: Option<(u32, u32)>) {
         self.names.insert(name.to_owned());
         let staging = self.root.join(format!(".{name}.new"));
         fs::write(&staging, text).expect("write the vassal file");
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::chown(&staging, Some(uid), Some(gid))
+                .expect("chown the vassal file");
+        }
         fs::rename(&staging, self.vassal_path(name)).expect("move the vassal file in");
     }
 
     /// Rewrites vassal `name` and moves its mtime forward, so the Emperor (which compares
     /// whole seconds) sees the change and reloads it.
     pub fn rewrite_vassal(&mut self, name: &str, text: &str) {
+        self.rewrite_vassal_owned(name, text, None);
+    }
+
+    /// As [`World::rewrite_vassal`], the new file owned by `owner` (uid, gid).
+    pub fn rewrite_vassal_owned(&mut self, name: &str, text: &str, owner: Option<(u32, u32)>) {
         let path = self.vassal_path(name);
         let old = fs::metadata(&path)
             .and_then(|m| m.modified())
             .expect("stat the vassal file");
-        self.write_vassal(name, text);
+        self.write_vassal_owned(name, text, owner);
         let bumped = old.max(SystemTime::now()) + Duration::from_secs(2);
         fs::File::options()
             .write(true)

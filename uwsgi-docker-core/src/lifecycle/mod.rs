@@ -49,6 +49,10 @@ pub struct ProxyPeer(pub u64);
 #[derive(Debug, Clone, PartialEq)]
 pub struct BridgeConfig {
     pub plan: ContainerPlan,
+    /// The `[emperor]` section as the vassal file asked for it, before an operator policy
+    /// filled in or forced anything: a reload is compared with this, so that only a change
+    /// in the file recreates the container.
+    pub requested_spec: spec::VassalSpec,
     /// The config text first pushed to the vassal.
     pub config: Vec<u8>,
     /// The Emperor gave us a config channel (`UWSGI_EMPEROR_FD_CONFIG`): config requests
@@ -893,7 +897,7 @@ impl Bridge {
             return;
         }
         match spec::parse_vassal(&self.config.plan.vassal_name, &config) {
-            Ok(Some(spec)) if spec == self.config.plan.spec => {}
+            Ok(Some(spec)) if spec == self.config.requested_spec => {}
             // A container cannot take new settings, but a new one can: exit, and the
             // Emperor respawns the vassal (also when it is no longer a Docker vassal).
             Ok(_) if self.config.emperor_control_channel => {

@@ -32,6 +32,7 @@ fn test_config() -> BridgeConfig {
     };
     BridgeConfig {
         plan: ContainerPlan::new(test_spec(), &identity),
+        requested_spec: test_spec(),
         config: VASSAL_CONFIG.to_vec(),
         emperor_config_channel: false,
         emperor_control_channel: true,
@@ -1137,6 +1138,7 @@ fn config_with(spec: VassalSpec, options: &PlanOptions) -> BridgeConfig {
         bridge_id: "host:2:3".into(),
         name_prefix: None,
     };
+    config.requested_spec = spec.clone();
     config.plan = ContainerPlan::with_options(spec, &identity, options);
     config
 }
@@ -1426,4 +1428,25 @@ fn request_lines_name_the_request_without_version_or_query() {
     assert_eq!(request_line(b"GET /version HTTP/1.1\r\n"), "GET /version");
     assert_eq!(seconds(Duration::from_secs(30)), "30 s");
     assert_eq!(seconds(Duration::from_millis(2500)), "2.5 s");
+}
+
+#[test]
+fn a_reload_is_compared_with_the_file_not_with_what_a_policy_forced() {
+    // A policy filled in the memory limit and the user: the plan's spec differs from the
+    // file's, and a touch of the unchanged file must still reload in the same container.
+    let mut config = test_config();
+    config.plan.spec.memory = Some(256 * 1024 * 1024);
+    config.plan.spec.user = Some("4242:4242".into());
+    let mut h = Harness::new(config);
+    h.run();
+    h.vassal_connects(1);
+    let first_push = h.to_vassal_config.len();
+    h.emperor_sends(&[1]);
+    h.vassal_sends(&[2]);
+    assert_eq!(
+        &h.to_vassal_config[first_push..],
+        config_packet(&h.file).as_slice(),
+        "the same file is pushed again"
+    );
+    assert_eq!(h.exit, None, "no recreate: {:?}", h.logs);
 }
