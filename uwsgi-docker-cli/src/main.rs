@@ -6,6 +6,7 @@ mod commands;
 mod docker_client;
 mod launcher_binary;
 mod proxy;
+mod runtime;
 mod settings;
 mod sys;
 mod wrapper;

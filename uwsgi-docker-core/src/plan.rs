@@ -15,6 +15,8 @@ pub mod labels {
     pub const BRIDGE: &str = "io.uwsgi-docker.bridge";
     /// The proxy socket path on the host, so `gc` can remove stale ones.
     pub const PROXY: &str = "io.uwsgi-docker.proxy";
+    /// The `docker-cidfile` path on the host, when one is set, so `ps` and `gc` see it.
+    pub const CIDFILE: &str = "io.uwsgi-docker.cidfile";
 }
 
 /// Who a vassal is and where it lives; supplied by the runtime.
@@ -44,6 +46,9 @@ pub struct ContainerPlan {
     pub proxy_host_path: String,
     /// Where the proxy socket appears inside the container.
     pub proxy_container_path: String,
+    /// The proxy socket is in the Emperor's private runtime directory (set by the runtime,
+    /// which owns that directory): mode 0666 there, so any container user can connect.
+    pub proxy_in_private_dir: bool,
     /// The container's command. Native handoff: `[uwsgi, "--ini", "emperor://NAME"]`.
     /// Launcher: `[LAUNCHER_CONTAINER_PATH, proxy_container_path, uwsgi, "--ini",
     /// "emperor://NAME"]`.
@@ -185,6 +190,9 @@ impl ContainerPlan {
             (labels::BRIDGE.to_owned(), identity.bridge_id.clone()),
             (labels::PROXY.to_owned(), proxy_host_path.clone()),
         ];
+        if let Some(cidfile) = &spec.cidfile {
+            labels.push((labels::CIDFILE.to_owned(), cidfile.clone()));
+        }
         // `parse_vassal` refuses user labels under our prefix; should a hand-built spec
         // carry one anyway, ours win.
         for (key, value) in &spec.labels {
@@ -223,6 +231,7 @@ impl ContainerPlan {
             labels,
             proxy_host_path,
             proxy_container_path,
+            proxy_in_private_dir: false,
             cmd,
             env,
             handoff,

@@ -165,6 +165,9 @@ pub struct VassalSpec {
     /// The uWSGI binary inside the image; default `uwsgi`.
     pub uwsgi: String,
     pub handoff: HandoffMode,
+    /// `docker-socket-owner`: `USER[:GROUP]` (names or numbers) for a unix `docker-socket`,
+    /// resolved on the host by the runtime.
+    pub socket_owner: Option<String>,
 }
 
 impl VassalSpec {
@@ -196,6 +199,7 @@ impl VassalSpec {
             tty: true,
             uwsgi: DEFAULT_UWSGI.into(),
             handoff: HandoffMode::Auto,
+            socket_owner: None,
         }
     }
 }
@@ -234,6 +238,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "docker-tty",
     "docker-uwsgi",
     "docker-handoff",
+    "docker-socket-owner",
 ];
 
 /// Keys that may appear more than once; every other key is single-valued.
@@ -462,6 +467,13 @@ pub fn parse_vassal(vassal: &str, text: &[u8]) -> Result<Option<VassalSpec>, Spe
             expected,
         })?;
     }
+    if spec.socket_owner.is_some() && !matches!(spec.socket, Some(ListenAddress::Unix(_))) {
+        return Err(SpecError::Missing {
+            vassal: vassal.into(),
+            key: "docker-socket".into(),
+            because: "docker-socket-owner is given (it owns a unix docker-socket: set docker-socket = /PATH, or remove docker-socket-owner)".into(),
+        });
+    }
     if spec.swap.is_some() && spec.memory.is_none() {
         return Err(SpecError::Missing {
             vassal: vassal.into(),
@@ -531,6 +543,7 @@ fn apply(spec: &mut VassalSpec, entry: &Entry) -> Result<(), String> {
         "docker-proxy" => spec.proxy = Some(values::proxy(v)?),
         "docker-env" => spec.env.push(values::env(v)?),
         "docker-user" => spec.user = Some(values::user(v)?),
+        "docker-socket-owner" => spec.socket_owner = Some(values::user(v)?),
         "docker-memory" => {
             let bytes = parse_size(v)?;
             if bytes == 0 {

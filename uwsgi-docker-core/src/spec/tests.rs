@@ -194,6 +194,7 @@ docker-handoff = launcher
         tty: false,
         uwsgi: "/usr/local/bin/uwsgi".into(),
         handoff: HandoffMode::Launcher,
+        socket_owner: None,
     };
     assert_eq!(spec, want);
 }
@@ -687,4 +688,26 @@ proptest! {
         let address = ListenAddress::Tcp { ip: ip.map(|i| i.to_string()).unwrap_or_default(), port };
         prop_assert_eq!(values::listen_address(&address.to_string()), Ok(address));
     }
+}
+
+#[test]
+fn docker_socket_owner_needs_a_unix_docker_socket() {
+    let s = spec("docker-socket = /run/app.sock\ndocker-socket-owner = root:www-data");
+    assert_eq!(s.socket_owner.as_deref(), Some("root:www-data"));
+    assert_eq!(
+        spec("docker-socket = /run/app.sock\ndocker-socket-owner = 33")
+            .socket_owner
+            .as_deref(),
+        Some("33")
+    );
+    assert!(matches!(
+        bad("docker-socket = 127.0.0.1:3031\ndocker-socket-owner = www-data"),
+        SpecError::Missing { .. }
+    ));
+    assert!(matches!(
+        bad("docker-socket-owner = www-data"),
+        SpecError::Missing { .. }
+    ));
+    let err = bad("docker-socket = /run/app.sock\ndocker-socket-owner = www data");
+    assert!(expected_of(&err).contains("USER:GROUP"), "{err}");
 }
