@@ -27,8 +27,7 @@ fn launcher() -> PathBuf {
     static LAUNCHER: OnceLock<PathBuf> = OnceLock::new();
     LAUNCHER
         .get_or_init(|| {
-            let script =
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-launcher.sh");
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-launcher.sh");
             let out = Command::new(&script)
                 .output()
                 .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));

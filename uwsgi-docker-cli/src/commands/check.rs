@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use uwsgi_docker_core::docker::{self, Api, ApiVersion};
 use uwsgi_docker_core::spec;
 
-use crate::commands::run::{absolute_dir, fail, identity, plan, vassal_name};
+use crate::commands::run::{fail, identity, plan, vassal_name};
 use crate::settings::RuntimeSettings;
 
 /// Stands for the id dockerd gives the container at create.
@@ -49,9 +49,10 @@ pub fn report(
         }
         Err(e) => return Err(e.to_string()),
     };
-    let identity = identity(settings, &name, &absolute_dir(file), BRIDGE_ID.to_owned());
+    let identity = identity(settings, &name, BRIDGE_ID.to_owned());
     let socket = spec.socket.as_ref().map(ToString::to_string);
-    let plan = plan(spec, &identity, false, get).map_err(|e| format!("vassal {name}: {e}"))?;
+    let plan =
+        plan(settings, spec, &identity, false, get).map_err(|e| format!("vassal {name}: {e}"))?;
     let api = Api {
         version: ApiVersion::OURS,
     };
@@ -132,6 +133,8 @@ mod tests {
             uwsgi: None,
             emperor_id: Some("test-emperor".into()),
             log_prefix: true,
+            runtime_dir: crate::settings::DEFAULT_RUNTIME_DIR.into(),
+            socket_owner: None,
         }
     }
 
@@ -185,7 +188,7 @@ mod tests {
         assert_eq!(report["labels"]["io.uwsgi-docker.emperor"], "test-emperor");
         assert_eq!(report["labels"]["io.uwsgi-docker.bridge"], BRIDGE_ID);
         let proxy = report["proxy"]["host"].as_str().expect("proxy path");
-        assert!(proxy.starts_with("/srv/vassals/"), "{proxy}");
+        assert_eq!(proxy, "/run/uwsgi-docker/test-emperor/app.ini.sock");
         let requests = report["requests"].as_array().expect("requests");
         let lines: Vec<(&str, &str)> = requests
             .iter()

@@ -85,7 +85,10 @@ fn plain_components(path: &Path) -> Option<Vec<&OsStr>> {
     }
     // `Path::components` drops `.` in the middle; refuse it in the raw bytes too.
     let raw = path.as_os_str().as_bytes();
-    if raw.split(|&b| b == b'/').any(|part| part == b"." || part == b"..") {
+    if raw
+        .split(|&b| b == b'/')
+        .any(|part| part == b"." || part == b"..")
+    {
         return None;
     }
     Some(names)
@@ -156,10 +159,7 @@ fn symlink_in(path: &Path, names: &[&OsStr]) -> HostFsError {
 /// `path` split into its pinned parent directory and its last component.
 pub fn open_parent(path: &Path) -> Result<(OwnedFd, OsString)> {
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(HostFsError::refused(
-            path,
-            "not an absolute path to a file",
-        ));
+        return Err(HostFsError::refused(path, "not an absolute path to a file"));
     };
     if plain_components(path).is_none() {
         return Err(HostFsError::refused(
@@ -287,7 +287,8 @@ fn unlink_same_entry(dir: BorrowedFd<'_>, name: &OsStr, st: &Stat, path: &Path) 
             "the entry changed while it was being checked; nothing was removed",
         ));
     }
-    rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(|e| HostFsError::io("remove", path, e))
+    rustix::fs::unlinkat(dir, name, AtFlags::empty())
+        .map_err(|e| HostFsError::io("remove", path, e))
 }
 
 /// What [`remove_stale_socket`] did.
@@ -360,10 +361,6 @@ pub struct SocketEntry {
 }
 
 impl SocketEntry {
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Unlink the socket file if the name still holds the socket we bound (same entry,
     /// a socket); anything else there is left alone.
     pub fn remove(self) -> Result<()> {
@@ -451,12 +448,20 @@ pub fn bind_unix_at(
     };
     if let Some(temp) = &temp {
         if let Err(e) = rustix::fs::renameat_with(&dir, temp, &dir, name, RenameFlags::NOREPLACE) {
-            return Err(undo(temp, HostFsError::io("move the bound socket into place at", path, e)));
+            return Err(undo(
+                temp,
+                HostFsError::io("move the bound socket into place at", path, e),
+            ));
         }
     }
     let entry = match open_entry(dir.as_fd(), name, path) {
         Ok(Some(entry)) => entry,
-        Ok(None) => return Err(HostFsError::refused(path, "the socket vanished right after bind")),
+        Ok(None) => {
+            return Err(HostFsError::refused(
+                path,
+                "the socket vanished right after bind",
+            ))
+        }
         Err(e) => return Err(undo(name, e)),
     };
     let (handle, st) = entry;
@@ -469,8 +474,8 @@ pub fn bind_unix_at(
         ));
     }
     if owner.is_set() {
-        let uid = owner.uid.map(|u| Uid::from_raw(u));
-        let gid = owner.gid.map(|g| Gid::from_raw(g));
+        let uid = owner.uid.map(Uid::from_raw);
+        let gid = owner.gid.map(Gid::from_raw);
         if let Err(e) = rustix::fs::chownat(&handle, "", uid, gid, AtFlags::EMPTY_PATH) {
             return Err(undo(name, HostFsError::io("set the owner of", path, e)));
         }
@@ -561,10 +566,6 @@ pub struct CidFile {
 }
 
 impl CidFile {
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Unlink the cidfile if it is still the regular file holding our id.
     pub fn remove(self) -> Result<()> {
         let Some((fd, st)) = open_read(self.dir.as_fd(), &self.name, &self.path)? else {
@@ -689,9 +690,10 @@ fn make_dir(dir: BorrowedFd<'_>, name: &OsStr, path: &Path) -> Result<OwnedFd> {
         Err(e) => return Err(HostFsError::io("create the directory", path, e)),
     }
     rustix::fs::openat(dir, name, dir_flags(), Mode::empty()).map_err(|e| match e {
-        Errno::NOTDIR | Errno::LOOP => {
-            HostFsError::refused(path, "exists and is not a directory (or is a symlink); remove it")
-        }
+        Errno::NOTDIR | Errno::LOOP => HostFsError::refused(
+            path,
+            "exists and is not a directory (or is a symlink); remove it",
+        ),
         e => HostFsError::io("open the directory", path, e),
     })
 }

@@ -21,7 +21,10 @@ pub fn resolve_owner_in(spec: &str, passwd: &Path, group: &Path) -> Result<Socke
     let uid = match user.parse::<u32>() {
         Ok(uid) => uid,
         Err(_) => lookup(&read(passwd)?, user).ok_or_else(|| {
-            format!("no user {user:?} in {}; use a user name from it or a number", passwd.display())
+            format!(
+                "no user {user:?} in {}; use a user name from it or a number",
+                passwd.display()
+            )
         })?,
     };
     let gid = match group_name {
@@ -29,7 +32,10 @@ pub fn resolve_owner_in(spec: &str, passwd: &Path, group: &Path) -> Result<Socke
         Some(g) => Some(match g.parse::<u32>() {
             Ok(gid) => gid,
             Err(_) => lookup(&read(group)?, g).ok_or_else(|| {
-                format!("no group {g:?} in {}; use a group name from it or a number", group.display())
+                format!(
+                    "no group {g:?} in {}; use a group name from it or a number",
+                    group.display()
+                )
             })?,
         }),
     };
@@ -64,12 +70,39 @@ mod tests {
         std::fs::write(&passwd, "root:x:0:0:root:/root:/bin/sh\n# x:x:9:9\nwww-data:x:33:33::/var/www:/usr/sbin/nologin\n").expect("passwd");
         std::fs::write(&group, "root:x:0:\nwww-data:x:33:\nweb:x:1001:alice\n").expect("group");
         let r = |s: &str| resolve_owner_in(s, &passwd, &group);
-        assert_eq!(r("root:www-data"), Ok(SocketOwner { uid: Some(0), gid: Some(33) }));
-        assert_eq!(r("www-data"), Ok(SocketOwner { uid: Some(33), gid: None }));
-        assert_eq!(r("1000:1001"), Ok(SocketOwner { uid: Some(1000), gid: Some(1001) }));
-        assert_eq!(r("0:web"), Ok(SocketOwner { uid: Some(0), gid: Some(1001) }));
+        assert_eq!(
+            r("root:www-data"),
+            Ok(SocketOwner {
+                uid: Some(0),
+                gid: Some(33)
+            })
+        );
+        assert_eq!(
+            r("www-data"),
+            Ok(SocketOwner {
+                uid: Some(33),
+                gid: None
+            })
+        );
+        assert_eq!(
+            r("1000:1001"),
+            Ok(SocketOwner {
+                uid: Some(1000),
+                gid: Some(1001)
+            })
+        );
+        assert_eq!(
+            r("0:web"),
+            Ok(SocketOwner {
+                uid: Some(0),
+                gid: Some(1001)
+            })
+        );
         let err = r("nobody-here:web").expect_err("unknown user");
-        assert!(err.contains("nobody-here") && err.contains("passwd"), "{err}");
+        assert!(
+            err.contains("nobody-here") && err.contains("passwd"),
+            "{err}"
+        );
         let err = r("root:x").expect_err("unknown group");
         assert!(err.contains("\"x\"") && err.contains("group"), "{err}");
         // A commented line is not an entry.
@@ -79,6 +112,12 @@ mod tests {
 
     #[test]
     fn the_host_files_know_root() {
-        assert_eq!(resolve_owner("root:root"), Ok(SocketOwner { uid: Some(0), gid: Some(0) }));
+        assert_eq!(
+            resolve_owner("root:root"),
+            Ok(SocketOwner {
+                uid: Some(0),
+                gid: Some(0)
+            })
+        );
     }
 }

@@ -617,7 +617,9 @@ impl Bridge {
                 _ => "is uWSGI ≥ 2.0.6 the image's entry point?".to_owned(),
             };
             self.fail(
-                format!("the vassal did not connect to the proxy socket {path} within {secs} s; {hint}"),
+                format!(
+                    "the vassal did not connect to the proxy socket {path} within {secs} s; {hint}"
+                ),
                 now,
             );
         }

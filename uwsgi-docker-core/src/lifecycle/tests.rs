@@ -944,7 +944,10 @@ fn cidfile_that_cannot_be_written_fails_the_vassal_and_removes_the_container() {
         .iter()
         .find(|l| l.contains("cannot write docker-cidfile /var/run/app.cid"))
         .unwrap_or_else(|| panic!("an error line: {:?}", h.logs));
-    assert!(error.contains("vassal app.ini") && error.contains("not a cidfile"), "{error}");
+    assert!(
+        error.contains("vassal app.ini") && error.contains("not a cidfile"),
+        "{error}"
+    );
     assert!(
         !h.daemon.requests.iter().any(|r| r.ends_with("/start")),
         "never started: {:?}",

@@ -126,7 +126,8 @@ fn bind_refuses_what_is_not_a_stale_stream_socket() {
     assert!(refused(&err).contains("datagram"), "{err}");
     assert!(std::fs::symlink_metadata(&dgram_path).is_ok());
     let seq_path = dir.join("seq.sock");
-    let seq = rustix::net::socket(AddressFamily::UNIX, SocketType::SEQPACKET, None).expect("socket");
+    let seq =
+        rustix::net::socket(AddressFamily::UNIX, SocketType::SEQPACKET, None).expect("socket");
     rustix::net::bind(&seq, &SocketAddrUnix::new(&seq_path).expect("addr")).expect("bind");
     rustix::net::listen(&seq, 1).expect("listen");
     let err = bind_unix(&seq_path, 0o600, SocketOwner::default()).expect_err("live seqpacket");
@@ -233,7 +234,10 @@ fn cidfile_is_new_or_one_of_ours_and_removed_only_with_our_id() {
     std::fs::write(&path, ID_A).expect("write");
     std::fs::hard_link(&path, dir.join("other")).expect("link");
     assert!(write_cidfile(&path, ID_B).is_err());
-    assert_eq!(std::fs::read(dir.join("other")).expect("kept"), ID_A.as_bytes());
+    assert_eq!(
+        std::fs::read(dir.join("other")).expect("kept"),
+        ID_A.as_bytes()
+    );
     // A symlink at the name, or in the directory part: refused, the target untouched.
     let victim = dir.join("victim");
     std::fs::write(&victim, b"precious").expect("write");
@@ -256,9 +260,10 @@ fn cidfile_is_new_or_one_of_ours_and_removed_only_with_our_id() {
     .expect("mkfifo");
     assert!(write_cidfile(&fifo, ID_A).is_err());
     // gc's removal: only with the id.
-    let cid = write_cidfile(&dir.join("gc.cid"), ID_A).expect("new");
-    assert_eq!(remove_cidfile_if(cid.path(), ID_B).ok(), Some(false));
-    assert_eq!(remove_cidfile_if(cid.path(), ID_A).ok(), Some(true));
+    let gc_path = dir.join("gc.cid");
+    let _cid = write_cidfile(&gc_path, ID_A).expect("new");
+    assert_eq!(remove_cidfile_if(&gc_path, ID_B).ok(), Some(false));
+    assert_eq!(remove_cidfile_if(&gc_path, ID_A).ok(), Some(true));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -270,8 +275,11 @@ fn private_dir_is_made_and_checked() {
     let st = rustix::fs::fstat(&fd).expect("fstat");
     assert_eq!(st.st_mode & 0o777, 0o700);
     assert!(private_dir(&base, "emperor-1").is_ok(), "again: it exists");
-    std::fs::set_permissions(base.join("emperor-1"), std::fs::Permissions::from_mode(0o755))
-        .expect("chmod");
+    std::fs::set_permissions(
+        base.join("emperor-1"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .expect("chmod");
     let err = private_dir(&base, "emperor-1").expect_err("open to others");
     assert!(refused(&err).contains("0700"), "{err}");
     std::os::unix::fs::symlink(&dir, base.join("emperor-2")).expect("symlink");
@@ -291,7 +299,10 @@ fn emperor_ids_become_distinct_dir_names() {
     assert!(a.starts_with("vhost_123-"), "{a}");
     for id in ["..", ".", "", "a/b", &"x".repeat(300)] {
         let name = sanitise_dir_name(id);
-        assert!(!name.is_empty() && !name.contains('/') && !name.starts_with('.'), "{name}");
+        assert!(
+            !name.is_empty() && !name.contains('/') && !name.starts_with('.'),
+            "{name}"
+        );
         assert!(name.len() <= 90, "{name}");
     }
 }
@@ -313,8 +324,12 @@ fn symlink_swap_race_never_removes_the_victim() {
     let parked = dir.join("parked");
     let stop = Arc::new(AtomicBool::new(false));
     let swapper = {
-        let (stop, tenant, parked, victim_dir) =
-            (stop.clone(), tenant.clone(), parked.clone(), victim_dir.clone());
+        let (stop, tenant, parked, victim_dir) = (
+            stop.clone(),
+            tenant.clone(),
+            parked.clone(),
+            victim_dir.clone(),
+        );
         std::thread::spawn(move || {
             let mut swaps = 0u32;
             while !stop.load(Ordering::Relaxed) {
@@ -347,6 +362,9 @@ fn symlink_swap_race_never_removes_the_victim() {
     }
     stop.store(true, Ordering::Relaxed);
     let swaps = swapper.join().expect("swapper");
-    assert!(swaps > 0 && removed > 0, "swaps {swaps}, removed {removed}, refused {refusals}");
+    assert!(
+        swaps > 0 && removed > 0,
+        "swaps {swaps}, removed {removed}, refused {refusals}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
