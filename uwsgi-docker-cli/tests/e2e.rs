@@ -564,6 +564,9 @@ fn harness_guard_reports_and_removes_leftovers() {
         "true",
     ]);
     let socket = w.proxy_socket(&leak);
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).expect("the private runtime directory");
+    }
     drop(std::os::unix::net::UnixListener::bind(&socket).expect("bind a stray socket"));
     let root = w.root.clone();
 

@@ -120,6 +120,12 @@ pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeSta
         Ok(plan) => plan,
         Err(e) => return fail(&format!("vassal {name}: {e}")),
     };
+    // Refused before anything exists; the write checks again.
+    if let Some(path) = &plan.spec.cidfile {
+        if let Err(e) = hostfs::check_cidfile(Path::new(path)) {
+            return fail(&format!("vassal {name}: docker-cidfile = {path}: {e}"));
+        }
+    }
     let proxy_private_dir = plan
         .proxy_in_private_dir
         .then(|| private_dir(settings, &identity.emperor_id));

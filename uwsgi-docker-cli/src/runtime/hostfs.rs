@@ -583,23 +583,39 @@ impl CidFile {
     }
 }
 
+/// The existing entry at `name`, if any, when it is a cidfile we may replace: a regular
+/// file owned by us, with one link, holding exactly a container id. Anything else is an error.
+fn existing_cidfile(dir: BorrowedFd<'_>, name: &OsStr, path: &Path) -> Result<Option<Stat>> {
+    let Some((fd, st)) = open_read(dir, name, path)? else {
+        return Ok(None);
+    };
+    let euid = rustix::process::geteuid().as_raw();
+    let ours = is_type(&st, FileType::RegularFile)
+        && st.st_uid == euid
+        && st.st_nlink == 1
+        && is_container_id(&read_small(fd.as_fd(), path)?);
+    if !ours {
+        return Err(HostFsError::refused(
+            path,
+            "it exists and is not a cidfile left by uwsgi-docker (a regular file of ours holding only a container id); remove it or choose another docker-cidfile",
+        ));
+    }
+    Ok(Some(st))
+}
+
+/// Before anything is created: would [`write_cidfile`] accept `path` now? (It checks
+/// again when it writes.)
+pub fn check_cidfile(path: &Path) -> Result<()> {
+    let (dir, name) = open_parent(path)?;
+    existing_cidfile(dir.as_fd(), &name, path).map(|_| ())
+}
+
 /// Write container `id` to the cidfile at `path`, created new (`O_EXCL`) in its pinned
-/// directory. An existing file is replaced only if it is one we wrote: a regular file
-/// owned by us, with one link, holding exactly a container id. Anything else is an error.
+/// directory. An existing file is replaced only if it is one we wrote (see
+/// [`check_cidfile`]). Anything else is an error.
 pub fn write_cidfile(path: &Path, id: &str) -> Result<CidFile> {
     let (dir, name) = open_parent(path)?;
-    if let Some((fd, st)) = open_read(dir.as_fd(), &name, path)? {
-        let euid = rustix::process::geteuid().as_raw();
-        let ours = is_type(&st, FileType::RegularFile)
-            && st.st_uid == euid
-            && st.st_nlink == 1
-            && is_container_id(&read_small(fd.as_fd(), path)?);
-        if !ours {
-            return Err(HostFsError::refused(
-                path,
-                "it exists and is not a cidfile left by uwsgi-docker (a regular file of ours holding only a container id); remove it or choose another docker-cidfile",
-            ));
-        }
+    if let Some(st) = existing_cidfile(dir.as_fd(), &name, path)? {
         unlink_same_entry(dir.as_fd(), &name, &st, path)?;
     }
     let fd = create_new(dir.as_fd(), &name, 0o644).map_err(|e| match e {

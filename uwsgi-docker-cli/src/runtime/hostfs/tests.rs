@@ -368,3 +368,19 @@ fn symlink_swap_race_never_removes_the_victim() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn check_cidfile_refuses_early_what_write_would_refuse() {
+    let dir = temp_dir("checkcid");
+    assert!(check_cidfile(&dir.join("new.cid")).is_ok());
+    let victim = dir.join("victim");
+    std::fs::write(&victim, b"precious").expect("write");
+    assert!(check_cidfile(&victim).is_err());
+    std::os::unix::fs::symlink(&victim, dir.join("link")).expect("symlink");
+    assert!(check_cidfile(&dir.join("link")).is_err());
+    std::fs::write(dir.join("old.cid"), ID_A).expect("write");
+    assert!(check_cidfile(&dir.join("old.cid")).is_ok());
+    assert!(check_cidfile(Path::new("relative.cid")).is_err());
+    assert_eq!(std::fs::read(&victim).expect("kept"), b"precious");
+    let _ = std::fs::remove_dir_all(&dir);
+}
