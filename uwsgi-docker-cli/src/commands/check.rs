@@ -96,6 +96,7 @@ pub fn report(
             "container": plan.proxy_container_path,
         },
         "socket": socket,
+        "socket_owner": plan.spec.socket_owner,
         "handoff": plan.handoff.as_str(),
         "launcher": plan.launcher_host_path,
         "cmd": plan.cmd,

@@ -422,6 +422,10 @@ pub fn bind_unix_at(
     let direct = proc_path(dir.as_fd(), Some(name));
     let temp: Option<OsString> = (direct.as_os_str().len() > SUN_PATH_MAX)
         .then(|| OsString::from(format!(".uwsgi-docker-{}.tmp", std::process::id())));
+    if let Some(temp) = &temp {
+        // A crashed bridge of the same pid may have left one.
+        remove_stale_socket(dir.as_fd(), temp, path)?;
+    }
     let bind_name = temp.as_deref().unwrap_or(name);
     let addr = SocketAddrUnix::new(proc_path(dir.as_fd(), Some(bind_name)))
         .map_err(|e| HostFsError::io("use the socket path", path, e))?;
