@@ -45,6 +45,14 @@ fn launcher() -> PathBuf {
         .clone()
 }
 
+/// A World whose bridges find the static launcher (every `docker-socket` vassal needs it,
+/// also to be refused: the launcher is checked before anything is bound).
+fn world(test: &str, options: EmperorOptions) -> Option<World> {
+    prerequisites(test)?;
+    launcher();
+    World::start_with(test, options)
+}
+
 /// A `docker-socket` vassal speaking the uwsgi protocol (what nginx's `uwsgi_pass` speaks).
 fn socket_vassal(socket: &Path, extra_emperor: &str) -> String {
     format!(
@@ -76,7 +84,7 @@ fn expect_refusal(w: &World, name: &str, needles: &[&str]) -> String {
 
 #[test]
 fn symlinked_socket_and_cidfile_paths_are_refused() {
-    let Some(mut w) = World::start("hostfs_symlinks") else {
+    let Some(mut w) = world("hostfs_symlinks", EmperorOptions::from_env()) else {
         return;
     };
     // A docker-socket under a symlinked directory.
@@ -138,7 +146,7 @@ fn symlinked_socket_and_cidfile_paths_are_refused() {
 
 #[test]
 fn a_live_datagram_socket_is_refused_and_survives() {
-    let Some(mut w) = World::start("hostfs_dgram") else {
+    let Some(mut w) = world("hostfs_dgram", EmperorOptions::from_env()) else {
         return;
     };
     let path = w.root.join("journal.sock");
@@ -164,7 +172,7 @@ fn a_live_datagram_socket_is_refused_and_survives() {
 /// a vassal name too long for `sun_path` on the host side still binds its proxy there.
 #[test]
 fn a_non_root_user_with_a_long_name_receives_its_channels() {
-    let Some(mut w) = World::start("hostfs_nonroot") else {
+    let Some(mut w) = world("hostfs_nonroot", EmperorOptions::from_env()) else {
         return;
     };
     let port = free_port();
@@ -343,11 +351,7 @@ fn curl_as(user: &str, group: &str, socket: &Path) -> (Option<i32>, String) {
 
 #[test]
 fn nginx_as_www_data_serves_a_660_socket_that_nobody_else_can_reach() {
-    if prerequisites("hostfs_nginx").is_none() {
-        return;
-    }
-    launcher();
-    let Some(mut w) = World::start_with(
+    let Some(mut w) = world(
         "hostfs_nginx",
         EmperorOptions::from_env().with_env("UWSGIDOCKER_SOCKET_MODE", "660"),
     ) else {
