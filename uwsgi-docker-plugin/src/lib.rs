@@ -40,6 +40,8 @@ pub struct Options {
     pub plugin_path: Option<PathBuf>,
     /// The Emperor's `chmod-socket` mode, if it has one.
     pub socket_mode: Option<u32>,
+    /// The Emperor's `chown-socket` (`USER[:GROUP]`), if it has one.
+    pub socket_owner: Option<OsString>,
 }
 
 /// What the hook does with a vassal.
@@ -149,6 +151,9 @@ fn bridge_exec(vassal: &Vassal<'_>, options: &Options, host: &dyn Host) -> Exec 
             "UWSGIDOCKER_SOCKET_MODE",
             OsString::from(format!("{mode:o}")),
         ));
+    }
+    if let Some(owner) = &options.socket_owner {
+        env.push(("UWSGIDOCKER_SOCKET_OWNER", owner.clone()));
     }
     Exec {
         program: bridge_path(options, host),
@@ -364,6 +369,7 @@ mod tests {
             daemon_socket: Some("/run/d.sock".into()),
             socket_dir: Some("/run/vassals".into()),
             socket_mode: Some(0o666),
+            socket_owner: Some("root:www-data".into()),
             ..Options::default()
         };
         let Decision::Bridge(exec) = decide(&file_vassal("app.ini"), &options, &host) else {
@@ -377,6 +383,7 @@ mod tests {
                 ("UWSGIDOCKER_DAEMON_SOCKET", "/run/d.sock".into()),
                 ("UWSGIDOCKER_SOCKET_DIR", "/run/vassals".into()),
                 ("UWSGIDOCKER_SOCKET_MODE", "666".into()),
+                ("UWSGIDOCKER_SOCKET_OWNER", "root:www-data".into()),
             ]
         );
     }
