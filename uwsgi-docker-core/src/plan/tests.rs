@@ -277,3 +277,17 @@ fn an_inherited_socket_is_passed_and_picks_the_launcher() {
     assert!(plan.passes_socket);
     assert_eq!(plan.handoff, HandoffMode::Launcher);
 }
+
+#[test]
+fn a_cidfile_is_recorded_in_a_label() {
+    let mut spec = VassalSpec::with_image("app");
+    let plan = ContainerPlan::new(spec.clone(), &identity("app.ini"));
+    assert!(!plan.labels.iter().any(|(k, _)| k == labels::CIDFILE));
+    assert!(!plan.proxy_in_private_dir, "the runtime decides that");
+    spec.cidfile = Some("/run/app.cid".into());
+    let plan = ContainerPlan::new(spec, &identity("app.ini"));
+    assert!(plan
+        .labels
+        .contains(&(labels::CIDFILE.to_owned(), "/run/app.cid".to_owned())));
+    assert!(plan.labels.windows(2).all(|w| w[0].0 < w[1].0), "sorted");
+}
