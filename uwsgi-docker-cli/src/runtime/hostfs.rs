@@ -395,12 +395,12 @@ const SUN_PATH_MAX: usize = 107;
 /// * Bind goes through `/proc/self/fd/DIR/NAME`: no path walk, and only the name counts
 ///   against `sun_path`. A name too long even for that is bound under a short temporary
 ///   name and renamed into place (`RENAME_NOREPLACE`).
-/// * The mode comes from the umask around `bind` (the socket inode is created with it), so
-///   nothing is chmodded by name or fd afterwards and a swap has nothing to redirect. The
-///   umask is process-wide; the bridge is single-threaded when it binds.
-/// * The owner is set with `fchownat(AT_EMPTY_PATH)` on an `O_PATH|O_NOFOLLOW` handle of the
-///   new entry, after checking that it is a socket owned by us with one link (a hard link
-///   to somebody else's socket swapped in would have two, or their owner).
+/// * The new entry is opened `O_PATH|O_NOFOLLOW` and must be a socket owned by us with one
+///   link (a hard link to somebody else's socket swapped in would have two, or their owner).
+/// * The mode is set through that handle (`chmod("/proc/self/fd/M")`, which acts on the
+///   handle's inode, not on a name), and the owner with `fchownat(AT_EMPTY_PATH)` on it.
+///   Not a umask around `bind`: the umask is process-wide, so any other thread creating a
+///   file at that moment (the unit tests do) would get it too.
 pub fn bind_unix_at(
     dir: OwnedFd,
     name: &OsStr,
@@ -429,12 +429,7 @@ pub fn bind_unix_at(
     let bind_name = temp.as_deref().unwrap_or(name);
     let addr = SocketAddrUnix::new(proc_path(dir.as_fd(), Some(bind_name)))
         .map_err(|e| HostFsError::io("use the socket path", path, e))?;
-    // 0o777 is a socket inode's mode before the umask.
-    let mask = Mode::from_raw_mode(0o777 & !(mode & 0o777));
-    let old_mask = rustix::process::umask(mask);
-    let bound = rustix::net::bind(&fd, &addr);
-    rustix::process::umask(old_mask);
-    bound.map_err(|e| match e {
+    rustix::net::bind(&fd, &addr).map_err(|e| match e {
         Errno::ADDRINUSE => HostFsError::refused(
             path,
             "something appeared at that name while we bound it; try again or choose another path",
@@ -476,6 +471,11 @@ pub fn bind_unix_at(
             path,
             "the entry was replaced right after bind; nothing was changed or removed",
         ));
+    }
+    // Nobody can connect yet (no listen), whatever the mode is now.
+    let mode = Mode::from_raw_mode(mode & 0o777);
+    if let Err(e) = rustix::fs::chmod(proc_path(handle.as_fd(), None), mode) {
+        return Err(undo(name, HostFsError::io("set the mode of", path, e)));
     }
     if owner.is_set() {
         let uid = owner.uid.map(Uid::from_raw);
