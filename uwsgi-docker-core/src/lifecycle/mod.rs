@@ -607,14 +607,19 @@ impl Bridge {
             let secs = self.config.handoff_timeout.as_secs();
             let plan = &self.config.plan;
             let path = plan.proxy_container_path.clone();
+            let entry_point = "is uWSGI ≥ 2.0.6 the image's entry point?";
+            // Outside the private runtime directory the socket has the Emperor's mode
+            // (UWSGIDOCKER_SOCKET_MODE, 600 by default) and is owned by root.
+            let fix = "leave docker-proxy and UWSGIDOCKER_SOCKET_DIR unset, so that the socket goes in the Emperor's private runtime directory with mode 666, or set UWSGIDOCKER_SOCKET_MODE=666 and keep that directory closed to other host users";
+            let host = &plan.proxy_host_path;
             let hint = match plan.spec.user.as_deref() {
-                // A non-root user meets the socket's mode (UWSGIDOCKER_SOCKET_MODE, 600 by
-                // default, owned by root) outside the private runtime directory.
-                Some(user) if !plan.proxy_in_private_dir && !is_root_user(user) => format!(
-                    "the container runs as docker-user = {user}, which cannot connect to the proxy socket {host} (mode UWSGIDOCKER_SOCKET_MODE, default 600, owned by root); leave docker-proxy and UWSGIDOCKER_SOCKET_DIR unset, so that the socket goes in the Emperor's private runtime directory with mode 666, or set UWSGIDOCKER_SOCKET_MODE=666 and keep that directory closed to other host users",
-                    host = plan.proxy_host_path
+                _ if plan.proxy_in_private_dir => entry_point.to_owned(),
+                Some(user) if !is_root_user(user) => format!(
+                    "the container runs as docker-user = {user}, which cannot connect to the proxy socket {host} (mode UWSGIDOCKER_SOCKET_MODE, default 600, owned by root); {fix}"
                 ),
-                _ => "is uWSGI ≥ 2.0.6 the image's entry point?".to_owned(),
+                _ => format!(
+                    "{entry_point} And if the container's user is not root on the host (the image's USER, userns-remap, rootless Docker), it cannot connect to {host} (mode UWSGIDOCKER_SOCKET_MODE, default 600, owned by root): {fix}"
+                ),
             };
             self.fail(
                 format!(

@@ -985,9 +985,21 @@ fn a_non_root_user_outside_the_private_dir_is_told_what_to_do_at_the_deadline() 
     h.run();
     h.advance(Duration::from_secs(30));
     assert!(
+        h.logs.iter().any(|l| l.contains("did not connect")
+            && l.contains("entry point")
+            && !l.contains("UWSGIDOCKER_SOCKET_MODE")),
+        "{:?}",
         h.logs
-            .iter()
-            .any(|l| l.contains("did not connect") && l.contains("entry point")),
+    );
+    // No docker-user, outside the private directory: the image's user or a remap may be
+    // the cause, and the hint says so.
+    let mut h = Harness::new(test_config());
+    h.run();
+    h.advance(Duration::from_secs(30));
+    assert!(
+        h.logs.iter().any(|l| l.contains("entry point")
+            && l.contains("userns-remap")
+            && l.contains("UWSGIDOCKER_SOCKET_MODE=666")),
         "{:?}",
         h.logs
     );
