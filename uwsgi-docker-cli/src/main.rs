@@ -6,10 +6,10 @@ mod commands;
 mod docker_client;
 mod launcher_binary;
 mod proxy;
+mod runtime;
 mod settings;
 mod sys;
 mod tenancy;
-mod users;
 mod vassal_file;
 mod wrapper;
 

@@ -18,7 +18,16 @@ pub struct RuntimeSettings {
     pub log_prefix: bool,
     /// The operator's policy file (`UWSGIDOCKER_POLICY`): tenant mode when set.
     pub policy: Option<PathBuf>,
+    /// Where each Emperor's private proxy directory is made (`UWSGIDOCKER_RUNTIME_DIR`,
+    /// default [`DEFAULT_RUNTIME_DIR`]).
+    pub runtime_dir: PathBuf,
+    /// Default `USER[:GROUP]` of `docker-socket` unix sockets (`UWSGIDOCKER_SOCKET_OWNER`);
+    /// a vassal's `docker-socket-owner` wins.
+    pub socket_owner: Option<String>,
 }
+
+/// The default base of the Emperors' private runtime directories.
+pub const DEFAULT_RUNTIME_DIR: &str = "/run/uwsgi-docker";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SettingsError {
@@ -32,6 +41,10 @@ pub enum SettingsError {
     NotAbsolute { var: &'static str, value: String },
     #[error("UWSGIDOCKER_NAME_PREFIX={value:?} (docker-name-prefix) cannot start container names: {reason}")]
     BadNamePrefix { value: String, reason: String },
+    #[error(
+        "{var}={value:?} is not USER[:GROUP] (names or numbers, no spaces), e.g. root:www-data"
+    )]
+    BadOwner { var: &'static str, value: String },
 }
 
 /// Read the settings through `get` (the process env in production, a map in tests).
@@ -85,13 +98,43 @@ pub fn from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<RuntimeSettings,
         }
         path => path.map(PathBuf::from),
     };
+    let runtime_dir = match non_empty("UWSGIDOCKER_RUNTIME_DIR") {
+        Some(dir) if !dir.starts_with('/') => {
+            return Err(SettingsError::NotAbsolute {
+                var: "UWSGIDOCKER_RUNTIME_DIR",
+                value: dir,
+            })
+        }
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(DEFAULT_RUNTIME_DIR),
+    };
+    let socket_owner = match non_empty("UWSGIDOCKER_SOCKET_OWNER") {
+        Some(owner) if !is_owner(&owner) => {
+            return Err(SettingsError::BadOwner {
+                var: "UWSGIDOCKER_SOCKET_OWNER",
+                value: owner,
+            })
+        }
+        owner => owner,
+    };
     Ok(RuntimeSettings {
+        runtime_dir,
+        socket_owner,
         emperor,
         policy,
         uwsgi: non_empty("UWSGIDOCKER_UWSGI").map(PathBuf::from),
         emperor_id: non_empty("UWSGIDOCKER_EMPEROR_ID"),
         log_prefix: get("UWSGIDOCKER_LOG_PREFIX").is_none() || flag(get, "UWSGIDOCKER_LOG_PREFIX")?,
     })
+}
+
+/// `USER` or `USER:GROUP`, each part a name or a number, no spaces.
+fn is_owner(value: &str) -> bool {
+    let part = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+    match value.split_once(':') {
+        Some((user, group)) => part(user) && part(group),
+        None => part(value),
+    }
 }
 
 fn flag(get: &dyn Fn(&str) -> Option<String>, var: &'static str) -> Result<bool, SettingsError> {
@@ -131,6 +174,32 @@ mod tests {
         assert_eq!(s.emperor_id, None);
         assert!(s.log_prefix, "prefixed unless asked otherwise");
         assert_eq!(s.policy, None, "no tenant mode unless a policy is named");
+        assert_eq!(s.runtime_dir, PathBuf::from("/run/uwsgi-docker"));
+        assert_eq!(s.socket_owner, None);
+    }
+
+    #[test]
+    fn runtime_dir_and_socket_owner() {
+        let s = with(&[
+            ("UWSGIDOCKER_RUNTIME_DIR", "/var/lib/ud"),
+            ("UWSGIDOCKER_SOCKET_OWNER", "root:www-data"),
+        ])
+        .expect("valid");
+        assert_eq!(s.runtime_dir, PathBuf::from("/var/lib/ud"));
+        assert_eq!(s.socket_owner.as_deref(), Some("root:www-data"));
+        assert!(matches!(
+            with(&[("UWSGIDOCKER_RUNTIME_DIR", "run/ud")]),
+            Err(SettingsError::NotAbsolute { .. })
+        ));
+        for bad in ["www data", "root:", ":www-data", "a:b:c"] {
+            assert!(
+                matches!(
+                    with(&[("UWSGIDOCKER_SOCKET_OWNER", bad)]),
+                    Err(SettingsError::BadOwner { .. })
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

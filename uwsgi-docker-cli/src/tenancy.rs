@@ -11,8 +11,8 @@ use std::path::Path;
 use uwsgi_docker_core::policy::{Decision, Policy, Tenant, TenantName};
 use uwsgi_docker_core::spec::VassalSpec;
 
+use crate::runtime::{hostfs, users};
 use crate::settings::RuntimeSettings;
-use crate::users;
 
 /// The largest policy file we read.
 pub const MAX_POLICY_FILE: u64 = 1024 * 1024;
@@ -166,26 +166,15 @@ pub fn tyrant_mode_message(vassal: &str) -> Option<String> {
 /// follows symlinks when it mounts, so a tenant's link inside an allowed directory would
 /// otherwise reach anywhere.
 fn check_no_symlinks(path: &Path) -> Result<(), String> {
-    use rustix::fs::{Mode, OFlags, ResolveFlags, CWD};
-    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    match rustix::fs::openat2(CWD, path, flags, Mode::empty(), ResolveFlags::NO_SYMLINKS) {
-        Ok(_) => Ok(()),
-        Err(rustix::io::Errno::LOOP) => Err("a component of the path is a symlink".into()),
-        Err(rustix::io::Errno::NOSYS) => walk_no_symlinks(path),
-        Err(e) => Err(format!("cannot open it: {e}")),
-    }
-}
-
-/// `check_no_symlinks` for kernels without openat2: lstat each component in turn.
-fn walk_no_symlinks(path: &Path) -> Result<(), String> {
-    let mut so_far = std::path::PathBuf::from("/");
-    for component in path.components().skip(1) {
-        so_far.push(component);
-        let meta = std::fs::symlink_metadata(&so_far)
-            .map_err(|e| format!("cannot stat {}: {e}", so_far.display()))?;
-        if meta.file_type().is_symlink() {
-            return Err(format!("{} is a symlink", so_far.display()));
-        }
+    let (dir, name) = hostfs::open_parent(path).map_err(|e| e.to_string())?;
+    let stat = rustix::fs::statat(
+        &dir,
+        name.as_os_str(),
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| format!("cannot stat it: {e}"))?;
+    if rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::Symlink {
+        return Err("it is a symlink".into());
     }
     Ok(())
 }

@@ -21,7 +21,7 @@ use uwsgi_docker_core::emperor::{self, ConfigDecoder};
 use uwsgi_docker_core::spec;
 
 use crate::args::{ConfigSource, WrapperArgs};
-use crate::commands::run::{absolute_dir, fail, run_bridge, BridgeStart};
+use crate::commands::run::{fail, run_bridge, BridgeStart};
 use crate::settings::{self, RuntimeSettings, REEXEC_MARKER};
 use crate::sys;
 use crate::tenancy::{self, Origin};
@@ -133,18 +133,18 @@ pub fn run(args: WrapperArgs) -> ExitCode {
     std::env::remove_var(REEXEC_MARKER);
 
     // Now consume the config packet the peek left in place.
-    let (config, config_file, vassal_dir) = match (&args.source, packet_len) {
+    let (config, config_file) = match (&args.source, packet_len) {
         (ConfigSource::Emperor, Some(len)) => {
             let Some(fd) = &emperor_config else {
                 return fail(&format!("vassal {name}: the config channel vanished"));
             };
             match consume_config_packet(fd.as_fd(), len) {
-                Ok(config) => (config, None, current_dir()),
+                Ok(config) => (config, None),
                 Err(e) => return fail(&format!("vassal {name}: {e}")),
             }
         }
-        (ConfigSource::File(path), _) => (text, Some(path.clone()), absolute_dir(path)),
-        (ConfigSource::Emperor, None) => (text, None, current_dir()),
+        (ConfigSource::File(path), _) => (text, Some(path.clone())),
+        (ConfigSource::Emperor, None) => (text, None),
     };
     let origin = match &args.source {
         ConfigSource::Emperor => Origin::Pushed,
@@ -168,7 +168,6 @@ pub fn run(args: WrapperArgs) -> ExitCode {
         spec,
         BridgeStart {
             name,
-            vassal_dir,
             config,
             config_file,
             emperor_control: Some(emperor_control),
@@ -177,10 +176,6 @@ pub fn run(args: WrapperArgs) -> ExitCode {
             origin,
         },
     )
-}
-
-fn current_dir() -> PathBuf {
-    std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"))
 }
 
 /// Exec the real uWSGI with our argv (`argv[0]` replaced), env and fds.
@@ -366,6 +361,8 @@ mod tests {
             emperor_id: None,
             log_prefix: true,
             policy: None,
+            runtime_dir: crate::settings::DEFAULT_RUNTIME_DIR.into(),
+            socket_owner: None,
         };
         assert_eq!(find_uwsgi(&settings), Some(PathBuf::from("/opt/uwsgi")));
         // Our own test binary is never "the other uwsgi".

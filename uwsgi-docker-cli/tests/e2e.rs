@@ -274,6 +274,8 @@ fn sigkilled_bridge_takes_its_container_with_it() {
     let mut bridge = Command::new(bin())
         .arg("run")
         .arg(&file)
+        // The World's private runtime directory, which its guard checks and removes.
+        .env("UWSGIDOCKER_EMPEROR_ID", &w.id)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -682,6 +684,9 @@ fn harness_guard_reports_and_removes_leftovers() {
         "true",
     ]);
     let socket = w.proxy_socket(&leak);
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).expect("the private runtime directory");
+    }
     drop(std::os::unix::net::UnixListener::bind(&socket).expect("bind a stray socket"));
     let root = w.root.clone();
 
@@ -822,6 +827,7 @@ fn pushed_config_is_relayed_both_ways() {
     let mut bridge = Command::new(bin())
         .args(["--ini", &format!("emperor://{name}")])
         .current_dir(&w.root)
+        .env("UWSGIDOCKER_EMPEROR_ID", &w.id)
         .env("UWSGI_EMPEROR_FD", control_vassal.as_raw_fd().to_string())
         .env(
             "UWSGI_EMPEROR_FD_CONFIG",

@@ -21,6 +21,8 @@ pub mod labels {
     pub const PREFIX: &str = "io.uwsgi-docker.prefix";
     /// The tenant's uid, when an operator policy is in force (tenant mode).
     pub const TENANT: &str = "io.uwsgi-docker.tenant";
+    /// The `docker-cidfile` path on the host, when one is set, so `ps` and `gc` see it.
+    pub const CIDFILE: &str = "io.uwsgi-docker.cidfile";
 }
 
 /// Who a vassal is and where it lives; supplied by the runtime.
@@ -55,6 +57,9 @@ pub struct ContainerPlan {
     pub proxy_host_path: String,
     /// Where the proxy socket appears inside the container.
     pub proxy_container_path: String,
+    /// The proxy socket is in the Emperor's private runtime directory (set by the runtime,
+    /// which owns that directory): mode 0666 there, so any container user can connect.
+    pub proxy_in_private_dir: bool,
     /// The container's command. Native handoff: `[uwsgi, "--ini", "emperor://NAME"]`.
     /// Launcher: `[LAUNCHER_CONTAINER_PATH, proxy_container_path, uwsgi, "--ini",
     /// "emperor://NAME"]`.
@@ -307,6 +312,9 @@ impl ContainerPlan {
         if let Some(prefix) = &name_prefix {
             labels.push((labels::PREFIX.to_owned(), prefix.clone()));
         }
+        if let Some(cidfile) = &spec.cidfile {
+            labels.push((labels::CIDFILE.to_owned(), cidfile.clone()));
+        }
         // `parse_vassal` refuses user labels under our prefix and repeated keys; should a
         // hand-built spec carry either anyway, ours win, then the first.
         let mut taken: HashSet<String> = labels.iter().map(|(k, _)| k.clone()).collect();
@@ -347,6 +355,7 @@ impl ContainerPlan {
             labels,
             proxy_host_path,
             proxy_container_path,
+            proxy_in_private_dir: false,
             cmd,
             env,
             handoff,

@@ -163,7 +163,8 @@ pub struct VassalSpec {
     pub cap_add: Vec<String>,
     /// `docker-no-new-privileges`: Docker's `no-new-privileges` security option.
     pub no_new_privileges: bool,
-    /// `docker-socket-owner`: `user[:group]` for the sockets we bind for this vassal.
+    /// `docker-socket-owner`: `USER[:GROUP]` (names or numbers) for a unix `docker-socket`,
+    /// resolved on the host by the runtime.
     pub socket_owner: Option<String>,
     /// `docker-tmpfs`: `(path, options)`; options may be empty.
     pub tmpfs: Vec<(String, String)>,
@@ -529,6 +530,13 @@ pub fn parse_vassal(vassal: &str, text: &[u8]) -> Result<Option<VassalSpec>, Spe
                 value: entry.value.clone(),
                 expected,
             })?;
+    }
+    if spec.socket_owner.is_some() && !matches!(spec.socket, Some(ListenAddress::Unix(_))) {
+        return Err(SpecError::Missing {
+            vassal: vassal.into(),
+            key: "docker-socket".into(),
+            because: "docker-socket-owner is given (it owns a unix docker-socket: set docker-socket = /PATH, or remove docker-socket-owner)".into(),
+        });
     }
     if spec.swap.is_some() && spec.memory.is_none() {
         return Err(SpecError::Missing {

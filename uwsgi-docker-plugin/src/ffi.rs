@@ -24,6 +24,8 @@ pub struct RawVassal {
     plugin_path: *const c_char,
     socket_mode: c_uint,
     name_prefix: *const c_char,
+    socket_owner: *const c_char,
+    policy: *const c_char,
 }
 
 /// Called by the glue's `vassal_before_exec` in the Emperor's forked child. Returns only
@@ -65,6 +67,10 @@ fn handle(raw: &RawVassal) {
         socket_mode: (raw.socket_mode != 0).then_some(raw.socket_mode),
         // SAFETY: as for the other option strings.
         name_prefix: unsafe { c_string(raw.name_prefix) }.map(OsString::from_vec),
+        // SAFETY: NULL or uWSGI's `chown-socket` option string, kept for its life.
+        socket_owner: unsafe { c_string(raw.socket_owner) }.map(OsString::from_vec),
+        // SAFETY: as for the other option strings.
+        policy: unsafe { c_string(raw.policy) }.map(OsString::from_vec),
     };
     let Ok(name) = String::from_utf8(name) else {
         if options.required {

@@ -42,6 +42,10 @@ pub struct Options {
     pub socket_mode: Option<u32>,
     /// `docker-name-prefix`: put before every container name.
     pub name_prefix: Option<OsString>,
+    /// The Emperor's `chown-socket` (`USER[:GROUP]`), if it has one.
+    pub socket_owner: Option<OsString>,
+    /// `docker-policy`: the operator's policy file (tenant mode).
+    pub policy: Option<OsString>,
 }
 
 /// What the hook does with a vassal.
@@ -182,6 +186,12 @@ fn bridge_exec(vassal: &Vassal<'_>, options: &Options, host: &dyn Host) -> Exec 
     }
     if let Some(prefix) = &options.name_prefix {
         env.push(("UWSGIDOCKER_NAME_PREFIX", prefix.clone()));
+    }
+    if let Some(owner) = &options.socket_owner {
+        env.push(("UWSGIDOCKER_SOCKET_OWNER", owner.clone()));
+    }
+    if let Some(policy) = &options.policy {
+        env.push(("UWSGIDOCKER_POLICY", policy.clone()));
     }
     Exec {
         program: bridge_path(options, host),
@@ -428,6 +438,8 @@ mod tests {
             socket_dir: Some("/run/vassals".into()),
             socket_mode: Some(0o666),
             name_prefix: Some("tenant1-".into()),
+            socket_owner: Some("root:www-data".into()),
+            policy: Some("/etc/uwsgi/policy.ini".into()),
             ..Options::default()
         };
         let Decision::Bridge(exec) = decide(&file_vassal("app.ini"), &options, &host) else {
@@ -442,6 +454,8 @@ mod tests {
                 ("UWSGIDOCKER_SOCKET_DIR", "/run/vassals".into()),
                 ("UWSGIDOCKER_SOCKET_MODE", "666".into()),
                 ("UWSGIDOCKER_NAME_PREFIX", "tenant1-".into()),
+                ("UWSGIDOCKER_SOCKET_OWNER", "root:www-data".into()),
+                ("UWSGIDOCKER_POLICY", "/etc/uwsgi/policy.ini".into()),
             ]
         );
     }

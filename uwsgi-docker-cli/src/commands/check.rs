@@ -8,7 +8,7 @@ use uwsgi_docker_core::docker::{self, Api, ApiVersion};
 use uwsgi_docker_core::plan::labels;
 use uwsgi_docker_core::spec;
 
-use crate::commands::run::{absolute_dir, fail, identity, plan, vassal_name};
+use crate::commands::run::{fail, identity, plan, vassal_name};
 use crate::settings::RuntimeSettings;
 use crate::tenancy::{self, Origin};
 
@@ -74,9 +74,9 @@ pub fn report(
             })
         }
     };
-    let identity = identity(settings, &name, &absolute_dir(file), BRIDGE_ID.to_owned());
+    let identity = identity(settings, &name, BRIDGE_ID.to_owned());
     let socket = spec.socket.as_ref().map(ToString::to_string);
-    let plan = plan(spec, &identity, false, get)?;
+    let plan = plan(settings, spec, &identity, false, get)?;
     let api = Api {
         version: ApiVersion::OURS,
     };
@@ -120,6 +120,7 @@ pub fn report(
             "container": plan.proxy_container_path,
         },
         "socket": socket,
+        "socket_owner": plan.spec.socket_owner,
         "handoff": plan.handoff.as_str(),
         "launcher": plan.launcher_host_path,
         "cmd": plan.cmd,
@@ -159,6 +160,8 @@ mod tests {
             emperor_id: Some("test-emperor".into()),
             log_prefix: true,
             policy: None,
+            runtime_dir: crate::settings::DEFAULT_RUNTIME_DIR.into(),
+            socket_owner: None,
         }
     }
 
@@ -212,7 +215,7 @@ mod tests {
         assert_eq!(report["labels"]["io.uwsgi-docker.emperor"], "test-emperor");
         assert_eq!(report["labels"]["io.uwsgi-docker.bridge"], BRIDGE_ID);
         let proxy = report["proxy"]["host"].as_str().expect("proxy path");
-        assert!(proxy.starts_with("/srv/vassals/"), "{proxy}");
+        assert_eq!(proxy, "/run/uwsgi-docker/test-emperor/app.ini.sock");
         let requests = report["requests"].as_array().expect("requests");
         let lines: Vec<(&str, &str)> = requests
             .iter()

@@ -2,6 +2,7 @@
 //! proxy sockets. Never a live bridge's container, never one without our label, never one
 //! whose bridge ran on another host (we cannot see its processes). With a name prefix
 //! (`UWSGIDOCKER_NAME_PREFIX`), only that Emperor's containers: those labelled with it.
+use std::path::Path;
 use std::process::ExitCode;
 
 use uwsgi_docker_core::docker::{self, ContainerSummary};
@@ -10,6 +11,7 @@ use uwsgi_docker_core::plan::labels;
 use crate::commands::ps::{container_name, is_ours, label, list_owned};
 use crate::commands::run::fail;
 use crate::docker_client::Client;
+use crate::runtime::hostfs::{self, StaleOutcome};
 use crate::settings::RuntimeSettings;
 use crate::sys::{self, BridgeLabel};
 
@@ -99,6 +101,9 @@ pub fn run(settings: &RuntimeSettings, dry_run: bool) -> ExitCode {
         if let Some(path) = label(summary, labels::PROXY) {
             remove_stale_proxy(path, dry_run);
         }
+        if let Some(path) = label(summary, labels::CIDFILE) {
+            remove_cidfile(path, &summary.id, dry_run);
+        }
     }
     if failures > 0 {
         ExitCode::FAILURE
@@ -107,17 +112,38 @@ pub fn run(settings: &RuntimeSettings, dry_run: bool) -> ExitCode {
     }
 }
 
-/// Remove the proxy socket file of an orphan, only if it is a socket.
+/// Remove the proxy socket file of an orphan, only if it is a stale unix stream socket
+/// reached with no symlink (see [`hostfs::remove_stale_socket`]); anything else stays.
 fn remove_stale_proxy(path: &str, dry_run: bool) {
     use std::os::unix::fs::FileTypeExt;
-    let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
-    if !is_socket {
+    if dry_run {
+        let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+        if is_socket {
+            super::say(format_args!(
+                "would remove proxy socket {path} if it is stale"
+            ));
+        }
         return;
     }
+    match hostfs::remove_stale_socket_path(Path::new(path)) {
+        Ok(StaleOutcome::Removed) => super::say(format_args!("removed stale proxy socket {path}")),
+        Ok(StaleOutcome::Absent) => {}
+        Err(e) => eprintln!("uwsgi-docker: kept {e}"),
+    }
+}
+
+/// Remove an orphan's `docker-cidfile` if it still holds that container's id.
+fn remove_cidfile(path: &str, id: &str, dry_run: bool) {
     if dry_run {
-        super::say(format_args!("would remove stale proxy socket {path}"));
-    } else if std::fs::remove_file(path).is_ok() {
-        super::say(format_args!("removed stale proxy socket {path}"));
+        super::say(format_args!(
+            "would remove docker-cidfile {path} if it holds {id}"
+        ));
+        return;
+    }
+    match hostfs::remove_cidfile_if(Path::new(path), id) {
+        Ok(true) => super::say(format_args!("removed docker-cidfile {path}")),
+        Ok(false) => {}
+        Err(e) => eprintln!("uwsgi-docker: kept docker-cidfile {e}"),
     }
 }
 
@@ -208,11 +234,23 @@ mod tests {
     }
 
     #[test]
-    fn stale_proxy_removal_spares_regular_files() {
-        let path = std::env::temp_dir().join(format!("uwsgi-docker-gc-{}", std::process::id()));
-        std::fs::write(&path, b"x").expect("write");
-        remove_stale_proxy(&path.to_string_lossy(), false);
-        assert!(path.exists());
-        let _ = std::fs::remove_file(&path);
+    fn stale_proxy_removal_spares_regular_files_and_live_sockets() {
+        let dir = std::env::temp_dir().join(format!("uwsgi-docker-gc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("file");
+        std::fs::write(&file, b"x").expect("write");
+        remove_stale_proxy(&file.to_string_lossy(), false);
+        assert!(file.exists());
+        let live_path = dir.join("live.sock");
+        let live = std::os::unix::net::UnixDatagram::bind(&live_path).expect("bind");
+        remove_stale_proxy(&live_path.to_string_lossy(), false);
+        assert!(live_path.exists());
+        drop(live);
+        let stale = dir.join("stale.sock");
+        drop(std::os::unix::net::UnixListener::bind(&stale).expect("bind"));
+        remove_stale_proxy(&stale.to_string_lossy(), false);
+        assert!(!stale.exists());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

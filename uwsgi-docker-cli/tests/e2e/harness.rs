@@ -462,6 +462,11 @@ pub struct World {
     pub vassal_dir: PathBuf,
     pub log_path: PathBuf,
     pub stats_port: u16,
+    /// Where this Emperor's bridges bind proxy sockets by default: its private runtime
+    /// directory, `UWSGIDOCKER_RUNTIME_DIR/<emperor id>`, or `UWSGIDOCKER_SOCKET_DIR`.
+    pub proxy_dir: PathBuf,
+    /// The proxy directory is the private runtime directory, which the harness removes.
+    proxy_dir_private: bool,
     emperor: Option<Child>,
     /// Vassal (and container) names this test used.
     names: BTreeSet<String>,
@@ -501,9 +506,42 @@ impl World {
         let vassal_dir = root.join("vassals");
         fs::create_dir_all(&vassal_dir).expect("create the vassal dir");
         fs::write(root.join("app.pl"), HOST_APP).expect("write the host app");
+        let setting = |key: &str| {
+            options
+                .env
+                .iter()
+                .rev()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+                .or_else(|| std::env::var(key).ok())
+                .filter(|v| !v.is_empty())
+        };
+        let emperor_id = options
+            .env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "UWSGIDOCKER_EMPEROR_ID")
+            .map_or_else(|| id.clone(), |(_, v)| v.clone());
+        let (proxy_dir, proxy_dir_private) = match setting("UWSGIDOCKER_SOCKET_DIR") {
+            Some(dir) => (PathBuf::from(dir), false),
+            None => {
+                assert!(
+                    emperor_id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+                        && !emperor_id.starts_with('.'),
+                    "harness: give the Emperor a plain id, not {emperor_id:?}"
+                );
+                let base = setting("UWSGIDOCKER_RUNTIME_DIR")
+                    .unwrap_or_else(|| "/run/uwsgi-docker".to_owned());
+                (Path::new(&base).join(&emperor_id), true)
+            }
+        };
         let mut world = World {
             test: test.to_owned(),
             id,
+            proxy_dir,
+            proxy_dir_private,
             log_path: root.join("emperor.log"),
             root,
             vassal_dir,
@@ -601,7 +639,7 @@ impl World {
 
     /// Where the bridge binds `name`'s proxy socket.
     pub fn proxy_socket(&self, name: &str) -> PathBuf {
-        self.vassal_dir.join(format!("{name}.sock"))
+        self.proxy_dir.join(format!("{name}.sock"))
     }
 
     /// Writes vassal `name` atomically (write beside, then rename in), so the Emperor never
@@ -754,14 +792,23 @@ impl World {
             .collect()
     }
 
+    /// Socket files of this test: `*.sock` beside the vassals, and anything in the
+    /// Emperor's private runtime directory.
     fn sockets(&self) -> Vec<PathBuf> {
-        fs::read_dir(&self.vassal_dir)
-            .map(|d| {
-                d.filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.extension().is_some_and(|x| x == "sock"))
-                    .collect()
-            })
-            .unwrap_or_default()
+        let in_dir = |dir: &Path, any: bool| -> Vec<PathBuf> {
+            fs::read_dir(dir)
+                .map(|d| {
+                    d.filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|p| any || p.extension().is_some_and(|x| x == "sock"))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut found = in_dir(&self.vassal_dir, false);
+        if self.proxy_dir != self.vassal_dir {
+            found.extend(in_dir(&self.proxy_dir, self.proxy_dir_private));
+        }
+        found
     }
 
     /// What is left of this test: containers, proxy sockets, processes naming its id.
@@ -821,6 +868,10 @@ impl Drop for World {
         }
         for sock in self.sockets() {
             let _ = fs::remove_file(sock);
+        }
+        if self.proxy_dir_private {
+            // Each World's Emperor has its own; empty by now.
+            let _ = fs::remove_dir(&self.proxy_dir);
         }
         if thread::panicking() {
             eprintln!(

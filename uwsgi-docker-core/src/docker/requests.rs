@@ -454,6 +454,7 @@ mod tests {
             ],
             proxy_host_path: "/etc/uwsgi/vassals/app.ini.sock".into(),
             proxy_container_path: "/run/uwsgi-docker/proxy.sock".into(),
+            proxy_in_private_dir: false,
             cmd: vec!["uwsgi".into(), "--ini".into(), "emperor://app.ini".into()],
             env: vec!["UWSGI_EMPEROR_PROXY=/run/uwsgi-docker/proxy.sock".into()],
             handoff: HandoffMode::Native,

@@ -119,7 +119,8 @@ pub enum Action {
     ToVassalConfig(Vec<u8>),
     /// Read the vassal's config source again; answer with [`Bridge::handle_config`].
     ReadConfig,
-    /// Write the container id to the `docker-cidfile` path (and remove it at exit).
+    /// Write the container id to the `docker-cidfile` path (and remove it at exit);
+    /// answer with [`Bridge::handle_cidfile_written`].
     WriteCidFile { path: String, id: String },
     /// One line for the Emperor's log.
     Log(LogLevel, String),
@@ -266,6 +267,11 @@ struct ConflictHolder {
 struct Shutdown {
     stop_done: bool,
     remove_done: bool,
+}
+
+/// `docker-user` names root: `0`, `root`, with or without a group.
+fn is_root_user(user: &str) -> bool {
+    matches!(user.split(':').next(), Some("0" | "root"))
 }
 
 /// How many times create is tried when the name is taken (the first try included).
@@ -706,6 +712,18 @@ impl Bridge {
         }
     }
 
+    /// The answer to [`Action::WriteCidFile`]: a cidfile that cannot be written safely
+    /// fails the vassal (its container is removed).
+    pub fn handle_cidfile_written(&mut self, result: Result<(), String>, now: Instant) {
+        if self.exited {
+            return;
+        }
+        if let Err(e) = result {
+            let path = self.config.plan.spec.cidfile.clone().unwrap_or_default();
+            self.fail(format!("cannot write docker-cidfile {path}: {e}"), now);
+        }
+    }
+
     /// SIGTERM, SIGINT or SIGHUP: stop and clean up.
     pub fn handle_signal(&mut self, now: Instant) {
         if self.exited {
@@ -724,9 +742,26 @@ impl Bridge {
         if self.handoff_deadline.is_some_and(|d| now >= d) {
             self.handoff_deadline = None;
             let secs = self.config.handoff_timeout.as_secs();
-            let path = self.config.plan.proxy_container_path.clone();
+            let plan = &self.config.plan;
+            let path = plan.proxy_container_path.clone();
+            let entry_point = "is uWSGI ≥ 2.0.6 the image's entry point?";
+            // Outside the private runtime directory the socket has the Emperor's mode
+            // (UWSGIDOCKER_SOCKET_MODE, 600 by default) and is owned by root.
+            let fix = "leave docker-proxy and UWSGIDOCKER_SOCKET_DIR unset, so that the socket goes in the Emperor's private runtime directory with mode 666, or set UWSGIDOCKER_SOCKET_MODE=666 and keep that directory closed to other host users";
+            let host = &plan.proxy_host_path;
+            let hint = match plan.spec.user.as_deref() {
+                _ if plan.proxy_in_private_dir => entry_point.to_owned(),
+                Some(user) if !is_root_user(user) => format!(
+                    "the container runs as docker-user = {user}, which cannot connect to the proxy socket {host} (mode UWSGIDOCKER_SOCKET_MODE, default 600, owned by root); {fix}"
+                ),
+                _ => format!(
+                    "{entry_point} And if the container's user is not root on the host (the image's USER, userns-remap, rootless Docker), it cannot connect to {host} (mode UWSGIDOCKER_SOCKET_MODE, default 600, owned by root): {fix}"
+                ),
+            };
             self.fail(
-                format!("the vassal did not connect to the proxy socket {path} within {secs} s; is uWSGI ≥ 2.0.6 the image's entry point?"),
+                format!(
+                    "the vassal did not connect to the proxy socket {path} within {secs} s; {hint}"
+                ),
                 now,
             );
         }

@@ -301,6 +301,9 @@ struct Harness {
     alive_answers: usize,
     /// After this many "alive" answers, the live bridge finishes and removes its container.
     live_bridge_finishes_after: Option<usize>,
+    /// `WriteCidFile` requests seen, and the answer to give (`None`: success).
+    cidfile_writes: Vec<(String, String)>,
+    cidfile_fails: Option<String>,
 }
 
 impl Harness {
@@ -327,6 +330,8 @@ impl Harness {
             bridge_queries: Vec::new(),
             alive_answers: 0,
             live_bridge_finishes_after: None,
+            cidfile_writes: Vec::new(),
+            cidfile_fails: None,
         }
     }
 
@@ -406,7 +411,11 @@ impl Harness {
                     let file = self.file.clone();
                     self.bridge.handle_config(Ok(file), self.now);
                 }
-                Action::WriteCidFile { .. } => {}
+                Action::WriteCidFile { path, id } => {
+                    self.cidfile_writes.push((path, id));
+                    let result = self.cidfile_fails.clone().map_or(Ok(()), Err);
+                    self.bridge.handle_cidfile_written(result, self.now);
+                }
                 Action::Log(_, line) => self.logs.push(line),
                 Action::Exit(code) => self.exit = Some(code),
             }
@@ -1449,4 +1458,93 @@ fn a_reload_is_compared_with_the_file_not_with_what_a_policy_forced() {
         "the same file is pushed again"
     );
     assert_eq!(h.exit, None, "no recreate: {:?}", h.logs);
+}
+
+fn cidfile_config() -> BridgeConfig {
+    let mut spec = test_spec();
+    spec.cidfile = Some("/var/run/app.cid".into());
+    config_with(spec, &PlanOptions::default())
+}
+
+#[test]
+fn cidfile_is_written_with_the_created_id() {
+    let mut h = Harness::new(cidfile_config());
+    h.run();
+    assert_eq!(
+        h.cidfile_writes,
+        vec![("/var/run/app.cid".to_owned(), CONTAINER_ID.to_owned())]
+    );
+    assert!(h.proxy_accepting, "the vassal goes on: {:?}", h.logs);
+    assert_eq!(h.exit, None);
+}
+
+#[test]
+fn cidfile_that_cannot_be_written_fails_the_vassal_and_removes_the_container() {
+    let mut h = Harness::new(cidfile_config());
+    h.cidfile_fails = Some("/var/run/app.cid: it exists and is not a cidfile".into());
+    h.run();
+    let error = h
+        .logs
+        .iter()
+        .find(|l| l.contains("cannot write docker-cidfile /var/run/app.cid"))
+        .unwrap_or_else(|| panic!("an error line: {:?}", h.logs));
+    assert!(
+        error.contains("vassal app.ini") && error.contains("not a cidfile"),
+        "{error}"
+    );
+    assert!(
+        !h.daemon.requests.iter().any(|r| r.ends_with("/start")),
+        "never started: {:?}",
+        h.daemon.requests
+    );
+    assert!(h.daemon.requests.iter().any(|r| r.starts_with("DELETE")));
+    assert!(h.handoffs.is_empty());
+    h.assert_clean(1);
+}
+
+#[test]
+fn a_non_root_user_outside_the_private_dir_is_told_what_to_do_at_the_deadline() {
+    let mut spec = test_spec();
+    spec.user = Some("1000:1000".into());
+    let mut h = Harness::new(config_with(spec.clone(), &PlanOptions::default()));
+    h.run();
+    h.advance(Duration::from_secs(30));
+    let error = h
+        .logs
+        .iter()
+        .find(|l| l.contains("did not connect"))
+        .unwrap_or_else(|| panic!("a timeout line: {:?}", h.logs));
+    assert!(
+        error.contains("docker-user = 1000:1000")
+            && error.contains("/etc/uwsgi/app.ini.sock")
+            && error.contains("UWSGIDOCKER_SOCKET_MODE=666")
+            && error.contains("private runtime directory"),
+        "{error}"
+    );
+    h.assert_clean(1);
+    // In the private directory (mode 666) the user is not the problem: the usual hint.
+    let mut config = config_with(spec, &PlanOptions::default());
+    config.plan.proxy_in_private_dir = true;
+    let mut h = Harness::new(config);
+    h.run();
+    h.advance(Duration::from_secs(30));
+    assert!(
+        h.logs.iter().any(|l| l.contains("did not connect")
+            && l.contains("entry point")
+            && !l.contains("UWSGIDOCKER_SOCKET_MODE")),
+        "{:?}",
+        h.logs
+    );
+    // No docker-user, outside the private directory: the image's user or a remap may be
+    // the cause, and the hint says so.
+    let mut h = Harness::new(test_config());
+    h.run();
+    h.advance(Duration::from_secs(30));
+    assert!(
+        h.logs.iter().any(|l| l.contains("entry point")
+            && l.contains("userns-remap")
+            && l.contains("UWSGIDOCKER_SOCKET_MODE=666")),
+        "{:?}",
+        h.logs
+    );
 }

@@ -572,3 +572,17 @@ fn repeated_user_labels_keep_the_first() {
     assert_eq!(of(labels::VASSAL), ["app.ini"]);
     assert_eq!(plan.labels.len(), 7);
 }
+
+#[test]
+fn a_cidfile_is_recorded_in_a_label() {
+    let mut spec = VassalSpec::with_image("app");
+    let plan = ContainerPlan::new(spec.clone(), &identity("app.ini"));
+    assert!(!plan.labels.iter().any(|(k, _)| k == labels::CIDFILE));
+    assert!(!plan.proxy_in_private_dir, "the runtime decides that");
+    spec.cidfile = Some("/run/app.cid".into());
+    let plan = ContainerPlan::new(spec, &identity("app.ini"));
+    assert!(plan
+        .labels
+        .contains(&(labels::CIDFILE.to_owned(), "/run/app.cid".to_owned())));
+    assert!(plan.labels.windows(2).all(|w| w[0].0 < w[1].0), "sorted");
+}

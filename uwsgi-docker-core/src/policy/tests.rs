@@ -634,18 +634,27 @@ fn sockets() {
 
 #[test]
 fn socket_owners() {
-    allowed("", "docker-socket-owner = alice");
-    allowed("", "docker-socket-owner = 1000");
-    let v = refused("", "docker-socket-owner = www-data");
+    allowed(
+        "",
+        "docker-socket = /run/uwsgi-docker/tenants/alice/app.sock\ndocker-socket-owner = alice",
+    );
+    allowed(
+        "",
+        "docker-socket = /run/uwsgi-docker/tenants/alice/app.sock\ndocker-socket-owner = 1000",
+    );
+    let v = refused(
+        "",
+        "docker-socket = /run/uwsgi-docker/tenants/alice/app.sock\ndocker-socket-owner = www-data",
+    );
     assert_eq!((v.key.as_str(), v.line), ("docker-socket-owner", 0));
-    let v = refused("", "docker-socket-owner = alice:www-data");
+    let v = refused("", "docker-socket = /run/uwsgi-docker/tenants/alice/app.sock\ndocker-socket-owner = alice:www-data");
     assert!(v.why.contains("group www-data"), "{v}");
     let text = "[default]\nsocket-owners = %u :www-data\n";
-    allowed(text, "docker-socket-owner = alice:www-data");
-    allowed(text, "docker-socket-owner = 1000:www-data");
-    let v = refused(text, "docker-socket-owner = root:www-data");
+    allowed(text, "docker-socket = /run/uwsgi-docker/tenants/alice/app.sock\ndocker-socket-owner = alice:www-data");
+    allowed(text, "docker-socket = /run/uwsgi-docker/tenants/alice/app.sock\ndocker-socket-owner = 1000:www-data");
+    let v = refused(text, "docker-socket = /run/uwsgi-docker/tenants/alice/app.sock\ndocker-socket-owner = root:www-data");
     assert_rule(&v, "docker-socket-owner", "socket-owners = %u :www-data", 2);
-    refused(text, "docker-socket-owner = alice:root");
+    refused(text, "docker-socket = /run/uwsgi-docker/tenants/alice/app.sock\ndocker-socket-owner = alice:root");
 }
 
 #[test]

@@ -88,7 +88,7 @@ fn seed_forkpty_vassal() {
 fn every_attribute() {
     let text = "[emperor]
 docker-image = registry.example/app:1.2
-docker-socket = 127.0.0.1:3031
+docker-socket = /run/app-listen.sock
 docker-port = 9001:3031
 docker-port = [::1]:9002:3032/udp
 docker-port = :3033
@@ -129,10 +129,7 @@ docker-handoff = launcher
     let spec = parse(text).unwrap().unwrap();
     let want = VassalSpec {
         image: "registry.example/app:1.2".into(),
-        socket: Some(ListenAddress::Tcp {
-            ip: "127.0.0.1".into(),
-            port: 3031,
-        }),
+        socket: Some(ListenAddress::Unix("/run/app-listen.sock".into())),
         ports: vec![
             PortMapping {
                 host_ip: None,
@@ -232,7 +229,7 @@ fn cap_add_repeats_no_new_privileges_and_socket_owner_do_not() {
     assert!(spec("docker-no-new-privileges = on").no_new_privileges);
     assert!(!spec("docker-no-new-privileges = 0").no_new_privileges);
     assert_eq!(
-        spec("docker-socket-owner = www-data")
+        spec("docker-socket = /run/app.sock\ndocker-socket-owner = www-data")
             .socket_owner
             .as_deref(),
         Some("www-data")
@@ -1008,4 +1005,26 @@ fn a_file_that_cannot_be_pushed_is_refused() {
             && text.contains("at most 65535 bytes"),
         "{text}"
     );
+}
+
+#[test]
+fn docker_socket_owner_needs_a_unix_docker_socket() {
+    let s = spec("docker-socket = /run/app.sock\ndocker-socket-owner = root:www-data");
+    assert_eq!(s.socket_owner.as_deref(), Some("root:www-data"));
+    assert_eq!(
+        spec("docker-socket = /run/app.sock\ndocker-socket-owner = 33")
+            .socket_owner
+            .as_deref(),
+        Some("33")
+    );
+    assert!(matches!(
+        bad("docker-socket = 127.0.0.1:3031\ndocker-socket-owner = www-data"),
+        SpecError::Missing { .. }
+    ));
+    assert!(matches!(
+        bad("docker-socket-owner = www-data"),
+        SpecError::Missing { .. }
+    ));
+    let err = bad("docker-socket = /run/app.sock\ndocker-socket-owner = www data");
+    assert!(expected_of(&err).contains("USER:GROUP"), "{err}");
 }
