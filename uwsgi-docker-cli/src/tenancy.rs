@@ -67,7 +67,7 @@ pub fn apply(
     for mount in &spec.mounts {
         check_no_symlinks(Path::new(&mount.host)).map_err(|e| {
             format!(
-                "vassal {vassal}: docker-mount = {}:{}: {e}; under a policy a mount source must be a real path (no symlink in any component)",
+                "vassal {vassal}: docker-mount = {}:{}: {e}; under a policy a mount source must be an existing real path, with no symlink in any component",
                 mount.host, mount.container
             )
         })?;
