@@ -108,6 +108,9 @@ pub struct EmperorOptions {
     pub options: Vec<(String, String)>,
     /// Extra arguments for the Emperor (e.g. `--emperor-tyrant`).
     pub args: Vec<String>,
+    /// The Emperor's `--emperor` value instead of `dir://<vassal dir>` (e.g. a `pg://`
+    /// monitor's `CONNINFO;QUERY`).
+    pub emperor: Option<String>,
 }
 
 impl EmperorOptions {
@@ -121,6 +124,7 @@ impl EmperorOptions {
             env: Vec::new(),
             options: Vec::new(),
             args: Vec::new(),
+            emperor: None,
         }
     }
 
@@ -142,6 +146,12 @@ impl EmperorOptions {
         self
     }
 
+    /// The same options with `source` as the Emperor's `--emperor` (its only monitor).
+    pub fn with_emperor(mut self, source: &str) -> EmperorOptions {
+        self.emperor = Some(source.to_owned());
+        self
+    }
+
     /// As [`EmperorOptions::from_env`], but vassals without a docker-image may run on the host.
     pub fn allowing_host_vassals() -> EmperorOptions {
         EmperorOptions {
@@ -159,6 +169,7 @@ impl EmperorOptions {
             env: Vec::new(),
             options: Vec::new(),
             args: Vec::new(),
+            emperor: None,
         }
     }
 }
@@ -610,7 +621,12 @@ impl World {
         }
         let child = emperor
             .arg("--emperor")
-            .arg(format!("dir://{}", self.vassal_dir.display()))
+            .arg(
+                options
+                    .emperor
+                    .clone()
+                    .unwrap_or_else(|| format!("dir://{}", self.vassal_dir.display())),
+            )
             .args(["--emperor-stats", &format!("127.0.0.1:{}", self.stats_port)])
             .args(["--emperor-freq", "1"])
             .args(["--emperor-throttle", "200"])
