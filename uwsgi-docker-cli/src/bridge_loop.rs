@@ -677,7 +677,7 @@ impl Runtime {
     /// Remove a socket file of ours; one that is no longer ours stays, with a log line.
     fn remove_entry(&self, entry: SocketEntry) {
         if let Err(e) = entry.remove() {
-            self.log(LogLevel::Error, &format!("uwsgi-docker: {e}"));
+            self.say(LogLevel::Error, &e.to_string());
         }
     }
 
@@ -689,10 +689,7 @@ impl Runtime {
         self.close_proxy();
         if let Some(cidfile) = self.cidfile.take() {
             if let Err(e) = cidfile.remove() {
-                self.log(
-                    LogLevel::Error,
-                    &format!("uwsgi-docker: docker-cidfile {e}"),
-                );
+                self.say(LogLevel::Error, &format!("docker-cidfile {e}"));
             }
         }
         if let Some(entry) = self.io.listen_socket_entry.take() {

@@ -3,9 +3,11 @@
 //! the real uWSGI with the same argv, env and fds, their config still unread.
 //!
 //! Only ini vassals can be Docker vassals (`--ini`, or `--config NAME.ini`); xml, yaml and
-//! json vassals, and names with no known extension (the Emperor passes those with
-//! `--inherit`, e.g. from a pg/amqp monitor: name them `*.ini` to run them in Docker),
-//! always go to uWSGI, or are refused when Docker is required.
+//! json vassals, and names of an `emperor-extra-extension` (passed as `--config NAME`),
+//! always go to uWSGI, or are refused when Docker is required. A pushed config (pg, amqp,
+//! zeromq monitors) comes as `--ini emperor://NAME.ini`. A name with no known extension
+//! never reaches us: the Emperor's monitors skip such a row or file silently
+//! (`uwsgi_emperor_is_valid` in uWSGI's `core/emperor.c`), so name pushed vassals `*.ini`.
 use std::ffi::OsString;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
