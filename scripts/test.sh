@@ -79,6 +79,26 @@ cargo_test() {
     cargo test "$@" 2>&1 | tee -a "$RESULTS"
 }
 
+# --- fleet (issue 9) ---------------------------------------------------------------------
+step "fleet: PostgreSQL"
+# Debian's PostgreSQL and the pg imperial monitor. Each fleet test starts its own private
+# server with scripts/pg-fleet.sh (unix socket and data directory in a temp dir, stopped and
+# removed after) and Emperors h1, h2 fed from it; with CI set they fail when these are missing.
+fleet_need=()
+for pkg in postgresql uwsgi-plugin-emperor-pg; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || fleet_need+=("$pkg")
+done
+if ((${#fleet_need[@]})); then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${fleet_need[@]}" >/dev/null
+    echo "installed ${fleet_need[*]}" >&2
+fi
+fleet_started=$SECONDS
+RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}" cargo_test -p uwsgi-docker-cli --test e2e_fleet -- --nocapture
+echo "fleet: PostgreSQL took $((SECONDS - fleet_started)) s" >&2
+# --- end of fleet --------------------------------------------------------------------------
+
 step "cargo test (unit tests and end to end)"
 # Two at a time: each e2e test runs its own Emperor and containers on a 2-core machine.
 RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}" cargo_test --workspace
