@@ -390,6 +390,16 @@ fn an_inserted_row_is_served_by_its_host_only() {
         ),
         format!("{}-h1", fleet.tag)
     );
+    // A pushed config has no directory: the proxy socket was in h1's private runtime
+    // directory, named with h1's prefix, not in the Emperor's working directory.
+    let h1 = fleet.host("h1");
+    assert!(h1.proxy_dir.ends_with(format!("{}-h1", fleet.tag)));
+    assert_eq!(
+        inspect(&id, r#"{{index .Config.Labels "io.uwsgi-docker.proxy"}}"#),
+        h1.proxy_dir
+            .join(format!("{}.sock", Fleet::container("h1", &name)))
+            .to_string_lossy()
+    );
     assert!(container_id(&Fleet::container("h2", &name)).is_none());
     assert_eq!(hosts_naming(&fleet, &name), ["h1"], "{}", fleet.logs());
 }
