@@ -121,7 +121,7 @@ pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeSta
                 tenant.uid.to_string(),
             ));
         }
-        Err(e) => return fail(&e),
+        Err(e) => return fail(&naming(&start.name, e)),
     }
     let socket_mode = settings
         .emperor
@@ -141,7 +141,7 @@ pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeSta
         &settings::process_env,
     ) {
         Ok(plan) => plan,
-        Err(e) => return fail(&e),
+        Err(e) => return fail(&naming(&start.name, e)),
     };
     // Refused before anything exists; the write checks again.
     if let Some(path) = &plan.spec.cidfile {
@@ -237,6 +237,15 @@ pub fn exit_code(code: i32) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
+/// `message` as a line that names vassal `name` (once: most errors already do).
+fn naming(name: &str, message: String) -> String {
+    if message.starts_with(&format!("vassal {name}")) {
+        message
+    } else {
+        format!("vassal {name}: {message}")
+    }
+}
+
 /// Prints `message` as one line: vassal names and values in it are tenant text, so their
 /// control bytes are escaped.
 pub fn fail(message: &str) -> ExitCode {
@@ -289,4 +298,21 @@ pub fn run(settings: &RuntimeSettings, file: &Path) -> ExitCode {
             origin,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_vassal_once() {
+        assert_eq!(
+            naming("app.ini", "cannot read the policy /p: gone".into()),
+            "vassal app.ini: cannot read the policy /p: gone"
+        );
+        assert_eq!(
+            naming("app.ini", "vassal app.ini: bad docker-memory".into()),
+            "vassal app.ini: bad docker-memory"
+        );
+    }
 }
