@@ -27,8 +27,7 @@ fn launcher() -> PathBuf {
     static LAUNCHER: OnceLock<PathBuf> = OnceLock::new();
     LAUNCHER
         .get_or_init(|| {
-            let script =
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-launcher.sh");
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-launcher.sh");
             let out = Command::new(&script)
                 .output()
                 .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
@@ -457,7 +456,7 @@ fn an_on_demand_socket_reaches_the_container() {
         image = image()
     );
     std::fs::write(root.join("vassals").join(&vassal), text).expect("write the vassal");
-    let child = Command::new("uwsgi")
+    let child = Command::new(uwsgi_bin())
         .arg("--emperor")
         .arg(format!("dir://{}", root.join("vassals").display()))
         .arg("--emperor-on-demand-directory")
