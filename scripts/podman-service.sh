@@ -17,10 +17,13 @@
 #    Why: rootful Podman gives every container the daemon's own soft/hard rlimits raised to
 #    its defaults (nofile 1048576, nproc 4194304), and a sandbox whose hard limits are lower
 #    refuses that: every start fails with "error setting rlimit type 7: operation not
-#    permitted". So the key names nofile and nproc at the hard limits of the process that
-#    runs Podman (`ulimit -Hn`, `ulimit -Hu` here: the service is our child and inherits
-#    them). Only that key (and the comment line above it) is added or replaced; every other
-#    setting of an existing file is kept as it is. A changed file restarts a running service.
+#    permitted" (type 6 for nproc). So the key sets nofile and nproc to the hard limits of
+#    the process that runs Podman: first this shell's (`ulimit -Hn`, `ulimit -Hu`; the
+#    service is our child), then, once the service runs, the lower of those and its own
+#    (/proc/PID/limits: Podman 4.3 lowers its nproc to 32768 at start), restarting it once
+#    if that changed the file. Here that is nofile=20000:20000, nproc=32768:32768. Only that
+#    key (and the comment line above it) is added or replaced; every other setting of an
+#    existing file is kept. $CONTAINERS_CONF, when set, names the file, as for Podman.
 # 3. Starts `podman system service --time=0 unix://$SOCK` in the background (its own
 #    session, so it outlives this script; pid in $DIR/podman.pid, log in $DIR/service.log)
 #    and waits until `GET /_ping` answers OK.
@@ -38,7 +41,8 @@ DIR="${UWSGIDOCKER_PODMAN_DIR:-/run/uwsgi-docker-podman}"
 SOCK="$DIR/podman.sock"
 PIDFILE="$DIR/podman.pid"
 LOG="$DIR/service.log"
-CONF=/etc/containers/containers.conf
+# Podman reads $CONTAINERS_CONF instead of the system file when it is set; so do we.
+CONF="${CONTAINERS_CONF:-/etc/containers/containers.conf}"
 MARK="# set by uwsgi-docker's scripts/podman-service.sh: at most the hard limits of the process that runs podman"
 
 say() { printf 'podman-service: %s\n' "$*" >&2; }
