@@ -13,20 +13,20 @@
 # 1. Installs Debian's podman (4.3 on Debian 12) with netavark (the network backend that
 #    publishes ports) and catatonit (the init for `docker-init`), if missing. No recommends:
 #    rootless helpers (uidmap, slirp4netns, fuse-overlayfs) and buildah are not needed.
-# 2. Writes `default_ulimits` in the `[containers]` table of /etc/containers/containers.conf.
-#    Why: rootful Podman gives every container the daemon's own soft/hard rlimits raised to
-#    its defaults (nofile 1048576, nproc 4194304), and a sandbox whose hard limits are lower
-#    refuses that: every start fails with "error setting rlimit type 7: operation not
-#    permitted" (type 6 for nproc). So the key sets nofile and nproc to the hard limits of
-#    the process that runs Podman: first this shell's (`ulimit -Hn`, `ulimit -Hu`; the
-#    service is our child), then, once the service runs, the lower of those and its own
-#    (/proc/PID/limits: Podman 4.3 lowers its nproc to 32768 at start), restarting it once
-#    if that changed the file. Here that is nofile=20000:20000, nproc=32768:32768. Only that
-#    key (and the comment line above it) is added or replaced; every other setting of an
-#    existing file is kept. $CONTAINERS_CONF, when set, names the file, as for Podman.
-# 3. Starts `podman system service --time=0 unix://$SOCK` in the background (its own
+# 2. Starts `podman system service --time=0 unix://$SOCK` in the background (its own
 #    session, so it outlives this script; pid in $DIR/podman.pid, log in $DIR/service.log)
 #    and waits until `GET /_ping` answers OK.
+# 3. Writes `default_ulimits` in the `[containers]` table of /etc/containers/containers.conf.
+#    Why: rootful Podman gives every container nofile and nproc limits of 1048576 unless
+#    told otherwise, and where the process that runs it has lower hard limits (this sandbox)
+#    raising them is refused: every start fails with "error setting rlimit type 7: operation not
+#    permitted" (type 6 for nproc). So the key sets nofile and nproc to the hard limits of
+#    the process that runs Podman, read from the running service (/proc/PID/limits; not
+#    `ulimit -H` of this shell: Podman 4.3 lowers its own nproc to 32768 at start), and the
+#    service is restarted once when that changed the file. Here that is
+#    nofile=20000:20000, nproc=32768:32768. Only that key (and the comment line above it) is
+#    added or replaced; every other setting of an existing file is kept. $CONTAINERS_CONF,
+#    when set, names the file, as for Podman itself.
 # 4. Imports the test image into Podman's store with scripts/build-test-image.sh
 #    (ENGINE=podman: the same rootfs, the same labels, the same smoke test).
 #
@@ -174,27 +174,24 @@ $(tail -20 "$LOG")"
 case "${1:-}" in
     start)
         install_podman
-        # First guess: this shell's hard limits, which the service inherits.
-        nofile="$(hard_limit -n)"
-        nproc="$(hard_limit -u)"
-        changed=0
-        write_conf "$nofile" "$nproc" && changed=1
-        if ((changed)); then
-            stop_service
-        fi
         ping_ok || start_service
-        # Podman lowers some of its own limits at start (4.3 runs with nproc 32768 where this
-        # shell has more), and containers get their rlimits from that process: so the values
-        # are at most the running service's hard limits. Correct the guess once and restart.
+        # Containers get their rlimits from the process that runs Podman, and Podman sets
+        # some of its own at start (4.3 lowers nproc to 32768 where this shell has more), so
+        # the values are read from the running service, and it is restarted once if that
+        # changed the file (containers.conf is read at start).
+        changed=0
         if pid="$(service_pid)"; then
-            svc_nofile="$(proc_hard_limit "$pid" "Max open files")"
-            svc_nproc="$(proc_hard_limit "$pid" "Max processes")"
-            ((svc_nofile < nofile)) && nofile="$svc_nofile"
-            ((svc_nproc < nproc)) && nproc="$svc_nproc"
+            nofile="$(proc_hard_limit "$pid" "Max open files")"
+            nproc="$(proc_hard_limit "$pid" "Max processes")"
             if write_conf "$nofile" "$nproc"; then
+                changed=1
                 stop_service
                 start_service
             fi
+        else
+            # Someone else's service answers on our socket: this shell's limits, and say so.
+            write_conf "$(hard_limit -n)" "$(hard_limit -u)" &&
+                say "warning: $SOCK is not served by this script's podman; restart it to apply $CONF"
         fi
         ((changed)) || say "serving on $SOCK"
         if [[ "${UWSGIDOCKER_PODMAN_IMAGE:-1}" != 0 ]]; then
