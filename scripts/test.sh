@@ -55,7 +55,8 @@ trap on_exit EXIT
 step "install host packages"
 need=()
 # libcap-dev and libpcre3-dev: headers the installed uwsgi.h includes (docker_plugin.so's build).
-for pkg in uwsgi-core uwsgi-plugin-psgi curl libcap-dev libpcre3-dev libssl-dev uuid-dev zlib1g-dev; do
+# nginx: e2e_hostfs runs Debian's nginx (workers as www-data) in front of a docker-socket.
+for pkg in uwsgi-core uwsgi-plugin-psgi curl nginx libcap-dev libpcre3-dev libssl-dev uuid-dev zlib1g-dev; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if ((${#need[@]})); then

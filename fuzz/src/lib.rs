@@ -11,6 +11,7 @@ use uwsgi_docker_core::emperor::{self, ConfigDecoder, EmperorMessage, VassalMess
 use uwsgi_docker_core::handoff::{self, HandedFd, HandoffError};
 use uwsgi_docker_core::http_reader::{HttpError, Limits, Progress, Response, ResponseReader};
 use uwsgi_docker_core::plan::{self, ContainerPlan, VassalIdentity};
+use uwsgi_docker_core::policy::{Policy, Tenant};
 use uwsgi_docker_core::spec;
 
 mod lifecycle_ops;
@@ -26,6 +27,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("attach_demux", check_attach_demux),
     ("emperor_codec", check_emperor_codec),
     ("lifecycle_ops", check_lifecycle_ops),
+    ("policy_parse", check_policy_parse),
 ];
 
 /// Splits `data` into a knob byte, a split point and the rest; short inputs get zeros.
@@ -89,9 +91,15 @@ pub fn check_vassal_spec(data: &[u8]) {
         proxy_dir: "/run/uwsgi".into(),
         emperor_id: "emperor".into(),
         bridge_id: "host:1:1".into(),
+        name_prefix: None,
     };
     let image = spec.image.clone();
     let plan = ContainerPlan::new(spec, &identity);
+    // Validation never panics, and a valid plan's proxy paths fit a unix socket.
+    if plan.validate().is_ok() {
+        assert!(plan.proxy_host_path.len() <= plan::MAX_SOCKET_PATH);
+        assert!(plan.proxy_container_path.len() <= plan::MAX_SOCKET_PATH);
+    }
     assert!(
         is_docker_container_name(&plan.container_name),
         "{:?}",
@@ -107,6 +115,7 @@ pub fn check_vassal_spec(data: &[u8]) {
     assert_eq!(object.get("Image").and_then(|v| v.as_str()), Some(&*image));
     for host_setting in [
         "Binds",
+        "Mounts",
         "PortBindings",
         "Memory",
         "MemorySwap",
@@ -334,5 +343,133 @@ pub fn check_emperor_codec(data: &[u8]) {
     if let Ok(fds) = handoff::decode(input) {
         let canonical = handoff::encode(&[HandedFd::Control; 3][..fds]);
         assert_eq!(input, canonical.as_slice());
+    }
+}
+
+/// The vassals every parsed policy is enforced on, besides the one the input may carry.
+const POLICY_VASSALS: &[&str] = &[
+    "[emperor]\ndocker-image = psgi001\n",
+    "[emperor]\ndocker-image = alice/app:1\ndocker-mount = /srv/alice/data:/data\ndocker-port = 127.0.0.1:8080:3031\ndocker-socket = /run/uwsgi-docker/tenants/alice/app.sock\ndocker-socket-owner = alice:www-data\ndocker-memory = 512m\ndocker-cpus = 1.5\ndocker-pids-limit = 100\ndocker-cap-add = NET_BIND_SERVICE\n",
+    "[emperor]\ndocker-image = psgi001\ndocker-mount = /:/host\ndocker-mount = /var/run/docker.sock:/var/run/docker.sock\ndocker-network-mode = host\ndocker-user = 0:0\ndocker-cidfile = /etc/passwd\n",
+    "[emperor]\ndocker-image = psgi001\ndocker-mount = /home/alice/x:/x:rw\ndocker-user = 1000\ndocker-proxy = /run/alice/p.sock\ndocker-swap = 1g\ndocker-memory = 1g\ndocker-pids-limit = -1\n",
+];
+
+/// `path` is `/`, under `/proc`, `/sys` or `/dev`, a daemon socket or above one, or not
+/// plain; written apart from the policy module, to check it.
+fn never_mountable(path: &str, daemon_socket: &str) -> bool {
+    let trimmed = path.strip_suffix('/').unwrap_or(path);
+    let parts: Vec<&str> = trimmed.split('/').skip(1).collect();
+    if !path.starts_with('/')
+        || trimmed.is_empty()
+        || parts
+            .iter()
+            .any(|p| p.is_empty() || *p == "." || *p == "..")
+    {
+        return true;
+    }
+    let under = |p: &str, dir: &str| p == dir || p.starts_with(&format!("{dir}/"));
+    ["/proc", "/sys", "/dev"].iter().any(|t| under(trimmed, t))
+        || [
+            daemon_socket,
+            "/var/run/docker.sock",
+            "/run/docker.sock",
+            "/run/podman/podman.sock",
+        ]
+        .iter()
+        .any(|s| under(s, trimmed))
+}
+
+/// A policy file: parsing never panics, and an error names a line of the file (1-based).
+/// A policy that parses is enforced on fixed vassals (and on the vassal file after the
+/// first NUL byte of the input, if any) for a few tenants: it never panics; an allowed spec
+/// passes again unchanged and mounts nothing forbidden; a refusal's line is 0 (built in) or
+/// a line of the file that holds the rule's key.
+pub fn check_policy_parse(data: &[u8]) {
+    let (text, vassal) = match data.iter().position(|&b| b == 0) {
+        Some(at) => (&data[..at], Some(&data[at + 1..])),
+        None => (data, None),
+    };
+    let body = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
+    let lines: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
+    let policy = match Policy::parse("fuzz.ini", text) {
+        Ok(policy) => policy,
+        Err(error) => {
+            assert!(
+                error.line >= 1 && error.line <= lines.len(),
+                "line {} of {}: {error}",
+                error.line,
+                lines.len()
+            );
+            assert!(!error.message.is_empty());
+            assert!(error
+                .to_string()
+                .starts_with(&format!("policy fuzz.ini line {}: ", error.line)));
+            assert_eq!(Policy::parse("fuzz.ini", text).err(), Some(error));
+            return;
+        }
+    };
+    for name in ["app.ini", "shop-1.ini", "", "a/b"] {
+        let _ = policy.tenant_for_vassal(name);
+    }
+    let mut specs: Vec<spec::VassalSpec> = POLICY_VASSALS
+        .iter()
+        .filter_map(|v| spec::parse_vassal("fuzz", v.as_bytes()).ok().flatten())
+        .collect();
+    assert_eq!(
+        specs.len(),
+        POLICY_VASSALS.len(),
+        "a fixed vassal does not parse"
+    );
+    if let Some(Ok(Some(extra))) = vassal.map(|v| spec::parse_vassal("fuzz", v)) {
+        specs.push(extra);
+    }
+    let tenants = [
+        Tenant::new(1000, 1000)
+            .with_name("alice")
+            .with_home("/home/alice"),
+        Tenant::new(1500, 1500),
+        Tenant::new(0, 0).with_name("root").with_home("/root"),
+        Tenant::new(5, 5).with_name("daemon").with_home("/"),
+    ];
+    for spec in &specs {
+        for tenant in &tenants {
+            for daemon_socket in ["/var/run/docker.sock", "/srv/alice/docker.sock"] {
+                let mut once = spec.clone();
+                match policy.enforce("fuzz", tenant, daemon_socket, &mut once) {
+                    Ok(_) => {
+                        let mut twice = once.clone();
+                        let again = policy.enforce("fuzz", tenant, daemon_socket, &mut twice);
+                        assert!(again.is_ok(), "not idempotent: {again:?}");
+                        assert_eq!(twice, once, "a second enforce changed the spec");
+                        for mount in &once.mounts {
+                            assert!(
+                                !never_mountable(&mount.host, daemon_socket),
+                                "{mount:?} passed"
+                            );
+                        }
+                        assert_eq!(once.cap_drop, ["ALL"]);
+                    }
+                    Err(violation) => {
+                        assert_eq!(&once, spec, "a refused spec was changed");
+                        if violation.line > 0 {
+                            let line = lines
+                                .get(violation.line - 1)
+                                .map(|l| String::from_utf8_lossy(l.trim_ascii()).into_owned())
+                                .unwrap_or_default();
+                            let key = violation.rule.split('=').next().unwrap_or_default();
+                            let key = key.trim();
+                            assert!(
+                                !key.is_empty()
+                                    && line.starts_with(key)
+                                    && violation.rule.starts_with(&line),
+                                "line {} {line:?} does not hold {:?}",
+                                violation.line,
+                                violation.rule
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 }

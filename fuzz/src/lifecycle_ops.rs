@@ -38,8 +38,10 @@ fn config(passes_socket: bool) -> BridgeConfig {
         proxy_dir: "/run".into(),
         emperor_id: "e".into(),
         bridge_id: "b".into(),
+        name_prefix: None,
     };
     BridgeConfig {
+        requested_spec: spec.clone(),
         plan: ContainerPlan::with_options(
             spec,
             &identity,
@@ -53,14 +55,16 @@ fn config(passes_socket: bool) -> BridgeConfig {
         emperor_control_channel: true,
         handoff_timeout: Duration::from_secs(30),
         stop_grace: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(30),
         log_prefix: true,
         debug: true,
     }
 }
 
 /// Checks each action against the rules and remembers what is open.
-#[derive(Default)]
 struct Observer {
+    /// The driver's simulated clock, for the answers the observer gives at once.
+    now: Instant,
     passes_socket: bool,
     open: BTreeSet<u32>,
     ever_opened: BTreeSet<u32>,
@@ -118,6 +122,10 @@ impl Observer {
                     self.handed_off = true;
                 }
                 Action::RefusePeer { .. } => {}
+                // Answered at once, as the runtime does: alive for odd label lengths.
+                Action::QueryBridgeAlive { label } => {
+                    bridge.handle_bridge_alive(label.len() % 2 == 1, self.now);
+                }
                 Action::CloseProxy => {
                     assert!(self.proxy_bound && !self.proxy_closed, "close without bind");
                     self.proxy_closed = true;
@@ -183,8 +191,19 @@ pub fn check_lifecycle_ops(data: &[u8]) {
     let passes_socket = data.first().is_some_and(|b| b & 1 == 1);
     let mut bridge = Bridge::new(config(passes_socket), now);
     let mut seen = Observer {
+        now,
         passes_socket,
-        ..Observer::default()
+        open: BTreeSet::new(),
+        ever_opened: BTreeSet::new(),
+        proxy_bound: false,
+        bind_pending: false,
+        proxy_closed: false,
+        accepting: false,
+        handed_off: false,
+        exited: false,
+        unanswered: Vec::new(),
+        pid_queries: Vec::new(),
+        config_reads: 0,
     };
     seen.drain(&mut bridge);
     let mut ops = data;
@@ -259,6 +278,7 @@ pub fn check_lifecycle_ops(data: &[u8]) {
             13 => bridge.handle_signal(now),
             14 => {
                 now += Duration::from_millis(u64::from(*arg) * 250);
+                seen.now = now;
                 bridge.handle_timeout(now);
             }
             _ => {
@@ -290,6 +310,7 @@ pub fn check_lifecycle_ops(data: &[u8]) {
             bridge.handle_docker_eof(conn, now);
         } else {
             now += Duration::from_secs(60);
+            seen.now = now;
             bridge.handle_timeout(now);
         }
         seen.drain(&mut bridge);

@@ -65,5 +65,6 @@ replay!(
     http_reader,
     attach_demux,
     emperor_codec,
-    lifecycle_ops
+    lifecycle_ops,
+    policy_parse
 );

@@ -27,9 +27,10 @@ pub enum Command {
     Run {
         file: PathBuf,
     },
-    /// Validate a vassal and print the API requests (dry run).
+    /// Validate a vassal and print the API requests (dry run), under `policy` when given.
     Check {
         file: PathBuf,
+        policy: Option<PathBuf>,
     },
     /// List the containers we own.
     Ps,
@@ -201,12 +202,14 @@ pub fn validate(raw: RawArgs) -> Result<Command, ArgsError> {
     if raw.flags.iter().any(|f| f == "--help" || f == "-h") {
         return Ok(Command::Help(Some(sub)));
     }
-    let allowed: &[&str] = if sub == "gc" {
-        &["--dry-run", "-n"]
-    } else {
-        &[]
+    let allowed: &[&str] = match sub {
+        "gc" => &["--dry-run", "-n"],
+        "check" => &["--policy"],
+        _ => &[],
     };
-    if let Some(bad) = raw.flags.iter().find(|f| !allowed.contains(&f.as_str())) {
+    let is_allowed =
+        |f: &str| allowed.contains(&f) || (sub == "check" && f.starts_with("--policy="));
+    if let Some(bad) = raw.flags.iter().find(|f| !is_allowed(f)) {
         return Err(ArgsError::UnknownOption {
             subcommand: sub,
             option: bad.clone(),
@@ -235,9 +238,29 @@ pub fn validate(raw: RawArgs) -> Result<Command, ArgsError> {
         "run" => Ok(Command::Run {
             file: one_file(raw.positionals)?,
         }),
-        "check" => Ok(Command::Check {
-            file: one_file(raw.positionals)?,
-        }),
+        "check" => {
+            let inline = raw.flags.iter().find_map(|f| f.strip_prefix("--policy="));
+            let mut positionals = raw.positionals;
+            let policy = match inline {
+                Some(path) => Some(PathBuf::from(path)),
+                // `--policy FILE VASSAL`: the flag's value is the first positional.
+                None if raw.flags.iter().any(|f| f == "--policy") => {
+                    if positionals.len() != 2 {
+                        return Err(ArgsError::Arity {
+                            subcommand: sub,
+                            expected: "--policy POLICY.ini FILE.ini",
+                            got: positionals.len(),
+                        });
+                    }
+                    Some(PathBuf::from(positionals.remove(0)))
+                }
+                None => None,
+            };
+            Ok(Command::Check {
+                file: one_file(positionals)?,
+                policy,
+            })
+        }
         "ps" => none(&raw.positionals).map(|()| Command::Ps),
         _ => none(&raw.positionals).map(|()| Command::Gc {
             dry_run: !raw.flags.is_empty(),
@@ -287,7 +310,8 @@ uwsgi-docker: run uWSGI vassals in Docker containers
 
 Usage:
   uwsgi-docker run FILE.ini      run one vassal without an Emperor (Ctrl-C stops it)
-  uwsgi-docker check FILE.ini    validate a vassal and print the API requests (dry run)
+  uwsgi-docker check [--policy POLICY.ini] FILE.ini
+                                 validate a vassal and print the API requests (dry run)
   uwsgi-docker ps                list the containers uwsgi-docker owns
   uwsgi-docker gc [--dry-run]    remove containers whose bridge is gone
   uwsgi-docker --version
@@ -304,6 +328,7 @@ Environment (prefix UWSGIDOCKER_, so uWSGI does not take them as options):
   UWSGIDOCKER_SOCKET_MODE    octal mode of the sockets we bind (default 600)
   UWSGIDOCKER_UWSGI          the real uWSGI binary for non-Docker vassals (default: uwsgi on PATH)
   UWSGIDOCKER_EMPEROR_ID     the Emperor label value (default HOST:PPID)
+  UWSGIDOCKER_POLICY         the operator's policy file: tenant mode (each vassal under its file owner's rules)
 ";
 
 /// Help text of one subcommand.
@@ -321,13 +346,17 @@ failure or when the container exits by itself.
         }
         Some("check") => {
             "\
-Usage: uwsgi-docker check FILE.ini
+Usage: uwsgi-docker check [--policy POLICY.ini] FILE.ini
 
 Validate the [emperor] section of FILE.ini and print, as JSON, the container name,
 labels, proxy paths and every Docker Engine API request the bridge would send (for API
 version 1.44, the newest we speak; the real bridge negotiates down to the daemon's).
 Nothing is sent: no daemon is needed. Exit status 1 and the reason on stderr when the
 file is refused.
+
+With --policy (or UWSGIDOCKER_POLICY), FILE.ini is judged as the bridge judges it in
+tenant mode: its owner is the tenant, the verdict names the section that applied and
+what the policy forced, and a refusal names the rule and its line.
 "
         }
         Some("ps") => {
@@ -371,9 +400,32 @@ mod tests {
         assert_eq!(
             parse(&argv(&["ud", "check", "--", "-x.ini"]), false),
             Ok(Command::Check {
-                file: "-x.ini".into()
+                file: "-x.ini".into(),
+                policy: None,
             })
         );
+        let with_policy = Ok(Command::Check {
+            file: "a.ini".into(),
+            policy: Some("/etc/p.ini".into()),
+        });
+        assert_eq!(
+            parse(
+                &argv(&["ud", "check", "--policy", "/etc/p.ini", "a.ini"]),
+                false
+            ),
+            with_policy
+        );
+        assert_eq!(
+            parse(
+                &argv(&["ud", "check", "--policy=/etc/p.ini", "a.ini"]),
+                false
+            ),
+            with_policy
+        );
+        assert!(matches!(
+            parse(&argv(&["ud", "check", "--policy", "a.ini"]), false),
+            Err(ArgsError::Arity { .. })
+        ));
         assert_eq!(parse(&argv(&["ud", "ps"]), false), Ok(Command::Ps));
         assert_eq!(
             parse(&argv(&["ud", "gc"]), false),

@@ -6,9 +6,8 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use rustix::event::{PollFd, PollFlags, Timespec};
@@ -17,6 +16,12 @@ use uwsgi_docker_core::handoff::HandedFd;
 use uwsgi_docker_core::lifecycle::{Action, Bridge, BridgeConfig, DockerConn, LogLevel, ProxyPeer};
 
 use crate::proxy;
+use crate::runtime::hostfs::{self, CidFile, SocketEntry, SocketOwner};
+
+/// Mode of proxy sockets in the Emperor's private runtime directory: the directory keeps
+/// host users out, the container reaches the socket through its bind mount whatever its
+/// user, and the pid-namespace peer check decides who gets the channels.
+pub const PRIVATE_SOCKET_MODE: u32 = 0o666;
 
 /// Bytes read per readiness event.
 const READ_CHUNK: usize = 64 * 1024;
@@ -32,11 +37,14 @@ pub struct LoopIo {
     pub config_file: Option<PathBuf>,
     /// The `docker-socket` listener, bound before the bridge starts.
     pub listen_socket: Option<OwnedFd>,
-    /// Its path when it is a unix socket, unlinked at exit.
-    pub listen_socket_path: Option<PathBuf>,
+    /// Its file when it is a unix socket, removed at exit while it is still ours.
+    pub listen_socket_entry: Option<SocketEntry>,
     pub daemon_socket: String,
-    /// Mode of the proxy socket.
+    /// Mode of a proxy socket outside the private runtime directory.
     pub socket_mode: u32,
+    /// The Emperor's private runtime directory (base, name), when the proxy socket goes
+    /// there: made or checked at bind, and the socket gets [`PRIVATE_SOCKET_MODE`].
+    pub proxy_private_dir: Option<(PathBuf, String)>,
     pub debug: bool,
 }
 
@@ -119,7 +127,7 @@ enum Slot {
 #[derive(Debug)]
 struct ProxyListener {
     fd: OwnedFd,
-    path: PathBuf,
+    entry: SocketEntry,
     accepting: bool,
 }
 
@@ -145,51 +153,77 @@ struct Runtime {
     proxy: Option<ProxyListener>,
     peers: BTreeMap<ProxyPeer, OwnedFd>,
     next_peer: u64,
-    cidfile: Option<PathBuf>,
+    cidfile: Option<CidFile>,
     exit: Option<i32>,
 }
 
 #[derive(Debug)]
 struct LoopIoFacts {
+    /// The vassal's name, in every line the loop logs itself.
+    vassal: String,
     config_file: Option<PathBuf>,
-    listen_socket_path: Option<PathBuf>,
+    listen_socket_entry: Option<SocketEntry>,
     daemon_socket: String,
     socket_mode: u32,
+    proxy_private_dir: Option<(PathBuf, String)>,
     debug: bool,
 }
 
-/// Run the bridge to its end; returns the exit code it chose.
-pub fn run(config: BridgeConfig, io: LoopIo) -> Result<i32, String> {
-    let signals = signal_pipe().map_err(|e| format!("cannot set up signal handling: {e}"))?;
-    let (control_bridge, control_vassal) = proxy::stream_pair()
-        .map_err(|e| format!("cannot create the relayed control channel: {e}"))?;
-    let (config_bridge, config_vassal) = proxy::stream_pair()
-        .map_err(|e| format!("cannot create the relayed config channel: {e}"))?;
+/// Run the bridge to its end; returns the exit code it chose. When it cannot even start,
+/// the `docker-socket` file is removed before the error comes back.
+pub fn run(config: BridgeConfig, mut io: LoopIo) -> Result<i32, String> {
+    let entry = io.listen_socket_entry.take();
+    match run_with(config, io, entry) {
+        Ok(code) => Ok(code),
+        Err((e, entry)) => {
+            if let Some(entry) = entry {
+                let _ = entry.remove();
+            }
+            Err(e)
+        }
+    }
+}
+
+type SetupResult = Result<i32, (String, Option<SocketEntry>)>;
+
+fn run_with(config: BridgeConfig, io: LoopIo, entry: Option<SocketEntry>) -> SetupResult {
+    let parts = match setup(&io) {
+        Ok(parts) => parts,
+        Err(e) => return Err((e, entry)),
+    };
+    let (signals, (control_bridge, control_vassal), (config_bridge, config_vassal)) = parts;
     let channel = |fd: OwnedFd, what: &str| {
         Channel::new(fd).map_err(|e| format!("cannot make the {what} nonblocking: {e}"))
     };
-    let emperor_control = io
-        .emperor_control
-        .map(|fd| channel(fd, "Emperor control channel"))
-        .transpose()?;
-    if let Some(fd) = &io.emperor_config {
-        proxy::set_nonblocking(fd)
-            .map_err(|e| format!("cannot make the Emperor config channel nonblocking: {e}"))?;
-    }
+    let (emperor_control, vassal_control, vassal_config) = match (|| {
+        Ok::<_, String>((
+            io.emperor_control
+                .map(|fd| channel(fd, "Emperor control channel"))
+                .transpose()?,
+            channel(control_bridge, "relayed control channel")?,
+            channel(config_bridge, "relayed config channel")?,
+        ))
+    })() {
+        Ok(channels) => channels,
+        Err(e) => return Err((e, entry)),
+    };
+    let vassal = config.plan.vassal_name.clone();
     let mut runtime = Runtime {
         bridge: Bridge::new(config, Instant::now()),
         io: LoopIoFacts {
+            vassal,
             config_file: io.config_file,
-            listen_socket_path: io.listen_socket_path,
+            listen_socket_entry: entry,
             daemon_socket: io.daemon_socket,
             socket_mode: io.socket_mode,
+            proxy_private_dir: io.proxy_private_dir,
             debug: io.debug,
         },
         signals,
         emperor_control,
         emperor_config: io.emperor_config,
-        vassal_control: Some(channel(control_bridge, "relayed control channel")?),
-        vassal_config: Some(channel(config_bridge, "relayed config channel")?),
+        vassal_control: Some(vassal_control),
+        vassal_config: Some(vassal_config),
         vassal_ends: VassalEnds {
             control: Some(control_vassal),
             config: Some(config_vassal),
@@ -203,6 +237,22 @@ pub fn run(config: BridgeConfig, io: LoopIo) -> Result<i32, String> {
         exit: None,
     };
     Ok(runtime.run())
+}
+
+type Pair = (OwnedFd, OwnedFd);
+
+/// What can fail before the bridge starts: the signal pipe and the relayed channels.
+fn setup(io: &LoopIo) -> Result<(OwnedFd, Pair, Pair), String> {
+    let signals = signal_pipe().map_err(|e| format!("cannot set up signal handling: {e}"))?;
+    let control = proxy::stream_pair()
+        .map_err(|e| format!("cannot create the relayed control channel: {e}"))?;
+    let config = proxy::stream_pair()
+        .map_err(|e| format!("cannot create the relayed config channel: {e}"))?;
+    if let Some(fd) = &io.emperor_config {
+        proxy::set_nonblocking(fd)
+            .map_err(|e| format!("cannot make the Emperor config channel nonblocking: {e}"))?;
+    }
+    Ok((signals, control, config))
 }
 
 /// SIGTERM, SIGINT and SIGHUP each write a byte to a nonblocking pipe we poll.
@@ -237,7 +287,7 @@ impl Runtime {
                 }
                 Err(e) => {
                     // Should not happen; stop the vassal, and give up if it persists.
-                    self.log(LogLevel::Error, &format!("uwsgi-docker: poll failed: {e}"));
+                    self.say(LogLevel::Error, &format!("poll failed: {e}"));
                     poll_failures += 1;
                     if poll_failures > 100 {
                         self.cleanup();
@@ -326,7 +376,7 @@ impl Runtime {
             Slot::EmperorControl => {
                 if revents.contains(PollFlags::OUT) {
                     if let Some(Err(e)) = self.emperor_control.as_mut().map(Channel::flush) {
-                        self.log_debug(&format!("write to the Emperor failed: {e}"));
+                        self.say_debug(&format!("write to the Emperor failed: {e}"));
                     }
                 }
                 let Some(ch) = self.emperor_control.as_ref().filter(|_| readable) else {
@@ -349,7 +399,7 @@ impl Runtime {
                     ReadOutcome::Data(n) => self.bridge.handle_emperor_config(head(buf, n), now),
                     // No input for this: the control channel's EOF is what ends a vassal.
                     ReadOutcome::Eof => {
-                        self.log_debug("the Emperor closed the config channel");
+                        self.say_debug("the Emperor closed the config channel");
                         self.emperor_config = None;
                     }
                     ReadOutcome::Nothing => {}
@@ -358,7 +408,7 @@ impl Runtime {
             Slot::VassalControl => {
                 if revents.contains(PollFlags::OUT) {
                     if let Some(Err(e)) = self.vassal_control.as_mut().map(Channel::flush) {
-                        self.log_debug(&format!(
+                        self.say_debug(&format!(
                             "write to the vassal's control channel failed: {e}"
                         ));
                     }
@@ -385,7 +435,7 @@ impl Runtime {
                     )
                 };
                 if failed {
-                    self.log_debug("the vassal closed its config channel");
+                    self.say_debug("the vassal closed its config channel");
                     self.vassal_config = None;
                 }
             }
@@ -410,7 +460,7 @@ impl Runtime {
     }
 
     fn docker_gone(&mut self, conn: DockerConn, why: &str, now: Instant) {
-        self.log_debug(&format!("docker connection {} {why}", conn.0));
+        self.say_debug(&format!("docker connection {} {why}", conn.0));
         self.docker.remove(&conn);
         self.bridge.handle_docker_eof(conn, now);
     }
@@ -429,9 +479,9 @@ impl Runtime {
                 }
                 Ok(None) => return,
                 Err(e) => {
-                    self.log(
+                    self.say(
                         LogLevel::Error,
-                        &format!("uwsgi-docker: accept on the proxy socket failed: {e}"),
+                        &format!("accept on the proxy socket failed: {e}"),
                     );
                     return;
                 }
@@ -452,8 +502,12 @@ impl Runtime {
         let now = Instant::now();
         match action {
             Action::DockerConnect(conn) => {
-                let connected = UnixStream::connect(&self.io.daemon_socket)
-                    .and_then(|stream| Channel::new(OwnedFd::from(stream)));
+                // Bounded: a daemon whose backlog stays full fails the vassal, naming it.
+                let connected = hostfs::connect_unix(
+                    Path::new(&self.io.daemon_socket),
+                    hostfs::CONNECT_TIMEOUT,
+                )
+                .and_then(Channel::new);
                 match connected {
                     Ok(ch) => {
                         self.docker.insert(conn, ch);
@@ -471,26 +525,23 @@ impl Runtime {
                 match self.docker.get_mut(&conn).map(|ch| ch.send(&bytes)) {
                     Some(Ok(())) => {}
                     Some(Err(e)) => self.docker_gone(conn, &format!("write failed: {e}"), now),
-                    None => self.log_debug(&format!("send on closed docker connection {}", conn.0)),
+                    None => self.say_debug(&format!("send on closed docker connection {}", conn.0)),
                 }
             }
             Action::DockerClose(conn) => {
                 self.docker.remove(&conn);
             }
-            Action::BindProxy { path } => {
-                let path = PathBuf::from(path);
-                match proxy::bind_unix(&path, self.io.socket_mode) {
-                    Ok(fd) => {
-                        self.proxy = Some(ProxyListener {
-                            fd,
-                            path,
-                            accepting: false,
-                        });
-                        self.bridge.handle_proxy_bound(Ok(()), now);
-                    }
-                    Err(reason) => self.bridge.handle_proxy_bound(Err(reason), now),
+            Action::BindProxy { path } => match self.bind_proxy(Path::new(&path)) {
+                Ok(bound) => {
+                    self.proxy = Some(ProxyListener {
+                        fd: bound.listener,
+                        entry: bound.entry,
+                        accepting: false,
+                    });
+                    self.bridge.handle_proxy_bound(Ok(()), now);
                 }
-            }
+                Err(reason) => self.bridge.handle_proxy_bound(Err(reason), now),
+            },
             Action::AcceptProxy => {
                 if let Some(listener) = &mut self.proxy {
                     listener.accepting = true;
@@ -504,17 +555,21 @@ impl Runtime {
             Action::RefusePeer { peer } => {
                 self.peers.remove(&peer);
             }
+            Action::QueryBridgeAlive { label } => {
+                let alive = crate::sys::bridge_label_alive(&label);
+                self.bridge.handle_bridge_alive(alive, now);
+            }
             Action::CloseProxy => self.close_proxy(),
             Action::ToEmperor(bytes) => {
                 match self.emperor_control.as_mut().map(|ch| ch.send(&bytes)) {
                     Some(Ok(())) => {}
-                    Some(Err(e)) => self.log_debug(&format!("write to the Emperor failed: {e}")),
-                    None => self.log_debug("no Emperor control channel to write to"),
+                    Some(Err(e)) => self.say_debug(&format!("write to the Emperor failed: {e}")),
+                    None => self.say_debug("no Emperor control channel to write to"),
                 }
             }
             Action::ToVassalControl(bytes) => {
                 if let Some(Err(e)) = self.vassal_control.as_mut().map(|ch| ch.send(&bytes)) {
-                    self.log_debug(&format!(
+                    self.say_debug(&format!(
                         "write to the vassal's control channel failed: {e}"
                     ));
                 }
@@ -523,18 +578,17 @@ impl Runtime {
                 match self.vassal_config.as_mut().map(|ch| ch.send(&bytes)) {
                     Some(Ok(())) => {}
                     Some(Err(e)) => {
-                        self.log_debug(&format!(
+                        self.say_debug(&format!(
                             "write to the vassal's config channel failed: {e}"
                         ));
                         self.vassal_config = None;
                     }
-                    None => self.log_debug("the vassal's config channel is closed"),
+                    None => self.say_debug("the vassal's config channel is closed"),
                 }
             }
             Action::ReadConfig => {
                 let config = match &self.io.config_file {
-                    Some(path) => std::fs::read(path)
-                        .map_err(|e| format!("cannot read {}: {e}", path.display())),
+                    Some(path) => crate::vassal_file::read(path),
                     None => Err(
                         "the config came from the Emperor; there is no file to read again"
                             .to_owned(),
@@ -543,16 +597,12 @@ impl Runtime {
                 self.bridge.handle_config(config, now);
             }
             Action::WriteCidFile { path, id } => {
-                let path = PathBuf::from(path);
-                match std::fs::write(&path, id.as_bytes()) {
-                    Ok(()) => self.cidfile = Some(path),
-                    Err(e) => self.log(
-                        LogLevel::Error,
-                        &format!(
-                            "uwsgi-docker: cannot write docker-cidfile {}: {e}",
-                            path.display()
-                        ),
-                    ),
+                match hostfs::write_cidfile(Path::new(&path), &id) {
+                    Ok(cidfile) => {
+                        self.cidfile = Some(cidfile);
+                        self.bridge.handle_cidfile_written(Ok(()), now);
+                    }
+                    Err(e) => self.bridge.handle_cidfile_written(Err(e.to_string()), now),
                 }
             }
             Action::Log(level, line) => self.log(level, &line),
@@ -564,10 +614,7 @@ impl Runtime {
     /// death shows as EOF on the bridge's ends. A failed send also ends in that EOF.
     fn handoff(&mut self, peer: ProxyPeer, data: &[u8], fds: &[HandedFd]) {
         let Some(socket) = self.peers.remove(&peer) else {
-            self.log(
-                LogLevel::Error,
-                "uwsgi-docker: handoff to a peer that is gone",
-            );
+            self.say(LogLevel::Error, "handoff to a peer that is gone");
             return;
         };
         let mut borrowed: Vec<BorrowedFd<'_>> = Vec::with_capacity(fds.len());
@@ -590,20 +637,48 @@ impl Runtime {
         };
         drop(borrowed);
         if let Err(e) = result {
-            self.log(
-                LogLevel::Error,
-                &format!("uwsgi-docker: the handoff failed: {e}"),
-            );
+            self.say(LogLevel::Error, &format!("the handoff failed: {e}"));
         }
         self.vassal_ends = VassalEnds::default();
+    }
+
+    /// Bind the proxy socket: in the private runtime directory (made or checked first)
+    /// with [`PRIVATE_SOCKET_MODE`], else where the operator or the vassal said, with the
+    /// Emperor's socket mode. No symlink is followed either way.
+    fn bind_proxy(&self, path: &Path) -> Result<hostfs::BoundSocket, String> {
+        let Some((base, sub)) = &self.io.proxy_private_dir else {
+            return hostfs::bind_unix(path, self.io.socket_mode, SocketOwner::default())
+                .map_err(|e| e.to_string());
+        };
+        let dir_path = base.join(sub);
+        let name = match (path.parent(), path.file_name()) {
+            (Some(parent), Some(name)) if parent == dir_path => name,
+            _ => {
+                return Err(format!(
+                    "{} is not in the private runtime directory {}",
+                    path.display(),
+                    dir_path.display()
+                ))
+            }
+        };
+        let dir = hostfs::private_dir(base, sub).map_err(|e| e.to_string())?;
+        hostfs::bind_unix_at(dir, name, path, PRIVATE_SOCKET_MODE, SocketOwner::default())
+            .map_err(|e| e.to_string())
     }
 
     fn close_proxy(&mut self) {
         if let Some(listener) = self.proxy.take() {
             drop(listener.fd);
-            remove_socket_file(&listener.path);
+            self.remove_entry(listener.entry);
         }
         self.peers.clear();
+    }
+
+    /// Remove a socket file of ours; one that is no longer ours stays, with a log line.
+    fn remove_entry(&self, entry: SocketEntry) {
+        if let Err(e) = entry.remove() {
+            self.log(LogLevel::Error, &format!("uwsgi-docker: {e}"));
+        }
     }
 
     fn cleanup(&mut self) {
@@ -612,23 +687,38 @@ impl Runtime {
             let _ = ch.flush();
         }
         self.close_proxy();
-        if let Some(path) = self.cidfile.take() {
-            let _ = std::fs::remove_file(path);
+        if let Some(cidfile) = self.cidfile.take() {
+            if let Err(e) = cidfile.remove() {
+                self.log(
+                    LogLevel::Error,
+                    &format!("uwsgi-docker: docker-cidfile {e}"),
+                );
+            }
         }
-        if let Some(path) = self.io.listen_socket_path.take() {
-            remove_socket_file(&path);
+        if let Some(entry) = self.io.listen_socket_entry.take() {
+            self.remove_entry(entry);
         }
     }
 
-    fn log_debug(&self, line: &str) {
-        self.log(LogLevel::Debug, line);
+    fn say_debug(&self, message: &str) {
+        self.say(LogLevel::Debug, message);
     }
 
+    /// A line of the loop's own, naming the vassal as the bridge's lines do.
+    fn say(&self, level: LogLevel, message: &str) {
+        let vassal = &self.io.vassal;
+        self.log(level, &format!("[uwsgi-docker] vassal {vassal}: {message}"));
+    }
+
+    /// A line as it is (the bridge's, or the container's output).
     fn log(&self, level: LogLevel, line: &str) {
         if level == LogLevel::Debug && !self.io.debug {
             return;
         }
         let mut err = io::stderr().lock();
+        // The core escapes its lines already; this covers the runtime's own (a cidfile
+        // path, say), and escaping is idempotent.
+        let line = uwsgi_docker_core::attach::escape_control(line);
         let _ = err.write_all(line.as_bytes());
         let _ = err.write_all(b"\n");
     }
@@ -636,13 +726,6 @@ impl Runtime {
 
 fn head(buf: &[u8], n: usize) -> &[u8] {
     buf.get(..n).unwrap_or(buf)
-}
-
-/// Unlink our own socket file; never anything that is not a socket.
-pub fn remove_socket_file(path: &std::path::Path) {
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
-        let _ = std::fs::remove_file(path);
-    }
 }
 
 #[cfg(test)]

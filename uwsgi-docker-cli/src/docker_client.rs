@@ -57,12 +57,19 @@ fn request(socket: &str, bytes: &[u8]) -> Result<Response, ClientError> {
         path: socket.to_owned(),
         source,
     };
-    let mut stream = UnixStream::connect(socket).map_err(|source| ClientError::Connect {
+    let connected = crate::runtime::hostfs::connect_unix(
+        std::path::Path::new(socket),
+        crate::runtime::hostfs::CONNECT_TIMEOUT,
+    );
+    let mut stream = UnixStream::from(connected.map_err(|source| ClientError::Connect {
         path: socket.to_owned(),
         source,
-    })?;
+    })?);
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
+        .map_err(io)?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(60)))
         .map_err(io)?;
     stream.write_all(bytes).map_err(io)?;
     let head_request = bytes.starts_with(b"HEAD ");

@@ -6,8 +6,11 @@ mod commands;
 mod docker_client;
 mod launcher_binary;
 mod proxy;
+mod runtime;
 mod settings;
 mod sys;
+mod tenancy;
+mod vassal_file;
 mod wrapper;
 
 use std::process::ExitCode;
@@ -35,7 +38,13 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run { file } => with_settings(|s| commands::run::run(s, &file)),
-        Command::Check { file } => with_settings(|s| commands::check::run(s, &file)),
+        Command::Check { file, policy } => with_settings(|s| {
+            let mut settings = s.clone();
+            if policy.is_some() {
+                settings.policy = policy;
+            }
+            commands::check::run(&settings, &file)
+        }),
         Command::Ps => with_settings(commands::ps::run),
         Command::Gc { dry_run } => with_settings(|s| commands::gc::run(s, dry_run)),
     }

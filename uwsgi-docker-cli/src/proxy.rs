@@ -1,71 +1,18 @@
-//! The proxy socket and the handoff: bind a unix listener safely, accept, read the peer's
-//! pid (SO_PEERCRED), and pass fds with SCM_RIGHTS.
+//! The proxy socket and the handoff: accept, read the peer's pid (SO_PEERCRED), and pass
+//! fds with SCM_RIGHTS. Unix listeners are bound by [`crate::runtime::hostfs`]; TCP ones here.
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::FileTypeExt;
-use std::path::Path;
 
-use rustix::fs::Mode;
 use rustix::net::{
-    AddressFamily, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrUnix,
-    SocketFlags, SocketType,
+    AddressFamily, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
 };
 #[cfg(test)]
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 
 /// Default mode of the sockets we bind.
 pub const DEFAULT_SOCKET_MODE: u32 = 0o600;
-
-/// Remove `path` only if it is a socket left over from an earlier run. Anything else at
-/// that path is the user's: refuse rather than delete it.
-pub fn remove_stale_socket(path: &Path) -> Result<(), String> {
-    match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(format!("cannot stat {}: {e}", path.display())),
-        Ok(meta) if meta.file_type().is_socket() => {
-            // Stale only if nobody accepts on it: a live socket is another process's.
-            if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err(format!(
-                    "{} is in use: another process listens on it; stop it or choose another path",
-                    path.display()
-                ));
-            }
-            std::fs::remove_file(path)
-                .map_err(|e| format!("cannot remove the stale socket {}: {e}", path.display()))
-        }
-        Ok(_) => Err(format!(
-            "refusing to replace {}: it exists and is not a socket; remove it or choose another path",
-            path.display()
-        )),
-    }
-}
-
-/// Bind and listen on a unix socket at `path` with `mode`, nonblocking and close-on-exec.
-pub fn bind_unix(path: &Path, mode: u32) -> Result<OwnedFd, String> {
-    remove_stale_socket(path)?;
-    let fail = |what: &str, e: rustix::io::Errno| format!("cannot {what} {}: {e}", path.display());
-    let addr = SocketAddrUnix::new(path).map_err(|e| fail("use the socket path", e))?;
-    let fd = rustix::net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::STREAM,
-        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
-        None,
-    )
-    .map_err(|e| fail("create a socket for", e))?;
-    rustix::net::bind(&fd, &addr).map_err(|e| fail("bind", e))?;
-    // Before listen, so nobody connects while the mode is still the umask's.
-    if let Err(e) = rustix::fs::chmod(path, Mode::from_raw_mode(mode)) {
-        let _ = std::fs::remove_file(path);
-        return Err(fail("chmod", e));
-    }
-    if let Err(e) = rustix::net::listen(&fd, 128) {
-        let _ = std::fs::remove_file(path);
-        return Err(fail("listen on", e));
-    }
-    Ok(fd)
-}
 
 /// Bind and listen on TCP `ip:port` (`ip` empty: all addresses; `[v6]` brackets allowed).
 pub fn bind_tcp(ip: &str, port: u16) -> Result<OwnedFd, String> {
@@ -179,14 +126,6 @@ mod tests {
     use std::io::{Read, Write};
     use std::os::unix::net::UnixStream;
 
-    fn temp_dir(tag: &str) -> std::path::PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("uwsgi-docker-proxy-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        dir
-    }
-
     #[test]
     fn scm_rights_round_trip() {
         let (ours, theirs) = stream_pair().expect("pair");
@@ -208,50 +147,19 @@ mod tests {
     }
 
     #[test]
-    fn bind_refuses_to_replace_a_regular_file() {
-        let dir = temp_dir("regular");
-        let path = dir.join("proxy.sock");
-        std::fs::write(&path, b"precious").expect("write");
-        let err = bind_unix(&path, 0o600).expect_err("must refuse");
-        assert!(err.contains("not a socket"), "{err}");
-        assert_eq!(std::fs::read(&path).expect("still there"), b"precious");
+    fn accept_and_peer_credentials_on_a_bound_socket() {
+        use crate::runtime::hostfs::{bind_unix, SocketOwner};
+        let dir = std::env::temp_dir().join(format!("uwsgi-docker-proxy-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn bind_replaces_a_stale_socket_and_sets_the_mode() {
-        let dir = temp_dir("stale");
+        std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join("proxy.sock");
-        let first = bind_unix(&path, 0o600).expect("bind");
-        drop(first); // the file stays: a stale socket
-        let listener = bind_unix(&path, 0o660).expect("rebind over a stale socket");
-        let meta = std::fs::symlink_metadata(&path).expect("stat");
-        assert!(meta.file_type().is_socket());
-        assert_eq!(
-            std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777,
-            0o660
-        );
-        // Peer credentials and namespace of our own process.
+        let bound = bind_unix(&path, 0o600, SocketOwner::default()).expect("bind");
+        let listener = bound.listener;
         assert!(accept(listener.as_fd()).expect("accept").is_none());
         let client = UnixStream::connect(&path).expect("connect");
         let server = accept(listener.as_fd()).expect("accept").expect("a peer");
         assert_eq!(peer_pid(server.as_fd()), Some(std::process::id()));
         assert_eq!(peer_pid(client.as_fd()), Some(std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn bind_refuses_a_live_socket() {
-        let dir = temp_dir("live");
-        let path = dir.join("app.sock");
-        let live = bind_unix(&path, 0o600).expect("bind");
-        let err = bind_unix(&path, 0o600).expect_err("in use");
-        assert!(err.contains("in use"), "{err}");
-        assert!(
-            std::fs::symlink_metadata(&path).is_ok(),
-            "the live socket stays"
-        );
-        drop(live);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

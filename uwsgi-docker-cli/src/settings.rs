@@ -16,7 +16,18 @@ pub struct RuntimeSettings {
     pub emperor_id: Option<String>,
     /// Prefix the container's log lines with `[VASSAL] ` (`UWSGIDOCKER_LOG_PREFIX`, default on).
     pub log_prefix: bool,
+    /// The operator's policy file (`UWSGIDOCKER_POLICY`): tenant mode when set.
+    pub policy: Option<PathBuf>,
+    /// Where each Emperor's private proxy directory is made (`UWSGIDOCKER_RUNTIME_DIR`,
+    /// default [`DEFAULT_RUNTIME_DIR`]).
+    pub runtime_dir: PathBuf,
+    /// Default `USER[:GROUP]` of `docker-socket` unix sockets (`UWSGIDOCKER_SOCKET_OWNER`);
+    /// a vassal's `docker-socket-owner` wins.
+    pub socket_owner: Option<String>,
 }
+
+/// The default base of the Emperors' private runtime directories.
+pub const DEFAULT_RUNTIME_DIR: &str = "/run/uwsgi-docker";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SettingsError {
@@ -28,6 +39,12 @@ pub enum SettingsError {
     DockerHost(#[from] uwsgi_docker_core::spec::SettingsError),
     #[error("{var}={value:?} must be an absolute path")]
     NotAbsolute { var: &'static str, value: String },
+    #[error("UWSGIDOCKER_NAME_PREFIX={value:?} (docker-name-prefix) cannot start container names: {reason}")]
+    BadNamePrefix { value: String, reason: String },
+    #[error(
+        "{var}={value:?} is not USER[:GROUP] (names or numbers, no spaces), e.g. root:www-data"
+    )]
+    BadOwner { var: &'static str, value: String },
 }
 
 /// Read the settings through `get` (the process env in production, a map in tests).
@@ -63,12 +80,61 @@ pub fn from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<RuntimeSettings,
             }
         });
     }
+    if let Some(prefix) = non_empty("UWSGIDOCKER_NAME_PREFIX") {
+        if let Err(reason) = uwsgi_docker_core::plan::check_name_prefix(&prefix) {
+            return Err(SettingsError::BadNamePrefix {
+                value: prefix,
+                reason,
+            });
+        }
+        emperor.name_prefix = Some(prefix);
+    }
+    let policy = match non_empty("UWSGIDOCKER_POLICY") {
+        Some(path) if !path.starts_with('/') => {
+            return Err(SettingsError::NotAbsolute {
+                var: "UWSGIDOCKER_POLICY",
+                value: path,
+            })
+        }
+        path => path.map(PathBuf::from),
+    };
+    let runtime_dir = match non_empty("UWSGIDOCKER_RUNTIME_DIR") {
+        Some(dir) if !dir.starts_with('/') => {
+            return Err(SettingsError::NotAbsolute {
+                var: "UWSGIDOCKER_RUNTIME_DIR",
+                value: dir,
+            })
+        }
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(DEFAULT_RUNTIME_DIR),
+    };
+    let socket_owner = match non_empty("UWSGIDOCKER_SOCKET_OWNER") {
+        Some(owner) if !is_owner(&owner) => {
+            return Err(SettingsError::BadOwner {
+                var: "UWSGIDOCKER_SOCKET_OWNER",
+                value: owner,
+            })
+        }
+        owner => owner,
+    };
     Ok(RuntimeSettings {
+        runtime_dir,
+        socket_owner,
         emperor,
+        policy,
         uwsgi: non_empty("UWSGIDOCKER_UWSGI").map(PathBuf::from),
         emperor_id: non_empty("UWSGIDOCKER_EMPEROR_ID"),
         log_prefix: get("UWSGIDOCKER_LOG_PREFIX").is_none() || flag(get, "UWSGIDOCKER_LOG_PREFIX")?,
     })
+}
+
+/// `USER` or `USER:GROUP`, each part a name or a number, no spaces.
+fn is_owner(value: &str) -> bool {
+    let part = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+    match value.split_once(':') {
+        Some((user, group)) => part(user) && part(group),
+        None => part(value),
+    }
 }
 
 fn flag(get: &dyn Fn(&str) -> Option<String>, var: &'static str) -> Result<bool, SettingsError> {
@@ -107,6 +173,33 @@ mod tests {
         assert_eq!(s.uwsgi, None);
         assert_eq!(s.emperor_id, None);
         assert!(s.log_prefix, "prefixed unless asked otherwise");
+        assert_eq!(s.policy, None, "no tenant mode unless a policy is named");
+        assert_eq!(s.runtime_dir, PathBuf::from("/run/uwsgi-docker"));
+        assert_eq!(s.socket_owner, None);
+    }
+
+    #[test]
+    fn runtime_dir_and_socket_owner() {
+        let s = with(&[
+            ("UWSGIDOCKER_RUNTIME_DIR", "/var/lib/ud"),
+            ("UWSGIDOCKER_SOCKET_OWNER", "root:www-data"),
+        ])
+        .expect("valid");
+        assert_eq!(s.runtime_dir, PathBuf::from("/var/lib/ud"));
+        assert_eq!(s.socket_owner.as_deref(), Some("root:www-data"));
+        assert!(matches!(
+            with(&[("UWSGIDOCKER_RUNTIME_DIR", "run/ud")]),
+            Err(SettingsError::NotAbsolute { .. })
+        ));
+        for bad in ["www data", "root:", ":www-data", "a:b:c"] {
+            assert!(
+                matches!(
+                    with(&[("UWSGIDOCKER_SOCKET_OWNER", bad)]),
+                    Err(SettingsError::BadOwner { .. })
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
@@ -133,8 +226,12 @@ mod tests {
             ("UWSGIDOCKER_SOCKET_MODE", "0660"),
             ("UWSGIDOCKER_UWSGI", "/usr/bin/uwsgi-core"),
             ("UWSGIDOCKER_EMPEROR_ID", "host-a:emperor"),
+            ("UWSGIDOCKER_NAME_PREFIX", "tenant1-"),
+            ("UWSGIDOCKER_POLICY", "/etc/uwsgi/policy.ini"),
         ])
         .expect("valid");
+        assert_eq!(s.emperor.name_prefix.as_deref(), Some("tenant1-"));
+        assert_eq!(s.policy, Some(PathBuf::from("/etc/uwsgi/policy.ini")));
         assert_eq!(s.emperor.daemon_socket, "/run/podman.sock");
         assert_eq!(s.emperor.socket_dir.as_deref(), Some("/run/vassals"));
         assert!(s.emperor.docker_required);
@@ -177,6 +274,29 @@ mod tests {
         assert!(matches!(
             with(&[("UWSGIDOCKER_SOCKET_DIR", "run/x")]),
             Err(SettingsError::NotAbsolute { .. })
+        ));
+        for bad in ["-x", "a/b", "a b", &"p".repeat(33)] {
+            let error = with(&[("UWSGIDOCKER_NAME_PREFIX", bad)]).expect_err(bad);
+            assert!(
+                matches!(error, SettingsError::BadNamePrefix { .. }),
+                "{error:?}"
+            );
+            assert!(
+                error.to_string().contains("UWSGIDOCKER_NAME_PREFIX"),
+                "{error}"
+            );
+        }
+        assert_eq!(
+            with(&[("UWSGIDOCKER_NAME_PREFIX", "")]).map(|s| s.emperor.name_prefix),
+            Ok(None),
+            "empty means unset"
+        );
+        assert!(matches!(
+            with(&[("UWSGIDOCKER_POLICY", "policy.ini")]),
+            Err(SettingsError::NotAbsolute {
+                var: "UWSGIDOCKER_POLICY",
+                ..
+            })
         ));
         assert_eq!(
             with(&[("UWSGIDOCKER_DEBUG", "0")]).map(|s| s.emperor.debug),

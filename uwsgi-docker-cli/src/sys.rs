@@ -66,6 +66,16 @@ pub fn bridge_alive(label: &BridgeLabel) -> bool {
     start_time(label.pid) == Some(label.start_time)
 }
 
+/// The answer to the bridge's `QueryBridgeAlive`: is the bridge this label names alive?
+/// A label of another host, or one we cannot read, counts as alive: not ours to judge, so
+/// its container is never forced.
+pub fn bridge_label_alive(label: &str) -> bool {
+    match parse_bridge_label(label) {
+        Some(bridge) if bridge.host == hostname() => bridge_alive(&bridge),
+        _ => true,
+    }
+}
+
 /// The pid namespace inode of `pid`, as the host sees it.
 pub fn pid_namespace(pid: u32) -> Option<u64> {
     rustix::fs::stat(format!("/proc/{pid}/ns/pid"))
@@ -141,6 +151,27 @@ mod tests {
                 pid: 12,
                 start_time: 34
             })
+        );
+    }
+
+    #[test]
+    fn only_a_dead_bridge_of_this_host_counts_as_gone() {
+        let me = bridge_id();
+        assert!(bridge_label_alive(&me), "we are alive");
+        let label = parse_bridge_label(&me).expect("parses");
+        let dead = format!("{}:{}:{}", label.host, label.pid, label.start_time + 1);
+        assert!(
+            !bridge_label_alive(&dead),
+            "a recycled pid is not our bridge"
+        );
+        let elsewhere = format!("not-{}:{}:{}", label.host, label.pid, label.start_time + 1);
+        assert!(
+            bridge_label_alive(&elsewhere),
+            "another host's bridge is not ours to judge"
+        );
+        assert!(
+            bridge_label_alive("garbage"),
+            "an unreadable label is not ours to judge"
         );
     }
 

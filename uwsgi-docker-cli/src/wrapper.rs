@@ -21,9 +21,10 @@ use uwsgi_docker_core::emperor::{self, ConfigDecoder};
 use uwsgi_docker_core::spec;
 
 use crate::args::{ConfigSource, WrapperArgs};
-use crate::commands::run::{absolute_dir, fail, run_bridge, BridgeStart};
+use crate::commands::run::{fail, run_bridge, BridgeStart};
 use crate::settings::{self, RuntimeSettings, REEXEC_MARKER};
 use crate::sys;
+use crate::tenancy::{self, Origin};
 
 /// A vassal waits this long for its config push; so do we.
 const CONFIG_WAIT: Duration = Duration::from_secs(5);
@@ -52,7 +53,10 @@ pub fn run(args: WrapperArgs) -> ExitCode {
             Err(e) => return fail(&format!("vassal {}: {e}", args.name)),
         },
         Err(_) => {
-            return fail("UWSGI_EMPEROR_FD is not set; wrapper mode runs under a uWSGI Emperor")
+            return fail(&format!(
+                "vassal {}: UWSGI_EMPEROR_FD is not set; wrapper mode runs under a uWSGI Emperor",
+                args.name
+            ))
         }
     };
     let emperor_config = match std::env::var("UWSGI_EMPEROR_FD_CONFIG") {
@@ -76,14 +80,9 @@ pub fn run(args: WrapperArgs) -> ExitCode {
 
     // Read the config without consuming it: a non-Docker vassal still needs it.
     let (text, packet_len) = match &args.source {
-        ConfigSource::File(path) => match std::fs::read(path) {
+        ConfigSource::File(path) => match crate::vassal_file::read(path) {
             Ok(text) => (text, None),
-            Err(e) => {
-                return fail(&format!(
-                    "vassal {name}: cannot read {}: {e}",
-                    path.display()
-                ))
-            }
+            Err(e) => return fail(&format!("vassal {name}: {e}")),
         },
         ConfigSource::Emperor => {
             let Some(fd) = &emperor_config else {
@@ -108,6 +107,14 @@ pub fn run(args: WrapperArgs) -> ExitCode {
         Ok(None) => return exec_uwsgi(&settings, &args, death_signal),
         Ok(Some(spec)) => spec,
     };
+    // A Docker vassal's file is pushed to its container whole (a larger non-Docker vassal
+    // is uWSGI's, so this waits for the parse).
+    if let Err(e) = spec::check_pushable(&name, text.len()) {
+        return fail(&e.to_string());
+    }
+    if let Some(message) = tenancy::tyrant_mode_message(&name) {
+        return fail(&message);
+    }
 
     // A bridge: show as `[uwsgi-docker-bridge] NAME` in ps. Exec'ing ourselves keeps the
     // fds and env; the marker stops a second round.
@@ -126,18 +133,30 @@ pub fn run(args: WrapperArgs) -> ExitCode {
     std::env::remove_var(REEXEC_MARKER);
 
     // Now consume the config packet the peek left in place.
-    let (config, config_file, vassal_dir) = match (&args.source, packet_len) {
+    let (config, config_file) = match (&args.source, packet_len) {
         (ConfigSource::Emperor, Some(len)) => {
             let Some(fd) = &emperor_config else {
                 return fail(&format!("vassal {name}: the config channel vanished"));
             };
             match consume_config_packet(fd.as_fd(), len) {
-                Ok(config) => (config, None, current_dir()),
+                Ok(config) => (config, None),
                 Err(e) => return fail(&format!("vassal {name}: {e}")),
             }
         }
-        (ConfigSource::File(path), _) => (text, Some(path.clone()), absolute_dir(path)),
-        (ConfigSource::Emperor, None) => (text, None, current_dir()),
+        (ConfigSource::File(path), _) => (text, Some(path.clone())),
+        (ConfigSource::Emperor, None) => (text, None),
+    };
+    let origin = match &args.source {
+        ConfigSource::Emperor => Origin::Pushed,
+        ConfigSource::File(path) => match Origin::of_file(path) {
+            Ok(origin) => origin,
+            Err(e) => {
+                return fail(&format!(
+                    "vassal {name}: cannot stat {}: {e}",
+                    path.display()
+                ))
+            }
+        },
     };
     let emperor_config = match args.source {
         ConfigSource::Emperor => emperor_config,
@@ -149,18 +168,14 @@ pub fn run(args: WrapperArgs) -> ExitCode {
         spec,
         BridgeStart {
             name,
-            vassal_dir,
             config,
             config_file,
             emperor_control: Some(emperor_control),
             emperor_config,
             inherited_socket: sys::inherited_listening_socket(),
+            origin,
         },
     )
-}
-
-fn current_dir() -> PathBuf {
-    std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"))
 }
 
 /// Exec the real uWSGI with our argv (`argv[0]` replaced), env and fds.
@@ -345,6 +360,9 @@ mod tests {
             uwsgi: Some(PathBuf::from("/opt/uwsgi")),
             emperor_id: None,
             log_prefix: true,
+            policy: None,
+            runtime_dir: crate::settings::DEFAULT_RUNTIME_DIR.into(),
+            socket_owner: None,
         };
         assert_eq!(find_uwsgi(&settings), Some(PathBuf::from("/opt/uwsgi")));
         // Our own test binary is never "the other uwsgi".

@@ -279,6 +279,8 @@ fn sigkilled_bridge_takes_its_container_with_it() {
     let mut bridge = Command::new(bin())
         .arg("run")
         .arg(&file)
+        // The World's private runtime directory, which its guard checks and removes.
+        .env("UWSGIDOCKER_EMPEROR_ID", &w.id)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -305,7 +307,9 @@ fn sigkilled_bridge_takes_its_container_with_it() {
     );
 }
 
-/// Scenario 6: a container already holding the vassal's name is replaced.
+/// Scenario 6: a container of ours already holding the vassal's name, whose bridge is gone
+/// (as a crash leaves it), is replaced. (One that is not ours is left alone:
+/// `tests/e2e_conflicts.rs`.)
 #[test]
 fn name_conflict_replaces_the_old_container() {
     let Some(mut w) = World::start("conflict") else {
@@ -314,7 +318,18 @@ fn name_conflict_replaces_the_old_container() {
     let port = free_port();
     let name = w.vassal_name("taken");
     w.adopt_container(&name);
-    let squatter = docker_ok(&["create", "--name", &name, &image(), "true"]);
+    let labels = [
+        format!("{LABEL_MANAGED}=1"),
+        format!("{LABEL_VASSAL}={name}"),
+        format!("io.uwsgi-docker.bridge={}", dead_bridge_label()),
+    ];
+    let mut create = vec!["create", "--name", &name];
+    for label in &labels {
+        create.extend(["--label", label]);
+    }
+    let image = image();
+    create.extend([image.as_str(), "true"]);
+    let squatter = docker_ok(&create);
 
     w.write_vassal(&name, &docker_vassal(port, "", ""));
     w.wait_for_body(port, DEFAULT_GREETING, SPAWN_TIMEOUT);
@@ -463,6 +478,18 @@ fn bad_attributes_are_refused_clearly() {
         ("memory", "docker-memory", "docker-memory = lots"),
         ("mount", "docker-mount", "docker-mount = relative:/x"),
         ("typo", "docker-imgae", "docker-imgae = x"),
+        // Values the daemon would refuse only at create (or the kernel at start).
+        ("tiny", "docker-memory", "docker-memory = 1m"),
+        ("huge", "docker-memory", "docker-memory = 8589934592g"),
+        ("cpus", "docker-cpus", "docker-cpus = 9300000000"),
+        ("root-mount", "docker-mount", "docker-mount = /tmp:/"),
+        (
+            "joined",
+            "docker-hostname",
+            "docker-network-mode = container:x\ndocker-hostname = h",
+        ),
+        // uWSGI splits only at `=`: this is one unknown key, not docker-image.
+        ("colon", "docker-image: x", "docker-image: x"),
     ];
     let mut names = Vec::new();
     for (short, key, line) in cases {
@@ -498,6 +525,99 @@ fn bad_attributes_are_refused_clearly() {
             "a container was made for {name}"
         );
     }
+
+    // A FIFO is refused at once instead of blocking the reader forever.
+    let fifo = w.root.join("fifo.ini");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success());
+    let mut check = Command::new(bin())
+        .arg("check")
+        .arg(&fifo)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run check");
+    let done = wait_for(Duration::from_secs(30), || check.try_wait().ok().flatten());
+    if done.is_none() {
+        let _ = check.kill();
+        let _ = check.wait();
+        panic!("check blocked on a FIFO");
+    }
+    let mut stderr = String::new();
+    if let Some(mut err) = check.stderr.take() {
+        let _ = err.read_to_string(&mut stderr);
+    }
+    assert_eq!(done.and_then(|s| s.code()), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("fifo.ini") && stderr.contains("not a regular file"),
+        "check on a FIFO says: {stderr}"
+    );
+}
+
+/// A `:` in the proxy socket's path (here its directory) used to break the `src:dst` bind
+/// of `HostConfig.Binds`; mounts now go in `HostConfig.Mounts`, and the stop timeout is
+/// always explicit.
+#[test]
+fn a_colon_in_the_proxy_path_still_serves() {
+    let socket_dir =
+        std::env::temp_dir().join(format!("uwsgi-docker-sockets-{}:colon", std::process::id()));
+    std::fs::create_dir_all(&socket_dir).expect("create the socket dir");
+    let dir = socket_dir.to_str().expect("a UTF-8 temp dir").to_owned();
+    let options = EmperorOptions::from_env().with_env("UWSGIDOCKER_SOCKET_DIR", &dir);
+    let Some(mut w) = World::start_with("colon", options) else {
+        let _ = std::fs::remove_dir(&socket_dir);
+        return;
+    };
+    let port = free_port();
+    let name = w.vassal_name("colon");
+    w.write_vassal(&name, &docker_vassal(port, "", ""));
+    w.wait_for_body(port, DEFAULT_GREETING, SPAWN_TIMEOUT);
+    let mounts = inspect(
+        &name,
+        "{{range .Mounts}}{{.Type}}|{{.Source}}|{{.Destination}}\n{{end}}",
+    );
+    let want = format!("bind|{dir}/{name}.sock|/{name}.sock");
+    assert!(
+        mounts.lines().any(|m| m == want),
+        "no {want} in the mounts: {mounts}"
+    );
+    assert_eq!(inspect(&name, "{{json .HostConfig.Binds}}"), "null");
+    assert_eq!(inspect(&name, "{{.Config.StopTimeout}}"), "10");
+    w.remove_vassal(&name);
+    w.assert_clean_within(Duration::from_secs(30), "after the vassal was removed");
+    drop(w);
+    let left: Vec<_> = std::fs::read_dir(&socket_dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    let _ = std::fs::remove_dir(&socket_dir);
+    assert!(left.is_empty(), "left in the socket dir: {left:?}");
+}
+
+/// A missing `docker-mount` source is an error naming the attribute, and, unlike with
+/// `Binds`, the daemon does not create it as a root-owned directory.
+#[test]
+fn a_missing_mount_source_is_refused_and_not_created() {
+    let Some(mut w) = World::start("missing-source") else {
+        return;
+    };
+    let missing = w.root.join("no-such-dir");
+    let name = w.vassal_name("nosrc");
+    let line = format!("docker-mount = {}:/data:ro", missing.display());
+    w.write_vassal(&name, &docker_vassal(free_port(), &line, ""));
+    let logged = w.wait_for_log_line(
+        &[&name, "does not exist. Create it first"],
+        Duration::from_secs(60),
+    );
+    assert!(logged.contains("docker-mount"), "{logged}");
+    assert!(
+        !missing.exists(),
+        "the daemon created {}",
+        missing.display()
+    );
+    assert!(container_id(&name).is_none(), "a container was made");
+    w.remove_vassal(&name);
 }
 
 /// Scenario 12: a foreign process that reaches the proxy socket first gets no fds, and the
@@ -572,6 +692,9 @@ fn harness_guard_reports_and_removes_leftovers() {
         "true",
     ]);
     let socket = w.proxy_socket(&leak);
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).expect("the private runtime directory");
+    }
     drop(std::os::unix::net::UnixListener::bind(&socket).expect("bind a stray socket"));
     let root = w.root.clone();
 
@@ -712,6 +835,7 @@ fn pushed_config_is_relayed_both_ways() {
     let mut bridge = Command::new(bin())
         .args(["--ini", &format!("emperor://{name}")])
         .current_dir(&w.root)
+        .env("UWSGIDOCKER_EMPEROR_ID", &w.id)
         .env("UWSGI_EMPEROR_FD", control_vassal.as_raw_fd().to_string())
         .env(
             "UWSGI_EMPEROR_FD_CONFIG",

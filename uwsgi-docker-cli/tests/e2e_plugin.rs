@@ -47,6 +47,7 @@ fn help_lists_the_plugin_options() {
         "--docker-daemon-socket",
         "--docker-socket-dir",
         "--docker-bridge",
+        "--docker-name-prefix",
     ] {
         assert!(
             help.lines()

@@ -434,6 +434,10 @@ impl Drop for OnDemandEmperor {
         if !thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.root);
         }
+        // Its bridges' private runtime directory (UWSGIDOCKER_EMPEROR_ID is the id), empty now.
+        if let Some(id) = self.vassal.strip_suffix("-od.ini") {
+            let _ = std::fs::remove_dir(Path::new("/run/uwsgi-docker").join(id));
+        }
     }
 }
 

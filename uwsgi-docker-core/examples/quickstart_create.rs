@@ -20,6 +20,7 @@ fn main() {
         proxy_dir: "/etc/uwsgi".into(),
         emperor_id: "host:1".into(),
         bridge_id: "host:4242:1".into(),
+        name_prefix: None,
     };
     let plan = ContainerPlan::new(spec, &identity);
 
@@ -42,9 +43,11 @@ fn main() {
     assert!(body["ExposedPorts"].get("3031/tcp").is_some());
     assert!(body["ExposedPorts"].get("5000/tcp").is_some());
     // The seed: /etc/uwsgi/foobar.ini gets /etc/uwsgi/foobar.ini.sock, seen as /foobar.ini.sock.
-    assert!(host["Binds"].as_array().is_some_and(|binds| binds
+    assert!(host["Mounts"].as_array().is_some_and(|mounts| mounts
         .iter()
-        .any(|b| *b == "/etc/uwsgi/foobar.ini.sock:/foobar.ini.sock")));
+        .any(|m| m["Type"] == "bind"
+            && m["Source"] == "/etc/uwsgi/foobar.ini.sock"
+            && m["Target"] == "/foobar.ini.sock")));
     // The serialised request carries exactly this body.
     let text = String::from_utf8_lossy(&request);
     let (_, sent) = text.split_once("\r\n\r\n").expect("a whole request");

@@ -290,10 +290,61 @@ impl LineSplitter {
     }
 }
 
+/// `text` with its control bytes made visible, for a log line: every C0 control byte
+/// but `\t`, and DEL, becomes `\xNN`. Vassal names, attribute values and container output
+/// are tenant text, and a raw `\n`, `\r` or escape sequence in a log line could forge
+/// other lines or rewrite the operator's terminal. Borrowed when there is nothing to do.
+pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
+    let needs = |c: char| (c.is_ascii_control() && c != '\t') || c == '\u{7f}';
+    if !text.contains(needs) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if needs(c) {
+            out.push_str(&format!("\\x{:02x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// One line of container output as it is relayed to the log: a trailing `\r` (a tty's
+/// line end that [`LineSplitter`] had to keep) dropped, then invalid UTF-8 replaced and
+/// control bytes escaped by [`escape_control`].
+pub fn relay_line(line: &[u8]) -> String {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    escape_control(&String::from_utf8_lossy(line)).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn control_bytes_are_escaped_tabs_are_kept() {
+        assert!(matches!(
+            escape_control("plain text, ü and\ttab"),
+            std::borrow::Cow::Borrowed("plain text, ü and\ttab")
+        ));
+        assert_eq!(
+            escape_control("a\nforged [uwsgi-docker] line\r\x1b[2J\x00\x7f\x1f end"),
+            "a\\x0aforged [uwsgi-docker] line\\x0d\\x1b[2J\\x00\\x7f\\x1f end"
+        );
+    }
+
+    #[test]
+    fn relayed_lines_lose_a_trailing_cr_then_are_escaped() {
+        assert_eq!(relay_line(b"worker 1 ready\r"), "worker 1 ready");
+        assert_eq!(relay_line(b"50%\r100%\r"), "50%\\x0d100%");
+        assert_eq!(
+            relay_line(b"\x1b[31mred\x1b[0m\tok"),
+            "\\x1b[31mred\\x1b[0m\tok"
+        );
+        assert_eq!(relay_line(b"caf\xe9"), "caf\u{fffd}");
+    }
 
     fn frame(stream: u8, payload: &[u8]) -> Vec<u8> {
         let mut out = vec![stream, 0, 0, 0];

@@ -14,6 +14,7 @@
 //! ```
 //!
 //! * [`spec`]: the `[emperor]` section of a vassal file, parsed and validated.
+//! * [`policy`]: the operator's policy: what a tenant's vassal may ask for, and what is forced.
 //! * [`plan`]: the container name, labels, proxy paths and command for one vassal.
 //! * [`docker`]: Docker Engine API requests as HTTP/1.1 bytes, and typed replies.
 //! * [`http_reader`]: an incremental HTTP/1.1 response reader with hard caps.
@@ -30,4 +31,5 @@ pub mod handoff;
 pub mod http_reader;
 pub mod lifecycle;
 pub mod plan;
+pub mod policy;
 pub mod spec;

@@ -1,6 +1,8 @@
 //! The container plan: what the spec alone does not say (name, labels, proxy paths,
 //! command, environment), decided deterministically from the vassal's identity.
 //!
+use std::collections::HashSet;
+
 use crate::spec::{HandoffMode, VassalSpec};
 
 /// Label keys on every container we create.
@@ -15,6 +17,12 @@ pub mod labels {
     pub const BRIDGE: &str = "io.uwsgi-docker.bridge";
     /// The proxy socket path on the host, so `gc` can remove stale ones.
     pub const PROXY: &str = "io.uwsgi-docker.proxy";
+    /// The Emperor's container-name prefix (`docker-name-prefix`), only when it has one.
+    pub const PREFIX: &str = "io.uwsgi-docker.prefix";
+    /// The tenant's uid, when an operator policy is in force (tenant mode).
+    pub const TENANT: &str = "io.uwsgi-docker.tenant";
+    /// The `docker-cidfile` path on the host, when one is set, so `ps` and `gc` see it.
+    pub const CIDFILE: &str = "io.uwsgi-docker.cidfile";
 }
 
 /// Who a vassal is and where it lives; supplied by the runtime.
@@ -29,6 +37,9 @@ pub struct VassalIdentity {
     pub emperor_id: String,
     /// Value of the [`labels::BRIDGE`] label.
     pub bridge_id: String,
+    /// The Emperor's container-name prefix (`docker-name-prefix`, `UWSGIDOCKER_NAME_PREFIX`),
+    /// already checked with [`check_name_prefix`]; it also scopes which containers are ours.
+    pub name_prefix: Option<String>,
 }
 
 /// Everything needed to create one vassal's container.
@@ -36,7 +47,9 @@ pub struct VassalIdentity {
 pub struct ContainerPlan {
     pub spec: VassalSpec,
     pub vassal_name: String,
-    /// Docker-valid and collision-free (see [`container_name`]).
+    /// The Emperor's name prefix, if any ([`VassalIdentity::name_prefix`]).
+    pub name_prefix: Option<String>,
+    /// Docker-valid and collision-free for one prefix (see [`prefixed_container_name`]).
     pub container_name: String,
     /// Our labels and the user's `docker-label`s, sorted by key.
     pub labels: Vec<(String, String)>,
@@ -44,6 +57,9 @@ pub struct ContainerPlan {
     pub proxy_host_path: String,
     /// Where the proxy socket appears inside the container.
     pub proxy_container_path: String,
+    /// The proxy socket is in the Emperor's private runtime directory (set by the runtime,
+    /// which owns that directory): mode 0666 there, so any container user can connect.
+    pub proxy_in_private_dir: bool,
     /// The container's command. Native handoff: `[uwsgi, "--ini", "emperor://NAME"]`.
     /// Launcher: `[LAUNCHER_CONTAINER_PATH, proxy_container_path, uwsgi, "--ini",
     /// "emperor://NAME"]`.
@@ -75,8 +91,111 @@ pub struct PlanOptions {
     pub inherited_socket: bool,
 }
 
-/// The longest container name we produce.
+/// The longest unix socket path: `sun_path` is 108 bytes, including the NUL.
+pub const MAX_SOCKET_PATH: usize = 107;
+
+/// Where the bridge binds the proxy socket when `docker-proxy` does not say:
+/// `DIR/NAME.sock` (the seed's default), or, when that would be longer than a unix socket
+/// path may be, `DIR/uwsgi-docker-HASH.sock` with the vassal name's 64-bit FNV-1a hash.
+/// [`ContainerPlan::validate`] still refuses a `DIR` too long for either.
+pub fn default_proxy_host_path(dir: &str, vassal: &str) -> String {
+    let dir = dir.trim_end_matches('/');
+    let seed = format!("{dir}/{vassal}.sock");
+    if seed.len() <= MAX_SOCKET_PATH {
+        seed
+    } else {
+        format!(
+            "{dir}/uwsgi-docker-{:016x}.sock",
+            fnv1a64(vassal.as_bytes())
+        )
+    }
+}
+
+/// Where the proxy socket appears in the container when `docker-proxy` does not say:
+/// `/NAME.sock` (the seed's default) with `NAME` the container name, or, when that would
+/// be longer than a unix socket path may be (container names reach 128 characters),
+/// `/uwsgi-docker-HASH.sock` with the vassal name's 64-bit FNV-1a hash, which always fits.
+pub fn default_proxy_container_path(vassal: &str, container_name: &str) -> String {
+    let seed = format!("/{container_name}.sock");
+    if seed.len() <= MAX_SOCKET_PATH {
+        seed
+    } else {
+        format!("/uwsgi-docker-{:016x}.sock", fnv1a64(vassal.as_bytes()))
+    }
+}
+
+/// A plan the daemon, the kernel or the handoff would refuse; names the vassal and says
+/// how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("vassal {vassal}: the proxy socket path {path:?} {place} is {len} bytes, longer than the {MAX_SOCKET_PATH} a unix socket path may have; {fix}")]
+    ProxyPathTooLong {
+        vassal: String,
+        /// "on the host" or "in the container".
+        place: &'static str,
+        path: String,
+        len: usize,
+        fix: &'static str,
+    },
+    #[error("vassal {vassal}: {key} = {value:?} would mount over {path}, {what}, and the container's uWSGI could not reach it; mount at another container path")]
+    HidesOurPath {
+        vassal: String,
+        key: &'static str,
+        value: String,
+        path: String,
+        /// What lives at `path`.
+        what: &'static str,
+    },
+}
+
+/// The longest container name [`container_name`] produces; a name prefix adds at most
+/// [`MAX_NAME_PREFIX`] more.
 pub const MAX_CONTAINER_NAME: usize = 128;
+
+/// The longest container-name prefix an Emperor may set.
+pub const MAX_NAME_PREFIX: usize = 32;
+
+/// Checks an Emperor's container-name prefix: 1 to [`MAX_NAME_PREFIX`] characters of
+/// Docker's name alphabet (`a-z A-Z 0-9 _ . -`), the first a letter or digit, since it starts
+/// the name. The error says what is wrong and how to fix it.
+pub fn check_name_prefix(prefix: &str) -> Result<(), String> {
+    if prefix.is_empty() {
+        return Err("the prefix is empty; unset it, or give e.g. `tenant1-`".into());
+    }
+    if prefix.len() > MAX_NAME_PREFIX {
+        return Err(format!(
+            "the prefix is {} bytes long; at most {MAX_NAME_PREFIX} are allowed",
+            prefix.len()
+        ));
+    }
+    if !prefix.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(
+            "the prefix must start with a letter or a digit (it starts the container name)".into(),
+        );
+    }
+    if let Some(bad) = prefix
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        return Err(format!(
+            "{bad:?} is not allowed in a container name; use letters, digits, `_`, `.` and `-`"
+        ));
+    }
+    Ok(())
+}
+
+/// The container's name: the Emperor's prefix, then [`container_name`] of the vassal.
+///
+/// For one prefix, two vassals never share a name: the prefix is the same, and
+/// [`container_name`] is collision-free. Names under different prefixes can meet (prefix
+/// `a-` with vassal `bc.ini`, prefix `a-b` with `c.ini`, no prefix with `a-bc.ini`); that is
+/// why a name conflict replaces only a container that carries our labels for the same vassal
+/// *and the same prefix* (see [`ContainerPlan::why_not_ours`]): a meeting is an error naming
+/// the other container, never a removal. Emperors that share a daemon should each have a
+/// prefix, none of them a prefix of another (e.g. `tenant1-`, `tenant2-`).
+pub fn prefixed_container_name(prefix: Option<&str>, vassal: &str) -> String {
+    format!("{}{}", prefix.unwrap_or_default(), container_name(vassal))
+}
 
 /// Hex digits of the FNV-1a 64 hash that marks a sanitised name.
 const HASH_HEX: usize = 16;
@@ -92,6 +211,9 @@ const HASH_HEX: usize = 16;
 ///   two different pass-through names are different outputs.
 /// * Two different sanitised names differ in their hash, unless FNV-1a 64 collides on two
 ///   vassal names of one host, which we accept (about 2^-64 per pair).
+///
+/// An Emperor's name prefix goes in front ([`prefixed_container_name`]); the argument holds
+/// among the vassals of one prefix.
 pub fn container_name(vassal: &str) -> String {
     if is_valid_name(vassal) && !looks_hashed(vassal) {
         return vassal.to_owned();
@@ -164,20 +286,22 @@ impl ContainerPlan {
         options: &PlanOptions,
     ) -> ContainerPlan {
         let vassal_name = identity.name.clone();
-        let container_name = container_name(&vassal_name);
+        let name_prefix = identity.name_prefix.clone();
+        let prefix = name_prefix.as_deref().unwrap_or_default();
+        let container_name = prefixed_container_name(name_prefix.as_deref(), &vassal_name);
+        // Two Emperors that share a socket directory keep their sockets apart by prefix too.
         let proxy_host_path = match &spec.proxy {
             Some(proxy) => proxy.host.clone(),
-            None => format!(
-                "{}/{}.sock",
-                identity.proxy_dir.trim_end_matches('/'),
-                vassal_name
-            ),
+            None => default_proxy_host_path(&identity.proxy_dir, &format!("{prefix}{vassal_name}")),
         };
+        // Inside the container nothing else lives: the unprefixed name is enough.
         let proxy_container_path = spec
             .proxy
             .as_ref()
             .and_then(|p| p.container.clone())
-            .unwrap_or_else(|| format!("/{container_name}.sock"));
+            .unwrap_or_else(|| {
+                default_proxy_container_path(&vassal_name, &self::container_name(&vassal_name))
+            });
         let mut labels = vec![
             (labels::MANAGED.to_owned(), "1".to_owned()),
             (labels::VASSAL.to_owned(), vassal_name.clone()),
@@ -185,10 +309,17 @@ impl ContainerPlan {
             (labels::BRIDGE.to_owned(), identity.bridge_id.clone()),
             (labels::PROXY.to_owned(), proxy_host_path.clone()),
         ];
-        // `parse_vassal` refuses user labels under our prefix; should a hand-built spec
-        // carry one anyway, ours win.
+        if let Some(prefix) = &name_prefix {
+            labels.push((labels::PREFIX.to_owned(), prefix.clone()));
+        }
+        if let Some(cidfile) = &spec.cidfile {
+            labels.push((labels::CIDFILE.to_owned(), cidfile.clone()));
+        }
+        // `parse_vassal` refuses user labels under our prefix and repeated keys; should a
+        // hand-built spec carry either anyway, ours win, then the first.
+        let mut taken: HashSet<String> = labels.iter().map(|(k, _)| k.clone()).collect();
         for (key, value) in &spec.labels {
-            if !labels.iter().any(|(k, _)| k == key) {
+            if taken.insert(key.clone()) {
                 labels.push((key.clone(), value.clone()));
             }
         }
@@ -219,15 +350,131 @@ impl ContainerPlan {
         ContainerPlan {
             spec,
             vassal_name,
+            name_prefix,
             container_name,
             labels,
             proxy_host_path,
             proxy_container_path,
+            proxy_in_private_dir: false,
             cmd,
             env,
             handoff,
             passes_socket,
             launcher_host_path: options.launcher_host_path.clone(),
+        }
+    }
+}
+
+impl ContainerPlan {
+    /// Refuses what the spec alone cannot show is wrong: a proxy socket path longer than a
+    /// unix socket path may be (the default one grows with the vassal name), and a
+    /// `docker-mount` or `docker-tmpfs` at or above the proxy socket's container path, or
+    /// at the launcher's, which would hide them. Call it wherever a plan is made, before
+    /// anything is bound or created.
+    pub fn validate(&self) -> Result<(), PlanError> {
+        let vassal = &self.vassal_name;
+        let too_long = |place, path: &str, fix| PlanError::ProxyPathTooLong {
+            vassal: vassal.clone(),
+            place,
+            path: path.to_owned(),
+            len: path.len(),
+            fix,
+        };
+        if self.proxy_host_path.len() > MAX_SOCKET_PATH {
+            return Err(too_long(
+                "on the host",
+                &self.proxy_host_path,
+                "give a shorter host path with docker-proxy = /HOST/PATH, or have the Emperor put proxy sockets in a shorter directory (docker-socket-dir, UWSGIDOCKER_SOCKET_DIR), or shorten the vassal's name",
+            ));
+        }
+        if self.proxy_container_path.len() > MAX_SOCKET_PATH {
+            return Err(too_long(
+                "in the container",
+                &self.proxy_container_path,
+                "give a shorter one with docker-proxy = /HOST/PATH:/CONTAINER/PATH",
+            ));
+        }
+        let proxy = crate::spec::clean_path(&self.proxy_container_path);
+        let launcher = (self.handoff == HandoffMode::Launcher).then_some(LAUNCHER_CONTAINER_PATH);
+        let hides = |destination: &str| {
+            let destination = crate::spec::clean_path(destination);
+            let covers = |path: &str| {
+                path == destination
+                    || path
+                        .strip_prefix(destination.as_str())
+                        .is_some_and(|rest| rest.starts_with('/') || destination == "/")
+            };
+            if covers(&proxy) {
+                Some((
+                    self.proxy_container_path.clone(),
+                    "where the proxy socket that hands the vassal its Emperor channels appears",
+                ))
+            } else if launcher.is_some_and(covers) {
+                Some((
+                    LAUNCHER_CONTAINER_PATH.to_owned(),
+                    "where the launcher is mounted",
+                ))
+            } else {
+                None
+            }
+        };
+        let mounts = self.spec.mounts.iter().map(|m| {
+            let mode = if m.read_only { ":ro" } else { "" };
+            (
+                "docker-mount",
+                format!("{}:{}{mode}", m.host, m.container),
+                m.container.as_str(),
+            )
+        });
+        let tmpfs = self.spec.tmpfs.iter().map(|(path, options)| {
+            let value = if options.is_empty() {
+                path.clone()
+            } else {
+                format!("{path}:{options}")
+            };
+            ("docker-tmpfs", value, path.as_str())
+        });
+        for (key, value, destination) in mounts.chain(tmpfs) {
+            if let Some((path, what)) = hides(destination) {
+                return Err(PlanError::HidesOurPath {
+                    vassal: vassal.clone(),
+                    key,
+                    value,
+                    path,
+                    what,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a container carrying `labels` is one of ours for this very vassal: our
+    /// managed label, our vassal name and our prefix (none when we have none). `None` when it
+    /// is; otherwise why not, in words for the vassal's error.
+    pub fn why_not_ours(&self, labels: &[(String, String)]) -> Option<String> {
+        let get = |key: &str| {
+            labels
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        };
+        if get(labels::MANAGED) != Some("1") {
+            return Some(
+                "it was not made by uwsgi-docker (no io.uwsgi-docker.managed=1 label)".into(),
+            );
+        }
+        match get(labels::VASSAL) {
+            Some(vassal) if vassal == self.vassal_name => {}
+            Some(vassal) => return Some(format!("it belongs to another vassal, {vassal:?}")),
+            None => return Some("it carries no vassal label".into()),
+        }
+        match (get(labels::PREFIX), self.name_prefix.as_deref()) {
+            (None, None) => None,
+            (Some(theirs), Some(ours)) if theirs == ours => None,
+            (Some(theirs), _) => Some(format!(
+                "it belongs to the Emperor with name prefix {theirs:?}"
+            )),
+            (None, Some(_)) => Some("it belongs to an Emperor without a name prefix".into()),
         }
     }
 }

@@ -4,18 +4,20 @@
 //! so any file uWSGI accepts does not fail here because of them.
 //!
 //! The section is read the way uWSGI's own ini reader (`core/ini.c`) reads it, not the way a
-//! generic ini library does: one entry per line, split at the first `=`, a line without `=` is
-//! a key with an empty value, `;`/`#` start a comment only at the start of a line, there are no
-//! quotes, escapes or continuation lines, and repeated keys are all kept in file order. A
-//! generic parser (rust-ini included) disagrees on several of these: it lets a bare key swallow
-//! the next line, splits keys at `:`, and strips quotes. So the Emperor and we would see
-//! different attributes for the same file; we follow uWSGI.
+//! generic ini library does: one entry per line, split at the first `=` (`:` is no
+//! separator), a line without `=` is a key with an empty value, `;`/`#` start a comment only
+//! at the start of a line, a section line loses its last character (so `[emperor` is not
+//! `[emperor]`), there are no quotes, escapes or continuation lines, and repeated keys are
+//! all kept in file order. A generic parser (rust-ini included) disagrees on several of
+//! these: it lets a bare key swallow the next line, splits keys at `:`, and strips quotes.
+//! So the Emperor and we would see different attributes for the same file; we follow uWSGI.
 use core::fmt;
 use core::net::IpAddr;
+use std::collections::{HashMap, HashSet};
 
 mod values;
 
-pub use values::{format_size, parse_size};
+pub use values::{clean_path, format_size, parse_size, MIN_MEMORY, MIN_NANO_CPUS};
 
 /// A `docker-port` mapping, `hostport:ctrport`, `hostip:hostport:ctrport`, optional `/udp`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +67,9 @@ pub struct Mount {
     pub host: String,
     pub container: String,
     pub read_only: bool,
+    /// The vassal wrote `:ro` or `:rw`; a bare mount is read-write for Docker, and a policy
+    /// may make it read-only, while an explicit `:rw` it cannot grant is refused.
+    pub explicit_mode: bool,
 }
 
 /// `docker-socket`: where the host binds the listening socket passed into the container.
@@ -154,11 +159,19 @@ pub struct VassalSpec {
     pub pids_limit: Option<i64>,
     pub read_only: bool,
     pub cap_drop: Vec<String>,
+    /// `docker-cap-add`, in file order (names without `CAP_`).
+    pub cap_add: Vec<String>,
+    /// `docker-no-new-privileges`: Docker's `no-new-privileges` security option.
+    pub no_new_privileges: bool,
+    /// `docker-socket-owner`: `USER[:GROUP]` (names or numbers) for a unix `docker-socket`,
+    /// resolved on the host by the runtime.
+    pub socket_owner: Option<String>,
     /// `docker-tmpfs`: `(path, options)`; options may be empty.
     pub tmpfs: Vec<(String, String)>,
     /// Default `SIGINT`: uWSGI 2.0 treats SIGTERM as a brutal reload.
     pub stop_signal: String,
-    /// Seconds; `None` leaves Docker's default.
+    /// `docker-stop-timeout`, seconds; `None` means [`DEFAULT_STOP_TIMEOUT_SECS`] (see
+    /// [`stop_timeout_secs`](Self::stop_timeout_secs)).
     pub stop_timeout: Option<u32>,
     /// Default on, as in the original.
     pub tty: bool,
@@ -168,6 +181,12 @@ pub struct VassalSpec {
 }
 
 impl VassalSpec {
+    /// The stop timeout sent to the daemon: `docker-stop-timeout`, else
+    /// [`DEFAULT_STOP_TIMEOUT_SECS`].
+    pub fn stop_timeout_secs(&self) -> u32 {
+        self.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT_SECS)
+    }
+
     /// A spec with every attribute at its default, for `image`.
     pub fn with_image(image: impl Into<String>) -> VassalSpec {
         VassalSpec {
@@ -190,6 +209,9 @@ impl VassalSpec {
             pids_limit: None,
             read_only: false,
             cap_drop: Vec::new(),
+            cap_add: Vec::new(),
+            no_new_privileges: false,
+            socket_owner: None,
             tmpfs: Vec::new(),
             stop_signal: DEFAULT_STOP_SIGNAL.into(),
             stop_timeout: None,
@@ -204,6 +226,28 @@ impl VassalSpec {
 pub const DEFAULT_STOP_SIGNAL: &str = "SIGINT";
 /// The uWSGI binary looked up on the image's `PATH`.
 pub const DEFAULT_UWSGI: &str = "uwsgi";
+/// The largest vassal file the runtime reads (1 MiB); a larger one is refused unread.
+pub const MAX_VASSAL_FILE: usize = 1 << 20;
+/// The largest config the Emperor protocol pushes to a vassal: its length is a `u16`.
+/// A Docker vassal's whole file is pushed into its container, so it must fit.
+pub const MAX_PUSHED_CONFIG: usize = crate::emperor::MAX_CONFIG_LEN;
+/// Seconds between the stop signal and SIGKILL when `docker-stop-timeout` is not given.
+/// Always sent explicitly (`StopTimeout` at create, `?t=` on stop): Podman stores 0 when
+/// it is missing, and then kills at once.
+pub const DEFAULT_STOP_TIMEOUT_SECS: u32 = 10;
+
+/// Refuses a Docker vassal's file that could not be pushed to its container: call it
+/// before parsing, with the file's length.
+pub fn check_pushable(vassal: &str, size: usize) -> Result<(), SpecError> {
+    if size > MAX_PUSHED_CONFIG {
+        return Err(SpecError::TooLargeToPush {
+            vassal: vassal.into(),
+            size,
+        });
+    }
+    Ok(())
+}
+
 /// Label keys under this prefix are ours; `docker-label` may not set them.
 pub const RESERVED_LABEL_PREFIX: &str = "io.uwsgi-docker.";
 
@@ -228,6 +272,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "docker-pids-limit",
     "docker-read-only",
     "docker-cap-drop",
+    "docker-cap-add",
+    "docker-no-new-privileges",
+    "docker-socket-owner",
     "docker-tmpfs",
     "docker-stop-signal",
     "docker-stop-timeout",
@@ -244,6 +291,7 @@ pub const REPEATABLE_KEYS: &[&str] = &[
     "docker-dns",
     "docker-label",
     "docker-cap-drop",
+    "docker-cap-add",
     "docker-tmpfs",
 ];
 
@@ -278,6 +326,21 @@ pub enum SpecError {
         value: String,
         expected: String,
     },
+    /// Two attributes that are fine alone but that the daemon refuses together.
+    #[error(
+        "vassal {vassal}: {key} = {value:?} cannot go with {other_key} = {other_value:?}: {why}"
+    )]
+    Conflict {
+        vassal: String,
+        key: &'static str,
+        value: String,
+        other_key: &'static str,
+        other_value: String,
+        why: &'static str,
+    },
+    /// The vassal file is longer than a config pushed to a vassal may be.
+    #[error("vassal {vassal}: the file is {size} bytes, and a config pushed to a vassal is at most {MAX_PUSHED_CONFIG} bytes (the Emperor protocol's 16-bit length), so the container's uWSGI could not receive it; make it shorter, e.g. move settings into a file inside the image and include it from there")]
+    TooLargeToPush { vassal: String, size: usize },
     #[error("vassal {vassal}: {key} is required when {because}")]
     Missing {
         vassal: String,
@@ -298,6 +361,10 @@ pub struct EmperorSettings {
     pub debug: bool,
     /// The Emperor's `chmod-socket`, applied to sockets we bind; `None` means 0600.
     pub socket_mode: Option<u32>,
+    /// Put before every container name (`docker-name-prefix`, `UWSGIDOCKER_NAME_PREFIX`), so
+    /// that several Emperors can share one daemon; checked with
+    /// [`crate::plan::check_name_prefix`]. Also recorded in the `io.uwsgi-docker.prefix` label.
+    pub name_prefix: Option<String>,
 }
 
 impl Default for EmperorSettings {
@@ -308,6 +375,7 @@ impl Default for EmperorSettings {
             docker_required: false,
             debug: false,
             socket_mode: None,
+            name_prefix: None,
         }
     }
 }
@@ -361,12 +429,17 @@ struct Entry {
     value: String,
 }
 
-/// The `[emperor]` entries of `text`, in file order.
+/// The `[emperor]` entries of `text`, in file order, read as uWSGI's `core/ini.c` reads them.
 ///
-/// The section's lines are cut out on bytes, so that only they have to be UTF-8 and valid
-/// ini: uWSGI's own reader accepts other sections that no ini library would (any encoding,
-/// flag lines without `=`, …). The `ini` crate then reads the keys and values, with quotes,
-/// escapes and continuation lines off, because uWSGI interprets none of them.
+/// * A line is trimmed of spaces, tabs and `\r` (only those: uWSGI strips nothing else).
+/// * A line starting with `[` names a section: uWSGI drops the line's last character,
+///   which should be `]`, so `[emperor` names `empero`, not `emperor`.
+/// * A line starting with `;` or `#` is a comment.
+/// * Any other line is split at its first `=` (a line without one is a key with an empty
+///   value); `:` separates nothing, so `docker-image: foo` is the key `docker-image: foo`.
+///
+/// Only the `[emperor]` lines have to be UTF-8: uWSGI accepts other sections in any
+/// encoding, with flag lines and all, and they are not ours to judge.
 fn emperor_entries(vassal: &str, text: &[u8]) -> Result<Vec<Entry>, SpecError> {
     const BOM: &[u8] = b"\xEF\xBB\xBF";
     let (mut offset, body) = match text.strip_prefix(BOM) {
@@ -374,17 +447,17 @@ fn emperor_entries(vassal: &str, text: &[u8]) -> Result<Vec<Entry>, SpecError> {
         None => (0, text),
     };
     let mut in_emperor = false;
-    let mut section = String::from("[emperor]\n");
+    let mut entries = Vec::new();
     for raw in body.split(|&b| b == b'\n') {
         let line_start = offset;
         offset += raw.len() + 1;
-        let line = raw.trim_ascii();
+        let line = ini_trim(raw);
         if line.is_empty() || line.starts_with(b";") || line.starts_with(b"#") {
             continue;
         }
         if let Some(header) = line.strip_prefix(b"[") {
-            // uWSGI drops the last character, which should be `]`.
-            let name = header.strip_suffix(b"]").unwrap_or(header);
+            // uWSGI drops the last character, whatever it is.
+            let name = header.split_last().map_or(&b""[..], |(_, name)| name);
             in_emperor = name == b"emperor";
             continue;
         }
@@ -395,39 +468,32 @@ fn emperor_entries(vassal: &str, text: &[u8]) -> Result<Vec<Entry>, SpecError> {
             vassal: vassal.into(),
             offset: line_start + leading_ws(raw) + e.valid_up_to(),
         })?;
-        section.push_str(line);
-        // uWSGI reads a line without `=` as a key with an empty value.
-        if !line.contains('=') {
-            section.push('=');
-        }
-        section.push('\n');
+        let (key, value) = line.split_once('=').unwrap_or((line, ""));
+        entries.push(Entry {
+            key: ini_trim_str(key).into(),
+            value: ini_trim_str(value).into(),
+        });
     }
-    let options = ini::ParseOption {
-        enabled_quote: false,
-        enabled_escape: false,
-        enabled_indented_mutiline_value: false,
-        enabled_preserve_key_leading_whitespace: false,
-    };
-    let parsed = ini::Ini::load_from_str_opt(&section, options).map_err(|e| SpecError::Syntax {
-        vassal: vassal.into(),
-        reason: format!(
-            "line {} of the [emperor] section: {}; write attributes as key = value",
-            e.line.saturating_sub(1),
-            e.msg
-        ),
-    })?;
-    Ok(parsed
-        .section_all(Some("emperor"))
-        .flat_map(|props| props.iter())
-        .map(|(key, value)| Entry {
-            key: key.trim().into(),
-            value: value.trim().into(),
-        })
-        .collect())
+    Ok(entries)
+}
+
+/// What uWSGI's `ini_lstrip`/`ini_rstrip` strip.
+fn is_ini_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r')
+}
+
+fn ini_trim(raw: &[u8]) -> &[u8] {
+    let start = leading_ws(raw);
+    let end = raw.len() - raw.iter().rev().take_while(|&&b| is_ini_space(b)).count();
+    raw.get(start..end.max(start)).unwrap_or_default()
+}
+
+fn ini_trim_str(s: &str) -> &str {
+    s.trim_matches(|c: char| c.is_ascii() && is_ini_space(c as u8))
 }
 
 fn leading_ws(raw: &[u8]) -> usize {
-    raw.len() - raw.trim_ascii_start().len()
+    raw.iter().take_while(|&&b| is_ini_space(b)).count()
 }
 
 /// Parse the ini text of vassal `vassal`: `Ok(None)` when its `[emperor]` section names no
@@ -454,13 +520,23 @@ pub fn parse_vassal(vassal: &str, text: &[u8]) -> Result<Option<VassalSpec>, Spe
         });
     };
     let mut spec = VassalSpec::with_image(image.value.as_str());
+    let mut seen = Seen::default();
     for entry in &docker {
-        apply(&mut spec, entry).map_err(|expected| SpecError::BadValue {
+        apply(&mut spec, entry)
+            .and_then(|()| seen.check(&spec, entry))
+            .map_err(|expected| SpecError::BadValue {
+                vassal: vassal.into(),
+                key: entry.key.clone(),
+                value: entry.value.clone(),
+                expected,
+            })?;
+    }
+    if spec.socket_owner.is_some() && !matches!(spec.socket, Some(ListenAddress::Unix(_))) {
+        return Err(SpecError::Missing {
             vassal: vassal.into(),
-            key: entry.key.clone(),
-            value: entry.value.clone(),
-            expected,
-        })?;
+            key: "docker-socket".into(),
+            because: "docker-socket-owner is given (it owns a unix docker-socket: set docker-socket = /PATH, or remove docker-socket-owner)".into(),
+        });
     }
     if spec.swap.is_some() && spec.memory.is_none() {
         return Err(SpecError::Missing {
@@ -469,7 +545,96 @@ pub fn parse_vassal(vassal: &str, text: &[u8]) -> Result<Option<VassalSpec>, Spe
             because: "docker-swap is given (Docker limits memory plus swap, so it needs the memory limit too)".into(),
         });
     }
+    check_combinations(vassal, &spec, &docker)?;
     Ok(Some(spec))
+}
+
+/// What earlier entries claimed, so that each repeat is found in one lookup.
+#[derive(Default)]
+struct Seen<'a> {
+    label_keys: HashSet<String>,
+    /// Cleaned container path -> the entry that mounts something there.
+    destinations: HashMap<String, &'a Entry>,
+}
+
+impl<'a> Seen<'a> {
+    /// Refuses `entry` (just applied to `spec`) when it repeats a label key or a mount
+    /// destination of an earlier entry.
+    fn check(&mut self, spec: &VassalSpec, entry: &'a Entry) -> Result<(), String> {
+        match entry.key.as_str() {
+            "docker-label" => {
+                if let Some((key, _)) = spec.labels.last() {
+                    if !self.label_keys.insert(key.clone()) {
+                        return Err(format!(
+                            "expected each label key once; {key} is already set by an earlier docker-label"
+                        ));
+                    }
+                }
+            }
+            "docker-mount" | "docker-tmpfs" => {
+                let destination = match entry.key.as_str() {
+                    "docker-mount" => spec.mounts.last().map(|m| m.container.as_str()),
+                    _ => spec.tmpfs.last().map(|(path, _)| path.as_str()),
+                };
+                if let Some(destination) = destination {
+                    let clean = values::clean_path(destination);
+                    if let Some(earlier) = self.destinations.get(&clean) {
+                        return Err(format!(
+                            "expected each container path to be mounted once; {clean} is already taken by {} = {}",
+                            earlier.key, earlier.value
+                        ));
+                    }
+                    self.destinations.insert(clean, entry);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Settings that are fine alone but that the daemon refuses together.
+fn check_combinations(vassal: &str, spec: &VassalSpec, docker: &[Entry]) -> Result<(), SpecError> {
+    let entry = |key: &str| docker.iter().find(|e| e.key == key);
+    let conflict =
+        |key: &'static str, other_key: &'static str, why: &'static str| SpecError::Conflict {
+            vassal: vassal.into(),
+            key,
+            value: entry(key).map(|e| e.value.clone()).unwrap_or_default(),
+            other_key,
+            other_value: entry(other_key)
+                .map(|e| e.value.clone())
+                .unwrap_or_default(),
+            why,
+        };
+    if let (Some(memory), Some(swap)) = (spec.memory, spec.swap) {
+        let total = memory
+            .checked_add(swap)
+            .filter(|t| i64::try_from(*t).is_ok());
+        if total.is_none() {
+            return Err(conflict(
+                "docker-swap",
+                "docker-memory",
+                "Docker's limit is memory plus swap, and that sum must stay under 2^63 bytes; lower one of them",
+            ));
+        }
+    }
+    let joins_a_container = spec
+        .network_mode
+        .as_deref()
+        .is_some_and(|mode| mode.starts_with("container:"));
+    if joins_a_container {
+        for (key, why) in [
+            ("docker-hostname", "a container that joins another's network namespace has that container's host name (the daemon refuses both); remove docker-hostname, or use another network mode"),
+            ("docker-dns", "a container that joins another's network namespace uses that container's DNS servers (the daemon refuses both); remove docker-dns, or use another network mode"),
+            ("docker-port", "a container that joins another's network namespace cannot publish ports of its own (the daemon refuses both); remove docker-port, or publish them on the other container"),
+        ] {
+            if entry(key).is_some() {
+                return Err(conflict(key, "docker-network-mode", why));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Unknown keys and repeats of single-valued keys, in file order.
@@ -480,7 +645,8 @@ fn check_keys(vassal: &str, docker: &[Entry]) -> Result<(), SpecError> {
                 vassal: vassal.into(),
                 key: entry.key.clone(),
                 value: entry.value.clone(),
-                suggestion: nearest_key(&entry.key).map(String::from),
+                suggestion: colon_suggestion(entry)
+                    .or_else(|| nearest_key(&entry.key).map(String::from)),
             });
         }
         if REPEATABLE_KEYS.contains(&entry.key.as_str()) {
@@ -497,6 +663,21 @@ fn check_keys(vassal: &str, docker: &[Entry]) -> Result<(), SpecError> {
         }
     }
     Ok(())
+}
+
+/// `docker-image: foo` is one key to uWSGI, which splits only at `=`: suggest the line
+/// written with `=`.
+fn colon_suggestion(entry: &Entry) -> Option<String> {
+    let (key, rest) = entry.key.split_once(':')?;
+    let key = key.trim_end();
+    if !KNOWN_KEYS.contains(&key) {
+        return None;
+    }
+    let rest = rest.trim_start();
+    Some(match entry.value.as_str() {
+        "" => format!("{key} = {rest} (uWSGI splits a key from its value only at =)"),
+        value => format!("{key} = {rest}={value} (uWSGI splits a key from its value only at =)"),
+    })
 }
 
 /// The known key closest to `key`, if it is close enough to be a typo.
@@ -531,29 +712,19 @@ fn apply(spec: &mut VassalSpec, entry: &Entry) -> Result<(), String> {
         "docker-proxy" => spec.proxy = Some(values::proxy(v)?),
         "docker-env" => spec.env.push(values::env(v)?),
         "docker-user" => spec.user = Some(values::user(v)?),
-        "docker-memory" => {
-            let bytes = parse_size(v)?;
-            if bytes == 0 {
-                return Err(format!("{}; 0 is not a limit", values::SIZE_EXPECTED));
-            }
-            spec.memory = Some(bytes);
-        }
-        "docker-swap" => spec.swap = Some(parse_size(v)?),
+        "docker-memory" => spec.memory = Some(values::memory(v)?),
+        "docker-swap" => spec.swap = Some(values::swap(v)?),
         "docker-cidfile" => spec.cidfile = Some(values::absolute_path(v)?),
         "docker-dns" => spec.dns.push(values::ip(v)?),
-        "docker-label" => {
-            let (key, value) = values::label(v)?;
-            if spec.labels.iter().any(|(k, _)| *k == key) {
-                return Err(format!(
-                    "expected each label key once; {key} is already set by an earlier docker-label"
-                ));
-            }
-            spec.labels.push((key, value));
-        }
+        // A repeated key is refused by `Seen::check`.
+        "docker-label" => spec.labels.push(values::label(v)?),
         "docker-cpus" => spec.nano_cpus = Some(values::nano_cpus(v)?),
         "docker-pids-limit" => spec.pids_limit = Some(values::pids_limit(v)?),
         "docker-read-only" => spec.read_only = values::boolean(v)?,
         "docker-cap-drop" => spec.cap_drop.push(values::capability(v)?),
+        "docker-cap-add" => spec.cap_add.push(values::capability(v)?),
+        "docker-no-new-privileges" => spec.no_new_privileges = values::boolean(v)?,
+        "docker-socket-owner" => spec.socket_owner = Some(values::user(v)?),
         "docker-tmpfs" => spec.tmpfs.push(values::tmpfs(v)?),
         "docker-stop-signal" => spec.stop_signal = values::signal(v)?,
         "docker-stop-timeout" => spec.stop_timeout = Some(values::stop_timeout(v)?),
@@ -569,6 +740,30 @@ fn apply(spec: &mut VassalSpec, entry: &Entry) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Value parsers the policy shares with the vassal keys, so both read a value alike.
+pub(crate) mod shared {
+    /// `docker-cpus`: billionths of a CPU.
+    pub(crate) fn cpus(v: &str) -> Result<u64, String> {
+        super::values::nano_cpus(v)
+    }
+    /// `docker-pids-limit`: -1 or a positive count.
+    pub(crate) fn pids(v: &str) -> Result<i64, String> {
+        super::values::pids_limit(v)
+    }
+    /// `docker-cap-drop`: a capability name without `CAP_`, upper case.
+    pub(crate) fn capability(v: &str) -> Result<String, String> {
+        super::values::capability(v)
+    }
+    /// `docker-tty`: true/false, yes/no, on/off, 1/0.
+    pub(crate) fn boolean(v: &str) -> Result<bool, String> {
+        super::values::boolean(v)
+    }
+    /// Levenshtein distance, for suggestions.
+    pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+        super::values::edit_distance(a, b)
+    }
 }
 
 /// Brackets an IPv6 address so it can be followed by `:port`.

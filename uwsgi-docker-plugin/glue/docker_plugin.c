@@ -41,6 +41,9 @@ struct uwsgi_docker_vassal {
 	const char *bridge;
 	const char *plugin_path;
 	unsigned int socket_mode;
+	const char *name_prefix;
+	const char *socket_owner;
+	const char *policy;
 };
 
 void uwsgi_docker_vassal_before_exec(const struct uwsgi_docker_vassal *);
@@ -52,6 +55,8 @@ static struct {
 	char *daemon_socket;
 	char *socket_dir;
 	char *bridge;
+	char *name_prefix;
+	char *policy;
 } docker;
 
 static struct uwsgi_option docker_options[] = {
@@ -61,8 +66,10 @@ static struct uwsgi_option docker_options[] = {
 	{"emperor-docker-required", no_argument, 0, "like docker-emperor, and refuse vassals without a docker-image", uwsgi_opt_true, &docker.required, 0},
 	{"docker-debug", no_argument, 0, "log the Docker bridge's debug lines", uwsgi_opt_true, &docker.debug, 0},
 	{"docker-daemon-socket", required_argument, 0, "dockerd's unix socket (default /var/run/docker.sock)", uwsgi_opt_set_str, &docker.daemon_socket, 0},
-	{"docker-socket-dir", required_argument, 0, "directory for the vassals' proxy sockets (default: beside the vassal file)", uwsgi_opt_set_str, &docker.socket_dir, 0},
+	{"docker-socket-dir", required_argument, 0, "directory for the vassals' proxy sockets (default: the Emperor's private runtime directory)", uwsgi_opt_set_str, &docker.socket_dir, 0},
 	{"docker-bridge", required_argument, 0, "the uwsgi-docker binary (default: next to docker_plugin.so, then PATH)", uwsgi_opt_set_str, &docker.bridge, 0},
+	{"docker-name-prefix", required_argument, 0, "put this before every container name, so that several Emperors can share one daemon", uwsgi_opt_set_str, &docker.name_prefix, 0},
+	{"docker-policy", required_argument, 0, "the operator's policy file: tenant mode, each vassal under its file owner's rules", uwsgi_opt_set_str, &docker.policy, 0},
 	{0, 0, 0, 0, 0, 0, 0},
 };
 
@@ -89,6 +96,10 @@ static void docker_hand_over(struct uwsgi_instance *ui, char **argv) {
 		.plugin_path = plugin_path,
 		/* `chmod-socket` with no value means 666, as in uWSGI's bind_to_unix(). */
 		.socket_mode = !uwsgi.chmod_socket ? 0 : uwsgi.chmod_socket_value ? (unsigned int) uwsgi.chmod_socket_value : 0666,
+		.name_prefix = docker.name_prefix,
+		/* `chown-socket = USER[:GROUP]`, as uWSGI applies it to the sockets it binds. */
+		.socket_owner = uwsgi.chown_socket,
+		.policy = docker.policy,
 	};
 	/* Returns only for a vassal uWSGI should run itself. */
 	uwsgi_docker_vassal_before_exec(&v);

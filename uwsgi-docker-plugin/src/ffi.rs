@@ -23,6 +23,9 @@ pub struct RawVassal {
     bridge: *const c_char,
     plugin_path: *const c_char,
     socket_mode: c_uint,
+    name_prefix: *const c_char,
+    socket_owner: *const c_char,
+    policy: *const c_char,
 }
 
 /// Called by the glue's `vassal_before_exec` in the Emperor's forked child. Returns only
@@ -62,6 +65,12 @@ fn handle(raw: &RawVassal) {
         plugin_path: unsafe { c_string(raw.plugin_path) }
             .map(|p| PathBuf::from(OsString::from_vec(p))),
         socket_mode: (raw.socket_mode != 0).then_some(raw.socket_mode),
+        // SAFETY: as for the other option strings.
+        name_prefix: unsafe { c_string(raw.name_prefix) }.map(OsString::from_vec),
+        // SAFETY: NULL or uWSGI's `chown-socket` option string, kept for its life.
+        socket_owner: unsafe { c_string(raw.socket_owner) }.map(OsString::from_vec),
+        // SAFETY: as for the other option strings.
+        policy: unsafe { c_string(raw.policy) }.map(OsString::from_vec),
     };
     let Ok(name) = String::from_utf8(name) else {
         if options.required {

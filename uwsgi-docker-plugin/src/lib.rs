@@ -40,6 +40,12 @@ pub struct Options {
     pub plugin_path: Option<PathBuf>,
     /// The Emperor's `chmod-socket` mode, if it has one.
     pub socket_mode: Option<u32>,
+    /// `docker-name-prefix`: put before every container name.
+    pub name_prefix: Option<OsString>,
+    /// The Emperor's `chown-socket` (`USER[:GROUP]`), if it has one.
+    pub socket_owner: Option<OsString>,
+    /// `docker-policy`: the operator's policy file (tenant mode).
+    pub policy: Option<OsString>,
 }
 
 /// What the hook does with a vassal.
@@ -72,8 +78,23 @@ pub trait Host {
 pub struct RealHost;
 
 impl Host for RealHost {
+    /// A regular file of at most `MAX_VASSAL_FILE` bytes (the bridge refuses anything
+    /// else with the full story); a FIFO is not opened, so the hook cannot hang on it.
     fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
-        std::fs::read(path)
+        use std::io::Read;
+        let meta = std::fs::metadata(path)?;
+        let cap = spec::MAX_VASSAL_FILE as u64;
+        if !meta.is_file() || meta.len() > cap {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("not a regular file of at most {cap} bytes"),
+            ));
+        }
+        let mut text = Vec::new();
+        std::fs::File::open(path)?
+            .take(cap + 1)
+            .read_to_end(&mut text)?;
+        Ok(text)
     }
 
     fn is_executable(&self, path: &Path) -> bool {
@@ -86,6 +107,18 @@ impl Host for RealHost {
 /// others to uWSGI, unless Docker is required.
 pub fn decide(vassal: &Vassal<'_>, options: &Options, host: &dyn Host) -> Decision {
     let name = vassal.name;
+    if let Some(prefix) = &options.name_prefix {
+        // The bridge would refuse it too; say so here, once, before anything runs.
+        let checked = prefix
+            .to_str()
+            .ok_or_else(|| "it is not UTF-8 text".to_owned())
+            .and_then(uwsgi_docker_core::plan::check_name_prefix);
+        if let Err(reason) = checked {
+            return Decision::Refuse(format!(
+                "vassal {name}: docker-name-prefix = {prefix:?} cannot start container names: {reason}"
+            ));
+        }
+    }
     // Like the wrapper: only ini vassals can be Docker vassals.
     if !name.ends_with(".ini") {
         return if options.required {
@@ -100,7 +133,8 @@ pub fn decide(vassal: &Vassal<'_>, options: &Options, host: &dyn Host) -> Decisi
         Some(text) => text.to_vec(),
         None => match host.read(Path::new(name)) {
             Ok(text) => text,
-            Err(e) if options.required => {
+            // Not passed to uWSGI either: it could be a Docker vassal we cannot read.
+            Err(e) if options.required || e.kind() == std::io::ErrorKind::InvalidInput => {
                 return Decision::Refuse(format!("vassal {name}: cannot read it: {e}"))
             }
             // uWSGI reports an unreadable file itself.
@@ -150,6 +184,15 @@ fn bridge_exec(vassal: &Vassal<'_>, options: &Options, host: &dyn Host) -> Exec 
             OsString::from(format!("{mode:o}")),
         ));
     }
+    if let Some(prefix) = &options.name_prefix {
+        env.push(("UWSGIDOCKER_NAME_PREFIX", prefix.clone()));
+    }
+    if let Some(owner) = &options.socket_owner {
+        env.push(("UWSGIDOCKER_SOCKET_OWNER", owner.clone()));
+    }
+    if let Some(policy) = &options.policy {
+        env.push(("UWSGIDOCKER_POLICY", policy.clone()));
+    }
     Exec {
         program: bridge_path(options, host),
         args,
@@ -172,8 +215,13 @@ pub fn bridge_path(options: &Options, host: &dyn Host) -> PathBuf {
 }
 
 /// Log lines go to the Emperor's log: the child's stderr.
+/// One line in the Emperor's log; vassal names and values in it are tenant text, so their
+/// control bytes are escaped.
 fn log(line: &str) {
-    eprintln!("uwsgi-docker: {line}");
+    eprintln!(
+        "uwsgi-docker: {}",
+        uwsgi_docker_core::attach::escape_control(line)
+    );
 }
 
 /// The hook's effect on the process: return for [`Decision::Pass`], otherwise never return.
@@ -256,6 +304,31 @@ mod tests {
         assert_eq!(exec.program, PathBuf::from("uwsgi-docker"));
         assert_eq!(exec.args, [OsString::from("--ini"), "app.ini".into()]);
         assert!(exec.env.is_empty());
+    }
+
+    #[test]
+    fn a_file_we_will_not_read_is_refused_not_passed_to_uwsgi() {
+        let dir = std::env::temp_dir().join(format!("uwsgi-docker-plugin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        let big = dir.join("big.ini");
+        let mut text = DOCKER.to_vec();
+        text.resize(spec::MAX_VASSAL_FILE + 1, b'#');
+        std::fs::write(&big, &text).expect("write");
+        // A Docker vassal too large to read must not run on the host instead.
+        let name = big.to_str().expect("UTF-8 path");
+        let decision = decide(&file_vassal(name), &Options::default(), &RealHost);
+        assert!(
+            matches!(&decision, Decision::Refuse(why) if why.contains("regular file of at most")),
+            "{decision:?}"
+        );
+        // Nor is a directory (or a FIFO) opened.
+        let dir_name = format!("{}/x.ini", dir.display());
+        std::fs::create_dir_all(&dir_name).expect("dir");
+        assert!(matches!(
+            decide(&file_vassal(&dir_name), &Options::default(), &RealHost),
+            Decision::Refuse(_)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -364,6 +437,9 @@ mod tests {
             daemon_socket: Some("/run/d.sock".into()),
             socket_dir: Some("/run/vassals".into()),
             socket_mode: Some(0o666),
+            name_prefix: Some("tenant1-".into()),
+            socket_owner: Some("root:www-data".into()),
+            policy: Some("/etc/uwsgi/policy.ini".into()),
             ..Options::default()
         };
         let Decision::Bridge(exec) = decide(&file_vassal("app.ini"), &options, &host) else {
@@ -377,8 +453,29 @@ mod tests {
                 ("UWSGIDOCKER_DAEMON_SOCKET", "/run/d.sock".into()),
                 ("UWSGIDOCKER_SOCKET_DIR", "/run/vassals".into()),
                 ("UWSGIDOCKER_SOCKET_MODE", "666".into()),
+                ("UWSGIDOCKER_NAME_PREFIX", "tenant1-".into()),
+                ("UWSGIDOCKER_SOCKET_OWNER", "root:www-data".into()),
+                ("UWSGIDOCKER_POLICY", "/etc/uwsgi/policy.ini".into()),
             ]
         );
+    }
+
+    #[test]
+    fn a_bad_name_prefix_refuses_the_vassal_naming_the_option() {
+        let host = host_with("app.ini", DOCKER);
+        for bad in ["-x", "a/b", "a b"] {
+            let options = Options {
+                name_prefix: Some(bad.into()),
+                ..Options::default()
+            };
+            let Decision::Refuse(why) = decide(&file_vassal("app.ini"), &options, &host) else {
+                panic!("{bad:?} not refused");
+            };
+            assert!(
+                why.contains("app.ini") && why.contains("docker-name-prefix") && why.contains(bad),
+                "{why}"
+            );
+        }
     }
 
     #[test]

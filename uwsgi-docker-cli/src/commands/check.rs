@@ -5,10 +5,12 @@ use std::process::ExitCode;
 
 use serde_json::{json, Value};
 use uwsgi_docker_core::docker::{self, Api, ApiVersion};
+use uwsgi_docker_core::plan::labels;
 use uwsgi_docker_core::spec;
 
-use crate::commands::run::{absolute_dir, fail, identity, plan, vassal_name};
+use crate::commands::run::{fail, identity, plan, vassal_name};
 use crate::settings::RuntimeSettings;
+use crate::tenancy::{self, Origin};
 
 /// Stands for the id dockerd gives the container at create.
 pub const CONTAINER_ID: &str = "CONTAINER_ID";
@@ -16,9 +18,9 @@ pub const CONTAINER_ID: &str = "CONTAINER_ID";
 pub const BRIDGE_ID: &str = "BRIDGE_ID";
 
 pub fn run(settings: &RuntimeSettings, file: &Path) -> ExitCode {
-    let text = match std::fs::read(file) {
+    let text = match crate::vassal_file::read(file) {
         Ok(text) => text,
-        Err(e) => return fail(&format!("cannot read {}: {e}", file.display())),
+        Err(e) => return fail(&format!("vassal {}: {e}", vassal_name(file))),
     };
     match report(settings, file, &text, &crate::settings::process_env) {
         Ok(report) => match serde_json::to_string_pretty(&report) {
@@ -40,7 +42,9 @@ pub fn report(
     get: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Value, String> {
     let name = vassal_name(file);
-    let spec = match spec::parse_vassal(&name, text) {
+    // Before parsing: a Docker vassal's file is pushed to its container whole.
+    spec::check_pushable(&name, text.len()).map_err(|e| e.to_string())?;
+    let mut spec = match spec::parse_vassal(&name, text) {
         Ok(Some(spec)) => spec,
         Ok(None) => {
             return Err(format!(
@@ -49,9 +53,30 @@ pub fn report(
         }
         Err(e) => return Err(e.to_string()),
     };
-    let identity = identity(settings, &name, &absolute_dir(file), BRIDGE_ID.to_owned());
+    // The owner matters only in tenant mode (a policy is set).
+    let origin = match &settings.policy {
+        Some(_) => {
+            Origin::of_file(file).map_err(|e| format!("cannot stat {}: {e}", file.display()))?
+        }
+        None => Origin::Pushed,
+    };
+    let verdict = match tenancy::apply(settings, &name, origin, &mut spec)? {
+        None => Value::Null,
+        Some((tenant, decision)) => {
+            spec.labels
+                .push((labels::TENANT.to_owned(), tenant.uid.to_string()));
+            json!({
+                "file": settings.policy.as_ref().map(|p| p.display().to_string()),
+                "verdict": "allowed",
+                "tenant": { "uid": tenant.uid, "gid": tenant.gid, "name": tenant.name, "home": tenant.home },
+                "section": decision.section,
+                "applied": decision.applied,
+            })
+        }
+    };
+    let identity = identity(settings, &name, BRIDGE_ID.to_owned());
     let socket = spec.socket.as_ref().map(ToString::to_string);
-    let plan = plan(spec, &identity, false, get).map_err(|e| format!("vassal {name}: {e}"))?;
+    let plan = plan(settings, spec, &identity, false, get)?;
     let api = Api {
         version: ApiVersion::OURS,
     };
@@ -76,7 +101,7 @@ pub fn report(
     push(&|out| api.start(CONTAINER_ID, out), None);
     push(&|out| api.inspect(CONTAINER_ID, out), None);
     push(
-        &|out| api.stop(CONTAINER_ID, plan.spec.stop_timeout, out),
+        &|out| api.stop(CONTAINER_ID, plan.spec.stop_timeout_secs(), out),
         None,
     );
     push(&|out| api.remove(CONTAINER_ID, out), None);
@@ -95,10 +120,12 @@ pub fn report(
             "container": plan.proxy_container_path,
         },
         "socket": socket,
+        "socket_owner": plan.spec.socket_owner,
         "handoff": plan.handoff.as_str(),
         "launcher": plan.launcher_host_path,
         "cmd": plan.cmd,
         "env": plan.env,
+        "policy": verdict,
         "api_version": ApiVersion::OURS.to_string(),
         "note": format!(
             "requests for API {} (the newest we speak); the bridge negotiates down to the daemon's. {CONTAINER_ID} and {BRIDGE_ID} stand for values known only at run time.",
@@ -132,6 +159,9 @@ mod tests {
             uwsgi: None,
             emperor_id: Some("test-emperor".into()),
             log_prefix: true,
+            policy: None,
+            runtime_dir: crate::settings::DEFAULT_RUNTIME_DIR.into(),
+            socket_owner: None,
         }
     }
 
@@ -185,7 +215,7 @@ mod tests {
         assert_eq!(report["labels"]["io.uwsgi-docker.emperor"], "test-emperor");
         assert_eq!(report["labels"]["io.uwsgi-docker.bridge"], BRIDGE_ID);
         let proxy = report["proxy"]["host"].as_str().expect("proxy path");
-        assert!(proxy.starts_with("/srv/vassals/"), "{proxy}");
+        assert_eq!(proxy, "/run/uwsgi-docker/test-emperor/app.ini.sock");
         let requests = report["requests"].as_array().expect("requests");
         let lines: Vec<(&str, &str)> = requests
             .iter()
@@ -209,7 +239,58 @@ mod tests {
             .expect("env")
             .iter()
             .any(|e| e == "A=b"));
-        assert!(create["HostConfig"]["Binds"].is_array());
+        assert_eq!(create["HostConfig"]["Mounts"][0]["Type"], "bind");
+        assert_eq!(create["StopTimeout"], 10);
+        assert!(lines.contains(&("POST", "/v1.44/containers/CONTAINER_ID/stop?t=10")));
+    }
+
+    #[test]
+    fn check_refuses_what_the_daemon_or_the_handoff_would_refuse() {
+        let file = Path::new("/srv/vassals/app.ini");
+        let refused = |lines: &str| {
+            let text = format!("[emperor]\ndocker-image = app\n{lines}\n");
+            report(&settings(), file, text.as_bytes(), &no_env).expect_err(lines)
+        };
+        for (lines, fragment) in [
+            ("docker-memory = 1m", "at least 6m"),
+            ("docker-memory = 8589934592g", "signed 64-bit"),
+            ("docker-cpus = 9300000000", "signed 64-bit"),
+            ("docker-cpus = 0", "from 0.01"),
+            ("docker-mount = /srv:/", "other than /"),
+            ("docker-mount = /a:/d\ndocker-tmpfs = /d", "already taken"),
+            (
+                "docker-mount = /srv:/app.ini.sock",
+                "would mount over /app.ini.sock",
+            ),
+            (
+                "docker-network-mode = container:db\ndocker-hostname = h",
+                "cannot go with docker-network-mode",
+            ),
+        ] {
+            let err = refused(lines);
+            assert!(
+                err.starts_with("vassal app.ini: ") && err.contains(fragment),
+                "{lines}: {err}"
+            );
+        }
+        let err = report(
+            &settings(),
+            file,
+            b"[emperor]\ndocker-image = Bad:Name\n",
+            &no_env,
+        )
+        .expect_err("bad image");
+        assert!(err.contains("must be lowercase"), "{err}");
+        // A file too long to push is refused before it is parsed.
+        let mut text = b"[emperor]\ndocker-image = app\n".to_vec();
+        text.resize(65_536, b'#');
+        let err = report(&settings(), file, &text, &no_env).expect_err("too long");
+        assert!(
+            err.contains("65536 bytes") && err.contains("at most 65535"),
+            "{err}"
+        );
+        text.truncate(65_535);
+        assert!(report(&settings(), file, &text, &no_env).is_ok());
     }
 
     #[test]

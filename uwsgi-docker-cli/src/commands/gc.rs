@@ -1,6 +1,8 @@
 //! `uwsgi-docker gc`: remove the containers we own whose bridge is gone, and their stale
 //! proxy sockets. Never a live bridge's container, never one without our label, never one
-//! whose bridge ran on another host (we cannot see its processes).
+//! whose bridge ran on another host (we cannot see its processes). With a name prefix
+//! (`UWSGIDOCKER_NAME_PREFIX`), only that Emperor's containers: those labelled with it.
+use std::path::Path;
 use std::process::ExitCode;
 
 use uwsgi_docker_core::docker::{self, ContainerSummary};
@@ -9,6 +11,7 @@ use uwsgi_docker_core::plan::labels;
 use crate::commands::ps::{container_name, is_ours, label, list_owned};
 use crate::commands::run::fail;
 use crate::docker_client::Client;
+use crate::runtime::hostfs::{self, StaleOutcome};
 use crate::settings::RuntimeSettings;
 use crate::sys::{self, BridgeLabel};
 
@@ -21,14 +24,23 @@ pub enum Verdict {
     Keep(String),
 }
 
-/// Decide for one container; `alive` says whether a bridge label names a live process.
+/// Decide for one container; `alive` says whether a bridge label names a live process;
+/// `prefix`, when set, limits us to containers of that name prefix.
 pub fn verdict(
     summary: &ContainerSummary,
     host: &str,
     alive: &dyn Fn(&BridgeLabel) -> bool,
+    prefix: Option<&str>,
 ) -> Verdict {
     if !is_ours(summary) {
         return Verdict::Keep("not labelled as ours".into());
+    }
+    if let Some(ours) = prefix {
+        match label(summary, labels::PREFIX) {
+            Some(theirs) if theirs == ours => {}
+            Some(theirs) => return Verdict::Keep(format!("name prefix {theirs:?}, not ours")),
+            None => return Verdict::Keep("no name prefix, and ours is set".into()),
+        }
     }
     let Some(raw) = label(summary, labels::BRIDGE) else {
         return Verdict::Keep("no bridge label".into());
@@ -59,7 +71,8 @@ pub fn run(settings: &RuntimeSettings, dry_run: bool) -> ExitCode {
     for summary in &owned {
         let name = container_name(summary);
         let vassal = label(summary, labels::VASSAL).unwrap_or("?");
-        if let Verdict::Keep(why) = verdict(summary, &host, &sys::bridge_alive) {
+        let prefix = settings.emperor.name_prefix.as_deref();
+        if let Verdict::Keep(why) = verdict(summary, &host, &sys::bridge_alive, prefix) {
             if settings.emperor.debug {
                 eprintln!("keep {name} (vassal {vassal}): {why}");
             }
@@ -88,6 +101,9 @@ pub fn run(settings: &RuntimeSettings, dry_run: bool) -> ExitCode {
         if let Some(path) = label(summary, labels::PROXY) {
             remove_stale_proxy(path, dry_run);
         }
+        if let Some(path) = label(summary, labels::CIDFILE) {
+            remove_cidfile(path, &summary.id, dry_run);
+        }
     }
     if failures > 0 {
         ExitCode::FAILURE
@@ -96,17 +112,38 @@ pub fn run(settings: &RuntimeSettings, dry_run: bool) -> ExitCode {
     }
 }
 
-/// Remove the proxy socket file of an orphan, only if it is a socket.
+/// Remove the proxy socket file of an orphan, only if it is a stale unix stream socket
+/// reached with no symlink (see [`hostfs::remove_stale_socket`]); anything else stays.
 fn remove_stale_proxy(path: &str, dry_run: bool) {
     use std::os::unix::fs::FileTypeExt;
-    let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
-    if !is_socket {
+    if dry_run {
+        let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+        if is_socket {
+            super::say(format_args!(
+                "would remove proxy socket {path} if it is stale"
+            ));
+        }
         return;
     }
+    match hostfs::remove_stale_socket_path(Path::new(path)) {
+        Ok(StaleOutcome::Removed) => super::say(format_args!("removed stale proxy socket {path}")),
+        Ok(StaleOutcome::Absent) => {}
+        Err(e) => eprintln!("uwsgi-docker: kept {e}"),
+    }
+}
+
+/// Remove an orphan's `docker-cidfile` if it still holds that container's id.
+fn remove_cidfile(path: &str, id: &str, dry_run: bool) {
     if dry_run {
-        super::say(format_args!("would remove stale proxy socket {path}"));
-    } else if std::fs::remove_file(path).is_ok() {
-        super::say(format_args!("removed stale proxy socket {path}"));
+        super::say(format_args!(
+            "would remove docker-cidfile {path} if it holds {id}"
+        ));
+        return;
+    }
+    match hostfs::remove_cidfile_if(Path::new(path), id) {
+        Ok(true) => super::say(format_args!("removed docker-cidfile {path}")),
+        Ok(false) => {}
+        Err(e) => eprintln!("uwsgi-docker: kept docker-cidfile {e}"),
     }
 }
 
@@ -133,18 +170,57 @@ mod tests {
         let dead = |_: &BridgeLabel| false;
         let alive = |_: &BridgeLabel| true;
         let ours = container(&[(labels::MANAGED, "1"), (labels::BRIDGE, "h1:42:1000")]);
-        assert_eq!(verdict(&ours, "h1", &dead), Verdict::Orphan);
-        assert!(matches!(verdict(&ours, "h1", &alive), Verdict::Keep(_)));
-        assert!(matches!(verdict(&ours, "h2", &dead), Verdict::Keep(_)));
+        assert_eq!(verdict(&ours, "h1", &dead, None), Verdict::Orphan);
+        assert!(matches!(
+            verdict(&ours, "h1", &alive, None),
+            Verdict::Keep(_)
+        ));
+        assert!(matches!(
+            verdict(&ours, "h2", &dead, None),
+            Verdict::Keep(_)
+        ));
         let foreign = container(&[(labels::BRIDGE, "h1:42:1000")]);
-        assert!(matches!(verdict(&foreign, "h1", &dead), Verdict::Keep(_)));
+        assert!(matches!(
+            verdict(&foreign, "h1", &dead, None),
+            Verdict::Keep(_)
+        ));
         let unlabelled = container(&[(labels::MANAGED, "1")]);
         assert!(matches!(
-            verdict(&unlabelled, "h1", &dead),
+            verdict(&unlabelled, "h1", &dead, None),
             Verdict::Keep(_)
         ));
         let garbage = container(&[(labels::MANAGED, "1"), (labels::BRIDGE, "nonsense")]);
-        assert!(matches!(verdict(&garbage, "h1", &dead), Verdict::Keep(_)));
+        assert!(matches!(
+            verdict(&garbage, "h1", &dead, None),
+            Verdict::Keep(_)
+        ));
+    }
+
+    #[test]
+    fn with_a_prefix_only_that_prefix_is_collected() {
+        let dead = |_: &BridgeLabel| false;
+        let of = |prefix: Option<&str>| {
+            let mut pairs = vec![(labels::MANAGED, "1"), (labels::BRIDGE, "h1:42:1000")];
+            pairs.extend(prefix.map(|p| (labels::PREFIX, p)));
+            container(&pairs)
+        };
+        assert_eq!(
+            verdict(&of(Some("t1-")), "h1", &dead, Some("t1-")),
+            Verdict::Orphan
+        );
+        assert!(matches!(
+            verdict(&of(Some("t2-")), "h1", &dead, Some("t1-")),
+            Verdict::Keep(_)
+        ));
+        assert!(matches!(
+            verdict(&of(None), "h1", &dead, Some("t1-")),
+            Verdict::Keep(_)
+        ));
+        // Without a prefix of its own, gc collects every Emperor's orphans.
+        assert_eq!(
+            verdict(&of(Some("t2-")), "h1", &dead, None),
+            Verdict::Orphan
+        );
     }
 
     #[test]
@@ -152,17 +228,29 @@ mod tests {
         let me = sys::bridge_id();
         let ours = container(&[(labels::MANAGED, "1"), (labels::BRIDGE, &me)]);
         assert!(matches!(
-            verdict(&ours, &sys::hostname(), &sys::bridge_alive),
+            verdict(&ours, &sys::hostname(), &sys::bridge_alive, None),
             Verdict::Keep(_)
         ));
     }
 
     #[test]
-    fn stale_proxy_removal_spares_regular_files() {
-        let path = std::env::temp_dir().join(format!("uwsgi-docker-gc-{}", std::process::id()));
-        std::fs::write(&path, b"x").expect("write");
-        remove_stale_proxy(&path.to_string_lossy(), false);
-        assert!(path.exists());
-        let _ = std::fs::remove_file(&path);
+    fn stale_proxy_removal_spares_regular_files_and_live_sockets() {
+        let dir = std::env::temp_dir().join(format!("uwsgi-docker-gc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("file");
+        std::fs::write(&file, b"x").expect("write");
+        remove_stale_proxy(&file.to_string_lossy(), false);
+        assert!(file.exists());
+        let live_path = dir.join("live.sock");
+        let live = std::os::unix::net::UnixDatagram::bind(&live_path).expect("bind");
+        remove_stale_proxy(&live_path.to_string_lossy(), false);
+        assert!(live_path.exists());
+        drop(live);
+        let stale = dir.join("stale.sock");
+        drop(std::os::unix::net::UnixListener::bind(&stale).expect("bind"));
+        remove_stale_proxy(&stale.to_string_lossy(), false);
+        assert!(!stale.exists());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -55,9 +55,9 @@ pub fn unix_now() -> i64 {
 }
 
 /// The table, one row per container, columns padded.
-pub fn table(rows: &[[String; 5]]) -> String {
-    let header = ["VASSAL", "CONTAINER", "STATE", "AGE", "EMPEROR"].map(str::to_owned);
-    let mut widths = [0usize; 5];
+pub fn table(rows: &[[String; 6]]) -> String {
+    let header = ["VASSAL", "CONTAINER", "STATE", "AGE", "EMPEROR", "PREFIX"].map(str::to_owned);
+    let mut widths = [0usize; 6];
     for row in std::iter::once(&header).chain(rows) {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
@@ -83,7 +83,7 @@ pub fn run(settings: &RuntimeSettings) -> ExitCode {
             Err(e) => return fail(&e.to_string()),
         };
     let now = unix_now();
-    let rows: Vec<[String; 5]> = owned
+    let rows: Vec<[String; 6]> = owned
         .iter()
         .map(|c| {
             [
@@ -92,6 +92,7 @@ pub fn run(settings: &RuntimeSettings) -> ExitCode {
                 c.state.clone(),
                 age(c.created, now),
                 label(c, labels::EMPEROR).unwrap_or("?").to_owned(),
+                label(c, labels::PREFIX).unwrap_or("-").to_owned(),
             ]
         })
         .collect();
@@ -114,7 +115,7 @@ mod tests {
 
     #[test]
     fn table_is_aligned() {
-        let rows = [["app.ini", "app.ini", "running", "5m", "h:1"].map(str::to_owned)];
+        let rows = [["app.ini", "app.ini", "running", "5m", "h:1", "-"].map(str::to_owned)];
         let t = table(&rows);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 2);

@@ -4,13 +4,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use uwsgi_docker_core::lifecycle::BridgeConfig;
+use uwsgi_docker_core::lifecycle::{BridgeConfig, DEFAULT_REQUEST_TIMEOUT};
 use uwsgi_docker_core::plan::{ContainerPlan, PlanOptions, VassalIdentity};
 use uwsgi_docker_core::spec::{self, HandoffMode, ListenAddress, VassalSpec};
 
 use crate::bridge_loop::{self, LoopIo};
+use crate::runtime::hostfs::{self, SocketEntry, SocketOwner};
+use crate::runtime::users;
 use crate::settings::{self, RuntimeSettings};
-use crate::{launcher_binary, proxy, sys};
+use crate::tenancy::{self, Origin};
+use crate::{launcher_binary, proxy, sys, vassal_file};
 
 /// How long the vassal has to connect to the proxy after its container starts.
 pub const HANDOFF_TIMEOUT: Duration = Duration::from_secs(30);
@@ -21,8 +24,6 @@ pub const STOP_GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct BridgeStart {
     pub name: String,
-    /// Directory of the vassal file (absolute), the default home of the proxy socket.
-    pub vassal_dir: PathBuf,
     /// The first config pushed to the vassal.
     pub config: Vec<u8>,
     /// Where `ReadConfig` reads from.
@@ -31,33 +32,53 @@ pub struct BridgeStart {
     pub emperor_config: Option<OwnedFd>,
     /// The Emperor's on-demand socket (it was on our fd 0).
     pub inherited_socket: Option<OwnedFd>,
+    /// Whose vassal this is, for the policy (tenant mode).
+    pub origin: Origin,
 }
 
-/// The vassal's identity as the plan needs it.
-pub fn identity(
-    settings: &RuntimeSettings,
-    name: &str,
-    vassal_dir: &Path,
-    bridge_id: String,
-) -> VassalIdentity {
+/// The Emperor's id: `UWSGIDOCKER_EMPEROR_ID`, else `HOST:PPID`.
+pub fn emperor_id(settings: &RuntimeSettings) -> String {
+    settings
+        .emperor_id
+        .clone()
+        .unwrap_or_else(sys::default_emperor_id)
+}
+
+/// The Emperor's private runtime directory, the default home of proxy sockets:
+/// `UWSGIDOCKER_RUNTIME_DIR/<emperor id, sanitised>` (made root-only, 0700, at bind).
+/// Returns the base and the directory's name in it.
+pub fn private_dir(settings: &RuntimeSettings, emperor_id: &str) -> (PathBuf, String) {
+    (
+        settings.runtime_dir.clone(),
+        hostfs::sanitise_dir_name(emperor_id),
+    )
+}
+
+/// The vassal's identity as the plan needs it. Proxy sockets go in the operator's
+/// `UWSGIDOCKER_SOCKET_DIR` when set, else in the Emperor's private runtime directory.
+pub fn identity(settings: &RuntimeSettings, name: &str, bridge_id: String) -> VassalIdentity {
+    let emperor_id = emperor_id(settings);
+    let proxy_dir = match &settings.emperor.socket_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            let (base, sub) = private_dir(settings, &emperor_id);
+            base.join(sub).to_string_lossy().into_owned()
+        }
+    };
     VassalIdentity {
         name: name.to_owned(),
-        proxy_dir: settings
-            .emperor
-            .socket_dir
-            .clone()
-            .unwrap_or_else(|| vassal_dir.to_string_lossy().into_owned()),
-        emperor_id: settings
-            .emperor_id
-            .clone()
-            .unwrap_or_else(sys::default_emperor_id),
+        proxy_dir,
+        emperor_id,
         bridge_id,
+        name_prefix: settings.emperor.name_prefix.clone(),
     }
 }
 
 /// The plan for this vassal: the launcher looked up (and checked static) when the handoff
-/// needs it, so a missing launcher fails before anything is bound or created.
+/// needs it, and the plan validated, so a missing launcher or a proxy path that cannot
+/// work fails before anything is bound or created. The error names the vassal.
 pub fn plan(
+    settings: &RuntimeSettings,
     spec: VassalSpec,
     identity: &VassalIdentity,
     inherited_socket: bool,
@@ -66,7 +87,7 @@ pub fn plan(
     let launcher_host_path = match spec.handoff_for(inherited_socket).0 {
         HandoffMode::Launcher => {
             let path = launcher_binary::find(get).map_err(|e| {
-                format!("docker-handoff = launcher (the default when a socket is passed) needs the static launcher: {e}")
+                format!("vassal {}: docker-handoff = launcher (the default when a socket is passed) needs the static launcher: {e}", identity.name)
             })?;
             Some(path.to_string_lossy().into_owned())
         }
@@ -76,12 +97,32 @@ pub fn plan(
         launcher_host_path,
         inherited_socket,
     };
-    Ok(ContainerPlan::with_options(spec, identity, &options))
+    let mut plan = ContainerPlan::with_options(spec, identity, &options);
+    plan.proxy_in_private_dir = settings.emperor.socket_dir.is_none() && plan.spec.proxy.is_none();
+    plan.validate().map_err(|e| e.to_string())?;
+    Ok(plan)
 }
 
 /// Bind `docker-socket` (the runtime's job: no action asks for it), or take the Emperor's
 /// on-demand socket, and run the bridge.
 pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeStart) -> ExitCode {
+    let requested = spec.clone();
+    let mut spec = spec;
+    match tenancy::apply(settings, &start.name, start.origin, &mut spec) {
+        Ok(None) => {}
+        Ok(Some((tenant, decision))) => {
+            if settings.emperor.debug {
+                for line in &decision.applied {
+                    eprintln!("uwsgi-docker: vassal {}: policy: {line}", start.name);
+                }
+            }
+            spec.labels.push((
+                uwsgi_docker_core::plan::labels::TENANT.to_owned(),
+                tenant.uid.to_string(),
+            ));
+        }
+        Err(e) => return fail(&e),
+    }
     let socket_mode = settings
         .emperor
         .socket_mode
@@ -91,25 +132,56 @@ pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeSta
     if spec.socket.is_some() && inherited.take().is_some() {
         eprintln!("uwsgi-docker: vassal {name}: docker-socket is set, so the Emperor's on-demand socket is not passed to the container");
     }
-    let identity = identity(settings, &start.name, &start.vassal_dir, sys::bridge_id());
-    let plan = match plan(spec, &identity, inherited.is_some(), &settings::process_env) {
+    let identity = identity(settings, &start.name, sys::bridge_id());
+    let plan = match plan(
+        settings,
+        spec,
+        &identity,
+        inherited.is_some(),
+        &settings::process_env,
+    ) {
         Ok(plan) => plan,
-        Err(e) => return fail(&format!("vassal {name}: {e}")),
+        Err(e) => return fail(&e),
     };
-    let (listen_socket, listen_socket_path) = match &plan.spec.socket {
+    // Refused before anything exists; the write checks again.
+    if let Some(path) = &plan.spec.cidfile {
+        if let Err(e) = hostfs::check_cidfile(Path::new(path)) {
+            return fail(&format!("vassal {name}: docker-cidfile = {path}: {e}"));
+        }
+    }
+    let proxy_private_dir = plan
+        .proxy_in_private_dir
+        .then(|| private_dir(settings, &identity.emperor_id));
+    let (listen_socket, listen_socket_entry) = match &plan.spec.socket {
         None => (inherited, None),
-        Some(address) => match bind_listen_socket(address, socket_mode) {
-            Ok((fd, path)) => (Some(fd), path),
-            Err(e) => return fail(&format!("vassal {name}: docker-socket = {address}: {e}")),
-        },
+        Some(address) => {
+            let owner = match (&plan.spec.socket_owner, &settings.socket_owner) {
+                (Some(owner), _) => Some(("docker-socket-owner", owner)),
+                (None, Some(owner)) => Some(("UWSGIDOCKER_SOCKET_OWNER", owner)),
+                (None, None) => None,
+            };
+            let owner = match owner.map(|(key, value)| {
+                users::resolve_owner(value).map_err(|e| format!("{key} = {value}: {e}"))
+            }) {
+                None => SocketOwner::default(),
+                Some(Ok(owner)) => owner,
+                Some(Err(e)) => return fail(&format!("vassal {name}: {e}")),
+            };
+            match bind_listen_socket(address, socket_mode, owner) {
+                Ok((fd, entry)) => (Some(fd), entry),
+                Err(e) => return fail(&format!("vassal {name}: docker-socket = {address}: {e}")),
+            }
+        }
     };
     let config = BridgeConfig {
         plan,
+        requested_spec: requested,
         config: start.config,
         emperor_config_channel: start.emperor_config.is_some(),
         emperor_control_channel: start.emperor_control.is_some(),
         handoff_timeout: HANDOFF_TIMEOUT,
         stop_grace: STOP_GRACE,
+        request_timeout: DEFAULT_REQUEST_TIMEOUT,
         log_prefix: settings.log_prefix,
         debug: settings.emperor.debug,
     };
@@ -118,45 +190,46 @@ pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeSta
         emperor_config: start.emperor_config,
         config_file: start.config_file,
         listen_socket,
-        listen_socket_path: listen_socket_path.clone(),
+        listen_socket_entry,
         daemon_socket: settings.emperor.daemon_socket.clone(),
         socket_mode,
+        proxy_private_dir,
         debug: settings.emperor.debug,
     };
     match bridge_loop::run(config, io) {
         Ok(code) => exit_code(code),
-        Err(e) => {
-            if let Some(path) = listen_socket_path {
-                bridge_loop::remove_socket_file(&path);
-            }
-            fail(&format!("vassal {}: {e}", start.name))
-        }
+        Err(e) => fail(&format!("vassal {}: {e}", start.name)),
     }
 }
 
 /// Bind `docker-socket` as uWSGI would: a blocking listener (uWSGI sets its own flags),
-/// mode from the Emperor settings for a unix path. Returns the path to unlink at exit.
+/// mode from the Emperor settings and `owner` for a unix path, bound with no symlink
+/// following (see [`hostfs::bind_unix`]). Returns the socket file's entry, removed at exit.
 fn bind_listen_socket(
     address: &ListenAddress,
     mode: u32,
-) -> Result<(OwnedFd, Option<PathBuf>), String> {
-    let in_use = |e: String| {
-        if e.contains("in use") {
-            format!("{e}; another process listens there: stop it or choose another docker-socket")
-        } else {
-            e
-        }
-    };
+    owner: SocketOwner,
+) -> Result<(OwnedFd, Option<SocketEntry>), String> {
     match address {
         ListenAddress::Unix(path) => {
-            let fd = proxy::bind_unix(Path::new(path), mode).map_err(in_use)?;
-            if let Err(e) = rustix::io::ioctl_fionbio(&fd, false) {
-                bridge_loop::remove_socket_file(Path::new(path));
+            let bound =
+                hostfs::bind_unix(Path::new(path), mode, owner).map_err(|e| e.to_string())?;
+            if let Err(e) = rustix::io::ioctl_fionbio(&bound.listener, false) {
+                let _ = bound.entry.remove();
                 return Err(format!("cannot make the socket blocking: {e}"));
             }
-            Ok((fd, Some(PathBuf::from(path))))
+            Ok((bound.listener, Some(bound.entry)))
         }
-        ListenAddress::Tcp { ip, port } => Ok((proxy::bind_tcp(ip, *port).map_err(in_use)?, None)),
+        ListenAddress::Tcp { ip, port } => {
+            let in_use = |e: String| {
+                if e.contains("in use") {
+                    format!("{e}; another process listens there: stop it or choose another docker-socket")
+                } else {
+                    e
+                }
+            };
+            Ok((proxy::bind_tcp(ip, *port).map_err(in_use)?, None))
+        }
     }
 }
 
@@ -164,8 +237,13 @@ pub fn exit_code(code: i32) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
+/// Prints `message` as one line: vassal names and values in it are tenant text, so their
+/// control bytes are escaped.
 pub fn fail(message: &str) -> ExitCode {
-    eprintln!("uwsgi-docker: {message}");
+    eprintln!(
+        "uwsgi-docker: {}",
+        uwsgi_docker_core::attach::escape_control(message)
+    );
     ExitCode::FAILURE
 }
 
@@ -176,20 +254,18 @@ pub fn vassal_name(file: &Path) -> String {
         .unwrap_or_else(|| file.to_string_lossy().into_owned())
 }
 
-/// The absolute directory holding `file`.
-pub fn absolute_dir(file: &Path) -> PathBuf {
-    let absolute = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
-    absolute
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("/"))
-}
-
 pub fn run(settings: &RuntimeSettings, file: &Path) -> ExitCode {
     let name = vassal_name(file);
-    let text = match std::fs::read(file) {
+    let text = match vassal_file::read(file) {
         Ok(text) => text,
-        Err(e) => return fail(&format!("cannot read {}: {e}", file.display())),
+        Err(e) => return fail(&format!("vassal {name}: {e}")),
+    };
+    if let Err(e) = spec::check_pushable(&name, text.len()) {
+        return fail(&e.to_string());
+    }
+    let origin = match Origin::of_file(file) {
+        Ok(origin) => origin,
+        Err(e) => return fail(&format!("cannot stat {}: {e}", file.display())),
     };
     let spec = match spec::parse_vassal(&name, &text) {
         Ok(Some(spec)) => spec,
@@ -205,12 +281,12 @@ pub fn run(settings: &RuntimeSettings, file: &Path) -> ExitCode {
         spec,
         BridgeStart {
             name,
-            vassal_dir: absolute_dir(file),
             config: text,
             config_file: Some(file.to_path_buf()),
             emperor_control: None,
             emperor_config: None,
             inherited_socket: None,
+            origin,
         },
     )
 }

@@ -183,6 +183,11 @@ pub struct EmperorOptions {
     /// Extra environment for the Emperor (and so for every bridge it starts), e.g.
     /// `UWSGIDOCKER_*` settings.
     pub env: Vec<(String, String)>,
+    /// Extra `--option value` pairs for the Emperor's command line (plugin mode: the
+    /// plugin's own options, e.g. `docker-name-prefix`).
+    pub options: Vec<(String, String)>,
+    /// Extra arguments for the Emperor (e.g. `--emperor-tyrant`).
+    pub args: Vec<String>,
 }
 
 impl EmperorOptions {
@@ -194,12 +199,26 @@ impl EmperorOptions {
             docker_required: mode == Mode::Plugin,
             bridge_option: true,
             env: Vec::new(),
+            options: Vec::new(),
+            args: Vec::new(),
         }
+    }
+
+    /// The same options with one more argument for the Emperor.
+    pub fn with_arg(mut self, arg: &str) -> EmperorOptions {
+        self.args.push(arg.to_owned());
+        self
     }
 
     /// The same options with one more environment variable for the Emperor.
     pub fn with_env(mut self, key: &str, value: &str) -> EmperorOptions {
         self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The same options with `--option value` on the Emperor's command line.
+    pub fn with_option(mut self, option: &str, value: &str) -> EmperorOptions {
+        self.options.push((option.to_owned(), value.to_owned()));
         self
     }
 
@@ -218,6 +237,8 @@ impl EmperorOptions {
             docker_required,
             bridge_option: true,
             env: Vec::new(),
+            options: Vec::new(),
+            args: Vec::new(),
         }
     }
 }
@@ -488,6 +509,13 @@ pub fn processes_matching(needle: &str) -> Vec<(u32, String)> {
         .collect()
 }
 
+/// A bridge label (`host:pid:starttime`) that names no running process: this host, our own
+/// pid, a start time it never had. A container carrying it is an orphan of a dead bridge.
+pub fn dead_bridge_label() -> String {
+    let host = fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    format!("{}:{}:1", host.trim(), std::process::id())
+}
+
 /// The process title every bridge sets.
 pub fn bridge_title(vassal: &str) -> String {
     format!("[uwsgi-docker-bridge] {vassal}")
@@ -525,6 +553,11 @@ pub struct World {
     pub vassal_dir: PathBuf,
     pub log_path: PathBuf,
     pub stats_port: u16,
+    /// Where this Emperor's bridges bind proxy sockets by default: its private runtime
+    /// directory, `UWSGIDOCKER_RUNTIME_DIR/<emperor id>`, or `UWSGIDOCKER_SOCKET_DIR`.
+    pub proxy_dir: PathBuf,
+    /// The proxy directory is the private runtime directory, which the harness removes.
+    proxy_dir_private: bool,
     emperor: Option<Child>,
     /// Vassal (and container) names this test used.
     names: BTreeSet<String>,
@@ -564,9 +597,42 @@ impl World {
         let vassal_dir = root.join("vassals");
         fs::create_dir_all(&vassal_dir).expect("create the vassal dir");
         fs::write(root.join("app.pl"), HOST_APP).expect("write the host app");
+        let setting = |key: &str| {
+            options
+                .env
+                .iter()
+                .rev()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+                .or_else(|| std::env::var(key).ok())
+                .filter(|v| !v.is_empty())
+        };
+        let emperor_id = options
+            .env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "UWSGIDOCKER_EMPEROR_ID")
+            .map_or_else(|| id.clone(), |(_, v)| v.clone());
+        let (proxy_dir, proxy_dir_private) = match setting("UWSGIDOCKER_SOCKET_DIR") {
+            Some(dir) => (PathBuf::from(dir), false),
+            None => {
+                assert!(
+                    emperor_id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+                        && !emperor_id.starts_with('.'),
+                    "harness: give the Emperor a plain id, not {emperor_id:?}"
+                );
+                let base = setting("UWSGIDOCKER_RUNTIME_DIR")
+                    .unwrap_or_else(|| "/run/uwsgi-docker".to_owned());
+                (Path::new(&base).join(&emperor_id), true)
+            }
+        };
         let mut world = World {
             test: test.to_owned(),
             id,
+            proxy_dir,
+            proxy_dir_private,
             log_path: root.join("emperor.log"),
             root,
             vassal_dir,
@@ -606,6 +672,9 @@ impl World {
                 emperor.arg("--emperor-wrapper").arg(wrapper());
             }
         }
+        for (option, value) in &options.options {
+            emperor.arg(format!("--{option}")).arg(value);
+        }
         let child = emperor
             .arg("--emperor")
             .arg(format!("dir://{}", self.vassal_dir.display()))
@@ -620,6 +689,7 @@ impl World {
             // Inherited anyway; explicit, since every bridge must talk to the engine under test.
             .envs(daemon_socket().map(|s| ("UWSGIDOCKER_DAEMON_SOCKET", s)))
             .envs(options.env.iter().map(|(k, v)| (k, v)))
+            .args(&options.args)
             .current_dir(&self.root)
             .stdin(Stdio::null())
             .stdout(out)
@@ -665,26 +735,41 @@ impl World {
 
     /// Where the bridge binds `name`'s proxy socket.
     pub fn proxy_socket(&self, name: &str) -> PathBuf {
-        self.vassal_dir.join(format!("{name}.sock"))
+        self.proxy_dir.join(format!("{name}.sock"))
     }
 
     /// Writes vassal `name` atomically (write beside, then rename in), so the Emperor never
     /// reads half a file.
     pub fn write_vassal(&mut self, name: &str, text: &str) {
+        self.write_vassal_owned(name, text, None);
+    }
+
+    /// As [`World::write_vassal`], the file owned by `owner` (uid, gid) from the start, as a
+    /// tenant's file would be.
+    pub fn write_vassal_owned(&mut self, name: &str, text: &str, owner: Option<(u32, u32)>) {
         self.names.insert(name.to_owned());
         let staging = self.root.join(format!(".{name}.new"));
         fs::write(&staging, text).expect("write the vassal file");
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::chown(&staging, Some(uid), Some(gid))
+                .expect("chown the vassal file");
+        }
         fs::rename(&staging, self.vassal_path(name)).expect("move the vassal file in");
     }
 
     /// Rewrites vassal `name` and moves its mtime forward, so the Emperor (which compares
     /// whole seconds) sees the change and reloads it.
     pub fn rewrite_vassal(&mut self, name: &str, text: &str) {
+        self.rewrite_vassal_owned(name, text, None);
+    }
+
+    /// As [`World::rewrite_vassal`], the new file owned by `owner` (uid, gid).
+    pub fn rewrite_vassal_owned(&mut self, name: &str, text: &str, owner: Option<(u32, u32)>) {
         let path = self.vassal_path(name);
         let old = fs::metadata(&path)
             .and_then(|m| m.modified())
             .expect("stat the vassal file");
-        self.write_vassal(name, text);
+        self.write_vassal_owned(name, text, owner);
         let bumped = old.max(SystemTime::now()) + Duration::from_secs(2);
         fs::File::options()
             .write(true)
@@ -803,14 +888,23 @@ impl World {
             .collect()
     }
 
+    /// Socket files of this test: `*.sock` beside the vassals, and anything in the
+    /// Emperor's private runtime directory.
     fn sockets(&self) -> Vec<PathBuf> {
-        fs::read_dir(&self.vassal_dir)
-            .map(|d| {
-                d.filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.extension().is_some_and(|x| x == "sock"))
-                    .collect()
-            })
-            .unwrap_or_default()
+        let in_dir = |dir: &Path, any: bool| -> Vec<PathBuf> {
+            fs::read_dir(dir)
+                .map(|d| {
+                    d.filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|p| any || p.extension().is_some_and(|x| x == "sock"))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut found = in_dir(&self.vassal_dir, false);
+        if self.proxy_dir != self.vassal_dir {
+            found.extend(in_dir(&self.proxy_dir, self.proxy_dir_private));
+        }
+        found
     }
 
     /// What is left of this test: containers, proxy sockets, processes naming its id.
@@ -870,6 +964,10 @@ impl Drop for World {
         }
         for sock in self.sockets() {
             let _ = fs::remove_file(sock);
+        }
+        if self.proxy_dir_private {
+            // Each World's Emperor has its own; empty by now.
+            let _ = fs::remove_dir(&self.proxy_dir);
         }
         if thread::panicking() {
             eprintln!(

@@ -23,10 +23,14 @@ impl ApiVersion {
         major: 1,
         minor: 44,
     };
-    /// The oldest we accept: settings in `HostConfig` at create, and `/start` without a body.
+    /// The oldest we accept (Docker 17.06): every request we send works from here on.
+    /// `wait?condition=next-exit` needs 1.30; `AutoRemove`, `NanoCpus`, `StopTimeout`,
+    /// `Init` and `HostConfig.Mounts` need 1.25; settings in `HostConfig` at create and
+    /// `/start` without a body need 1.24. An older daemon would accept the requests and
+    /// ignore what it does not know, so it is refused instead.
     pub const MINIMUM: ApiVersion = ApiVersion {
         major: 1,
-        minor: 24,
+        minor: 30,
     };
 }
 

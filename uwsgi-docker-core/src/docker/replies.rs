@@ -17,7 +17,7 @@ pub enum DaemonError {
     /// A success status whose body we could not understand.
     #[error("unexpected reply from docker daemon: {0}")]
     Malformed(String),
-    #[error("docker daemon speaks API {daemon}, older than the {minimum} we need")]
+    #[error("the docker daemon speaks API {daemon} at most, and uwsgi-docker needs API {minimum} or newer (Docker 17.06+: wait?condition=next-exit needs 1.30); upgrade the docker daemon")]
     TooOld {
         daemon: ApiVersion,
         minimum: ApiVersion,
@@ -25,9 +25,37 @@ pub enum DaemonError {
 }
 
 impl DaemonError {
-    /// 404: no such container or image.
+    /// No such container or image: Docker's 404, or Podman's 500 whose message says so
+    /// ("no container with name or ID … found: no such container", "… no such image").
     pub fn is_not_found(&self) -> bool {
-        matches!(self, DaemonError::Status { status: 404, .. })
+        match self {
+            DaemonError::Status { status: 404, .. } => true,
+            DaemonError::Status {
+                status: 500,
+                message,
+            } => {
+                let message = message.to_ascii_lowercase();
+                message.contains("no such container") || message.contains("no such image")
+            }
+            _ => false,
+        }
+    }
+
+    /// The name is held by another container: Docker's 409 ("Conflict. The container name
+    /// … is already in use by container …"), or Podman's 500 ("the container name … is
+    /// already in use by …"). A 409 that says a removal is in progress is not a name conflict.
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            DaemonError::Status { status, message } => {
+                let message = message.to_ascii_lowercase();
+                match status {
+                    409 => !message.contains("in progress"),
+                    500 => message.contains("name") && message.contains("is already in use"),
+                    _ => false,
+                }
+            }
+            _ => false,
+        }
     }
 }
 
@@ -395,6 +423,47 @@ mod tests {
                 "no container with name or ID \"x\" found: no such container"
             ))
         );
+    }
+
+    #[test]
+    fn podman_answers_not_found_and_conflicts_with_500() {
+        // Podman 4.3's shapes: the meaning is in the message, not the status.
+        let gone = r#"{"cause":"no such container","message":"no container with name or ID \"app.ini\" found: no such container","response":500}"#;
+        let error = parse_empty(&reply(500, &[], gone)).unwrap_err();
+        assert!(error.is_not_found(), "{error:?}");
+        assert!(!error.is_conflict());
+        let no_image = r#"{"cause":"no such image","message":"app: image not known: no such image","response":500}"#;
+        assert!(parse_create(&reply(500, &[], no_image))
+            .unwrap_err()
+            .is_not_found());
+        let taken = r#"{"cause":"that name is already in use","message":"creating container storage: the container name \"app.ini\" is already in use by 4fa6e0f0c678. You have to remove that container to be able to reuse that name: that name is already in use","response":500}"#;
+        let error = parse_create(&reply(500, &[], taken)).unwrap_err();
+        assert!(error.is_conflict(), "{error:?}");
+        assert!(!error.is_not_found());
+        // Any other 500 is neither.
+        let port = r#"{"cause":"address already in use","message":"rootlessport listen tcp 0.0.0.0:9001: bind: address is already in use","response":500}"#;
+        assert!(!parse_empty(&reply(500, &[], port))
+            .unwrap_err()
+            .is_conflict());
+        let boom = r#"{"cause":"io","message":"write /var/lib/containers: no space left on device","response":500}"#;
+        let error = parse_create(&reply(500, &[], boom)).unwrap_err();
+        assert!(!error.is_conflict() && !error.is_not_found());
+    }
+
+    #[test]
+    fn docker_conflicts_and_removals_in_progress() {
+        let taken = r#"{"message":"Conflict. The container name \"/app.ini\" is already in use by container \"4fa6e0f0c678\". You have to remove (or rename) that container to be able to reuse that name."}"#;
+        assert!(parse_create(&reply(409, &[], taken))
+            .unwrap_err()
+            .is_conflict());
+        let in_progress = r#"{"message":"removal of container abc is already in progress"}"#;
+        let error = parse_empty(&reply(409, &[], in_progress)).unwrap_err();
+        assert!(!error.is_conflict() && !error.is_not_found());
+        // "already in use" under another status (a bad parameter, say) is no conflict.
+        let odd = r#"{"message":"port is already in use"}"#;
+        assert!(!parse_create(&reply(400, &[], odd))
+            .unwrap_err()
+            .is_conflict());
     }
 
     #[test]

@@ -23,7 +23,8 @@ pub struct Api {
 }
 
 impl Api {
-    /// `min(ours, daemon's)`; an error when the daemon is older than [`ApiVersion::MINIMUM`].
+    /// `min(ours, daemon's)`; an error naming both versions when the daemon is older than
+    /// [`ApiVersion::MINIMUM`].
     pub fn negotiate(daemon_max: ApiVersion) -> Result<Api, super::DaemonError> {
         if daemon_max < ApiVersion::MINIMUM {
             return Err(super::DaemonError::TooOld {
@@ -70,12 +71,11 @@ impl Api {
         write_request(&build(Method::POST, target, None), out);
     }
 
-    /// `POST /containers/{id}/stop?t=N`.
-    pub fn stop(&self, id: &str, timeout_secs: Option<u32>, out: &mut Vec<u8>) {
-        let mut target = format!("{}/stop", self.container(id));
-        if let Some(secs) = timeout_secs {
-            target.push_str(&format!("?t={secs}"));
-        }
+    /// `POST /containers/{id}/stop?t=N`: always with `t`, as the create body always has
+    /// `StopTimeout` (Podman takes a missing one as 0 and kills at once). Pass
+    /// [`VassalSpec::stop_timeout_secs`](crate::spec::VassalSpec::stop_timeout_secs).
+    pub fn stop(&self, id: &str, timeout_secs: u32, out: &mut Vec<u8>) {
+        let target = format!("{}/stop?t={timeout_secs}", self.container(id));
         write_request(&build(Method::POST, target, None), out);
     }
 
@@ -201,6 +201,39 @@ fn port_key(port: u16, protocol: Protocol) -> String {
     }
 }
 
+/// Why create failed, for the vassal's log: the daemon's words, and for a bind mount
+/// whose host path is missing (`HostConfig.Mounts` does not create it, as `Binds` did),
+/// which attribute names it and what to do.
+pub fn create_failure(error: &super::DaemonError, plan: &ContainerPlan) -> String {
+    const MISSING: &str = "bind source path does not exist: ";
+    let missing = match error {
+        super::DaemonError::Status { message, .. } => message
+            .find(MISSING)
+            .and_then(|at| message.get(at + MISSING.len()..))
+            .map(str::trim),
+        _ => None,
+    };
+    let hint = missing.map(|path| {
+        let mount = plan.spec.mounts.iter().find(|m| m.host == path);
+        match mount {
+            Some(m) => format!(
+                "; docker-mount = {}:{}{}: the host path {path} does not exist. Create it first: a missing mount source is not created for you",
+                m.host,
+                m.container,
+                if m.read_only { ":ro" } else { "" }
+            ),
+            None if path == plan.proxy_host_path => format!(
+                "; the proxy socket {path} vanished before the container was created: did something remove it?"
+            ),
+            None => format!("; the host path {path} does not exist"),
+        }
+    });
+    format!(
+        "cannot create the container: {error}{}",
+        hint.unwrap_or_default()
+    )
+}
+
 /// The JSON body of the create request.
 ///
 /// Every host setting sits in `HostConfig` (top-level `Memory` and friends are ignored
@@ -238,23 +271,27 @@ pub fn create_body(plan: &ContainerPlan) -> Value {
     if !spec.stop_signal.is_empty() {
         config.insert("StopSignal".into(), json!(spec.stop_signal));
     }
-    if let Some(timeout) = spec.stop_timeout {
-        config.insert("StopTimeout".into(), json!(timeout));
-    }
+    config.insert("StopTimeout".into(), json!(spec.stop_timeout_secs()));
 
+    // `Mounts`, not `Binds`: a `Binds` entry is `src:dst[:opts]`, which a `:` in a path
+    // (a vassal named `app:zerg.ini`, a vassal directory with a `:`) breaks. And unlike
+    // `Binds`, a missing source is an error instead of a new root-owned directory.
     let mut host = Map::new();
-    let mut binds = vec![format!(
-        "{}:{}",
-        plan.proxy_host_path, plan.proxy_container_path
+    let bind = |source: &str, target: &str, read_only: bool| json!({"Type": "bind", "Source": source, "Target": target, "ReadOnly": read_only});
+    let mut mounts = vec![bind(
+        &plan.proxy_host_path,
+        &plan.proxy_container_path,
+        false,
     )];
     if let (HandoffMode::Launcher, Some(launcher)) = (plan.handoff, &plan.launcher_host_path) {
-        binds.push(format!("{launcher}:{LAUNCHER_CONTAINER_PATH}:ro"));
+        mounts.push(bind(launcher, LAUNCHER_CONTAINER_PATH, true));
     }
-    binds.extend(spec.mounts.iter().map(|m| {
-        let suffix = if m.read_only { ":ro" } else { "" };
-        format!("{}:{}{suffix}", m.host, m.container)
-    }));
-    host.insert("Binds".into(), json!(binds));
+    mounts.extend(
+        spec.mounts
+            .iter()
+            .map(|m| bind(&m.host, &m.container, m.read_only)),
+    );
+    host.insert("Mounts".into(), Value::Array(mounts));
 
     if !spec.ports.is_empty() {
         let mut exposed = Map::new();
@@ -297,6 +334,12 @@ pub fn create_body(plan: &ContainerPlan) -> Value {
     }
     if !spec.cap_drop.is_empty() {
         host.insert("CapDrop".into(), json!(spec.cap_drop));
+    }
+    if !spec.cap_add.is_empty() {
+        host.insert("CapAdd".into(), json!(spec.cap_add));
+    }
+    if spec.no_new_privileges {
+        host.insert("SecurityOpt".into(), json!(["no-new-privileges"]));
     }
     if !spec.tmpfs.is_empty() {
         let tmpfs: Map<String, Value> = spec
@@ -403,6 +446,7 @@ mod tests {
         ContainerPlan {
             spec,
             vassal_name: "app.ini".into(),
+            name_prefix: None,
             container_name: "app.ini".into(),
             labels: vec![
                 ("io.uwsgi-docker.managed".into(), "1".into()),
@@ -410,6 +454,7 @@ mod tests {
             ],
             proxy_host_path: "/etc/uwsgi/vassals/app.ini.sock".into(),
             proxy_container_path: "/run/uwsgi-docker/proxy.sock".into(),
+            proxy_in_private_dir: false,
             cmd: vec!["uwsgi".into(), "--ini".into(), "emperor://app.ini".into()],
             env: vec!["UWSGI_EMPEROR_PROXY=/run/uwsgi-docker/proxy.sock".into()],
             handoff: HandoffMode::Native,
@@ -432,7 +477,7 @@ mod tests {
         let v = |minor| ApiVersion { major: 1, minor };
         assert_eq!(Api::negotiate(v(41)).unwrap().version, v(41));
         assert_eq!(Api::negotiate(v(51)).unwrap().version, ApiVersion::OURS);
-        assert_eq!(Api::negotiate(v(24)).unwrap().version, v(24));
+        assert_eq!(Api::negotiate(v(30)).unwrap().version, v(30));
         assert_eq!(
             Api::negotiate(v(23)),
             Err(crate::docker::DaemonError::TooOld {
@@ -440,6 +485,22 @@ mod tests {
                 minimum: ApiVersion::MINIMUM
             })
         );
+    }
+
+    #[test]
+    fn a_daemon_without_wait_next_exit_is_refused_naming_both_versions() {
+        // API 1.29 (Docker 17.05) has every create field but not `wait?condition=`.
+        let old = ApiVersion {
+            major: 1,
+            minor: 29,
+        };
+        let err = Api::negotiate(old).expect_err("1.29 is too old");
+        let message = err.to_string();
+        assert!(
+            message.contains("API 1.29") && message.contains("API 1.30 or newer"),
+            "{message}"
+        );
+        assert!(message.contains("upgrade"), "{message}");
     }
 
     #[test]
@@ -474,14 +535,14 @@ mod tests {
                 "/v1.41/containers/abc/start",
             ),
             (
-                Box::new(|o| V141.stop("abc", Some(7), o)),
+                Box::new(|o| V141.stop("abc", 7, o)),
                 "POST",
                 "/v1.41/containers/abc/stop?t=7",
             ),
             (
-                Box::new(|o| V141.stop("abc", None, o)),
+                Box::new(|o| V141.stop("abc", 0, o)),
                 "POST",
-                "/v1.41/containers/abc/stop",
+                "/v1.41/containers/abc/stop?t=0",
             ),
             (
                 Box::new(|o| V141.kill("abc", "SIGKILL", o)),
@@ -594,8 +655,14 @@ mod tests {
                 "AttachStderr": true,
                 "Labels": {"io.uwsgi-docker.managed": "1", "io.uwsgi-docker.vassal": "app.ini"},
                 "StopSignal": "SIGINT",
+                "StopTimeout": 10,
                 "HostConfig": {
-                    "Binds": ["/etc/uwsgi/vassals/app.ini.sock:/run/uwsgi-docker/proxy.sock"],
+                    "Mounts": [{
+                        "Type": "bind",
+                        "Source": "/etc/uwsgi/vassals/app.ini.sock",
+                        "Target": "/run/uwsgi-docker/proxy.sock",
+                        "ReadOnly": false,
+                    }],
                     "AutoRemove": true,
                     "Init": false,
                 },
@@ -620,11 +687,13 @@ mod tests {
                 host: "/srv/data".into(),
                 container: "/data".into(),
                 read_only: true,
+                explicit_mode: true,
             },
             Mount {
                 host: "/srv/logs".into(),
                 container: "/logs".into(),
                 read_only: false,
+                explicit_mode: false,
             },
         ];
         spec.network_mode = Some("host".into());
@@ -663,13 +732,18 @@ mod tests {
             })
         );
         assert_eq!(
-            host["Binds"],
+            host["Mounts"],
             json!([
-                "/etc/uwsgi/vassals/app.ini.sock:/run/uwsgi-docker/proxy.sock",
-                "/srv/data:/data:ro",
-                "/srv/logs:/logs",
+                bind(
+                    "/etc/uwsgi/vassals/app.ini.sock",
+                    "/run/uwsgi-docker/proxy.sock",
+                    false
+                ),
+                bind("/srv/data", "/data", true),
+                bind("/srv/logs", "/logs", false),
             ])
         );
+        assert!(host.get("Binds").is_none());
         assert_eq!(host["NetworkMode"], "host");
         assert_eq!(host["Memory"], 256u64 << 20);
         assert_eq!(host["MemorySwap"], 320u64 << 20);
@@ -682,8 +756,27 @@ mod tests {
         assert_eq!(host["AutoRemove"], true);
         assert_eq!(host["Init"], false);
         // Host settings never leak to the top level, where dockerd ignores them.
-        for key in ["Memory", "Binds", "PortBindings", "Dns", "NetworkMode"] {
+        for key in ["Memory", "Mounts", "PortBindings", "Dns", "NetworkMode"] {
             assert!(body.get(key).is_none(), "{key}");
+        }
+    }
+
+    #[test]
+    fn cap_add_and_no_new_privileges_go_to_host_config() {
+        let body = create_body(&plan_for(minimal_spec()));
+        assert!(body["HostConfig"].get("CapAdd").is_none());
+        assert!(body["HostConfig"].get("SecurityOpt").is_none());
+        let mut spec = minimal_spec();
+        spec.cap_drop = vec!["ALL".into()];
+        spec.cap_add = vec!["NET_BIND_SERVICE".into(), "CHOWN".into()];
+        spec.no_new_privileges = true;
+        let body = create_body(&plan_for(spec));
+        let host = &body["HostConfig"];
+        assert_eq!(host["CapDrop"], json!(["ALL"]));
+        assert_eq!(host["CapAdd"], json!(["NET_BIND_SERVICE", "CHOWN"]));
+        assert_eq!(host["SecurityOpt"], json!(["no-new-privileges"]));
+        for key in ["CapAdd", "SecurityOpt"] {
+            assert!(body.get(key).is_none(), "{key} outside HostConfig");
         }
     }
 
@@ -696,10 +789,18 @@ mod tests {
         plan.launcher_host_path = Some("/usr/local/bin/uwsgi-docker-launcher".into());
         let body = create_body(&plan);
         assert_eq!(
-            body["HostConfig"]["Binds"],
+            body["HostConfig"]["Mounts"],
             json!([
-                "/etc/uwsgi/vassals/app.ini.sock:/run/uwsgi-docker/proxy.sock",
-                "/usr/local/bin/uwsgi-docker-launcher:/.uwsgi-docker-launcher:ro",
+                bind(
+                    "/etc/uwsgi/vassals/app.ini.sock",
+                    "/run/uwsgi-docker/proxy.sock",
+                    false
+                ),
+                bind(
+                    "/usr/local/bin/uwsgi-docker-launcher",
+                    "/.uwsgi-docker-launcher",
+                    true
+                ),
             ])
         );
         // The socket is passed as an fd: no port is published, no directory is shared.
@@ -708,8 +809,108 @@ mod tests {
         // Native mode never binds a launcher, even when one is known.
         plan.handoff = HandoffMode::Native;
         assert_eq!(
-            create_body(&plan)["HostConfig"]["Binds"],
-            json!(["/etc/uwsgi/vassals/app.ini.sock:/run/uwsgi-docker/proxy.sock"])
+            create_body(&plan)["HostConfig"]["Mounts"],
+            json!([bind(
+                "/etc/uwsgi/vassals/app.ini.sock",
+                "/run/uwsgi-docker/proxy.sock",
+                false
+            )])
+        );
+    }
+
+    fn bind(source: &str, target: &str, read_only: bool) -> Value {
+        json!({"Type": "bind", "Source": source, "Target": target, "ReadOnly": read_only})
+    }
+
+    #[test]
+    fn paths_with_colons_stay_whole() {
+        // `Binds` is `src:dst[:opts]`: a `:` in a vassal name or directory broke it.
+        let mut plan = plan_for(minimal_spec());
+        plan.proxy_host_path = "/srv/v:1/app:zerg.ini.sock".into();
+        plan.proxy_container_path = "/app_zerg.ini-0123.sock".into();
+        plan.handoff = HandoffMode::Launcher;
+        plan.launcher_host_path = Some("/opt/a:b/uwsgi-docker-launcher".into());
+        plan.spec.mounts = vec![Mount {
+            host: "/srv/data".into(),
+            container: "/data".into(),
+            read_only: true,
+            explicit_mode: true,
+        }];
+        let host = &create_body(&plan)["HostConfig"];
+        assert_eq!(
+            host["Mounts"],
+            json!([
+                bind(
+                    "/srv/v:1/app:zerg.ini.sock",
+                    "/app_zerg.ini-0123.sock",
+                    false
+                ),
+                bind(
+                    "/opt/a:b/uwsgi-docker-launcher",
+                    "/.uwsgi-docker-launcher",
+                    true
+                ),
+                bind("/srv/data", "/data", true),
+            ])
+        );
+        assert!(host.get("Binds").is_none());
+    }
+
+    #[test]
+    fn the_stop_timeout_is_always_explicit() {
+        let mut spec = minimal_spec();
+        assert_eq!(create_body(&plan_for(spec.clone()))["StopTimeout"], 10);
+        assert_eq!(
+            spec.stop_timeout_secs(),
+            crate::spec::DEFAULT_STOP_TIMEOUT_SECS
+        );
+        spec.stop_timeout = Some(0);
+        assert_eq!(create_body(&plan_for(spec.clone()))["StopTimeout"], 0);
+        let mut out = Vec::new();
+        V141.stop("abc", spec.stop_timeout_secs(), &mut out);
+        assert_eq!(parse(&out).target, "/v1.41/containers/abc/stop?t=0");
+    }
+
+    #[test]
+    fn a_missing_mount_source_is_explained() {
+        let mut spec = minimal_spec();
+        spec.mounts = vec![Mount {
+            host: "/srv/missing".into(),
+            container: "/data".into(),
+            read_only: true,
+            explicit_mode: true,
+        }];
+        let plan = plan_for(spec);
+        let dockerd = |message: &str| crate::docker::DaemonError::Status {
+            status: 400,
+            message: message.into(),
+        };
+        let text = create_failure(
+            &dockerd("invalid mount config for type \"bind\": bind source path does not exist: /srv/missing"),
+            &plan,
+        );
+        assert!(
+            text.starts_with(
+                "cannot create the container: docker daemon answered 400: invalid mount config"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("docker-mount = /srv/missing:/data:ro: the host path /srv/missing does not exist. Create it first"),
+            "{text}"
+        );
+        let text = create_failure(
+            &dockerd("invalid mount config for type \"bind\": bind source path does not exist: /etc/uwsgi/vassals/app.ini.sock"),
+            &plan,
+        );
+        assert!(
+            text.contains("the proxy socket /etc/uwsgi/vassals/app.ini.sock vanished"),
+            "{text}"
+        );
+        // Anything else is the daemon's words alone.
+        assert_eq!(
+            create_failure(&dockerd("Minimum memory limit allowed is 6MB"), &plan),
+            "cannot create the container: docker daemon answered 400: Minimum memory limit allowed is 6MB"
         );
     }
 

@@ -7,10 +7,25 @@
 //!   [`Bridge::poll_timeout`] (when to call [`Bridge::handle_timeout`]);
 //! * state: [`Bridge::is_finished`].
 //!
-//! The path: negotiate → remove a stale container of the same name → bind the proxy →
-//! create → attach → wait → start → inspect → accept the vassal on the proxy (deadline) →
-//! hand off → relay → stop → remove → exit. Every failure path removes the container
-//! and the proxy socket.
+//! The path: bind the proxy → negotiate → create → attach → wait → start → inspect →
+//! accept the vassal on the proxy (deadline) → hand off → relay → stop → remove → exit.
+//! Every failure path removes the container and the proxy socket.
+//!
+//! **A name conflict** at create replaces the container that holds the name only when it is
+//! ours for this very vassal (labels: managed, vassal, prefix; see
+//! [`ContainerPlan::why_not_ours`]) and its bridge is gone ([`Action::QueryBridgeAlive`]);
+//! a live bridge's container is waited for a few times, and anything else is an error that
+//! names the container. Nothing is ever forced against a container that is not ours: after
+//! a create whose answer was lost, the name is inspected, and what holds it is removed only
+//! if this very bridge made it (its bridge label).
+//!
+//! **Every daemon request has a deadline** ([`BridgeConfig::request_timeout`]; the attach
+//! reply until `101` and the wait reply's head too): a daemon that accepts and never answers
+//! fails the vassal with a message naming the request. Once stopping, what is in flight gets
+//! at most [`BridgeConfig::stop_grace`], stop gets the container's stop timeout plus the
+//! grace, remove the grace, and after any deadline the stop is skipped for a forced remove;
+//! nothing is waited on past the shutdown's own bound, so stopping ends within
+//! [`Bridge::shutdown_bound`] whatever the daemon does.
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -34,6 +49,10 @@ pub struct ProxyPeer(pub u64);
 #[derive(Debug, Clone, PartialEq)]
 pub struct BridgeConfig {
     pub plan: ContainerPlan,
+    /// The `[emperor]` section as the vassal file asked for it, before an operator policy
+    /// filled in or forced anything: a reload is compared with this, so that only a change
+    /// in the file recreates the container.
+    pub requested_spec: spec::VassalSpec,
     /// The config text first pushed to the vassal.
     pub config: Vec<u8>,
     /// The Emperor gave us a config channel (`UWSGI_EMPEROR_FD_CONFIG`): config requests
@@ -44,8 +63,12 @@ pub struct BridgeConfig {
     pub emperor_control_channel: bool,
     /// How long the vassal has to connect to the proxy after start.
     pub handoff_timeout: Duration,
-    /// Extra time, past the container's stop timeout, before we kill it.
+    /// Extra time, past the container's stop timeout, before we kill it; also the most a
+    /// request in flight, and the final remove, may take once the vassal is stopping.
     pub stop_grace: Duration,
+    /// The most any one daemon request may take to be answered (see
+    /// [`DEFAULT_REQUEST_TIMEOUT`]); stop and remove have their own, shorter, bounds.
+    pub request_timeout: Duration,
     /// Prefix log lines with the vassal name.
     pub log_prefix: bool,
     pub debug: bool,
@@ -82,6 +105,10 @@ pub enum Action {
     },
     /// Close this peer's connection unserved.
     RefusePeer { peer: ProxyPeer },
+    /// Is the bridge named by this `io.uwsgi-docker.bridge` label (`host:pid:starttime`)
+    /// still running? Answer with [`Bridge::handle_bridge_alive`]: `true` also when the label
+    /// names another host or cannot be read (not ours to judge).
+    QueryBridgeAlive { label: String },
     /// Close the proxy listener and unlink its socket file.
     CloseProxy,
     /// Write to the Emperor's control channel.
@@ -92,7 +119,8 @@ pub enum Action {
     ToVassalConfig(Vec<u8>),
     /// Read the vassal's config source again; answer with [`Bridge::handle_config`].
     ReadConfig,
-    /// Write the container id to the `docker-cidfile` path (and remove it at exit).
+    /// Write the container id to the `docker-cidfile` path (and remove it at exit);
+    /// answer with [`Bridge::handle_cidfile_written`].
     WriteCidFile { path: String, id: String },
     /// One line for the Emperor's log.
     Log(LogLevel, String),
@@ -121,7 +149,11 @@ enum Phase {
     BindingProxy,
     Negotiating,
     Creating,
-    /// Create said 409: the name is held by another container, which we remove.
+    /// Create said the name is taken: inspect the container that holds it.
+    InspectingConflict,
+    /// The holder is ours for this vassal: is its bridge alive?
+    QueryingBridge,
+    /// The holder is ours and its bridge is gone: remove it (by id).
     RemovingConflict,
     /// Waiting before creating again after a conflict.
     BackingOff,
@@ -139,6 +171,9 @@ enum Phase {
 enum ApiRequest {
     Version,
     Create,
+    /// Once stopping, after a create whose answer was lost: did it make our container?
+    InspectCreated,
+    InspectConflict,
     RemoveConflict,
     Start,
     Inspect,
@@ -152,6 +187,39 @@ struct ApiConn {
     conn: DockerConn,
     reader: ResponseReader,
     in_flight: Option<ApiRequest>,
+    /// The deadline of the request in flight.
+    pending: Option<Pending>,
+}
+
+/// A daemon reply we wait for, and until when.
+#[derive(Debug, Clone)]
+struct Pending {
+    /// `METHOD /path`, for messages.
+    what: String,
+    sent: Instant,
+    deadline: Instant,
+}
+
+impl Pending {
+    fn new(bytes: &[u8], now: Instant, limit: Duration) -> Pending {
+        Pending {
+            what: request_line(bytes),
+            sent: now,
+            deadline: now + limit,
+        }
+    }
+
+    fn due(&self, now: Instant) -> bool {
+        now >= self.deadline
+    }
+
+    fn timed_out(&self) -> String {
+        format!(
+            "docker daemon did not answer {} within {}",
+            self.what,
+            seconds(self.deadline.saturating_duration_since(self.sent))
+        )
+    }
 }
 
 /// The attach connection: an HTTP exchange until `101`, then the container's output.
@@ -160,6 +228,8 @@ struct AttachConn {
     conn: DockerConn,
     reader: ResponseReader,
     upgraded: bool,
+    /// Until `101`: the reply's deadline.
+    pending: Option<Pending>,
     demuxer: Demuxer,
     stdout: LineSplitter,
     stderr: LineSplitter,
@@ -171,6 +241,8 @@ struct WaitConn {
     conn: DockerConn,
     reader: ResponseReader,
     armed: bool,
+    /// Until the reply's head: its deadline.
+    pending: Option<Pending>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,6 +254,14 @@ enum ProxyState {
     Closed,
 }
 
+/// The container that holds our name at create, while we decide what to do with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ConflictHolder {
+    id: String,
+    /// Its `io.uwsgi-docker.bridge` label.
+    bridge: String,
+}
+
 /// Cleanup progress once the vassal is ending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct Shutdown {
@@ -189,13 +269,21 @@ struct Shutdown {
     remove_done: bool,
 }
 
-/// How many times create is retried after a name conflict.
-const MAX_CREATE_ATTEMPTS: u8 = 3;
-/// Pause before creating again after removing a conflicting container, whose removal
-/// may still be in progress.
+/// `docker-user` names root: `0`, `root`, with or without a group.
+fn is_root_user(user: &str) -> bool {
+    matches!(user.split(':').next(), Some("0" | "root"))
+}
+
+/// How many times create is tried when the name is taken (the first try included).
+const MAX_CREATE_ATTEMPTS: u8 = 6;
+/// Pause before creating again after a conflict: the removal may still be in progress, or
+/// a live bridge finishing its own shutdown. Doubled after each try, up to
+/// [`MAX_CONFLICT_BACKOFF`] (so a live bridge gets about 6 s in all).
 const CONFLICT_BACKOFF: Duration = Duration::from_millis(250);
-/// How long we give the daemon to answer `stop` beyond the container's own stop timeout.
-const DEFAULT_STOP_TIMEOUT_SECS: u32 = 10;
+const MAX_CONFLICT_BACKOFF: Duration = Duration::from_secs(2);
+/// The usual [`BridgeConfig::request_timeout`]: a daemon that has not answered one request
+/// in this long is not going to.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest log line before it is split.
 const MAX_LOG_LINE: usize = 16 * 1024;
 
@@ -234,7 +322,18 @@ pub struct Bridge {
     emperor_config: ConfigDecoder,
     handoff_deadline: Option<Instant>,
     backoff_until: Option<Instant>,
-    stop_deadline: Option<Instant>,
+    /// The container holding our name, while a conflict is being settled.
+    conflict: Option<ConflictHolder>,
+    /// A request went unanswered past its deadline: the daemon is not to be waited on,
+    /// so shutdown skips the stop and removes by force.
+    daemon_unresponsive: bool,
+    /// Once stopping: when the stop request must be answered by (the stop timeout and the
+    /// grace, counted from the start of the shutdown).
+    stop_by: Option<Instant>,
+    /// Once stopping: no request may be waited on past this ([`Bridge::shutdown_bound`]).
+    shutdown_by: Option<Instant>,
+    /// A create went out and its answer was lost: the container may or may not exist.
+    create_unknown: bool,
     /// The Emperor's config channel sent something we could not decode; stop relaying it.
     emperor_config_broken: bool,
     shutdown: Option<Shutdown>,
@@ -264,7 +363,11 @@ impl Bridge {
             emperor_config: ConfigDecoder::default(),
             handoff_deadline: None,
             backoff_until: None,
-            stop_deadline: None,
+            conflict: None,
+            daemon_unresponsive: false,
+            stop_by: None,
+            shutdown_by: None,
+            create_unknown: false,
             emperor_config_broken: false,
             shutdown: None,
             outcome: None,
@@ -453,6 +556,46 @@ impl Bridge {
         }
     }
 
+    /// The answer to [`Action::QueryBridgeAlive`] about the bridge of the container that
+    /// holds our name (ours, for this vassal): gone, it is removed and create tried again;
+    /// alive, we wait and try again a few times, then fail naming it.
+    pub fn handle_bridge_alive(&mut self, alive: bool, now: Instant) {
+        if self.exited {
+            return;
+        }
+        if self.phase != Phase::QueryingBridge || self.shutdown.is_some() {
+            return;
+        }
+        let Some(holder) = self.conflict.clone() else {
+            return;
+        };
+        let name = self.config.plan.container_name.clone();
+        let short = short_id(&holder.id);
+        let bridge = &holder.bridge;
+        if !alive {
+            self.log(
+                LogLevel::Info,
+                format!("replacing the container {name} ({short}): it is ours, for this vassal, and its bridge {bridge} is gone"),
+            );
+            self.phase = Phase::RemovingConflict;
+            self.advance(now);
+            return;
+        }
+        self.conflict = None;
+        if self.create_attempts >= MAX_CREATE_ATTEMPTS {
+            self.fail(
+                format!("the container name {name} is held by container {short}, ours for this vassal, whose bridge {bridge} is still running (or runs on another host); it is left alone: stop that bridge or its Emperor, or give this Emperor another docker-name-prefix"),
+                now,
+            );
+            return;
+        }
+        self.log(
+            LogLevel::Info,
+            format!("the container name {name} is held by container {short}, whose bridge {bridge} is still running; waiting for it to finish"),
+        );
+        self.back_off(now);
+    }
+
     pub fn handle_emperor_control(&mut self, data: &[u8], now: Instant) {
         if self.exited {
             return;
@@ -569,6 +712,18 @@ impl Bridge {
         }
     }
 
+    /// The answer to [`Action::WriteCidFile`]: a cidfile that cannot be written safely
+    /// fails the vassal (its container is removed).
+    pub fn handle_cidfile_written(&mut self, result: Result<(), String>, now: Instant) {
+        if self.exited {
+            return;
+        }
+        if let Err(e) = result {
+            let path = self.config.plan.spec.cidfile.clone().unwrap_or_default();
+            self.fail(format!("cannot write docker-cidfile {path}: {e}"), now);
+        }
+    }
+
     /// SIGTERM, SIGINT or SIGHUP: stop and clean up.
     pub fn handle_signal(&mut self, now: Instant) {
         if self.exited {
@@ -587,9 +742,26 @@ impl Bridge {
         if self.handoff_deadline.is_some_and(|d| now >= d) {
             self.handoff_deadline = None;
             let secs = self.config.handoff_timeout.as_secs();
-            let path = self.config.plan.proxy_container_path.clone();
+            let plan = &self.config.plan;
+            let path = plan.proxy_container_path.clone();
+            let entry_point = "is uWSGI ≥ 2.0.6 the image's entry point?";
+            // Outside the private runtime directory the socket has the Emperor's mode
+            // (UWSGIDOCKER_SOCKET_MODE, 600 by default) and is owned by root.
+            let fix = "leave docker-proxy and UWSGIDOCKER_SOCKET_DIR unset, so that the socket goes in the Emperor's private runtime directory with mode 666, or set UWSGIDOCKER_SOCKET_MODE=666 and keep that directory closed to other host users";
+            let host = &plan.proxy_host_path;
+            let hint = match plan.spec.user.as_deref() {
+                _ if plan.proxy_in_private_dir => entry_point.to_owned(),
+                Some(user) if !is_root_user(user) => format!(
+                    "the container runs as docker-user = {user}, which cannot connect to the proxy socket {host} (mode UWSGIDOCKER_SOCKET_MODE, default 600, owned by root); {fix}"
+                ),
+                _ => format!(
+                    "{entry_point} And if the container's user is not root on the host (the image's USER, userns-remap, rootless Docker), it cannot connect to {host} (mode UWSGIDOCKER_SOCKET_MODE, default 600, owned by root): {fix}"
+                ),
+            };
             self.fail(
-                format!("the vassal did not connect to the proxy socket {path} within {secs} s; is uWSGI ≥ 2.0.6 the image's entry point?"),
+                format!(
+                    "the vassal did not connect to the proxy socket {path} within {secs} s; {hint}"
+                ),
                 now,
             );
         }
@@ -600,20 +772,45 @@ impl Bridge {
             }
             self.advance(now);
         }
-        if self.stop_deadline.is_some_and(|d| now >= d) {
-            self.stop_deadline = None;
-            // The daemon did not answer in time; don't wait for it forever.
-            self.log(
-                LogLevel::Error,
-                "docker daemon did not answer the stop request in time".into(),
-            );
-            if let Some(api) = self.api_conn.take() {
-                self.push(Action::DockerClose(api.conn));
+        // A daemon that does not answer is not waited on forever.
+        if let Some(api) = self
+            .api_conn
+            .take_if(|a| a.pending.as_ref().is_some_and(|p| p.due(now)))
+        {
+            self.push(Action::DockerClose(api.conn));
+            self.daemon_unresponsive = true;
+            if let (Some(request), Some(pending)) = (api.in_flight, api.pending) {
+                let reason = pending.timed_out();
+                if self.shutdown.is_some()
+                    && !matches!(request, ApiRequest::Stop | ApiRequest::Remove)
+                {
+                    // `fail` says nothing once stopping; the operator should still hear it.
+                    self.log(LogLevel::Error, reason.clone());
+                }
+                self.api_failed(request, reason, now);
             }
-            if let Some(shutdown) = self.shutdown.as_mut() {
-                shutdown.stop_done = true;
+        }
+        if self.exited {
+            return;
+        }
+        let attach_due = |a: &mut AttachConn| a.pending.as_ref().is_some_and(|p| p.due(now));
+        if let Some(attach) = self.attach.take_if(attach_due) {
+            self.push(Action::DockerClose(attach.conn));
+            self.daemon_unresponsive = true;
+            if let Some(pending) = attach.pending {
+                self.fail(pending.timed_out(), now);
             }
-            self.advance(now);
+        }
+        if self.exited {
+            return;
+        }
+        let wait_due = |w: &mut WaitConn| w.pending.as_ref().is_some_and(|p| p.due(now));
+        if let Some(wait) = self.wait.take_if(wait_due) {
+            self.push(Action::DockerClose(wait.conn));
+            self.daemon_unresponsive = true;
+            if let Some(pending) = wait.pending {
+                self.fail(pending.timed_out(), now);
+            }
         }
     }
 
@@ -629,11 +826,29 @@ impl Bridge {
         [
             self.handoff_deadline,
             self.backoff_until,
-            self.stop_deadline,
+            self.api_conn
+                .as_ref()
+                .and_then(|c| c.pending.as_ref())
+                .map(|p| p.deadline),
+            self.attach
+                .as_ref()
+                .and_then(|c| c.pending.as_ref())
+                .map(|p| p.deadline),
+            self.wait
+                .as_ref()
+                .and_then(|c| c.pending.as_ref())
+                .map(|p| p.deadline),
         ]
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// The longest stopping takes, from the stop request (or the failure) to
+    /// [`Action::Exit`], whatever the daemon does or does not answer: the container's stop
+    /// timeout plus twice [`BridgeConfig::stop_grace`].
+    pub fn shutdown_bound(&self) -> Duration {
+        self.stop_wait() + 2 * self.config.stop_grace
     }
 
     pub fn is_finished(&self) -> Option<&Outcome> {
@@ -656,7 +871,9 @@ impl Bridge {
     }
 
     fn log(&mut self, level: LogLevel, message: String) {
-        let vassal = &self.config.plan.vassal_name;
+        // Vassal names and values are tenant text: no control byte reaches the log raw.
+        let vassal = crate::attach::escape_control(&self.config.plan.vassal_name);
+        let message = crate::attach::escape_control(&message);
         self.actions.push_back(Action::Log(
             level,
             format!("[uwsgi-docker] vassal {vassal}: {message}"),
@@ -687,6 +904,21 @@ impl Bridge {
             self.shutdown = Some(Shutdown::default());
             self.handoff_deadline = None;
             self.backoff_until = None;
+            self.conflict = None;
+            self.stop_by = Some(now + self.stop_wait() + self.config.stop_grace);
+            self.shutdown_by = Some(now + self.shutdown_bound());
+            // Streams not yet armed no longer matter: nothing waits for them now.
+            if let Some(attach) = self.attach.as_mut() {
+                attach.pending = None;
+            }
+            if let Some(wait) = self.wait.as_mut() {
+                wait.pending = None;
+            }
+            // What is in flight gets the grace, no more.
+            let latest = now + self.config.stop_grace;
+            if let Some(pending) = self.api_conn.as_mut().and_then(|a| a.pending.as_mut()) {
+                pending.deadline = pending.deadline.min(latest);
+            }
         }
         // Also when already shutting down: the input that brought us here (a failed
         // request, say) may have freed the api connection for the next cleanup step.
@@ -700,7 +932,7 @@ impl Bridge {
             return;
         }
         match spec::parse_vassal(&self.config.plan.vassal_name, &config) {
-            Ok(Some(spec)) if spec == self.config.plan.spec => {}
+            Ok(Some(spec)) if spec == self.config.requested_spec => {}
             // A container cannot take new settings, but a new one can: exit, and the
             // Emperor respawns the vassal (also when it is no longer a Docker vassal).
             Ok(_) if self.config.emperor_control_channel => {
@@ -759,12 +991,31 @@ impl Bridge {
         self.api_conn.as_ref().is_none_or(|c| c.in_flight.is_none())
     }
 
-    /// Sends one request on the api connection, opening it first when needed.
-    fn send_api(&mut self, request: ApiRequest, bytes: Vec<u8>) {
+    /// Sends one request on the api connection, opening it first when needed; its answer
+    /// is due within [`BridgeConfig::request_timeout`].
+    fn send_api(&mut self, request: ApiRequest, bytes: Vec<u8>, now: Instant) {
+        let deadline = now + self.config.request_timeout;
+        self.send_api_by(request, bytes, deadline, now);
+    }
+
+    fn send_api_by(
+        &mut self,
+        request: ApiRequest,
+        bytes: Vec<u8>,
+        deadline: Instant,
+        now: Instant,
+    ) {
+        // Once stopping, nothing is waited on past the shutdown's own bound.
+        let deadline = self.shutdown_by.map_or(deadline, |by| deadline.min(by));
+        let pending = Pending {
+            deadline,
+            ..Pending::new(&bytes, now, Duration::ZERO)
+        };
         let conn = match self.api_conn.as_mut() {
             Some(api) => {
                 api.reader.reset(false);
                 api.in_flight = Some(request);
+                api.pending = Some(pending);
                 api.conn
             }
             None => {
@@ -773,6 +1024,7 @@ impl Bridge {
                     conn,
                     reader: ResponseReader::new(false, Limits::default()),
                     in_flight: Some(request),
+                    pending: Some(pending),
                 });
                 conn
             }
@@ -793,7 +1045,7 @@ impl Bridge {
             if self.phase == Phase::Negotiating {
                 let mut out = Vec::new();
                 docker::version_request(&mut out);
-                self.send_api(ApiRequest::Version, out);
+                self.send_api(ApiRequest::Version, out, now);
             }
             return;
         };
@@ -802,22 +1054,29 @@ impl Bridge {
             Phase::Creating => {
                 self.create_attempts += 1;
                 api.create(&self.config.plan, &mut out);
-                self.send_api(ApiRequest::Create, out);
+                self.send_api(ApiRequest::Create, out, now);
+            }
+            Phase::InspectingConflict => {
+                api.inspect(&self.config.plan.container_name, &mut out);
+                self.send_api(ApiRequest::InspectConflict, out, now);
             }
             Phase::RemovingConflict => {
-                api.remove(&self.config.plan.container_name, &mut out);
-                self.send_api(ApiRequest::RemoveConflict, out);
+                // By id: whatever took the name since the inspect is not touched.
+                if let Some(holder) = &self.conflict {
+                    api.remove(&holder.id, &mut out);
+                    self.send_api(ApiRequest::RemoveConflict, out, now);
+                }
             }
             Phase::Starting => {
                 if let Some(id) = self.container_id.clone() {
                     api.start(&id, &mut out);
-                    self.send_api(ApiRequest::Start, out);
+                    self.send_api(ApiRequest::Start, out, now);
                 }
             }
             Phase::Inspecting => {
                 if let Some(id) = self.container_id.clone() {
                     api.inspect(&id, &mut out);
-                    self.send_api(ApiRequest::Inspect, out);
+                    self.send_api(ApiRequest::Inspect, out, now);
                 }
             }
             _ => {}
@@ -835,25 +1094,38 @@ impl Bridge {
         }
         let id = self.container_id.clone();
         let api = self.api;
+        if let (true, None, Some(api)) = (self.create_unknown, &id, api) {
+            // Whatever holds the name now is removed only if this bridge made it.
+            let mut out = Vec::new();
+            api.inspect(&self.config.plan.container_name, &mut out);
+            let deadline = now + self.config.stop_grace;
+            self.send_api_by(ApiRequest::InspectCreated, out, deadline, now);
+            return;
+        }
         match (id, api) {
+            // A daemon that left a request unanswered gets no graceful stop: remove by force.
             (Some(id), Some(api))
-                if !shutdown.stop_done && self.started && !self.container_exited =>
+                if !shutdown.stop_done
+                    && self.started
+                    && !self.container_exited
+                    && !self.daemon_unresponsive =>
             {
-                let timeout = self.config.plan.spec.stop_timeout;
                 let mut out = Vec::new();
-                api.stop(&id, timeout, &mut out);
-                let wait =
-                    Duration::from_secs(u64::from(timeout.unwrap_or(DEFAULT_STOP_TIMEOUT_SECS)));
-                self.stop_deadline = Some(now + wait + self.config.stop_grace);
-                self.send_api(ApiRequest::Stop, out);
+                api.stop(&id, self.config.plan.spec.stop_timeout_secs(), &mut out);
+                // Counted from the start of the shutdown, so a reply that was in flight
+                // then does not push the end further out.
+                let deadline = self
+                    .stop_by
+                    .unwrap_or(now + self.stop_wait() + self.config.stop_grace);
+                self.send_api_by(ApiRequest::Stop, out, deadline, now);
             }
             (Some(id), Some(api)) if !shutdown.remove_done => {
                 shutdown.stop_done = true;
                 self.shutdown = Some(shutdown);
                 let mut out = Vec::new();
                 api.remove(&id, &mut out);
-                self.stop_deadline = Some(now + self.config.stop_grace);
-                self.send_api(ApiRequest::Remove, out);
+                let deadline = now + self.config.stop_grace;
+                self.send_api_by(ApiRequest::Remove, out, deadline, now);
             }
             _ => self.finish(),
         }
@@ -864,7 +1136,6 @@ impl Bridge {
         if self.exited {
             return;
         }
-        self.stop_deadline = None;
         self.handoff_deadline = None;
         self.backoff_until = None;
         let conns: Vec<DockerConn> = [
@@ -902,6 +1173,7 @@ impl Bridge {
                 consumed: _,
             }) => {
                 api.in_flight = None;
+                api.pending = None;
                 self.on_api_response(request, response, now);
             }
             Err(e) => {
@@ -932,13 +1204,19 @@ impl Bridge {
                 }
                 self.advance(now);
             }
-            // The create may or may not have happened; the name finds it either way.
+            // The create may or may not have happened: the cleanup inspects the name.
             ApiRequest::Create => {
-                self.container_id = self
-                    .container_id
-                    .take()
-                    .or(Some(self.config.plan.container_name.clone()));
+                self.create_unknown = self.container_id.is_none();
                 self.fail(reason, now);
+            }
+            ApiRequest::InspectCreated => {
+                self.create_unknown = false;
+                let name = self.config.plan.container_name.clone();
+                self.log(
+                    LogLevel::Error,
+                    format!("{reason}; if a container named {name} was made for this vassal, remove it by hand"),
+                );
+                self.advance(now);
             }
             _ => self.fail(reason, now),
         }
@@ -971,18 +1249,13 @@ impl Bridge {
                         });
                     }
                     if self.shutdown.is_none() {
-                        self.arm(created.id);
+                        self.arm(created.id, now);
                     }
                 }
-                Err(DaemonError::Status { status: 409, .. })
-                    if self.create_attempts < MAX_CREATE_ATTEMPTS =>
-                {
-                    let name = self.config.plan.container_name.clone();
-                    self.log(
-                        LogLevel::Info,
-                        format!("replacing the existing container named {name}"),
-                    );
-                    self.phase = Phase::RemovingConflict;
+                // Docker's 409 and Podman's 500 alike: find out who holds the name.
+                Err(e) if e.is_conflict() => {
+                    self.debug(format!("the name is taken: {e}"));
+                    self.phase = Phase::InspectingConflict;
                 }
                 Err(e) if e.is_not_found() => {
                     let image = self.config.plan.spec.image.clone();
@@ -991,18 +1264,58 @@ impl Bridge {
                         now,
                     );
                 }
-                Err(e) => return self.fail(format!("cannot create the container: {e}"), now),
+                Err(e) => return self.fail(docker::create_failure(&e, &self.config.plan), now),
             },
-            ApiRequest::RemoveConflict => match docker::parse_empty(&response) {
-                Ok(_) => self.back_off(now),
-                Err(e) if e.is_not_found() || is_removal_in_progress(&e) => self.back_off(now),
+            ApiRequest::InspectCreated => {
+                self.create_unknown = false;
+                let name = self.config.plan.container_name.clone();
+                match docker::parse_inspect(&response) {
+                    Ok(info) if self.made_by_us(&info.labels) => {
+                        self.container_id = Some(info.id);
+                    }
+                    Ok(info) => {
+                        let short = short_id(&info.id);
+                        self.log(
+                            LogLevel::Info,
+                            format!("the container named {name} ({short}) was not made by this bridge; it is left alone"),
+                        );
+                    }
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => self.log(
+                        LogLevel::Error,
+                        format!("cannot tell whether the container {name} was made: {e}; if so, remove it by hand"),
+                    ),
+                }
+            }
+            ApiRequest::InspectConflict => match docker::parse_inspect(&response) {
+                Ok(holder) => self.judge_holder(holder, now),
+                // Gone since the create: try again.
+                Err(e) if e.is_not_found() => self.retry_create(now),
                 Err(e) => {
+                    let name = self.config.plan.container_name.clone();
                     return self.fail(
-                        format!("cannot remove the container holding our name: {e}"),
+                        format!("the container name {name} is taken, and the container holding it cannot be inspected: {e}"),
                         now,
-                    )
+                    );
                 }
             },
+            ApiRequest::RemoveConflict => {
+                let holder = self.conflict.take();
+                match docker::parse_empty(&response) {
+                    Ok(_) => self.retry_create(now),
+                    Err(e) if e.is_not_found() || is_removal_in_progress(&e) => {
+                        self.retry_create(now)
+                    }
+                    Err(e) => {
+                        let name = self.config.plan.container_name.clone();
+                        let short = holder.as_ref().map_or("?", |h| short_id(&h.id));
+                        return self.fail(
+                            format!("cannot remove the container {name} ({short}) that holds our name, though its bridge is gone: {e}"),
+                            now,
+                        );
+                    }
+                }
+            }
             ApiRequest::Start => match docker::parse_empty(&response) {
                 Ok(_) => {
                     self.started = true;
@@ -1030,7 +1343,6 @@ impl Bridge {
                 Err(e) => return self.fail(format!("cannot inspect the container: {e}"), now),
             },
             ApiRequest::Stop => {
-                self.stop_deadline = None;
                 if let Err(e) = docker::parse_empty(&response) {
                     if !e.is_not_found() {
                         self.log(
@@ -1044,7 +1356,6 @@ impl Bridge {
                 }
             }
             ApiRequest::Remove => {
-                self.stop_deadline = None;
                 match docker::parse_empty(&response) {
                     Ok(_) => {}
                     Err(e) if e.is_not_found() || is_removal_in_progress(&e) => {}
@@ -1060,14 +1371,82 @@ impl Bridge {
         self.advance(now);
     }
 
+    /// Waits before creating again: longer after each try.
     fn back_off(&mut self, now: Instant) {
         self.phase = Phase::BackingOff;
-        self.backoff_until = Some(now + CONFLICT_BACKOFF);
+        let doublings = u32::from(self.create_attempts.saturating_sub(1)).min(8);
+        let pause = (CONFLICT_BACKOFF * (1 << doublings)).min(MAX_CONFLICT_BACKOFF);
+        self.backoff_until = Some(now + pause);
+    }
+
+    /// Creates again after a pause, unless the tries are used up.
+    fn retry_create(&mut self, now: Instant) {
+        if self.create_attempts >= MAX_CREATE_ATTEMPTS {
+            let name = self.config.plan.container_name.clone();
+            let tries = self.create_attempts;
+            self.fail(
+                format!("the container name {name} is still taken after {tries} tries to create the container"),
+                now,
+            );
+        } else {
+            self.back_off(now);
+        }
+    }
+
+    /// Decides about the container that holds our name: not ours (labels, vassal, prefix),
+    /// it is an error that names it; ours, it depends on whether its bridge is alive.
+    fn judge_holder(&mut self, holder: docker::ContainerInfo, now: Instant) {
+        let name = self.config.plan.container_name.clone();
+        let short = short_id(&holder.id).to_owned();
+        if let Some(why) = self.config.plan.why_not_ours(&holder.labels) {
+            self.fail(
+                format!("the container name {name} is taken by container {short}, which is not ours to replace: {why}. It is left alone: rename or remove it, or change the vassal's name or the Emperor's docker-name-prefix"),
+                now,
+            );
+            return;
+        }
+        let bridge = holder
+            .labels
+            .iter()
+            .find(|(k, _)| k == crate::plan::labels::BRIDGE)
+            .map(|(_, v)| v.clone());
+        let Some(bridge) = bridge else {
+            self.fail(
+                format!("the container name {name} is taken by container {short}, made for this vassal but with no bridge label, so whether its bridge is gone cannot be told. It is left alone: remove it if no bridge runs it"),
+                now,
+            );
+            return;
+        };
+        self.conflict = Some(ConflictHolder {
+            id: holder.id,
+            bridge: bridge.clone(),
+        });
+        self.phase = Phase::QueryingBridge;
+        self.push(Action::QueryBridgeAlive { label: bridge });
+    }
+
+    /// Labels of a container this very bridge created: ours for this vassal, and our own
+    /// bridge label.
+    fn made_by_us(&self, labels: &[(String, String)]) -> bool {
+        let bridge = |labels: &[(String, String)]| {
+            labels
+                .iter()
+                .find(|(k, _)| k == crate::plan::labels::BRIDGE)
+                .map(|(_, v)| v.clone())
+        };
+        self.config.plan.why_not_ours(labels).is_none()
+            && bridge(labels).is_some()
+            && bridge(labels) == bridge(&self.config.plan.labels)
+    }
+
+    /// How long the container may take to stop on its own before the daemon kills it.
+    fn stop_wait(&self) -> Duration {
+        Duration::from_secs(u64::from(self.config.plan.spec.stop_timeout_secs()))
     }
 
     /// Attach and wait go out together on their own connections; start follows once both
     /// are armed, so no output and no exit is missed.
-    fn arm(&mut self, id: String) {
+    fn arm(&mut self, id: String, now: Instant) {
         let Some(api) = self.api else { return };
         self.phase = Phase::Arming;
         let tty = self.config.plan.spec.tty;
@@ -1075,14 +1454,17 @@ impl Bridge {
             .config
             .log_prefix
             .then(|| format!("[{}] ", self.config.plan.vassal_name));
+        let limit = self.config.request_timeout;
         let attach_conn = self.new_conn();
         let mut out = Vec::new();
         api.attach(&id, &mut out);
+        let pending = Pending::new(&out, now, limit);
         self.push(Action::DockerSend(attach_conn, out));
         self.attach = Some(AttachConn {
             conn: attach_conn,
             reader: ResponseReader::new(false, Limits::default()),
             upgraded: false,
+            pending: Some(pending),
             demuxer: Demuxer::new(tty),
             stdout: LineSplitter::new(prefix.clone(), MAX_LOG_LINE),
             stderr: LineSplitter::new(prefix, MAX_LOG_LINE),
@@ -1090,11 +1472,13 @@ impl Bridge {
         let wait_conn = self.new_conn();
         let mut out = Vec::new();
         api.wait_next_exit(&id, &mut out);
+        let pending = Pending::new(&out, now, limit);
         self.push(Action::DockerSend(wait_conn, out));
         self.wait = Some(WaitConn {
             conn: wait_conn,
             reader: ResponseReader::new(false, Limits::default()),
             armed: false,
+            pending: Some(pending),
         });
     }
 
@@ -1120,6 +1504,7 @@ impl Bridge {
                         return self.fail(format!("cannot attach to the container: {e}"), now);
                     }
                     attach.upgraded = true;
+                    attach.pending = None;
                     stream = data.get(consumed..).unwrap_or_default();
                 }
                 Err(e) => {
@@ -1145,7 +1530,7 @@ impl Bridge {
         for line in lines {
             self.push(Action::Log(
                 LogLevel::Info,
-                String::from_utf8_lossy(&line).into_owned(),
+                crate::attach::relay_line(&line),
             ));
         }
         if let Err(e) = result {
@@ -1168,6 +1553,8 @@ impl Bridge {
         let progress = wait.reader.feed(data);
         if !wait.armed {
             if let Some((status, _)) = wait.reader.head() {
+                // The head is the answer we were waiting for; the body comes at exit.
+                wait.pending = None;
                 if status != 200 {
                     // The error body may still be arriving; judge the whole response below.
                 } else {
@@ -1200,6 +1587,41 @@ impl Bridge {
             }
             Err(e) => self.fail(format!("bad wait reply from the docker daemon: {e}"), now),
         }
+    }
+}
+
+/// The short form of a container id, as `docker ps` shows it.
+fn short_id(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+/// `METHOD /path` of an HTTP request, without the API version prefix and the query: how
+/// messages name a request.
+fn request_line(bytes: &[u8]) -> String {
+    let line = bytes
+        .split(|&b| b == b'\r' || b == b'\n')
+        .next()
+        .unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.split(' ');
+    let method = parts.next().unwrap_or_default();
+    let target = parts.next().unwrap_or_default();
+    let path = target.split('?').next().unwrap_or_default();
+    let path = match path.strip_prefix("/v") {
+        Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => {
+            rest.find('/').map_or(path, |i| &rest[i..])
+        }
+        _ => path,
+    };
+    format!("{method} {path}")
+}
+
+/// `30 s`, `2.5 s`.
+fn seconds(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
     }
 }
 

@@ -28,14 +28,17 @@ fn test_config() -> BridgeConfig {
         proxy_dir: "/etc/uwsgi".into(),
         emperor_id: "host:1".into(),
         bridge_id: "host:2:3".into(),
+        name_prefix: None,
     };
     BridgeConfig {
         plan: ContainerPlan::new(test_spec(), &identity),
+        requested_spec: test_spec(),
         config: VASSAL_CONFIG.to_vec(),
         emperor_config_channel: false,
         emperor_control_channel: true,
         handoff_timeout: Duration::from_secs(30),
         stop_grace: Duration::from_secs(5),
+        request_timeout: DEFAULT_REQUEST_TIMEOUT,
         log_prefix: true,
         debug: false,
     }
@@ -70,6 +73,16 @@ struct FakeDaemon {
     running: bool,
     image_missing: bool,
     close_mid_reply_on: Option<&'static str>,
+    /// Requests (by `METHOD /path` prefix) that are taken and never answered.
+    hang: Vec<&'static str>,
+    /// Labels (a JSON object) of containers by id; `{}` when not listed.
+    labels: BTreeMap<String, String>,
+    /// Answer as Podman 4 does: a name conflict and "no such container" are 500s.
+    podman: bool,
+    /// The container holding the name is gone by the time it is inspected.
+    holder_vanishes_on_inspect: bool,
+    /// Create does its work, then the connection closes before the reply.
+    close_after_create: bool,
     /// Requests seen, as `METHOD /path` without the version prefix and query.
     requests: Vec<String>,
     /// The wait connection, to send the exit on.
@@ -103,6 +116,9 @@ impl FakeDaemon {
         if self.close_mid_reply_on.is_some_and(|p| key.starts_with(p)) {
             return Some(Reply::CloseMidReply);
         }
+        if self.hang.iter().any(|p| key.starts_with(p)) {
+            return None;
+        }
         let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         Some(match (method.as_str(), parts.as_slice()) {
             ("GET", ["version"]) => reply(
@@ -121,7 +137,32 @@ impl FakeDaemon {
                         r#"{"message":"No such image: app:latest"}"#,
                     ));
                 }
+                if self.close_after_create {
+                    if let std::collections::btree_map::Entry::Vacant(free) =
+                        self.containers.entry(name)
+                    {
+                        free.insert(CONTAINER_ID.into());
+                        let body = request
+                            .windows(4)
+                            .position(|w| w == b"\r\n\r\n")
+                            .map_or(&[][..], |i| &request[i + 4..]);
+                        let json: serde_json::Value =
+                            serde_json::from_slice(body).expect("a JSON create body");
+                        self.labels
+                            .insert(CONTAINER_ID.into(), json["Labels"].to_string());
+                    }
+                    return Some(Reply::CloseMidReply);
+                }
+                let podman = self.podman;
                 match self.containers.entry(name) {
+                    std::collections::btree_map::Entry::Occupied(held) if podman => reply(
+                        "500 Internal Server Error",
+                        &format!(
+                            r#"{{"cause":"that name is already in use","message":"creating container storage: the container name \"{}\" is already in use by {}. You have to remove that container to be able to reuse that name: that name is already in use","response":500}}"#,
+                            held.key(),
+                            held.get()
+                        ),
+                    ),
                     std::collections::btree_map::Entry::Occupied(held) => reply(
                         "409 Conflict",
                         &format!(
@@ -153,14 +194,30 @@ impl FakeDaemon {
                 self.running = true;
                 no_content()
             }
-            ("GET", ["containers", id, "json"]) => reply(
-                "200 OK",
-                &format!(
-                    r#"{{"Id":"{id}","Name":"/app.ini","State":{{"Running":{},"Pid":{}}},"Config":{{"Labels":{{}}}}}}"#,
-                    self.running,
-                    if self.running { INIT_PID } else { 0 }
-                ),
-            ),
+            ("GET", ["containers", id_or_name, "json"]) => {
+                if self.holder_vanishes_on_inspect {
+                    self.holder_vanishes_on_inspect = false;
+                    self.containers.retain(|name, _| name != id_or_name);
+                }
+                let found = self
+                    .containers
+                    .iter()
+                    .find(|(name, id)| name == id_or_name || id == id_or_name)
+                    .map(|(name, id)| (name.clone(), id.clone()));
+                let Some((name, id)) = found else {
+                    return Some(self.no_such_container(id_or_name));
+                };
+                let ours = id == CONTAINER_ID;
+                let running = ours && self.running;
+                let labels = self.labels.get(&id).map_or("{}", String::as_str);
+                reply(
+                    "200 OK",
+                    &format!(
+                        r#"{{"Id":"{id}","Name":"/{name}","State":{{"Running":{running},"Pid":{}}},"Config":{{"Labels":{labels}}}}}"#,
+                        if running { INIT_PID } else { 0 }
+                    ),
+                )
+            }
             ("POST", ["containers", _, "stop"]) => {
                 self.running = false;
                 no_content()
@@ -169,18 +226,53 @@ impl FakeDaemon {
                 let before = self.containers.len();
                 self.containers.retain(|name, cid| name != id && cid != id);
                 if self.containers.len() < before {
-                    self.running = false;
+                    if *id == CONTAINER_ID || *id == "app.ini" {
+                        self.running = false;
+                    }
                     no_content()
                 } else {
-                    reply(
-                        "404 Not Found",
-                        &format!(r#"{{"message":"No such container: {id}"}}"#),
-                    )
+                    self.no_such_container(id)
                 }
             }
             other => panic!("unexpected request {other:?}"),
         })
     }
+
+    fn no_such_container(&self, id: &str) -> Reply {
+        if self.podman {
+            reply(
+                "500 Internal Server Error",
+                &format!(
+                    r#"{{"cause":"no such container","message":"no container with name or ID \"{id}\" found: no such container","response":500}}"#
+                ),
+            )
+        } else {
+            reply(
+                "404 Not Found",
+                &format!(r#"{{"message":"No such container: {id}"}}"#),
+            )
+        }
+    }
+
+    /// A container that holds our name, with these labels.
+    fn holder(&mut self, name: &str, id: &str, labels: &[(&str, &str)]) {
+        self.containers.insert(name.into(), id.into());
+        let json: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("\"{k}\":\"{v}\""))
+            .collect();
+        self.labels
+            .insert(id.into(), format!("{{{}}}", json.join(",")));
+    }
+}
+
+/// The labels our bridge puts on app.ini's container, with this bridge label.
+fn our_labels(bridge: &'static str) -> [(&'static str, &'static str); 3] {
+    [
+        (crate::plan::labels::MANAGED, "1"),
+        (crate::plan::labels::VASSAL, "app.ini"),
+        (crate::plan::labels::BRIDGE, bridge),
+    ]
 }
 
 /// Drives a [`Bridge`] against the fake daemon and records what it does.
@@ -203,6 +295,15 @@ struct Harness {
     file: Vec<u8>,
     exit: Option<i32>,
     bind_fails: bool,
+    /// Bridge labels asked about with `QueryBridgeAlive`.
+    bridge_queries: Vec<String>,
+    /// How many of those are answered "alive" before the answer becomes "gone".
+    alive_answers: usize,
+    /// After this many "alive" answers, the live bridge finishes and removes its container.
+    live_bridge_finishes_after: Option<usize>,
+    /// `WriteCidFile` requests seen, and the answer to give (`None`: success).
+    cidfile_writes: Vec<(String, String)>,
+    cidfile_fails: Option<String>,
 }
 
 impl Harness {
@@ -226,6 +327,11 @@ impl Harness {
             file: VASSAL_CONFIG.to_vec(),
             exit: None,
             bind_fails: false,
+            bridge_queries: Vec::new(),
+            alive_answers: 0,
+            live_bridge_finishes_after: None,
+            cidfile_writes: Vec::new(),
+            cidfile_fails: None,
         }
     }
 
@@ -263,7 +369,7 @@ impl Harness {
                 }
                 Action::DockerClose(conn) => self.open_conns.retain(|c| *c != conn),
                 Action::BindProxy { path } => {
-                    assert_eq!(path, "/etc/uwsgi/app.ini.sock");
+                    assert!(path.starts_with("/etc/uwsgi/") && path.ends_with("app.ini.sock"));
                     if self.bind_fails {
                         self.bridge
                             .handle_proxy_bound(Err("address in use".into()), self.now);
@@ -283,6 +389,15 @@ impl Harness {
                 }
                 Action::Handoff { peer, data, fds } => self.handoffs.push((peer, data, fds)),
                 Action::RefusePeer { peer } => self.refused.push(peer),
+                Action::QueryBridgeAlive { label } => {
+                    self.bridge_queries.push(label);
+                    let alive = self.bridge_queries.len() <= self.alive_answers;
+                    if self.live_bridge_finishes_after == Some(self.bridge_queries.len()) {
+                        // It was finishing its own shutdown: its container goes away.
+                        self.daemon.containers.retain(|_, id| id == CONTAINER_ID);
+                    }
+                    self.bridge.handle_bridge_alive(alive, self.now);
+                }
                 Action::CloseProxy => {
                     assert!(self.proxy_bound, "close only what was bound");
                     self.proxy_closed = true;
@@ -296,7 +411,11 @@ impl Harness {
                     let file = self.file.clone();
                     self.bridge.handle_config(Ok(file), self.now);
                 }
-                Action::WriteCidFile { .. } => {}
+                Action::WriteCidFile { path, id } => {
+                    self.cidfile_writes.push((path, id));
+                    let result = self.cidfile_fails.clone().map_or(Ok(()), Err);
+                    self.bridge.handle_cidfile_written(result, self.now);
+                }
                 Action::Log(_, line) => self.logs.push(line),
                 Action::Exit(code) => self.exit = Some(code),
             }
@@ -498,30 +617,240 @@ fn signal_during_create_waits_for_the_id_then_removes() {
 }
 
 #[test]
-fn name_conflict_removes_the_holder_and_creates_again() {
+fn name_conflict_with_our_container_whose_bridge_is_gone_replaces_it() {
     let mut h = Harness::new(test_config());
-    h.daemon.containers.insert("app.ini".into(), "old".into());
+    h.daemon.holder("app.ini", "old", &our_labels("host:9:99"));
     h.run();
     assert_eq!(
         h.daemon.requests,
         [
             "GET /version",
             "POST /containers/create",
-            "DELETE /containers/app.ini"
+            "GET /containers/app.ini/json",
+            "DELETE /containers/old"
         ]
     );
-    assert!(h
-        .logs
-        .iter()
-        .any(|l| l.contains("replacing the existing container named app.ini")));
+    assert_eq!(h.bridge_queries, ["host:9:99"]);
+    assert!(
+        h.logs
+            .iter()
+            .any(|l| l.contains("replacing the container app.ini (old)")
+                && l.contains("its bridge host:9:99 is gone")),
+        "{:?}",
+        h.logs
+    );
     h.advance(CONFLICT_BACKOFF);
-    assert_eq!(h.daemon.requests[3], "POST /containers/create");
+    assert_eq!(h.daemon.requests[4], "POST /containers/create");
     assert_eq!(
         h.daemon.containers.get("app.ini").map(String::as_str),
         Some(CONTAINER_ID)
     );
     h.vassal_connects(1);
     assert_eq!(h.handoffs.len(), 1);
+}
+
+#[test]
+fn a_container_that_is_not_ours_keeps_the_name_and_the_vassal_fails_naming_it() {
+    let cases: [(&[(&str, &str)], &str); 4] = [
+        (&[], "not made by uwsgi-docker"),
+        (
+            &[
+                ("io.uwsgi-docker.managed", "1"),
+                ("io.uwsgi-docker.vassal", "other.ini"),
+                ("io.uwsgi-docker.bridge", "host:9:99"),
+            ],
+            "another vassal",
+        ),
+        (
+            &[
+                ("io.uwsgi-docker.managed", "1"),
+                ("io.uwsgi-docker.vassal", "app.ini"),
+                ("io.uwsgi-docker.bridge", "host:9:99"),
+                ("io.uwsgi-docker.prefix", "t1-"),
+            ],
+            "name prefix \"t1-\"",
+        ),
+        (
+            &[
+                ("io.uwsgi-docker.managed", "1"),
+                ("io.uwsgi-docker.vassal", "app.ini"),
+            ],
+            "no bridge label",
+        ),
+    ];
+    for (labels, why) in cases {
+        let mut h = Harness::new(test_config());
+        h.daemon.holder("app.ini", "f0reign1234567890", labels);
+        h.run();
+        let error = h
+            .logs
+            .iter()
+            .find(|l| l.contains("is taken by container"))
+            .unwrap_or_else(|| panic!("no error line: {:?}", h.logs));
+        for needle in [
+            "vassal app.ini",
+            "container name app.ini",
+            "f0reign12345",
+            why,
+            "left alone",
+        ] {
+            assert!(error.contains(needle), "{needle:?} not in {error}");
+        }
+        assert!(
+            !h.daemon.requests.iter().any(|r| r.starts_with("DELETE")),
+            "nothing is removed: {:?}",
+            h.daemon.requests
+        );
+        assert!(h.bridge_queries.is_empty(), "not ours to ask about");
+        assert_eq!(
+            h.daemon.containers.get("app.ini").map(String::as_str),
+            Some("f0reign1234567890"),
+            "the other container survives"
+        );
+        assert_eq!(h.exit, Some(1));
+        assert!(h.proxy_closed && h.open_conns.is_empty());
+        assert_eq!(h.bridge.poll_timeout(), None);
+    }
+}
+
+#[test]
+fn a_live_bridge_is_waited_for_a_few_times_then_named_and_never_forced() {
+    let mut h = Harness::new(test_config());
+    h.daemon.holder("app.ini", "old", &our_labels("host:9:99"));
+    h.alive_answers = usize::MAX;
+    h.run();
+    let start = h.now;
+    // Backoff after backoff, until the tries are used up.
+    while h.exit.is_none() {
+        let next = h.bridge.poll_timeout().expect("a backoff is pending");
+        h.advance(next - h.now);
+    }
+    let creates = h
+        .daemon
+        .requests
+        .iter()
+        .filter(|r| *r == "POST /containers/create")
+        .count();
+    assert_eq!(creates, usize::from(MAX_CREATE_ATTEMPTS));
+    assert_eq!(h.bridge_queries.len(), usize::from(MAX_CREATE_ATTEMPTS));
+    assert!(
+        !h.daemon.requests.iter().any(|r| r.starts_with("DELETE")),
+        "never forced against a live bridge: {:?}",
+        h.daemon.requests
+    );
+    assert!(
+        h.now - start < Duration::from_secs(10),
+        "a few seconds, not forever"
+    );
+    let error = h
+        .logs
+        .iter()
+        .find(|l| l.contains("still running (or runs on another host)"))
+        .unwrap_or_else(|| panic!("{:?}", h.logs));
+    assert!(
+        error.contains("host:9:99") && error.contains("container name app.ini"),
+        "{error}"
+    );
+    assert_eq!(
+        h.daemon.containers.get("app.ini").map(String::as_str),
+        Some("old")
+    );
+    assert_eq!(h.exit, Some(1));
+}
+
+#[test]
+fn a_live_bridge_that_finishes_its_own_shutdown_frees_the_name() {
+    let mut h = Harness::new(test_config());
+    h.daemon.holder("app.ini", "old", &our_labels("host:9:99"));
+    h.alive_answers = 2;
+    h.live_bridge_finishes_after = Some(2);
+    h.run();
+    h.advance(CONFLICT_BACKOFF);
+    assert_eq!(h.bridge_queries.len(), 2);
+    h.advance(2 * CONFLICT_BACKOFF);
+    assert!(
+        !h.daemon.requests.iter().any(|r| r.starts_with("DELETE")),
+        "{:?}",
+        h.daemon.requests
+    );
+    assert!(h
+        .logs
+        .iter()
+        .any(|l| l.contains("waiting for it to finish")));
+    assert_eq!(
+        h.daemon.containers.get("app.ini").map(String::as_str),
+        Some(CONTAINER_ID)
+    );
+    h.vassal_connects(1);
+    assert_eq!(h.handoffs.len(), 1);
+}
+
+#[test]
+fn podman_500_conflicts_and_not_found_take_the_same_path() {
+    // Podman 4 answers a name conflict with 500 and "no such container" with 500.
+    let mut h = Harness::new(test_config());
+    h.daemon.podman = true;
+    h.daemon.holder("app.ini", "old", &our_labels("host:9:99"));
+    h.run();
+    assert_eq!(
+        h.daemon.requests[2..],
+        ["GET /containers/app.ini/json", "DELETE /containers/old"],
+        "{:?}",
+        h.logs
+    );
+    h.advance(CONFLICT_BACKOFF);
+    h.vassal_connects(1);
+    assert_eq!(h.handoffs.len(), 1);
+
+    // The holder goes away between the create and the inspect: create again.
+    let mut h = Harness::new(test_config());
+    h.daemon.podman = true;
+    h.daemon.holder("app.ini", "old", &[]);
+    h.daemon.holder_vanishes_on_inspect = true;
+    h.run();
+    assert!(h.exit.is_none(), "{:?}", h.logs);
+    h.advance(CONFLICT_BACKOFF);
+    assert_eq!(
+        h.daemon
+            .requests
+            .iter()
+            .filter(|r| *r == "POST /containers/create")
+            .count(),
+        2
+    );
+    h.vassal_connects(1);
+    assert_eq!(h.handoffs.len(), 1);
+}
+
+#[test]
+fn with_a_name_prefix_only_a_holder_of_that_prefix_is_ours() {
+    let mut config = test_config();
+    let identity = VassalIdentity {
+        name: "app.ini".into(),
+        proxy_dir: "/etc/uwsgi".into(),
+        emperor_id: "host:1".into(),
+        bridge_id: "host:2:3".into(),
+        name_prefix: Some("t1-".into()),
+    };
+    config.plan = ContainerPlan::new(test_spec(), &identity);
+    assert_eq!(config.plan.container_name, "t1-app.ini");
+    let mut h = Harness::new(config.clone());
+    let mut labels = our_labels("host:9:99").to_vec();
+    labels.push(("io.uwsgi-docker.prefix", "t1-"));
+    h.daemon.holder("t1-app.ini", "old", &labels);
+    h.run();
+    assert_eq!(h.daemon.requests[3], "DELETE /containers/old");
+    // The same vassal of an Emperor without a prefix is not ours.
+    let mut h = Harness::new(config);
+    h.daemon
+        .holder("t1-app.ini", "old", &our_labels("host:9:99"));
+    h.run();
+    assert!(
+        h.logs.iter().any(|l| l.contains("without a name prefix")),
+        "{:?}",
+        h.logs
+    );
+    assert!(!h.daemon.requests.iter().any(|r| r.starts_with("DELETE")));
 }
 
 #[test]
@@ -553,12 +882,52 @@ fn daemon_closing_mid_reply_fails_and_cleans_up_by_name() {
         "{:?}",
         h.logs
     );
-    // The create may have happened, so the bridge removes by name on a fresh connection.
+    // The create may have happened: the bridge looks, on a fresh connection, and finds
+    // nothing to remove.
     assert_eq!(
         h.daemon.requests.last().map(String::as_str),
-        Some("DELETE /containers/app.ini")
+        Some("GET /containers/app.ini/json")
+    );
+    assert!(!h.daemon.requests.iter().any(|r| r.starts_with("DELETE")));
+    h.assert_clean(1);
+}
+
+#[test]
+fn a_create_whose_reply_is_lost_removes_the_container_only_if_this_bridge_made_it() {
+    // It did: the container carries our bridge label, and it is removed by its id.
+    let mut h = Harness::new(test_config());
+    h.daemon.close_after_create = true;
+    h.run();
+    assert_eq!(
+        h.daemon.requests[1..],
+        [
+            "POST /containers/create",
+            "GET /containers/app.ini/json",
+            "DELETE /containers/c0ffee"
+        ]
     );
     h.assert_clean(1);
+
+    // It did not: another bridge's container (same vassal, but not this bridge) holds the
+    // name, and the lost reply was its conflict. It is left alone.
+    let mut h = Harness::new(test_config());
+    h.daemon.close_after_create = true;
+    h.daemon
+        .holder("app.ini", "other", &our_labels("host:9:99"));
+    h.run();
+    assert!(!h.daemon.requests.iter().any(|r| r.starts_with("DELETE")));
+    assert!(
+        h.logs
+            .iter()
+            .any(|l| l.contains("(other) was not made by this bridge")),
+        "{:?}",
+        h.logs
+    );
+    assert_eq!(
+        h.daemon.containers.get("app.ini").map(String::as_str),
+        Some("other")
+    );
+    assert_eq!(h.exit, Some(1));
 }
 
 #[test]
@@ -776,7 +1145,9 @@ fn config_with(spec: VassalSpec, options: &PlanOptions) -> BridgeConfig {
         proxy_dir: "/etc/uwsgi".into(),
         emperor_id: "host:1".into(),
         bridge_id: "host:2:3".into(),
+        name_prefix: None,
     };
+    config.requested_spec = spec.clone();
     config.plan = ContainerPlan::with_options(spec, &identity, options);
     config
 }
@@ -905,4 +1276,275 @@ fn without_an_emperor_changed_docker_settings_wait_for_the_next_start() {
         .iter()
         .any(|l| l.contains("apply when the vassal is next started")));
     assert_eq!(h.exit, None);
+}
+
+impl Harness {
+    /// Lets simulated time run, timer by timer, up to `limit`, or until the bridge exits.
+    fn run_clock_until(&mut self, limit: Instant) {
+        while self.exit.is_none() {
+            match self.bridge.poll_timeout() {
+                Some(t) if t <= limit => {
+                    self.now = self.now.max(t);
+                    self.bridge.handle_timeout(self.now);
+                    self.run();
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Exited, whatever the daemon did: proxy socket closed, connections closed, no timer.
+    fn assert_exited(&self, code: i32) {
+        assert_eq!(self.exit, Some(code), "logs: {:#?}", self.logs);
+        assert!(!self.proxy_bound || self.proxy_closed, "proxy socket left");
+        assert!(
+            self.open_conns.is_empty(),
+            "connections left: {:?}",
+            self.open_conns
+        );
+        assert_eq!(self.bridge.poll_timeout(), None, "no timer after exit");
+    }
+}
+
+/// Each step of the path, as the request the fake daemon takes and never answers.
+const STEPS: [&str; 6] = [
+    "GET /version",
+    "POST /containers/create",
+    "POST /containers/c0ffee/attach",
+    "POST /containers/c0ffee/wait",
+    "POST /containers/c0ffee/start",
+    "GET /containers/c0ffee/json",
+];
+
+#[test]
+fn a_daemon_that_never_answers_fails_the_vassal_naming_the_request() {
+    for step in STEPS {
+        let mut h = Harness::new(test_config());
+        h.daemon.hang = vec![step];
+        h.run();
+        assert_eq!(h.exit, None, "{step}: still waiting");
+        assert!(
+            h.bridge.poll_timeout().is_some(),
+            "{step}: a deadline is armed"
+        );
+        let start = h.now;
+        h.run_clock_until(start + DEFAULT_REQUEST_TIMEOUT - Duration::from_millis(1));
+        assert_eq!(h.exit, None, "{step}: not before the request timeout");
+        let limit = start + DEFAULT_REQUEST_TIMEOUT + h.bridge.shutdown_bound();
+        h.run_clock_until(limit);
+        let said = format!("docker daemon did not answer {step} within 30 s");
+        assert!(
+            h.logs
+                .iter()
+                .any(|l| l.contains(&said) && l.contains("vassal app.ini")),
+            "{step}: {:#?}",
+            h.logs
+        );
+        assert!(matches!(h.bridge.is_finished(), Some(Outcome::Failed(m)) if m.contains(&said)));
+        h.assert_exited(1);
+        // The daemon was cooperative for the rest: whatever was created is removed.
+        assert!(
+            h.daemon.containers.is_empty(),
+            "{step}: {:?}",
+            h.daemon.containers
+        );
+    }
+}
+
+/// The request at `step` hangs, and so do every stop and remove: a stop request still ends
+/// the bridge within its bound.
+fn stop_with_everything_hanging(step: Option<&'static str>, stop: fn(&mut Harness)) {
+    let mut h = Harness::new(test_config());
+    h.daemon.hang = [
+        "POST /containers/c0ffee/stop",
+        "DELETE /containers/",
+        "GET /containers/app.ini/json",
+    ]
+    .into();
+    h.daemon.hang.extend(step);
+    h.run();
+    if step.is_none() {
+        h.vassal_connects(1);
+    }
+    assert_eq!(h.exit, None);
+    let start = h.now;
+    stop(&mut h);
+    let bound = h.bridge.shutdown_bound();
+    // The stop timeout (3 s) plus twice the grace (5 s).
+    assert_eq!(bound, Duration::from_secs(13));
+    h.run_clock_until(start + bound);
+    h.assert_exited(if h.bridge.is_finished() == Some(&Outcome::Stopped) {
+        0
+    } else {
+        1
+    });
+    assert!(h.now <= start + bound, "{step:?}: took {:?}", h.now - start);
+    assert!(
+        h.logs.iter().any(|l| l.contains("did not answer")),
+        "{step:?}: the operator hears why: {:#?}",
+        h.logs
+    );
+}
+
+#[test]
+fn a_signal_ends_the_bridge_in_bounded_time_whatever_hangs() {
+    for step in STEPS.map(Some).into_iter().chain([None]) {
+        stop_with_everything_hanging(step, |h| {
+            h.bridge.handle_signal(h.now);
+            h.run();
+        });
+    }
+}
+
+#[test]
+fn the_emperors_stop_byte_ends_the_bridge_in_bounded_time_whatever_hangs() {
+    for step in STEPS.map(Some).into_iter().chain([None]) {
+        stop_with_everything_hanging(step, |h| h.emperor_sends(&[0]));
+    }
+}
+
+#[test]
+fn a_stop_answered_late_still_leaves_the_remove_its_grace() {
+    // The inspect hangs; stopping waits at most the grace for it, then skips the stop
+    // (the daemon is not answering) and removes by force.
+    let mut h = Harness::new(test_config());
+    h.daemon.hang = vec!["GET /containers/c0ffee/json"];
+    h.run();
+    h.bridge.handle_signal(h.now);
+    h.run();
+    let start = h.now;
+    h.run_clock_until(start + Duration::from_secs(5));
+    assert!(
+        !h.daemon.requests.iter().any(|r| r.ends_with("/stop")),
+        "{:?}",
+        h.daemon.requests
+    );
+    assert_eq!(
+        h.daemon.requests.last().map(String::as_str),
+        Some("DELETE /containers/c0ffee")
+    );
+    h.assert_clean(0);
+}
+
+#[test]
+fn request_lines_name_the_request_without_version_or_query() {
+    assert_eq!(
+        request_line(
+            b"POST /v1.41/containers/create?name=app.ini HTTP/1.1\r\nHost: docker\r\n\r\n"
+        ),
+        "POST /containers/create"
+    );
+    assert_eq!(request_line(b"GET /version HTTP/1.1\r\n"), "GET /version");
+    assert_eq!(seconds(Duration::from_secs(30)), "30 s");
+    assert_eq!(seconds(Duration::from_millis(2500)), "2.5 s");
+}
+
+#[test]
+fn a_reload_is_compared_with_the_file_not_with_what_a_policy_forced() {
+    // A policy filled in the memory limit and the user: the plan's spec differs from the
+    // file's, and a touch of the unchanged file must still reload in the same container.
+    let mut config = test_config();
+    config.plan.spec.memory = Some(256 * 1024 * 1024);
+    config.plan.spec.user = Some("4242:4242".into());
+    let mut h = Harness::new(config);
+    h.run();
+    h.vassal_connects(1);
+    let first_push = h.to_vassal_config.len();
+    h.emperor_sends(&[1]);
+    h.vassal_sends(&[2]);
+    assert_eq!(
+        &h.to_vassal_config[first_push..],
+        config_packet(&h.file).as_slice(),
+        "the same file is pushed again"
+    );
+    assert_eq!(h.exit, None, "no recreate: {:?}", h.logs);
+}
+
+fn cidfile_config() -> BridgeConfig {
+    let mut spec = test_spec();
+    spec.cidfile = Some("/var/run/app.cid".into());
+    config_with(spec, &PlanOptions::default())
+}
+
+#[test]
+fn cidfile_is_written_with_the_created_id() {
+    let mut h = Harness::new(cidfile_config());
+    h.run();
+    assert_eq!(
+        h.cidfile_writes,
+        vec![("/var/run/app.cid".to_owned(), CONTAINER_ID.to_owned())]
+    );
+    assert!(h.proxy_accepting, "the vassal goes on: {:?}", h.logs);
+    assert_eq!(h.exit, None);
+}
+
+#[test]
+fn cidfile_that_cannot_be_written_fails_the_vassal_and_removes_the_container() {
+    let mut h = Harness::new(cidfile_config());
+    h.cidfile_fails = Some("/var/run/app.cid: it exists and is not a cidfile".into());
+    h.run();
+    let error = h
+        .logs
+        .iter()
+        .find(|l| l.contains("cannot write docker-cidfile /var/run/app.cid"))
+        .unwrap_or_else(|| panic!("an error line: {:?}", h.logs));
+    assert!(
+        error.contains("vassal app.ini") && error.contains("not a cidfile"),
+        "{error}"
+    );
+    assert!(
+        !h.daemon.requests.iter().any(|r| r.ends_with("/start")),
+        "never started: {:?}",
+        h.daemon.requests
+    );
+    assert!(h.daemon.requests.iter().any(|r| r.starts_with("DELETE")));
+    assert!(h.handoffs.is_empty());
+    h.assert_clean(1);
+}
+
+#[test]
+fn a_non_root_user_outside_the_private_dir_is_told_what_to_do_at_the_deadline() {
+    let mut spec = test_spec();
+    spec.user = Some("1000:1000".into());
+    let mut h = Harness::new(config_with(spec.clone(), &PlanOptions::default()));
+    h.run();
+    h.advance(Duration::from_secs(30));
+    let error = h
+        .logs
+        .iter()
+        .find(|l| l.contains("did not connect"))
+        .unwrap_or_else(|| panic!("a timeout line: {:?}", h.logs));
+    assert!(
+        error.contains("docker-user = 1000:1000")
+            && error.contains("/etc/uwsgi/app.ini.sock")
+            && error.contains("UWSGIDOCKER_SOCKET_MODE=666")
+            && error.contains("private runtime directory"),
+        "{error}"
+    );
+    h.assert_clean(1);
+    // In the private directory (mode 666) the user is not the problem: the usual hint.
+    let mut config = config_with(spec, &PlanOptions::default());
+    config.plan.proxy_in_private_dir = true;
+    let mut h = Harness::new(config);
+    h.run();
+    h.advance(Duration::from_secs(30));
+    assert!(
+        h.logs.iter().any(|l| l.contains("did not connect")
+            && l.contains("entry point")
+            && !l.contains("UWSGIDOCKER_SOCKET_MODE")),
+        "{:?}",
+        h.logs
+    );
+    // No docker-user, outside the private directory: the image's user or a remap may be
+    // the cause, and the hint says so.
+    let mut h = Harness::new(test_config());
+    h.run();
+    h.advance(Duration::from_secs(30));
+    assert!(
+        h.logs.iter().any(|l| l.contains("entry point")
+            && l.contains("userns-remap")
+            && l.contains("UWSGIDOCKER_SOCKET_MODE=666")),
+        "{:?}",
+        h.logs
+    );
 }

@@ -18,6 +18,7 @@ fn identity(name: &str) -> VassalIdentity {
         proxy_dir: "/etc/uwsgi".into(),
         emperor_id: "emp1".into(),
         bridge_id: "host:42:1000".into(),
+        name_prefix: None,
     }
 }
 
@@ -159,7 +160,127 @@ fn proxy_host_only_keeps_default_container_path() {
     assert_eq!(plan.proxy_host_path, "/srv/sockets/my app.ini.sock");
 }
 
+#[test]
+fn a_name_prefix_goes_first_in_the_name_the_socket_and_a_label() {
+    let mut id = identity("my app.ini");
+    id.name_prefix = Some("tenant1-".into());
+    let plan = ContainerPlan::new(VassalSpec::with_image("img"), &id);
+    assert_eq!(
+        plan.container_name,
+        format!("tenant1-{}", container_name("my app.ini"))
+    );
+    assert!(docker_accepts(&plan.container_name));
+    assert_eq!(plan.name_prefix.as_deref(), Some("tenant1-"));
+    assert_eq!(plan.proxy_host_path, "/etc/uwsgi/tenant1-my app.ini.sock");
+    // Inside the container the prefix is not needed.
+    assert_eq!(
+        plan.proxy_container_path,
+        format!("/{}.sock", container_name("my app.ini"))
+    );
+    assert!(plan
+        .labels
+        .contains(&(labels::PREFIX.into(), "tenant1-".into())));
+    let unprefixed = ContainerPlan::new(VassalSpec::with_image("img"), &identity("x.ini"));
+    assert!(!unprefixed.labels.iter().any(|(k, _)| k == labels::PREFIX));
+    // The longest prefix on the longest name is still a name Docker takes.
+    let longest = prefixed_container_name(Some(&"p".repeat(MAX_NAME_PREFIX)), &"n".repeat(300));
+    assert_eq!(longest.len(), MAX_CONTAINER_NAME + MAX_NAME_PREFIX);
+    assert!(longest
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)));
+}
+
+#[test]
+fn name_prefixes_are_checked() {
+    for good in ["a", "tenant1-", "T.2_x", &"p".repeat(MAX_NAME_PREFIX)] {
+        assert_eq!(check_name_prefix(good), Ok(()), "{good:?}");
+    }
+    for (bad, says) in [
+        ("", "empty"),
+        ("-a", "start with a letter or a digit"),
+        ("_a", "start with a letter or a digit"),
+        ("a b", "' '"),
+        ("a/b", "'/'"),
+        ("é", "start with"),
+        ("ab:", "':'"),
+    ] {
+        let error = check_name_prefix(bad).unwrap_err();
+        assert!(error.contains(says), "{bad:?}: {error}");
+    }
+    let long = "p".repeat(MAX_NAME_PREFIX + 1);
+    assert!(check_name_prefix(&long).unwrap_err().contains("at most 32"));
+}
+
+#[test]
+fn ownership_needs_our_labels_our_vassal_and_our_prefix() {
+    let labelled = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    let plan = ContainerPlan::new(VassalSpec::with_image("img"), &identity("app.ini"));
+    // Our own labels are ours.
+    assert_eq!(plan.why_not_ours(&plan.labels), None);
+    let ours = labelled(&[(labels::MANAGED, "1"), (labels::VASSAL, "app.ini")]);
+    assert_eq!(plan.why_not_ours(&ours), None);
+    let cases: [(&[(&str, &str)], &str); 5] = [
+        (&[], "not made by uwsgi-docker"),
+        (&[(labels::VASSAL, "app.ini")], "not made by uwsgi-docker"),
+        (&[(labels::MANAGED, "1")], "no vassal label"),
+        (
+            &[(labels::MANAGED, "1"), (labels::VASSAL, "other.ini")],
+            "\"other.ini\"",
+        ),
+        (
+            &[
+                (labels::MANAGED, "1"),
+                (labels::VASSAL, "app.ini"),
+                (labels::PREFIX, "t1-"),
+            ],
+            "name prefix \"t1-\"",
+        ),
+    ];
+    for (pairs, says) in cases {
+        let why = plan.why_not_ours(&labelled(pairs)).expect("not ours");
+        assert!(why.contains(says), "{pairs:?}: {why}");
+    }
+    let mut id = identity("app.ini");
+    id.name_prefix = Some("t1-".into());
+    let prefixed = ContainerPlan::new(VassalSpec::with_image("img"), &id);
+    assert_eq!(prefixed.why_not_ours(&prefixed.labels), None);
+    assert!(prefixed
+        .why_not_ours(&ours)
+        .expect("an unprefixed Emperor's")
+        .contains("without a name prefix"));
+    let other = labelled(&[
+        (labels::MANAGED, "1"),
+        (labels::VASSAL, "app.ini"),
+        (labels::PREFIX, "t2-"),
+    ]);
+    assert!(prefixed.why_not_ours(&other).is_some());
+}
+
 proptest! {
+    #[test]
+    fn prefixed_names_are_injective_for_one_prefix(
+        prefix in "[a-zA-Z0-9][a-zA-Z0-9_.-]{0,31}",
+        names in proptest::collection::hash_set(
+            prop_oneof!["[a-z]{1,3}", "[a-zA-Z0-9_. :-]{0,12}", any::<String>()],
+            0..32,
+        )
+    ) {
+        prop_assert_eq!(check_name_prefix(&prefix), Ok(()));
+        let mut seen: HashMap<String, String> = HashMap::new();
+        for name in names {
+            let out = prefixed_container_name(Some(&prefix), &name);
+            prop_assert!(out.starts_with(&prefix));
+            if let Some(other) = seen.insert(out.clone(), name.clone()) {
+                prop_assert!(false, "{:?} and {:?} both map to {:?}", other, name, out);
+            }
+        }
+    }
+
     #[test]
     fn container_names_are_always_valid(name in any::<String>()) {
         let out = container_name(&name);
@@ -276,4 +397,192 @@ fn an_inherited_socket_is_passed_and_picks_the_launcher() {
     );
     assert!(plan.passes_socket);
     assert_eq!(plan.handoff, HandoffMode::Launcher);
+}
+
+#[test]
+fn a_long_name_gets_a_short_default_container_path() {
+    // Up to 101 characters, the seed's `/NAME.sock` fits in 107 bytes.
+    let fits = "f".repeat(101);
+    let plan = ContainerPlan::new(VassalSpec::with_image("img"), &identity(&fits));
+    assert_eq!(plan.proxy_container_path, format!("/{fits}.sock"));
+    assert_eq!(plan.proxy_container_path.len(), MAX_SOCKET_PATH);
+    // Longer container names (they reach 128 characters) get a hashed path instead.
+    for name in [
+        "g".repeat(102),
+        "h".repeat(128),
+        format!("{} x.ini", "i".repeat(200)),
+    ] {
+        let plan = ContainerPlan::new(VassalSpec::with_image("img"), &identity(&name));
+        let path = &plan.proxy_container_path;
+        assert!(path.len() <= MAX_SOCKET_PATH, "{path}");
+        assert_eq!(
+            *path,
+            format!("/uwsgi-docker-{:016x}.sock", fnv1a64(name.as_bytes()))
+        );
+        assert_eq!(plan.env, [format!("UWSGI_EMPEROR_PROXY={path}")]);
+        // The host side too, in the same directory.
+        assert_eq!(
+            plan.proxy_host_path,
+            format!(
+                "/etc/uwsgi/uwsgi-docker-{:016x}.sock",
+                fnv1a64(name.as_bytes())
+            )
+        );
+        assert_eq!(plan.validate(), Ok(()));
+    }
+    // On the host the seed's path is kept as long as it fits.
+    let fits = "j".repeat(107 - "/etc/uwsgi/.sock".len());
+    let plan = ContainerPlan::new(VassalSpec::with_image("img"), &identity(&fits));
+    assert_eq!(plan.proxy_host_path, format!("/etc/uwsgi/{fits}.sock"));
+    // Deterministic, and different for different names.
+    assert_eq!(
+        default_proxy_container_path("a", &"n".repeat(128)),
+        default_proxy_container_path("a", &"n".repeat(128))
+    );
+    assert_ne!(
+        default_proxy_container_path("a", &"n".repeat(128)),
+        default_proxy_container_path("b", &"n".repeat(128))
+    );
+}
+
+#[test]
+fn a_proxy_path_too_long_for_a_socket_is_refused() {
+    let mut id = identity("app.ini");
+    id.proxy_dir = format!("/{}", "d".repeat(100));
+    let plan = ContainerPlan::new(VassalSpec::with_image("img"), &id);
+    let err = plan.validate().unwrap_err();
+    assert!(
+        matches!(&err, PlanError::ProxyPathTooLong { vassal, place: "on the host", len, .. } if vassal == "app.ini" && *len == plan.proxy_host_path.len()),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("docker-proxy"), "{err}");
+
+    let mut spec = VassalSpec::with_image("img");
+    spec.proxy = Some(ProxyPaths {
+        host: "/run/p.sock".into(),
+        container: Some(format!("/{}", "c".repeat(107))),
+    });
+    let err = ContainerPlan::new(spec, &identity("app.ini"))
+        .validate()
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            PlanError::ProxyPathTooLong {
+                place: "in the container",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_mount_that_hides_the_proxy_or_the_launcher_is_refused() {
+    let mount = |container: &str| crate::spec::Mount {
+        host: "/srv/data".into(),
+        container: container.into(),
+        read_only: true,
+        explicit_mode: true,
+    };
+    let mut spec = VassalSpec::with_image("img");
+    spec.proxy = Some(ProxyPaths {
+        host: "/run/p.sock".into(),
+        container: Some("/run/uwsgi/proxy.sock".into()),
+    });
+    for hidden in ["/run", "/run/", "/run/uwsgi", "/run/uwsgi/proxy.sock", "/"] {
+        let mut spec = spec.clone();
+        spec.mounts = vec![mount("/elsewhere"), mount(hidden)];
+        let err = ContainerPlan::new(spec, &identity("app.ini"))
+            .validate()
+            .unwrap_err();
+        match &err {
+            PlanError::HidesOurPath {
+                vassal,
+                key,
+                value,
+                path,
+                ..
+            } => {
+                assert_eq!(vassal, "app.ini");
+                assert_eq!(*key, "docker-mount");
+                assert_eq!(*value, format!("/srv/data:{hidden}:ro"));
+                assert_eq!(path, "/run/uwsgi/proxy.sock");
+            }
+            other => panic!("{hidden}: {other:?}"),
+        }
+    }
+    let mut tmpfs = spec.clone();
+    tmpfs.tmpfs = vec![("/run/uwsgi".into(), "size=1m".into())];
+    let err = ContainerPlan::new(tmpfs, &identity("app.ini"))
+        .validate()
+        .unwrap_err();
+    assert!(
+        matches!(&err, PlanError::HidesOurPath { key: "docker-tmpfs", value, .. } if value == "/run/uwsgi:size=1m"),
+        "{err:?}"
+    );
+    // A sibling that merely shares a prefix hides nothing.
+    for fine in ["/run2", "/run/uwsgi2", "/run/uwsgi/proxy.sock.d"] {
+        let mut spec = spec.clone();
+        spec.mounts = vec![mount(fine)];
+        assert_eq!(
+            ContainerPlan::new(spec, &identity("app.ini")).validate(),
+            Ok(()),
+            "{fine}"
+        );
+    }
+    // The default path, `/NAME.sock`, is hidden only by `/` or itself.
+    let mut spec = VassalSpec::with_image("img");
+    spec.mounts = vec![mount("/app.ini.sock")];
+    assert!(ContainerPlan::new(spec, &identity("app.ini"))
+        .validate()
+        .is_err());
+    // In launcher mode the launcher's path is ours too.
+    let mut spec = VassalSpec::with_image("img");
+    spec.handoff = HandoffMode::Launcher;
+    spec.mounts = vec![mount(LAUNCHER_CONTAINER_PATH)];
+    let err = ContainerPlan::new(spec, &identity("app.ini"))
+        .validate()
+        .unwrap_err();
+    assert!(
+        matches!(&err, PlanError::HidesOurPath { path, .. } if path == LAUNCHER_CONTAINER_PATH),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn repeated_user_labels_keep_the_first() {
+    let mut spec = VassalSpec::with_image("img");
+    spec.labels = vec![
+        ("a".into(), "first".into()),
+        ("b".into(), "x".into()),
+        ("a".into(), "second".into()),
+        (labels::VASSAL.into(), "forged".into()),
+    ];
+    let plan = ContainerPlan::new(spec, &identity("app.ini"));
+    let of = |key: &str| -> Vec<&str> {
+        plan.labels
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    assert_eq!(of("a"), ["first"]);
+    assert_eq!(of("b"), ["x"]);
+    assert_eq!(of(labels::VASSAL), ["app.ini"]);
+    assert_eq!(plan.labels.len(), 7);
+}
+
+#[test]
+fn a_cidfile_is_recorded_in_a_label() {
+    let mut spec = VassalSpec::with_image("app");
+    let plan = ContainerPlan::new(spec.clone(), &identity("app.ini"));
+    assert!(!plan.labels.iter().any(|(k, _)| k == labels::CIDFILE));
+    assert!(!plan.proxy_in_private_dir, "the runtime decides that");
+    spec.cidfile = Some("/run/app.cid".into());
+    let plan = ContainerPlan::new(spec, &identity("app.ini"));
+    assert!(plan
+        .labels
+        .contains(&(labels::CIDFILE.to_owned(), "/run/app.cid".to_owned())));
+    assert!(plan.labels.windows(2).all(|w| w[0].0 < w[1].0), "sorted");
 }

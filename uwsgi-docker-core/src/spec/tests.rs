@@ -74,7 +74,8 @@ fn seed_forkpty_vassal() {
         vec![Mount {
             host: "/pty/foo".into(),
             container: "/pty".into(),
-            read_only: false
+            read_only: false,
+            explicit_mode: false,
         }]
     );
     assert_eq!(
@@ -87,14 +88,14 @@ fn seed_forkpty_vassal() {
 fn every_attribute() {
     let text = "[emperor]
 docker-image = registry.example/app:1.2
-docker-socket = 127.0.0.1:3031
+docker-socket = /run/app-listen.sock
 docker-port = 9001:3031
 docker-port = [::1]:9002:3032/udp
 docker-port = :3033
 docker-workdir = /srv/app
 docker-mount = /data:/data:ro
 docker-mount = /logs:/var/log:rw
-docker-network-mode = container:db1
+docker-network-mode = backend-net
 docker-hostname = web-1.example
 docker-proxy = /run/app.sock
 docker-env = A=1
@@ -113,6 +114,10 @@ docker-pids-limit = 100
 docker-read-only = yes
 docker-cap-drop = cap_net_raw
 docker-cap-drop = ALL
+docker-cap-add = net_bind_service
+docker-cap-add = CAP_CHOWN
+docker-no-new-privileges = yes
+docker-socket-owner = alice:www-data
 docker-tmpfs = /tmp:rw,size=64m
 docker-tmpfs = /run
 docker-stop-signal = quit
@@ -124,10 +129,7 @@ docker-handoff = launcher
     let spec = parse(text).unwrap().unwrap();
     let want = VassalSpec {
         image: "registry.example/app:1.2".into(),
-        socket: Some(ListenAddress::Tcp {
-            ip: "127.0.0.1".into(),
-            port: 3031,
-        }),
+        socket: Some(ListenAddress::Unix("/run/app-listen.sock".into())),
         ports: vec![
             PortMapping {
                 host_ip: None,
@@ -154,14 +156,16 @@ docker-handoff = launcher
                 host: "/data".into(),
                 container: "/data".into(),
                 read_only: true,
+                explicit_mode: true,
             },
             Mount {
                 host: "/logs".into(),
                 container: "/var/log".into(),
                 read_only: false,
+                explicit_mode: true,
             },
         ],
-        network_mode: Some("container:db1".into()),
+        network_mode: Some("backend-net".into()),
         hostname: Some("web-1.example".into()),
         proxy: Some(ProxyPaths {
             host: "/run/app.sock".into(),
@@ -185,6 +189,9 @@ docker-handoff = launcher
         pids_limit: Some(100),
         read_only: true,
         cap_drop: vec!["NET_RAW".into(), "ALL".into()],
+        cap_add: vec!["NET_BIND_SERVICE".into(), "CHOWN".into()],
+        no_new_privileges: true,
+        socket_owner: Some("alice:www-data".into()),
         tmpfs: vec![
             ("/tmp".into(), "rw,size=64m".into()),
             ("/run".into(), "".into()),
@@ -204,9 +211,37 @@ fn defaults() {
     assert_eq!(spec.stop_signal, "SIGINT");
     assert!(spec.tty);
     assert!(!spec.read_only);
+    assert!(spec.cap_add.is_empty());
+    assert!(!spec.no_new_privileges);
+    assert_eq!(spec.socket_owner, None);
     assert_eq!(spec.uwsgi, "uwsgi");
     assert_eq!(spec.handoff, HandoffMode::Auto);
     assert_eq!(spec, VassalSpec::with_image("img"));
+}
+
+#[test]
+fn cap_add_repeats_no_new_privileges_and_socket_owner_do_not() {
+    let s = spec("docker-cap-add = sys_ptrace\ndocker-cap-add = NET_ADMIN");
+    assert_eq!(
+        s.cap_add,
+        vec!["SYS_PTRACE".to_string(), "NET_ADMIN".into()]
+    );
+    assert!(spec("docker-no-new-privileges = on").no_new_privileges);
+    assert!(!spec("docker-no-new-privileges = 0").no_new_privileges);
+    assert_eq!(
+        spec("docker-socket = /run/app.sock\ndocker-socket-owner = www-data")
+            .socket_owner
+            .as_deref(),
+        Some("www-data")
+    );
+    for key in ["docker-no-new-privileges = 1", "docker-socket-owner = a"] {
+        let err = bad(&format!("{key}\n{key}"));
+        assert!(matches!(err, SpecError::Repeated { .. }), "{key}: {err:?}");
+    }
+    let mount = |text: &str| spec(&format!("docker-mount = {text}")).mounts[0].clone();
+    assert!(!mount("/a:/b").explicit_mode);
+    assert!(mount("/a:/b:rw").explicit_mode && !mount("/a:/b:rw").read_only);
+    assert!(mount("/a:/b:ro").explicit_mode && mount("/a:/b:ro").read_only);
 }
 
 #[test]
@@ -423,7 +458,10 @@ fn every_key_rejects_garbage() {
         ("docker-env", "UWSGI_EMPEROR_PROXY=/x", "UWSGI_EMPEROR_*"),
         ("docker-user", "a b", "USER:GROUP"),
         ("docker-user", "a:", "USER:GROUP"),
-        ("docker-memory", "0", "0 is not a limit"),
+        ("docker-memory", "0", "at least 6m"),
+        ("docker-memory", "6291455", "at least 6m"),
+        ("docker-memory", "8589934592g", "signed 64-bit"),
+        ("docker-swap", "8589934592g", "signed 64-bit"),
         ("docker-memory", "1t", "k, m or g"),
         ("docker-memory", "99999999999g", "2^64"),
         ("docker-swap", "-1", "k, m or g"),
@@ -436,15 +474,33 @@ fn every_key_rejects_garbage() {
             "io.uwsgi-docker.managed=0",
             "io.uwsgi-docker.",
         ),
-        ("docker-cpus", "0", "greater than 0"),
+        ("docker-cpus", "0", "from 0.01"),
+        (
+            "docker-cpus",
+            "0.009999999",
+            "below 0.01 the container cannot start",
+        ),
         ("docker-cpus", "0.0000000001", "9 decimals"),
-        ("docker-cpus", "-1", "greater than 0"),
+        ("docker-cpus", "-1", "from 0.01"),
+        ("docker-cpus", "9300000000", "signed 64-bit"),
+        ("docker-cpus", "99999999999999999999", "signed 64-bit"),
+        ("docker-image", "Psgi001", "must be lowercase"),
+        ("docker-image", "app:", "the tag"),
+        ("docker-image", "app@sha256:abc", "the digest"),
+        ("docker-image", "-app", "component"),
+        ("docker-mount", "/srv:/", "other than /"),
+        ("docker-mount", "/srv:/a/..", "other than /"),
+        ("docker-mount", "/srv:/.uwsgi-docker-launcher", "launcher"),
+        ("docker-tmpfs", "/", "other than /"),
         ("docker-cpus", ".", "number of CPUs"),
         ("docker-pids-limit", "0", "-1 (unlimited)"),
         ("docker-pids-limit", "-2", "-1 (unlimited)"),
         ("docker-read-only", "maybe", "true/false"),
         ("docker-cap-drop", "NET RAW", "capability name"),
         ("docker-cap-drop", "", "capability name"),
+        ("docker-cap-add", "SYS ADMIN", "capability name"),
+        ("docker-no-new-privileges", "sure", "true/false"),
+        ("docker-socket-owner", "www data", "USER:GROUP"),
         ("docker-tmpfs", "tmp", "/PATH"),
         ("docker-stop-signal", "SIGFOO", "signal name"),
         ("docker-stop-signal", "0", "number 1-31"),
@@ -532,7 +588,9 @@ fn cpus() {
         ("0.5", 500_000_000),
         (".25", 250_000_000),
         ("2.", 2_000_000_000),
-        ("0.000000001", 1),
+        ("0.01", 10_000_000),
+        ("0.010000001", 10_000_001),
+        ("9223372036.854775807", i64::MAX as u64),
     ] {
         assert_eq!(
             spec(&format!("docker-cpus={text}")).nano_cpus,
@@ -687,4 +745,286 @@ proptest! {
         let address = ListenAddress::Tcp { ip: ip.map(|i| i.to_string()).unwrap_or_default(), port };
         prop_assert_eq!(values::listen_address(&address.to_string()), Ok(address));
     }
+}
+
+#[test]
+fn a_colon_separates_nothing() {
+    // uWSGI splits only at `=`: this line is the key `docker-image: foo`, with no value.
+    let err = parse("[emperor]\ndocker-image: foo\n").unwrap_err();
+    match &err {
+        SpecError::UnknownKey {
+            key,
+            value,
+            suggestion,
+            ..
+        } => {
+            assert_eq!(key, "docker-image: foo");
+            assert_eq!(value, "");
+            assert!(
+                suggestion
+                    .as_deref()
+                    .is_some_and(|s| s.starts_with("docker-image = foo ")),
+                "{suggestion:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // So it is not a Docker vassal's image, whatever a generic ini parser thinks.
+    assert_eq!(parse("[emperor]\nx: docker-image=img\n"), Ok(None));
+    // A `:` before the `=` stays in the key, one after it in the value.
+    let err = parse("[emperor]\ndocker-image = img\ndocker-env: A=1\n").unwrap_err();
+    assert!(
+        matches!(&err, SpecError::UnknownKey { key, value, .. } if key == "docker-env: A" && value == "1"),
+        "{err:?}"
+    );
+    assert_eq!(
+        spec("docker-env = PATH=/bin:/usr/bin").env,
+        vec![("PATH".into(), "/bin:/usr/bin".into())]
+    );
+}
+
+#[test]
+fn a_section_line_loses_its_last_character() {
+    // `[emperor` names `empero`: not our section.
+    assert_eq!(parse("[emperor\ndocker-image = img\n"), Ok(None));
+    assert_eq!(parse("[emperor]]\ndocker-image = img\n"), Ok(None));
+    assert_eq!(parse("[ emperor]\ndocker-image = img\n"), Ok(None));
+    // And whatever the last character is, it goes: uWSGI reads `[emperor;` as `[emperor]`.
+    assert_eq!(
+        parse("[emperor;\ndocker-image = img\n")
+            .unwrap()
+            .map(|s| s.image),
+        Some("img".into())
+    );
+    // Trailing blanks go before that.
+    assert!(parse("[emperor] \t\r\ndocker-image = img\n")
+        .unwrap()
+        .is_some());
+    // A later broken header ends the section.
+    assert_eq!(
+        parse("[emperor]\ndocker-image = img\n[uwsgi\ndocker-port = 1:2\n")
+            .unwrap()
+            .unwrap()
+            .ports,
+        vec![]
+    );
+}
+
+#[test]
+fn only_spaces_tabs_and_cr_are_trimmed() {
+    assert_eq!(
+        spec("docker-workdir =\t /srv \t\r").workdir,
+        Some("/srv".into())
+    );
+    // uWSGI keeps a form feed, so the value is not a valid image any more.
+    let err = parse("[emperor]\ndocker-image = img\u{c}\n").unwrap_err();
+    assert!(expected_of(&err).contains("image reference"), "{err:?}");
+}
+
+#[test]
+fn image_references_follow_dockers_grammar() {
+    let hex = "0123456789abcdef".repeat(4);
+    let good = [
+        "psgi001".to_owned(),
+        "uwsgi-docker-test:latest".into(),
+        "registry.example/app:1.2".into(),
+        "Registry.Example:5000/team/app".into(),
+        "localhost/app".into(),
+        "localhost:5000/app".into(),
+        "localhost:5000".into(),
+        "[::1]:5000/app:v1".into(),
+        "a/b/c".into(),
+        "a__b".into(),
+        "a-b".into(),
+        "a---b".into(),
+        "a.b_c".into(),
+        "app:_Tag.1-x".into(),
+        format!("app:{}", "t".repeat(128)),
+        format!("app@sha256:{hex}"),
+        format!("registry.example/app:1.2@sha256:{hex}"),
+        format!("sha256:{hex}"),
+        "n".repeat(255),
+    ];
+    for image in &good {
+        let parsed = parse(&format!("[emperor]\ndocker-image = {image}\n"));
+        assert_eq!(parsed.map(|s| s.map(|s| s.image)), Ok(Some(image.clone())));
+    }
+    let bad_ones = [
+        "UPPER",
+        "team/App",
+        "app:",
+        "app:-tag",
+        ":tag",
+        "/app",
+        "app/",
+        "a//b",
+        "a..b",
+        "a___b",
+        "a_.b",
+        "-a",
+        "a-",
+        "app@sha256:xyz",
+        "app@sha256",
+        "app@@x",
+        "app:tag:more",
+        "registry.example:port/app",
+        "registry-.example/app",
+        "[::1/app",
+        "[nope]:5000/app",
+        "a b",
+        "app;rm",
+    ];
+    for image in bad_ones {
+        let err = parse(&format!("[emperor]\ndocker-image = {image}\n")).unwrap_err();
+        assert!(
+            expected_of(&err).starts_with("expected an image reference"),
+            "{image}: {err:?}"
+        );
+    }
+    for image in [format!("app:{}", "t".repeat(129)), "n".repeat(256)] {
+        assert!(parse(&format!("[emperor]\ndocker-image = {image}\n")).is_err());
+    }
+    let err = parse("[emperor]\ndocker-image = MyApp\n").unwrap_err();
+    assert!(expected_of(&err).ends_with("must be lowercase"), "{err}");
+}
+
+#[test]
+fn memory_within_what_the_daemon_takes() {
+    assert_eq!(spec("docker-memory = 6m").memory, Some(MIN_MEMORY));
+    assert_eq!(
+        spec("docker-memory = 8589934591g").memory,
+        Some(8_589_934_591 << 30)
+    );
+    assert!(expected_of(&bad("docker-memory = 8589934592g")).contains("signed 64-bit"));
+    assert!(expected_of(&bad("docker-memory = 5m")).contains("under 6 MiB"));
+}
+
+#[test]
+fn memory_plus_swap_must_fit_docker() {
+    assert_eq!(
+        spec("docker-memory = 1g\ndocker-swap = 8589934590g").swap,
+        Some(8_589_934_590 << 30)
+    );
+    let err = bad("docker-memory = 1g\ndocker-swap = 8589934591g");
+    match &err {
+        SpecError::Conflict {
+            key,
+            value,
+            other_key,
+            other_value,
+            why,
+            ..
+        } => {
+            assert_eq!((*key, value.as_str()), ("docker-swap", "8589934591g"));
+            assert_eq!((*other_key, other_value.as_str()), ("docker-memory", "1g"));
+            assert!(why.contains("memory plus swap"), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().starts_with(
+        "vassal app.ini: docker-swap = \"8589934591g\" cannot go with docker-memory = \"1g\""
+    ));
+}
+
+#[test]
+fn a_mount_destination_is_taken_once() {
+    let s = spec("docker-mount = /a:/data\ndocker-mount = /b:/data2\ndocker-tmpfs = /tmp");
+    assert_eq!(s.mounts.len(), 2);
+    for lines in [
+        "docker-mount = /a:/data\ndocker-mount = /b:/data/",
+        "docker-mount = /a:/data\ndocker-mount = /b://data:ro",
+        "docker-mount = /a:/data\ndocker-tmpfs = /data:size=1m",
+        "docker-tmpfs = /data\ndocker-mount = /b:/x/../data",
+        "docker-tmpfs = /data\ndocker-tmpfs = /data/.",
+    ] {
+        let err = bad(lines);
+        let expected = expected_of(&err);
+        assert!(
+            expected.contains("/data is already taken by docker-"),
+            "{lines}: {expected}"
+        );
+    }
+    let err = bad("docker-mount = /a:/data\ndocker-tmpfs = /data");
+    assert!(
+        matches!(&err, SpecError::BadValue { key, value, expected, .. }
+            if key == "docker-tmpfs" && value == "/data" && expected.ends_with("docker-mount = /a:/data")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn joining_a_containers_network_excludes_hostname_dns_and_ports() {
+    assert_eq!(
+        spec("docker-network-mode = container:db").network_mode,
+        Some("container:db".into())
+    );
+    // Host networking with a host name is fine for today's daemons.
+    assert!(spec("docker-network-mode = host\ndocker-hostname = web")
+        .hostname
+        .is_some());
+    for (line, key) in [
+        ("docker-hostname = web", "docker-hostname"),
+        ("docker-dns = 1.1.1.1", "docker-dns"),
+        ("docker-port = 9001:3031", "docker-port"),
+    ] {
+        let err = bad(&format!("docker-network-mode = container:db\n{line}"));
+        match &err {
+            SpecError::Conflict {
+                vassal,
+                key: k,
+                other_key,
+                other_value,
+                why,
+                ..
+            } => {
+                assert_eq!(vassal, "app.ini");
+                assert_eq!(*k, key);
+                assert_eq!(*other_key, "docker-network-mode");
+                assert_eq!(other_value, "container:db");
+                assert!(why.contains(&format!("remove {key}")), "{why}");
+            }
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_file_that_cannot_be_pushed_is_refused() {
+    assert_eq!(check_pushable("app.ini", MAX_PUSHED_CONFIG), Ok(()));
+    let err = check_pushable("app.ini", MAX_PUSHED_CONFIG + 1).unwrap_err();
+    assert_eq!(
+        err,
+        SpecError::TooLargeToPush {
+            vassal: "app.ini".into(),
+            size: 65_536
+        }
+    );
+    let text = err.to_string();
+    assert!(
+        text.starts_with("vassal app.ini: the file is 65536 bytes")
+            && text.contains("at most 65535 bytes"),
+        "{text}"
+    );
+}
+
+#[test]
+fn docker_socket_owner_needs_a_unix_docker_socket() {
+    let s = spec("docker-socket = /run/app.sock\ndocker-socket-owner = root:www-data");
+    assert_eq!(s.socket_owner.as_deref(), Some("root:www-data"));
+    assert_eq!(
+        spec("docker-socket = /run/app.sock\ndocker-socket-owner = 33")
+            .socket_owner
+            .as_deref(),
+        Some("33")
+    );
+    assert!(matches!(
+        bad("docker-socket = 127.0.0.1:3031\ndocker-socket-owner = www-data"),
+        SpecError::Missing { .. }
+    ));
+    assert!(matches!(
+        bad("docker-socket-owner = www-data"),
+        SpecError::Missing { .. }
+    ));
+    let err = bad("docker-socket = /run/app.sock\ndocker-socket-owner = www data");
+    assert!(expected_of(&err).contains("USER:GROUP"), "{err}");
 }

@@ -4,23 +4,182 @@ use super::{
     is_ip, HandoffMode, ListenAddress, Mount, PortMapping, Protocol, ProxyPaths,
     RESERVED_LABEL_PREFIX,
 };
+use crate::plan::LAUNCHER_CONTAINER_PATH;
 
 /// The longest unix socket path: `sun_path` is 108 bytes including the NUL.
-const MAX_UNIX_PATH: usize = 107;
+const MAX_UNIX_PATH: usize = crate::plan::MAX_SOCKET_PATH;
 
 pub(super) const SIZE_EXPECTED: &str =
     "expected a size in bytes, optionally with a k, m or g suffix (binary, 1k = 1024), e.g. 512m";
 
 const PORT_EXPECTED: &str = "expected HOSTPORT:CTRPORT, HOSTIP:HOSTPORT:CTRPORT or [IPV6]:HOSTPORT:CTRPORT, optionally /tcp or /udp; HOSTPORT may be empty for any port, ports are 1-65535";
 
+const IMAGE_EXPECTED: &str = "expected an image reference [REGISTRY[:PORT]/]NAME[:TAG][@DIGEST], NAME made of lowercase letters, digits and single separators (. _ __ -) between them, e.g. psgi001, registry.example:5000/team/app:1.2 or app@sha256:HEX";
+
 pub(super) fn image(v: &str) -> Result<String, String> {
-    if v.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(
-            "expected an image reference without spaces, e.g. psgi001 or registry.example/app:1.2"
-                .into(),
-        );
+    match image_reference(v) {
+        Ok(()) => Ok(v.into()),
+        Err(why) => Err(format!("{IMAGE_EXPECTED}; {why}")),
     }
-    Ok(v.into())
+}
+
+/// The longest repository name (registry included) the reference grammar allows.
+const MAX_IMAGE_NAME: usize = 255;
+
+/// Docker's reference grammar (`distribution/reference`), by hand:
+/// `[domain[:port]/]path[:tag][@digest]`, or an image id (`sha256:` and 64 hex digits),
+/// which the daemon also accepts at create. `Err` says what is wrong.
+fn image_reference(v: &str) -> Result<(), &'static str> {
+    if v.is_empty() {
+        return Err("it is empty");
+    }
+    if let Some(hex) = v.strip_prefix("sha256:") {
+        if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Ok(());
+        }
+    }
+    let (name_tag, digest) = match v.split_once('@') {
+        Some((name_tag, digest)) => (name_tag, Some(digest)),
+        None => (v, None),
+    };
+    if let Some(digest) = digest {
+        image_digest(digest)?;
+    }
+    // A `:` after the last `/` starts the tag; one before it belongs to a registry port.
+    let last_slash = name_tag.rfind('/').map_or(0, |i| i + 1);
+    let (name, tag) = match name_tag[last_slash..].find(':') {
+        Some(i) => (
+            &name_tag[..last_slash + i],
+            Some(&name_tag[last_slash + i + 1..]),
+        ),
+        None => (name_tag, None),
+    };
+    if let Some(tag) = tag {
+        image_tag(tag)?;
+    }
+    if name.len() > MAX_IMAGE_NAME {
+        return Err("the repository name is longer than 255 characters");
+    }
+    // As docker splits it: the first component is a registry when it has a `.` or a `:`,
+    // is `localhost`, or has capitals (which a path component may not have).
+    let (domain, path) = match name.split_once('/') {
+        Some((first, rest))
+            if first.contains(['.', ':'])
+                || first == "localhost"
+                || first.bytes().any(|b| b.is_ascii_uppercase()) =>
+        {
+            (Some(first), rest)
+        }
+        _ => (None, name),
+    };
+    if let Some(domain) = domain {
+        image_domain(domain)?;
+    }
+    if path.is_empty() {
+        return Err("the repository name is empty");
+    }
+    for component in path.split('/') {
+        if component.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err("the repository name must be lowercase");
+        }
+        if !is_path_component(component) {
+            return Err("a repository name component is empty, or has a character other than a-z, 0-9, . _ -, or does not start and end with a letter or digit");
+        }
+    }
+    Ok(())
+}
+
+/// `[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*`
+fn is_path_component(c: &str) -> bool {
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let bytes = c.as_bytes();
+    let mut i = 0;
+    loop {
+        // One or more letters or digits.
+        let run = bytes[i..].iter().take_while(|&&b| alnum(b)).count();
+        if run == 0 {
+            return false;
+        }
+        i += run;
+        // Then the end, or a separator followed by more.
+        let separator = match bytes.get(i..) {
+            None | Some([]) => return true,
+            Some([b'_', b'_', ..]) => 2,
+            Some([b'.' | b'_', ..]) => 1,
+            Some(rest) => rest.iter().take_while(|&&b| b == b'-').count(),
+        };
+        if separator == 0 {
+            return false;
+        }
+        i += separator;
+    }
+}
+
+/// `host[:port]`: host a domain name (`[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?` labels
+/// joined by dots) or a bracketed IPv6 address; port digits.
+fn image_domain(domain: &str) -> Result<(), &'static str> {
+    const BAD: &str = "the registry must be HOST or HOST:PORT, HOST a DNS name or [IPV6]";
+    let (host, port) = if let Some(bracketed) = domain.strip_prefix('[') {
+        let (ip, rest) = bracketed.split_once(']').ok_or(BAD)?;
+        ip.parse::<core::net::Ipv6Addr>().map_err(|_| BAD)?;
+        match rest {
+            "" => (None, None),
+            _ => (None, Some(rest.strip_prefix(':').ok_or(BAD)?)),
+        }
+    } else {
+        match domain.split_once(':') {
+            Some((host, port)) => (Some(host), Some(port)),
+            None => (Some(domain), None),
+        }
+    };
+    if let Some(port) = port {
+        if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("the registry port must be digits");
+        }
+    }
+    let label_ok = |l: &str| {
+        let b = l.as_bytes();
+        matches!((b.first(), b.last()), (Some(f), Some(e)) if f.is_ascii_alphanumeric() && e.is_ascii_alphanumeric())
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+    };
+    if let Some(host) = host {
+        if !host.split('.').all(label_ok) {
+            return Err(BAD);
+        }
+    }
+    Ok(())
+}
+
+/// `[\w][\w.-]{0,127}`
+fn image_tag(tag: &str) -> Result<(), &'static str> {
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let bytes = tag.as_bytes();
+    let ok = bytes.len() <= 128
+        && bytes.first().is_some_and(|&b| word(b))
+        && bytes.iter().all(|&b| word(b) || b == b'.' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err("the tag must be 1-128 letters, digits, _ . or -, not starting with . or -")
+    }
+}
+
+/// `algorithm:hex`: algorithm components `[A-Za-z][A-Za-z0-9]*` joined by `+ . _ -`, and at
+/// least 32 hex digits.
+fn image_digest(digest: &str) -> Result<(), &'static str> {
+    const BAD: &str = "the digest must be ALGORITHM:HEX, e.g. sha256: and 64 hex digits";
+    let (algorithm, hex) = digest.split_once(':').ok_or(BAD)?;
+    let component_ok = |c: &str| {
+        let b = c.as_bytes();
+        b.first().is_some_and(u8::is_ascii_alphabetic) && b.iter().all(u8::is_ascii_alphanumeric)
+    };
+    if !algorithm.split(['+', '.', '_', '-']).all(component_ok)
+        || hex.len() < 32
+        || !hex.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return Err(BAD);
+    }
+    Ok(())
 }
 
 pub(super) fn absolute_path(v: &str) -> Result<String, String> {
@@ -114,20 +273,59 @@ pub(super) fn mount(v: &str) -> Result<Mount, String> {
     const EXPECTED: &str =
         "expected /HOST:/CONTAINER or /HOST:/CONTAINER:ro (or :rw), both absolute paths without :";
     let parts: Vec<&str> = v.split(':').collect();
-    let (host, container, read_only) = match parts.as_slice() {
-        [h, c] => (*h, *c, false),
-        [h, c, "ro"] => (*h, *c, true),
-        [h, c, "rw"] => (*h, *c, false),
+    let (host, container, read_only, explicit_mode) = match parts.as_slice() {
+        [h, c] => (*h, *c, false, false),
+        [h, c, "ro"] => (*h, *c, true, true),
+        [h, c, "rw"] => (*h, *c, false, true),
         _ => return Err(EXPECTED.into()),
     };
     if !host.starts_with('/') || !container.starts_with('/') || v.contains('\0') {
         return Err(EXPECTED.into());
     }
+    mount_destination(container)?;
     Ok(Mount {
         host: host.into(),
         container: container.into(),
         read_only,
+        explicit_mode,
     })
+}
+
+/// A container path something is mounted at (`docker-mount`, `docker-tmpfs`): not `/`,
+/// which would hide the image, nor the launcher's path.
+fn mount_destination(path: &str) -> Result<(), String> {
+    match clean_path(path).as_str() {
+        "/" => Err("expected a container path other than /: a mount there would hide the whole image (Docker refuses it)".into()),
+        LAUNCHER_CONTAINER_PATH => Err(format!(
+            "expected a container path other than {LAUNCHER_CONTAINER_PATH}, where uwsgi-docker mounts its launcher"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `path` as Docker compares mount points: lexically cleaned, as Go's `filepath.Clean`
+/// does for an absolute path (no empty or `.` components, `..` removes the one before it,
+/// no trailing `/`).
+pub fn clean_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            part => parts.push(part),
+        }
+    }
+    let mut out = String::with_capacity(path.len());
+    for part in &parts {
+        out.push('/');
+        out.push_str(part);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
 }
 
 /// Docker's network and container names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
@@ -238,6 +436,36 @@ pub fn parse_size(v: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{SIZE_EXPECTED}; this is more than 2^64 bytes"))
 }
 
+/// dockerd's smallest memory limit ("Minimum memory limit allowed is 6MB").
+pub const MIN_MEMORY: u64 = 6 << 20;
+
+/// `docker-memory`: a size from [`MIN_MEMORY`] up to what Docker's `Memory` (an `i64`)
+/// holds.
+pub(super) fn memory(v: &str) -> Result<u64, String> {
+    let bytes = parse_size(v)?;
+    if bytes < MIN_MEMORY {
+        return Err(format!(
+            "{SIZE_EXPECTED}; at least 6m (the daemon refuses a memory limit under 6 MiB)"
+        ));
+    }
+    if i64::try_from(bytes).is_err() {
+        return Err(format!("{SIZE_EXPECTED}; {SIZE_TOO_LARGE}"));
+    }
+    Ok(bytes)
+}
+
+/// `docker-swap`: a size that fits an `i64` (the sum with the memory is checked later).
+pub(super) fn swap(v: &str) -> Result<u64, String> {
+    let bytes = parse_size(v)?;
+    if i64::try_from(bytes).is_err() {
+        return Err(format!("{SIZE_EXPECTED}; {SIZE_TOO_LARGE}"));
+    }
+    Ok(bytes)
+}
+
+pub(super) const SIZE_TOO_LARGE: &str =
+    "at most 9223372036854775807 bytes, just under 8192 PiB (Docker keeps sizes as signed 64-bit numbers)";
+
 /// The shortest exact form of `bytes` that [`parse_size`] reads back.
 pub fn format_size(bytes: u64) -> String {
     for (suffix, unit) in [("g", 1u64 << 30), ("m", 1 << 20), ("k", 1 << 10)] {
@@ -271,10 +499,19 @@ pub(super) fn label(v: &str) -> Result<(String, String), String> {
     Ok((key.into(), value.trim().into()))
 }
 
-/// A decimal number of CPUs > 0 in billionths.
+/// The smallest CPU limit that works: dockerd turns NanoCpus into a CFS quota over a
+/// 100 ms period, and the kernel refuses a quota under 1 ms (the container then fails to
+/// start with "cpu.cfs_quota_us: invalid argument").
+pub const MIN_NANO_CPUS: u64 = 10_000_000;
+
+const CPUS_TOO_MANY: &str =
+    "at most 9223372036.854775807 (Docker's NanoCpus is a signed 64-bit count of billionths)";
+
+/// A decimal number of CPUs, at least 0.01 and at most what fits Docker's `NanoCpus`
+/// (an `i64`), in billionths.
 pub(super) fn nano_cpus(v: &str) -> Result<u64, String> {
     const EXPECTED: &str =
-        "expected a number of CPUs greater than 0, e.g. 1, 0.5 or 2.25 (at most 9 decimals)";
+        "expected a number of CPUs from 0.01 (the daemon's smallest limit) up, e.g. 1, 0.5 or 2.25 (at most 9 decimals)";
     let (whole, frac) = v.split_once('.').unwrap_or((v, ""));
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
     if (whole.is_empty() && frac.is_empty()) || !digits(whole) || !digits(frac) || frac.len() > 9 {
@@ -283,7 +520,9 @@ pub(super) fn nano_cpus(v: &str) -> Result<u64, String> {
     let whole: u64 = if whole.is_empty() {
         0
     } else {
-        whole.parse().map_err(|_| EXPECTED)?
+        whole
+            .parse()
+            .map_err(|_| format!("{EXPECTED}; {CPUS_TOO_MANY}"))?
     };
     let frac_nanos: u64 = if frac.is_empty() {
         0
@@ -294,9 +533,12 @@ pub(super) fn nano_cpus(v: &str) -> Result<u64, String> {
     let nanos = whole
         .checked_mul(1_000_000_000)
         .and_then(|n| n.checked_add(frac_nanos))
-        .ok_or(EXPECTED)?;
-    if nanos == 0 {
-        return Err(EXPECTED.into());
+        .ok_or_else(|| format!("{EXPECTED}; {CPUS_TOO_MANY}"))?;
+    if nanos < MIN_NANO_CPUS {
+        return Err(format!("{EXPECTED}; below 0.01 the container cannot start (the kernel refuses a CPU quota under 1 ms per 100 ms)"));
+    }
+    if i64::try_from(nanos).is_err() {
+        return Err(format!("{EXPECTED}; {CPUS_TOO_MANY}"));
     }
     Ok(nanos)
 }
@@ -332,6 +574,7 @@ pub(super) fn tmpfs(v: &str) -> Result<(String, String), String> {
     if !path.starts_with('/') || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(EXPECTED.into());
     }
+    mount_destination(path)?;
     Ok((path.into(), options.into()))
 }
 

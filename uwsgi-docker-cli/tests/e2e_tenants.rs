@@ -1,0 +1,301 @@
+//! Tenant mode end to end: a real Emperor with an operator policy (`UWSGIDOCKER_POLICY`),
+//! vassal files owned by a tenant, the real daemon. Each forbidden request is refused with
+//! its rule named and no container made; an allowed vassal runs as its file's owner.
+#[path = "e2e/harness.rs"]
+mod harness;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use harness::*;
+
+/// The tenant: a uid with no passwd entry, as a hosting customer's often is.
+const TENANT: (u32, u32) = (4242, 4242);
+
+/// The policy every test here runs under; `data` is the one mountable directory.
+fn policy(data: &Path, cids: &Path) -> String {
+    format!(
+        "; e2e policy\n\
+         [default]\n\
+         images = {image}\n\
+         mounts = {data}\n\
+         network-modes = bridge none\n\
+         user = owner\n\
+         publish = 127.0.0.1:1024-65535\n\
+         memory-max = 512m\n\
+         cidfile-dirs = {cids}\n",
+        image = image(),
+        data = data.display(),
+        cids = cids.display(),
+    )
+}
+
+/// A World whose Emperor runs with `policy(…)` written to its root.
+fn world_with_policy(test: &str) -> Option<(World, std::path::PathBuf)> {
+    // The policy's paths must exist before the Emperor is told about it; the World's root
+    // is made by `start_with`, so use a directory of our own beside it.
+    let base = std::env::temp_dir().join(format!("uwsgi-docker-{test}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&base);
+    let data = base.join("data");
+    let cids = base.join("cids");
+    fs::create_dir_all(&data).expect("data dir");
+    fs::create_dir_all(&cids).expect("cidfile dir");
+    for dir in [&base, &data, &cids] {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let policy_path = base.join("policy.ini");
+    fs::write(&policy_path, policy(&data, &cids)).expect("write the policy");
+    fs::set_permissions(&policy_path, fs::Permissions::from_mode(0o644)).expect("chmod");
+    let options = EmperorOptions::from_env()
+        .with_env("UWSGIDOCKER_POLICY", policy_path.to_str().expect("utf-8"));
+    let world = World::start_with(test, options)?;
+    Some((world, base))
+}
+
+#[test]
+fn policy_refuses_each_forbidden_request_and_creates_nothing() {
+    let Some((mut w, base)) = world_with_policy("policy-refuse") else {
+        return;
+    };
+    let data = base.join("data");
+    let port = free_port;
+    // (short name, extra [emperor] lines, the attribute and the rule the refusal must name;
+    // a rule of the file is named with its line)
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        // Never mountable, whatever the rules say: the refusal names the built-in rule.
+        (
+            "root-mount",
+            "docker-mount = /:/host".into(),
+            "docker-mount",
+            "built in",
+        ),
+        (
+            "docker-sock",
+            "docker-mount = /var/run/docker.sock:/var/run/docker.sock".into(),
+            "docker-mount",
+            "built in",
+        ),
+        (
+            "host-net",
+            "docker-network-mode = host".into(),
+            "docker-network-mode",
+            "network-modes",
+        ),
+        (
+            "ctr-net",
+            "docker-network-mode = container:someone-else".into(),
+            "docker-network-mode",
+            "network-modes",
+        ),
+        (
+            "root-user",
+            "docker-user = 0:0".into(),
+            "docker-user",
+            "user",
+        ),
+        (
+            "big-memory",
+            "docker-memory = 1g".into(),
+            "docker-memory",
+            "memory-max",
+        ),
+        (
+            "cidfile",
+            "docker-cidfile = /tmp/uwsgi-docker-not-allowed.cid".into(),
+            "docker-cidfile",
+            "cidfile-dirs",
+        ),
+        (
+            "low-port",
+            "docker-port = 127.0.0.1:80:3031".into(),
+            "docker-port",
+            "publish",
+        ),
+        (
+            "data-rw",
+            format!("docker-mount = {}:/data:rw", data.display()),
+            "docker-mount",
+            "mounts",
+        ),
+    ];
+    let mut names = Vec::new();
+    for (short, extra, _, _) in &cases {
+        let name = w.vassal_name(short);
+        w.write_vassal_owned(&name, &docker_vassal(port(), extra, ""), Some(TENANT));
+        names.push(name);
+    }
+    // A foreign image: any image the policy does not name.
+    let foreign = w.vassal_name("foreign-image");
+    let text = docker_vassal(port(), "", "").replace(&image(), "busybox:latest");
+    w.write_vassal_owned(&foreign, &text, Some(TENANT));
+
+    for ((_, _, key, rule), name) in cases.iter().zip(&names) {
+        let mut needles = vec![name.as_str(), key, rule, "is not allowed"];
+        if *rule != "built in" {
+            needles.push("line ");
+        }
+        let line = w.wait_for_log_line(&needles, SPAWN_TIMEOUT);
+        assert!(line.contains("policy"), "{line}");
+    }
+    w.wait_for_log_line(
+        &[foreign.as_str(), "docker-image", "images", "line "],
+        SPAWN_TIMEOUT,
+    );
+    for name in names.iter().chain([&foreign]) {
+        assert!(
+            containers_labelled(LABEL_VASSAL, name).is_empty(),
+            "a container was made for the refused vassal {name}"
+        );
+        assert!(container_id(name).is_none(), "{name} has a container");
+    }
+    assert!(
+        !Path::new("/tmp/uwsgi-docker-not-allowed.cid").exists(),
+        "a refused cidfile was written"
+    );
+    for name in names.iter().chain([&foreign]) {
+        w.remove_vassal(name);
+    }
+    w.assert_clean_within(CLEANUP_TIMEOUT, "the refused vassals were removed");
+    drop(w);
+    let _ = fs::remove_dir_all(&base);
+}
+
+/// The app a tenant's vassal serves from the allowed mount: it says who it runs as and
+/// whether it can read a root-only file through the same mount.
+const WHOAMI_APP: &str = r#"my $app = sub {
+    my $secret = open(my $f, '<', '/data/secret') ? 'readable' : 'denied';
+    my $greeting = $ENV{GREETING} // 'none';
+    return [200, ['Content-Type' => 'text/plain'], ["uid=$< secret=$secret greeting=$greeting"]];
+};
+"#;
+
+#[test]
+fn an_allowed_vassal_runs_as_its_owner_and_cannot_read_root_files() {
+    let Some((mut w, base)) = world_with_policy("policy-allow") else {
+        return;
+    };
+    let data = base.join("data");
+    fs::write(data.join("app.pl"), WHOAMI_APP).expect("write the app");
+    fs::set_permissions(data.join("app.pl"), fs::Permissions::from_mode(0o644)).expect("chmod");
+    fs::write(data.join("secret"), "root only").expect("write the secret");
+    fs::set_permissions(data.join("secret"), fs::Permissions::from_mode(0o600)).expect("chmod");
+
+    let port = free_port();
+    let name = w.vassal_name("tenant-app");
+    let text = format!(
+        "[emperor]\n\
+         docker-image = {image}\n\
+         docker-port = 127.0.0.1:{port}:3031\n\
+         docker-mount = {data}:/data\n\
+         \n\
+         [uwsgi]\n\
+         master = true\n\
+         plugin = psgi\n\
+         psgi = /data/app.pl\n\
+         http-socket = 0.0.0.0:3031\n",
+        image = image(),
+        data = data.display(),
+    );
+    w.write_vassal_owned(&name, &text, Some(TENANT));
+    let expected = format!("uid={} secret=denied greeting=none", TENANT.0);
+    w.wait_for_body(port, &expected, SPAWN_TIMEOUT);
+
+    assert_eq!(
+        inspect(&name, "{{.Config.User}}"),
+        format!("{}:{}", TENANT.0, TENANT.1)
+    );
+    assert_eq!(inspect(&name, "{{json .HostConfig.CapDrop}}"), r#"["ALL"]"#);
+    let security = inspect(&name, "{{json .HostConfig.SecurityOpt}}");
+    assert!(security.contains("no-new-privileges"), "{security}");
+    let mounts = inspect(&name, "{{range .Mounts}}{{.Destination}}={{.RW}}\n{{end}}");
+    assert!(
+        mounts.lines().any(|m| m == "/data=false"),
+        "the data mount is read-only: {mounts}"
+    );
+    assert_eq!(
+        inspect(&name, "{{index .Config.Labels \"io.uwsgi-docker.tenant\"}}"),
+        TENANT.0.to_string()
+    );
+
+    // What the policy forced is not a change of the file: a touch reloads in place.
+    let id = container_id(&name).expect("the container");
+    let reloaded = text.replace("master = true", "master = true\nenv = GREETING=reloaded");
+    w.rewrite_vassal_owned(&name, &reloaded, Some(TENANT));
+    let after = format!("uid={} secret=denied greeting=reloaded", TENANT.0);
+    w.wait_for_body(port, &after, SPAWN_TIMEOUT);
+    assert_eq!(
+        container_id(&name),
+        Some(id),
+        "a touch must not recreate the container"
+    );
+
+    // The verdict as `check --policy` prints it.
+    let check = Command::new(bin())
+        .args(["check", "--policy"])
+        .arg(base.join("policy.ini"))
+        .arg(w.vassal_path(&name))
+        .output()
+        .expect("run check --policy");
+    assert!(check.status.success(), "{}", lossy(&check.stderr));
+    let report = lossy(&check.stdout);
+    assert!(report.contains("\"verdict\": \"allowed\""), "{report}");
+    assert!(
+        report.contains(&format!("\"uid\": {}", TENANT.0)),
+        "{report}"
+    );
+
+    w.remove_vassal(&name);
+    w.assert_clean_within(CLEANUP_TIMEOUT, "the vassal was removed");
+    drop(w);
+    let _ = fs::remove_dir_all(&base);
+}
+
+#[test]
+fn policy_edits_apply_to_the_next_spawn() {
+    let Some((mut w, base)) = world_with_policy("policy-edit") else {
+        return;
+    };
+    let port = free_port();
+    let name = w.vassal_name("later");
+    // 1 GiB is over the policy's maximum: refused.
+    let text = docker_vassal(port, "docker-memory = 1g", "");
+    w.write_vassal_owned(&name, &text, Some(TENANT));
+    w.wait_for_log_line(&[name.as_str(), "memory-max"], SPAWN_TIMEOUT);
+    // The operator raises the maximum; the Emperor's next try (or a touch) picks it up.
+    let raised = policy(&base.join("data"), &base.join("cids")).replace("512m", "2g");
+    fs::write(base.join("policy.ini"), raised).expect("edit the policy");
+    w.rewrite_vassal_owned(&name, &text, Some(TENANT));
+    w.wait_for_body(port, DEFAULT_GREETING, SPAWN_TIMEOUT);
+    assert_eq!(
+        inspect(&name, "{{.HostConfig.Memory}}"),
+        (1u64 << 30).to_string()
+    );
+    w.remove_vassal(&name);
+    w.assert_clean_within(CLEANUP_TIMEOUT, "the vassal was removed");
+    drop(w);
+    let _ = fs::remove_dir_all(&base);
+}
+
+#[test]
+fn under_emperor_tyrant_the_vassal_fails_saying_what_to_do() {
+    let Some(mut w) = World::start_with(
+        "tyrant",
+        EmperorOptions::from_env().with_arg("--emperor-tyrant"),
+    ) else {
+        return;
+    };
+    let port = free_port();
+    let name = w.vassal_name("tyrant");
+    // Tyrant mode needs a user it can look up: nobody.
+    w.write_vassal_owned(&name, &docker_vassal(port, "", ""), Some((65534, 65534)));
+    let line = w.wait_for_log_line(&[name.as_str(), "UWSGIDOCKER_POLICY"], SPAWN_TIMEOUT);
+    assert!(line.contains("emperor-tyrant"), "{line}");
+    assert!(
+        container_id(&name).is_none(),
+        "no container under tyrant mode"
+    );
+    w.remove_vassal(&name);
+    w.assert_clean_within(CLEANUP_TIMEOUT, "the vassal was removed");
+}
