@@ -583,7 +583,11 @@ fn a_colon_in_the_proxy_path_still_serves() {
         mounts.lines().any(|m| m == want),
         "no {want} in the mounts: {mounts}"
     );
-    assert_eq!(inspect(&name, "{{json .HostConfig.Binds}}"), "null");
+    // Docker shows what the request said: no Binds. Podman's compat inspect lists every bind
+    // mount under Binds too, however it was asked for, so there only the Mounts above tell.
+    if engine() == Engine::Docker {
+        assert_eq!(inspect(&name, "{{json .HostConfig.Binds}}"), "null");
+    }
     assert_eq!(inspect(&name, "{{.Config.StopTimeout}}"), "10");
     w.remove_vassal(&name);
     w.assert_clean_within(Duration::from_secs(30), "after the vassal was removed");
