@@ -97,13 +97,15 @@ fn sigterm_ends_a_bridge_whose_daemon_never_answers() {
         .arg("run")
         .arg(&file)
         .env("UWSGIDOCKER_DAEMON_SOCKET", &stub_path)
+        // The World's id: its private runtime directory is checked and removed with it.
+        .env("UWSGIDOCKER_EMPEROR_ID", &w.id)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
         .expect("uwsgi-docker run starts");
     let bridge_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-    let proxy = w.root.join(format!("{name}.sock"));
+    let proxy = w.proxy_socket(&name);
 
     // The bridge is up and waiting on the daemon: its request arrived, its proxy is bound.
     let asked = wait_for(Duration::from_secs(10), || {
@@ -258,13 +260,13 @@ fn two_emperors_with_different_prefixes_share_a_vassal_name() {
     let proxy = r#"{{index .Config.Labels "io.uwsgi-docker.proxy"}}"#;
     assert_eq!(
         inspect(&id_a, proxy),
-        a.vassal_dir
+        a.proxy_dir
             .join(format!("pa-{name}.sock"))
             .to_string_lossy()
     );
     assert_eq!(
         inspect(&id_b, proxy),
-        b.vassal_dir
+        b.proxy_dir
             .join(format!("pb-{name}.sock"))
             .to_string_lossy()
     );

@@ -14,36 +14,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use harness::*;
-
-/// Builds the static launcher once and points the bridges at it.
-fn launcher() -> PathBuf {
-    static LAUNCHER: OnceLock<PathBuf> = OnceLock::new();
-    LAUNCHER
-        .get_or_init(|| {
-            if let Some(path) = std::env::var_os("UWSGIDOCKER_LAUNCHER") {
-                return PathBuf::from(path);
-            }
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-launcher.sh");
-            let out = Command::new(&script)
-                .output()
-                .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-            assert!(
-                out.status.success(),
-                "{} failed: {}",
-                script.display(),
-                lossy(&out.stderr)
-            );
-            let path = PathBuf::from(lossy(&out.stdout).trim());
-            // Set before any Emperor starts; every test sets the same value.
-            std::env::set_var("UWSGIDOCKER_LAUNCHER", &path);
-            path
-        })
-        .clone()
-}
 
 /// A World whose bridges find the static launcher (every `docker-socket` vassal needs it,
 /// also to be refused: the launcher is checked before anything is bound).

@@ -15,35 +15,11 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use harness::*;
-
-/// Builds the static launcher once and points the bridges at it (the Emperor, and so
-/// every bridge, inherits our environment).
-fn launcher() -> PathBuf {
-    static LAUNCHER: OnceLock<PathBuf> = OnceLock::new();
-    LAUNCHER
-        .get_or_init(|| {
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-launcher.sh");
-            let out = Command::new(&script)
-                .output()
-                .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-            assert!(
-                out.status.success(),
-                "{} failed: {}",
-                script.display(),
-                lossy(&out.stderr)
-            );
-            let path = PathBuf::from(lossy(&out.stdout).trim());
-            // Set before any Emperor starts; every test sets the same value.
-            std::env::set_var("UWSGIDOCKER_LAUNCHER", &path);
-            path
-        })
-        .clone()
-}
 
 /// A World whose bridges find the static launcher.
 fn world(test: &str) -> Option<World> {

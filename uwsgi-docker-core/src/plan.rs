@@ -95,20 +95,10 @@ pub struct PlanOptions {
 pub const MAX_SOCKET_PATH: usize = 107;
 
 /// Where the bridge binds the proxy socket when `docker-proxy` does not say:
-/// `DIR/NAME.sock` (the seed's default), or, when that would be longer than a unix socket
-/// path may be, `DIR/uwsgi-docker-HASH.sock` with the vassal name's 64-bit FNV-1a hash.
-/// [`ContainerPlan::validate`] still refuses a `DIR` too long for either.
+/// `DIR/NAME.sock`, the seed's default, at any length: the runtime binds it relative to the
+/// directory it opened, so the host path is not limited to a `sun_path`.
 pub fn default_proxy_host_path(dir: &str, vassal: &str) -> String {
-    let dir = dir.trim_end_matches('/');
-    let seed = format!("{dir}/{vassal}.sock");
-    if seed.len() <= MAX_SOCKET_PATH {
-        seed
-    } else {
-        format!(
-            "{dir}/uwsgi-docker-{:016x}.sock",
-            fnv1a64(vassal.as_bytes())
-        )
-    }
+    format!("{}/{vassal}.sock", dir.trim_end_matches('/'))
 }
 
 /// Where the proxy socket appears in the container when `docker-proxy` does not say:
@@ -366,8 +356,8 @@ impl ContainerPlan {
 }
 
 impl ContainerPlan {
-    /// Refuses what the spec alone cannot show is wrong: a proxy socket path longer than a
-    /// unix socket path may be (the default one grows with the vassal name), and a
+    /// Refuses what the spec alone cannot show is wrong: a proxy socket path in the container
+    /// longer than a unix socket path may be (the vassal connects to it by path), and a
     /// `docker-mount` or `docker-tmpfs` at or above the proxy socket's container path, or
     /// at the launcher's, which would hide them. Call it wherever a plan is made, before
     /// anything is bound or created.
@@ -380,13 +370,6 @@ impl ContainerPlan {
             len: path.len(),
             fix,
         };
-        if self.proxy_host_path.len() > MAX_SOCKET_PATH {
-            return Err(too_long(
-                "on the host",
-                &self.proxy_host_path,
-                "give a shorter host path with docker-proxy = /HOST/PATH, or have the Emperor put proxy sockets in a shorter directory (docker-socket-dir, UWSGIDOCKER_SOCKET_DIR), or shorten the vassal's name",
-            ));
-        }
         if self.proxy_container_path.len() > MAX_SOCKET_PATH {
             return Err(too_long(
                 "in the container",
