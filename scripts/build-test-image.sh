@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build the Docker image the end-to-end tests and the demo run their vassals in.
+# Build the Docker image the end-to-end tests and the demo run their vassals in (into
+# Docker, or with ENGINE=podman into Podman's store: the same rootfs, labels and smoke test).
 #
 # There is no registry here, so the image is made from this host's own files: Debian's
 # uWSGI 2.0 (uwsgi-core + uwsgi-plugin-psgi), the ldd closure of the binary and its
@@ -8,7 +9,8 @@
 # label, so a second run with the same host files does nothing.
 #
 # Usage: scripts/build-test-image.sh [TAG]        (default uwsgi-docker-test:latest)
-# Env:   UWSGIDOCKER_TEST_PLUGINS  space-separated uWSGI plugins to include (default "psgi")
+# Env:   ENGINE                    the engine's CLI: docker (default) or podman
+#        UWSGIDOCKER_TEST_PLUGINS  space-separated uWSGI plugins to include (default "psgi")
 #        FORCE=1                   rebuild even when the hash matches
 set -euo pipefail
 
@@ -16,12 +18,14 @@ TAG="${1:-uwsgi-docker-test:latest}"
 PLUGINS="${UWSGIDOCKER_TEST_PLUGINS:-psgi}"
 HASH_LABEL="io.uwsgi-docker.test-image-hash"
 PLUGIN_DIR=/usr/lib/uwsgi/plugins
+ENGINE="${ENGINE:-docker}"
+case "$ENGINE" in docker | podman) ;; *) printf 'build-test-image: error: ENGINE=%s: docker or podman\n' "$ENGINE" >&2; exit 1 ;; esac
 
 say() { printf 'build-test-image: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
-command -v docker >/dev/null || die "docker is not installed"
-docker info >/dev/null 2>&1 || die "the Docker daemon does not answer (is it running? are you allowed to use it?)"
+command -v "$ENGINE" >/dev/null || die "$ENGINE is not installed"
+"$ENGINE" info >/dev/null 2>&1 || die "$ENGINE info fails (is the engine running? are you allowed to use it?)"
 
 # --- host packages -----------------------------------------------------------------------
 need_pkgs=()
@@ -133,15 +137,15 @@ EOF
 tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$ROOT" -cf "$STAGE/rootfs.tar" .
 HASH="$(sha256sum "$STAGE/rootfs.tar" | cut -c1-64)"
 
-current="$(docker image inspect -f "{{ index .Config.Labels \"$HASH_LABEL\" }}" "$TAG" 2>/dev/null || true)"
+current="$("$ENGINE" image inspect -f "{{ index .Config.Labels \"$HASH_LABEL\" }}" "$TAG" 2>/dev/null || true)"
 if [[ "$current" == "$HASH" && "${FORCE:-0}" != 1 ]]; then
-    say "$TAG is up to date (${HASH:0:12})"
+    say "$TAG is up to date in $ENGINE (${HASH:0:12})"
     exit 0
 fi
 
-old_id="$(docker image inspect -f '{{.Id}}' "$TAG" 2>/dev/null || true)"
-say "importing $TAG ($(du -h "$STAGE/rootfs.tar" | cut -f1), ${HASH:0:12})"
-docker import \
+old_id="$("$ENGINE" image inspect -f '{{.Id}}' "$TAG" 2>/dev/null || true)"
+say "importing $TAG into $ENGINE ($(du -h "$STAGE/rootfs.tar" | cut -f1), ${HASH:0:12})"
+"$ENGINE" import \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change "LABEL $HASH_LABEL=$HASH" \
     ${PERL_BASE_DIR:+--change "ENV PERL5LIB=$PERL_BASE_DIR"} \
@@ -151,9 +155,20 @@ docker import \
 
 # Smoke test: the image runs uWSGI with the psgi plugin and serves the app over HTTP.
 if [[ " $PLUGINS " == *" psgi "* ]]; then
-    cid="$(docker run -d -p 127.0.0.1::3031 "$TAG" \
-        uwsgi --plugin psgi --psgi /var/www/app.pl --http-socket 0.0.0.0:3031)"
-    port="$(docker port "$cid" 3031/tcp 2>/dev/null | head -1 | sed 's/.*://' || true)"
+    # Created, then started: a start that fails (an engine that cannot run containers here)
+    # still leaves an id to remove, and the untested image is dropped, so the next run retries.
+    failed() {
+        "$ENGINE" rmi "$TAG" >/dev/null 2>&1 || true
+        die "smoke test failed: $*"
+    }
+    cid="$("$ENGINE" create -p 127.0.0.1::3031 "$TAG" \
+        uwsgi --plugin psgi --psgi /var/www/app.pl --http-socket 0.0.0.0:3031 2>&1)" ||
+        failed "$ENGINE create: $cid"
+    if ! started="$("$ENGINE" start "$cid" 2>&1)"; then
+        "$ENGINE" rm -f "$cid" >/dev/null 2>&1 || true
+        failed "$ENGINE start: $started"
+    fi
+    port="$("$ENGINE" port "$cid" 3031/tcp 2>/dev/null | head -1 | sed 's/.*://' || true)"
     body=""
     for _ in $(seq 1 50); do
         [[ -n "$port" ]] || break
@@ -161,16 +176,15 @@ if [[ " $PLUGINS " == *" psgi "* ]]; then
         [[ -n "$body" ]] && break
         sleep 0.2
     done
-    logs="$(docker logs "$cid" 2>&1 | tail -20 || true)"
-    docker rm -f "$cid" >/dev/null 2>&1 || true
+    logs="$("$ENGINE" logs "$cid" 2>&1 | tail -20 || true)"
+    "$ENGINE" rm -f "$cid" >/dev/null 2>&1 || true
     if [[ "$body" != "Hello World from Docker" ]]; then
-        docker rmi "$TAG" >/dev/null 2>&1 || true
-        die "smoke test failed: got '$body' from the app in $TAG; container log:
+        failed "got '$body' from the app in $TAG; container log:
 $logs"
     fi
 fi
 # The previous build is now untagged; drop it unless something still uses it.
 if [[ -n "$old_id" ]]; then
-    docker rmi "$old_id" >/dev/null 2>&1 || true
+    "$ENGINE" rmi "$old_id" >/dev/null 2>&1 || true
 fi
-say "built $TAG"
+say "built $TAG in $ENGINE"

@@ -436,7 +436,7 @@ fn an_on_demand_socket_reaches_the_container() {
         image = image()
     );
     std::fs::write(root.join("vassals").join(&vassal), text).expect("write the vassal");
-    let child = Command::new("uwsgi")
+    let child = Command::new(uwsgi_bin())
         .arg("--emperor")
         .arg(format!("dir://{}", root.join("vassals").display()))
         .arg("--emperor-on-demand-directory")

@@ -149,6 +149,21 @@ pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeSta
             return fail(&format!("vassal {name}: docker-cidfile = {path}: {e}"));
         }
     }
+    // A missing mount source is refused, not created: Docker refuses it for
+    // HostConfig.Mounts, but Podman's compat API makes it a root-owned directory (as Binds
+    // did), so the bridge looks first. Only a definite "not there" refuses; the daemon
+    // judges the rest.
+    for mount in &plan.spec.mounts {
+        if matches!(
+            std::fs::symlink_metadata(&mount.host),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound
+        ) {
+            return fail(&format!(
+                "vassal {name}: {}",
+                uwsgi_docker_core::docker::missing_mount_source(mount)
+            ));
+        }
+    }
     let proxy_private_dir = plan
         .proxy_in_private_dir
         .then(|| private_dir(settings, &identity.emperor_id));

@@ -13,6 +13,16 @@
 //!   `plugin = docker_plugin.so` and `emperor-docker-required` instead of `emperor-wrapper`.
 //! * `UWSGIDOCKER_E2E_PLUGIN`: the docker_plugin.so to load (default: built once per test
 //!   binary with `scripts/build-plugin.sh` into `target/e2e-plugin`).
+//! * `UWSGIDOCKER_DAEMON_SOCKET`: the engine's unix socket (e.g. Podman's, from
+//!   `scripts/podman-service.sh start`). The bridges read it (the Emperor inherits it), and
+//!   the harness's own `docker …` calls go there too (`docker -H unix://…`): Podman's
+//!   compat API answers every call the harness makes (info, image inspect, ps, container
+//!   inspect, create, kill, rm, build).
+//! * `UWSGIDOCKER_E2E_UWSGI`: the uWSGI binary the Emperor runs (default `uwsgi` on PATH,
+//!   Debian's 2.0.21), e.g. `/opt/uwsgi-2.0.31/bin/uwsgi` from `scripts/uwsgi-2.0.31.sh`.
+//!   It is also the "real uWSGI" the wrapper execs for host vassals, and the one the plugin
+//!   is built against when `UWSGIDOCKER_E2E_PLUGIN` is not given. Docker vassals run the
+//!   image's own uWSGI whatever this says.
 //! * `CI`: when set, missing prerequisites fail the test instead of skipping it.
 #![allow(dead_code)]
 
@@ -55,6 +65,76 @@ const POLL: Duration = Duration::from_millis(200);
 
 pub fn image() -> String {
     std::env::var("UWSGIDOCKER_TEST_IMAGE").unwrap_or_else(|_| DEFAULT_IMAGE.to_owned())
+}
+
+/// The uWSGI the Emperor runs: `UWSGIDOCKER_E2E_UWSGI`, else `uwsgi` from PATH.
+pub fn uwsgi_bin() -> PathBuf {
+    match std::env::var_os("UWSGIDOCKER_E2E_UWSGI").filter(|v| !v.is_empty()) {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from("uwsgi"),
+    }
+}
+
+/// Whether vassals on the host can load Debian's psgi plugin: only when the Emperor's uWSGI
+/// is Debian's own (a plugin must come from the build that loads it; a pip-built uWSGI has
+/// no psgi plugin). Docker vassals do not care: they run the image's uWSGI.
+pub fn host_psgi() -> bool {
+    std::env::var_os("UWSGIDOCKER_E2E_UWSGI").is_none_or(|v| {
+        v.is_empty() || fs::canonicalize(&v).ok() == fs::canonicalize("/usr/bin/uwsgi").ok()
+    })
+}
+
+/// `true` (after saying why) when `test` needs host vassals with psgi and cannot have them.
+pub fn skip_without_host_psgi(test: &str) -> bool {
+    if host_psgi() {
+        return false;
+    }
+    eprintln!(
+        "skipping {test}: it runs a psgi vassal on the host, and the Emperor's uWSGI ({}) \
+         has no psgi plugin (only Debian's uWSGI has one here)",
+        uwsgi_bin().display()
+    );
+    true
+}
+
+/// The engine's socket for this run, as the bridges read it: `UWSGIDOCKER_DAEMON_SOCKET`.
+pub fn daemon_socket() -> Option<String> {
+    std::env::var("UWSGIDOCKER_DAEMON_SOCKET")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// Which engine answers on the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Docker,
+    Podman,
+}
+
+/// The engine under test: Podman's compat `/version` lists a "Podman Engine" component.
+pub fn engine() -> Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    *ENGINE.get_or_init(|| {
+        let out = docker(&[
+            "version",
+            "--format",
+            "{{range .Server.Components}}{{.Name}};{{end}}",
+        ]);
+        if lossy(&out.stdout).contains("Podman") {
+            Engine::Podman
+        } else {
+            Engine::Docker
+        }
+    })
+}
+
+/// `docker` aimed at the engine under test (`-H unix://$UWSGIDOCKER_DAEMON_SOCKET` when set).
+pub fn docker_command() -> Command {
+    let mut cmd = Command::new("docker");
+    if let Some(socket) = daemon_socket() {
+        cmd.arg("-H").arg(format!("unix://{socket}"));
+    }
+    cmd
 }
 
 fn in_ci() -> bool {
@@ -193,9 +273,16 @@ pub fn plugin() -> Result<PathBuf, String> {
             }
             let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
             let target = workspace.join("target/e2e-plugin");
-            let out = Command::new(workspace.join("scripts/build-plugin.sh"))
-                .arg(target.join("plugin"))
-                .env("CARGO_TARGET_DIR", &target)
+            let mut build = Command::new(workspace.join("scripts/build-plugin.sh"));
+            build.env("CARGO_TARGET_DIR", &target);
+            // Built against the uWSGI that loads it, in a directory of its own.
+            match std::env::var_os("UWSGIDOCKER_E2E_UWSGI").filter(|v| !v.is_empty()) {
+                Some(uwsgi) => build
+                    .arg(target.join("plugin-e2e-uwsgi"))
+                    .env("UWSGI_BIN", uwsgi),
+                None => build.arg(target.join("plugin")),
+            };
+            let out = build
                 .stdin(Stdio::null())
                 .output()
                 .map_err(|e| format!("cannot run scripts/build-plugin.sh: {e}"))?;
@@ -216,14 +303,21 @@ fn missing_prerequisite() -> Option<String> {
     static CHECK: OnceLock<Option<String>> = OnceLock::new();
     CHECK
         .get_or_init(|| {
-            match Command::new("uwsgi").arg("--version").output() {
+            let uwsgi = uwsgi_bin();
+            match Command::new(&uwsgi).arg("--version").output() {
                 Ok(out) if out.status.success() => {}
                 Ok(out) => {
-                    return Some(format!("`uwsgi --version` failed: {}", lossy(&out.stderr)))
+                    return Some(format!(
+                        "`{} --version` failed: {}",
+                        uwsgi.display(),
+                        lossy(&out.stderr)
+                    ))
                 }
                 Err(e) => {
                     return Some(format!(
-                        "uwsgi is not installed ({e}); apt-get install uwsgi-core"
+                        "{} cannot run ({e}); apt-get install uwsgi-core, or set \
+                         UWSGIDOCKER_E2E_UWSGI to a uwsgi binary",
+                        uwsgi.display()
                     ))
                 }
             }
@@ -232,23 +326,23 @@ fn missing_prerequisite() -> Option<String> {
                     "{PSGI_PLUGIN} is missing; apt-get install uwsgi-plugin-psgi"
                 ));
             }
-            match Command::new("docker").arg("info").output() {
+            let daemon = daemon_socket().unwrap_or_else(|| "the default socket".to_owned());
+            match docker_command().arg("info").output() {
                 Ok(out) if out.status.success() => {}
                 Ok(out) => {
                     return Some(format!(
-                        "the Docker daemon does not answer: {}",
+                        "the engine on {daemon} does not answer: {}",
                         lossy(&out.stderr).trim()
                     ))
                 }
                 Err(e) => return Some(format!("docker is not installed ({e})")),
             }
             let image = image();
-            let inspected = Command::new("docker")
-                .args(["image", "inspect", &image])
-                .output();
+            let inspected = docker_command().args(["image", "inspect", &image]).output();
             if !inspected.is_ok_and(|o| o.status.success()) {
                 return Some(format!(
-                    "the test image {image} is missing; run scripts/build-test-image.sh"
+                    "the test image {image} is missing on {daemon}; run \
+                     scripts/build-test-image.sh (ENGINE=podman for Podman)"
                 ));
             }
             if !wrapper().exists() {
@@ -371,12 +465,9 @@ pub fn read_http_reply(stream: impl Read) -> std::io::Result<(u16, String)> {
     Ok((status, body.to_owned()))
 }
 
-/// Runs `docker args…`; the output whatever the exit status.
+/// Runs `docker args…` against the engine under test; the output whatever the exit status.
 pub fn docker(args: &[&str]) -> Output {
-    Command::new("docker")
-        .args(args)
-        .output()
-        .expect("run docker")
+    docker_command().args(args).output().expect("run docker")
 }
 
 /// Runs `docker args…` and returns its trimmed stdout; panics when it fails.
@@ -596,9 +687,12 @@ impl World {
     fn spawn_emperor(&mut self, options: &EmperorOptions, plugin: Option<&Path>) {
         let out = fs::File::create(self.root.join("emperor.out")).expect("create emperor.out");
         let err = out.try_clone().expect("dup emperor.out");
-        let real_uwsgi =
-            fs::canonicalize("/usr/bin/uwsgi").unwrap_or_else(|_| "/usr/bin/uwsgi".into());
-        let mut emperor = Command::new("uwsgi");
+        // The wrapper execs this one for host vassals: the Emperor's own uWSGI.
+        let real_uwsgi = match std::env::var_os("UWSGIDOCKER_E2E_UWSGI").filter(|v| !v.is_empty()) {
+            Some(uwsgi) => PathBuf::from(uwsgi),
+            None => fs::canonicalize("/usr/bin/uwsgi").unwrap_or_else(|_| "/usr/bin/uwsgi".into()),
+        };
+        let mut emperor = Command::new(uwsgi_bin());
         match plugin {
             // The plugin first: its options exist only once it is loaded.
             Some(plugin) => {
@@ -635,6 +729,8 @@ impl World {
             .arg(&self.log_path)
             .env("UWSGIDOCKER_EMPEROR_ID", &self.id)
             .env("UWSGIDOCKER_UWSGI", real_uwsgi)
+            // Inherited anyway; explicit, since every bridge must talk to the engine under test.
+            .envs(daemon_socket().map(|s| ("UWSGIDOCKER_DAEMON_SOCKET", s)))
             .envs(options.env.iter().map(|(k, v)| (k, v)))
             .args(&options.args)
             .current_dir(&self.root)

@@ -201,6 +201,19 @@ fn port_key(port: u16, protocol: Protocol) -> String {
     }
 }
 
+/// What to tell the vassal's author when the host path of `mount` does not exist: the
+/// attribute, and that it is not created for them. The runtime checks before create too,
+/// since not every engine refuses (Podman's compat API creates a missing source).
+pub fn missing_mount_source(mount: &crate::spec::Mount) -> String {
+    format!(
+        "docker-mount = {}:{}{}: the host path {} does not exist. Create it first: a missing mount source is not created for you",
+        mount.host,
+        mount.container,
+        if mount.read_only { ":ro" } else { "" },
+        mount.host
+    )
+}
+
 /// Why create failed, for the vassal's log: the daemon's words, and for a bind mount
 /// whose host path is missing (`HostConfig.Mounts` does not create it, as `Binds` did),
 /// which attribute names it and what to do.
@@ -216,12 +229,7 @@ pub fn create_failure(error: &super::DaemonError, plan: &ContainerPlan) -> Strin
     let hint = missing.map(|path| {
         let mount = plan.spec.mounts.iter().find(|m| m.host == path);
         match mount {
-            Some(m) => format!(
-                "; docker-mount = {}:{}{}: the host path {path} does not exist. Create it first: a missing mount source is not created for you",
-                m.host,
-                m.container,
-                if m.read_only { ":ro" } else { "" }
-            ),
+            Some(m) => format!("; {}", missing_mount_source(m)),
             None if path == plan.proxy_host_path => format!(
                 "; the proxy socket {path} vanished before the container was created: did something remove it?"
             ),
