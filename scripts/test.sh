@@ -56,7 +56,11 @@ step "install host packages"
 need=()
 # libcap-dev and libpcre3-dev: headers the installed uwsgi.h includes (docker_plugin.so's build).
 # nginx: e2e_hostfs runs Debian's nginx (workers as www-data) in front of a docker-socket.
-for pkg in uwsgi-core uwsgi-plugin-psgi curl nginx libcap-dev libpcre3-dev libssl-dev uuid-dev zlib1g-dev; do
+# postgresql, uwsgi-plugin-emperor-pg: e2e_fleet starts its own private PostgreSQL per test
+# (scripts/pg-fleet.sh: unix socket and data directory in a temp dir, removed after) and
+# Emperors fed from it by the pg imperial monitor.
+for pkg in uwsgi-core uwsgi-plugin-psgi curl nginx postgresql uwsgi-plugin-emperor-pg \
+    libcap-dev libpcre3-dev libssl-dev uuid-dev zlib1g-dev; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if ((${#need[@]})); then
@@ -107,26 +111,6 @@ RESULTS="$(mktemp)"
 cargo_test() {
     cargo test "$@" 2>&1 | tee -a "$RESULTS"
 }
-
-# --- fleet (issue 9) ---------------------------------------------------------------------
-step "fleet: PostgreSQL"
-# Debian's PostgreSQL and the pg imperial monitor. Each fleet test starts its own private
-# server with scripts/pg-fleet.sh (unix socket and data directory in a temp dir, stopped and
-# removed after) and Emperors h1, h2 fed from it; with CI set they fail when these are missing.
-fleet_need=()
-for pkg in postgresql uwsgi-plugin-emperor-pg; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || fleet_need+=("$pkg")
-done
-if ((${#fleet_need[@]})); then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${fleet_need[@]}" >/dev/null
-    echo "installed ${fleet_need[*]}" >&2
-fi
-fleet_started=$SECONDS
-RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}" cargo_test -p uwsgi-docker-cli --test e2e_fleet -- --nocapture
-echo "fleet: PostgreSQL took $((SECONDS - fleet_started)) s" >&2
-# --- end of fleet --------------------------------------------------------------------------
 
 step "cargo test (unit tests and end to end)"
 # Two at a time: each e2e test runs its own Emperor and containers on a 2-core machine.
