@@ -111,7 +111,19 @@ wait_all_serving() { # timeout
 bridge_pids() {
     local p
     for p in /proc/[0-9]*; do
-        tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q "^\[uwsgi-docker-bridge\] $ID-" && echo "${p#/proc/}"
+        { tr "\0" " " <"$p/cmdline"; } 2>/dev/null | grep -q "^\[uwsgi-docker-bridge\] $ID-" && echo "${p#/proc/}"
+    done
+    return 0
+}
+
+# Pids whose command line names this soak's id, but the Emperor's: the bridges and the
+# container processes (uWSGI inside them is visible from the host's pid namespace).
+our_processes() {
+    local p cmd
+    for p in /proc/[0-9]*; do
+        [[ "${p#/proc/}" == "$EMPEROR_PID" ]] && continue
+        cmd="$({ tr "\0" " " <"$p/cmdline"; } 2>/dev/null)" || continue
+        [[ "$cmd" == *"$ID"* ]] && echo "${p#/proc/}"
     done
     return 0
 }
@@ -131,7 +143,7 @@ record() { # label
     sockets="$(find "$RUNTIME" -mindepth 1 2>/dev/null | wc -l)"
     # Our processes: everything naming this soak's id except the Emperor (bridges and the
     # uWSGI helpers they may start).
-    procs="$(grep -l "$ID" /proc/[0-9]*/cmdline 2>/dev/null | grep -v "^/proc/$EMPEROR_PID/" | wc -l)"
+    procs="$(our_processes | wc -l)"
     local line="$1: emperor fds $fds, bridges $bridges, bridge USS median/max ${median:-n/a}/${max:-n/a} KiB, containers $containers, socket files $sockets, processes $procs"
     say "$line"
     echo "$line" >>"$DIR/figures"

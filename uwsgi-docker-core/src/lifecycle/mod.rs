@@ -286,6 +286,9 @@ const MAX_CONFLICT_BACKOFF: Duration = Duration::from_secs(2);
 /// The usual [`BridgeConfig::request_timeout`]: a daemon that has not answered one request
 /// in this long is not going to.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a vassal that closed its control channel leaves the wait to report its
+/// container's exit before the bridge stops the container itself.
+const VASSAL_EXIT_GRACE: Duration = Duration::from_secs(2);
 /// The wait status of a container whose init died of SIGKILL (128 + 9).
 const SIGKILL_STATUS: i64 = 137;
 /// Longest log line before it is split.
@@ -334,6 +337,9 @@ pub struct Bridge {
     /// The container exited by itself with status 137 and is still to be inspected for
     /// `State.OOMKilled` (before the removal).
     exit_inspect_due: bool,
+    /// The vassal closed its control channel: until then the wait may still report the
+    /// container's exit (and its status) before we stop it.
+    vassal_gone_by: Option<Instant>,
     /// Once stopping: when the stop request must be answered by (the stop timeout and the
     /// grace, counted from the start of the shutdown).
     stop_by: Option<Instant>,
@@ -373,6 +379,7 @@ impl Bridge {
             conflict: None,
             daemon_unresponsive: false,
             exit_inspect_due: false,
+            vassal_gone_by: None,
             stop_by: None,
             shutdown_by: None,
             create_unknown: false,
@@ -701,6 +708,12 @@ impl Bridge {
                 LogLevel::Info,
                 "the vassal closed its Emperor channel".into(),
             );
+            // Usually its container is exiting: let the wait say how (an OOM kill is told
+            // from its status), for a moment, before stopping it ourselves.
+            if self.started && self.wait.as_ref().is_some_and(|w| w.armed) {
+                self.vassal_gone_by = Some(now + VASSAL_EXIT_GRACE);
+                return;
+            }
         }
         self.stop(Outcome::ContainerExited(-1), now);
     }
@@ -746,6 +759,10 @@ impl Bridge {
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.exited {
             return;
+        }
+        if self.vassal_gone_by.is_some_and(|d| now >= d) {
+            self.vassal_gone_by = None;
+            self.stop(Outcome::ContainerExited(-1), now);
         }
         if self.handoff_deadline.is_some_and(|d| now >= d) {
             self.handoff_deadline = None;
@@ -834,6 +851,7 @@ impl Bridge {
         [
             self.handoff_deadline,
             self.backoff_until,
+            self.vassal_gone_by,
             self.api_conn
                 .as_ref()
                 .and_then(|c| c.pending.as_ref())
@@ -907,6 +925,7 @@ impl Bridge {
         if self.exited {
             return;
         }
+        self.vassal_gone_by = None;
         if self.shutdown.is_none() {
             self.outcome = Some(outcome);
             self.shutdown = Some(Shutdown::default());

@@ -1007,6 +1007,35 @@ fn an_oom_kill_is_read_from_inspect_and_logged_before_the_removal() {
 }
 
 #[test]
+fn a_vassal_that_closes_its_channel_lets_the_wait_tell_the_oom_kill_first() {
+    // The OOM killer ends uWSGI: its channels close just before the wait answers.
+    let mut h = Harness::running();
+    h.bridge.handle_vassal_control_eof(h.now);
+    h.run();
+    assert!(h.exit.is_none(), "waits for the exit status a moment");
+    assert!(!h.daemon.requests.iter().any(|r| r.ends_with("/stop")));
+    h.daemon.running = false;
+    h.daemon.oom_killed = true;
+    h.container_exits(137);
+    assert!(
+        h.logs.iter().any(|l| l.contains("OOM killed")),
+        "{:?}",
+        h.logs
+    );
+    assert!(!h.daemon.requests.iter().any(|r| r.ends_with("/stop")));
+    h.assert_clean(1);
+
+    // A vassal that closes its channel and keeps running is stopped after the grace.
+    let mut h = Harness::running();
+    h.bridge.handle_vassal_control_eof(h.now);
+    h.run();
+    h.advance(Duration::from_secs(2));
+    assert!(h.daemon.requests.iter().any(|r| r.ends_with("/stop")));
+    h.assert_clean(1);
+    assert_eq!(h.bridge.is_finished(), Some(&Outcome::ContainerExited(-1)));
+}
+
+#[test]
 fn a_sigkill_that_is_not_an_oom_kill_says_so_and_one_already_removed_too() {
     let mut h = Harness::running();
     h.daemon.running = false;
