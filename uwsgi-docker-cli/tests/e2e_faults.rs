@@ -343,14 +343,14 @@ fn podman_ready() -> Result<(), String> {
     Ok(())
 }
 
-/// Podman's `system service` is only the API: its containers (run by conmon) keep running
-/// when it stops. What the bridge does today: its attach and wait connections close, so it
-/// fails the vassal ("closed the wait connection before the container exited") and cannot
-/// remove the container (the daemon is gone), which keeps serving. The Emperor respawns the
-/// vassal; while the daemon is down that fails naming the socket; once it is back, the new
-/// bridge finds its name held by the container of a dead bridge, removes it and serves in a
-/// new container. Nothing is left. (Re-attaching to the surviving container instead is the
-/// gap: see the report in RELIABILITY.md.)
+/// Podman's `system service` is only the API: containers (run by conmon) outlive it. What
+/// the bridge does today when it stops: its attach and wait connections close, so it fails
+/// the vassal ("closed the wait connection before the container exited") and removes its
+/// container if the stopping service still answers, or leaves it when the daemon is gone.
+/// The Emperor respawns the vassal; while the daemon is down that fails naming the socket;
+/// once it is back, the new bridge serves in a new container (replacing any container of a
+/// dead bridge that holds the name). Nothing is left. Re-attaching to a surviving container
+/// instead is the gap (RELIABILITY.md).
 #[test]
 fn daemon_stopped_and_started_again_the_vassal_is_respawned_and_nothing_is_left() {
     if let Err(why) = podman_ready() {
@@ -398,10 +398,8 @@ fn daemon_stopped_and_started_again_the_vassal_is_respawned_and_nothing_is_left(
     for (name, _, _) in &ports {
         w.wait_for_log_line(&[name, "closed the"], Duration::from_secs(30));
     }
-    // The containers survive the service and keep serving.
-    for (_, port, greeting) in &ports {
-        w.wait_for_body(*port, greeting, Duration::from_secs(5));
-    }
+    // Today the failed bridges clean up: a container whose removal the stopping service
+    // still took is gone; one it did not is left to the next bridge, which replaces it.
     // Respawns while the daemon is down fail, naming the socket.
     w.wait_for_log_line(
         &["cannot connect to the docker daemon at", &socket_text],
