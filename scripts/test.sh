@@ -51,6 +51,16 @@ echo "docker $(docker version -f '{{.Server.Version}}') API $(docker version -f 
 step "build the test image"
 scripts/build-test-image.sh
 
+step "fault matrix: the forkpty test image and the script it drives"
+# e2e_faults.rs runs the seed's forkpty router in a variant of the test image with Debian's
+# corerouter, forkptyrouter and pty plugins (all in uwsgi-core) and /bin/sh; `script`
+# (bsdutils) gives `uwsgi --pty-connect` its terminal. The full-cidfile row mounts a tmpfs
+# (root), the daemon-restart row runs its own `podman system service` (skipped without podman).
+command -v script >/dev/null || { echo "script (bsdutils) is missing" >&2; exit 1; }
+UWSGIDOCKER_TEST_PLUGINS="psgi corerouter forkptyrouter pty" \
+    scripts/build-test-image.sh uwsgi-docker-test:forkpty
+export UWSGIDOCKER_TEST_FORKPTY_IMAGE=uwsgi-docker-test:forkpty
+
 step "build docker_plugin.so"
 # Release plugin + bridge side by side, as users install them; the e2e tests load this one.
 UWSGIDOCKER_E2E_PLUGIN="$(scripts/build-plugin.sh target/plugin)"
