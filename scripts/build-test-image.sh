@@ -11,6 +11,10 @@
 # Usage: scripts/build-test-image.sh [TAG]        (default uwsgi-docker-test:latest)
 # Env:   ENGINE                    the engine's CLI: docker (default) or podman
 #        UWSGIDOCKER_TEST_PLUGINS  space-separated uWSGI plugins to include (default "psgi")
+#                                  (with forkptyrouter, /bin/sh is included: the shell it runs)
+#        UWSGIDOCKER_TEST_UWSGI    the uWSGI binary to put in the image as /usr/bin/uwsgi
+#                                  (default Debian's; e.g. a local build of uWSGI master, with
+#                                  psgi built in: Debian's plugins only fit Debian's uWSGI)
 #        FORCE=1                   rebuild even when the hash matches
 set -euo pipefail
 
@@ -39,8 +43,8 @@ if ((${#need_pkgs[@]})); then
     apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
 
-UWSGI_BIN="$(readlink -f /usr/bin/uwsgi)"
-[[ -x "$UWSGI_BIN" ]] || die "/usr/bin/uwsgi does not resolve to an executable"
+UWSGI_BIN="$(readlink -f "${UWSGIDOCKER_TEST_UWSGI:-/usr/bin/uwsgi}")"
+[[ -x "$UWSGI_BIN" ]] || die "${UWSGIDOCKER_TEST_UWSGI:-/usr/bin/uwsgi} does not resolve to an executable"
 
 # --- stage the rootfs --------------------------------------------------------------------
 STAGE="$(mktemp -d /tmp/uwsgi-docker-image.XXXXXX)"
@@ -73,8 +77,14 @@ elf_deps() {
 }
 
 elves=("$UWSGI_BIN")
-stage_file "$UWSGI_BIN"
-if [[ "$UWSGI_BIN" != /usr/bin/uwsgi ]]; then
+if [[ -n "${UWSGIDOCKER_TEST_UWSGI:-}" ]]; then
+    # A binary from anywhere goes in as /usr/bin/uwsgi itself.
+    mkdir -p "$ROOT/usr/bin"
+    cp -L --preserve=mode "$UWSGI_BIN" "$ROOT/usr/bin/uwsgi"
+else
+    stage_file "$UWSGI_BIN"
+fi
+if [[ -z "${UWSGIDOCKER_TEST_UWSGI:-}" && "$UWSGI_BIN" != /usr/bin/uwsgi ]]; then
     ln -s "$(basename "$UWSGI_BIN")" "$ROOT/usr/bin/uwsgi"
 fi
 for plugin in $PLUGINS; do
@@ -101,6 +111,13 @@ if [[ " $PLUGINS " == *" psgi "* ]]; then
     done < <(dpkg -L perl-base)
     PERL_BASE_DIR="$(dpkg -L perl-base | grep -m1 -E '/perl-base$' || true)"
     [[ -n "$PERL_BASE_DIR" ]] || die "cannot find perl-base's module directory"
+fi
+
+# The forkpty router runs /bin/sh in its pty by default: Debian's dash.
+if [[ " $PLUGINS " == *" forkptyrouter "* ]]; then
+    stage_file "$(readlink -f /bin/sh)"
+    elves+=("$(readlink -f /bin/sh)")
+    [[ -e "$ROOT/usr/bin/sh" ]] || ln -s "$(basename "$(readlink -f /bin/sh)")" "$ROOT/usr/bin/sh"
 fi
 
 for elf in "${elves[@]}"; do

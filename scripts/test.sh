@@ -84,6 +84,16 @@ echo "docker $(docker version -f '{{.Server.Version}}') API $(docker version -f 
 step "build the test image"
 scripts/build-test-image.sh
 
+step "fault matrix: the forkpty test image and the script it drives"
+# e2e_faults.rs runs the seed's forkpty router in a variant of the test image with Debian's
+# corerouter, forkptyrouter and pty plugins (all in uwsgi-core) and /bin/sh; `script`
+# (bsdutils) gives `uwsgi --pty-connect` its terminal. The full-cidfile row mounts a tmpfs
+# (root), the daemon-restart row runs its own `podman system service` (skipped without podman).
+command -v script >/dev/null || { echo "script (bsdutils) is missing" >&2; exit 1; }
+UWSGIDOCKER_TEST_PLUGINS="psgi corerouter forkptyrouter pty" \
+    scripts/build-test-image.sh uwsgi-docker-test:forkpty
+export UWSGIDOCKER_TEST_FORKPTY_IMAGE=uwsgi-docker-test:forkpty
+
 step "build docker_plugin.so"
 # Release plugin + bridge side by side, as users install them; the e2e tests load this one.
 UWSGIDOCKER_E2E_PLUGIN="$(scripts/build-plugin.sh target/plugin)"
@@ -112,6 +122,13 @@ cargo_test() {
     cargo test "$@" 2>&1 | tee -a "$RESULTS"
 }
 
+step "podman service (install, containers.conf, private socket, test image)"
+# Rootful Podman beside Docker, on its own socket; see the script's header for what it
+# writes (containers.conf default_ulimits) and why. Left running if it already was.
+# Before the first e2e run: e2e_faults' daemon-restart row needs Podman installed.
+scripts/podman-service.sh status || PODMAN_STARTED=1
+PODMAN_SOCKET="$(scripts/podman-service.sh start)"
+
 step "cargo test (unit tests and end to end)"
 # Two at a time: each e2e test runs its own Emperor and containers on a 2-core machine.
 RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}" cargo_test --workspace
@@ -121,15 +138,10 @@ step "end to end again, in plugin mode"
 UWSGIDOCKER_E2E_MODE=plugin RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}" \
     cargo_test -p uwsgi-docker-cli --test e2e
 
-step "podman service (install, containers.conf, private socket, test image)"
-# Rootful Podman beside Docker, on its own socket; see the script's header for what it
-# writes (containers.conf default_ulimits) and why. Left running if it already was.
-scripts/podman-service.sh status || PODMAN_STARTED=1
-PODMAN_SOCKET="$(scripts/podman-service.sh start)"
-
 step "end to end against Podman"
-# Every e2e suite (tests/e2e*.rs), wrapper mode, with the bridges and the harness's own
-# docker calls on Podman's socket. Not run against Podman: the e2e suites in plugin mode
+# Every e2e suite but the fault matrix, wrapper mode, with the bridges and the harness's own
+# docker calls on Podman's socket. Not run against Podman: e2e_faults (its rows are written
+# for the main engine; its daemon-restart row runs a private Podman service of its own), the e2e suites in plugin mode
 # (the same bridge talks to the engine; e2e_plugin's tests cover the plugin there), and
 # e2e_fleet's plain move: its two "hosts" share one engine and publish the same host port
 # in turn, and on Podman that handover failed once (h2's container was up and ready, but
@@ -139,7 +151,8 @@ step "end to end against Podman"
 PODMAN_SKIP=(--skip a_row_moved_to_another_host_is_served_there_after_a_graceful_stop)
 echo "not run against Podman: ${PODMAN_SKIP[*]}" >&2
 UWSGIDOCKER_DAEMON_SOCKET="$PODMAN_SOCKET" RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}" \
-    cargo_test -p uwsgi-docker-cli --test 'e2e*' -- "${PODMAN_SKIP[@]}"
+    cargo_test -p uwsgi-docker-cli --test e2e --test e2e_conflicts --test e2e_fleet \
+    --test e2e_hostfs --test e2e_plugin --test e2e_socket --test e2e_tenants -- "${PODMAN_SKIP[@]}"
 
 step "uWSGI 2.0.31 (pip build, cached in /opt)"
 UWSGI_2031="$(scripts/uwsgi-2.0.31.sh)"

@@ -24,7 +24,16 @@ pub struct RuntimeSettings {
     /// Default `USER[:GROUP]` of `docker-socket` unix sockets (`UWSGIDOCKER_SOCKET_OWNER`);
     /// a vassal's `docker-socket-owner` wins.
     pub socket_owner: Option<String>,
+    /// How long a container has to connect to its proxy socket, in seconds
+    /// (`UWSGIDOCKER_HANDOFF_TIMEOUT`, default [`DEFAULT_HANDOFF_TIMEOUT_SECS`]).
+    pub handoff_timeout_secs: u64,
 }
+
+/// The default handoff deadline: a container that has not connected to its proxy socket
+/// within this long is not going to (wrong `docker-uwsgi`, an image without uWSGI).
+pub const DEFAULT_HANDOFF_TIMEOUT_SECS: u64 = 30;
+/// The longest handoff deadline `UWSGIDOCKER_HANDOFF_TIMEOUT` takes (an hour).
+const MAX_HANDOFF_TIMEOUT_SECS: u64 = 3600;
 
 /// The default base of the Emperors' private runtime directories.
 pub const DEFAULT_RUNTIME_DIR: &str = "/run/uwsgi-docker";
@@ -45,6 +54,8 @@ pub enum SettingsError {
         "{var}={value:?} is not USER[:GROUP] (names or numbers, no spaces), e.g. root:www-data"
     )]
     BadOwner { var: &'static str, value: String },
+    #[error("UWSGIDOCKER_HANDOFF_TIMEOUT={value:?} is not a whole number of seconds from 1 to {MAX_HANDOFF_TIMEOUT_SECS}")]
+    BadHandoffTimeout { value: String },
 }
 
 /// Read the settings through `get` (the process env in production, a map in tests).
@@ -117,7 +128,15 @@ pub fn from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<RuntimeSettings,
         }
         owner => owner,
     };
+    let handoff_timeout_secs = match non_empty("UWSGIDOCKER_HANDOFF_TIMEOUT") {
+        Some(value) => match value.parse::<u64>() {
+            Ok(secs) if (1..=MAX_HANDOFF_TIMEOUT_SECS).contains(&secs) => secs,
+            _ => return Err(SettingsError::BadHandoffTimeout { value }),
+        },
+        None => DEFAULT_HANDOFF_TIMEOUT_SECS,
+    };
     Ok(RuntimeSettings {
+        handoff_timeout_secs,
         runtime_dir,
         socket_owner,
         emperor,
@@ -197,6 +216,24 @@ mod tests {
                     with(&[("UWSGIDOCKER_SOCKET_OWNER", bad)]),
                     Err(SettingsError::BadOwner { .. })
                 ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_handoff_deadline_is_whole_seconds_within_bounds() {
+        let secs =
+            |v: &str| with(&[("UWSGIDOCKER_HANDOFF_TIMEOUT", v)]).map(|s| s.handoff_timeout_secs);
+        assert_eq!(
+            with(&[]).map(|s| s.handoff_timeout_secs),
+            Ok(DEFAULT_HANDOFF_TIMEOUT_SECS)
+        );
+        assert_eq!(secs("5"), Ok(5));
+        assert_eq!(secs("3600"), Ok(3600));
+        for bad in ["0", "3601", "-1", "1.5", "5s", "lots"] {
+            assert!(
+                matches!(secs(bad), Err(SettingsError::BadHandoffTimeout { .. })),
                 "{bad}"
             );
         }

@@ -76,10 +76,18 @@ fn spawn_serves_and_container_has_the_settings() {
         ),
         name
     );
-    assert_eq!(
-        inspect(&name, "{{json .Config.Cmd}}"),
-        format!(r#"["uwsgi","--ini","emperor://{name}"]"#)
-    );
+    // The default handoff (auto) is the launcher, which connects to the proxy, then execs
+    // uWSGI; without it installed, a vassal without a socket falls back to native.
+    let cmd = inspect(&name, "{{json .Config.Cmd}}");
+    let native = format!(r#""uwsgi","--ini","emperor://{name}"]"#);
+    if std::env::var_os("UWSGIDOCKER_LAUNCHER").is_some() {
+        assert!(
+            cmd.starts_with(r#"["/.uwsgi-docker-launcher","#) && cmd.ends_with(&native),
+            "{cmd}"
+        );
+    } else {
+        assert_eq!(cmd, format!("[{native}"));
+    }
     // Docker reports the stop signal by name; Podman's compat inspect by number (SIGINT = 2).
     let stop_signal = match engine() {
         Engine::Docker => "SIGINT",

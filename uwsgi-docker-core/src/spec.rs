@@ -92,9 +92,12 @@ pub struct ProxyPaths {
 /// How the fds reach uWSGI inside the container (`docker-handoff`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum HandoffMode {
-    /// Not given: [`Launcher`](Self::Launcher) when a listening socket is passed
-    /// (`docker-socket`, or the Emperor's on-demand socket), else [`Native`](Self::Native).
-    /// So the default works with the uWSGI 2.0.x every image has.
+    /// Not given: [`Launcher`](Self::Launcher), which works with every uWSGI. Native
+    /// handoff needs a uWSGI that can be trusted with it: 2.0.x cannot take a passed
+    /// socket, and master (2.1-dev) crashes on the unnamed config socket (it frees the `""`
+    /// that `uwsgi_getsockname` returns for it). The runtime falls back to
+    /// [`Native`](Self::Native) only when no socket is passed and the launcher is not
+    /// installed (see [`HandoffMode::resolve_without_launcher`]).
     #[default]
     Auto,
     /// Straight to uWSGI's `UWSGI_EMPEROR_PROXY`. A 2.0.x vassal takes only the control
@@ -115,12 +118,22 @@ impl VassalSpec {
 }
 
 impl HandoffMode {
-    /// The mode actually used: `Auto` resolved by whether a socket is passed.
-    pub fn resolve(self, passes_socket: bool) -> HandoffMode {
+    /// The mode actually used: `Auto` is the launcher, whether or not a socket is passed.
+    pub fn resolve(self, _passes_socket: bool) -> HandoffMode {
         match self {
-            HandoffMode::Auto if passes_socket => HandoffMode::Launcher,
-            HandoffMode::Auto => HandoffMode::Native,
+            HandoffMode::Auto => HandoffMode::Launcher,
             mode => mode,
+        }
+    }
+
+    /// The mode used when the launcher is not installed: `Auto` without a socket to pass
+    /// falls back to native (what uWSGI 2.0.x in the image handles); `None` when nothing
+    /// works without it (an explicit `launcher`, or a socket to pass).
+    pub fn resolve_without_launcher(self, passes_socket: bool) -> Option<HandoffMode> {
+        match self {
+            HandoffMode::Auto if !passes_socket => Some(HandoffMode::Native),
+            HandoffMode::Native => Some(HandoffMode::Native),
+            _ => None,
         }
     }
 

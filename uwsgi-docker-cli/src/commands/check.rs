@@ -162,6 +162,7 @@ mod tests {
             policy: None,
             runtime_dir: crate::settings::DEFAULT_RUNTIME_DIR.into(),
             socket_owner: None,
+            handoff_timeout_secs: crate::settings::DEFAULT_HANDOFF_TIMEOUT_SECS,
         }
     }
 

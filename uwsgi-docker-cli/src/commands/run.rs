@@ -15,8 +15,6 @@ use crate::settings::{self, RuntimeSettings};
 use crate::tenancy::{self, Origin};
 use crate::{launcher_binary, proxy, sys, vassal_file};
 
-/// How long the vassal has to connect to the proxy after its container starts.
-pub const HANDOFF_TIMEOUT: Duration = Duration::from_secs(30);
 /// Extra time past the container's stop timeout before it is killed.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -84,13 +82,31 @@ pub fn plan(
     inherited_socket: bool,
     get: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ContainerPlan, String> {
-    let launcher_host_path = match spec.handoff_for(inherited_socket).0 {
-        HandoffMode::Launcher => {
-            let path = launcher_binary::find(get).map_err(|e| {
-                format!("vassal {}: docker-handoff = launcher (the default when a socket is passed) needs the static launcher: {e}", identity.name)
-            })?;
-            Some(path.to_string_lossy().into_owned())
-        }
+    let mut spec = spec;
+    let (handoff, passes_socket) = spec.handoff_for(inherited_socket);
+    let launcher_host_path = match handoff {
+        HandoffMode::Launcher => match launcher_binary::find(get) {
+            Ok(path) => Some(path.to_string_lossy().into_owned()),
+            Err(e) => match spec.handoff.resolve_without_launcher(passes_socket) {
+                // The default, with nothing but the two channels to pass: native handoff
+                // works with uWSGI 2.0.x (not with master, which crashes on it).
+                Some(fallback) => {
+                    eprintln!(
+                        "uwsgi-docker: vassal {}: the static launcher is not installed ({e}); using docker-handoff = native, which needs uWSGI 2.0.x in the image (uWSGI master crashes on it)",
+                        identity.name
+                    );
+                    spec.handoff = fallback;
+                    None
+                }
+                None => {
+                    return Err(format!(
+                        "vassal {}: docker-handoff = {} needs the static launcher: {e}",
+                        identity.name,
+                        spec.handoff.as_str()
+                    ));
+                }
+            },
+        },
         _ => None,
     };
     let options = PlanOptions {
@@ -194,7 +210,7 @@ pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeSta
         config: start.config,
         emperor_config_channel: start.emperor_config.is_some(),
         emperor_control_channel: start.emperor_control.is_some(),
-        handoff_timeout: HANDOFF_TIMEOUT,
+        handoff_timeout: Duration::from_secs(settings.handoff_timeout_secs),
         stop_grace: STOP_GRACE,
         request_timeout: DEFAULT_REQUEST_TIMEOUT,
         log_prefix: settings.log_prefix,

@@ -137,7 +137,7 @@ pub fn docker_command() -> Command {
     cmd
 }
 
-fn in_ci() -> bool {
+pub fn in_ci() -> bool {
     std::env::var_os("CI").is_some_and(|v| !v.is_empty())
 }
 

@@ -223,6 +223,8 @@ pub struct ContainerInfo {
     /// Host pid of the container's init; 0 when not running.
     pub pid: u32,
     pub labels: Vec<(String, String)>,
+    /// `State.OOMKilled`: the kernel's OOM killer ended (a process of) the container.
+    pub oom_killed: bool,
 }
 
 #[derive(Deserialize)]
@@ -243,6 +245,8 @@ struct InspectState {
     running: bool,
     /// Podman has written `-1`-style values here; anything outside u32 reads as 0.
     pid: i64,
+    #[serde(rename = "OOMKilled")]
+    oom_killed: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -261,6 +265,7 @@ pub fn parse_inspect(response: &Response) -> Result<ContainerInfo, DaemonError> 
         running: state.running,
         pid: u32::try_from(state.pid).unwrap_or(0),
         labels: sorted_labels(body.config.and_then(|c| c.labels)),
+        oom_killed: state.oom_killed,
     })
 }
 
@@ -563,11 +568,17 @@ mod tests {
                     ("io.uwsgi-docker.managed".into(), "1".into()),
                     ("io.uwsgi-docker.vassal".into(), "app.ini".into()),
                 ],
+                oom_killed: false,
             })
         );
         let exited = r#"{"Id":"abc","Name":"/x","State":{"Running":false,"Pid":0},"Config":{"Labels":null}}"#;
         let info = parse_inspect(&reply(200, &[], exited)).unwrap();
         assert_eq!((info.running, info.pid, info.labels.len()), (false, 0, 0));
+        assert!(!info.oom_killed);
+        // Docker's spelling (and Podman's): `OOMKilled`, not PascalCase's `OomKilled`.
+        let oom =
+            r#"{"Id":"abc","State":{"Running":false,"Pid":0,"OOMKilled":true,"ExitCode":137}}"#;
+        assert!(parse_inspect(&reply(200, &[], oom)).unwrap().oom_killed);
         let odd_pid = r#"{"Id":"abc","State":{"Running":true,"Pid":-1}}"#;
         assert_eq!(parse_inspect(&reply(200, &[], odd_pid)).unwrap().pid, 0);
         assert!(

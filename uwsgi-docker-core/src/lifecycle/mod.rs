@@ -177,6 +177,8 @@ enum ApiRequest {
     RemoveConflict,
     Start,
     Inspect,
+    /// The container exited with 137 (SIGKILL) by itself: was it the OOM killer?
+    InspectExit,
     Stop,
     Remove,
 }
@@ -284,6 +286,11 @@ const MAX_CONFLICT_BACKOFF: Duration = Duration::from_secs(2);
 /// The usual [`BridgeConfig::request_timeout`]: a daemon that has not answered one request
 /// in this long is not going to.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a vassal that closed its control channel leaves the wait to report its
+/// container's exit before the bridge stops the container itself.
+const VASSAL_EXIT_GRACE: Duration = Duration::from_secs(2);
+/// The wait status of a container whose init died of SIGKILL (128 + 9).
+const SIGKILL_STATUS: i64 = 137;
 /// Longest log line before it is split.
 const MAX_LOG_LINE: usize = 16 * 1024;
 
@@ -327,6 +334,12 @@ pub struct Bridge {
     /// A request went unanswered past its deadline: the daemon is not to be waited on,
     /// so shutdown skips the stop and removes by force.
     daemon_unresponsive: bool,
+    /// The container exited by itself with status 137 and is still to be inspected for
+    /// `State.OOMKilled` (before the removal).
+    exit_inspect_due: bool,
+    /// The vassal closed its control channel: until then the wait may still report the
+    /// container's exit (and its status) before we stop it.
+    vassal_gone_by: Option<Instant>,
     /// Once stopping: when the stop request must be answered by (the stop timeout and the
     /// grace, counted from the start of the shutdown).
     stop_by: Option<Instant>,
@@ -365,6 +378,8 @@ impl Bridge {
             backoff_until: None,
             conflict: None,
             daemon_unresponsive: false,
+            exit_inspect_due: false,
+            vassal_gone_by: None,
             stop_by: None,
             shutdown_by: None,
             create_unknown: false,
@@ -693,6 +708,12 @@ impl Bridge {
                 LogLevel::Info,
                 "the vassal closed its Emperor channel".into(),
             );
+            // Usually its container is exiting: let the wait say how (an OOM kill is told
+            // from its status), for a moment, before stopping it ourselves.
+            if self.started && self.wait.as_ref().is_some_and(|w| w.armed) {
+                self.vassal_gone_by = Some(now + VASSAL_EXIT_GRACE);
+                return;
+            }
         }
         self.stop(Outcome::ContainerExited(-1), now);
     }
@@ -738,6 +759,10 @@ impl Bridge {
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.exited {
             return;
+        }
+        if self.vassal_gone_by.is_some_and(|d| now >= d) {
+            self.vassal_gone_by = None;
+            self.stop(Outcome::ContainerExited(-1), now);
         }
         if self.handoff_deadline.is_some_and(|d| now >= d) {
             self.handoff_deadline = None;
@@ -826,6 +851,7 @@ impl Bridge {
         [
             self.handoff_deadline,
             self.backoff_until,
+            self.vassal_gone_by,
             self.api_conn
                 .as_ref()
                 .and_then(|c| c.pending.as_ref())
@@ -899,6 +925,7 @@ impl Bridge {
         if self.exited {
             return;
         }
+        self.vassal_gone_by = None;
         if self.shutdown.is_none() {
             self.outcome = Some(outcome);
             self.shutdown = Some(Shutdown::default());
@@ -1102,6 +1129,16 @@ impl Bridge {
             self.send_api_by(ApiRequest::InspectCreated, out, deadline, now);
             return;
         }
+        if let (true, Some(id), Some(api)) = (self.exit_inspect_due, &id, api) {
+            // Killed by SIGKILL, not by us: the kernel's OOM killer? (AutoRemove may beat us
+            // to it; then the inspect answers 404 and the status is all there is.)
+            self.exit_inspect_due = false;
+            let mut out = Vec::new();
+            api.inspect(id, &mut out);
+            let deadline = now + self.config.stop_grace;
+            self.send_api_by(ApiRequest::InspectExit, out, deadline, now);
+            return;
+        }
         match (id, api) {
             // A daemon that left a request unanswered gets no graceful stop: remove by force.
             (Some(id), Some(api))
@@ -1193,6 +1230,13 @@ impl Bridge {
     fn api_failed(&mut self, request: ApiRequest, reason: String, now: Instant) {
         match request {
             // Cleanup goes on even when the daemon misbehaves: the next step reconnects.
+            ApiRequest::InspectExit => {
+                self.log(
+                    LogLevel::Info,
+                    format!("the container was killed by SIGKILL; cannot inspect it for an OOM kill: {reason}"),
+                );
+                self.advance(now);
+            }
             ApiRequest::Stop | ApiRequest::Remove => {
                 self.log(LogLevel::Error, reason);
                 if let Some(shutdown) = self.shutdown.as_mut() {
@@ -1341,6 +1385,32 @@ impl Bridge {
                     self.debug("the container is no longer running".into());
                 }
                 Err(e) => return self.fail(format!("cannot inspect the container: {e}"), now),
+            },
+            ApiRequest::InspectExit => match docker::parse_inspect(&response) {
+                Ok(info) if info.oom_killed => {
+                    let limit = self
+                        .config
+                        .plan
+                        .spec
+                        .memory
+                        .map_or_else(|| "no docker-memory".to_owned(), |m| format!("docker-memory = {m} bytes"));
+                    self.log(
+                        LogLevel::Error,
+                        format!("the container was OOM killed (out of memory, {limit}): raise docker-memory or make the app use less"),
+                    );
+                }
+                Ok(_) => self.log(
+                    LogLevel::Info,
+                    "the container was killed by SIGKILL (not by the OOM killer)".into(),
+                ),
+                Err(e) if e.is_not_found() => self.log(
+                    LogLevel::Info,
+                    "the container was killed by SIGKILL; it was removed before it could be inspected, so whether the OOM killer did it is not known".into(),
+                ),
+                Err(e) => self.log(
+                    LogLevel::Info,
+                    format!("the container was killed by SIGKILL; cannot inspect it for an OOM kill: {e}"),
+                ),
             },
             ApiRequest::Stop => {
                 if let Err(e) = docker::parse_empty(&response) {
@@ -1572,12 +1642,15 @@ impl Bridge {
                 match docker::parse_wait_body(&response) {
                     Ok(code) => {
                         self.container_exited = true;
-                        if self.shutdown.is_none() {
+                        let by_itself = self.shutdown.is_none();
+                        if by_itself {
                             self.log(
                                 LogLevel::Info,
                                 format!("the container exited with status {code}"),
                             );
                         }
+                        // Before the removal, while it still exists: was it the OOM killer?
+                        self.exit_inspect_due = by_itself && code == SIGKILL_STATUS;
                         self.stop(Outcome::ContainerExited(code), now);
                         // A stop already under way no longer needs to stop anything.
                         self.advance(now);

@@ -83,6 +83,8 @@ struct FakeDaemon {
     holder_vanishes_on_inspect: bool,
     /// Create does its work, then the connection closes before the reply.
     close_after_create: bool,
+    /// Inspect reports `State.OOMKilled`.
+    oom_killed: bool,
     /// Requests seen, as `METHOD /path` without the version prefix and query.
     requests: Vec<String>,
     /// The wait connection, to send the exit on.
@@ -213,8 +215,9 @@ impl FakeDaemon {
                 reply(
                     "200 OK",
                     &format!(
-                        r#"{{"Id":"{id}","Name":"/{name}","State":{{"Running":{running},"Pid":{}}},"Config":{{"Labels":{labels}}}}}"#,
-                        if running { INIT_PID } else { 0 }
+                        r#"{{"Id":"{id}","Name":"/{name}","State":{{"Running":{running},"Pid":{},"OOMKilled":{}}},"Config":{{"Labels":{labels}}}}}"#,
+                        if running { INIT_PID } else { 0 },
+                        self.oom_killed
                     ),
                 )
             }
@@ -959,6 +962,119 @@ fn container_exit_removes_without_stopping() {
     );
     h.assert_clean(1);
     assert_eq!(h.bridge.is_finished(), Some(&Outcome::ContainerExited(3)));
+}
+
+#[test]
+fn an_oom_kill_is_read_from_inspect_and_logged_before_the_removal() {
+    let mut config = test_config();
+    config.plan.spec.memory = Some(16 << 20);
+    let mut h = Harness::new(config);
+    h.run();
+    h.vassal_connects(1);
+    h.daemon.running = false;
+    h.daemon.oom_killed = true;
+    h.container_exits(137);
+    assert!(
+        h.logs.iter().any(|l| l.contains("exited with status 137")),
+        "{:?}",
+        h.logs
+    );
+    assert!(
+        h.logs
+            .iter()
+            .any(|l| l.contains("OOM killed") && l.contains("docker-memory = 16777216 bytes")),
+        "{:?}",
+        h.logs
+    );
+    let tail: Vec<&str> = h
+        .daemon
+        .requests
+        .iter()
+        .rev()
+        .take(2)
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            format!("DELETE /containers/{CONTAINER_ID}"),
+            format!("GET /containers/{CONTAINER_ID}/json")
+        ],
+        "inspected, then removed"
+    );
+    h.assert_clean(1);
+    assert_eq!(h.bridge.is_finished(), Some(&Outcome::ContainerExited(137)));
+}
+
+#[test]
+fn a_vassal_that_closes_its_channel_lets_the_wait_tell_the_oom_kill_first() {
+    // The OOM killer ends uWSGI: its channels close just before the wait answers.
+    let mut h = Harness::running();
+    h.bridge.handle_vassal_control_eof(h.now);
+    h.run();
+    assert!(h.exit.is_none(), "waits for the exit status a moment");
+    assert!(!h.daemon.requests.iter().any(|r| r.ends_with("/stop")));
+    h.daemon.running = false;
+    h.daemon.oom_killed = true;
+    h.container_exits(137);
+    assert!(
+        h.logs.iter().any(|l| l.contains("OOM killed")),
+        "{:?}",
+        h.logs
+    );
+    assert!(!h.daemon.requests.iter().any(|r| r.ends_with("/stop")));
+    h.assert_clean(1);
+
+    // A vassal that closes its channel and keeps running is stopped after the grace.
+    let mut h = Harness::running();
+    h.bridge.handle_vassal_control_eof(h.now);
+    h.run();
+    h.advance(Duration::from_secs(2));
+    assert!(h.daemon.requests.iter().any(|r| r.ends_with("/stop")));
+    h.assert_clean(1);
+    assert_eq!(h.bridge.is_finished(), Some(&Outcome::ContainerExited(-1)));
+}
+
+#[test]
+fn a_sigkill_that_is_not_an_oom_kill_says_so_and_one_already_removed_too() {
+    let mut h = Harness::running();
+    h.daemon.running = false;
+    h.container_exits(137);
+    assert!(
+        h.logs.iter().any(|l| l.contains("not by the OOM killer")),
+        "{:?}",
+        h.logs
+    );
+    assert!(!h.logs.iter().any(|l| l.contains("OOM killed")));
+    h.assert_clean(1);
+
+    // AutoRemove won the race: the inspect answers 404, the vassal still ends cleanly.
+    let mut h = Harness::running();
+    h.daemon.running = false;
+    h.daemon.containers.clear();
+    h.container_exits(137);
+    assert!(
+        h.logs
+            .iter()
+            .any(|l| l.contains("removed before it could be inspected")),
+        "{:?}",
+        h.logs
+    );
+    h.assert_clean(1);
+
+    // Any other status is not inspected.
+    let mut h = Harness::running();
+    let inspects = |h: &Harness| {
+        h.daemon
+            .requests
+            .iter()
+            .filter(|r| r.ends_with("/json"))
+            .count()
+    };
+    let before = inspects(&h);
+    h.container_exits(1);
+    assert_eq!(inspects(&h), before);
+    h.assert_clean(1);
 }
 
 #[test]

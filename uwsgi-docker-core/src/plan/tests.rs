@@ -80,7 +80,10 @@ fn names_that_look_sanitised_are_hashed_again() {
 
 #[test]
 fn plan_follows_the_seed_defaults() {
-    let plan = ContainerPlan::new(VassalSpec::with_image("psgi001"), &identity("foobar.ini"));
+    // The seed's own handoff; the default (auto) is now the launcher, tested below.
+    let mut spec = VassalSpec::with_image("psgi001");
+    spec.handoff = HandoffMode::Native;
+    let plan = ContainerPlan::new(spec, &identity("foobar.ini"));
     assert_eq!(plan.container_name, "foobar.ini");
     assert_eq!(plan.vassal_name, "foobar.ini");
     assert_eq!(plan.proxy_host_path, "/etc/uwsgi/foobar.ini.sock");
@@ -114,6 +117,7 @@ fn plan_uses_docker_proxy_env_labels_and_uwsgi() {
         (labels::MANAGED.into(), "0".into()),
     ];
     spec.uwsgi = "/usr/bin/uwsgi".into();
+    spec.handoff = HandoffMode::Native;
     let plan = ContainerPlan::new(spec, &identity("x.ini:zerg"));
     assert_eq!(plan.proxy_host_path, "/var/run/foobar.sock");
     assert_eq!(plan.proxy_container_path, "/tmp/foosocket");
@@ -325,12 +329,40 @@ proptest! {
 }
 
 #[test]
-fn auto_handoff_is_native_without_a_socket() {
-    let plan = ContainerPlan::new(VassalSpec::with_image("img"), &identity("app.ini"));
-    assert_eq!(plan.handoff, HandoffMode::Native);
+fn auto_handoff_is_the_launcher_even_without_a_socket() {
+    // uWSGI master crashes on native handoff, 2.0.x cannot take a socket: the default
+    // trusts neither.
+    let options = PlanOptions {
+        launcher_host_path: Some("/usr/local/bin/uwsgi-docker-launcher".into()),
+        inherited_socket: false,
+    };
+    let plan = ContainerPlan::with_options(
+        VassalSpec::with_image("img"),
+        &identity("app.ini"),
+        &options,
+    );
+    assert_eq!(plan.handoff, HandoffMode::Launcher);
     assert!(!plan.passes_socket);
-    assert_eq!(plan.cmd, ["uwsgi", "--ini", "emperor://app.ini"]);
-    assert_eq!(plan.env, ["UWSGI_EMPEROR_PROXY=/app.ini.sock"]);
+    assert_eq!(plan.cmd[0], LAUNCHER_CONTAINER_PATH);
+    assert!(
+        !plan
+            .env
+            .iter()
+            .any(|e| e.starts_with("UWSGI_EMPEROR_PROXY=")),
+        "{:?}",
+        plan.env
+    );
+    // Without the launcher installed, only the socket-less default falls back to native.
+    assert_eq!(
+        HandoffMode::Auto.resolve_without_launcher(false),
+        Some(HandoffMode::Native)
+    );
+    assert_eq!(HandoffMode::Auto.resolve_without_launcher(true), None);
+    assert_eq!(HandoffMode::Launcher.resolve_without_launcher(false), None);
+    assert_eq!(
+        HandoffMode::Native.resolve_without_launcher(true),
+        Some(HandoffMode::Native)
+    );
 }
 
 #[test]
@@ -412,7 +444,9 @@ fn a_long_name_gets_a_short_default_container_path() {
         "h".repeat(128),
         format!("{} x.ini", "i".repeat(200)),
     ] {
-        let plan = ContainerPlan::new(VassalSpec::with_image("img"), &identity(&name));
+        let mut spec = VassalSpec::with_image("img");
+        spec.handoff = HandoffMode::Native;
+        let plan = ContainerPlan::new(spec, &identity(&name));
         let path = &plan.proxy_container_path;
         assert!(path.len() <= MAX_SOCKET_PATH, "{path}");
         assert_eq!(

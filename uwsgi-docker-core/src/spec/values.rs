@@ -624,7 +624,7 @@ pub(super) fn handoff(v: &str) -> Result<HandoffMode, String> {
         "auto" => Ok(HandoffMode::Auto),
         "native" => Ok(HandoffMode::Native),
         "launcher" => Ok(HandoffMode::Launcher),
-        _ => Err("expected native (uWSGI's own UWSGI_EMPEROR_PROXY), launcher (the static launcher, for uWSGI 2.0 with a socket) or auto (launcher when a socket is passed)".into()),
+        _ => Err("expected native (uWSGI's own UWSGI_EMPEROR_PROXY), launcher (the static launcher, any uWSGI) or auto (the default: the launcher)".into()),
     }
 }
 
