@@ -196,47 +196,41 @@ impl Glob {
     pub fn matches(&self, text: &str) -> bool {
         let pattern: Vec<&str> = self.0.split('/').collect();
         let text: Vec<&str> = text.split('/').collect();
-        // The single-star algorithm over components, with `**` as the star.
-        let (mut pi, mut ti) = (0, 0);
-        let mut star: Option<(usize, usize)> = None;
-        while ti < text.len() {
-            match pattern.get(pi) {
-                Some(&"**") => {
-                    star = Some((pi, ti));
-                    pi += 1;
-                }
-                Some(p) if segment_matches(p, text[ti]) => {
-                    pi += 1;
-                    ti += 1;
-                }
-                _ => match star {
-                    Some((sp, st)) => {
-                        pi = sp + 1;
-                        ti = st + 1;
-                        star = Some((sp, st + 1));
-                    }
-                    None => return false,
-                },
-            }
-        }
-        pattern[pi..].iter().all(|p| *p == "**")
+        wildcard(
+            &pattern,
+            &text,
+            |p| *p == "**",
+            |p, t| segment_matches(p, t),
+        )
     }
 }
 
-/// Glob match of one `/`-free segment: greedy, backtracking to the last `*` only, which is
-/// exact when no wildcard can match a separator.
+/// Glob match of one `/`-free segment: `*` any run of characters, `?` any one.
 fn segment_matches(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
+    wildcard(&p, &t, |c| *c == '*', |c, t| *c == '?' || c == t)
+}
+
+/// Wildcard matching of whole sequences: `is_star` marks a pattern item that matches any
+/// run of text items, `one` says whether a pattern item matches one text item. Greedy,
+/// backtracking to the last star only, which is exact when a star cannot match what
+/// separates the items (a `/` between components, nothing between characters).
+fn wildcard<P, T>(
+    pattern: &[P],
+    text: &[T],
+    is_star: impl Fn(&P) -> bool,
+    one: impl Fn(&P, &T) -> bool,
+) -> bool {
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        match p.get(pi) {
-            Some('*') => {
+    while let Some(t) = text.get(ti) {
+        match pattern.get(pi) {
+            Some(p) if is_star(p) => {
                 star = Some((pi, ti));
                 pi += 1;
             }
-            Some(&c) if c == '?' || c == t[ti] => {
+            Some(p) if one(p, t) => {
                 pi += 1;
                 ti += 1;
             }
@@ -250,7 +244,7 @@ fn segment_matches(pattern: &str, text: &str) -> bool {
             },
         }
     }
-    p[pi..].iter().all(|&c| c == '*')
+    pattern.get(pi..).unwrap_or_default().iter().all(is_star)
 }
 
 /// The components of an absolute path written plainly: `None` for a relative path, or one
