@@ -4,7 +4,7 @@
 //! No periodic timers: the loop sleeps in `poll` until an fd is ready, a signal arrives
 //! (self-pipe) or the bridge's own deadline passes, so an idle bridge uses no CPU.
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -15,6 +15,7 @@ use rustix::io::Errno;
 use uwsgi_docker_core::handoff::HandedFd;
 use uwsgi_docker_core::lifecycle::{Action, Bridge, BridgeConfig, DockerConn, LogLevel, ProxyPeer};
 
+use crate::log_sink::LogSink;
 use crate::proxy;
 use crate::runtime::hostfs::{self, CidFile, SocketEntry, SocketOwner};
 
@@ -155,6 +156,8 @@ struct Runtime {
     next_peer: u64,
     cidfile: Option<CidFile>,
     exit: Option<i32>,
+    /// Log lines (relayed and our own), written once per loop turn.
+    log: LogSink<io::Stderr>,
 }
 
 #[derive(Debug)]
@@ -235,6 +238,7 @@ fn run_with(config: BridgeConfig, io: LoopIo, entry: Option<SocketEntry>) -> Set
         next_peer: 0,
         cidfile: None,
         exit: None,
+        log: LogSink::stderr(),
     };
     Ok(runtime.run())
 }
@@ -280,6 +284,8 @@ impl Runtime {
                 self.cleanup();
                 return code;
             }
+            // Before sleeping: nothing waits in the batch while the bridge is idle.
+            self.log.flush();
             let ready = match self.wait() {
                 Ok(ready) => {
                     poll_failures = 0;
@@ -695,6 +701,7 @@ impl Runtime {
         if let Some(entry) = self.io.listen_socket_entry.take() {
             self.remove_entry(entry);
         }
+        self.log.flush();
     }
 
     fn say_debug(&self, message: &str) {
@@ -712,12 +719,10 @@ impl Runtime {
         if level == LogLevel::Debug && !self.io.debug {
             return;
         }
-        let mut err = io::stderr().lock();
         // The core escapes its lines already; this covers the runtime's own (a cidfile
         // path, say), and escaping is idempotent.
-        let line = uwsgi_docker_core::attach::escape_control(line);
-        let _ = err.write_all(line.as_bytes());
-        let _ = err.write_all(b"\n");
+        self.log
+            .line(&uwsgi_docker_core::attach::escape_control(line));
     }
 }
 

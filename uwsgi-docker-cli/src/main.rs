@@ -5,6 +5,7 @@ mod bridge_loop;
 mod commands;
 mod docker_client;
 mod launcher_binary;
+mod log_sink;
 mod proxy;
 mod runtime;
 mod settings;

@@ -296,7 +296,9 @@ impl LineSplitter {
 /// other lines or rewrite the operator's terminal. Borrowed when there is nothing to do.
 pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
     let needs = |c: char| (c.is_ascii_control() && c != '\t') || c == '\u{7f}';
-    if !text.contains(needs) {
+    // Control characters are all ASCII, so a byte scan finds them without decoding
+    // (this runs on every relayed line).
+    if !text.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
