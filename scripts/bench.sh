@@ -27,12 +27,12 @@ cd "$(dirname "$0")/.."
 REPO="$PWD"
 # shellcheck source=bench/lib.sh
 source scripts/bench/lib.sh
-for part in reload logs; do
+for part in spawn reload logs storm; do
     # shellcheck source=/dev/null
     source "scripts/bench/$part.sh"
 done
 
-ALL=(reload logs)
+ALL=(spawn reload logs storm scale)
 SECTIONS=("$@")
 ((${#SECTIONS[@]})) || SECTIONS=("${ALL[@]}")
 for s in "${SECTIONS[@]}"; do
