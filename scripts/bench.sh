@@ -27,12 +27,12 @@ cd "$(dirname "$0")/.."
 REPO="$PWD"
 # shellcheck source=bench/lib.sh
 source scripts/bench/lib.sh
-for part in spawn reload logs storm; do
+for part in spawn reload logs storm report; do
     # shellcheck source=/dev/null
     source "scripts/bench/$part.sh"
 done
 
-ALL=(spawn reload logs storm scale)
+ALL=(spawn reload logs storm scale callgrind plots)
 SECTIONS=("$@")
 ((${#SECTIONS[@]})) || SECTIONS=("${ALL[@]}")
 for s in "${SECTIONS[@]}"; do

@@ -148,7 +148,7 @@ section_reload() {
 
 ### Reload under load
 
-wrk, ${RELOAD_CONNS} connections (2 threads) on one app for ${RELOAD_SECS} s; ${RELOADS} reloads ${RELOAD_EVERY} s apart, from t = 3 s. Failed = socket errors + non-2xx. "Served after" = from the trigger to the first answer with the new config (the touch variants include the Emperor's scan, every 1 s; \`docker restart\` changes nothing, so it is the first 200 after the restart returned... measured from its start).
+wrk, ${RELOAD_CONNS} connections (2 threads, a new connection per request: the app answers \`Connection: close\`) on one app for ${RELOAD_SECS} s; ${RELOADS} reloads ${RELOAD_EVERY} s apart, from t = 3 s. Failed = socket errors + non-2xx, as wrk counts them. "Served after": from the trigger to the first answer with the new config (GREETING changes); the touch variants include the Emperor's scan (every 1 s, whole-second mtimes); for \`docker restart\`, which cannot change the config, from the command to the first 200 after it returned.
 
 | variant | requests | failed (socket errors + non-2xx) | failed vs \`docker restart\` | p50 / p99 latency | served after, median / max of ${RELOADS} | vs \`docker restart\` |
 | --- | --- | --- | --- | --- | --- | --- |
