@@ -117,7 +117,7 @@ section_scale() {
         done
         mv "$DIR/scale-stage"/*.ini "$DIR/vassals/"
         wait_all_200 600 "${ports[@]}" || die "scale: vassals $((batch + 1))-$i did not all answer"
-        say "scale: $i vassals answer"
+        say "scale: $((i - 1)) vassals answer"
     done
     local up_ms=$(($(now_ms) - t0))
     sleep 5

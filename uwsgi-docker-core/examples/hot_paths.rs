@@ -55,7 +55,9 @@ fn attach(stream: &[u8]) -> usize {
             } else {
                 &mut stdout
             };
-            splitter.push(bytes, &mut |line| relayed += black_box(relay_line(line)).len());
+            splitter.push(bytes, &mut |line| {
+                relayed += black_box(relay_line(line)).len()
+            });
         });
         if let Err(e) = result {
             eprintln!("hot_paths: the framed log does not demux: {e}");
