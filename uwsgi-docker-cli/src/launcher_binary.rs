@@ -4,16 +4,14 @@ use std::path::{Path, PathBuf};
 
 /// The launcher's file name, looked for next to `uwsgi-docker`.
 pub const LAUNCHER_NAME: &str = "uwsgi-docker-launcher";
-/// Names the launcher explicitly.
-pub const LAUNCHER_VAR: &str = "UWSGIDOCKER_LAUNCHER";
 
 const HOW_TO_BUILD: &str = "build it with scripts/build-launcher.sh and install it next to uwsgi-docker, or point UWSGIDOCKER_LAUNCHER at it; or set docker-handoff = native for an image with uWSGI master";
 
-/// `UWSGIDOCKER_LAUNCHER`, else `uwsgi-docker-launcher` next to our own executable; it
-/// must be a statically linked executable.
-pub fn find(get: &dyn Fn(&str) -> Option<String>) -> Result<PathBuf, String> {
-    let path = match get(LAUNCHER_VAR).filter(|v| !v.is_empty()) {
-        Some(path) => PathBuf::from(path),
+/// `configured` (`UWSGIDOCKER_LAUNCHER`), else `uwsgi-docker-launcher` next to our own
+/// executable; it must be a statically linked executable.
+pub fn find(configured: Option<&Path>) -> Result<PathBuf, String> {
+    let path = match configured {
+        Some(path) => path.to_path_buf(),
         None => {
             let exe = std::env::current_exe()
                 .map_err(|e| format!("cannot find our own executable ({e}); {HOW_TO_BUILD}"))?;
@@ -105,7 +103,7 @@ mod tests {
                 && err.contains("UWSGIDOCKER_LAUNCHER"),
             "{err}"
         );
-        let err = find(&|_| Some("/nonexistent/l".into())).expect_err("missing");
+        let err = find(Some(Path::new("/nonexistent/l"))).expect_err("missing");
         assert!(err.contains("/nonexistent/l"), "{err}");
     }
 

@@ -51,7 +51,7 @@ fn main() -> ExitCode {
 }
 
 fn with_settings(f: impl FnOnce(&settings::RuntimeSettings) -> ExitCode) -> ExitCode {
-    match settings::from_env(&settings::process_env) {
+    match settings::from_process_env() {
         Ok(settings) => f(&settings),
         Err(e) => commands::run::fail(&e.to_string()),
     }

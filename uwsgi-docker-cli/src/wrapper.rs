@@ -24,7 +24,7 @@ use uwsgi_docker_core::spec;
 
 use crate::args::{ConfigSource, WrapperArgs};
 use crate::commands::run::{fail, run_bridge, BridgeStart};
-use crate::settings::{self, RuntimeSettings, REEXEC_MARKER};
+use crate::settings::{self, var, RuntimeSettings};
 use crate::sys;
 use crate::tenancy::{self, Origin};
 
@@ -45,7 +45,7 @@ pub fn run(args: WrapperArgs) -> ExitCode {
             args.name
         );
     }
-    let settings = match settings::from_env(&settings::process_env) {
+    let settings = match settings::from_process_env() {
         Ok(s) => s,
         Err(e) => return fail(&format!("vassal {}: {e}", args.name)),
     };
@@ -120,11 +120,11 @@ pub fn run(args: WrapperArgs) -> ExitCode {
 
     // A bridge: show as `[uwsgi-docker-bridge] NAME` in ps. Exec'ing ourselves keeps the
     // fds and env; the marker stops a second round.
-    if std::env::var_os(REEXEC_MARKER).is_none() {
+    if std::env::var_os(var::TITLED).is_none() {
         let err = Command::new("/proc/self/exe")
             .arg0(format!("[uwsgi-docker-bridge] {name}"))
             .args(args.argv.iter().skip(1))
-            .env(REEXEC_MARKER, "1")
+            .env(var::TITLED, "1")
             .exec();
         // Only reached when the exec failed: carry on untitled.
         if settings.emperor.debug {
@@ -132,7 +132,7 @@ pub fn run(args: WrapperArgs) -> ExitCode {
         }
     }
     // Single-threaded here (the signal self-pipe starts no thread), so this is sound.
-    std::env::remove_var(REEXEC_MARKER);
+    std::env::remove_var(var::TITLED);
 
     // Now consume the config packet the peek left in place.
     let (config, config_file) = match (&args.source, packet_len) {
@@ -199,7 +199,7 @@ fn exec_uwsgi(
     let err = Command::new(&uwsgi)
         .arg0(&uwsgi)
         .args(args.argv.iter().skip(1))
-        .env_remove(REEXEC_MARKER)
+        .env_remove(var::TITLED)
         .exec();
     fail(&format!(
         "vassal {}: cannot exec {}: {err}",
@@ -357,16 +357,8 @@ mod tests {
 
     #[test]
     fn find_uwsgi_prefers_the_setting() {
-        let settings = RuntimeSettings {
-            emperor: Default::default(),
-            uwsgi: Some(PathBuf::from("/opt/uwsgi")),
-            emperor_id: None,
-            log_prefix: true,
-            policy: None,
-            runtime_dir: crate::settings::DEFAULT_RUNTIME_DIR.into(),
-            socket_owner: None,
-            handoff_timeout_secs: crate::settings::DEFAULT_HANDOFF_TIMEOUT_SECS,
-        };
+        let mut settings = RuntimeSettings::default();
+        settings.uwsgi = Some(PathBuf::from("/opt/uwsgi"));
         assert_eq!(find_uwsgi(&settings), Some(PathBuf::from("/opt/uwsgi")));
         // Our own test binary is never "the other uwsgi".
         let me = std::fs::metadata("/proc/self/exe").ok();

@@ -15,6 +15,7 @@
 //!
 //! * [`spec`]: the `[emperor]` section of a vassal file, parsed and validated.
 //! * [`policy`]: the operator's policy: what a tenant's vassal may ask for, and what is forced.
+//! * [`settings`]: the `UWSGIDOCKER_*` variables the front-ends hand the bridge runtime.
 //! * [`plan`]: the container name, labels, proxy paths and command for one vassal.
 //! * [`docker`]: Docker Engine API requests as HTTP/1.1 bytes, and typed replies.
 //! * [`http_reader`]: an incremental HTTP/1.1 response reader with hard caps.
@@ -32,4 +33,5 @@ pub mod http_reader;
 pub mod lifecycle;
 pub mod plan;
 pub mod policy;
+pub mod settings;
 pub mod spec;

@@ -11,7 +11,7 @@ use uwsgi_docker_core::spec::{self, HandoffMode, ListenAddress, VassalSpec};
 use crate::bridge_loop::{self, LoopIo};
 use crate::runtime::hostfs::{self, SocketEntry, SocketOwner};
 use crate::runtime::users;
-use crate::settings::{self, RuntimeSettings};
+use crate::settings::{var, RuntimeSettings};
 use crate::tenancy::{self, Origin};
 use crate::{launcher_binary, proxy, sys, vassal_file};
 
@@ -80,12 +80,11 @@ pub fn plan(
     spec: VassalSpec,
     identity: &VassalIdentity,
     inherited_socket: bool,
-    get: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ContainerPlan, String> {
     let mut spec = spec;
     let (handoff, passes_socket) = spec.handoff_for(inherited_socket);
     let launcher_host_path = match handoff {
-        HandoffMode::Launcher => match launcher_binary::find(get) {
+        HandoffMode::Launcher => match launcher_binary::find(settings.launcher.as_deref()) {
             Ok(path) => Some(path.to_string_lossy().into_owned()),
             Err(e) => match spec.handoff.resolve_without_launcher(passes_socket) {
                 // The default, with nothing but the two channels to pass: native handoff
@@ -149,13 +148,7 @@ pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeSta
         eprintln!("uwsgi-docker: vassal {name}: docker-socket is set, so the Emperor's on-demand socket is not passed to the container");
     }
     let identity = identity(settings, &start.name, sys::bridge_id());
-    let plan = match plan(
-        settings,
-        spec,
-        &identity,
-        inherited.is_some(),
-        &settings::process_env,
-    ) {
+    let plan = match plan(settings, spec, &identity, inherited.is_some()) {
         Ok(plan) => plan,
         Err(e) => return fail(&naming(&start.name, e)),
     };
@@ -188,7 +181,7 @@ pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeSta
         Some(address) => {
             let owner = match (&plan.spec.socket_owner, &settings.socket_owner) {
                 (Some(owner), _) => Some(("docker-socket-owner", owner)),
-                (None, Some(owner)) => Some(("UWSGIDOCKER_SOCKET_OWNER", owner)),
+                (None, Some(owner)) => Some((var::SOCKET_OWNER, owner)),
                 (None, None) => None,
             };
             let owner = match owner.map(|(key, value)| {
