@@ -4,6 +4,7 @@ mod args;
 mod bridge_loop;
 mod commands;
 mod docker_client;
+mod elf;
 mod launcher_binary;
 mod proxy;
 mod runtime;

@@ -568,8 +568,6 @@ fn a_vassal_that_never_connects_fails_at_the_handoff_deadline_and_is_removed() {
 /// error in the log, and nothing is left.
 #[test]
 fn containers_that_exit_during_the_handoff_fail_clearly_and_leave_nothing() {
-    // Before the Emperor starts: it (and so every bridge) inherits the launcher's path.
-    launcher();
     let Some(mut w) = World::start("exit-handoff") else {
         return;
     };

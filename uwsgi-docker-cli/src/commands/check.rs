@@ -71,7 +71,7 @@ pub fn report(settings: &RuntimeSettings, file: &Path, text: &[u8]) -> Result<Va
     };
     let identity = identity(settings, &name, BRIDGE_ID.to_owned());
     let socket = spec.socket.as_ref().map(ToString::to_string);
-    let plan = plan(settings, spec, &identity, false)?;
+    let plan = plan(settings, spec, &identity, false, false)?;
     let api = Api {
         version: ApiVersion::OURS,
     };

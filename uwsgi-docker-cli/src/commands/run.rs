@@ -72,19 +72,25 @@ pub fn identity(settings: &RuntimeSettings, name: &str, bridge_id: String) -> Va
     }
 }
 
-/// The plan for this vassal: the launcher looked up (and checked static) when the handoff
-/// needs it, and the plan validated, so a missing launcher or a proxy path that cannot
-/// work fails before anything is bound or created. The error names the vassal.
+/// The plan for this vassal: the launcher found (and written out, with `install_launcher`)
+/// when the handoff needs it, and the plan validated, so a missing launcher or a proxy
+/// path that cannot work fails before anything is bound or created. The error names the
+/// vassal.
 pub fn plan(
     settings: &RuntimeSettings,
     spec: VassalSpec,
     identity: &VassalIdentity,
     inherited_socket: bool,
+    install_launcher: bool,
 ) -> Result<ContainerPlan, String> {
     let mut spec = spec;
     let (handoff, passes_socket) = spec.handoff_for(inherited_socket);
     let launcher_host_path = match handoff {
-        HandoffMode::Launcher => match launcher_binary::find(settings.launcher.as_deref()) {
+        HandoffMode::Launcher => match launcher_binary::find(
+            settings.launcher.as_deref(),
+            &settings.runtime_dir,
+            install_launcher,
+        ) {
             Ok(path) => Some(path.to_string_lossy().into_owned()),
             Err(e) => match spec.handoff.resolve_without_launcher(passes_socket) {
                 // The default, with nothing but the two channels to pass: native handoff
@@ -148,7 +154,7 @@ pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeSta
         eprintln!("uwsgi-docker: vassal {name}: docker-socket is set, so the Emperor's on-demand socket is not passed to the container");
     }
     let identity = identity(settings, &start.name, sys::bridge_id());
-    let plan = match plan(settings, spec, &identity, inherited.is_some()) {
+    let plan = match plan(settings, spec, &identity, inherited.is_some(), true) {
         Ok(plan) => plan,
         Err(e) => return fail(&naming(&start.name, e)),
     };
