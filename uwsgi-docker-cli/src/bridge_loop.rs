@@ -171,7 +171,7 @@ struct LoopIoFacts {
 
 /// Run the bridge to its end; returns the exit code it chose. When it cannot even start,
 /// the `docker-socket` file is removed before the error comes back.
-pub fn run(config: BridgeConfig, mut io: LoopIo) -> Result<i32, String> {
+pub fn run(config: BridgeConfig, mut io: LoopIo) -> Result<i32, SetupError> {
     let entry = io.listen_socket_entry.take();
     match run_with(config, io, entry) {
         Ok(code) => Ok(code),
@@ -184,7 +184,27 @@ pub fn run(config: BridgeConfig, mut io: LoopIo) -> Result<i32, String> {
     }
 }
 
-type SetupResult = Result<i32, (String, Option<SocketEntry>)>;
+type SetupResult = Result<i32, (SetupError, Option<SocketEntry>)>;
+
+/// What can fail before the bridge starts: the signal pipe and the channels it relays.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("cannot set up signal handling: {0}")]
+    Signals(io::Error),
+    #[error("cannot create the relayed {0} channel: {1}")]
+    Pair(&'static str, io::Error),
+    #[error("cannot make the {0} nonblocking: {1}")]
+    Nonblocking(&'static str, io::Error),
+}
+
+/// Why the proxy socket cannot be bound.
+#[derive(Debug, thiserror::Error)]
+enum ProxyBindError {
+    #[error(transparent)]
+    HostFs(#[from] hostfs::HostFsError),
+    #[error("{path} is not in the private runtime directory {dir}")]
+    OutsidePrivateDir { path: String, dir: String },
+}
 
 fn run_with(config: BridgeConfig, io: LoopIo, entry: Option<SocketEntry>) -> SetupResult {
     let parts = match setup(&io) {
@@ -192,11 +212,11 @@ fn run_with(config: BridgeConfig, io: LoopIo, entry: Option<SocketEntry>) -> Set
         Err(e) => return Err((e, entry)),
     };
     let (signals, (control_bridge, control_vassal), (config_bridge, config_vassal)) = parts;
-    let channel = |fd: OwnedFd, what: &str| {
-        Channel::new(fd).map_err(|e| format!("cannot make the {what} nonblocking: {e}"))
+    let channel = |fd: OwnedFd, what: &'static str| {
+        Channel::new(fd).map_err(|e| SetupError::Nonblocking(what, e))
     };
     let (emperor_control, vassal_control, vassal_config) = match (|| {
-        Ok::<_, String>((
+        Ok::<_, SetupError>((
             io.emperor_control
                 .map(|fd| channel(fd, "Emperor control channel"))
                 .transpose()?,
@@ -242,15 +262,13 @@ fn run_with(config: BridgeConfig, io: LoopIo, entry: Option<SocketEntry>) -> Set
 type Pair = (OwnedFd, OwnedFd);
 
 /// What can fail before the bridge starts: the signal pipe and the relayed channels.
-fn setup(io: &LoopIo) -> Result<(OwnedFd, Pair, Pair), String> {
-    let signals = signal_pipe().map_err(|e| format!("cannot set up signal handling: {e}"))?;
-    let control = proxy::stream_pair()
-        .map_err(|e| format!("cannot create the relayed control channel: {e}"))?;
-    let config = proxy::stream_pair()
-        .map_err(|e| format!("cannot create the relayed config channel: {e}"))?;
+fn setup(io: &LoopIo) -> Result<(OwnedFd, Pair, Pair), SetupError> {
+    let signals = signal_pipe().map_err(SetupError::Signals)?;
+    let control = proxy::stream_pair().map_err(|e| SetupError::Pair("control", e))?;
+    let config = proxy::stream_pair().map_err(|e| SetupError::Pair("config", e))?;
     if let Some(fd) = &io.emperor_config {
         proxy::set_nonblocking(fd)
-            .map_err(|e| format!("cannot make the Emperor config channel nonblocking: {e}"))?;
+            .map_err(|e| SetupError::Nonblocking("Emperor config channel", e))?;
     }
     Ok((signals, control, config))
 }
@@ -540,7 +558,7 @@ impl Runtime {
                     });
                     self.bridge.handle_proxy_bound(Ok(()), now);
                 }
-                Err(reason) => self.bridge.handle_proxy_bound(Err(reason), now),
+                Err(reason) => self.bridge.handle_proxy_bound(Err(reason.to_string()), now),
             },
             Action::AcceptProxy => {
                 if let Some(listener) = &mut self.proxy {
@@ -588,7 +606,8 @@ impl Runtime {
             }
             Action::ReadConfig => {
                 let config = match &self.io.config_file {
-                    Some(path) => crate::vassal_file::read(path),
+                    // The core takes the reason as text (its API, not ours).
+                    Some(path) => crate::vassal_file::read(path).map_err(|e| e.to_string()),
                     None => Err(
                         "the config came from the Emperor; there is no file to read again"
                             .to_owned(),
@@ -645,25 +664,32 @@ impl Runtime {
     /// Bind the proxy socket: in the private runtime directory (made or checked first)
     /// with [`PRIVATE_SOCKET_MODE`], else where the operator or the vassal said, with the
     /// Emperor's socket mode. No symlink is followed either way.
-    fn bind_proxy(&self, path: &Path) -> Result<hostfs::BoundSocket, String> {
+    fn bind_proxy(&self, path: &Path) -> Result<hostfs::BoundSocket, ProxyBindError> {
         let Some((base, sub)) = &self.io.proxy_private_dir else {
-            return hostfs::bind_unix(path, self.io.socket_mode, SocketOwner::default())
-                .map_err(|e| e.to_string());
+            return Ok(hostfs::bind_unix(
+                path,
+                self.io.socket_mode,
+                SocketOwner::default(),
+            )?);
         };
         let dir_path = base.join(sub);
         let name = match (path.parent(), path.file_name()) {
             (Some(parent), Some(name)) if parent == dir_path => name,
             _ => {
-                return Err(format!(
-                    "{} is not in the private runtime directory {}",
-                    path.display(),
-                    dir_path.display()
-                ))
+                return Err(ProxyBindError::OutsidePrivateDir {
+                    path: path.display().to_string(),
+                    dir: dir_path.display().to_string(),
+                })
             }
         };
-        let dir = hostfs::private_dir(base, sub).map_err(|e| e.to_string())?;
-        hostfs::bind_unix_at(dir, name, path, PRIVATE_SOCKET_MODE, SocketOwner::default())
-            .map_err(|e| e.to_string())
+        let dir = hostfs::private_dir(base, sub)?;
+        Ok(hostfs::bind_unix_at(
+            dir,
+            name,
+            path,
+            PRIVATE_SOCKET_MODE,
+            SocketOwner::default(),
+        )?)
     }
 
     fn close_proxy(&mut self) {

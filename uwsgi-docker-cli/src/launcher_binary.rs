@@ -12,6 +12,26 @@ static EMBEDDED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/uwsgi-docker-
 
 const HOW_TO_BUILD: &str = "point UWSGIDOCKER_LAUNCHER at a statically linked launcher (scripts/build-launcher.sh builds one), or unset it to use the one uwsgi-docker carries; or set docker-handoff = native for an image with uWSGI 2.0.x";
 
+/// Why there is no launcher to mount; the operator fixes it (or picks native handoff).
+#[derive(Debug, thiserror::Error)]
+pub enum LauncherError {
+    #[error("the launcher {path} cannot be read ({source}); {HOW_TO_BUILD}")]
+    Unreadable {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the launcher {path} is not executable; chmod +x it")]
+    NotExecutable { path: String },
+    #[error("the launcher {path} is dynamically linked, so it would not run in every image; {HOW_TO_BUILD}")]
+    Dynamic { path: String },
+    #[error("the launcher {path} is not a 64-bit little-endian ELF executable; {HOW_TO_BUILD}")]
+    NotElf { path: String },
+    #[error("this uwsgi-docker was built without its launcher; {HOW_TO_BUILD}")]
+    NotEmbedded,
+    #[error("cannot write the launcher uwsgi-docker carries: {0}; or set UWSGIDOCKER_LAUNCHER")]
+    Write(hostfs::HostFsError),
+}
+
 /// The launcher for a bridge: `configured` (`UWSGIDOCKER_LAUNCHER`), checked static, else
 /// the embedded one at its place in `runtime_dir`. With `install`, the embedded one is
 /// written there if it is not already; without (`check`'s dry run), only named.
@@ -19,7 +39,7 @@ pub fn find(
     configured: Option<&Path>,
     runtime_dir: &Path,
     install: bool,
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, LauncherError> {
     if let Some(path) = configured {
         let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         check(&path)?;
@@ -27,17 +47,13 @@ pub fn find(
     }
     if EMBEDDED.is_empty() {
         // Only the inner build of build.rs (or scripts/build-launcher.sh) embeds nothing.
-        return Err(format!(
-            "this uwsgi-docker was built without its launcher; {HOW_TO_BUILD}"
-        ));
+        return Err(LauncherError::NotEmbedded);
     }
     let name = embedded_name();
     if !install {
         return Ok(runtime_dir.join(name));
     }
-    hostfs::install_file(runtime_dir, name, EMBEDDED, 0o755).map_err(|e| {
-        format!("cannot write the launcher uwsgi-docker carries: {e}; or set UWSGIDOCKER_LAUNCHER")
-    })
+    hostfs::install_file(runtime_dir, name, EMBEDDED, 0o755).map_err(LauncherError::Write)
 }
 
 /// `uwsgi-docker-launcher-<hash of its bytes>`: bridges of different builds sharing a
@@ -53,25 +69,21 @@ fn embedded_name() -> &'static str {
 }
 
 /// A readable, executable, statically linked ELF file.
-pub fn check(path: &Path) -> Result<(), String> {
-    let shown = path.display();
-    let bytes = std::fs::read(path)
-        .map_err(|e| format!("the launcher {shown} cannot be read ({e}); {HOW_TO_BUILD}"))?;
+pub fn check(path: &Path) -> Result<(), LauncherError> {
+    let shown = || path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| LauncherError::Unreadable {
+        path: shown(),
+        source,
+    })?;
     let mode =
         std::fs::metadata(path).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()));
     if mode.is_ok_and(|m| m & 0o111 == 0) {
-        return Err(format!(
-            "the launcher {shown} is not executable; chmod +x it"
-        ));
+        return Err(LauncherError::NotExecutable { path: shown() });
     }
     match crate::elf::is_static_elf(&bytes) {
         Some(true) => Ok(()),
-        Some(false) => Err(format!(
-            "the launcher {shown} is dynamically linked, so it would not run in every image; {HOW_TO_BUILD}"
-        )),
-        None => Err(format!(
-            "the launcher {shown} is not a 64-bit little-endian ELF executable; {HOW_TO_BUILD}"
-        )),
+        Some(false) => Err(LauncherError::Dynamic { path: shown() }),
+        None => Err(LauncherError::NotElf { path: shown() }),
     }
 }
 
@@ -86,7 +98,7 @@ mod tests {
         let exe = std::env::current_exe().expect("exe");
         let bytes = std::fs::read(&exe).expect("read");
         assert_eq!(is_static_elf(&bytes), Some(false));
-        let err = check(&exe).expect_err("dynamic");
+        let err = check(&exe).expect_err("dynamic").to_string();
         assert!(
             err.contains("dynamically linked") && err.contains("UWSGIDOCKER_LAUNCHER"),
             "{err}"
@@ -99,7 +111,9 @@ mod tests {
         assert_eq!(is_static_elf(b""), None);
         // A truncated header never panics.
         assert_eq!(is_static_elf(b"\x7fELF\x02\x01\x01"), None);
-        let err = check(Path::new("/nonexistent/uwsgi-docker-launcher")).expect_err("missing");
+        let err = check(Path::new("/nonexistent/uwsgi-docker-launcher"))
+            .expect_err("missing")
+            .to_string();
         assert!(
             err.contains("/nonexistent/uwsgi-docker-launcher")
                 && err.contains("UWSGIDOCKER_LAUNCHER"),
@@ -110,7 +124,8 @@ mod tests {
             Path::new("/run/ud"),
             true,
         )
-        .expect_err("missing");
+        .expect_err("missing")
+        .to_string();
         assert!(err.contains("/nonexistent/l"), "{err}");
     }
 

@@ -5,6 +5,7 @@ mod bridge_loop;
 mod commands;
 mod docker_client;
 mod elf;
+mod fault;
 mod launcher_binary;
 mod proxy;
 mod runtime;

@@ -9,6 +9,7 @@ use uwsgi_docker_core::plan::labels;
 use uwsgi_docker_core::spec;
 
 use crate::commands::run::{fail, identity, plan, vassal_name};
+use crate::fault::{EnvironmentFault, Fault, VassalFault};
 use crate::settings::RuntimeSettings;
 use crate::tenancy::{self, Origin};
 
@@ -30,29 +31,24 @@ pub fn run(settings: &RuntimeSettings, file: &Path) -> ExitCode {
             }
             Err(e) => fail(&format!("cannot print the report: {e}")),
         },
-        Err(message) => fail(&message),
+        Err(e) => fail(&e.to_string()),
     }
 }
 
 /// The JSON report for vassal file `file` with contents `text`.
-pub fn report(settings: &RuntimeSettings, file: &Path, text: &[u8]) -> Result<Value, String> {
+pub fn report(settings: &RuntimeSettings, file: &Path, text: &[u8]) -> Result<Value, Fault> {
     let name = vassal_name(file);
     // Before parsing: a Docker vassal's file is pushed to its container whole.
-    spec::check_pushable(&name, text.len()).map_err(|e| e.to_string())?;
-    let mut spec = match spec::parse_vassal(&name, text) {
-        Ok(Some(spec)) => spec,
-        Ok(None) => {
-            return Err(format!(
-                "vassal {name} has no docker-image in its [emperor] section: the Emperor runs it with uwsgi, not in Docker"
-            ))
-        }
-        Err(e) => return Err(e.to_string()),
+    spec::check_pushable(&name, text.len())?;
+    let Some(mut spec) = spec::parse_vassal(&name, text)? else {
+        return Err(VassalFault::NotDocker { vassal: name }.into());
     };
     // The owner matters only in tenant mode (a policy is set).
     let origin = match &settings.policy {
-        Some(_) => {
-            Origin::of_file(file).map_err(|e| format!("cannot stat {}: {e}", file.display()))?
-        }
+        Some(_) => Origin::of_file(file).map_err(|source| EnvironmentFault::Stat {
+            path: file.display().to_string(),
+            source,
+        })?,
         None => Origin::Pushed,
     };
     let verdict = match tenancy::apply(settings, &name, origin, &mut spec)? {
@@ -160,7 +156,9 @@ mod tests {
         // Without a launcher the plan is refused, saying what to do.
         let mut missing = settings();
         missing.launcher = Some("/nonexistent/l".into());
-        let err = report(&missing, file, text).expect_err("no launcher");
+        let err = report(&missing, file, text)
+            .expect_err("no launcher")
+            .to_string();
         assert!(err.contains("build-launcher.sh"), "{err}");
         // A native handoff needs none, and shows the socket it passes.
         let text = b"[emperor]\ndocker-image = app\ndocker-socket = 127.0.0.1:3031\ndocker-handoff = native\n";
@@ -229,7 +227,9 @@ mod tests {
         let file = Path::new("/srv/vassals/app.ini");
         let refused = |lines: &str| {
             let text = format!("[emperor]\ndocker-image = app\n{lines}\n");
-            report(&settings(), file, text.as_bytes()).expect_err(lines)
+            report(&settings(), file, text.as_bytes())
+                .expect_err(lines)
+                .to_string()
         };
         for (lines, fragment) in [
             ("docker-memory = 1m", "at least 6m"),
@@ -254,12 +254,15 @@ mod tests {
             );
         }
         let err = report(&settings(), file, b"[emperor]\ndocker-image = Bad:Name\n")
-            .expect_err("bad image");
+            .expect_err("bad image")
+            .to_string();
         assert!(err.contains("must be lowercase"), "{err}");
         // A file too long to push is refused before it is parsed.
         let mut text = b"[emperor]\ndocker-image = app\n".to_vec();
         text.resize(65_536, b'#');
-        let err = report(&settings(), file, &text).expect_err("too long");
+        let err = report(&settings(), file, &text)
+            .expect_err("too long")
+            .to_string();
         assert!(
             err.contains("65536 bytes") && err.contains("at most 65535"),
             "{err}"
@@ -271,13 +274,16 @@ mod tests {
     #[test]
     fn check_refuses_a_bad_vassal() {
         let text = b"[emperor]\ndocker-image = x\ndocker-bogus = 1\n";
-        let err = report(&settings(), Path::new("bad.ini"), text).expect_err("refused");
+        let err = report(&settings(), Path::new("bad.ini"), text)
+            .expect_err("refused")
+            .to_string();
         assert!(
             err.contains("bad.ini") && err.contains("docker-bogus"),
             "{err}"
         );
         let err = report(&settings(), Path::new("plain.ini"), b"[uwsgi]\nhttp = :0\n")
-            .expect_err("no image");
+            .expect_err("no image")
+            .to_string();
         assert!(err.contains("no docker-image"), "{err}");
     }
 }

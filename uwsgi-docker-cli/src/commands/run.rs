@@ -9,9 +9,12 @@ use uwsgi_docker_core::plan::{ContainerPlan, PlanOptions, VassalIdentity};
 use uwsgi_docker_core::spec::{self, HandoffMode, ListenAddress, VassalSpec};
 
 use crate::bridge_loop::{self, LoopIo};
+use crate::fault::{Fault, OperatorFault, VassalFault};
+use crate::proxy::TcpBindError;
+use crate::runtime::hostfs::HostFsError;
 use crate::runtime::hostfs::{self, SocketEntry, SocketOwner};
 use crate::runtime::users;
-use crate::settings::{var, RuntimeSettings};
+use crate::settings::RuntimeSettings;
 use crate::tenancy::{self, Origin};
 use crate::{launcher_binary, proxy, sys, vassal_file};
 
@@ -82,7 +85,7 @@ pub fn plan(
     identity: &VassalIdentity,
     inherited_socket: bool,
     install_launcher: bool,
-) -> Result<ContainerPlan, String> {
+) -> Result<ContainerPlan, Fault> {
     let mut spec = spec;
     let (handoff, passes_socket) = spec.handoff_for(inherited_socket);
     let launcher_host_path = match handoff {
@@ -104,11 +107,12 @@ pub fn plan(
                     None
                 }
                 None => {
-                    return Err(format!(
-                        "vassal {}: docker-handoff = {} needs the static launcher: {e}",
-                        identity.name,
-                        spec.handoff.as_str()
-                    ));
+                    return Err(OperatorFault::LauncherNeeded {
+                        vassal: identity.name.clone(),
+                        mode: spec.handoff.as_str(),
+                        source: e,
+                    }
+                    .into());
                 }
             },
         },
@@ -120,7 +124,7 @@ pub fn plan(
     };
     let mut plan = ContainerPlan::with_options(spec, identity, &options);
     plan.proxy_in_private_dir = settings.emperor.socket_dir.is_none() && plan.spec.proxy.is_none();
-    plan.validate().map_err(|e| e.to_string())?;
+    plan.validate()?;
     Ok(plan)
 }
 
@@ -142,7 +146,7 @@ pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeSta
                 tenant.uid.to_string(),
             ));
         }
-        Err(e) => return fail(&naming(&start.name, e)),
+        Err(e) => return fail_naming(&start.name, &e),
     }
     let socket_mode = settings
         .emperor
@@ -156,12 +160,13 @@ pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeSta
     let identity = identity(settings, &start.name, sys::bridge_id());
     let plan = match plan(settings, spec, &identity, inherited.is_some(), true) {
         Ok(plan) => plan,
-        Err(e) => return fail(&naming(&start.name, e)),
+        Err(e) => return fail_naming(&start.name, &e),
     };
     // Refused before anything exists; the write checks again.
     if let Some(path) = &plan.spec.cidfile {
-        if let Err(e) = hostfs::check_cidfile(Path::new(path)) {
-            return fail(&format!("vassal {name}: docker-cidfile = {path}: {e}"));
+        if let Err(source) = hostfs::check_cidfile(Path::new(path)) {
+            let path = path.clone();
+            return fail_naming(&name, &VassalFault::Cidfile { path, source });
         }
     }
     // A missing mount source is refused, not created: Docker refuses it for
@@ -173,10 +178,8 @@ pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeSta
             std::fs::symlink_metadata(&mount.host),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound
         ) {
-            return fail(&format!(
-                "vassal {name}: {}",
-                uwsgi_docker_core::docker::missing_mount_source(mount)
-            ));
+            let message = uwsgi_docker_core::docker::missing_mount_source(mount);
+            return fail_naming(&name, &VassalFault::MissingMountSource(message));
         }
     }
     let proxy_private_dir = plan
@@ -186,20 +189,30 @@ pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeSta
         None => (inherited, None),
         Some(address) => {
             let owner = match (&plan.spec.socket_owner, &settings.socket_owner) {
-                (Some(owner), _) => Some(("docker-socket-owner", owner)),
-                (None, Some(owner)) => Some((var::SOCKET_OWNER, owner)),
-                (None, None) => None,
+                (Some(value), _) => users::resolve_owner(value).map_err(|source| {
+                    Fault::from(VassalFault::SocketOwner {
+                        value: value.clone(),
+                        source,
+                    })
+                }),
+                (None, Some(value)) => users::resolve_owner(value).map_err(|source| {
+                    Fault::from(OperatorFault::SocketOwner {
+                        value: value.clone(),
+                        source,
+                    })
+                }),
+                (None, None) => Ok(SocketOwner::default()),
             };
-            let owner = match owner.map(|(key, value)| {
-                users::resolve_owner(value).map_err(|e| format!("{key} = {value}: {e}"))
-            }) {
-                None => SocketOwner::default(),
-                Some(Ok(owner)) => owner,
-                Some(Err(e)) => return fail(&format!("vassal {name}: {e}")),
+            let owner = match owner {
+                Ok(owner) => owner,
+                Err(e) => return fail_naming(&name, &e),
             };
             match bind_listen_socket(address, socket_mode, owner) {
                 Ok((fd, entry)) => (Some(fd), entry),
-                Err(e) => return fail(&format!("vassal {name}: docker-socket = {address}: {e}")),
+                Err(source) => {
+                    let address = address.to_string();
+                    return fail_naming(&name, &VassalFault::Socket { address, source });
+                }
             }
         }
     };
@@ -228,8 +241,21 @@ pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeSta
     };
     match bridge_loop::run(config, io) {
         Ok(code) => exit_code(code),
-        Err(e) => fail(&format!("vassal {}: {e}", start.name)),
+        Err(e) => fail_naming(&start.name, &e),
     }
+}
+
+/// Why `docker-socket` cannot be bound.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenSocketError {
+    #[error(transparent)]
+    Unix(#[from] HostFsError),
+    #[error("cannot make the socket blocking: {0}")]
+    Blocking(rustix::io::Errno),
+    #[error("{0}; another process listens there: stop it or choose another docker-socket")]
+    InUse(TcpBindError),
+    #[error(transparent)]
+    Tcp(TcpBindError),
 }
 
 /// Bind `docker-socket` as uWSGI would: a blocking listener (uWSGI sets its own flags),
@@ -239,27 +265,21 @@ fn bind_listen_socket(
     address: &ListenAddress,
     mode: u32,
     owner: SocketOwner,
-) -> Result<(OwnedFd, Option<SocketEntry>), String> {
+) -> Result<(OwnedFd, Option<SocketEntry>), ListenSocketError> {
     match address {
         ListenAddress::Unix(path) => {
-            let bound =
-                hostfs::bind_unix(Path::new(path), mode, owner).map_err(|e| e.to_string())?;
+            let bound = hostfs::bind_unix(Path::new(path), mode, owner)?;
             if let Err(e) = rustix::io::ioctl_fionbio(&bound.listener, false) {
                 let _ = bound.entry.remove();
-                return Err(format!("cannot make the socket blocking: {e}"));
+                return Err(ListenSocketError::Blocking(e));
             }
             Ok((bound.listener, Some(bound.entry)))
         }
-        ListenAddress::Tcp { ip, port } => {
-            let in_use = |e: String| {
-                if e.contains("in use") {
-                    format!("{e}; another process listens there: stop it or choose another docker-socket")
-                } else {
-                    e
-                }
-            };
-            Ok((proxy::bind_tcp(ip, *port).map_err(in_use)?, None))
-        }
+        ListenAddress::Tcp { ip, port } => match proxy::bind_tcp(ip, *port) {
+            Ok(fd) => Ok((fd, None)),
+            Err(e) if e.is_in_use() => Err(ListenSocketError::InUse(e)),
+            Err(e) => Err(ListenSocketError::Tcp(e)),
+        },
     }
 }
 
@@ -274,6 +294,11 @@ fn naming(name: &str, message: String) -> String {
     } else {
         format!("vassal {name}: {message}")
     }
+}
+
+/// Prints `error` as one line that names vassal `name` (see [`naming`]).
+pub fn fail_naming(name: &str, error: &dyn std::fmt::Display) -> ExitCode {
+    fail(&naming(name, error.to_string()))
 }
 
 /// Prints `message` as one line: vassal names and values in it are tenant text, so their
@@ -297,7 +322,7 @@ pub fn run(settings: &RuntimeSettings, file: &Path) -> ExitCode {
     let name = vassal_name(file);
     let text = match vassal_file::read(file) {
         Ok(text) => text,
-        Err(e) => return fail(&format!("vassal {name}: {e}")),
+        Err(e) => return fail_naming(&name, &e),
     };
     if let Err(e) = spec::check_pushable(&name, text.len()) {
         return fail(&e.to_string());
@@ -308,11 +333,7 @@ pub fn run(settings: &RuntimeSettings, file: &Path) -> ExitCode {
     };
     let spec = match spec::parse_vassal(&name, &text) {
         Ok(Some(spec)) => spec,
-        Ok(None) => {
-            return fail(&format!(
-                "vassal {name} has no docker-image in its [emperor] section; add one, or run it with uwsgi itself"
-            ))
-        }
+        Ok(None) => return fail(&VassalFault::NoDockerImage { vassal: name }.to_string()),
         Err(e) => return fail(&e.to_string()),
     };
     run_bridge(
