@@ -65,6 +65,13 @@ impl Api {
         write_request(&build(Method::POST, target, None), out);
     }
 
+    /// `POST /containers/{id}/wait?condition=not-running`: answers at once for a container
+    /// that is not running, else at its exit (re-arming a wait after losing the daemon).
+    pub fn wait_not_running(&self, id: &str, out: &mut Vec<u8>) {
+        let target = format!("{}/wait?condition=not-running", self.container(id));
+        write_request(&build(Method::POST, target, None), out);
+    }
+
     /// `POST /containers/{id}/start`, no body.
     pub fn start(&self, id: &str, out: &mut Vec<u8>) {
         let target = format!("{}/start", self.container(id));
@@ -218,6 +225,15 @@ pub fn missing_mount_source(mount: &crate::spec::Mount) -> String {
 /// whose host path is missing (`HostConfig.Mounts` does not create it, as `Binds` did),
 /// which attribute names it and what to do.
 pub fn create_failure(error: &super::DaemonError, plan: &ContainerPlan) -> String {
+    format!(
+        "cannot create the container: {error}{}",
+        create_failure_hint(error, plan)
+    )
+}
+
+/// The part of [`create_failure`] after the daemon's words: `; ` and which attribute is at
+/// fault and what to do, or nothing when that cannot be told.
+pub fn create_failure_hint(error: &super::DaemonError, plan: &ContainerPlan) -> String {
     const MISSING: &str = "bind source path does not exist: ";
     let missing = match error {
         super::DaemonError::Status { message, .. } => message
@@ -226,20 +242,17 @@ pub fn create_failure(error: &super::DaemonError, plan: &ContainerPlan) -> Strin
             .map(str::trim),
         _ => None,
     };
-    let hint = missing.map(|path| {
-        let mount = plan.spec.mounts.iter().find(|m| m.host == path);
-        match mount {
-            Some(m) => format!("; {}", missing_mount_source(m)),
-            None if path == plan.proxy_host_path => format!(
-                "; the proxy socket {path} vanished before the container was created: did something remove it?"
-            ),
-            None => format!("; the host path {path} does not exist"),
-        }
-    });
-    format!(
-        "cannot create the container: {error}{}",
-        hint.unwrap_or_default()
-    )
+    let Some(path) = missing else {
+        return String::new();
+    };
+    let mount = plan.spec.mounts.iter().find(|m| m.host == path);
+    match mount {
+        Some(m) => format!("; {}", missing_mount_source(m)),
+        None if path == plan.proxy_host_path => format!(
+            "; the proxy socket {path} vanished before the container was created: did something remove it?"
+        ),
+        None => format!("; the host path {path} does not exist"),
+    }
 }
 
 /// The JSON body of the create request.
@@ -536,6 +549,11 @@ mod tests {
                 Box::new(|o| V141.wait_next_exit("abc", o)),
                 "POST",
                 "/v1.41/containers/abc/wait?condition=next-exit",
+            ),
+            (
+                Box::new(|o| V141.wait_not_running("abc", o)),
+                "POST",
+                "/v1.41/containers/abc/wait?condition=not-running",
             ),
             (
                 Box::new(|o| V141.start("abc", o)),

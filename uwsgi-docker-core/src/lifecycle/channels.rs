@@ -1,0 +1,109 @@
+//! Relaying the Emperor's channels: control bytes both ways, and configs (with the check
+//! that tells a reload from a changed `[emperor]` section).
+use super::events::Notice;
+use super::interface::{Action, BridgeConfig};
+use super::outbox::Outbox;
+use crate::emperor::{encode_config, ConfigDecoder, EmperorMessage, VassalMessage};
+use crate::spec;
+
+/// What a config the vassal should get comes to.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum ConfigVerdict {
+    /// Push this packet to the vassal.
+    Push(Vec<u8>),
+    /// The `[emperor]` section changed and the Emperor will start the vassal again: stop.
+    Recreate,
+    /// Nothing to push (the config cannot be encoded).
+    Drop,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct ChannelRelay {
+    emperor_config: ConfigDecoder,
+    /// The Emperor's config channel sent something undecodable; it is no longer read.
+    emperor_config_broken: bool,
+}
+
+impl ChannelRelay {
+    /// Control bytes from the Emperor, relayed to the vassal when `relaying`. Returns
+    /// whether one of them asks the vassal to stop.
+    pub(super) fn from_emperor(&self, data: &[u8], relaying: bool, out: &mut Outbox) -> bool {
+        let stop_at = data.iter().position(|&byte| {
+            matches!(
+                EmperorMessage::from_byte(byte),
+                EmperorMessage::Stop | EmperorMessage::GracefulStop
+            )
+        });
+        // Up to the stop byte: the vassal stops, and nothing is relayed after that.
+        let data = stop_at.map_or(data, |at| &data[..=at]);
+        if relaying {
+            out.push(Action::ToVassalControl(data.to_vec()));
+        }
+        for &byte in data {
+            match EmperorMessage::from_byte(byte) {
+                EmperorMessage::Stop | EmperorMessage::GracefulStop => {
+                    out.debug(|| format!("the Emperor asks the vassal to stop (byte {byte})"))
+                }
+                EmperorMessage::Reload => {
+                    out.debug(|| "the Emperor asks the vassal to reload".into())
+                }
+                EmperorMessage::Other(b) => {
+                    out.debug(|| format!("relayed byte {b} from the Emperor"))
+                }
+            }
+        }
+        stop_at.is_some()
+    }
+
+    /// Control bytes from the vassal: relayed to the Emperor, or, without one, answered
+    /// here. Returns whether the vassal asks to be stopped (only without an Emperor).
+    pub(super) fn from_vassal(&self, data: &[u8], config: &BridgeConfig, out: &mut Outbox) -> bool {
+        let mut stop = false;
+        for &byte in data {
+            match VassalMessage::from_byte(byte) {
+                VassalMessage::ConfigRequest if !config.emperor_config_channel => {
+                    out.debug(|| "the vassal asks for its config again".into());
+                    out.push(Action::ReadConfig);
+                }
+                VassalMessage::StopMe if !config.emperor_control_channel => stop = true,
+                _ if config.emperor_control_channel => out.push(Action::ToEmperor(vec![byte])),
+                _ => {}
+            }
+        }
+        stop
+    }
+
+    /// Bytes from the Emperor's config channel: the configs they complete.
+    pub(super) fn from_emperor_config(&mut self, data: &[u8], out: &mut Outbox) -> Vec<Vec<u8>> {
+        let mut configs = Vec::new();
+        if self.emperor_config_broken {
+            return configs;
+        }
+        if let Err(e) = self.emperor_config.feed(data, &mut |c| configs.push(c)) {
+            self.emperor_config_broken = true;
+            out.notice(Notice::EmperorConfigIgnored(e));
+        }
+        configs
+    }
+
+    /// Judges a config for the running vassal (a reload's, or one read again).
+    pub(super) fn judge(config: &[u8], settings: &BridgeConfig, out: &mut Outbox) -> ConfigVerdict {
+        let mut packet = Vec::with_capacity(config.len() + 4);
+        if let Err(e) = encode_config(config, &mut packet) {
+            out.notice(Notice::ConfigUnpushable(e));
+            return ConfigVerdict::Drop;
+        }
+        match spec::parse_vassal(&settings.plan.vassal_name, config) {
+            Ok(Some(spec)) if spec == settings.requested_spec => {}
+            // A container cannot take new settings, but a new one can: exit, and the
+            // Emperor respawns the vassal (also when it is no longer a Docker vassal).
+            Ok(_) if settings.emperor_control_channel => {
+                out.notice(Notice::Recreating);
+                return ConfigVerdict::Recreate;
+            }
+            Ok(_) => out.notice(Notice::ChangeAppliesNextStart),
+            Err(e) => out.notice(Notice::ConfigInvalid(e)),
+        }
+        ConfigVerdict::Push(packet)
+    }
+}
