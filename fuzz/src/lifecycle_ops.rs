@@ -40,25 +40,17 @@ fn config(passes_socket: bool) -> BridgeConfig {
         bridge_id: "b".into(),
         name_prefix: None,
     };
-    BridgeConfig {
-        requested_spec: spec.clone(),
-        plan: ContainerPlan::with_options(
-            spec,
-            &identity,
-            &PlanOptions {
-                launcher_host_path: Some("/usr/lib/uwsgi-docker-launcher".into()),
-                inherited_socket: passes_socket,
-            },
-        ),
-        config: b"[uwsgi]\nhttp-socket = :3031\n".to_vec(),
-        emperor_config_channel: false,
-        emperor_control_channel: true,
-        handoff_timeout: Duration::from_secs(30),
-        stop_grace: Duration::from_secs(5),
-        request_timeout: Duration::from_secs(30),
-        log_prefix: true,
-        debug: true,
-    }
+    let plan = ContainerPlan::with_options(
+        spec.clone(),
+        &identity,
+        &PlanOptions {
+            launcher_host_path: Some("/usr/lib/uwsgi-docker-launcher".into()),
+            inherited_socket: passes_socket,
+        },
+    );
+    let mut config = BridgeConfig::new(plan, spec, b"[uwsgi]\nhttp-socket = :3031\n".to_vec());
+    config.debug = true;
+    config
 }
 
 /// Checks each action against the rules and remembers what is open.
@@ -234,7 +226,7 @@ pub fn check_lifecycle_ops(data: &[u8]) {
                     // The runtime has no socket for a connection that failed.
                     seen.open.remove(&conn.0);
                     seen.unanswered.retain(|(c, _)| *c != conn);
-                    bridge.handle_docker_connect_failed(conn, "refused".into(), now);
+                    bridge.handle_docker_connect_failed(conn, std::io::Error::other("refused"), now);
                 }
             }
             4 => {
@@ -245,7 +237,7 @@ pub fn check_lifecycle_ops(data: &[u8]) {
                 }
                 bridge.handle_proxy_bound(
                     if arg % 4 == 0 {
-                        Err("in use".into())
+                        Err(std::io::Error::other("in use"))
                     } else {
                         Ok(())
                     },

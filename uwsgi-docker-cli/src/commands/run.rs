@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use uwsgi_docker_core::lifecycle::{BridgeConfig, DEFAULT_REQUEST_TIMEOUT};
+use uwsgi_docker_core::lifecycle::BridgeConfig;
 use uwsgi_docker_core::plan::{ContainerPlan, PlanOptions, VassalIdentity};
 use uwsgi_docker_core::spec::{self, HandoffMode, ListenAddress, VassalSpec};
 
@@ -204,18 +204,13 @@ pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeSta
             }
         }
     };
-    let config = BridgeConfig {
-        plan,
-        requested_spec: requested,
-        config: start.config,
-        emperor_config_channel: start.emperor_config.is_some(),
-        emperor_control_channel: start.emperor_control.is_some(),
-        handoff_timeout: Duration::from_secs(settings.handoff_timeout_secs),
-        stop_grace: STOP_GRACE,
-        request_timeout: DEFAULT_REQUEST_TIMEOUT,
-        log_prefix: settings.log_prefix,
-        debug: settings.emperor.debug,
-    };
+    let mut config = BridgeConfig::new(plan, requested, start.config);
+    config.emperor_config_channel = start.emperor_config.is_some();
+    config.emperor_control_channel = start.emperor_control.is_some();
+    config.handoff_timeout = Duration::from_secs(settings.handoff_timeout_secs);
+    config.stop_grace = STOP_GRACE;
+    config.daemon_socket = settings.emperor.daemon_socket.clone();
+    config.debug = settings.emperor.debug;
     let io = LoopIo {
         emperor_control: start.emperor_control,
         emperor_config: start.emperor_config,
@@ -226,6 +221,7 @@ pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeSta
         socket_mode,
         proxy_private_dir,
         debug: settings.emperor.debug,
+        log_prefix: settings.log_prefix,
     };
     match bridge_loop::run(config, io) {
         Ok(code) => exit_code(code),

@@ -27,7 +27,7 @@ pub(super) struct ChannelRelay {
 impl ChannelRelay {
     /// Control bytes from the Emperor, relayed to the vassal when `relaying`. Returns
     /// whether one of them asks the vassal to stop.
-    pub(super) fn from_emperor(&self, data: &[u8], relaying: bool, out: &mut Outbox) -> bool {
+    pub(super) fn relay_emperor_control(data: &[u8], relaying: bool, out: &mut Outbox) -> bool {
         let stop_at = data.iter().position(|&byte| {
             matches!(
                 EmperorMessage::from_byte(byte),
@@ -57,7 +57,11 @@ impl ChannelRelay {
 
     /// Control bytes from the vassal: relayed to the Emperor, or, without one, answered
     /// here. Returns whether the vassal asks to be stopped (only without an Emperor).
-    pub(super) fn from_vassal(&self, data: &[u8], config: &BridgeConfig, out: &mut Outbox) -> bool {
+    pub(super) fn relay_vassal_control(
+        data: &[u8],
+        config: &BridgeConfig,
+        out: &mut Outbox,
+    ) -> bool {
         let mut stop = false;
         for &byte in data {
             match VassalMessage::from_byte(byte) {
@@ -74,7 +78,7 @@ impl ChannelRelay {
     }
 
     /// Bytes from the Emperor's config channel: the configs they complete.
-    pub(super) fn from_emperor_config(&mut self, data: &[u8], out: &mut Outbox) -> Vec<Vec<u8>> {
+    pub(super) fn decode_emperor_config(&mut self, data: &[u8], out: &mut Outbox) -> Vec<Vec<u8>> {
         let mut configs = Vec::new();
         if self.emperor_config_broken {
             return configs;
@@ -105,5 +109,127 @@ impl ChannelRelay {
             Err(e) => out.notice(Notice::ConfigInvalid(e)),
         }
         ConfigVerdict::Push(packet)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{ContainerPlan, VassalIdentity};
+
+    const FILE: &[u8] = b"[emperor]\ndocker-image = app\n\n[uwsgi]\nhttp-socket = :3031\n";
+
+    fn settings() -> BridgeConfig {
+        let spec = spec::parse_vassal("app.ini", FILE)
+            .ok()
+            .flatten()
+            .expect("a Docker vassal");
+        let identity = VassalIdentity {
+            name: "app.ini".into(),
+            proxy_dir: "/run".into(),
+            emperor_id: "e".into(),
+            bridge_id: "b".into(),
+            name_prefix: None,
+        };
+        BridgeConfig::new(
+            ContainerPlan::new(spec.clone(), &identity),
+            spec,
+            FILE.to_vec(),
+        )
+    }
+
+    fn drain(out: &mut Outbox) -> Vec<Action> {
+        std::iter::from_fn(|| out.pop()).collect()
+    }
+
+    #[test]
+    fn emperor_bytes_are_relayed_up_to_a_stop() {
+        let mut out = Outbox::new(false);
+        let reload = EmperorMessage::Reload.to_byte();
+        let stop = EmperorMessage::Stop.to_byte();
+        assert!(!ChannelRelay::relay_emperor_control(
+            &[reload],
+            true,
+            &mut out
+        ));
+        assert!(ChannelRelay::relay_emperor_control(
+            &[reload, stop, reload],
+            true,
+            &mut out
+        ));
+        let relayed: Vec<Vec<u8>> = drain(&mut out)
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::ToVassalControl(b) => Some(b),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(relayed, [vec![reload], vec![reload, stop]]);
+        assert!(!ChannelRelay::relay_emperor_control(
+            &[reload],
+            false,
+            &mut out
+        ));
+        assert!(
+            drain(&mut out).is_empty(),
+            "nothing relayed before the handoff"
+        );
+    }
+
+    #[test]
+    fn vassal_bytes_go_to_the_emperor_or_are_answered_without_one() {
+        let mut out = Outbox::new(false);
+        let mut config = settings();
+        let request = VassalMessage::ConfigRequest.to_byte();
+        assert!(!ChannelRelay::relay_vassal_control(
+            &[request],
+            &config,
+            &mut out
+        ));
+        assert!(matches!(drain(&mut out).as_slice(), [Action::ReadConfig]));
+        config.emperor_config_channel = true;
+        ChannelRelay::relay_vassal_control(&[request], &config, &mut out);
+        assert!(matches!(drain(&mut out).as_slice(), [Action::ToEmperor(b)] if *b == [request]));
+        config.emperor_control_channel = false;
+        let stop_me = VassalMessage::StopMe.to_byte();
+        assert!(ChannelRelay::relay_vassal_control(
+            &[stop_me],
+            &config,
+            &mut out
+        ));
+    }
+
+    #[test]
+    fn a_reload_pushes_the_same_section_and_recreates_on_a_change() {
+        let mut out = Outbox::new(false);
+        let config = settings();
+        assert!(matches!(
+            ChannelRelay::judge(FILE, &config, &mut out),
+            ConfigVerdict::Push(_)
+        ));
+        let changed = b"[emperor]\ndocker-image = app:2\n\n[uwsgi]\nhttp-socket = :3031\n";
+        assert_eq!(
+            ChannelRelay::judge(changed, &config, &mut out),
+            ConfigVerdict::Recreate
+        );
+        let too_big = vec![b'x'; 70_000];
+        assert_eq!(
+            ChannelRelay::judge(&too_big, &config, &mut out),
+            ConfigVerdict::Drop
+        );
+    }
+
+    #[test]
+    fn an_undecodable_emperor_config_stream_is_ignored_from_then_on() {
+        let mut out = Outbox::new(false);
+        let mut relay = ChannelRelay::default();
+        let mut packet = Vec::new();
+        encode_config(b"[uwsgi]\n", &mut packet).expect("small");
+        assert_eq!(
+            relay.decode_emperor_config(&packet, &mut out),
+            [b"[uwsgi]\n".to_vec()]
+        );
+        assert!(relay.decode_emperor_config(&[0xff; 8], &mut out).is_empty());
+        assert!(relay.decode_emperor_config(&packet, &mut out).is_empty());
     }
 }

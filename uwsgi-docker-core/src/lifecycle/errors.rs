@@ -125,7 +125,9 @@ pub enum OperatorError {
         bridge: String,
     },
     /// The name was still taken after every try.
-    #[error("the container name {name} is still taken after {tries} tries to create the container")]
+    #[error(
+        "the container name {name} is still taken after {tries} tries to create the container"
+    )]
     NameStillTaken {
         /// The container name.
         name: String,
@@ -139,8 +141,13 @@ pub enum OperatorError {
 #[non_exhaustive]
 pub enum DaemonFault {
     /// The daemon's socket could not be connected to.
-    #[error("cannot connect to the docker daemon: {0}")]
-    Unreachable(Arc<io::Error>),
+    #[error("cannot connect to the docker daemon at {daemon}: {source}")]
+    Unreachable {
+        /// The daemon's socket.
+        daemon: String,
+        /// What the runtime saw.
+        source: Arc<io::Error>,
+    },
     /// A request went unanswered past its deadline.
     #[error("docker daemon did not answer {request} within {}", seconds(*.within))]
     Timeout {

@@ -141,7 +141,9 @@ pub enum Notice {
     #[error("the [emperor] section changed; removing the container so that the Emperor starts the vassal again with the new settings")]
     Recreating,
     /// A reload changed the `[emperor]` section, and there is no Emperor to restart us.
-    #[error("the [emperor] section changed; docker-* changes apply when the vassal is next started")]
+    #[error(
+        "the [emperor] section changed; docker-* changes apply when the vassal is next started"
+    )]
     ChangeAppliesNextStart,
     /// A reload brought an invalid `[emperor]` section; the config is pushed anyway.
     #[error("the new config is invalid ({0}); it is pushed anyway")]
@@ -170,7 +172,9 @@ pub enum Notice {
         holder: String,
     },
     /// After a lost create reply, whether the container exists could not be told.
-    #[error("cannot tell whether the container {name} was made: {reason}; if so, remove it by hand")]
+    #[error(
+        "cannot tell whether the container {name} was made: {reason}; if so, remove it by hand"
+    )]
     CreatedUnknown {
         /// The container name.
         name: String,
@@ -189,8 +193,9 @@ pub enum Notice {
     /// The container's output could not be read further; the vassal goes on without it.
     #[error("stopped reading the container's output: {0}")]
     OutputLost(AttachError),
-    /// The daemon came back without the container (removed while it was away).
-    #[error("the container is gone: it was removed while the docker daemon was away")]
+    /// The daemon no longer knows the container: it was removed without its bridge (by
+    /// the engine's AutoRemove before its exit could be read, or by hand).
+    #[error("the container is gone: it was removed before its exit could be read")]
     ContainerGone,
     /// The daemon went away while the container ran: the bridge waits for it to come back.
     #[error("lost the docker daemon while the container runs ({0}); re-attaching when it is back")]

@@ -111,3 +111,61 @@ impl ExitWatch {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker::ApiVersion;
+
+    fn open(wait_for: WaitFor) -> (ExitWatch, Vec<u8>) {
+        let now = Instant::now();
+        let mut out = Outbox::new(false);
+        let api = Api::negotiate(ApiVersion {
+            major: 1,
+            minor: 41,
+        })
+        .expect("supported");
+        let watch = ExitWatch::open(&mut out, api, "abc", wait_for, now, now);
+        let sent = std::iter::from_fn(|| out.pop())
+            .find_map(|a| match a {
+                Action::DockerSend(_, bytes) => Some(bytes),
+                _ => None,
+            })
+            .expect("the wait request");
+        (watch, sent)
+    }
+
+    #[test]
+    fn armed_at_the_head_and_done_at_the_body() {
+        let (mut watch, sent) = open(WaitFor::NextExit);
+        assert!(sent.starts_with(b"POST /v1.41/containers/abc/wait?condition=next-exit "));
+        assert!(matches!(
+            watch.on_data(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"),
+            WaitProgress::Waiting
+        ));
+        assert!(matches!(watch.on_data(b"\r\n"), WaitProgress::Armed));
+        assert!(watch.is_armed() && watch.pending().is_none());
+        let body = b"{\"StatusCode\":7}\n";
+        let chunk = format!(
+            "{:x}\r\n{}\r\n0\r\n\r\n",
+            body.len(),
+            String::from_utf8_lossy(body)
+        );
+        assert!(matches!(
+            watch.on_data(chunk.as_bytes()),
+            WaitProgress::Exited(7)
+        ));
+    }
+
+    #[test]
+    fn an_error_reply_is_judged_whole_and_not_armed() {
+        let (mut watch, sent) = open(WaitFor::NotRunning);
+        assert!(sent.starts_with(b"POST /v1.41/containers/abc/wait?condition=not-running "));
+        let reply = b"HTTP/1.1 404 Not Found\r\nContent-Length: 36\r\n\r\n{\"message\":\"No such container: abc\"}";
+        assert!(matches!(
+            watch.on_data(reply),
+            WaitProgress::Failed(DaemonFault::Refused { .. })
+        ));
+        assert!(!watch.is_armed());
+    }
+}

@@ -54,6 +54,9 @@ pub struct BridgeConfig {
     /// How long a running vassal's bridge keeps trying to reach a daemon that went away
     /// before it gives up on the container. Default: [`DEFAULT_REATTACH_TIMEOUT`].
     pub reattach_timeout: Duration,
+    /// The daemon's socket, as messages name it (the runtime connects to it). Default:
+    /// `/var/run/docker.sock`.
+    pub daemon_socket: String,
     /// Emit [`Event::Debug`] lines. Default: `false`.
     pub debug: bool,
 }
@@ -71,6 +74,7 @@ impl BridgeConfig {
             stop_grace: Duration::from_secs(5),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             reattach_timeout: DEFAULT_REATTACH_TIMEOUT,
+            daemon_socket: "/var/run/docker.sock".to_owned(),
             debug: false,
         }
     }
@@ -78,8 +82,10 @@ impl BridgeConfig {
 
 /// I/O for the runtime to do, in the order returned by
 /// [`Bridge::poll_action`](super::Bridge::poll_action).
+///
+/// Deliberately exhaustive: a runtime must do every action, so a new one is a breaking
+/// change that the compiler points out, not an arm that silently does nothing.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub enum Action {
     /// Open a new connection to dockerd; report failure with
     /// [`Bridge::handle_docker_connect_failed`](super::Bridge::handle_docker_connect_failed).

@@ -153,3 +153,79 @@ impl LogRelay {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker::ApiVersion;
+
+    fn api() -> Api {
+        Api::negotiate(ApiVersion {
+            major: 1,
+            minor: 41,
+        })
+        .expect("supported")
+    }
+
+    fn lines(out: &mut Outbox) -> Vec<(StreamKind, Vec<u8>)> {
+        std::iter::from_fn(|| out.pop())
+            .filter_map(|a| match a {
+                Action::Log(Event::Output { stream, line }) => Some((stream, line)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn output_after_the_upgrade_is_split_into_lines_per_stream() {
+        let now = Instant::now();
+        let mut out = Outbox::new(false);
+        let mut relay = LogRelay::open(&mut out, api(), "abc", false, now, now);
+        assert!(relay.pending().is_some());
+        assert!(matches!(
+            relay.on_data(b"HTTP/1.1 101 UPGRADED\r\n", &mut out),
+            AttachProgress::Waiting
+        ));
+        let mut frame = b"\r\n".to_vec();
+        frame.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 6]);
+        frame.extend_from_slice(b"out\npa");
+        assert!(matches!(
+            relay.on_data(&frame, &mut out),
+            AttachProgress::Upgraded
+        ));
+        assert!(relay.is_upgraded() && relay.pending().is_none());
+        let mut err = vec![2, 0, 0, 0, 0, 0, 0, 4];
+        err.extend_from_slice(b"err\n");
+        assert!(matches!(
+            relay.on_data(&err, &mut out),
+            AttachProgress::Streaming
+        ));
+        relay.flush(&mut out);
+        assert_eq!(
+            lines(&mut out),
+            [
+                (StreamKind::Stdout, b"out".to_vec()),
+                (StreamKind::Stderr, b"err".to_vec()),
+                (StreamKind::Stdout, b"pa".to_vec()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_refused_attach_and_a_broken_stream_are_told_apart() {
+        let now = Instant::now();
+        let mut out = Outbox::new(false);
+        let mut relay = LogRelay::open(&mut out, api(), "abc", false, now, now);
+        let refused = b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\n{}";
+        assert!(matches!(
+            relay.on_data(refused, &mut out),
+            AttachProgress::Failed(DaemonFault::Refused { .. })
+        ));
+        let mut relay = LogRelay::open(&mut out, api(), "abc", false, now, now);
+        let _ = relay.on_data(b"HTTP/1.1 101 UPGRADED\r\n\r\n", &mut out);
+        assert!(matches!(
+            relay.on_data(&[9, 0, 0, 0, 0, 0, 0, 1, b'x'], &mut out),
+            AttachProgress::Lost
+        ));
+    }
+}

@@ -239,8 +239,16 @@ impl Bridge {
     }
 
     /// [`Action::DockerConnect`] failed.
-    pub fn handle_docker_connect_failed(&mut self, conn: DockerConn, error: io::Error, now: Instant) {
-        let fault = DaemonFault::Unreachable(Arc::new(error));
+    pub fn handle_docker_connect_failed(
+        &mut self,
+        conn: DockerConn,
+        error: io::Error,
+        now: Instant,
+    ) {
+        let fault = DaemonFault::Unreachable {
+            daemon: self.config.daemon_socket.clone(),
+            source: Arc::new(error),
+        };
         self.input(|b| b.on_docker_connect_failed(conn, fault, now));
     }
 
@@ -278,7 +286,7 @@ impl Bridge {
     pub fn handle_emperor_control(&mut self, data: &[u8], now: Instant) {
         self.input(|b| {
             let relaying = b.relaying();
-            if b.channels.from_emperor(data, relaying, &mut b.out) {
+            if ChannelRelay::relay_emperor_control(data, relaying, &mut b.out) {
                 b.stop(Outcome::Stopped, now);
             }
         });
@@ -297,7 +305,7 @@ impl Bridge {
     /// Bytes from the Emperor's config channel: each whole config is judged and pushed.
     pub fn handle_emperor_config(&mut self, data: &[u8], now: Instant) {
         self.input(|b| {
-            for config in b.channels.from_emperor_config(data, &mut b.out) {
+            for config in b.channels.decode_emperor_config(data, &mut b.out) {
                 b.push_config(&config, now);
             }
         });
@@ -306,7 +314,9 @@ impl Bridge {
     /// Bytes from the vassal's end of the relayed control channel.
     pub fn handle_vassal_control(&mut self, data: &[u8], now: Instant) {
         self.input(|b| {
-            if b.proxy.is_handed_off() && b.channels.from_vassal(data, &b.config, &mut b.out) {
+            if b.proxy.is_handed_off()
+                && ChannelRelay::relay_vassal_control(data, &b.config, &mut b.out)
+            {
                 b.stop(Outcome::Stopped, now);
             }
         });
@@ -367,8 +377,14 @@ impl Bridge {
         [
             self.timers.next(),
             self.requests.deadline(),
-            self.logs.as_ref().and_then(|l| l.pending()).map(|p| p.deadline),
-            self.exit_watch.as_ref().and_then(|w| w.pending()).map(|p| p.deadline),
+            self.logs
+                .as_ref()
+                .and_then(|l| l.pending())
+                .map(|p| p.deadline),
+            self.exit_watch
+                .as_ref()
+                .and_then(|w| w.pending())
+                .map(|p| p.deadline),
         ]
         .into_iter()
         .flatten()
@@ -475,7 +491,13 @@ impl Bridge {
         }
     }
 
-    fn on_proxy_peer(&mut self, peer: ProxyPeer, pid: Option<u32>, pid_ns: Option<u64>, now: Instant) {
+    fn on_proxy_peer(
+        &mut self,
+        peer: ProxyPeer,
+        pid: Option<u32>,
+        pid_ns: Option<u64>,
+        now: Instant,
+    ) {
         if !matches!(self.step, Step::AwaitingVassal) || !self.proxy.admits(pid_ns) {
             self.out.push(Action::RefusePeer { peer });
             self.out.notice(Notice::RefusedPeer { pid });

@@ -61,7 +61,9 @@ impl ProxyGate {
 
     /// Whether a peer in `pid_ns` is the vassal we wait for.
     pub(super) fn admits(&self, pid_ns: Option<u64>) -> bool {
-        self.state == ProxyState::Accepting && self.init_pid_ns.is_some() && pid_ns == self.init_pid_ns
+        self.state == ProxyState::Accepting
+            && self.init_pid_ns.is_some()
+            && pid_ns == self.init_pid_ns
     }
 
     /// Hands the channels (and the socket, if the plan passes one) to `peer`, after the
@@ -127,7 +129,11 @@ mod tests {
         let actions: Vec<Action> = std::iter::from_fn(|| out.pop()).collect();
         assert!(matches!(
             actions.as_slice(),
-            [Action::BindProxy { .. }, Action::AcceptProxy, Action::CloseProxy]
+            [
+                Action::BindProxy { .. },
+                Action::AcceptProxy,
+                Action::CloseProxy
+            ]
         ));
     }
 }

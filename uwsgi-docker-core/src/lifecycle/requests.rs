@@ -252,13 +252,18 @@ mod tests {
         requests.send(&mut out, ApiRequest::Version, bytes.clone(), now, now);
         assert!(!requests.is_idle());
         let actions = sent(&mut out);
-        assert!(matches!(actions.as_slice(), [Action::DockerConnect(DockerConn(0)), Action::DockerSend(DockerConn(0), b)] if *b == bytes));
+        assert!(
+            matches!(actions.as_slice(), [Action::DockerConnect(DockerConn(0)), Action::DockerSend(DockerConn(0), b)] if *b == bytes)
+        );
         let reply = requests.on_data(&mut out, b"HTTP/1.1 204 No Content\r\n\r\n");
         assert!(matches!(reply, Reply::Answer(ApiRequest::Version, r) if r.status == 204));
         assert!(requests.is_idle());
         requests.send(&mut out, ApiRequest::Start, bytes, now, now);
         assert!(
-            matches!(sent(&mut out).as_slice(), [Action::DockerSend(DockerConn(0), _)]),
+            matches!(
+                sent(&mut out).as_slice(),
+                [Action::DockerSend(DockerConn(0), _)]
+            ),
             "the connection is reused"
         );
     }
@@ -304,7 +309,13 @@ mod tests {
         let mut out = Outbox::new(false);
         let mut requests = Requests::default();
         assert!(matches!(requests.on_eof(&mut out), Reply::Nothing));
-        requests.send(&mut out, ApiRequest::Create, b"POST /x HTTP/1.1\r\n\r\n".to_vec(), now, now);
+        requests.send(
+            &mut out,
+            ApiRequest::Create,
+            b"POST /x HTTP/1.1\r\n\r\n".to_vec(),
+            now,
+            now,
+        );
         let _ = requests.on_data(&mut out, b"HTTP/1.1 201 Created\r\nContent-Le");
         assert!(matches!(
             requests.on_eof(&mut out),

@@ -11,8 +11,7 @@ use super::log_relay::{AttachProgress, LogRelay};
 use super::requests::{ApiRequest, Reply};
 use super::timers::Timer;
 use super::{
-    short_id, Bridge, ConflictHolder, Container, Reattach, ReattachStage, Step,
-    MAX_CREATE_ATTEMPTS,
+    short_id, Bridge, ConflictHolder, Container, Reattach, ReattachStage, Step, MAX_CREATE_ATTEMPTS,
 };
 use crate::docker::{self, Api, DaemonError};
 use crate::http_reader::Response;
@@ -193,14 +192,31 @@ impl Bridge {
         self.stream_failed(fault, now);
     }
 
-    /// The attach or wait stream failed: while the vassal runs that is the daemon going
-    /// away (re-attach later); before, the vassal fails.
+    /// The attach or wait stream failed. While the vassal runs, a stream the daemon broke
+    /// off is the daemon going away (re-attach later), and a container the daemon no
+    /// longer knows is gone; before that, the vassal fails.
     fn stream_failed(&mut self, fault: DaemonFault, now: Instant) {
+        let running = matches!(self.step, Step::Running | Step::Reattaching(_));
+        if let DaemonFault::Refused { source, .. } = &fault {
+            if running && source.is_not_found() {
+                return self.container_gone(now);
+            }
+        }
+        let daemon_away = !matches!(fault, DaemonFault::Refused { .. });
         match self.step {
-            Step::Running => self.daemon_lost(fault.into(), now),
+            Step::Running if daemon_away => self.daemon_lost(fault.into(), now),
             Step::Reattaching(_) => self.retry_reattach(fault, now),
             _ => self.fail(fault.into(), now),
         }
+    }
+
+    /// The daemon no longer knows the container (removed by AutoRemove before its exit
+    /// could be read, or by hand): nothing is left to stop or remove.
+    fn container_gone(&mut self, now: Instant) {
+        self.close_streams();
+        self.container = Container::None;
+        self.out.notice(Notice::ContainerGone);
+        self.stop(Outcome::VassalLeft, now);
     }
 
     /// The request connection broke while `request` was in flight.
@@ -369,11 +385,7 @@ impl Bridge {
             },
             ApiRequest::InspectReattach => match docker::parse_inspect(&response) {
                 Ok(info) => self.rearm(info.running, now),
-                Err(e) if e.is_not_found() => {
-                    self.container = Container::None;
-                    self.out.notice(Notice::ContainerGone);
-                    self.stop(Outcome::VassalLeft, now);
-                }
+                Err(e) if e.is_not_found() => self.container_gone(now),
                 Err(source) => {
                     let fault = DaemonFault::Refused {
                         action: "cannot inspect the container",

@@ -3,6 +3,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::emperor::{encode_config, EmperorMessage};
 use crate::handoff::{self, HandedFd};
 use crate::plan::{ContainerPlan, PlanOptions, VassalIdentity};
 use crate::spec::{HandoffMode, VassalSpec};
@@ -90,8 +91,12 @@ struct FakeDaemon {
     close_after_create: bool,
     /// Inspect reports `State.OOMKilled`.
     oom_killed: bool,
+    /// Wait answers "no such container", as Podman does when AutoRemove won the race.
+    wait_not_found: bool,
     /// Requests seen, as `METHOD /path` without the version prefix and query.
     requests: Vec<String>,
+    /// The same with the query, for the requests whose query matters.
+    targets: Vec<String>,
     /// The wait connection, to send the exit on.
     wait_conn: Option<DockerConn>,
     attach_conn: Option<DockerConn>,
@@ -120,6 +125,8 @@ impl FakeDaemon {
         .to_string();
         let key = format!("{method} {path}");
         self.requests.push(key.clone());
+        let query = full_path.split_once('?').map_or("", |(_, q)| q);
+        self.targets.push(format!("{key}?{query}"));
         if self.close_mid_reply_on.is_some_and(|p| key.starts_with(p)) {
             return Some(Reply::CloseMidReply);
         }
@@ -191,6 +198,9 @@ impl FakeDaemon {
                 Reply::Bytes(
                     b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\nbooting\r\n".to_vec(),
                 )
+            }
+            ("POST", ["containers", id, "wait"]) if self.wait_not_found => {
+                self.no_such_container(id)
             }
             ("POST", ["containers", _, "wait"]) => {
                 self.wait_conn = Some(conn);
@@ -312,6 +322,10 @@ struct Harness {
     /// `WriteCidFile` requests seen, and the answer to give (`None`: success).
     cidfile_writes: Vec<(String, String)>,
     cidfile_fails: Option<String>,
+    /// The daemon's socket refuses connections (the daemon is stopped).
+    daemon_down: bool,
+    /// Connections whose connect failed: what is sent on them goes nowhere.
+    failed_conns: Vec<DockerConn>,
 }
 
 impl Harness {
@@ -340,6 +354,8 @@ impl Harness {
             live_bridge_finishes_after: None,
             cidfile_writes: Vec::new(),
             cidfile_fails: None,
+            daemon_down: false,
+            failed_conns: Vec::new(),
         }
     }
 
@@ -350,11 +366,20 @@ impl Harness {
             match action {
                 Action::DockerConnect(conn) => {
                     assert!(
-                        !self.open_conns.contains(&conn),
+                        !self.open_conns.contains(&conn) && !self.failed_conns.contains(&conn),
                         "connection ids are not reused"
                     );
-                    self.open_conns.push(conn);
+                    if self.daemon_down {
+                        self.failed_conns.push(conn);
+                        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+                        self.bridge
+                            .handle_docker_connect_failed(conn, refused, self.now);
+                    } else {
+                        self.open_conns.push(conn);
+                    }
                 }
+                Action::DockerSend(conn, _) if self.failed_conns.contains(&conn) => {}
+                Action::DockerClose(conn) if self.failed_conns.contains(&conn) => {}
                 Action::DockerSend(conn, bytes) => {
                     assert!(
                         self.open_conns.contains(&conn),
@@ -379,8 +404,10 @@ impl Harness {
                 Action::BindProxy { path } => {
                     assert!(path.starts_with("/etc/uwsgi/") && path.ends_with("app.ini.sock"));
                     if self.bind_fails {
-                        self.bridge
-                            .handle_proxy_bound(Err(std::io::Error::other("address in use")), self.now);
+                        self.bridge.handle_proxy_bound(
+                            Err(std::io::Error::other("address in use")),
+                            self.now,
+                        );
                     } else {
                         self.proxy_bound = true;
                         self.bridge.handle_proxy_bound(Ok(()), self.now);
@@ -485,6 +512,20 @@ impl Harness {
         h.vassal_connects(1);
         assert_eq!(h.handoffs.len(), 1);
         h
+    }
+
+    /// The daemon stops: its socket refuses connections, and the streams it held close.
+    fn daemon_stops(&mut self) {
+        self.daemon_down = true;
+        for conn in [self.daemon.wait_conn.take(), self.daemon.attach_conn.take()]
+            .into_iter()
+            .flatten()
+        {
+            if self.open_conns.contains(&conn) {
+                self.bridge.handle_docker_eof(conn, self.now);
+                self.run();
+            }
+        }
     }
 
     /// Nothing is left: container gone, proxy closed, connections closed, exited.
@@ -1470,7 +1511,9 @@ fn a_daemon_that_never_answers_fails_the_vassal_naming_the_request() {
             "{step}: {:#?}",
             h.logs
         );
-        assert!(matches!(h.bridge.is_finished(), Some(Outcome::Failed(e)) if e.to_string().contains(&said)));
+        assert!(
+            matches!(h.bridge.is_finished(), Some(Outcome::Failed(e)) if e.to_string().contains(&said))
+        );
         h.assert_exited(1);
         // The daemon was cooperative for the rest: whatever was created is removed.
         assert!(
@@ -1503,11 +1546,13 @@ fn stop_with_everything_hanging(step: Option<&'static str>, stop: fn(&mut Harnes
     // The stop timeout (3 s) plus twice the grace (5 s).
     assert_eq!(bound, Duration::from_secs(13));
     h.run_clock_until(start + bound);
-    h.assert_exited(if matches!(h.bridge.is_finished(), Some(Outcome::Stopped)) {
-        0
-    } else {
-        1
-    });
+    h.assert_exited(
+        if matches!(h.bridge.is_finished(), Some(Outcome::Stopped)) {
+            0
+        } else {
+            1
+        },
+    );
     assert!(h.now <= start + bound, "{step:?}: took {:?}", h.now - start);
     assert!(
         h.logs.iter().any(|l| l.contains("did not answer")),
@@ -1664,4 +1709,196 @@ fn a_non_root_user_outside_the_private_dir_is_told_what_to_do_at_the_deadline() 
         "{:?}",
         h.logs
     );
+}
+
+// ---- losing the daemon while the vassal runs ----
+
+/// Moves the simulated clock on in one-second steps, firing what is due.
+fn pass(h: &mut Harness, secs: u64) {
+    for _ in 0..secs {
+        h.advance(Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn a_daemon_that_comes_back_is_reattached_and_the_vassal_never_stops() {
+    let mut h = Harness::running();
+    h.daemon_stops();
+    assert_eq!(h.bridge.phase(), Phase::Reattaching);
+    assert!(
+        h.logs.iter().any(|l| l.contains("lost the docker daemon")
+            && l.contains("closed the wait connection before the container exited")),
+        "{:?}",
+        h.logs
+    );
+    assert!(h.open_conns.is_empty(), "the dead streams are closed");
+    // The Emperor's channels are still relayed while the daemon is away.
+    h.emperor_sends(&[EmperorMessage::Reload.to_byte()]);
+    assert_eq!(h.to_vassal_control, [EmperorMessage::Reload.to_byte()]);
+    pass(&mut h, 8);
+    assert_eq!(h.exit, None, "{:?}", h.logs);
+    assert!(
+        h.failed_conns.len() >= 2,
+        "it keeps trying: {:?}",
+        h.failed_conns
+    );
+    let before = h.daemon.requests.len();
+    h.daemon_down = false;
+    pass(&mut h, 5);
+    assert_eq!(h.bridge.phase(), Phase::Running, "{:?}", h.logs);
+    assert_eq!(
+        h.daemon.targets[before..],
+        [
+            "GET /containers/c0ffee/json?",
+            "POST /containers/c0ffee/attach?stream=1&stdout=1&stderr=1",
+            "POST /containers/c0ffee/wait?condition=not-running",
+        ],
+        "inspect by id, then attach and wait again; no create, no start"
+    );
+    assert!(
+        h.logs.iter().any(|l| l.contains("re-attached")),
+        "{:?}",
+        h.logs
+    );
+    h.container_output(b"after the outage\n");
+    assert_eq!(
+        h.logs.last().map(String::as_str),
+        Some("[app.ini] after the outage")
+    );
+    h.container_exits(0);
+    h.assert_clean(1);
+    assert!(matches!(
+        h.bridge.is_finished(),
+        Some(Outcome::ContainerExited(0))
+    ));
+}
+
+#[test]
+fn a_container_that_exited_while_the_daemon_was_away_is_reported_and_removed() {
+    let mut h = Harness::running();
+    h.daemon_stops();
+    h.daemon.running = false;
+    h.daemon_down = false;
+    pass(&mut h, 2);
+    let attaches = h
+        .daemon
+        .requests
+        .iter()
+        .filter(|r| r.ends_with("/attach"))
+        .count();
+    assert_eq!(attaches, 1, "a stopped container is not attached to again");
+    // The wait for "not running" answers at once with the status.
+    h.container_exits(3);
+    assert!(h.logs.iter().any(|l| l.contains("exited with status 3")));
+    h.assert_clean(1);
+}
+
+#[test]
+fn a_container_gone_when_the_daemon_is_back_ends_the_vassal_without_a_remove() {
+    let mut h = Harness::running();
+    h.daemon_stops();
+    h.daemon.containers.clear();
+    h.daemon_down = false;
+    let before = h.daemon.requests.len();
+    pass(&mut h, 2);
+    assert_eq!(h.daemon.requests[before..], ["GET /containers/c0ffee/json"]);
+    assert!(
+        h.logs.iter().any(|l| l.contains("the container is gone")),
+        "{:?}",
+        h.logs
+    );
+    h.assert_clean(1);
+    assert!(matches!(h.bridge.is_finished(), Some(Outcome::VassalLeft)));
+}
+
+#[test]
+fn a_daemon_that_stays_away_is_given_up_on_after_the_reattach_timeout() {
+    let mut config = test_config();
+    config.reattach_timeout = Duration::from_secs(20);
+    let mut h = Harness::new(config);
+    h.run();
+    h.vassal_connects(1);
+    h.daemon_stops();
+    pass(&mut h, 19);
+    assert_eq!(h.exit, None, "still trying at 19 s");
+    pass(&mut h, 10);
+    let failed = h.logs.iter().find(|l| l.contains("giving up re-attaching"));
+    assert!(failed.is_some(), "{:?}", h.logs);
+    // Cleanup cannot reach the daemon either, and still ends.
+    h.assert_exited(1);
+    assert!(
+        matches!(h.bridge.is_finished(), Some(Outcome::Failed(e)) if e.fault() == Fault::Daemon)
+    );
+}
+
+#[test]
+fn a_stop_while_reattaching_ends_in_bounded_time_and_says_what_is_left() {
+    let mut h = Harness::running();
+    h.daemon_stops();
+    let start = h.now;
+    h.emperor_sends(&[EmperorMessage::Stop.to_byte()]);
+    h.run_clock_until(start + h.bridge.shutdown_bound());
+    h.assert_exited(0);
+    assert!(
+        h.logs
+            .iter()
+            .any(|l| l.contains("cannot connect to the docker daemon at /var/run/docker.sock")),
+        "{:?}",
+        h.logs
+    );
+}
+
+#[test]
+fn losing_the_daemon_before_the_handoff_still_fails_the_vassal() {
+    let mut h = Harness::new(test_config());
+    h.run();
+    assert_eq!(h.bridge.phase(), Phase::AwaitingVassal);
+    h.daemon_stops();
+    assert!(h
+        .logs
+        .iter()
+        .any(|l| l.contains("closed the wait connection")));
+    assert_eq!(h.bridge.phase(), Phase::Exited);
+    assert!(
+        matches!(h.bridge.is_finished(), Some(Outcome::Failed(e)) if e.fault() == Fault::Daemon)
+    );
+}
+
+#[test]
+fn phase_follows_the_path() {
+    let mut h = Harness::new(test_config());
+    assert_eq!(h.bridge.phase(), Phase::Creating);
+    h.run();
+    assert_eq!(h.bridge.phase(), Phase::AwaitingVassal);
+    h.vassal_connects(1);
+    assert_eq!(h.bridge.phase(), Phase::Running);
+    h.bridge.handle_signal(h.now);
+    assert_eq!(h.bridge.phase(), Phase::Stopping);
+    h.run();
+    assert_eq!(h.bridge.phase(), Phase::Exited);
+}
+
+#[test]
+fn a_container_the_daemon_no_longer_knows_ends_the_vassal_as_gone() {
+    let mut h = Harness::running();
+    h.daemon_stops();
+    h.daemon.podman = true;
+    h.daemon.wait_not_found = true;
+    h.daemon_down = false;
+    pass(&mut h, 2);
+    assert!(
+        h.logs.iter().any(|l| l.contains("the container is gone")),
+        "{:?}",
+        h.logs
+    );
+    assert!(
+        !h.logs
+            .iter()
+            .skip(1)
+            .any(|l| l.contains("lost the docker daemon") && l.contains("no such container")),
+        "a daemon that answers is not lost: {:?}",
+        h.logs
+    );
+    assert_eq!(h.exit, Some(1));
+    assert!(matches!(h.bridge.is_finished(), Some(Outcome::VassalLeft)));
 }
