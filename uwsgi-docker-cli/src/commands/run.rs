@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use uwsgi_docker_core::lifecycle::BridgeConfig;
+use uwsgi_docker_core::lifecycle::{BridgeConfig, EmperorChannels};
 use uwsgi_docker_core::plan::{ContainerPlan, PlanOptions, VassalIdentity};
 use uwsgi_docker_core::spec::{self, HandoffMode, ListenAddress, VassalSpec};
 
@@ -205,8 +205,11 @@ pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeSta
         }
     };
     let mut config = BridgeConfig::new(plan, requested, start.config);
-    config.emperor_config_channel = start.emperor_config.is_some();
-    config.emperor_control_channel = start.emperor_control.is_some();
+    config.emperor = match (&start.emperor_control, &start.emperor_config) {
+        (None, _) => EmperorChannels::None,
+        (Some(_), None) => EmperorChannels::Control,
+        (Some(_), Some(_)) => EmperorChannels::ControlAndConfig,
+    };
     config.handoff_timeout = Duration::from_secs(settings.handoff_timeout_secs);
     config.stop_grace = STOP_GRACE;
     config.daemon_socket = settings.emperor.daemon_socket.clone();

@@ -1,6 +1,8 @@
 //! Relaying the Emperor's channels: control bytes both ways, and configs (with the check
 //! that tells a reload from a changed `[emperor]` section).
 use super::events::Notice;
+#[cfg(test)]
+use super::interface::EmperorChannels;
 use super::interface::{Action, BridgeConfig};
 use super::outbox::Outbox;
 use crate::emperor::{encode_config, ConfigDecoder, EmperorMessage, VassalMessage};
@@ -65,12 +67,12 @@ impl ChannelRelay {
         let mut stop = false;
         for &byte in data {
             match VassalMessage::from_byte(byte) {
-                VassalMessage::ConfigRequest if !config.emperor_config_channel => {
+                VassalMessage::ConfigRequest if !config.emperor.has_config() => {
                     out.debug(|| "the vassal asks for its config again".into());
                     out.push(Action::ReadConfig);
                 }
-                VassalMessage::StopMe if !config.emperor_control_channel => stop = true,
-                _ if config.emperor_control_channel => out.push(Action::ToEmperor(vec![byte])),
+                VassalMessage::StopMe if !config.emperor.has_control() => stop = true,
+                _ if config.emperor.has_control() => out.push(Action::ToEmperor(vec![byte])),
                 _ => {}
             }
         }
@@ -101,7 +103,7 @@ impl ChannelRelay {
             Ok(Some(spec)) if spec == settings.requested_spec => {}
             // A container cannot take new settings, but a new one can: exit, and the
             // Emperor respawns the vassal (also when it is no longer a Docker vassal).
-            Ok(_) if settings.emperor_control_channel => {
+            Ok(_) if settings.emperor.has_control() => {
                 out.notice(Notice::Recreating);
                 return ConfigVerdict::Recreate;
             }
@@ -187,10 +189,10 @@ mod tests {
             &mut out
         ));
         assert!(matches!(drain(&mut out).as_slice(), [Action::ReadConfig]));
-        config.emperor_config_channel = true;
+        config.emperor = EmperorChannels::ControlAndConfig;
         ChannelRelay::relay_vassal_control(&[request], &config, &mut out);
         assert!(matches!(drain(&mut out).as_slice(), [Action::ToEmperor(b)] if *b == [request]));
-        config.emperor_control_channel = false;
+        config.emperor = EmperorChannels::None;
         let stop_me = VassalMessage::StopMe.to_byte();
         assert!(ChannelRelay::relay_vassal_control(
             &[stop_me],

@@ -35,13 +35,9 @@ pub struct BridgeConfig {
     pub requested_spec: spec::VassalSpec,
     /// The config text first pushed to the vassal.
     pub config: Vec<u8>,
-    /// The Emperor gave us a config channel (`UWSGI_EMPEROR_FD_CONFIG`): config requests
-    /// are relayed to it, and its pushes are relayed to the vassal. Without one, requests are
-    /// answered with [`Action::ReadConfig`]. Default: `false`.
-    pub emperor_config_channel: bool,
-    /// There is an Emperor control channel to relay; `false` for `uwsgi-docker run`.
-    /// Default: `true`.
-    pub emperor_control_channel: bool,
+    /// Which of the Emperor's channels the bridge relays. Default:
+    /// [`EmperorChannels::Control`].
+    pub emperor: EmperorChannels,
     /// How long the vassal has to connect to the proxy after start. Default: 30 s.
     pub handoff_timeout: Duration,
     /// Extra time, past the container's stop timeout, before we kill it; also the most a
@@ -68,8 +64,7 @@ impl BridgeConfig {
             plan,
             requested_spec,
             config,
-            emperor_config_channel: false,
-            emperor_control_channel: true,
+            emperor: EmperorChannels::Control,
             handoff_timeout: Duration::from_secs(30),
             stop_grace: Duration::from_secs(5),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
@@ -77,6 +72,33 @@ impl BridgeConfig {
             daemon_socket: "/var/run/docker.sock".to_owned(),
             debug: false,
         }
+    }
+}
+
+/// The Emperor's channels the bridge was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EmperorChannels {
+    /// No Emperor (`uwsgi-docker run`): a vassal's stop request stops it, its config
+    /// requests are answered with [`Action::ReadConfig`], and a changed `[emperor]` section
+    /// applies at the next start.
+    None,
+    /// The control channel (`UWSGI_EMPEROR_FD`) only: config requests are answered with
+    /// [`Action::ReadConfig`].
+    Control,
+    /// The control channel and a config channel (`UWSGI_EMPEROR_FD_CONFIG`): config
+    /// requests are relayed to the Emperor, and its pushes to the vassal.
+    ControlAndConfig,
+}
+
+impl EmperorChannels {
+    /// There is an Emperor to relay control bytes to.
+    pub fn has_control(self) -> bool {
+        self != EmperorChannels::None
+    }
+
+    /// The Emperor answers config requests itself.
+    pub fn has_config(self) -> bool {
+        self == EmperorChannels::ControlAndConfig
     }
 }
 

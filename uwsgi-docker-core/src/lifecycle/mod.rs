@@ -26,8 +26,8 @@ mod timers;
 pub use errors::{BridgeError, DaemonFault, Fault, HostError, OperatorError, VassalError};
 pub use events::{Event, LogLevel, Notice};
 pub use interface::{
-    Action, BridgeConfig, DockerConn, Outcome, Phase, ProxyPeer, DEFAULT_REATTACH_TIMEOUT,
-    DEFAULT_REQUEST_TIMEOUT,
+    Action, BridgeConfig, DockerConn, EmperorChannels, Outcome, Phase, ProxyPeer,
+    DEFAULT_REATTACH_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
 };
 
 use channels::{ChannelRelay, ConfigVerdict};

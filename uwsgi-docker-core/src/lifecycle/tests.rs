@@ -1,5 +1,5 @@
 //! An in-memory harness: a scripted fake dockerd and a fake vassal on a simulated clock.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use super::*;
@@ -72,27 +72,35 @@ fn no_content() -> Reply {
     Reply::Bytes(b"HTTP/1.1 204 No Content\r\nApi-Version: 1.41\r\n\r\n".to_vec())
 }
 
+/// A way the fake daemon misbehaves or differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Quirk {
+    /// Create answers 404: no such image.
+    ImageMissing,
+    /// Answer as Podman 4 does: a name conflict and "no such container" are 500s.
+    Podman,
+    /// The container holding the name is gone by the time it is inspected.
+    HolderVanishesOnInspect,
+    /// Create does its work, then the connection closes before the reply.
+    CloseAfterCreate,
+    /// Inspect reports `State.OOMKilled`.
+    OomKilled,
+    /// Wait answers "no such container", as Podman does when AutoRemove won the race.
+    WaitNotFound,
+}
+
 /// A scripted dockerd: it keeps the containers that exist by name.
 #[derive(Debug, Default)]
 struct FakeDaemon {
+    /// How this daemon departs from a plain Docker that answers everything.
+    quirks: BTreeSet<Quirk>,
     containers: BTreeMap<String, String>,
     running: bool,
-    image_missing: bool,
     close_mid_reply_on: Option<&'static str>,
     /// Requests (by `METHOD /path` prefix) that are taken and never answered.
     hang: Vec<&'static str>,
     /// Labels (a JSON object) of containers by id; `{}` when not listed.
     labels: BTreeMap<String, String>,
-    /// Answer as Podman 4 does: a name conflict and "no such container" are 500s.
-    podman: bool,
-    /// The container holding the name is gone by the time it is inspected.
-    holder_vanishes_on_inspect: bool,
-    /// Create does its work, then the connection closes before the reply.
-    close_after_create: bool,
-    /// Inspect reports `State.OOMKilled`.
-    oom_killed: bool,
-    /// Wait answers "no such container", as Podman does when AutoRemove won the race.
-    wait_not_found: bool,
     /// Requests seen, as `METHOD /path` without the version prefix and query.
     requests: Vec<String>,
     /// The same with the query, for the requests whose query matters.
@@ -145,13 +153,13 @@ impl FakeDaemon {
                     .nth(1)
                     .unwrap_or_default()
                     .to_string();
-                if self.image_missing {
+                if self.quirks.contains(&Quirk::ImageMissing) {
                     return Some(reply(
                         "404 Not Found",
                         r#"{"message":"No such image: app:latest"}"#,
                     ));
                 }
-                if self.close_after_create {
+                if self.quirks.contains(&Quirk::CloseAfterCreate) {
                     if let std::collections::btree_map::Entry::Vacant(free) =
                         self.containers.entry(name)
                     {
@@ -167,7 +175,7 @@ impl FakeDaemon {
                     }
                     return Some(Reply::CloseMidReply);
                 }
-                let podman = self.podman;
+                let podman = self.quirks.contains(&Quirk::Podman);
                 match self.containers.entry(name) {
                     std::collections::btree_map::Entry::Occupied(held) if podman => reply(
                         "500 Internal Server Error",
@@ -199,7 +207,7 @@ impl FakeDaemon {
                     b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\nbooting\r\n".to_vec(),
                 )
             }
-            ("POST", ["containers", id, "wait"]) if self.wait_not_found => {
+            ("POST", ["containers", id, "wait"]) if self.quirks.contains(&Quirk::WaitNotFound) => {
                 self.no_such_container(id)
             }
             ("POST", ["containers", _, "wait"]) => {
@@ -212,8 +220,8 @@ impl FakeDaemon {
                 no_content()
             }
             ("GET", ["containers", id_or_name, "json"]) => {
-                if self.holder_vanishes_on_inspect {
-                    self.holder_vanishes_on_inspect = false;
+                if self.quirks.contains(&Quirk::HolderVanishesOnInspect) {
+                    self.quirks.remove(&Quirk::HolderVanishesOnInspect);
                     self.containers.retain(|name, _| name != id_or_name);
                 }
                 let found = self
@@ -232,7 +240,7 @@ impl FakeDaemon {
                     &format!(
                         r#"{{"Id":"{id}","Name":"/{name}","State":{{"Running":{running},"Pid":{},"OOMKilled":{}}},"Config":{{"Labels":{labels}}}}}"#,
                         if running { INIT_PID } else { 0 },
-                        self.oom_killed
+                        self.quirks.contains(&Quirk::OomKilled)
                     ),
                 )
             }
@@ -257,7 +265,7 @@ impl FakeDaemon {
     }
 
     fn no_such_container(&self, id: &str) -> Reply {
-        if self.podman {
+        if self.quirks.contains(&Quirk::Podman) {
             reply(
                 "500 Internal Server Error",
                 &format!(
@@ -293,6 +301,15 @@ fn our_labels(bridge: &'static str) -> [(&'static str, &'static str); 3] {
     ]
 }
 
+/// The proxy socket as the harness saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProxySeen {
+    Never,
+    Bound,
+    Accepting,
+    Closed,
+}
+
 /// Drives a [`Bridge`] against the fake daemon and records what it does.
 struct Harness {
     bridge: Bridge,
@@ -305,9 +322,8 @@ struct Harness {
     to_vassal_config: Vec<u8>,
     handoffs: Vec<(ProxyPeer, Vec<u8>, Vec<HandedFd>)>,
     refused: Vec<ProxyPeer>,
-    proxy_bound: bool,
-    proxy_accepting: bool,
-    proxy_closed: bool,
+    /// What the bridge did with the proxy socket.
+    proxy: ProxySeen,
     config_reads: usize,
     /// What the vassal file says now; `ReadConfig` answers with it.
     file: Vec<u8>,
@@ -342,9 +358,7 @@ impl Harness {
             to_vassal_config: Vec::new(),
             handoffs: Vec::new(),
             refused: Vec::new(),
-            proxy_bound: false,
-            proxy_accepting: false,
-            proxy_closed: false,
+            proxy: ProxySeen::Never,
             config_reads: 0,
             file: VASSAL_CONFIG.to_vec(),
             exit: None,
@@ -409,13 +423,13 @@ impl Harness {
                             self.now,
                         );
                     } else {
-                        self.proxy_bound = true;
+                        self.proxy = ProxySeen::Bound;
                         self.bridge.handle_proxy_bound(Ok(()), self.now);
                     }
                 }
                 Action::AcceptProxy => {
-                    assert!(self.proxy_bound);
-                    self.proxy_accepting = true;
+                    assert!(self.proxy != ProxySeen::Never);
+                    self.proxy = ProxySeen::Accepting;
                 }
                 Action::QueryPidNamespace { pid } => {
                     assert_eq!(pid, INIT_PID);
@@ -434,9 +448,8 @@ impl Harness {
                     self.bridge.handle_bridge_alive(alive, self.now);
                 }
                 Action::CloseProxy => {
-                    assert!(self.proxy_bound, "close only what was bound");
-                    self.proxy_closed = true;
-                    self.proxy_accepting = false;
+                    assert!(self.proxy != ProxySeen::Never, "close only what was bound");
+                    self.proxy = ProxySeen::Closed;
                 }
                 Action::ToEmperor(b) => self.to_emperor.extend(b),
                 Action::ToVassalControl(b) => self.to_vassal_control.extend(b),
@@ -470,7 +483,10 @@ impl Harness {
 
     /// The vassal connects from inside the container.
     fn vassal_connects(&mut self, peer: u64) {
-        assert!(self.proxy_accepting, "the bridge is accepting");
+        assert!(
+            self.proxy == ProxySeen::Accepting,
+            "the bridge is accepting"
+        );
         self.bridge.handle_proxy_peer(
             ProxyPeer(peer),
             Some(INIT_PID),
@@ -536,7 +552,10 @@ impl Harness {
             "container left: {:?}",
             self.daemon.containers
         );
-        assert!(!self.proxy_bound || self.proxy_closed, "proxy socket left");
+        assert!(
+            matches!(self.proxy, ProxySeen::Never | ProxySeen::Closed),
+            "proxy socket left"
+        );
         assert!(
             self.open_conns.is_empty(),
             "connections left: {:?}",
@@ -568,7 +587,7 @@ fn happy_path_runs_the_docker_cli_order_and_hands_off() {
             "GET /containers/c0ffee/json",
         ]
     );
-    assert!(h.proxy_accepting);
+    assert!(h.proxy == ProxySeen::Accepting);
     assert_eq!(
         h.bridge.poll_timeout(),
         Some(h.now + Duration::from_secs(30)),
@@ -582,7 +601,7 @@ fn happy_path_runs_the_docker_cli_order_and_hands_off() {
     assert_eq!(*peer, ProxyPeer(7));
     assert_eq!(fds, &[HandedFd::Control, HandedFd::Config]);
     assert_eq!(handoff::decode(data), Ok(2));
-    assert!(h.proxy_closed, "the proxy is single-use");
+    assert!(h.proxy == ProxySeen::Closed, "the proxy is single-use");
     assert_eq!(h.to_vassal_config, config_packet(VASSAL_CONFIG));
     assert_eq!(h.bridge.poll_timeout(), None, "idle bridge has no timer");
     assert_eq!(h.bridge.container_id(), Some(CONTAINER_ID));
@@ -635,7 +654,7 @@ fn signal_during_create_waits_for_the_id_then_removes() {
     while let Some(action) = h.bridge.poll_action() {
         match action {
             Action::BindProxy { .. } => {
-                h.proxy_bound = true;
+                h.proxy = ProxySeen::Bound;
                 h.bridge.handle_proxy_bound(Ok(()), h.now);
             }
             Action::DockerConnect(c) => h.open_conns.push(c),
@@ -760,7 +779,7 @@ fn a_container_that_is_not_ours_keeps_the_name_and_the_vassal_fails_naming_it() 
             "the other container survives"
         );
         assert_eq!(h.exit, Some(1));
-        assert!(h.proxy_closed && h.open_conns.is_empty());
+        assert!(h.proxy == ProxySeen::Closed && h.open_conns.is_empty());
         assert_eq!(h.bridge.poll_timeout(), None);
     }
 }
@@ -841,7 +860,7 @@ fn a_live_bridge_that_finishes_its_own_shutdown_frees_the_name() {
 fn podman_500_conflicts_and_not_found_take_the_same_path() {
     // Podman 4 answers a name conflict with 500 and "no such container" with 500.
     let mut h = Harness::new(test_config());
-    h.daemon.podman = true;
+    h.daemon.quirks.insert(Quirk::Podman);
     h.daemon.holder("app.ini", "old", &our_labels("host:9:99"));
     h.run();
     assert_eq!(
@@ -856,9 +875,9 @@ fn podman_500_conflicts_and_not_found_take_the_same_path() {
 
     // The holder goes away between the create and the inspect: create again.
     let mut h = Harness::new(test_config());
-    h.daemon.podman = true;
+    h.daemon.quirks.insert(Quirk::Podman);
     h.daemon.holder("app.ini", "old", &[]);
-    h.daemon.holder_vanishes_on_inspect = true;
+    h.daemon.quirks.insert(Quirk::HolderVanishesOnInspect);
     h.run();
     assert!(h.exit.is_none(), "{:?}", h.logs);
     h.advance(FIRST_CONFLICT_BACKOFF);
@@ -908,7 +927,7 @@ fn with_a_name_prefix_only_a_holder_of_that_prefix_is_ours() {
 #[test]
 fn missing_image_names_vassal_and_image_and_leaves_nothing() {
     let mut h = Harness::new(test_config());
-    h.daemon.image_missing = true;
+    h.daemon.quirks.insert(Quirk::ImageMissing);
     h.run();
     let error = h
         .logs
@@ -948,7 +967,7 @@ fn daemon_closing_mid_reply_fails_and_cleans_up_by_name() {
 fn a_create_whose_reply_is_lost_removes_the_container_only_if_this_bridge_made_it() {
     // It did: the container carries our bridge label, and it is removed by its id.
     let mut h = Harness::new(test_config());
-    h.daemon.close_after_create = true;
+    h.daemon.quirks.insert(Quirk::CloseAfterCreate);
     h.run();
     assert_eq!(
         h.daemon.requests[1..],
@@ -963,7 +982,7 @@ fn a_create_whose_reply_is_lost_removes_the_container_only_if_this_bridge_made_i
     // It did not: another bridge's container (same vassal, but not this bridge) holds the
     // name, and the lost reply was its conflict. It is left alone.
     let mut h = Harness::new(test_config());
-    h.daemon.close_after_create = true;
+    h.daemon.quirks.insert(Quirk::CloseAfterCreate);
     h.daemon
         .holder("app.ini", "other", &our_labels("host:9:99"));
     h.run();
@@ -1024,7 +1043,7 @@ fn an_oom_kill_is_read_from_inspect_and_logged_before_the_removal() {
     h.run();
     h.vassal_connects(1);
     h.daemon.running = false;
-    h.daemon.oom_killed = true;
+    h.daemon.quirks.insert(Quirk::OomKilled);
     h.container_exits(137);
     assert!(
         h.logs.iter().any(|l| l.contains("exited with status 137")),
@@ -1070,7 +1089,7 @@ fn a_vassal_that_closes_its_channel_lets_the_wait_tell_the_oom_kill_first() {
     assert!(h.exit.is_none(), "waits for the exit status a moment");
     assert!(!h.daemon.requests.iter().any(|r| r.ends_with("/stop")));
     h.daemon.running = false;
-    h.daemon.oom_killed = true;
+    h.daemon.quirks.insert(Quirk::OomKilled);
     h.container_exits(137);
     assert!(
         h.logs.iter().any(|l| l.contains("OOM killed")),
@@ -1155,7 +1174,7 @@ fn reload_relays_the_byte_and_answers_the_config_request_from_the_file() {
 #[test]
 fn with_an_emperor_config_channel_requests_and_pushes_are_relayed() {
     let mut config = test_config();
-    config.emperor_config_channel = true;
+    config.emperor = EmperorChannels::ControlAndConfig;
     let mut h = Harness::new(config);
     h.run();
     h.vassal_connects(1);
@@ -1217,7 +1236,7 @@ fn oversized_config_is_refused_before_anything_exists() {
     let mut h = Harness::new(config);
     h.run();
     assert!(h.daemon.requests.is_empty());
-    assert!(!h.proxy_bound);
+    assert!(h.proxy == ProxySeen::Never);
     assert!(h.logs.iter().any(|l| l.contains("70000")), "{:?}", h.logs);
     assert_eq!(h.exit, Some(1));
 }
@@ -1243,10 +1262,13 @@ fn signal_while_binding_waits_for_the_bind_answer_then_unlinks() {
     h.bridge.handle_signal(h.now);
     h.run();
     assert_eq!(h.exit, None, "the bind's answer is still due");
-    h.proxy_bound = true;
+    h.proxy = ProxySeen::Bound;
     h.bridge.handle_proxy_bound(Ok(()), h.now);
     h.run();
-    assert!(h.proxy_closed, "the socket bound late is unlinked");
+    assert!(
+        h.proxy == ProxySeen::Closed,
+        "the socket bound late is unlinked"
+    );
     assert!(h.daemon.requests.is_empty());
     h.assert_clean(0);
 }
@@ -1264,7 +1286,7 @@ fn signal_while_resolving_the_namespace_never_accepts() {
                 break;
             }
             Action::BindProxy { .. } => {
-                h.proxy_bound = true;
+                h.proxy = ProxySeen::Bound;
                 h.bridge.handle_proxy_bound(Ok(()), h.now);
             }
             Action::DockerConnect(c) => h.open_conns.push(c),
@@ -1278,7 +1300,7 @@ fn signal_while_resolving_the_namespace_never_accepts() {
         }
     }
     h.run();
-    assert!(!h.proxy_accepting);
+    assert!(h.proxy != ProxySeen::Accepting);
     h.assert_clean(0);
 }
 
@@ -1290,7 +1312,7 @@ fn daemon_failing_a_request_during_shutdown_still_exits() {
         h.bridge.poll_action(),
         Some(Action::BindProxy { .. })
     ));
-    h.proxy_bound = true;
+    h.proxy = ProxySeen::Bound;
     h.bridge.handle_proxy_bound(Ok(()), h.now);
     assert!(matches!(
         h.bridge.poll_action(),
@@ -1334,7 +1356,7 @@ fn handed_fds(config: BridgeConfig) -> Vec<HandedFd> {
         Ok(fds.len()),
         "count matches the fds"
     );
-    assert!(h.proxy_closed, "the proxy is single-use");
+    assert!(h.proxy == ProxySeen::Closed, "the proxy is single-use");
     fds
 }
 
@@ -1431,7 +1453,7 @@ fn reload_with_changed_docker_settings_recreates_through_the_emperor() {
 #[test]
 fn without_an_emperor_changed_docker_settings_wait_for_the_next_start() {
     let mut config = test_config();
-    config.emperor_control_channel = false;
+    config.emperor = EmperorChannels::None;
     let mut h = Harness::new(config);
     h.run();
     h.vassal_connects(1);
@@ -1467,7 +1489,10 @@ impl Harness {
     /// Exited, whatever the daemon did: proxy socket closed, connections closed, no timer.
     fn assert_exited(&self, code: i32) {
         assert_eq!(self.exit, Some(code), "logs: {:#?}", self.logs);
-        assert!(!self.proxy_bound || self.proxy_closed, "proxy socket left");
+        assert!(
+            matches!(self.proxy, ProxySeen::Never | ProxySeen::Closed),
+            "proxy socket left"
+        );
         assert!(
             self.open_conns.is_empty(),
             "connections left: {:?}",
@@ -1636,7 +1661,11 @@ fn cidfile_is_written_with_the_created_id() {
         h.cidfile_writes,
         vec![("/var/run/app.cid".to_owned(), CONTAINER_ID.to_owned())]
     );
-    assert!(h.proxy_accepting, "the vassal goes on: {:?}", h.logs);
+    assert!(
+        h.proxy == ProxySeen::Accepting,
+        "the vassal goes on: {:?}",
+        h.logs
+    );
     assert_eq!(h.exit, None);
 }
 
@@ -1882,8 +1911,8 @@ fn phase_follows_the_path() {
 fn a_container_the_daemon_no_longer_knows_ends_the_vassal_as_gone() {
     let mut h = Harness::running();
     h.daemon_stops();
-    h.daemon.podman = true;
-    h.daemon.wait_not_found = true;
+    h.daemon.quirks.insert(Quirk::Podman);
+    h.daemon.quirks.insert(Quirk::WaitNotFound);
     h.daemon_down = false;
     pass(&mut h, 2);
     assert!(
