@@ -17,6 +17,9 @@ pub enum DaemonError {
     /// A success status whose body we could not understand.
     #[error("unexpected reply from docker daemon: {0}")]
     Malformed(String),
+    /// `/wait` answered, but with an `Error.Message` instead of an exit status.
+    #[error("waiting for the container failed: {0}")]
+    WaitFailed(String),
     #[error("the docker daemon speaks API {daemon} at most, and uwsgi-docker needs API {minimum} or newer (Docker 17.06+: wait?condition=next-exit needs 1.30); upgrade the docker daemon")]
     TooOld {
         daemon: ApiVersion,
@@ -36,6 +39,10 @@ impl DaemonError {
             } => {
                 let message = message.to_ascii_lowercase();
                 message.contains("no such container") || message.contains("no such image")
+            }
+            // Podman, when AutoRemove removed the container before the wait read its exit.
+            DaemonError::WaitFailed(message) => {
+                message.to_ascii_lowercase().contains("no such container")
             }
             _ => false,
         }
@@ -203,13 +210,11 @@ struct WaitError {
 
 /// The head of `/wait` comes at once (status 200 means the wait is armed); its body,
 /// `{"StatusCode":n}`, at exit. A non-empty `Error.Message` (the wait itself failed) is
-/// [`DaemonError::Malformed`] with that message: the exit code is then meaningless.
+/// [`DaemonError::WaitFailed`] with that message: the exit code is then meaningless.
 pub fn parse_wait_body(response: &Response) -> Result<i64, DaemonError> {
     let body: WaitBody = json_reply(response, "wait")?;
     match body.error {
-        Some(WaitError { message }) if !message.is_empty() => Err(DaemonError::Malformed(format!(
-            "waiting for the container failed: {message}"
-        ))),
+        Some(WaitError { message }) if !message.is_empty() => Err(DaemonError::WaitFailed(message)),
         _ => Ok(body.status_code),
     }
 }
@@ -536,8 +541,13 @@ mod tests {
         let failed = r#"{"Error":{"Message":"container not running"},"StatusCode":-1}"#;
         assert!(matches!(
             parse_wait_body(&reply(200, &[], failed)),
-            Err(DaemonError::Malformed(m)) if m.contains("container not running")
+            Err(DaemonError::WaitFailed(m)) if m == "container not running"
         ));
+        // Podman's answer when AutoRemove removed the container before the wait read it.
+        let removed = r#"{"Error":{"Message":"container abc does not exist in database: no such container"},"StatusCode":-1}"#;
+        assert!(parse_wait_body(&reply(200, &[], removed))
+            .unwrap_err()
+            .is_not_found());
         assert!(
             parse_wait_body(&reply(404, &[], r#"{"message":"No such container: x"}"#))
                 .unwrap_err()

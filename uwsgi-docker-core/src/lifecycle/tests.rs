@@ -1931,3 +1931,23 @@ fn a_container_the_daemon_no_longer_knows_ends_the_vassal_as_gone() {
     assert_eq!(h.exit, Some(1));
     assert!(matches!(h.bridge.is_finished(), Some(Outcome::VassalLeft)));
 }
+
+#[test]
+fn a_wait_that_ends_in_no_such_container_ends_the_vassal_as_gone() {
+    let mut h = Harness::running();
+    let conn = h.daemon.wait_conn.expect("waiting");
+    let body = r#"{"Error":{"Message":"container c0ffee does not exist in database: no such container"},"StatusCode":-1}"#;
+    let chunk = format!("{:x}\r\n{body}\r\n0\r\n\r\n", body.len());
+    h.bridge.handle_docker_data(conn, chunk.as_bytes(), h.now);
+    h.run();
+    assert!(
+        h.logs.iter().any(|l| l.contains("the container is gone")),
+        "{:?}",
+        h.logs
+    );
+    assert!(matches!(h.bridge.is_finished(), Some(Outcome::VassalLeft)));
+    assert!(
+        !h.daemon.requests.iter().any(|r| r.starts_with("DELETE")),
+        "nothing to remove"
+    );
+}
