@@ -265,6 +265,7 @@ impl core::fmt::Display for TenantName {
 /// The tenant a vassal runs for: the vassal file's owner, or the user a `[vassals]` line
 /// names, as the host's user database describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Tenant {
     /// The user id; the container user under `user = owner`.
     pub uid: u32,
