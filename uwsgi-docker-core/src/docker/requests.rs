@@ -839,7 +839,7 @@ mod tests {
         );
         let plan = plan_for(minimal_spec());
         let labels = [("io.uwsgi-docker.vassal", "my app.ini")];
-        let cases: Vec<Pair> = vec![
+        let cases: Vec<Pair<'_>> = vec![
             (Box::new(version_request), Ok(Api::version_request())),
             (
                 Box::new(|o| V141.create(&plan, o)),
