@@ -66,3 +66,8 @@ pub mod lifecycle;
 pub mod plan;
 pub mod policy;
 pub mod spec;
+
+/// The crate README's example, run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

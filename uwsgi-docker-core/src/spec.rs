@@ -8,9 +8,9 @@
 //! separator), a line without `=` is a key with an empty value, `;`/`#` start a comment only
 //! at the start of a line, a section line loses its last character (so `[emperor` is not
 //! `[emperor]`), there are no quotes, escapes or continuation lines, and repeated keys are
-//! all kept in file order. A generic parser (rust-ini included) disagrees on several of
-//! these: it lets a bare key swallow the next line, splits keys at `:`, and strips quotes.
-//! So the Emperor and we would see different attributes for the same file; we follow uWSGI.
+//! all kept in file order. Generic ini parsers disagree on several of these (they let a
+//! bare key swallow the next line, split keys at `:`, strip quotes), so the Emperor and
+//! they would see different attributes in the same file; we follow uWSGI.
 use core::fmt;
 use core::net::IpAddr;
 use std::collections::{HashMap, HashSet};
