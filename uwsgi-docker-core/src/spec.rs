@@ -21,6 +21,7 @@ pub use values::{clean_path, format_size, parse_size, MIN_MEMORY, MIN_NANO_CPUS}
 
 /// A `docker-port` mapping, `hostport:ctrport`, `hostip:hostport:ctrport`, optional `/udp`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PortMapping {
     /// Host address to bind; `None` means all addresses.
     pub host_ip: Option<String>,
