@@ -164,6 +164,26 @@ impl Api {
         build(Method::POST, target, None)
     }
 
+    /// `POST /containers/{id}/wait?condition=not-running`: answers at once for a container
+    /// that is not running, else at its exit (re-arming a wait after losing the daemon).
+    pub fn wait_not_running(&self, id: &str, out: &mut Vec<u8>) {
+        self.wait_not_running_outgoing(id).write(out);
+    }
+
+    /// [`wait_not_running`](Self::wait_not_running) as an [`http::Request`].
+    ///
+    /// # Errors
+    ///
+    /// [`RequestError::TargetTooLong`] (see there).
+    pub fn wait_not_running_request(&self, id: &str) -> Result<Request<Vec<u8>>, RequestError> {
+        self.wait_not_running_outgoing(id).into_request()
+    }
+
+    fn wait_not_running_outgoing(&self, id: &str) -> Outgoing {
+        let target = format!("{}/wait?condition=not-running", self.container(id));
+        build(Method::POST, target, None)
+    }
+
     /// `POST /containers/{id}/start`, no body; expects 204, or 304 when it already runs
     /// ([`super::parse_empty`]).
     pub fn start(&self, id: &str, out: &mut Vec<u8>) {
@@ -781,6 +801,11 @@ mod tests {
                 "/v1.41/containers/abc/wait?condition=next-exit",
             ),
             (
+                Box::new(|o| V141.wait_not_running("abc", o)),
+                "POST",
+                "/v1.41/containers/abc/wait?condition=not-running",
+            ),
+            (
                 Box::new(|o| V141.start("abc", o)),
                 "POST",
                 "/v1.41/containers/abc/start",
@@ -852,6 +877,10 @@ mod tests {
             (
                 Box::new(|o| V141.wait_next_exit("abc", o)),
                 V141.wait_next_exit_request("abc"),
+            ),
+            (
+                Box::new(|o| V141.wait_not_running("abc", o)),
+                V141.wait_not_running_request("abc"),
             ),
             (
                 Box::new(|o| V141.start("abc", o)),
