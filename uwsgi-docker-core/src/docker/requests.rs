@@ -81,7 +81,8 @@ impl Api {
         })
     }
 
-    /// A builder for `version` as it is, without negotiating (for dry runs and tests).
+    /// An `Api` for `version` as it is, without negotiating (for dry runs, tests, or a
+    /// version already known).
     pub fn with_version(version: ApiVersion) -> Api {
         Api { version }
     }
