@@ -63,10 +63,11 @@ pub fn from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<RuntimeSettings,
     let non_empty = |var: &str| get(var).filter(|v| !v.is_empty());
     // Our own variable wins; DOCKER_HOST (read by the core's rules) only when it is unset.
     let mut emperor = match non_empty("UWSGIDOCKER_DAEMON_SOCKET") {
-        Some(path) => EmperorSettings {
-            daemon_socket: path,
-            ..EmperorSettings::default()
-        },
+        Some(path) => {
+            let mut settings = EmperorSettings::default();
+            settings.daemon_socket = path;
+            settings
+        }
         None => EmperorSettings::from_env(get)?,
     };
     if let Some(dir) = non_empty("UWSGIDOCKER_SOCKET_DIR") {

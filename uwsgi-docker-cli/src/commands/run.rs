@@ -63,13 +63,8 @@ pub fn identity(settings: &RuntimeSettings, name: &str, bridge_id: String) -> Va
             base.join(sub).to_string_lossy().into_owned()
         }
     };
-    VassalIdentity {
-        name: name.to_owned(),
-        proxy_dir,
-        emperor_id,
-        bridge_id,
-        name_prefix: settings.emperor.name_prefix.clone(),
-    }
+    VassalIdentity::new(name, proxy_dir, emperor_id, bridge_id)
+        .with_name_prefix(settings.emperor.name_prefix.clone())
 }
 
 /// The plan for this vassal: the launcher looked up (and checked static) when the handoff
@@ -109,10 +104,9 @@ pub fn plan(
         },
         _ => None,
     };
-    let options = PlanOptions {
-        launcher_host_path,
-        inherited_socket,
-    };
+    let options = PlanOptions::default()
+        .with_launcher(launcher_host_path)
+        .with_inherited_socket(inherited_socket);
     let mut plan = ContainerPlan::with_options(spec, identity, &options);
     plan.proxy_in_private_dir = settings.emperor.socket_dir.is_none() && plan.spec.proxy.is_none();
     plan.validate().map_err(|e| e.to_string())?;
