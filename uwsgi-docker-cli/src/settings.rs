@@ -96,7 +96,7 @@ pub fn from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<RuntimeSettings,
         if let Err(reason) = uwsgi_docker_core::plan::check_name_prefix(&prefix) {
             return Err(SettingsError::BadNamePrefix {
                 value: prefix,
-                reason,
+                reason: reason.to_string(),
             });
         }
         emperor.name_prefix = Some(prefix);

@@ -234,31 +234,46 @@ pub const MAX_NAME_PREFIX: usize = 32;
 ///
 /// # Errors
 ///
-/// What is wrong with the prefix and how to fix it, as one sentence.
-pub fn check_name_prefix(prefix: &str) -> Result<(), String> {
+/// [`NamePrefixError`]: what is wrong with the prefix and how to fix it.
+pub fn check_name_prefix(prefix: &str) -> Result<(), NamePrefixError> {
     if prefix.is_empty() {
-        return Err("the prefix is empty; unset it, or give e.g. `tenant1-`".into());
+        return Err(NamePrefixError::Empty);
     }
     if prefix.len() > MAX_NAME_PREFIX {
-        return Err(format!(
-            "the prefix is {} bytes long; at most {MAX_NAME_PREFIX} are allowed",
-            prefix.len()
-        ));
+        return Err(NamePrefixError::TooLong { len: prefix.len() });
     }
     if !prefix.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        return Err(
-            "the prefix must start with a letter or a digit (it starts the container name)".into(),
-        );
+        return Err(NamePrefixError::BadStart);
     }
     if let Some(bad) = prefix
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
     {
-        return Err(format!(
-            "{bad:?} is not allowed in a container name; use letters, digits, `_`, `.` and `-`"
-        ));
+        return Err(NamePrefixError::BadChar(bad));
     }
     Ok(())
+}
+
+/// Why a container name prefix cannot be used ([`check_name_prefix`]); each says how to
+/// fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NamePrefixError {
+    /// An empty prefix.
+    #[error("the prefix is empty; unset it, or give e.g. `tenant1-`")]
+    Empty,
+    /// Longer than [`MAX_NAME_PREFIX`] bytes.
+    #[error("the prefix is {len} bytes long; at most {MAX_NAME_PREFIX} are allowed")]
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// It does not start with an ASCII letter or digit.
+    #[error("the prefix must start with a letter or a digit (it starts the container name)")]
+    BadStart,
+    /// A character Docker does not allow in a container name.
+    #[error("{0:?} is not allowed in a container name; use letters, digits, `_`, `.` and `-`")]
+    BadChar(char),
 }
 
 /// The container's name: the Emperor's prefix, then [`container_name`] of the vassal.

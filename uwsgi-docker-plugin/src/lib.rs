@@ -112,7 +112,7 @@ pub fn decide(vassal: &Vassal<'_>, options: &Options, host: &dyn Host) -> Decisi
         let checked = prefix
             .to_str()
             .ok_or_else(|| "it is not UTF-8 text".to_owned())
-            .and_then(uwsgi_docker_core::plan::check_name_prefix);
+            .and_then(|p| uwsgi_docker_core::plan::check_name_prefix(p).map_err(|e| e.to_string()));
         if let Err(reason) = checked {
             return Decision::Refuse(format!(
                 "vassal {name}: docker-name-prefix = {prefix:?} cannot start container names: {reason}"
