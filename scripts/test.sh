@@ -106,6 +106,10 @@ cargo fmt --all -- --check
 step "cargo doc (no broken links)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q -p uwsgi-docker-core -p uwsgi-docker-cli
 
+step "cargo package uwsgi-docker-core (publishable: builds from its own tarball)"
+# Reaches crates.io for the dependencies; --allow-dirty so a local run with edits works.
+cargo package -q -p uwsgi-docker-core --allow-dirty
+
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
@@ -191,6 +195,10 @@ UWSGIDOCKER_E2E_MODE=plugin UWSGIDOCKER_E2E_UWSGI="$UWSGI_2031" UWSGIDOCKER_E2E_
 
 step "core example quickstart_create"
 cargo run -q -p uwsgi-docker-core --example quickstart_create >/dev/null
+
+step "core example tokio_lifecycle (a container's whole life from tokio, real daemon)"
+# The doctests run with `cargo test --workspace` above; this runs an embedder's example.
+cargo run -q -p uwsgi-docker-core --example tokio_lifecycle
 
 step "fuzz crate tests (committed crash inputs replayed)"
 cargo_test --manifest-path fuzz/Cargo.toml

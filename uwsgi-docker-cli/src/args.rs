@@ -55,7 +55,7 @@ const HELP_WORD: &str = "help";
 const HELP_FLAGS: [&str; 2] = ["--help", "-h"];
 const VERSION_FLAGS: [&str; 2] = ["--version", "-V"];
 
-/// Whether `arg` (argv[1]) is one of our words, not the start of an Emperor's argv.
+/// Whether `arg` (`argv[1]`) is one of our words, not the start of an Emperor's argv.
 pub fn is_ours(arg: &str) -> bool {
     Subcommand::from_name(arg).is_some()
         || arg == HELP_WORD

@@ -13,7 +13,9 @@ use std::time::Instant;
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 use uwsgi_docker_core::handoff::HandedFd;
-use uwsgi_docker_core::lifecycle::{Action, Bridge, BridgeConfig, DockerConn, LogLevel, ProxyPeer};
+use uwsgi_docker_core::lifecycle::{
+    Action, Bridge, BridgeConfig, DockerConn, Event, LogLevel, ProxyPeer,
+};
 
 use crate::proxy;
 use crate::runtime::hostfs::{self, CidFile, SocketEntry, SocketOwner};
@@ -46,6 +48,8 @@ pub struct LoopIo {
     /// there: made or checked at bind, and the socket gets [`PRIVATE_SOCKET_MODE`].
     pub proxy_private_dir: Option<(PathBuf, String)>,
     pub debug: bool,
+    /// Container output lines start with `[vassal] ` (`UWSGIDOCKER_LOG_PREFIX`).
+    pub log_prefix: bool,
 }
 
 /// A nonblocking fd with a queue of bytes still to write.
@@ -167,6 +171,7 @@ struct LoopIoFacts {
     socket_mode: u32,
     proxy_private_dir: Option<(PathBuf, String)>,
     debug: bool,
+    log_prefix: bool,
 }
 
 /// Run the bridge to its end; returns the exit code it chose. When it cannot even start,
@@ -238,6 +243,7 @@ fn run_with(config: BridgeConfig, io: LoopIo, entry: Option<SocketEntry>) -> Set
             socket_mode: io.socket_mode,
             proxy_private_dir: io.proxy_private_dir,
             debug: io.debug,
+            log_prefix: io.log_prefix,
         },
         signals,
         emperor_control,
@@ -530,13 +536,7 @@ impl Runtime {
                     Ok(ch) => {
                         self.docker.insert(conn, ch);
                     }
-                    Err(e) => {
-                        let reason = format!(
-                            "cannot connect to the docker daemon at {}: {e}",
-                            self.io.daemon_socket
-                        );
-                        self.bridge.handle_docker_connect_failed(conn, reason, now);
-                    }
+                    Err(e) => self.bridge.handle_docker_connect_failed(conn, e, now),
                 }
             }
             Action::DockerSend(conn, bytes) => {
@@ -558,7 +558,9 @@ impl Runtime {
                     });
                     self.bridge.handle_proxy_bound(Ok(()), now);
                 }
-                Err(reason) => self.bridge.handle_proxy_bound(Err(reason.to_string()), now),
+                Err(reason) => self
+                    .bridge
+                    .handle_proxy_bound(Err(io::Error::other(reason)), now),
             },
             Action::AcceptProxy => {
                 if let Some(listener) = &mut self.proxy {
@@ -606,12 +608,10 @@ impl Runtime {
             }
             Action::ReadConfig => {
                 let config = match &self.io.config_file {
-                    // The core takes the reason as text (its API, not ours).
-                    Some(path) => crate::vassal_file::read(path).map_err(|e| e.to_string()),
-                    None => Err(
-                        "the config came from the Emperor; there is no file to read again"
-                            .to_owned(),
-                    ),
+                    Some(path) => crate::vassal_file::read(path).map_err(io::Error::other),
+                    None => Err(io::Error::other(
+                        "the config came from the Emperor; there is no file to read again",
+                    )),
                 };
                 self.bridge.handle_config(config, now);
             }
@@ -621,10 +621,12 @@ impl Runtime {
                         self.cidfile = Some(cidfile);
                         self.bridge.handle_cidfile_written(Ok(()), now);
                     }
-                    Err(e) => self.bridge.handle_cidfile_written(Err(e.to_string()), now),
+                    Err(e) => self
+                        .bridge
+                        .handle_cidfile_written(Err(io::Error::other(e.to_string())), now),
                 }
             }
-            Action::Log(level, line) => self.log(level, &line),
+            Action::Log(event) => self.log_event(&event),
             Action::Exit(code) => self.exit = Some(code),
         }
     }
@@ -733,14 +735,26 @@ impl Runtime {
         self.log(level, &format!("[uwsgi-docker] vassal {vassal}: {message}"));
     }
 
-    /// A line as it is (the bridge's, or the container's output).
+    /// One of the bridge's events: container output (with the vassal's name as its
+    /// prefix unless `UWSGIDOCKER_LOG_PREFIX=0`), or a line about the vassal.
+    fn log_event(&self, event: &Event) {
+        match event {
+            Event::Output { .. } if self.io.log_prefix => {
+                self.log(LogLevel::Info, &format!("[{}] {event}", self.io.vassal))
+            }
+            Event::Output { .. } => self.log(LogLevel::Info, &event.to_string()),
+            _ => self.say(event.level(), &event.to_string()),
+        }
+    }
+
+    /// A line as it is.
     fn log(&self, level: LogLevel, line: &str) {
         if level == LogLevel::Debug && !self.io.debug {
             return;
         }
         let mut err = io::stderr().lock();
-        // The core escapes its lines already; this covers the runtime's own (a cidfile
-        // path, say), and escaping is idempotent.
+        // Vassal names, values and container output are tenant text: no control byte
+        // reaches the log raw.
         let line = uwsgi_docker_core::attach::escape_control(line);
         let _ = err.write_all(line.as_bytes());
         let _ = err.write_all(b"\n");

@@ -170,12 +170,7 @@ fn tenant_of_uid(uid: u32, gid: Option<u32>) -> Tenant {
             }
             tenant
         }
-        None => Tenant {
-            uid,
-            gid: gid.unwrap_or(uid),
-            name: None,
-            home: None,
-        },
+        None => Tenant::new(uid, gid.unwrap_or(uid)),
     }
 }
 

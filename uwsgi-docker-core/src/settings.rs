@@ -166,7 +166,7 @@ pub enum SettingsError {
         /// The prefix.
         value: String,
         /// Why a container name cannot start with it.
-        reason: String,
+        reason: crate::plan::NamePrefixError,
     },
     /// [`var::SOCKET_OWNER`] is not `USER[:GROUP]`.
     #[error(

@@ -68,9 +68,7 @@ pub fn report(settings: &RuntimeSettings, file: &Path, text: &[u8]) -> Result<Va
     let identity = identity(settings, &name, BRIDGE_ID.to_owned());
     let socket = spec.socket.as_ref().map(ToString::to_string);
     let plan = plan(settings, spec, &identity, false, false)?;
-    let api = Api {
-        version: ApiVersion::OURS,
-    };
+    let api = Api::with_version(ApiVersion::OURS);
     let mut requests = Vec::new();
     let mut push = |build: &dyn Fn(&mut Vec<u8>), body: Option<Value>| {
         let mut out = Vec::new();

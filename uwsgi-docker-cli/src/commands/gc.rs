@@ -152,17 +152,15 @@ mod tests {
     use super::*;
 
     fn container(labels: &[(&str, &str)]) -> ContainerSummary {
-        ContainerSummary {
-            id: "abc".into(),
-            names: vec!["/app.ini".into()],
-            state: "running".into(),
-            status: String::new(),
-            created: 0,
-            labels: labels
-                .iter()
-                .map(|(k, v)| ((*k).into(), (*v).into()))
-                .collect(),
-        }
+        let mut container = ContainerSummary::default();
+        container.id = "abc".into();
+        container.names = vec!["/app.ini".into()];
+        container.state = "running".into();
+        container.labels = labels
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        container
     }
 
     #[test]

@@ -128,14 +128,9 @@ mod tests {
 
     #[test]
     fn only_labelled_containers_are_ours() {
-        let mut c = ContainerSummary {
-            id: "0123456789abcdef".into(),
-            names: vec![],
-            state: "running".into(),
-            status: String::new(),
-            created: 0,
-            labels: vec![],
-        };
+        let mut c = ContainerSummary::default();
+        c.id = "0123456789abcdef".into();
+        c.state = "running".into();
         assert!(!is_ours(&c));
         assert_eq!(container_name(&c), "0123456789ab");
         c.labels.push((labels::MANAGED.into(), "1".into()));

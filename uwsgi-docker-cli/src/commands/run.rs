@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use uwsgi_docker_core::lifecycle::{BridgeConfig, DEFAULT_REQUEST_TIMEOUT};
+use uwsgi_docker_core::lifecycle::{BridgeConfig, EmperorChannels};
 use uwsgi_docker_core::plan::{ContainerPlan, PlanOptions, VassalIdentity};
 use uwsgi_docker_core::spec::{self, HandoffMode, ListenAddress, VassalSpec};
 
@@ -66,13 +66,8 @@ pub fn identity(settings: &RuntimeSettings, name: &str, bridge_id: String) -> Va
             base.join(sub).to_string_lossy().into_owned()
         }
     };
-    VassalIdentity {
-        name: name.to_owned(),
-        proxy_dir,
-        emperor_id,
-        bridge_id,
-        name_prefix: settings.emperor.name_prefix.clone(),
-    }
+    VassalIdentity::new(name, proxy_dir, emperor_id, bridge_id)
+        .with_name_prefix(settings.emperor.name_prefix.clone())
 }
 
 /// The plan for this vassal: the launcher found (and written out, with `install_launcher`)
@@ -118,10 +113,9 @@ pub fn plan(
         },
         _ => None,
     };
-    let options = PlanOptions {
-        launcher_host_path,
-        inherited_socket,
-    };
+    let options = PlanOptions::default()
+        .with_launcher(launcher_host_path)
+        .with_inherited_socket(inherited_socket);
     let mut plan = ContainerPlan::with_options(spec, identity, &options);
     plan.proxy_in_private_dir = settings.emperor.socket_dir.is_none() && plan.spec.proxy.is_none();
     plan.validate()?;
@@ -216,18 +210,16 @@ pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeSta
             }
         }
     };
-    let config = BridgeConfig {
-        plan,
-        requested_spec: requested,
-        config: start.config,
-        emperor_config_channel: start.emperor_config.is_some(),
-        emperor_control_channel: start.emperor_control.is_some(),
-        handoff_timeout: Duration::from_secs(settings.handoff_timeout_secs),
-        stop_grace: STOP_GRACE,
-        request_timeout: DEFAULT_REQUEST_TIMEOUT,
-        log_prefix: settings.log_prefix,
-        debug: settings.emperor.debug,
+    let mut config = BridgeConfig::new(plan, requested, start.config);
+    config.emperor = match (&start.emperor_control, &start.emperor_config) {
+        (None, _) => EmperorChannels::None,
+        (Some(_), None) => EmperorChannels::Control,
+        (Some(_), Some(_)) => EmperorChannels::ControlAndConfig,
     };
+    config.handoff_timeout = Duration::from_secs(settings.handoff_timeout_secs);
+    config.stop_grace = STOP_GRACE;
+    config.daemon_socket = settings.emperor.daemon_socket.clone();
+    config.debug = settings.emperor.debug;
     let io = LoopIo {
         emperor_control: start.emperor_control,
         emperor_config: start.emperor_config,
@@ -238,6 +230,7 @@ pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeSta
         socket_mode,
         proxy_private_dir,
         debug: settings.emperor.debug,
+        log_prefix: settings.log_prefix,
     };
     match bridge_loop::run(config, io) {
         Ok(code) => exit_code(code),

@@ -88,12 +88,9 @@ pub struct User {
 impl User {
     /// The tenant this user is.
     pub fn into_tenant(self) -> Tenant {
-        Tenant {
-            uid: self.uid,
-            gid: self.gid,
-            name: Some(self.name),
-            home: Some(self.home),
-        }
+        Tenant::new(self.uid, self.gid)
+            .with_name(self.name)
+            .with_home(self.home)
     }
 }
 
