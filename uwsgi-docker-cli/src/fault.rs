@@ -109,7 +109,7 @@ pub enum EnvironmentFault {
     #[error("cannot stat {path}: {source}")]
     Stat { path: String, source: io::Error },
     #[error(transparent)]
-    Setup(#[from] crate::bridge_loop::SetupError),
+    Setup(#[from] crate::runtime::bridge::SetupError),
 }
 
 impl From<SpecError> for Fault {

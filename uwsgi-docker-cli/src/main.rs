@@ -1,7 +1,6 @@
 //! `uwsgi-docker`: the runtime that runs uWSGI vassals in Docker containers. The one place
 //! that touches sockets and processes; every decision is the core's.
 mod args;
-mod bridge_loop;
 mod commands;
 mod docker_client;
 mod elf;

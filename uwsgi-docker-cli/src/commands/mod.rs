@@ -2,7 +2,7 @@
 pub mod check;
 pub mod gc;
 pub mod ps;
-pub mod run;
+pub use crate::runtime::start as run;
 
 use std::io::{ErrorKind, Write};
 

@@ -8,9 +8,9 @@ use uwsgi_docker_core::lifecycle::{BridgeConfig, EmperorChannels};
 use uwsgi_docker_core::plan::{ContainerPlan, PlanOptions, VassalIdentity};
 use uwsgi_docker_core::spec::{self, HandoffMode, ListenAddress, VassalSpec};
 
-use crate::bridge_loop::{self, LoopIo};
 use crate::fault::{Fault, OperatorFault, VassalFault};
 use crate::proxy::TcpBindError;
+use crate::runtime::bridge::{self, LoopIo};
 use crate::runtime::hostfs::HostFsError;
 use crate::runtime::hostfs::{self, SocketEntry, SocketOwner};
 use crate::runtime::users;
@@ -232,7 +232,7 @@ pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeSta
         debug: settings.emperor.debug,
         log_prefix: settings.log_prefix,
     };
-    match bridge_loop::run(config, io) {
+    match bridge::run(config, io) {
         Ok(code) => exit_code(code),
         Err(e) => fail_naming(&start.name, &e),
     }
