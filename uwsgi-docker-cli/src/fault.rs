@@ -82,7 +82,7 @@ pub enum VassalFault {
     #[error("docker-socket = {address}: {source}")]
     Socket {
         address: String,
-        source: crate::commands::run::ListenSocketError,
+        source: crate::runtime::start::ListenSocketError,
     },
 }
 

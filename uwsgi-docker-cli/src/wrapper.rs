@@ -23,8 +23,9 @@ use uwsgi_docker_core::emperor::{self, ConfigDecoder};
 use uwsgi_docker_core::spec;
 
 use crate::args::{ConfigSource, WrapperArgs};
-use crate::commands::run::{fail, fail_naming, run_bridge, BridgeStart};
 use crate::fault::EnvironmentFault;
+use crate::output::{fail, fail_naming};
+use crate::runtime::start::{run_bridge, BridgeStart};
 use crate::settings::{self, var, RuntimeSettings};
 use crate::sys;
 use crate::tenancy::{self, Origin};

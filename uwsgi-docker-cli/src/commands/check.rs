@@ -8,8 +8,10 @@ use uwsgi_docker_core::docker::{self, Api, ApiVersion};
 use uwsgi_docker_core::plan::labels;
 use uwsgi_docker_core::spec;
 
-use crate::commands::run::{fail, identity, plan, vassal_name};
+use crate::commands::run::vassal_name;
 use crate::fault::{EnvironmentFault, Fault, VassalFault};
+use crate::output::{self, fail};
+use crate::runtime::start::{identity, plan};
 use crate::settings::RuntimeSettings;
 use crate::tenancy::{self, Origin};
 
@@ -26,7 +28,7 @@ pub fn run(settings: &RuntimeSettings, file: &Path) -> ExitCode {
     match report(settings, file, &text) {
         Ok(report) => match serde_json::to_string_pretty(&report) {
             Ok(out) => {
-                super::say(out);
+                output::say(out);
                 ExitCode::SUCCESS
             }
             Err(e) => fail(&format!("cannot print the report: {e}")),

@@ -5,8 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use uwsgi_docker_core::docker::{self, ContainerSummary};
 use uwsgi_docker_core::plan::labels;
 
-use crate::commands::run::fail;
 use crate::docker_client::{Client, ClientError};
+use crate::output::{self, fail};
 use crate::settings::RuntimeSettings;
 
 /// The containers labelled as ours.
@@ -96,7 +96,7 @@ pub fn run(settings: &RuntimeSettings) -> ExitCode {
             ]
         })
         .collect();
-    super::say(table(&rows).trim_end());
+    output::say(table(&rows).trim_end());
     ExitCode::SUCCESS
 }
 

@@ -1,4 +1,6 @@
-//! `uwsgi-docker run FILE.ini`, and the bridge start shared with wrapper mode.
+//! A bridge's start, shared by wrapper mode and `uwsgi-docker run`: the policy applied,
+//! the plan made (with its launcher), `docker-socket` bound, then the poll loop
+//! ([`crate::runtime::bridge`]) run to the end.
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -6,17 +8,17 @@ use std::time::Duration;
 
 use uwsgi_docker_core::lifecycle::{BridgeConfig, EmperorChannels};
 use uwsgi_docker_core::plan::{ContainerPlan, PlanOptions, VassalIdentity};
-use uwsgi_docker_core::spec::{self, HandoffMode, ListenAddress, VassalSpec};
+use uwsgi_docker_core::spec::{HandoffMode, ListenAddress, VassalSpec};
 
 use crate::fault::{Fault, OperatorFault, VassalFault};
+use crate::output::fail_naming;
 use crate::proxy::TcpBindError;
 use crate::runtime::bridge::{self, LoopIo};
-use crate::runtime::hostfs::HostFsError;
-use crate::runtime::hostfs::{self, SocketEntry, SocketOwner};
+use crate::runtime::hostfs::{self, HostFsError, SocketEntry, SocketOwner};
 use crate::runtime::users;
 use crate::settings::RuntimeSettings;
 use crate::tenancy::{self, Origin};
-use crate::{launcher_binary, proxy, sys, vassal_file};
+use crate::{launcher_binary, proxy, sys};
 
 /// Extra time past the container's stop timeout before it is killed.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -278,85 +280,4 @@ fn bind_listen_socket(
 
 pub fn exit_code(code: i32) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
-}
-
-/// `message` as a line that names vassal `name` (once: most errors already do).
-fn naming(name: &str, message: String) -> String {
-    if message.starts_with(&format!("vassal {name}")) {
-        message
-    } else {
-        format!("vassal {name}: {message}")
-    }
-}
-
-/// Prints `error` as one line that names vassal `name` (see [`naming`]).
-pub fn fail_naming(name: &str, error: &dyn std::fmt::Display) -> ExitCode {
-    fail(&naming(name, error.to_string()))
-}
-
-/// Prints `message` as one line: vassal names and values in it are tenant text, so their
-/// control bytes are escaped.
-pub fn fail(message: &str) -> ExitCode {
-    eprintln!(
-        "uwsgi-docker: {}",
-        uwsgi_docker_core::attach::escape_control(message)
-    );
-    ExitCode::FAILURE
-}
-
-/// The vassal name of a file: its file name, as a `dir://` Emperor names it.
-pub fn vassal_name(file: &Path) -> String {
-    file.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| file.to_string_lossy().into_owned())
-}
-
-pub fn run(settings: &RuntimeSettings, file: &Path) -> ExitCode {
-    let name = vassal_name(file);
-    let text = match vassal_file::read(file) {
-        Ok(text) => text,
-        Err(e) => return fail_naming(&name, &e),
-    };
-    if let Err(e) = spec::check_pushable(&name, text.len()) {
-        return fail(&e.to_string());
-    }
-    let origin = match Origin::of_file(file) {
-        Ok(origin) => origin,
-        Err(e) => return fail(&format!("cannot stat {}: {e}", file.display())),
-    };
-    let spec = match spec::parse_vassal(&name, &text) {
-        Ok(Some(spec)) => spec,
-        Ok(None) => return fail(&VassalFault::NoDockerImage { vassal: name }.to_string()),
-        Err(e) => return fail(&e.to_string()),
-    };
-    run_bridge(
-        settings,
-        spec,
-        BridgeStart {
-            name,
-            config: text,
-            config_file: Some(file.to_path_buf()),
-            emperor_control: None,
-            emperor_config: None,
-            inherited_socket: None,
-            origin,
-        },
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn errors_name_the_vassal_once() {
-        assert_eq!(
-            naming("app.ini", "cannot read the policy /p: gone".into()),
-            "vassal app.ini: cannot read the policy /p: gone"
-        );
-        assert_eq!(
-            naming("app.ini", "vassal app.ini: bad docker-memory".into()),
-            "vassal app.ini: bad docker-memory"
-        );
-    }
 }
