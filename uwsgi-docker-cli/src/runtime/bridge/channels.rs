@@ -17,20 +17,13 @@ impl Runtime {
         buf: &mut [u8],
         now: Instant,
     ) {
-        if revents.contains(PollFlags::OUT) {
-            if let Some(Err(e)) = self.emperor_control.as_mut().map(Channel::flush) {
-                self.say_debug(&format!("write to the Emperor failed: {e}"));
-            }
+        let (flush_error, read) = service(&mut self.emperor_control, revents, readable, buf);
+        if let Some(e) = flush_error {
+            self.say_debug(&format!("write to the Emperor failed: {e}"));
         }
-        let Some(ch) = self.emperor_control.as_ref().filter(|_| readable) else {
-            return;
-        };
-        match read_some(ch.fd.as_fd(), buf) {
+        match read {
             ReadOutcome::Data(n) => self.bridge.handle_emperor_control(head(buf, n), now),
-            ReadOutcome::Eof => {
-                self.emperor_control = None;
-                self.bridge.handle_emperor_control_eof(now);
-            }
+            ReadOutcome::Eof => self.bridge.handle_emperor_control_eof(now),
             ReadOutcome::Nothing => {}
         }
     }
@@ -59,22 +52,15 @@ impl Runtime {
         buf: &mut [u8],
         now: Instant,
     ) {
-        if revents.contains(PollFlags::OUT) {
-            if let Some(Err(e)) = self.vassal_control.as_mut().map(Channel::flush) {
-                self.say_debug(&format!(
-                    "write to the vassal's control channel failed: {e}"
-                ));
-            }
+        let (flush_error, read) = service(&mut self.vassal_control, revents, readable, buf);
+        if let Some(e) = flush_error {
+            self.say_debug(&format!(
+                "write to the vassal's control channel failed: {e}"
+            ));
         }
-        let Some(ch) = self.vassal_control.as_ref().filter(|_| readable) else {
-            return;
-        };
-        match read_some(ch.fd.as_fd(), buf) {
+        match read {
             ReadOutcome::Data(n) => self.bridge.handle_vassal_control(head(buf, n), now),
-            ReadOutcome::Eof => {
-                self.vassal_control = None;
-                self.bridge.handle_vassal_control_eof(now);
-            }
+            ReadOutcome::Eof => self.bridge.handle_vassal_control_eof(now),
             ReadOutcome::Nothing => {}
         }
     }
@@ -132,4 +118,27 @@ impl Runtime {
         };
         self.bridge.handle_config(config, now);
     }
+}
+
+/// One ready control channel: what is queued is flushed (on `POLLOUT`), then one read (when
+/// readable). At EOF the channel is dropped. Returns the flush's error, if any, and the read.
+fn service(
+    channel: &mut Option<Channel>,
+    revents: PollFlags,
+    readable: bool,
+    buf: &mut [u8],
+) -> (Option<io::Error>, ReadOutcome) {
+    let flush_error = if revents.contains(PollFlags::OUT) {
+        channel.as_mut().and_then(|ch| ch.flush().err())
+    } else {
+        None
+    };
+    let read = match channel.as_ref().filter(|_| readable) {
+        Some(ch) => read_some(ch.fd.as_fd(), buf),
+        None => ReadOutcome::Nothing,
+    };
+    if matches!(read, ReadOutcome::Eof) {
+        *channel = None;
+    }
+    (flush_error, read)
 }
