@@ -466,12 +466,31 @@ fn daemon_stopped_and_started_again_the_bridges_reattach_to_surviving_containers
 }
 
 /// A private dockerd on its own socket, data root and exec root, beside the main daemon,
-/// with `--live-restore` (its containers outlive it) and no bridge network or iptables of
-/// its own (containers use the host's network), which the test may stop and start freely.
+/// with `--live-restore` (its containers outlive it), which the test may stop and start
+/// freely. It gets a bridge interface of its own and no iptables rules: `--bridge=none`
+/// would make it delete the host's `docker0`, which the main daemon needs.
 struct PrivateDockerd {
     dir: PathBuf,
     socket: PathBuf,
+    bridge: String,
     child: Option<Child>,
+}
+
+/// `ip ARGS`, or why it failed.
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip {}: {e}", args.join(" ")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            lossy(&out.stderr).trim()
+        ))
+    }
 }
 
 impl PrivateDockerd {
@@ -479,11 +498,18 @@ impl PrivateDockerd {
         let config = dir.join("daemon.json");
         // Its own config file: the host's /etc/docker/daemon.json names the main data root.
         fs::write(&config, "{}").map_err(|e| format!("write {}: {e}", config.display()))?;
+        // A name and subnet of this test run's own (interface names have at most 15 bytes).
+        let tag = std::process::id() % 250;
         let mut dockerd = PrivateDockerd {
             dir: dir.to_owned(),
             socket: dir.join("docker.sock"),
+            bridge: format!("udkr{tag}"),
             child: None,
         };
+        let bridge = dockerd.bridge.clone();
+        ip(&["link", "add", &bridge, "type", "bridge"])?;
+        ip(&["addr", "add", &format!("10.213.{tag}.1/24"), "dev", &bridge])?;
+        ip(&["link", "set", &bridge, "up"])?;
         dockerd.resume()?;
         // The test image, from the main daemon's store.
         let load = Command::new("sh")
@@ -520,12 +546,8 @@ impl PrivateDockerd {
             .arg(dir.join("dockerd.pid"))
             .arg("-H")
             .arg(format!("unix://{}", self.socket.display()))
-            .args([
-                "--bridge=none",
-                "--iptables=false",
-                "--ip6tables=false",
-                "--live-restore",
-            ])
+            .arg(format!("--bridge={}", self.bridge))
+            .args(["--iptables=false", "--ip6tables=false", "--live-restore"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
@@ -585,6 +607,7 @@ impl Drop for PrivateDockerd {
             }
         }
         self.stop();
+        let _ = ip(&["link", "del", &self.bridge]);
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
