@@ -49,9 +49,12 @@ impl DaemonError {
                 let message = message.to_ascii_lowercase();
                 message.contains("no such container") || message.contains("no such image")
             }
-            // Podman, when AutoRemove removed the container before the wait read its exit.
+            // Podman, when AutoRemove removed the container before the wait read its exit:
+            // "… does not exist in database: no such container", or "container has already
+            // been removed".
             DaemonError::WaitFailed(message) => {
-                message.to_ascii_lowercase().contains("no such container")
+                let message = message.to_ascii_lowercase();
+                message.contains("no such container") || message.contains("already been removed")
             }
             _ => false,
         }
@@ -639,6 +642,11 @@ mod tests {
         ));
         // Podman's answer when AutoRemove removed the container before the wait read it.
         let removed = r#"{"Error":{"Message":"container abc does not exist in database: no such container"},"StatusCode":-1}"#;
+        assert!(parse_wait_body(&reply(200, &[], removed))
+            .unwrap_err()
+            .is_not_found());
+        let removed =
+            r#"{"Error":{"Message":"container has already been removed"},"StatusCode":-1}"#;
         assert!(parse_wait_body(&reply(200, &[], removed))
             .unwrap_err()
             .is_not_found());
