@@ -33,32 +33,19 @@ const CANNED: &[&[u8]] = &[
 fn config(passes_socket: bool) -> BridgeConfig {
     let mut spec = VassalSpec::with_image("app");
     spec.stop_timeout = Some(2);
-    let identity = VassalIdentity {
-        name: "app.ini".into(),
-        proxy_dir: "/run".into(),
-        emperor_id: "e".into(),
-        bridge_id: "b".into(),
-        name_prefix: None,
-    };
-    BridgeConfig {
-        requested_spec: spec.clone(),
-        plan: ContainerPlan::with_options(
-            spec,
-            &identity,
-            &PlanOptions {
-                launcher_host_path: Some("/usr/lib/uwsgi-docker-launcher".into()),
-                inherited_socket: passes_socket,
-            },
-        ),
-        config: b"[uwsgi]\nhttp-socket = :3031\n".to_vec(),
-        emperor_config_channel: false,
-        emperor_control_channel: true,
-        handoff_timeout: Duration::from_secs(30),
-        stop_grace: Duration::from_secs(5),
-        request_timeout: Duration::from_secs(30),
-        log_prefix: true,
-        debug: true,
-    }
+    let identity = VassalIdentity::new("app.ini", "/run", "e", "b");
+    let plan = ContainerPlan::with_options(
+        spec.clone(),
+        &identity,
+        &PlanOptions::default()
+            .with_launcher(Some("/usr/lib/uwsgi-docker-launcher".into()))
+            .with_inherited_socket(passes_socket),
+    );
+    let mut config = BridgeConfig::new(plan, spec, b"[uwsgi]
+http-socket = :3031
+".to_vec());
+    config.debug = true;
+    config
 }
 
 /// Checks each action against the rules and remembers what is open.
@@ -234,7 +221,7 @@ pub fn check_lifecycle_ops(data: &[u8]) {
                     // The runtime has no socket for a connection that failed.
                     seen.open.remove(&conn.0);
                     seen.unanswered.retain(|(c, _)| *c != conn);
-                    bridge.handle_docker_connect_failed(conn, "refused".into(), now);
+                    bridge.handle_docker_connect_failed(conn, std::io::Error::other("refused"), now);
                 }
             }
             4 => {
@@ -245,7 +232,7 @@ pub fn check_lifecycle_ops(data: &[u8]) {
                 }
                 bridge.handle_proxy_bound(
                     if arg % 4 == 0 {
-                        Err("in use".into())
+                        Err(std::io::Error::other("in use"))
                     } else {
                         Ok(())
                     },

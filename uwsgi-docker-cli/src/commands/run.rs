@@ -1,291 +1,16 @@
-//! `uwsgi-docker run FILE.ini`, and the bridge start shared with wrapper mode.
-use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+//! `uwsgi-docker run FILE.ini`: one Docker vassal in the foreground, without an Emperor,
+//! through the same bridge start as wrapper mode ([`crate::runtime::start`]).
+use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use uwsgi_docker_core::lifecycle::{BridgeConfig, DEFAULT_REQUEST_TIMEOUT};
-use uwsgi_docker_core::plan::{ContainerPlan, PlanOptions, VassalIdentity};
-use uwsgi_docker_core::spec::{self, HandoffMode, ListenAddress, VassalSpec};
+use uwsgi_docker_core::spec;
 
-use crate::bridge_loop::{self, LoopIo};
-use crate::runtime::hostfs::{self, SocketEntry, SocketOwner};
-use crate::runtime::users;
-use crate::settings::{self, RuntimeSettings};
-use crate::tenancy::{self, Origin};
-use crate::{launcher_binary, proxy, sys, vassal_file};
-
-/// Extra time past the container's stop timeout before it is killed.
-pub const STOP_GRACE: Duration = Duration::from_secs(5);
-
-/// Everything a bridge needs besides the spec.
-#[derive(Debug)]
-pub struct BridgeStart {
-    pub name: String,
-    /// The first config pushed to the vassal.
-    pub config: Vec<u8>,
-    /// Where `ReadConfig` reads from.
-    pub config_file: Option<PathBuf>,
-    pub emperor_control: Option<OwnedFd>,
-    pub emperor_config: Option<OwnedFd>,
-    /// The Emperor's on-demand socket (it was on our fd 0).
-    pub inherited_socket: Option<OwnedFd>,
-    /// Whose vassal this is, for the policy (tenant mode).
-    pub origin: Origin,
-}
-
-/// The Emperor's id: `UWSGIDOCKER_EMPEROR_ID`, else `HOST:PPID`.
-pub fn emperor_id(settings: &RuntimeSettings) -> String {
-    settings
-        .emperor_id
-        .clone()
-        .unwrap_or_else(sys::default_emperor_id)
-}
-
-/// The Emperor's private runtime directory, the default home of proxy sockets:
-/// `UWSGIDOCKER_RUNTIME_DIR/<emperor id, sanitised>` (made root-only, 0700, at bind).
-/// Returns the base and the directory's name in it.
-pub fn private_dir(settings: &RuntimeSettings, emperor_id: &str) -> (PathBuf, String) {
-    (
-        settings.runtime_dir.clone(),
-        hostfs::sanitise_dir_name(emperor_id),
-    )
-}
-
-/// The vassal's identity as the plan needs it. Proxy sockets go in the operator's
-/// `UWSGIDOCKER_SOCKET_DIR` when set, else in the Emperor's private runtime directory.
-pub fn identity(settings: &RuntimeSettings, name: &str, bridge_id: String) -> VassalIdentity {
-    let emperor_id = emperor_id(settings);
-    let proxy_dir = match &settings.emperor.socket_dir {
-        Some(dir) => dir.clone(),
-        None => {
-            let (base, sub) = private_dir(settings, &emperor_id);
-            base.join(sub).to_string_lossy().into_owned()
-        }
-    };
-    VassalIdentity {
-        name: name.to_owned(),
-        proxy_dir,
-        emperor_id,
-        bridge_id,
-        name_prefix: settings.emperor.name_prefix.clone(),
-    }
-}
-
-/// The plan for this vassal: the launcher looked up (and checked static) when the handoff
-/// needs it, and the plan validated, so a missing launcher or a proxy path that cannot
-/// work fails before anything is bound or created. The error names the vassal.
-pub fn plan(
-    settings: &RuntimeSettings,
-    spec: VassalSpec,
-    identity: &VassalIdentity,
-    inherited_socket: bool,
-    get: &dyn Fn(&str) -> Option<String>,
-) -> Result<ContainerPlan, String> {
-    let mut spec = spec;
-    let (handoff, passes_socket) = spec.handoff_for(inherited_socket);
-    let launcher_host_path = match handoff {
-        HandoffMode::Launcher => match launcher_binary::find(get) {
-            Ok(path) => Some(path.to_string_lossy().into_owned()),
-            Err(e) => match spec.handoff.resolve_without_launcher(passes_socket) {
-                // The default, with nothing but the two channels to pass: native handoff
-                // works with uWSGI 2.0.x (not with master, which crashes on it).
-                Some(fallback) => {
-                    eprintln!(
-                        "uwsgi-docker: vassal {}: the static launcher is not installed ({e}); using docker-handoff = native, which needs uWSGI 2.0.x in the image (uWSGI master crashes on it)",
-                        identity.name
-                    );
-                    spec.handoff = fallback;
-                    None
-                }
-                None => {
-                    return Err(format!(
-                        "vassal {}: docker-handoff = {} needs the static launcher: {e}",
-                        identity.name,
-                        spec.handoff.as_str()
-                    ));
-                }
-            },
-        },
-        _ => None,
-    };
-    let options = PlanOptions {
-        launcher_host_path,
-        inherited_socket,
-    };
-    let mut plan = ContainerPlan::with_options(spec, identity, &options);
-    plan.proxy_in_private_dir = settings.emperor.socket_dir.is_none() && plan.spec.proxy.is_none();
-    plan.validate().map_err(|e| e.to_string())?;
-    Ok(plan)
-}
-
-/// Bind `docker-socket` (the runtime's job: no action asks for it), or take the Emperor's
-/// on-demand socket, and run the bridge.
-pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeStart) -> ExitCode {
-    let requested = spec.clone();
-    let mut spec = spec;
-    match tenancy::apply(settings, &start.name, start.origin, &mut spec) {
-        Ok(None) => {}
-        Ok(Some((tenant, decision))) => {
-            if settings.emperor.debug {
-                for line in &decision.applied {
-                    eprintln!("uwsgi-docker: vassal {}: policy: {line}", start.name);
-                }
-            }
-            spec.labels.push((
-                uwsgi_docker_core::plan::labels::TENANT.to_owned(),
-                tenant.uid.to_string(),
-            ));
-        }
-        Err(e) => return fail(&naming(&start.name, e)),
-    }
-    let socket_mode = settings
-        .emperor
-        .socket_mode
-        .unwrap_or(proxy::DEFAULT_SOCKET_MODE);
-    let name = start.name.clone();
-    let mut inherited = start.inherited_socket;
-    if spec.socket.is_some() && inherited.take().is_some() {
-        eprintln!("uwsgi-docker: vassal {name}: docker-socket is set, so the Emperor's on-demand socket is not passed to the container");
-    }
-    let identity = identity(settings, &start.name, sys::bridge_id());
-    let plan = match plan(
-        settings,
-        spec,
-        &identity,
-        inherited.is_some(),
-        &settings::process_env,
-    ) {
-        Ok(plan) => plan,
-        Err(e) => return fail(&naming(&start.name, e)),
-    };
-    // Refused before anything exists; the write checks again.
-    if let Some(path) = &plan.spec.cidfile {
-        if let Err(e) = hostfs::check_cidfile(Path::new(path)) {
-            return fail(&format!("vassal {name}: docker-cidfile = {path}: {e}"));
-        }
-    }
-    // A missing mount source is refused, not created: Docker refuses it for
-    // HostConfig.Mounts, but Podman's compat API makes it a root-owned directory (as Binds
-    // did), so the bridge looks first. Only a definite "not there" refuses; the daemon
-    // judges the rest.
-    for mount in &plan.spec.mounts {
-        if matches!(
-            std::fs::symlink_metadata(&mount.host),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound
-        ) {
-            return fail(&format!(
-                "vassal {name}: {}",
-                uwsgi_docker_core::docker::missing_mount_source(mount)
-            ));
-        }
-    }
-    let proxy_private_dir = plan
-        .proxy_in_private_dir
-        .then(|| private_dir(settings, &identity.emperor_id));
-    let (listen_socket, listen_socket_entry) = match &plan.spec.socket {
-        None => (inherited, None),
-        Some(address) => {
-            let owner = match (&plan.spec.socket_owner, &settings.socket_owner) {
-                (Some(owner), _) => Some(("docker-socket-owner", owner)),
-                (None, Some(owner)) => Some(("UWSGIDOCKER_SOCKET_OWNER", owner)),
-                (None, None) => None,
-            };
-            let owner = match owner.map(|(key, value)| {
-                users::resolve_owner(value).map_err(|e| format!("{key} = {value}: {e}"))
-            }) {
-                None => SocketOwner::default(),
-                Some(Ok(owner)) => owner,
-                Some(Err(e)) => return fail(&format!("vassal {name}: {e}")),
-            };
-            match bind_listen_socket(address, socket_mode, owner) {
-                Ok((fd, entry)) => (Some(fd), entry),
-                Err(e) => return fail(&format!("vassal {name}: docker-socket = {address}: {e}")),
-            }
-        }
-    };
-    let config = BridgeConfig {
-        plan,
-        requested_spec: requested,
-        config: start.config,
-        emperor_config_channel: start.emperor_config.is_some(),
-        emperor_control_channel: start.emperor_control.is_some(),
-        handoff_timeout: Duration::from_secs(settings.handoff_timeout_secs),
-        stop_grace: STOP_GRACE,
-        request_timeout: DEFAULT_REQUEST_TIMEOUT,
-        log_prefix: settings.log_prefix,
-        debug: settings.emperor.debug,
-    };
-    let io = LoopIo {
-        emperor_control: start.emperor_control,
-        emperor_config: start.emperor_config,
-        config_file: start.config_file,
-        listen_socket,
-        listen_socket_entry,
-        daemon_socket: settings.emperor.daemon_socket.clone(),
-        socket_mode,
-        proxy_private_dir,
-        debug: settings.emperor.debug,
-    };
-    match bridge_loop::run(config, io) {
-        Ok(code) => exit_code(code),
-        Err(e) => fail(&format!("vassal {}: {e}", start.name)),
-    }
-}
-
-/// Bind `docker-socket` as uWSGI would: a blocking listener (uWSGI sets its own flags),
-/// mode from the Emperor settings and `owner` for a unix path, bound with no symlink
-/// following (see [`hostfs::bind_unix`]). Returns the socket file's entry, removed at exit.
-fn bind_listen_socket(
-    address: &ListenAddress,
-    mode: u32,
-    owner: SocketOwner,
-) -> Result<(OwnedFd, Option<SocketEntry>), String> {
-    match address {
-        ListenAddress::Unix(path) => {
-            let bound =
-                hostfs::bind_unix(Path::new(path), mode, owner).map_err(|e| e.to_string())?;
-            if let Err(e) = rustix::io::ioctl_fionbio(&bound.listener, false) {
-                let _ = bound.entry.remove();
-                return Err(format!("cannot make the socket blocking: {e}"));
-            }
-            Ok((bound.listener, Some(bound.entry)))
-        }
-        ListenAddress::Tcp { ip, port } => {
-            let in_use = |e: String| {
-                if e.contains("in use") {
-                    format!("{e}; another process listens there: stop it or choose another docker-socket")
-                } else {
-                    e
-                }
-            };
-            Ok((proxy::bind_tcp(ip, *port).map_err(in_use)?, None))
-        }
-    }
-}
-
-pub fn exit_code(code: i32) -> ExitCode {
-    ExitCode::from(u8::try_from(code).unwrap_or(1))
-}
-
-/// `message` as a line that names vassal `name` (once: most errors already do).
-fn naming(name: &str, message: String) -> String {
-    if message.starts_with(&format!("vassal {name}")) {
-        message
-    } else {
-        format!("vassal {name}: {message}")
-    }
-}
-
-/// Prints `message` as one line: vassal names and values in it are tenant text, so their
-/// control bytes are escaped.
-pub fn fail(message: &str) -> ExitCode {
-    eprintln!(
-        "uwsgi-docker: {}",
-        uwsgi_docker_core::attach::escape_control(message)
-    );
-    ExitCode::FAILURE
-}
+use crate::fault::VassalFault;
+use crate::output::{fail, fail_naming};
+use crate::runtime::start::{run_bridge, BridgeStart};
+use crate::settings::RuntimeSettings;
+use crate::tenancy::Origin;
+use crate::vassal_file;
 
 /// The vassal name of a file: its file name, as a `dir://` Emperor names it.
 pub fn vassal_name(file: &Path) -> String {
@@ -298,7 +23,7 @@ pub fn run(settings: &RuntimeSettings, file: &Path) -> ExitCode {
     let name = vassal_name(file);
     let text = match vassal_file::read(file) {
         Ok(text) => text,
-        Err(e) => return fail(&format!("vassal {name}: {e}")),
+        Err(e) => return fail_naming(&name, &e),
     };
     if let Err(e) = spec::check_pushable(&name, text.len()) {
         return fail(&e.to_string());
@@ -309,11 +34,7 @@ pub fn run(settings: &RuntimeSettings, file: &Path) -> ExitCode {
     };
     let spec = match spec::parse_vassal(&name, &text) {
         Ok(Some(spec)) => spec,
-        Ok(None) => {
-            return fail(&format!(
-                "vassal {name} has no docker-image in its [emperor] section; add one, or run it with uwsgi itself"
-            ))
-        }
+        Ok(None) => return fail(&VassalFault::NoDockerImage { vassal: name }.to_string()),
         Err(e) => return fail(&e.to_string()),
     };
     run_bridge(
@@ -329,21 +50,4 @@ pub fn run(settings: &RuntimeSettings, file: &Path) -> ExitCode {
             origin,
         },
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn errors_name_the_vassal_once() {
-        assert_eq!(
-            naming("app.ini", "cannot read the policy /p: gone".into()),
-            "vassal app.ini: cannot read the policy /p: gone"
-        );
-        assert_eq!(
-            naming("app.ini", "vassal app.ini: bad docker-memory".into()),
-            "vassal app.ini: bad docker-memory"
-        );
-    }
 }

@@ -1,11 +1,15 @@
 //! An in-memory harness: a scripted fake dockerd and a fake vassal on a simulated clock.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::emperor::{encode_config, EmperorMessage};
+use crate::handoff::{self, HandedFd};
 use crate::plan::{ContainerPlan, PlanOptions, VassalIdentity};
 use crate::spec::{HandoffMode, VassalSpec};
 
+/// The first pause after a name conflict (`sequence::CONFLICT_BACKOFF`).
+const FIRST_CONFLICT_BACKOFF: Duration = Duration::from_millis(250);
 const CONTAINER_ID: &str = "c0ffee";
 const INIT_PID: u32 = 4242;
 const CONTAINER_NS: u64 = 4026532000;
@@ -30,17 +34,19 @@ fn test_config() -> BridgeConfig {
         bridge_id: "host:2:3".into(),
         name_prefix: None,
     };
-    BridgeConfig {
-        plan: ContainerPlan::new(test_spec(), &identity),
-        requested_spec: test_spec(),
-        config: VASSAL_CONFIG.to_vec(),
-        emperor_config_channel: false,
-        emperor_control_channel: true,
-        handoff_timeout: Duration::from_secs(30),
-        stop_grace: Duration::from_secs(5),
-        request_timeout: DEFAULT_REQUEST_TIMEOUT,
-        log_prefix: true,
-        debug: false,
+    BridgeConfig::new(
+        ContainerPlan::new(test_spec(), &identity),
+        test_spec(),
+        VASSAL_CONFIG.to_vec(),
+    )
+}
+
+/// A log line as the runtime prints it: container output with the vassal's name as its
+/// prefix (`log_prefix` on), the bridge's own lines naming the vassal.
+fn log_line(event: &Event) -> String {
+    match event {
+        Event::Output { .. } => format!("[app.ini] {event}"),
+        _ => format!("[uwsgi-docker] vassal app.ini: {event}"),
     }
 }
 
@@ -66,27 +72,39 @@ fn no_content() -> Reply {
     Reply::Bytes(b"HTTP/1.1 204 No Content\r\nApi-Version: 1.41\r\n\r\n".to_vec())
 }
 
+/// A way the fake daemon misbehaves or differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Quirk {
+    /// Create answers 404: no such image.
+    ImageMissing,
+    /// Answer as Podman 4 does: a name conflict and "no such container" are 500s.
+    Podman,
+    /// The container holding the name is gone by the time it is inspected.
+    HolderVanishesOnInspect,
+    /// Create does its work, then the connection closes before the reply.
+    CloseAfterCreate,
+    /// Inspect reports `State.OOMKilled`.
+    OomKilled,
+    /// Wait answers "no such container", as Podman does when AutoRemove won the race.
+    WaitNotFound,
+}
+
 /// A scripted dockerd: it keeps the containers that exist by name.
 #[derive(Debug, Default)]
 struct FakeDaemon {
+    /// How this daemon departs from a plain Docker that answers everything.
+    quirks: BTreeSet<Quirk>,
     containers: BTreeMap<String, String>,
     running: bool,
-    image_missing: bool,
     close_mid_reply_on: Option<&'static str>,
     /// Requests (by `METHOD /path` prefix) that are taken and never answered.
     hang: Vec<&'static str>,
     /// Labels (a JSON object) of containers by id; `{}` when not listed.
     labels: BTreeMap<String, String>,
-    /// Answer as Podman 4 does: a name conflict and "no such container" are 500s.
-    podman: bool,
-    /// The container holding the name is gone by the time it is inspected.
-    holder_vanishes_on_inspect: bool,
-    /// Create does its work, then the connection closes before the reply.
-    close_after_create: bool,
-    /// Inspect reports `State.OOMKilled`.
-    oom_killed: bool,
     /// Requests seen, as `METHOD /path` without the version prefix and query.
     requests: Vec<String>,
+    /// The same with the query, for the requests whose query matters.
+    targets: Vec<String>,
     /// The wait connection, to send the exit on.
     wait_conn: Option<DockerConn>,
     attach_conn: Option<DockerConn>,
@@ -115,6 +133,8 @@ impl FakeDaemon {
         .to_string();
         let key = format!("{method} {path}");
         self.requests.push(key.clone());
+        let query = full_path.split_once('?').map_or("", |(_, q)| q);
+        self.targets.push(format!("{key}?{query}"));
         if self.close_mid_reply_on.is_some_and(|p| key.starts_with(p)) {
             return Some(Reply::CloseMidReply);
         }
@@ -133,13 +153,13 @@ impl FakeDaemon {
                     .nth(1)
                     .unwrap_or_default()
                     .to_string();
-                if self.image_missing {
+                if self.quirks.contains(&Quirk::ImageMissing) {
                     return Some(reply(
                         "404 Not Found",
                         r#"{"message":"No such image: app:latest"}"#,
                     ));
                 }
-                if self.close_after_create {
+                if self.quirks.contains(&Quirk::CloseAfterCreate) {
                     if let std::collections::btree_map::Entry::Vacant(free) =
                         self.containers.entry(name)
                     {
@@ -155,7 +175,7 @@ impl FakeDaemon {
                     }
                     return Some(Reply::CloseMidReply);
                 }
-                let podman = self.podman;
+                let podman = self.quirks.contains(&Quirk::Podman);
                 match self.containers.entry(name) {
                     std::collections::btree_map::Entry::Occupied(held) if podman => reply(
                         "500 Internal Server Error",
@@ -187,6 +207,9 @@ impl FakeDaemon {
                     b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\nbooting\r\n".to_vec(),
                 )
             }
+            ("POST", ["containers", id, "wait"]) if self.quirks.contains(&Quirk::WaitNotFound) => {
+                self.no_such_container(id)
+            }
             ("POST", ["containers", _, "wait"]) => {
                 self.wait_conn = Some(conn);
                 Reply::Bytes(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec())
@@ -197,8 +220,8 @@ impl FakeDaemon {
                 no_content()
             }
             ("GET", ["containers", id_or_name, "json"]) => {
-                if self.holder_vanishes_on_inspect {
-                    self.holder_vanishes_on_inspect = false;
+                if self.quirks.contains(&Quirk::HolderVanishesOnInspect) {
+                    self.quirks.remove(&Quirk::HolderVanishesOnInspect);
                     self.containers.retain(|name, _| name != id_or_name);
                 }
                 let found = self
@@ -217,7 +240,7 @@ impl FakeDaemon {
                     &format!(
                         r#"{{"Id":"{id}","Name":"/{name}","State":{{"Running":{running},"Pid":{},"OOMKilled":{}}},"Config":{{"Labels":{labels}}}}}"#,
                         if running { INIT_PID } else { 0 },
-                        self.oom_killed
+                        self.quirks.contains(&Quirk::OomKilled)
                     ),
                 )
             }
@@ -242,7 +265,7 @@ impl FakeDaemon {
     }
 
     fn no_such_container(&self, id: &str) -> Reply {
-        if self.podman {
+        if self.quirks.contains(&Quirk::Podman) {
             reply(
                 "500 Internal Server Error",
                 &format!(
@@ -278,6 +301,15 @@ fn our_labels(bridge: &'static str) -> [(&'static str, &'static str); 3] {
     ]
 }
 
+/// The proxy socket as the harness saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProxySeen {
+    Never,
+    Bound,
+    Accepting,
+    Closed,
+}
+
 /// Drives a [`Bridge`] against the fake daemon and records what it does.
 struct Harness {
     bridge: Bridge,
@@ -290,9 +322,8 @@ struct Harness {
     to_vassal_config: Vec<u8>,
     handoffs: Vec<(ProxyPeer, Vec<u8>, Vec<HandedFd>)>,
     refused: Vec<ProxyPeer>,
-    proxy_bound: bool,
-    proxy_accepting: bool,
-    proxy_closed: bool,
+    /// What the bridge did with the proxy socket.
+    proxy: ProxySeen,
     config_reads: usize,
     /// What the vassal file says now; `ReadConfig` answers with it.
     file: Vec<u8>,
@@ -307,6 +338,10 @@ struct Harness {
     /// `WriteCidFile` requests seen, and the answer to give (`None`: success).
     cidfile_writes: Vec<(String, String)>,
     cidfile_fails: Option<String>,
+    /// The daemon's socket refuses connections (the daemon is stopped).
+    daemon_down: bool,
+    /// Connections whose connect failed: what is sent on them goes nowhere.
+    failed_conns: Vec<DockerConn>,
 }
 
 impl Harness {
@@ -323,9 +358,7 @@ impl Harness {
             to_vassal_config: Vec::new(),
             handoffs: Vec::new(),
             refused: Vec::new(),
-            proxy_bound: false,
-            proxy_accepting: false,
-            proxy_closed: false,
+            proxy: ProxySeen::Never,
             config_reads: 0,
             file: VASSAL_CONFIG.to_vec(),
             exit: None,
@@ -335,6 +368,8 @@ impl Harness {
             live_bridge_finishes_after: None,
             cidfile_writes: Vec::new(),
             cidfile_fails: None,
+            daemon_down: false,
+            failed_conns: Vec::new(),
         }
     }
 
@@ -345,11 +380,20 @@ impl Harness {
             match action {
                 Action::DockerConnect(conn) => {
                     assert!(
-                        !self.open_conns.contains(&conn),
+                        !self.open_conns.contains(&conn) && !self.failed_conns.contains(&conn),
                         "connection ids are not reused"
                     );
-                    self.open_conns.push(conn);
+                    if self.daemon_down {
+                        self.failed_conns.push(conn);
+                        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+                        self.bridge
+                            .handle_docker_connect_failed(conn, refused, self.now);
+                    } else {
+                        self.open_conns.push(conn);
+                    }
                 }
+                Action::DockerSend(conn, _) if self.failed_conns.contains(&conn) => {}
+                Action::DockerClose(conn) if self.failed_conns.contains(&conn) => {}
                 Action::DockerSend(conn, bytes) => {
                     assert!(
                         self.open_conns.contains(&conn),
@@ -374,16 +418,18 @@ impl Harness {
                 Action::BindProxy { path } => {
                     assert!(path.starts_with("/etc/uwsgi/") && path.ends_with("app.ini.sock"));
                     if self.bind_fails {
-                        self.bridge
-                            .handle_proxy_bound(Err("address in use".into()), self.now);
+                        self.bridge.handle_proxy_bound(
+                            Err(std::io::Error::other("address in use")),
+                            self.now,
+                        );
                     } else {
-                        self.proxy_bound = true;
+                        self.proxy = ProxySeen::Bound;
                         self.bridge.handle_proxy_bound(Ok(()), self.now);
                     }
                 }
                 Action::AcceptProxy => {
-                    assert!(self.proxy_bound);
-                    self.proxy_accepting = true;
+                    assert!(self.proxy != ProxySeen::Never);
+                    self.proxy = ProxySeen::Accepting;
                 }
                 Action::QueryPidNamespace { pid } => {
                     assert_eq!(pid, INIT_PID);
@@ -402,9 +448,8 @@ impl Harness {
                     self.bridge.handle_bridge_alive(alive, self.now);
                 }
                 Action::CloseProxy => {
-                    assert!(self.proxy_bound, "close only what was bound");
-                    self.proxy_closed = true;
-                    self.proxy_accepting = false;
+                    assert!(self.proxy != ProxySeen::Never, "close only what was bound");
+                    self.proxy = ProxySeen::Closed;
                 }
                 Action::ToEmperor(b) => self.to_emperor.extend(b),
                 Action::ToVassalControl(b) => self.to_vassal_control.extend(b),
@@ -416,10 +461,13 @@ impl Harness {
                 }
                 Action::WriteCidFile { path, id } => {
                     self.cidfile_writes.push((path, id));
-                    let result = self.cidfile_fails.clone().map_or(Ok(()), Err);
+                    let result = self
+                        .cidfile_fails
+                        .clone()
+                        .map_or(Ok(()), |e| Err(std::io::Error::other(e)));
                     self.bridge.handle_cidfile_written(result, self.now);
                 }
-                Action::Log(_, line) => self.logs.push(line),
+                Action::Log(event) => self.logs.push(log_line(&event)),
                 Action::Exit(code) => self.exit = Some(code),
             }
         }
@@ -435,7 +483,10 @@ impl Harness {
 
     /// The vassal connects from inside the container.
     fn vassal_connects(&mut self, peer: u64) {
-        assert!(self.proxy_accepting, "the bridge is accepting");
+        assert!(
+            self.proxy == ProxySeen::Accepting,
+            "the bridge is accepting"
+        );
         self.bridge.handle_proxy_peer(
             ProxyPeer(peer),
             Some(INIT_PID),
@@ -479,6 +530,20 @@ impl Harness {
         h
     }
 
+    /// The daemon stops: its socket refuses connections, and the streams it held close.
+    fn daemon_stops(&mut self) {
+        self.daemon_down = true;
+        for conn in [self.daemon.wait_conn.take(), self.daemon.attach_conn.take()]
+            .into_iter()
+            .flatten()
+        {
+            if self.open_conns.contains(&conn) {
+                self.bridge.handle_docker_eof(conn, self.now);
+                self.run();
+            }
+        }
+    }
+
     /// Nothing is left: container gone, proxy closed, connections closed, exited.
     fn assert_clean(&self, code: i32) {
         assert_eq!(self.exit, Some(code), "logs: {:#?}", self.logs);
@@ -487,7 +552,10 @@ impl Harness {
             "container left: {:?}",
             self.daemon.containers
         );
-        assert!(!self.proxy_bound || self.proxy_closed, "proxy socket left");
+        assert!(
+            matches!(self.proxy, ProxySeen::Never | ProxySeen::Closed),
+            "proxy socket left"
+        );
         assert!(
             self.open_conns.is_empty(),
             "connections left: {:?}",
@@ -519,7 +587,7 @@ fn happy_path_runs_the_docker_cli_order_and_hands_off() {
             "GET /containers/c0ffee/json",
         ]
     );
-    assert!(h.proxy_accepting);
+    assert!(h.proxy == ProxySeen::Accepting);
     assert_eq!(
         h.bridge.poll_timeout(),
         Some(h.now + Duration::from_secs(30)),
@@ -533,7 +601,7 @@ fn happy_path_runs_the_docker_cli_order_and_hands_off() {
     assert_eq!(*peer, ProxyPeer(7));
     assert_eq!(fds, &[HandedFd::Control, HandedFd::Config]);
     assert_eq!(handoff::decode(data), Ok(2));
-    assert!(h.proxy_closed, "the proxy is single-use");
+    assert!(h.proxy == ProxySeen::Closed, "the proxy is single-use");
     assert_eq!(h.to_vassal_config, config_packet(VASSAL_CONFIG));
     assert_eq!(h.bridge.poll_timeout(), None, "idle bridge has no timer");
     assert_eq!(h.bridge.container_id(), Some(CONTAINER_ID));
@@ -567,7 +635,7 @@ fn emperor_stop_byte_is_relayed_then_container_stopped_and_removed() {
         ["DELETE /containers/c0ffee", "POST /containers/c0ffee/stop"]
     );
     h.assert_clean(0);
-    assert_eq!(h.bridge.is_finished(), Some(&Outcome::Stopped));
+    assert!(matches!(h.bridge.is_finished(), Some(Outcome::Stopped)));
 }
 
 #[test]
@@ -586,7 +654,7 @@ fn signal_during_create_waits_for_the_id_then_removes() {
     while let Some(action) = h.bridge.poll_action() {
         match action {
             Action::BindProxy { .. } => {
-                h.proxy_bound = true;
+                h.proxy = ProxySeen::Bound;
                 h.bridge.handle_proxy_bound(Ok(()), h.now);
             }
             Action::DockerConnect(c) => h.open_conns.push(c),
@@ -642,7 +710,7 @@ fn name_conflict_with_our_container_whose_bridge_is_gone_replaces_it() {
         "{:?}",
         h.logs
     );
-    h.advance(CONFLICT_BACKOFF);
+    h.advance(FIRST_CONFLICT_BACKOFF);
     assert_eq!(h.daemon.requests[4], "POST /containers/create");
     assert_eq!(
         h.daemon.containers.get("app.ini").map(String::as_str),
@@ -711,7 +779,7 @@ fn a_container_that_is_not_ours_keeps_the_name_and_the_vassal_fails_naming_it() 
             "the other container survives"
         );
         assert_eq!(h.exit, Some(1));
-        assert!(h.proxy_closed && h.open_conns.is_empty());
+        assert!(h.proxy == ProxySeen::Closed && h.open_conns.is_empty());
         assert_eq!(h.bridge.poll_timeout(), None);
     }
 }
@@ -768,9 +836,9 @@ fn a_live_bridge_that_finishes_its_own_shutdown_frees_the_name() {
     h.alive_answers = 2;
     h.live_bridge_finishes_after = Some(2);
     h.run();
-    h.advance(CONFLICT_BACKOFF);
+    h.advance(FIRST_CONFLICT_BACKOFF);
     assert_eq!(h.bridge_queries.len(), 2);
-    h.advance(2 * CONFLICT_BACKOFF);
+    h.advance(2 * FIRST_CONFLICT_BACKOFF);
     assert!(
         !h.daemon.requests.iter().any(|r| r.starts_with("DELETE")),
         "{:?}",
@@ -792,7 +860,7 @@ fn a_live_bridge_that_finishes_its_own_shutdown_frees_the_name() {
 fn podman_500_conflicts_and_not_found_take_the_same_path() {
     // Podman 4 answers a name conflict with 500 and "no such container" with 500.
     let mut h = Harness::new(test_config());
-    h.daemon.podman = true;
+    h.daemon.quirks.insert(Quirk::Podman);
     h.daemon.holder("app.ini", "old", &our_labels("host:9:99"));
     h.run();
     assert_eq!(
@@ -801,18 +869,18 @@ fn podman_500_conflicts_and_not_found_take_the_same_path() {
         "{:?}",
         h.logs
     );
-    h.advance(CONFLICT_BACKOFF);
+    h.advance(FIRST_CONFLICT_BACKOFF);
     h.vassal_connects(1);
     assert_eq!(h.handoffs.len(), 1);
 
     // The holder goes away between the create and the inspect: create again.
     let mut h = Harness::new(test_config());
-    h.daemon.podman = true;
+    h.daemon.quirks.insert(Quirk::Podman);
     h.daemon.holder("app.ini", "old", &[]);
-    h.daemon.holder_vanishes_on_inspect = true;
+    h.daemon.quirks.insert(Quirk::HolderVanishesOnInspect);
     h.run();
     assert!(h.exit.is_none(), "{:?}", h.logs);
-    h.advance(CONFLICT_BACKOFF);
+    h.advance(FIRST_CONFLICT_BACKOFF);
     assert_eq!(
         h.daemon
             .requests
@@ -859,7 +927,7 @@ fn with_a_name_prefix_only_a_holder_of_that_prefix_is_ours() {
 #[test]
 fn missing_image_names_vassal_and_image_and_leaves_nothing() {
     let mut h = Harness::new(test_config());
-    h.daemon.image_missing = true;
+    h.daemon.quirks.insert(Quirk::ImageMissing);
     h.run();
     let error = h
         .logs
@@ -899,7 +967,7 @@ fn daemon_closing_mid_reply_fails_and_cleans_up_by_name() {
 fn a_create_whose_reply_is_lost_removes_the_container_only_if_this_bridge_made_it() {
     // It did: the container carries our bridge label, and it is removed by its id.
     let mut h = Harness::new(test_config());
-    h.daemon.close_after_create = true;
+    h.daemon.quirks.insert(Quirk::CloseAfterCreate);
     h.run();
     assert_eq!(
         h.daemon.requests[1..],
@@ -914,7 +982,7 @@ fn a_create_whose_reply_is_lost_removes_the_container_only_if_this_bridge_made_i
     // It did not: another bridge's container (same vassal, but not this bridge) holds the
     // name, and the lost reply was its conflict. It is left alone.
     let mut h = Harness::new(test_config());
-    h.daemon.close_after_create = true;
+    h.daemon.quirks.insert(Quirk::CloseAfterCreate);
     h.daemon
         .holder("app.ini", "other", &our_labels("host:9:99"));
     h.run();
@@ -961,7 +1029,10 @@ fn container_exit_removes_without_stopping() {
         "nothing to stop"
     );
     h.assert_clean(1);
-    assert_eq!(h.bridge.is_finished(), Some(&Outcome::ContainerExited(3)));
+    assert!(matches!(
+        h.bridge.is_finished(),
+        Some(Outcome::ContainerExited(3))
+    ));
 }
 
 #[test]
@@ -972,7 +1043,7 @@ fn an_oom_kill_is_read_from_inspect_and_logged_before_the_removal() {
     h.run();
     h.vassal_connects(1);
     h.daemon.running = false;
-    h.daemon.oom_killed = true;
+    h.daemon.quirks.insert(Quirk::OomKilled);
     h.container_exits(137);
     assert!(
         h.logs.iter().any(|l| l.contains("exited with status 137")),
@@ -1003,7 +1074,10 @@ fn an_oom_kill_is_read_from_inspect_and_logged_before_the_removal() {
         "inspected, then removed"
     );
     h.assert_clean(1);
-    assert_eq!(h.bridge.is_finished(), Some(&Outcome::ContainerExited(137)));
+    assert!(matches!(
+        h.bridge.is_finished(),
+        Some(Outcome::ContainerExited(137))
+    ));
 }
 
 #[test]
@@ -1015,7 +1089,7 @@ fn a_vassal_that_closes_its_channel_lets_the_wait_tell_the_oom_kill_first() {
     assert!(h.exit.is_none(), "waits for the exit status a moment");
     assert!(!h.daemon.requests.iter().any(|r| r.ends_with("/stop")));
     h.daemon.running = false;
-    h.daemon.oom_killed = true;
+    h.daemon.quirks.insert(Quirk::OomKilled);
     h.container_exits(137);
     assert!(
         h.logs.iter().any(|l| l.contains("OOM killed")),
@@ -1032,7 +1106,7 @@ fn a_vassal_that_closes_its_channel_lets_the_wait_tell_the_oom_kill_first() {
     h.advance(Duration::from_secs(2));
     assert!(h.daemon.requests.iter().any(|r| r.ends_with("/stop")));
     h.assert_clean(1);
-    assert_eq!(h.bridge.is_finished(), Some(&Outcome::ContainerExited(-1)));
+    assert!(matches!(h.bridge.is_finished(), Some(Outcome::VassalLeft)));
 }
 
 #[test]
@@ -1100,7 +1174,7 @@ fn reload_relays_the_byte_and_answers_the_config_request_from_the_file() {
 #[test]
 fn with_an_emperor_config_channel_requests_and_pushes_are_relayed() {
     let mut config = test_config();
-    config.emperor_config_channel = true;
+    config.emperor = EmperorChannels::ControlAndConfig;
     let mut h = Harness::new(config);
     h.run();
     h.vassal_connects(1);
@@ -1162,7 +1236,7 @@ fn oversized_config_is_refused_before_anything_exists() {
     let mut h = Harness::new(config);
     h.run();
     assert!(h.daemon.requests.is_empty());
-    assert!(!h.proxy_bound);
+    assert!(h.proxy == ProxySeen::Never);
     assert!(h.logs.iter().any(|l| l.contains("70000")), "{:?}", h.logs);
     assert_eq!(h.exit, Some(1));
 }
@@ -1175,7 +1249,7 @@ fn stop_requests_after_exit_do_nothing() {
     h.bridge.handle_signal(h.now);
     h.bridge.handle_emperor_control_eof(h.now);
     h.bridge.handle_timeout(h.now + Duration::from_secs(3600));
-    assert_eq!(h.bridge.poll_action(), None);
+    assert!(h.bridge.poll_action().is_none());
 }
 
 #[test]
@@ -1188,10 +1262,13 @@ fn signal_while_binding_waits_for_the_bind_answer_then_unlinks() {
     h.bridge.handle_signal(h.now);
     h.run();
     assert_eq!(h.exit, None, "the bind's answer is still due");
-    h.proxy_bound = true;
+    h.proxy = ProxySeen::Bound;
     h.bridge.handle_proxy_bound(Ok(()), h.now);
     h.run();
-    assert!(h.proxy_closed, "the socket bound late is unlinked");
+    assert!(
+        h.proxy == ProxySeen::Closed,
+        "the socket bound late is unlinked"
+    );
     assert!(h.daemon.requests.is_empty());
     h.assert_clean(0);
 }
@@ -1209,7 +1286,7 @@ fn signal_while_resolving_the_namespace_never_accepts() {
                 break;
             }
             Action::BindProxy { .. } => {
-                h.proxy_bound = true;
+                h.proxy = ProxySeen::Bound;
                 h.bridge.handle_proxy_bound(Ok(()), h.now);
             }
             Action::DockerConnect(c) => h.open_conns.push(c),
@@ -1218,12 +1295,12 @@ fn signal_while_resolving_the_namespace_never_accepts() {
                     h.bridge.handle_docker_data(conn, &b, h.now);
                 }
             }
-            Action::Log(_, line) => h.logs.push(line),
+            Action::Log(event) => h.logs.push(log_line(&event)),
             other => panic!("unexpected {other:?}"),
         }
     }
     h.run();
-    assert!(!h.proxy_accepting);
+    assert!(h.proxy != ProxySeen::Accepting);
     h.assert_clean(0);
 }
 
@@ -1235,12 +1312,12 @@ fn daemon_failing_a_request_during_shutdown_still_exits() {
         h.bridge.poll_action(),
         Some(Action::BindProxy { .. })
     ));
-    h.proxy_bound = true;
+    h.proxy = ProxySeen::Bound;
     h.bridge.handle_proxy_bound(Ok(()), h.now);
-    assert_eq!(
+    assert!(matches!(
         h.bridge.poll_action(),
         Some(Action::DockerConnect(DockerConn(0)))
-    );
+    ));
     assert!(matches!(
         h.bridge.poll_action(),
         Some(Action::DockerSend(DockerConn(0), _))
@@ -1279,7 +1356,7 @@ fn handed_fds(config: BridgeConfig) -> Vec<HandedFd> {
         Ok(fds.len()),
         "count matches the fds"
     );
-    assert!(h.proxy_closed, "the proxy is single-use");
+    assert!(h.proxy == ProxySeen::Closed, "the proxy is single-use");
     fds
 }
 
@@ -1370,13 +1447,13 @@ fn reload_with_changed_docker_settings_recreates_through_the_emperor() {
     assert!(h.daemon.requests.iter().any(|r| r.ends_with("/stop")));
     // Non-zero: the Emperor sees its vassal die and starts it again from the new file.
     h.assert_clean(1);
-    assert_eq!(h.bridge.is_finished(), Some(&Outcome::Recreate));
+    assert!(matches!(h.bridge.is_finished(), Some(Outcome::Recreate)));
 }
 
 #[test]
 fn without_an_emperor_changed_docker_settings_wait_for_the_next_start() {
     let mut config = test_config();
-    config.emperor_control_channel = false;
+    config.emperor = EmperorChannels::None;
     let mut h = Harness::new(config);
     h.run();
     h.vassal_connects(1);
@@ -1412,7 +1489,10 @@ impl Harness {
     /// Exited, whatever the daemon did: proxy socket closed, connections closed, no timer.
     fn assert_exited(&self, code: i32) {
         assert_eq!(self.exit, Some(code), "logs: {:#?}", self.logs);
-        assert!(!self.proxy_bound || self.proxy_closed, "proxy socket left");
+        assert!(
+            matches!(self.proxy, ProxySeen::Never | ProxySeen::Closed),
+            "proxy socket left"
+        );
         assert!(
             self.open_conns.is_empty(),
             "connections left: {:?}",
@@ -1456,7 +1536,9 @@ fn a_daemon_that_never_answers_fails_the_vassal_naming_the_request() {
             "{step}: {:#?}",
             h.logs
         );
-        assert!(matches!(h.bridge.is_finished(), Some(Outcome::Failed(m)) if m.contains(&said)));
+        assert!(
+            matches!(h.bridge.is_finished(), Some(Outcome::Failed(e)) if e.to_string().contains(&said))
+        );
         h.assert_exited(1);
         // The daemon was cooperative for the rest: whatever was created is removed.
         assert!(
@@ -1489,11 +1571,13 @@ fn stop_with_everything_hanging(step: Option<&'static str>, stop: fn(&mut Harnes
     // The stop timeout (3 s) plus twice the grace (5 s).
     assert_eq!(bound, Duration::from_secs(13));
     h.run_clock_until(start + bound);
-    h.assert_exited(if h.bridge.is_finished() == Some(&Outcome::Stopped) {
-        0
-    } else {
-        1
-    });
+    h.assert_exited(
+        if matches!(h.bridge.is_finished(), Some(Outcome::Stopped)) {
+            0
+        } else {
+            1
+        },
+    );
     assert!(h.now <= start + bound, "{step:?}: took {:?}", h.now - start);
     assert!(
         h.logs.iter().any(|l| l.contains("did not answer")),
@@ -1543,19 +1627,6 @@ fn a_stop_answered_late_still_leaves_the_remove_its_grace() {
 }
 
 #[test]
-fn request_lines_name_the_request_without_version_or_query() {
-    assert_eq!(
-        request_line(
-            b"POST /v1.41/containers/create?name=app.ini HTTP/1.1\r\nHost: docker\r\n\r\n"
-        ),
-        "POST /containers/create"
-    );
-    assert_eq!(request_line(b"GET /version HTTP/1.1\r\n"), "GET /version");
-    assert_eq!(seconds(Duration::from_secs(30)), "30 s");
-    assert_eq!(seconds(Duration::from_millis(2500)), "2.5 s");
-}
-
-#[test]
 fn a_reload_is_compared_with_the_file_not_with_what_a_policy_forced() {
     // A policy filled in the memory limit and the user: the plan's spec differs from the
     // file's, and a touch of the unchanged file must still reload in the same container.
@@ -1590,7 +1661,11 @@ fn cidfile_is_written_with_the_created_id() {
         h.cidfile_writes,
         vec![("/var/run/app.cid".to_owned(), CONTAINER_ID.to_owned())]
     );
-    assert!(h.proxy_accepting, "the vassal goes on: {:?}", h.logs);
+    assert!(
+        h.proxy == ProxySeen::Accepting,
+        "the vassal goes on: {:?}",
+        h.logs
+    );
     assert_eq!(h.exit, None);
 }
 
@@ -1662,5 +1737,217 @@ fn a_non_root_user_outside_the_private_dir_is_told_what_to_do_at_the_deadline() 
             && l.contains("UWSGIDOCKER_SOCKET_MODE=666")),
         "{:?}",
         h.logs
+    );
+}
+
+// ---- losing the daemon while the vassal runs ----
+
+/// Moves the simulated clock on in one-second steps, firing what is due.
+fn pass(h: &mut Harness, secs: u64) {
+    for _ in 0..secs {
+        h.advance(Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn a_daemon_that_comes_back_is_reattached_and_the_vassal_never_stops() {
+    let mut h = Harness::running();
+    h.daemon_stops();
+    assert_eq!(h.bridge.phase(), Phase::Reattaching);
+    assert!(
+        h.logs.iter().any(|l| l.contains("lost the docker daemon")
+            && l.contains("closed the wait connection before the container exited")),
+        "{:?}",
+        h.logs
+    );
+    assert!(h.open_conns.is_empty(), "the dead streams are closed");
+    // The Emperor's channels are still relayed while the daemon is away.
+    h.emperor_sends(&[EmperorMessage::Reload.to_byte()]);
+    assert_eq!(h.to_vassal_control, [EmperorMessage::Reload.to_byte()]);
+    pass(&mut h, 8);
+    assert_eq!(h.exit, None, "{:?}", h.logs);
+    assert!(
+        h.failed_conns.len() >= 2,
+        "it keeps trying: {:?}",
+        h.failed_conns
+    );
+    let before = h.daemon.requests.len();
+    h.daemon_down = false;
+    pass(&mut h, 5);
+    assert_eq!(h.bridge.phase(), Phase::Running, "{:?}", h.logs);
+    assert_eq!(
+        h.daemon.targets[before..],
+        [
+            "GET /containers/c0ffee/json?",
+            "POST /containers/c0ffee/attach?stream=1&stdout=1&stderr=1",
+            "POST /containers/c0ffee/wait?condition=not-running",
+        ],
+        "inspect by id, then attach and wait again; no create, no start"
+    );
+    assert!(
+        h.logs.iter().any(|l| l.contains("re-attached")),
+        "{:?}",
+        h.logs
+    );
+    h.container_output(b"after the outage\n");
+    assert_eq!(
+        h.logs.last().map(String::as_str),
+        Some("[app.ini] after the outage")
+    );
+    h.container_exits(0);
+    h.assert_clean(1);
+    assert!(matches!(
+        h.bridge.is_finished(),
+        Some(Outcome::ContainerExited(0))
+    ));
+}
+
+#[test]
+fn a_container_that_exited_while_the_daemon_was_away_is_reported_and_removed() {
+    let mut h = Harness::running();
+    h.daemon_stops();
+    h.daemon.running = false;
+    h.daemon_down = false;
+    pass(&mut h, 2);
+    let attaches = h
+        .daemon
+        .requests
+        .iter()
+        .filter(|r| r.ends_with("/attach"))
+        .count();
+    assert_eq!(attaches, 1, "a stopped container is not attached to again");
+    // The wait for "not running" answers at once with the status.
+    h.container_exits(3);
+    assert!(h.logs.iter().any(|l| l.contains("exited with status 3")));
+    h.assert_clean(1);
+}
+
+#[test]
+fn a_container_gone_when_the_daemon_is_back_ends_the_vassal_without_a_remove() {
+    let mut h = Harness::running();
+    h.daemon_stops();
+    h.daemon.containers.clear();
+    h.daemon_down = false;
+    let before = h.daemon.requests.len();
+    pass(&mut h, 2);
+    assert_eq!(h.daemon.requests[before..], ["GET /containers/c0ffee/json"]);
+    assert!(
+        h.logs.iter().any(|l| l.contains("the container is gone")),
+        "{:?}",
+        h.logs
+    );
+    h.assert_clean(1);
+    assert!(matches!(h.bridge.is_finished(), Some(Outcome::VassalLeft)));
+}
+
+#[test]
+fn a_daemon_that_stays_away_is_given_up_on_after_the_reattach_timeout() {
+    let mut config = test_config();
+    config.reattach_timeout = Duration::from_secs(20);
+    let mut h = Harness::new(config);
+    h.run();
+    h.vassal_connects(1);
+    h.daemon_stops();
+    pass(&mut h, 19);
+    assert_eq!(h.exit, None, "still trying at 19 s");
+    pass(&mut h, 10);
+    let failed = h.logs.iter().find(|l| l.contains("giving up re-attaching"));
+    assert!(failed.is_some(), "{:?}", h.logs);
+    // Cleanup cannot reach the daemon either, and still ends.
+    h.assert_exited(1);
+    assert!(
+        matches!(h.bridge.is_finished(), Some(Outcome::Failed(e)) if e.fault() == Fault::Daemon)
+    );
+}
+
+#[test]
+fn a_stop_while_reattaching_ends_in_bounded_time_and_says_what_is_left() {
+    let mut h = Harness::running();
+    h.daemon_stops();
+    let start = h.now;
+    h.emperor_sends(&[EmperorMessage::Stop.to_byte()]);
+    h.run_clock_until(start + h.bridge.shutdown_bound());
+    h.assert_exited(0);
+    assert!(
+        h.logs
+            .iter()
+            .any(|l| l.contains("cannot connect to the docker daemon at /var/run/docker.sock")),
+        "{:?}",
+        h.logs
+    );
+}
+
+#[test]
+fn losing_the_daemon_before_the_handoff_still_fails_the_vassal() {
+    let mut h = Harness::new(test_config());
+    h.run();
+    assert_eq!(h.bridge.phase(), Phase::AwaitingVassal);
+    h.daemon_stops();
+    assert!(h
+        .logs
+        .iter()
+        .any(|l| l.contains("closed the wait connection")));
+    assert_eq!(h.bridge.phase(), Phase::Exited);
+    assert!(
+        matches!(h.bridge.is_finished(), Some(Outcome::Failed(e)) if e.fault() == Fault::Daemon)
+    );
+}
+
+#[test]
+fn phase_follows_the_path() {
+    let mut h = Harness::new(test_config());
+    assert_eq!(h.bridge.phase(), Phase::Creating);
+    h.run();
+    assert_eq!(h.bridge.phase(), Phase::AwaitingVassal);
+    h.vassal_connects(1);
+    assert_eq!(h.bridge.phase(), Phase::Running);
+    h.bridge.handle_signal(h.now);
+    assert_eq!(h.bridge.phase(), Phase::Stopping);
+    h.run();
+    assert_eq!(h.bridge.phase(), Phase::Exited);
+}
+
+#[test]
+fn a_container_the_daemon_no_longer_knows_ends_the_vassal_as_gone() {
+    let mut h = Harness::running();
+    h.daemon_stops();
+    h.daemon.quirks.insert(Quirk::Podman);
+    h.daemon.quirks.insert(Quirk::WaitNotFound);
+    h.daemon_down = false;
+    pass(&mut h, 2);
+    assert!(
+        h.logs.iter().any(|l| l.contains("the container is gone")),
+        "{:?}",
+        h.logs
+    );
+    assert!(
+        !h.logs
+            .iter()
+            .skip(1)
+            .any(|l| l.contains("lost the docker daemon") && l.contains("no such container")),
+        "a daemon that answers is not lost: {:?}",
+        h.logs
+    );
+    assert_eq!(h.exit, Some(1));
+    assert!(matches!(h.bridge.is_finished(), Some(Outcome::VassalLeft)));
+}
+
+#[test]
+fn a_wait_that_ends_in_no_such_container_ends_the_vassal_as_gone() {
+    let mut h = Harness::running();
+    let conn = h.daemon.wait_conn.expect("waiting");
+    let body = r#"{"Error":{"Message":"container c0ffee does not exist in database: no such container"},"StatusCode":-1}"#;
+    let chunk = format!("{:x}\r\n{body}\r\n0\r\n\r\n", body.len());
+    h.bridge.handle_docker_data(conn, chunk.as_bytes(), h.now);
+    h.run();
+    assert!(
+        h.logs.iter().any(|l| l.contains("the container is gone")),
+        "{:?}",
+        h.logs
+    );
+    assert!(matches!(h.bridge.is_finished(), Some(Outcome::VassalLeft)));
+    assert!(
+        !h.daemon.requests.iter().any(|r| r.starts_with("DELETE")),
+        "nothing to remove"
     );
 }

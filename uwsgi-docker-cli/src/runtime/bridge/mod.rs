@@ -1,5 +1,8 @@
 //! The poll loop that drives one [`Bridge`]: it turns readiness into `handle_*` inputs and
-//! executes every [`Action`] in order. It decides nothing of its own.
+//! executes every [`Action`] in order. It decides nothing of its own. Its work is split
+//! along the bridge's jobs: the daemon's connections ([`docker`]), the Emperor's and the
+//! vassal's channels ([`channels`]), the proxy socket and its peers ([`peers`]), and the
+//! log relay ([`logs`]); this file holds the loop itself and the set-up.
 //!
 //! No periodic timers: the loop sleeps in `poll` until an fd is ready, a signal arrives
 //! (self-pipe) or the bridge's own deadline passes, so an idle bridge uses no CPU.
@@ -12,17 +15,19 @@ use std::time::Instant;
 
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
-use uwsgi_docker_core::handoff::HandedFd;
 use uwsgi_docker_core::lifecycle::{Action, Bridge, BridgeConfig, DockerConn, LogLevel, ProxyPeer};
 
-use crate::log_sink::LogSink;
 use crate::proxy;
-use crate::runtime::hostfs::{self, CidFile, SocketEntry, SocketOwner};
+use crate::runtime::hostfs::{self, CidFile, SocketEntry};
 
-/// Mode of proxy sockets in the Emperor's private runtime directory: the directory keeps
-/// host users out, the container reaches the socket through its bind mount whatever its
-/// user, and the pid-namespace peer check decides who gets the channels.
-pub const PRIVATE_SOCKET_MODE: u32 = 0o666;
+mod channels;
+mod docker;
+mod log_sink;
+mod logs;
+mod peers;
+
+use log_sink::LogSink;
+use peers::{ProxyListener, VassalEnds};
 
 /// Bytes read per readiness event.
 const READ_CHUNK: usize = 64 * 1024;
@@ -44,9 +49,11 @@ pub struct LoopIo {
     /// Mode of a proxy socket outside the private runtime directory.
     pub socket_mode: u32,
     /// The Emperor's private runtime directory (base, name), when the proxy socket goes
-    /// there: made or checked at bind, and the socket gets [`PRIVATE_SOCKET_MODE`].
+    /// there: made or checked at bind, and the socket gets `peers::PRIVATE_SOCKET_MODE`.
     pub proxy_private_dir: Option<(PathBuf, String)>,
     pub debug: bool,
+    /// Container output lines start with `[vassal] ` (`UWSGIDOCKER_LOG_PREFIX`).
+    pub log_prefix: bool,
 }
 
 /// A nonblocking fd with a queue of bytes still to write.
@@ -126,21 +133,6 @@ enum Slot {
 }
 
 #[derive(Debug)]
-struct ProxyListener {
-    fd: OwnedFd,
-    entry: SocketEntry,
-    accepting: bool,
-}
-
-/// The vassal's ends, held until the handoff.
-#[derive(Debug, Default)]
-struct VassalEnds {
-    control: Option<OwnedFd>,
-    config: Option<OwnedFd>,
-    socket: Option<OwnedFd>,
-}
-
-#[derive(Debug)]
 struct Runtime {
     bridge: Bridge,
     io: LoopIoFacts,
@@ -170,11 +162,12 @@ struct LoopIoFacts {
     socket_mode: u32,
     proxy_private_dir: Option<(PathBuf, String)>,
     debug: bool,
+    log_prefix: bool,
 }
 
 /// Run the bridge to its end; returns the exit code it chose. When it cannot even start,
 /// the `docker-socket` file is removed before the error comes back.
-pub fn run(config: BridgeConfig, mut io: LoopIo) -> Result<i32, String> {
+pub fn run(config: BridgeConfig, mut io: LoopIo) -> Result<i32, SetupError> {
     let entry = io.listen_socket_entry.take();
     match run_with(config, io, entry) {
         Ok(code) => Ok(code),
@@ -187,7 +180,18 @@ pub fn run(config: BridgeConfig, mut io: LoopIo) -> Result<i32, String> {
     }
 }
 
-type SetupResult = Result<i32, (String, Option<SocketEntry>)>;
+type SetupResult = Result<i32, (SetupError, Option<SocketEntry>)>;
+
+/// What can fail before the bridge starts: the signal pipe and the channels it relays.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("cannot set up signal handling: {0}")]
+    Signals(io::Error),
+    #[error("cannot create the relayed {0} channel: {1}")]
+    Pair(&'static str, io::Error),
+    #[error("cannot make the {0} nonblocking: {1}")]
+    Nonblocking(&'static str, io::Error),
+}
 
 fn run_with(config: BridgeConfig, io: LoopIo, entry: Option<SocketEntry>) -> SetupResult {
     let parts = match setup(&io) {
@@ -195,11 +199,11 @@ fn run_with(config: BridgeConfig, io: LoopIo, entry: Option<SocketEntry>) -> Set
         Err(e) => return Err((e, entry)),
     };
     let (signals, (control_bridge, control_vassal), (config_bridge, config_vassal)) = parts;
-    let channel = |fd: OwnedFd, what: &str| {
-        Channel::new(fd).map_err(|e| format!("cannot make the {what} nonblocking: {e}"))
+    let channel = |fd: OwnedFd, what: &'static str| {
+        Channel::new(fd).map_err(|e| SetupError::Nonblocking(what, e))
     };
     let (emperor_control, vassal_control, vassal_config) = match (|| {
-        Ok::<_, String>((
+        Ok::<_, SetupError>((
             io.emperor_control
                 .map(|fd| channel(fd, "Emperor control channel"))
                 .transpose()?,
@@ -221,6 +225,7 @@ fn run_with(config: BridgeConfig, io: LoopIo, entry: Option<SocketEntry>) -> Set
             socket_mode: io.socket_mode,
             proxy_private_dir: io.proxy_private_dir,
             debug: io.debug,
+            log_prefix: io.log_prefix,
         },
         signals,
         emperor_control,
@@ -246,15 +251,13 @@ fn run_with(config: BridgeConfig, io: LoopIo, entry: Option<SocketEntry>) -> Set
 type Pair = (OwnedFd, OwnedFd);
 
 /// What can fail before the bridge starts: the signal pipe and the relayed channels.
-fn setup(io: &LoopIo) -> Result<(OwnedFd, Pair, Pair), String> {
-    let signals = signal_pipe().map_err(|e| format!("cannot set up signal handling: {e}"))?;
-    let control = proxy::stream_pair()
-        .map_err(|e| format!("cannot create the relayed control channel: {e}"))?;
-    let config = proxy::stream_pair()
-        .map_err(|e| format!("cannot create the relayed config channel: {e}"))?;
+fn setup(io: &LoopIo) -> Result<(OwnedFd, Pair, Pair), SetupError> {
+    let signals = signal_pipe().map_err(SetupError::Signals)?;
+    let control = proxy::stream_pair().map_err(|e| SetupError::Pair("control", e))?;
+    let config = proxy::stream_pair().map_err(|e| SetupError::Pair("config", e))?;
     if let Some(fd) = &io.emperor_config {
         proxy::set_nonblocking(fd)
-            .map_err(|e| format!("cannot make the Emperor config channel nonblocking: {e}"))?;
+            .map_err(|e| SetupError::Nonblocking("Emperor config channel", e))?;
     }
     Ok((signals, control, config))
 }
@@ -379,119 +382,12 @@ impl Runtime {
                 while let ReadOutcome::Data(_) = read_some(self.signals.as_fd(), buf) {}
                 self.bridge.handle_signal(now);
             }
-            Slot::EmperorControl => {
-                if revents.contains(PollFlags::OUT) {
-                    if let Some(Err(e)) = self.emperor_control.as_mut().map(Channel::flush) {
-                        self.say_debug(&format!("write to the Emperor failed: {e}"));
-                    }
-                }
-                let Some(ch) = self.emperor_control.as_ref().filter(|_| readable) else {
-                    return;
-                };
-                match read_some(ch.fd.as_fd(), buf) {
-                    ReadOutcome::Data(n) => self.bridge.handle_emperor_control(head(buf, n), now),
-                    ReadOutcome::Eof => {
-                        self.emperor_control = None;
-                        self.bridge.handle_emperor_control_eof(now);
-                    }
-                    ReadOutcome::Nothing => {}
-                }
-            }
-            Slot::EmperorConfig => {
-                let Some(fd) = self.emperor_config.as_ref() else {
-                    return;
-                };
-                match read_some(fd.as_fd(), buf) {
-                    ReadOutcome::Data(n) => self.bridge.handle_emperor_config(head(buf, n), now),
-                    // No input for this: the control channel's EOF is what ends a vassal.
-                    ReadOutcome::Eof => {
-                        self.say_debug("the Emperor closed the config channel");
-                        self.emperor_config = None;
-                    }
-                    ReadOutcome::Nothing => {}
-                }
-            }
-            Slot::VassalControl => {
-                if revents.contains(PollFlags::OUT) {
-                    if let Some(Err(e)) = self.vassal_control.as_mut().map(Channel::flush) {
-                        self.say_debug(&format!(
-                            "write to the vassal's control channel failed: {e}"
-                        ));
-                    }
-                }
-                let Some(ch) = self.vassal_control.as_ref().filter(|_| readable) else {
-                    return;
-                };
-                match read_some(ch.fd.as_fd(), buf) {
-                    ReadOutcome::Data(n) => self.bridge.handle_vassal_control(head(buf, n), now),
-                    ReadOutcome::Eof => {
-                        self.vassal_control = None;
-                        self.bridge.handle_vassal_control_eof(now);
-                    }
-                    ReadOutcome::Nothing => {}
-                }
-            }
-            Slot::VassalConfig => {
-                let failed = if revents.intersects(PollFlags::HUP | PollFlags::ERR) {
-                    true
-                } else {
-                    matches!(
-                        self.vassal_config.as_mut().map(Channel::flush),
-                        Some(Err(_))
-                    )
-                };
-                if failed {
-                    self.say_debug("the vassal closed its config channel");
-                    self.vassal_config = None;
-                }
-            }
-            Slot::Docker(conn) => {
-                if revents.contains(PollFlags::OUT) {
-                    if let Some(Err(e)) = self.docker.get_mut(&conn).map(Channel::flush) {
-                        self.docker_gone(conn, &e.to_string(), now);
-                        return;
-                    }
-                }
-                let Some(ch) = self.docker.get(&conn).filter(|_| readable) else {
-                    return;
-                };
-                match read_some(ch.fd.as_fd(), buf) {
-                    ReadOutcome::Data(n) => self.bridge.handle_docker_data(conn, head(buf, n), now),
-                    ReadOutcome::Eof => self.docker_gone(conn, "closed", now),
-                    ReadOutcome::Nothing => {}
-                }
-            }
+            Slot::EmperorControl => self.emperor_control_ready(revents, readable, buf, now),
+            Slot::EmperorConfig => self.emperor_config_ready(buf, now),
+            Slot::VassalControl => self.vassal_control_ready(revents, readable, buf, now),
+            Slot::VassalConfig => self.vassal_config_ready(revents),
+            Slot::Docker(conn) => self.docker_ready(conn, revents, readable, buf, now),
             Slot::Proxy => self.accept_peers(now),
-        }
-    }
-
-    fn docker_gone(&mut self, conn: DockerConn, why: &str, now: Instant) {
-        self.say_debug(&format!("docker connection {} {why}", conn.0));
-        self.docker.remove(&conn);
-        self.bridge.handle_docker_eof(conn, now);
-    }
-
-    fn accept_peers(&mut self, now: Instant) {
-        loop {
-            let Some(listener) = &self.proxy else { return };
-            match proxy::accept(listener.fd.as_fd()) {
-                Ok(Some(fd)) => {
-                    let pid = proxy::peer_pid(fd.as_fd());
-                    let pid_ns = pid.and_then(crate::sys::pid_namespace);
-                    let peer = ProxyPeer(self.next_peer);
-                    self.next_peer += 1;
-                    self.peers.insert(peer, fd);
-                    self.bridge.handle_proxy_peer(peer, pid, pid_ns, now);
-                }
-                Ok(None) => return,
-                Err(e) => {
-                    self.say(
-                        LogLevel::Error,
-                        &format!("accept on the proxy socket failed: {e}"),
-                    );
-                    return;
-                }
-            }
         }
     }
 
@@ -507,52 +403,13 @@ impl Runtime {
     fn execute(&mut self, action: Action) {
         let now = Instant::now();
         match action {
-            Action::DockerConnect(conn) => {
-                // Bounded: a daemon whose backlog stays full fails the vassal, naming it.
-                let connected = hostfs::connect_unix(
-                    Path::new(&self.io.daemon_socket),
-                    hostfs::CONNECT_TIMEOUT,
-                )
-                .and_then(Channel::new);
-                match connected {
-                    Ok(ch) => {
-                        self.docker.insert(conn, ch);
-                    }
-                    Err(e) => {
-                        let reason = format!(
-                            "cannot connect to the docker daemon at {}: {e}",
-                            self.io.daemon_socket
-                        );
-                        self.bridge.handle_docker_connect_failed(conn, reason, now);
-                    }
-                }
-            }
-            Action::DockerSend(conn, bytes) => {
-                match self.docker.get_mut(&conn).map(|ch| ch.send(&bytes)) {
-                    Some(Ok(())) => {}
-                    Some(Err(e)) => self.docker_gone(conn, &format!("write failed: {e}"), now),
-                    None => self.say_debug(&format!("send on closed docker connection {}", conn.0)),
-                }
-            }
+            Action::DockerConnect(conn) => self.docker_connect(conn, now),
+            Action::DockerSend(conn, bytes) => self.docker_send(conn, &bytes, now),
             Action::DockerClose(conn) => {
                 self.docker.remove(&conn);
             }
-            Action::BindProxy { path } => match self.bind_proxy(Path::new(&path)) {
-                Ok(bound) => {
-                    self.proxy = Some(ProxyListener {
-                        fd: bound.listener,
-                        entry: bound.entry,
-                        accepting: false,
-                    });
-                    self.bridge.handle_proxy_bound(Ok(()), now);
-                }
-                Err(reason) => self.bridge.handle_proxy_bound(Err(reason), now),
-            },
-            Action::AcceptProxy => {
-                if let Some(listener) = &mut self.proxy {
-                    listener.accepting = true;
-                }
-            }
+            Action::BindProxy { path } => self.proxy_bind(Path::new(&path), now),
+            Action::AcceptProxy => self.proxy_accepting(),
             Action::QueryPidNamespace { pid } => {
                 let ns = crate::sys::pid_namespace(pid);
                 self.bridge.handle_pid_namespace(pid, ns, now);
@@ -566,124 +423,23 @@ impl Runtime {
                 self.bridge.handle_bridge_alive(alive, now);
             }
             Action::CloseProxy => self.close_proxy(),
-            Action::ToEmperor(bytes) => {
-                match self.emperor_control.as_mut().map(|ch| ch.send(&bytes)) {
-                    Some(Ok(())) => {}
-                    Some(Err(e)) => self.say_debug(&format!("write to the Emperor failed: {e}")),
-                    None => self.say_debug("no Emperor control channel to write to"),
-                }
-            }
-            Action::ToVassalControl(bytes) => {
-                if let Some(Err(e)) = self.vassal_control.as_mut().map(|ch| ch.send(&bytes)) {
-                    self.say_debug(&format!(
-                        "write to the vassal's control channel failed: {e}"
-                    ));
-                }
-            }
-            Action::ToVassalConfig(bytes) => {
-                match self.vassal_config.as_mut().map(|ch| ch.send(&bytes)) {
-                    Some(Ok(())) => {}
-                    Some(Err(e)) => {
-                        self.say_debug(&format!(
-                            "write to the vassal's config channel failed: {e}"
-                        ));
-                        self.vassal_config = None;
-                    }
-                    None => self.say_debug("the vassal's config channel is closed"),
-                }
-            }
-            Action::ReadConfig => {
-                let config = match &self.io.config_file {
-                    Some(path) => crate::vassal_file::read(path),
-                    None => Err(
-                        "the config came from the Emperor; there is no file to read again"
-                            .to_owned(),
-                    ),
-                };
-                self.bridge.handle_config(config, now);
-            }
+            Action::ToEmperor(bytes) => self.send_to_emperor(&bytes),
+            Action::ToVassalControl(bytes) => self.send_to_vassal_control(&bytes),
+            Action::ToVassalConfig(bytes) => self.send_to_vassal_config(&bytes),
+            Action::ReadConfig => self.read_config(now),
             Action::WriteCidFile { path, id } => {
                 match hostfs::write_cidfile(Path::new(&path), &id) {
                     Ok(cidfile) => {
                         self.cidfile = Some(cidfile);
                         self.bridge.handle_cidfile_written(Ok(()), now);
                     }
-                    Err(e) => self.bridge.handle_cidfile_written(Err(e.to_string()), now),
+                    Err(e) => self
+                        .bridge
+                        .handle_cidfile_written(Err(io::Error::other(e.to_string())), now),
                 }
             }
-            Action::Log(level, line) => self.log(level, &line),
+            Action::Log(event) => self.log_event(&event),
             Action::Exit(code) => self.exit = Some(code),
-        }
-    }
-
-    /// Pass the vassal's ends to the peer, then close our copies so that the container's
-    /// death shows as EOF on the bridge's ends. A failed send also ends in that EOF.
-    fn handoff(&mut self, peer: ProxyPeer, data: &[u8], fds: &[HandedFd]) {
-        let Some(socket) = self.peers.remove(&peer) else {
-            self.say(LogLevel::Error, "handoff to a peer that is gone");
-            return;
-        };
-        let mut borrowed: Vec<BorrowedFd<'_>> = Vec::with_capacity(fds.len());
-        let mut missing = Vec::new();
-        for which in fds {
-            let fd = match which {
-                HandedFd::Control => self.vassal_ends.control.as_ref(),
-                HandedFd::Config => self.vassal_ends.config.as_ref(),
-                HandedFd::Socket => self.vassal_ends.socket.as_ref(),
-            };
-            match fd {
-                Some(fd) => borrowed.push(fd.as_fd()),
-                None => missing.push(*which),
-            }
-        }
-        let result = if missing.is_empty() {
-            proxy::send_with_fds(socket.as_fd(), data, &borrowed).map_err(|e| e.to_string())
-        } else {
-            Err(format!("no fd to hand over for {missing:?}"))
-        };
-        drop(borrowed);
-        if let Err(e) = result {
-            self.say(LogLevel::Error, &format!("the handoff failed: {e}"));
-        }
-        self.vassal_ends = VassalEnds::default();
-    }
-
-    /// Bind the proxy socket: in the private runtime directory (made or checked first)
-    /// with [`PRIVATE_SOCKET_MODE`], else where the operator or the vassal said, with the
-    /// Emperor's socket mode. No symlink is followed either way.
-    fn bind_proxy(&self, path: &Path) -> Result<hostfs::BoundSocket, String> {
-        let Some((base, sub)) = &self.io.proxy_private_dir else {
-            return hostfs::bind_unix(path, self.io.socket_mode, SocketOwner::default())
-                .map_err(|e| e.to_string());
-        };
-        let dir_path = base.join(sub);
-        let name = match (path.parent(), path.file_name()) {
-            (Some(parent), Some(name)) if parent == dir_path => name,
-            _ => {
-                return Err(format!(
-                    "{} is not in the private runtime directory {}",
-                    path.display(),
-                    dir_path.display()
-                ))
-            }
-        };
-        let dir = hostfs::private_dir(base, sub).map_err(|e| e.to_string())?;
-        hostfs::bind_unix_at(dir, name, path, PRIVATE_SOCKET_MODE, SocketOwner::default())
-            .map_err(|e| e.to_string())
-    }
-
-    fn close_proxy(&mut self) {
-        if let Some(listener) = self.proxy.take() {
-            drop(listener.fd);
-            self.remove_entry(listener.entry);
-        }
-        self.peers.clear();
-    }
-
-    /// Remove a socket file of ours; one that is no longer ours stays, with a log line.
-    fn remove_entry(&self, entry: SocketEntry) {
-        if let Err(e) = entry.remove() {
-            self.say(LogLevel::Error, &e.to_string());
         }
     }
 
@@ -702,27 +458,6 @@ impl Runtime {
             self.remove_entry(entry);
         }
         self.log.flush();
-    }
-
-    fn say_debug(&self, message: &str) {
-        self.say(LogLevel::Debug, message);
-    }
-
-    /// A line of the loop's own, naming the vassal as the bridge's lines do.
-    fn say(&self, level: LogLevel, message: &str) {
-        let vassal = &self.io.vassal;
-        self.log(level, &format!("[uwsgi-docker] vassal {vassal}: {message}"));
-    }
-
-    /// A line as it is (the bridge's, or the container's output).
-    fn log(&self, level: LogLevel, line: &str) {
-        if level == LogLevel::Debug && !self.io.debug {
-            return;
-        }
-        // The core escapes its lines already; this covers the runtime's own (a cidfile
-        // path, say), and escaping is idempotent.
-        self.log
-            .line(&uwsgi_docker_core::attach::escape_control(line));
     }
 }
 

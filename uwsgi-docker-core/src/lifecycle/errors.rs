@@ -1,0 +1,255 @@
+//! Why a vassal failed, grouped by who has to act: the vassal's author, the operator, the
+//! daemon, or the host the bridge runs on.
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::docker::DaemonError;
+use crate::emperor::ConfigError;
+use crate::http_reader::HttpError;
+
+/// Who has to act on a [`BridgeError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Fault {
+    /// The vassal file asks for something that cannot work (a missing image, say).
+    VassalAuthor,
+    /// The operator's setup stands in the way (a name held by a foreign container, say).
+    Operator,
+    /// The container engine refused, misbehaved or did not answer.
+    Daemon,
+    /// The host the bridge runs on (a socket that cannot be bound, say).
+    Environment,
+}
+
+/// Why the vassal failed. Its [`Display`](std::fmt::Display) is one line for the log,
+/// without the vassal's name (the front-end adds it); [`BridgeError::fault`] says who has
+/// to act.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum BridgeError {
+    /// See [`VassalError`].
+    #[error(transparent)]
+    Vassal(#[from] VassalError),
+    /// See [`OperatorError`].
+    #[error(transparent)]
+    Operator(#[from] OperatorError),
+    /// See [`DaemonFault`].
+    #[error(transparent)]
+    Daemon(#[from] DaemonFault),
+    /// See [`HostError`].
+    #[error(transparent)]
+    Host(#[from] HostError),
+}
+
+impl BridgeError {
+    /// Who has to act.
+    pub fn fault(&self) -> Fault {
+        match self {
+            BridgeError::Vassal(_) => Fault::VassalAuthor,
+            BridgeError::Operator(_) => Fault::Operator,
+            BridgeError::Daemon(_) => Fault::Daemon,
+            BridgeError::Host(_) => Fault::Environment,
+        }
+    }
+}
+
+/// The vassal file asks for something that cannot work.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum VassalError {
+    /// The config is too large to push over the Emperor protocol.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// `docker-image` names an image this host does not have.
+    #[error("docker image {image:?} not found ({source}); build or load it on this host (no registry pull is attempted)")]
+    ImageNotFound {
+        /// The image as the vassal names it.
+        image: String,
+        /// The daemon's answer.
+        source: DaemonError,
+    },
+    /// The daemon refused to create the container with these settings.
+    #[error("cannot create the container: {source}{hint}")]
+    CreateRefused {
+        /// The daemon's answer.
+        source: DaemonError,
+        /// Which attribute is at fault and what to do, when that can be told (starts with `; `).
+        hint: String,
+    },
+    /// The daemon refused to start the container (a port in use, a bad command).
+    #[error("cannot start the container: {0}")]
+    StartRefused(DaemonError),
+    /// The vassal did not connect to the proxy socket in time.
+    #[error("the vassal did not connect to the proxy socket {path} within {} s; {hint}", .within.as_secs())]
+    NeverConnected {
+        /// The socket's path inside the container.
+        path: String,
+        /// The handoff deadline.
+        within: Duration,
+        /// The likely causes, and what to do.
+        hint: String,
+    },
+}
+
+/// The operator's setup stands in the way.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum OperatorError {
+    /// The container name is taken by a container that is not ours to replace.
+    #[error("the container name {name} is taken by container {holder}, which is not ours to replace: {why}. It is left alone: rename or remove it, or change the vassal's name or the Emperor's docker-name-prefix")]
+    NameHeldByForeign {
+        /// The container name.
+        name: String,
+        /// The holder's short id.
+        holder: String,
+        /// Which label says it is not ours.
+        why: String,
+    },
+    /// The holder is ours for this vassal but has no bridge label.
+    #[error("the container name {name} is taken by container {holder}, made for this vassal but with no bridge label, so whether its bridge is gone cannot be told. It is left alone: remove it if no bridge runs it")]
+    NameHeldWithoutBridge {
+        /// The container name.
+        name: String,
+        /// The holder's short id.
+        holder: String,
+    },
+    /// The holder's bridge still runs, after every retry.
+    #[error("the container name {name} is held by container {holder}, ours for this vassal, whose bridge {bridge} is still running (or runs on another host); it is left alone: stop that bridge or its Emperor, or give this Emperor another docker-name-prefix")]
+    NameHeldByLiveBridge {
+        /// The container name.
+        name: String,
+        /// The holder's short id.
+        holder: String,
+        /// The holder's bridge label.
+        bridge: String,
+    },
+    /// The name was still taken after every try.
+    #[error(
+        "the container name {name} is still taken after {tries} tries to create the container"
+    )]
+    NameStillTaken {
+        /// The container name.
+        name: String,
+        /// How many creates were tried.
+        tries: u8,
+    },
+}
+
+/// The container engine refused, misbehaved or did not answer.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum DaemonFault {
+    /// The daemon's socket could not be connected to.
+    #[error("cannot connect to the docker daemon at {daemon}: {source}")]
+    Unreachable {
+        /// The daemon's socket.
+        daemon: String,
+        /// What the runtime saw.
+        source: Arc<io::Error>,
+    },
+    /// A request went unanswered past its deadline.
+    #[error("docker daemon did not answer {request} within {}", seconds(*.within))]
+    Timeout {
+        /// `METHOD /path` of the request.
+        request: String,
+        /// How long it was given.
+        within: Duration,
+    },
+    /// The daemon closed a connection in the middle of a reply.
+    #[error("docker daemon closed the connection: {0}")]
+    ClosedMidReply(HttpError),
+    /// The daemon closed a stream we still needed.
+    #[error("docker daemon closed the {stream} connection {when}")]
+    StreamClosed {
+        /// `attach` or `wait`.
+        stream: &'static str,
+        /// `before upgrading it`, `before the container exited`.
+        when: &'static str,
+    },
+    /// A reply that is not HTTP as we know it.
+    #[error("bad {what}reply from the docker daemon: {source}")]
+    BadReply {
+        /// `attach `, `wait ` or empty.
+        what: &'static str,
+        /// What the HTTP reader found.
+        source: HttpError,
+    },
+    /// Bytes on an idle connection.
+    #[error("docker daemon sent data nobody asked for")]
+    Unsolicited,
+    /// The daemon answered a request with an error.
+    #[error("{action}: {source}")]
+    Refused {
+        /// `cannot attach to the container`, …
+        action: &'static str,
+        /// The daemon's answer.
+        source: DaemonError,
+    },
+    /// API negotiation failed (a daemon too old, a malformed version reply).
+    #[error("{0}")]
+    Negotiation(DaemonError),
+    /// The name is taken and the container holding it cannot be inspected.
+    #[error("the container name {name} is taken, and the container holding it cannot be inspected: {source}")]
+    HolderUninspectable {
+        /// The container name.
+        name: String,
+        /// The daemon's answer.
+        source: DaemonError,
+    },
+    /// The holder of our name is ours and its bridge is gone, but it cannot be removed.
+    #[error("cannot remove the container {name} ({holder}) that holds our name, though its bridge is gone: {source}")]
+    HolderUnremovable {
+        /// The container name.
+        name: String,
+        /// The holder's short id.
+        holder: String,
+        /// The daemon's answer.
+        source: DaemonError,
+    },
+    /// The daemon stayed away longer than the bridge waits to re-attach.
+    #[error("the docker daemon was unreachable for {} while the container ran; giving up re-attaching to container {container}", seconds(*.after))]
+    GaveUpReattaching {
+        /// The container's short id.
+        container: String,
+        /// How long we tried.
+        after: Duration,
+    },
+}
+
+/// The host the bridge runs on failed one of the runtime's operations.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostError {
+    /// The proxy socket could not be bound.
+    #[error("cannot bind the proxy socket {path}: {source}")]
+    ProxyBind {
+        /// The socket's host path.
+        path: String,
+        /// What the runtime saw.
+        source: Arc<io::Error>,
+    },
+    /// The pid namespace of the container's init could not be read.
+    #[error("cannot read the pid namespace of the container's init (pid {pid})")]
+    PidNamespace {
+        /// The init's host pid.
+        pid: u32,
+    },
+    /// `docker-cidfile` could not be written safely.
+    #[error("cannot write docker-cidfile {path}: {source}")]
+    Cidfile {
+        /// The cidfile's path.
+        path: String,
+        /// What the runtime saw.
+        source: Arc<io::Error>,
+    },
+}
+
+/// `30 s`, `2.5 s`.
+pub(super) fn seconds(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
