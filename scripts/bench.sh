@@ -46,7 +46,7 @@ started=$SECONDS
 exec > >(tee "$OUT/results.md")
 echo "## Results"
     echo
-    echo "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo ' (with local changes)'), \`scripts/bench.sh ${*:-}\`."
+    echo "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo ' (with local changes)'), \`scripts/bench.sh${*:+ $*}\`."
 echo "Machine: $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB, Linux $(uname -r), Docker Engine $(docker version -f '{{.Server.Version}}'), uWSGI $(uwsgi --version); load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)."
 for s in "${SECTIONS[@]}"; do
     say "section $s"
