@@ -19,6 +19,7 @@ mod log_relay;
 mod outbox;
 mod proxy_gate;
 mod requests;
+mod rollover;
 mod sequence;
 mod shutdown;
 mod timers;
@@ -26,7 +27,7 @@ mod timers;
 pub use errors::{BridgeError, DaemonFault, Fault, HostError, OperatorError, VassalError};
 pub use events::{Event, LogLevel, Notice};
 pub use interface::{
-    Action, BridgeConfig, DockerConn, EmperorChannels, Outcome, Phase, ProxyPeer,
+    Action, BridgeConfig, DockerConn, EmperorChannels, Generation, Outcome, Phase, ProxyPeer,
     DEFAULT_REATTACH_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
 };
 
@@ -36,6 +37,7 @@ use log_relay::LogRelay;
 use outbox::Outbox;
 use proxy_gate::{ProxyGate, ProxyState};
 use requests::Requests;
+use rollover::Rollover;
 use shutdown::Shutdown;
 use timers::{Timer, Timers};
 
@@ -118,6 +120,61 @@ impl Container {
     }
 }
 
+/// One container of the vassal and what belongs to it alone: its streams, its proxy gate
+/// (and init pid), and the generation of relayed channels its vassal gets. The bridge has
+/// one, `current`; a rollover brings up a second beside it.
+#[derive(Debug)]
+struct Instance {
+    generation: Generation,
+    container: Container,
+    logs: Option<LogRelay>,
+    exit_watch: Option<ExitWatch>,
+    proxy: ProxyGate,
+}
+
+impl Instance {
+    fn new(generation: Generation) -> Instance {
+        Instance {
+            generation,
+            container: Container::None,
+            logs: None,
+            exit_watch: None,
+            proxy: ProxyGate::new(),
+        }
+    }
+
+    /// The earliest deadline of its streams not yet armed.
+    fn deadline(&self) -> Option<Instant> {
+        let attach = self
+            .logs
+            .as_ref()
+            .and_then(|l| l.pending())
+            .map(|p| p.deadline);
+        let wait = self
+            .exit_watch
+            .as_ref()
+            .and_then(|w| w.pending())
+            .map(|p| p.deadline);
+        attach.into_iter().chain(wait).min()
+    }
+
+    fn owns_stream(&self, conn: DockerConn) -> bool {
+        self.logs.as_ref().is_some_and(|l| l.conn() == conn)
+            || self.exit_watch.as_ref().is_some_and(|w| w.conn() == conn)
+    }
+
+    /// Closes its streams (what the attach stream holds is logged first).
+    fn close_streams(&mut self, out: &mut Outbox) {
+        if let Some(mut logs) = self.logs.take() {
+            logs.flush(out);
+            out.push(Action::DockerClose(logs.conn()));
+        }
+        if let Some(wait) = self.exit_watch.take() {
+            out.push(Action::DockerClose(wait.conn()));
+        }
+    }
+}
+
 /// How many times create is tried when the name is taken (the first try included).
 const MAX_CREATE_ATTEMPTS: u8 = 6;
 /// How long a vassal that closed its control channel leaves the wait to report its
@@ -189,10 +246,11 @@ pub struct Bridge {
     out: Outbox,
     api: Option<Api>,
     requests: Requests,
-    logs: Option<LogRelay>,
-    exit_watch: Option<ExitWatch>,
-    container: Container,
-    proxy: ProxyGate,
+    /// The container that has the Emperor's channels (or is being started for them).
+    current: Instance,
+    /// A second container being brought up for a changed `[emperor]` section, or the old
+    /// one being retired after the switch.
+    rollover: Option<Rollover>,
     channels: ChannelRelay,
     timers: Timers,
     create_attempts: u8,
@@ -207,10 +265,8 @@ impl Bridge {
             step: Step::BindingProxy,
             api: None,
             requests: Requests::default(),
-            logs: None,
-            exit_watch: None,
-            container: Container::None,
-            proxy: ProxyGate::new(),
+            current: Instance::new(Generation::default()),
+            rollover: None,
             channels: ChannelRelay::default(),
             timers: Timers::default(),
             create_attempts: 0,
@@ -222,7 +278,7 @@ impl Bridge {
             return bridge;
         }
         let path = bridge.config.plan.proxy_host_path.clone();
-        bridge.proxy.bind(path, &mut bridge.out);
+        bridge.current.proxy.bind(path, &mut bridge.out);
         bridge
     }
 
@@ -257,6 +313,27 @@ impl Bridge {
         self.input(|b| b.on_proxy_bound(result, now));
     }
 
+    /// The answer to [`Action::PrepareChannels`].
+    pub fn handle_channels_prepared(
+        &mut self,
+        generation: Generation,
+        result: Result<(), io::Error>,
+        now: Instant,
+    ) {
+        self.input(|b| b.on_channels_prepared(generation, result, now));
+    }
+
+    /// The answer to [`Action::PlanRollover`]: the new container's plan and the
+    /// `[emperor]` section as the config asks for it (before the policy), or why the runtime
+    /// refuses it ([`VassalError::SettingsRefused`]).
+    pub fn handle_rollover_plan(
+        &mut self,
+        plan: Result<(crate::plan::ContainerPlan, crate::spec::VassalSpec), BridgeError>,
+        now: Instant,
+    ) {
+        self.input(|b| b.on_rollover_plan(plan, now));
+    }
+
     /// A connection on the proxy listener; `pid_ns` is the peer's pid namespace id (from
     /// SO_PEERCRED and `/proc/PID/ns/pid`), `None` when it could not be read. Only a peer
     /// in the container init's namespace gets the channels; others are refused.
@@ -285,7 +362,7 @@ impl Bridge {
     /// Bytes from the Emperor's control channel: relayed to the vassal; a stop byte stops it.
     pub fn handle_emperor_control(&mut self, data: &[u8], now: Instant) {
         self.input(|b| {
-            let relaying = b.relaying();
+            let relaying = b.relaying().then_some(b.current.generation);
             if ChannelRelay::relay_emperor_control(data, relaying, &mut b.out) {
                 b.stop(Outcome::Stopped, now);
             }
@@ -311,10 +388,13 @@ impl Bridge {
         });
     }
 
-    /// Bytes from the vassal's end of the relayed control channel.
-    pub fn handle_vassal_control(&mut self, data: &[u8], now: Instant) {
+    /// Bytes from the vassal's end of `generation`'s relayed control channel.
+    pub fn handle_vassal_control(&mut self, generation: Generation, data: &[u8], now: Instant) {
         self.input(|b| {
-            if b.proxy.is_handed_off()
+            if generation != b.current.generation {
+                return b.on_other_vassal_control(generation, data, now);
+            }
+            if b.current.proxy.is_handed_off()
                 && ChannelRelay::relay_vassal_control(data, &b.config, &mut b.out)
             {
                 b.stop(Outcome::Stopped, now);
@@ -322,9 +402,15 @@ impl Bridge {
         });
     }
 
-    /// The vassal closed its control channel: usually its container is exiting.
-    pub fn handle_vassal_control_eof(&mut self, now: Instant) {
-        self.input(|b| b.on_vassal_control_eof(now));
+    /// `generation`'s vassal closed its control channel: usually its container is exiting.
+    pub fn handle_vassal_control_eof(&mut self, generation: Generation, now: Instant) {
+        self.input(|b| {
+            if generation == b.current.generation {
+                b.on_vassal_control_eof(now);
+            } else {
+                b.on_other_vassal_control_eof(generation, now);
+            }
+        });
     }
 
     /// The answer to [`Action::ReadConfig`].
@@ -343,7 +429,13 @@ impl Bridge {
             if let Err(e) = result {
                 let path = b.config.plan.spec.cidfile.clone().unwrap_or_default();
                 let source = Arc::new(e);
-                b.fail(HostError::Cidfile { path, source }.into(), now);
+                let error = BridgeError::from(HostError::Cidfile { path, source });
+                // After a rollover the vassal runs on: the file is only out of date.
+                if matches!(b.step, Step::Running) {
+                    b.out.notice(Notice::CidfileStale(Box::new(error)));
+                } else {
+                    b.fail(error, now);
+                }
             }
         });
     }
@@ -377,14 +469,8 @@ impl Bridge {
         [
             self.timers.next(),
             self.requests.deadline(),
-            self.logs
-                .as_ref()
-                .and_then(|l| l.pending())
-                .map(|p| p.deadline),
-            self.exit_watch
-                .as_ref()
-                .and_then(|w| w.pending())
-                .map(|p| p.deadline),
+            self.current.deadline(),
+            self.rollover.as_ref().and_then(Rollover::deadline),
         ]
         .into_iter()
         .flatten()
@@ -407,6 +493,7 @@ impl Bridge {
                 Phase::Starting
             }
             Step::AwaitingVassal => Phase::AwaitingVassal,
+            Step::Running if self.rollover.is_some() => Phase::RollingOver,
             Step::Running => Phase::Running,
             Step::Reattaching(_) => Phase::Reattaching,
             Step::Stopping(_) => Phase::Stopping,
@@ -431,7 +518,12 @@ impl Bridge {
 
     /// The container id, once created.
     pub fn container_id(&self) -> Option<&str> {
-        self.container.id()
+        self.current.container.id()
+    }
+
+    /// The generation of channels the Emperor's bytes go to.
+    pub fn current_generation(&self) -> Generation {
+        self.current.generation
     }
 
     // ---- internals shared by the parts ----
@@ -449,7 +541,8 @@ impl Bridge {
 
     /// The Emperor's control bytes reach the vassal: it has its channels and is not stopping.
     fn relaying(&self) -> bool {
-        self.proxy.is_handed_off() && matches!(self.step, Step::Running | Step::Reattaching(_))
+        self.current.proxy.is_handed_off()
+            && matches!(self.step, Step::Running | Step::Reattaching(_))
     }
 
     /// How long the container may take to stop on its own before the daemon kills it.
@@ -458,22 +551,31 @@ impl Bridge {
     }
 
     fn push_config(&mut self, config: &[u8], now: Instant) {
+        if self.is_stopping() {
+            return;
+        }
         match ChannelRelay::judge(config, &self.config, &mut self.out) {
-            ConfigVerdict::Push(packet) if !self.is_stopping() => {
-                self.out.push(Action::ToVassalConfig(packet))
+            ConfigVerdict::Push(packet) => {
+                self.note_config_during_rollover(config);
+                self.config.config = config.to_vec();
+                let generation = self.current.generation;
+                self.out.push(Action::ToVassalConfig(generation, packet));
             }
-            ConfigVerdict::Recreate => self.stop(Outcome::Recreate, now),
-            ConfigVerdict::Push(_) | ConfigVerdict::Drop => {}
+            ConfigVerdict::Changed(spec) => self.on_settings_changed(config, spec, now),
+            ConfigVerdict::Drop => {}
         }
     }
 
     fn on_proxy_bound(&mut self, result: Result<(), io::Error>, now: Instant) {
-        if self.proxy.state != ProxyState::Binding {
+        if self.rollover_binds() {
+            return self.on_rollover_proxy_bound(result, now);
+        }
+        if self.current.proxy.state != ProxyState::Binding {
             return;
         }
         match result {
             Ok(()) => {
-                self.proxy.state = ProxyState::Bound;
+                self.current.proxy.state = ProxyState::Bound;
                 if matches!(self.step, Step::BindingProxy) {
                     self.step = Step::Negotiating;
                 }
@@ -481,7 +583,7 @@ impl Bridge {
             }
             Err(e) => {
                 // Nothing was bound, so there is nothing of ours to unlink.
-                self.proxy.state = ProxyState::Closed;
+                self.current.proxy.state = ProxyState::Closed;
                 let path = self.config.plan.proxy_host_path.clone();
                 let source = Arc::new(e);
                 self.fail(HostError::ProxyBind { path, source }.into(), now);
@@ -498,12 +600,23 @@ impl Bridge {
         pid_ns: Option<u64>,
         now: Instant,
     ) {
-        if !matches!(self.step, Step::AwaitingVassal) || !self.proxy.admits(pid_ns) {
+        if self.rollover_accepts(pid_ns) {
+            return self.on_rollover_peer(peer, now);
+        }
+        if !matches!(self.step, Step::AwaitingVassal) || !self.current.proxy.admits(pid_ns) {
             self.out.push(Action::RefusePeer { peer });
             self.out.notice(Notice::RefusedPeer { pid });
             return;
         }
-        if let Err(e) = self.proxy.hand_off(peer, &self.config, &mut self.out) {
+        let (generation, passes_socket) = (self.current.generation, self.config.plan.passes_socket);
+        let handed = self.current.proxy.hand_off(
+            peer,
+            generation,
+            &self.config.config,
+            passes_socket,
+            &mut self.out,
+        );
+        if let Err(e) = handed {
             return self.fail(VassalError::Config(e).into(), now);
         }
         self.timers.clear(Timer::Handoff);
@@ -512,7 +625,12 @@ impl Bridge {
     }
 
     fn on_pid_namespace(&mut self, pid: u32, pid_ns: Option<u64>, now: Instant) {
-        if !matches!(self.step, Step::ResolvingNamespace) || self.proxy.init_pid() != Some(pid) {
+        if self.rollover_resolves(pid) {
+            return self.on_rollover_pid_namespace(pid_ns, now);
+        }
+        if !matches!(self.step, Step::ResolvingNamespace)
+            || self.current.proxy.init_pid() != Some(pid)
+        {
             return;
         }
         match pid_ns {
@@ -520,7 +638,7 @@ impl Bridge {
                 self.step = Step::AwaitingVassal;
                 self.timers
                     .set(Timer::Handoff, now + self.config.handoff_timeout);
-                self.proxy.accept_from(ns, &mut self.out);
+                self.current.proxy.accept_from(ns, &mut self.out);
             }
             None => self.fail(HostError::PidNamespace { pid }.into(), now),
         }
@@ -531,8 +649,14 @@ impl Bridge {
             self.out.notice(Notice::VassalClosedChannel);
             // Usually its container is exiting: let the wait say how (an OOM kill is told
             // from its status), for a moment, before stopping it ourselves.
-            let started = matches!(self.container, Container::Started(_));
-            if started && self.exit_watch.as_ref().is_some_and(ExitWatch::is_armed) {
+            let started = matches!(self.current.container, Container::Started(_));
+            if started
+                && self
+                    .current
+                    .exit_watch
+                    .as_ref()
+                    .is_some_and(ExitWatch::is_armed)
+            {
                 self.timers.set(Timer::VassalGone, now + VASSAL_EXIT_GRACE);
                 return;
             }
@@ -545,7 +669,8 @@ impl Bridge {
             self.stop(Outcome::VassalLeft, now);
         }
         if self.timers.take_due(Timer::Handoff, now) {
-            self.fail(sequence::never_connected(&self.config).into(), now);
+            let error = sequence::never_connected(&self.config.plan, self.config.handoff_timeout);
+            self.fail(error.into(), now);
         }
         if self.timers.take_due(Timer::Backoff, now) {
             if matches!(self.step, Step::BackingOff) {
@@ -556,7 +681,11 @@ impl Bridge {
         if self.timers.take_due(Timer::Reconnect, now) {
             self.reconnect(now);
         }
+        if self.timers.take_due(Timer::Rollover, now) {
+            self.on_rollover_timer(now);
+        }
         self.on_overdue_requests(now);
+        self.on_overdue_rollover(now);
     }
 }
 
