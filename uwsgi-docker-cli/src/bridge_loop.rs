@@ -14,8 +14,11 @@ use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 use uwsgi_docker_core::handoff::HandedFd;
 use uwsgi_docker_core::lifecycle::{
-    Action, Bridge, BridgeConfig, DockerConn, Event, LogLevel, ProxyPeer,
+    Action, Bridge, BridgeConfig, BridgeError, DockerConn, Event, Generation, LogLevel, ProxyPeer,
+    VassalError,
 };
+use uwsgi_docker_core::plan::ContainerPlan;
+use uwsgi_docker_core::spec::VassalSpec;
 
 use crate::proxy;
 use crate::runtime::hostfs::{self, CidFile, SocketEntry, SocketOwner};
@@ -50,6 +53,21 @@ pub struct LoopIo {
     pub debug: bool,
     /// Container output lines start with `[vassal] ` (`UWSGIDOCKER_LOG_PREFIX`).
     pub log_prefix: bool,
+    /// Plans a rollover's container from a changed config, as the start did.
+    pub planner: RolloverPlanner,
+}
+
+/// What [`Action::PlanRollover`] runs: the same planning as at start (spec, policy,
+/// launcher, checks); the error names the vassal, the attribute and its value.
+pub struct RolloverPlanner(pub Box<PlanFn>);
+
+/// A config in; the container plan and the `[emperor]` section it asks for out.
+pub type PlanFn = dyn Fn(&[u8]) -> Result<(ContainerPlan, VassalSpec), String>;
+
+impl std::fmt::Debug for RolloverPlanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RolloverPlanner")
+    }
 }
 
 /// A nonblocking fd with a queue of bytes still to write.
@@ -122,8 +140,8 @@ enum Slot {
     Signal,
     EmperorControl,
     EmperorConfig,
-    VassalControl,
-    VassalConfig,
+    VassalControl(Generation),
+    VassalConfig(Generation),
     Docker(DockerConn),
     Proxy,
 }
@@ -135,12 +153,32 @@ struct ProxyListener {
     accepting: bool,
 }
 
-/// The vassal's ends, held until the handoff.
-#[derive(Debug, Default)]
-struct VassalEnds {
-    control: Option<OwnedFd>,
-    config: Option<OwnedFd>,
-    socket: Option<OwnedFd>,
+/// One generation's relayed channels: the bridge's ends, and the vassal's ends, held
+/// until the handoff.
+#[derive(Debug)]
+struct VassalChannels {
+    control: Option<Channel>,
+    config: Option<Channel>,
+    vassal_control: Option<OwnedFd>,
+    vassal_config: Option<OwnedFd>,
+}
+
+impl VassalChannels {
+    fn new() -> Result<VassalChannels, String> {
+        let (control, vassal_control) = proxy::stream_pair()
+            .map_err(|e| format!("cannot create the relayed control channel: {e}"))?;
+        let (config, vassal_config) = proxy::stream_pair()
+            .map_err(|e| format!("cannot create the relayed config channel: {e}"))?;
+        let nonblocking = |fd: OwnedFd, what: &str| {
+            Channel::new(fd).map_err(|e| format!("cannot make the {what} nonblocking: {e}"))
+        };
+        Ok(VassalChannels {
+            control: Some(nonblocking(control, "relayed control channel")?),
+            config: Some(nonblocking(config, "relayed config channel")?),
+            vassal_control: Some(vassal_control),
+            vassal_config: Some(vassal_config),
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -150,9 +188,11 @@ struct Runtime {
     signals: OwnedFd,
     emperor_control: Option<Channel>,
     emperor_config: Option<OwnedFd>,
-    vassal_control: Option<Channel>,
-    vassal_config: Option<Channel>,
-    vassal_ends: VassalEnds,
+    /// By generation: the first from the start, a rollover's beside it.
+    vassals: BTreeMap<Generation, VassalChannels>,
+    /// The listening socket every generation gets (`docker-socket` or the Emperor's
+    /// on-demand socket), kept so that a rollover can pass it again.
+    listen_socket: Option<OwnedFd>,
     docker: BTreeMap<DockerConn, Channel>,
     proxy: Option<ProxyListener>,
     peers: BTreeMap<ProxyPeer, OwnedFd>,
@@ -172,6 +212,7 @@ struct LoopIoFacts {
     proxy_private_dir: Option<(PathBuf, String)>,
     debug: bool,
     log_prefix: bool,
+    planner: RolloverPlanner,
 }
 
 /// Run the bridge to its end; returns the exit code it chose. When it cannot even start,
@@ -192,25 +233,16 @@ pub fn run(config: BridgeConfig, mut io: LoopIo) -> Result<i32, String> {
 type SetupResult = Result<i32, (String, Option<SocketEntry>)>;
 
 fn run_with(config: BridgeConfig, io: LoopIo, entry: Option<SocketEntry>) -> SetupResult {
-    let parts = match setup(&io) {
+    let (signals, first) = match setup(&io) {
         Ok(parts) => parts,
         Err(e) => return Err((e, entry)),
     };
-    let (signals, (control_bridge, control_vassal), (config_bridge, config_vassal)) = parts;
-    let channel = |fd: OwnedFd, what: &str| {
-        Channel::new(fd).map_err(|e| format!("cannot make the {what} nonblocking: {e}"))
-    };
-    let (emperor_control, vassal_control, vassal_config) = match (|| {
-        Ok::<_, String>((
-            io.emperor_control
-                .map(|fd| channel(fd, "Emperor control channel"))
-                .transpose()?,
-            channel(control_bridge, "relayed control channel")?,
-            channel(config_bridge, "relayed config channel")?,
-        ))
-    })() {
-        Ok(channels) => channels,
-        Err(e) => return Err((e, entry)),
+    let emperor_control = match io.emperor_control.map(Channel::new).transpose() {
+        Ok(channel) => channel,
+        Err(e) => {
+            let e = format!("cannot make the Emperor control channel nonblocking: {e}");
+            return Err((e, entry));
+        }
     };
     let vassal = config.plan.vassal_name.clone();
     let mut runtime = Runtime {
@@ -224,17 +256,13 @@ fn run_with(config: BridgeConfig, io: LoopIo, entry: Option<SocketEntry>) -> Set
             proxy_private_dir: io.proxy_private_dir,
             debug: io.debug,
             log_prefix: io.log_prefix,
+            planner: io.planner,
         },
         signals,
         emperor_control,
         emperor_config: io.emperor_config,
-        vassal_control: Some(vassal_control),
-        vassal_config: Some(vassal_config),
-        vassal_ends: VassalEnds {
-            control: Some(control_vassal),
-            config: Some(config_vassal),
-            socket: io.listen_socket,
-        },
+        vassals: BTreeMap::from([(Generation::default(), first)]),
+        listen_socket: io.listen_socket,
         docker: BTreeMap::new(),
         proxy: None,
         peers: BTreeMap::new(),
@@ -245,20 +273,15 @@ fn run_with(config: BridgeConfig, io: LoopIo, entry: Option<SocketEntry>) -> Set
     Ok(runtime.run())
 }
 
-type Pair = (OwnedFd, OwnedFd);
-
-/// What can fail before the bridge starts: the signal pipe and the relayed channels.
-fn setup(io: &LoopIo) -> Result<(OwnedFd, Pair, Pair), String> {
+/// What can fail before the bridge starts: the signal pipe and the first relayed channels.
+fn setup(io: &LoopIo) -> Result<(OwnedFd, VassalChannels), String> {
     let signals = signal_pipe().map_err(|e| format!("cannot set up signal handling: {e}"))?;
-    let control = proxy::stream_pair()
-        .map_err(|e| format!("cannot create the relayed control channel: {e}"))?;
-    let config = proxy::stream_pair()
-        .map_err(|e| format!("cannot create the relayed config channel: {e}"))?;
+    let first = VassalChannels::new()?;
     if let Some(fd) = &io.emperor_config {
         proxy::set_nonblocking(fd)
             .map_err(|e| format!("cannot make the Emperor config channel nonblocking: {e}"))?;
     }
-    Ok((signals, control, config))
+    Ok((signals, first))
 }
 
 /// SIGTERM, SIGINT and SIGHUP each write a byte to a nonblocking pipe we poll.
@@ -334,14 +357,16 @@ impl Runtime {
             slots.push(Slot::EmperorConfig);
             fds.push(PollFd::new(fd, PollFlags::IN));
         }
-        if let Some(ch) = &self.vassal_control {
-            slots.push(Slot::VassalControl);
-            fds.push(PollFd::new(&ch.fd, ch.interest(true)));
-        }
-        if let Some(ch) = &self.vassal_config {
-            // Only written; POLLHUP/POLLERR are reported whatever the interest.
-            slots.push(Slot::VassalConfig);
-            fds.push(PollFd::new(&ch.fd, ch.interest(false)));
+        for (generation, vassal) in &self.vassals {
+            if let Some(ch) = &vassal.control {
+                slots.push(Slot::VassalControl(*generation));
+                fds.push(PollFd::new(&ch.fd, ch.interest(true)));
+            }
+            if let Some(ch) = &vassal.config {
+                // Only written; POLLHUP/POLLERR are reported whatever the interest.
+                slots.push(Slot::VassalConfig(*generation));
+                fds.push(PollFd::new(&ch.fd, ch.interest(false)));
+            }
         }
         for (conn, ch) in &self.docker {
             slots.push(Slot::Docker(*conn));
@@ -411,38 +436,43 @@ impl Runtime {
                     ReadOutcome::Nothing => {}
                 }
             }
-            Slot::VassalControl => {
+            Slot::VassalControl(generation) => {
                 if revents.contains(PollFlags::OUT) {
-                    if let Some(Err(e)) = self.vassal_control.as_mut().map(Channel::flush) {
+                    let vassal = self.vassals.get_mut(&generation);
+                    let flushed = vassal.and_then(|v| v.control.as_mut()).map(Channel::flush);
+                    if let Some(Err(e)) = flushed {
                         self.say_debug(&format!(
                             "write to the vassal's control channel failed: {e}"
                         ));
                     }
                 }
-                let Some(ch) = self.vassal_control.as_ref().filter(|_| readable) else {
+                let Some(vassal) = self.vassals.get_mut(&generation) else {
+                    return;
+                };
+                let Some(ch) = vassal.control.as_ref().filter(|_| readable) else {
                     return;
                 };
                 match read_some(ch.fd.as_fd(), buf) {
-                    ReadOutcome::Data(n) => self.bridge.handle_vassal_control(head(buf, n), now),
+                    ReadOutcome::Data(n) => {
+                        self.bridge
+                            .handle_vassal_control(generation, head(buf, n), now)
+                    }
                     ReadOutcome::Eof => {
-                        self.vassal_control = None;
-                        self.bridge.handle_vassal_control_eof(now);
+                        vassal.control = None;
+                        self.bridge.handle_vassal_control_eof(generation, now);
                     }
                     ReadOutcome::Nothing => {}
                 }
             }
-            Slot::VassalConfig => {
-                let failed = if revents.intersects(PollFlags::HUP | PollFlags::ERR) {
-                    true
-                } else {
-                    matches!(
-                        self.vassal_config.as_mut().map(Channel::flush),
-                        Some(Err(_))
-                    )
+            Slot::VassalConfig(generation) => {
+                let Some(vassal) = self.vassals.get_mut(&generation) else {
+                    return;
                 };
+                let failed = revents.intersects(PollFlags::HUP | PollFlags::ERR)
+                    || matches!(vassal.config.as_mut().map(Channel::flush), Some(Err(_)));
                 if failed {
+                    vassal.config = None;
                     self.say_debug("the vassal closed its config channel");
-                    self.vassal_config = None;
                 }
             }
             Slot::Docker(conn) => {
@@ -553,7 +583,12 @@ impl Runtime {
                 let ns = crate::sys::pid_namespace(pid);
                 self.bridge.handle_pid_namespace(pid, ns, now);
             }
-            Action::Handoff { peer, data, fds } => self.handoff(peer, &data, &fds),
+            Action::Handoff {
+                generation,
+                peer,
+                data,
+                fds,
+            } => self.handoff(generation, peer, &data, &fds),
             Action::RefusePeer { peer } => {
                 self.peers.remove(&peer);
             }
@@ -569,24 +604,54 @@ impl Runtime {
                     None => self.say_debug("no Emperor control channel to write to"),
                 }
             }
-            Action::ToVassalControl(bytes) => {
-                if let Some(Err(e)) = self.vassal_control.as_mut().map(|ch| ch.send(&bytes)) {
+            Action::ToVassalControl(generation, bytes) => {
+                let vassal = self.vassals.get_mut(&generation);
+                let sent = vassal
+                    .and_then(|v| v.control.as_mut())
+                    .map(|ch| ch.send(&bytes));
+                if let Some(Err(e)) = sent {
                     self.say_debug(&format!(
                         "write to the vassal's control channel failed: {e}"
                     ));
                 }
             }
-            Action::ToVassalConfig(bytes) => {
-                match self.vassal_config.as_mut().map(|ch| ch.send(&bytes)) {
+            Action::ToVassalConfig(generation, bytes) => {
+                let vassal = self.vassals.get_mut(&generation);
+                let sent = vassal
+                    .and_then(|v| v.config.as_mut())
+                    .map(|ch| ch.send(&bytes));
+                match sent {
                     Some(Ok(())) => {}
                     Some(Err(e)) => {
+                        if let Some(vassal) = self.vassals.get_mut(&generation) {
+                            vassal.config = None;
+                        }
                         self.say_debug(&format!(
                             "write to the vassal's config channel failed: {e}"
                         ));
-                        self.vassal_config = None;
                     }
                     None => self.say_debug("the vassal's config channel is closed"),
                 }
+            }
+            Action::PrepareChannels(generation) => match VassalChannels::new() {
+                Ok(channels) => {
+                    self.vassals.insert(generation, channels);
+                    self.bridge
+                        .handle_channels_prepared(generation, Ok(()), now);
+                }
+                Err(e) => {
+                    let e = io::Error::other(e);
+                    self.bridge
+                        .handle_channels_prepared(generation, Err(e), now);
+                }
+            },
+            Action::DropChannels(generation) => {
+                self.vassals.remove(&generation);
+            }
+            Action::PlanRollover { config } => {
+                let planned = (self.io.planner.0)(&config)
+                    .map_err(|reason| BridgeError::from(VassalError::SettingsRefused { reason }));
+                self.bridge.handle_rollover_plan(planned, now);
             }
             Action::ReadConfig => {
                 let config = match &self.io.config_file {
@@ -613,20 +678,22 @@ impl Runtime {
         }
     }
 
-    /// Pass the vassal's ends to the peer, then close our copies so that the container's
-    /// death shows as EOF on the bridge's ends. A failed send also ends in that EOF.
-    fn handoff(&mut self, peer: ProxyPeer, data: &[u8], fds: &[HandedFd]) {
+    /// Pass `generation`'s vassal ends (and the listening socket) to the peer, then close
+    /// our copies of the ends so that the container's death shows as EOF on the bridge's
+    /// ends. A failed send also ends in that EOF.
+    fn handoff(&mut self, generation: Generation, peer: ProxyPeer, data: &[u8], fds: &[HandedFd]) {
         let Some(socket) = self.peers.remove(&peer) else {
             self.say(LogLevel::Error, "handoff to a peer that is gone");
             return;
         };
+        let vassal = self.vassals.get(&generation);
         let mut borrowed: Vec<BorrowedFd<'_>> = Vec::with_capacity(fds.len());
         let mut missing = Vec::new();
         for which in fds {
             let fd = match which {
-                HandedFd::Control => self.vassal_ends.control.as_ref(),
-                HandedFd::Config => self.vassal_ends.config.as_ref(),
-                HandedFd::Socket => self.vassal_ends.socket.as_ref(),
+                HandedFd::Control => vassal.and_then(|v| v.vassal_control.as_ref()),
+                HandedFd::Config => vassal.and_then(|v| v.vassal_config.as_ref()),
+                HandedFd::Socket => self.listen_socket.as_ref(),
             };
             match fd {
                 Some(fd) => borrowed.push(fd.as_fd()),
@@ -642,7 +709,10 @@ impl Runtime {
         if let Err(e) = result {
             self.say(LogLevel::Error, &format!("the handoff failed: {e}"));
         }
-        self.vassal_ends = VassalEnds::default();
+        if let Some(vassal) = self.vassals.get_mut(&generation) {
+            vassal.vassal_control = None;
+            vassal.vassal_config = None;
+        }
     }
 
     /// Bind the proxy socket: in the private runtime directory (made or checked first)

@@ -8,7 +8,7 @@ use uwsgi_docker_core::lifecycle::{BridgeConfig, EmperorChannels};
 use uwsgi_docker_core::plan::{ContainerPlan, PlanOptions, VassalIdentity};
 use uwsgi_docker_core::spec::{self, HandoffMode, ListenAddress, VassalSpec};
 
-use crate::bridge_loop::{self, LoopIo};
+use crate::bridge_loop::{self, LoopIo, RolloverPlanner};
 use crate::runtime::hostfs::{self, SocketEntry, SocketOwner};
 use crate::runtime::users;
 use crate::settings::{self, RuntimeSettings};
@@ -119,17 +119,24 @@ pub fn plan(
     Ok(plan)
 }
 
-/// Bind `docker-socket` (the runtime's job: no action asks for it), or take the Emperor's
-/// on-demand socket, and run the bridge.
-pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeStart) -> ExitCode {
-    let requested = spec.clone();
-    let mut spec = spec;
-    match tenancy::apply(settings, &start.name, start.origin, &mut spec) {
-        Ok(None) => {}
-        Ok(Some((tenant, decision))) => {
+/// The container plan for a vassal's spec as its file asks for it: the operator policy
+/// applied (tenant mode), the launcher found, the plan validated, and the host paths it
+/// names checked, before anything is bound or created. The start and every rollover plan
+/// with this. The error names the vassal.
+pub fn plan_vassal(
+    settings: &RuntimeSettings,
+    name: &str,
+    origin: Origin,
+    requested: &VassalSpec,
+    inherited_socket: bool,
+) -> Result<ContainerPlan, String> {
+    let mut spec = requested.clone();
+    match tenancy::apply(settings, name, origin, &mut spec).map_err(|e| naming(name, e))? {
+        None => {}
+        Some((tenant, decision)) => {
             if settings.emperor.debug {
                 for line in &decision.applied {
-                    eprintln!("uwsgi-docker: vassal {}: policy: {line}", start.name);
+                    eprintln!("uwsgi-docker: vassal {name}: policy: {line}");
                 }
             }
             spec.labels.push((
@@ -137,32 +144,20 @@ pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeSta
                 tenant.uid.to_string(),
             ));
         }
-        Err(e) => return fail(&naming(&start.name, e)),
     }
-    let socket_mode = settings
-        .emperor
-        .socket_mode
-        .unwrap_or(proxy::DEFAULT_SOCKET_MODE);
-    let name = start.name.clone();
-    let mut inherited = start.inherited_socket;
-    if spec.socket.is_some() && inherited.take().is_some() {
-        eprintln!("uwsgi-docker: vassal {name}: docker-socket is set, so the Emperor's on-demand socket is not passed to the container");
-    }
-    let identity = identity(settings, &start.name, sys::bridge_id());
-    let plan = match plan(
+    let identity = identity(settings, name, sys::bridge_id());
+    let plan = plan(
         settings,
         spec,
         &identity,
-        inherited.is_some(),
+        inherited_socket,
         &settings::process_env,
-    ) {
-        Ok(plan) => plan,
-        Err(e) => return fail(&naming(&start.name, e)),
-    };
+    )
+    .map_err(|e| naming(name, e))?;
     // Refused before anything exists; the write checks again.
     if let Some(path) = &plan.spec.cidfile {
         if let Err(e) = hostfs::check_cidfile(Path::new(path)) {
-            return fail(&format!("vassal {name}: docker-cidfile = {path}: {e}"));
+            return Err(format!("vassal {name}: docker-cidfile = {path}: {e}"));
         }
     }
     // A missing mount source is refused, not created: Docker refuses it for
@@ -174,12 +169,64 @@ pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeSta
             std::fs::symlink_metadata(&mount.host),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound
         ) {
-            return fail(&format!(
+            return Err(format!(
                 "vassal {name}: {}",
                 uwsgi_docker_core::docker::missing_mount_source(mount)
             ));
         }
     }
+    Ok(plan)
+}
+
+/// Plans a rollover's container from a changed config, exactly as the start did.
+fn rollover_planner(
+    settings: &RuntimeSettings,
+    start: &BridgeStart,
+    inherited: bool,
+) -> RolloverPlanner {
+    let settings = settings.clone();
+    let name = start.name.clone();
+    let origin = start.origin;
+    RolloverPlanner(Box::new(move |config: &[u8]| {
+        let requested = match spec::parse_vassal(&name, config) {
+            Ok(Some(spec)) => spec,
+            Ok(None) => return Err(format!("vassal {name} has no docker-image any more")),
+            Err(e) => return Err(e.to_string()),
+        };
+        let plan = plan_vassal(&settings, &name, origin, &requested, inherited)?;
+        Ok((plan, requested))
+    }))
+}
+
+/// Bind `docker-socket` (the runtime's job: no action asks for it), or take the Emperor's
+/// on-demand socket, and run the bridge.
+pub fn run_bridge(
+    settings: &RuntimeSettings,
+    spec: VassalSpec,
+    mut start: BridgeStart,
+) -> ExitCode {
+    let requested = spec;
+    let socket_mode = settings
+        .emperor
+        .socket_mode
+        .unwrap_or(proxy::DEFAULT_SOCKET_MODE);
+    let name = start.name.clone();
+    let mut inherited = start.inherited_socket.take();
+    if requested.socket.is_some() && inherited.take().is_some() {
+        eprintln!("uwsgi-docker: vassal {name}: docker-socket is set, so the Emperor's on-demand socket is not passed to the container");
+    }
+    let plan = match plan_vassal(
+        settings,
+        &name,
+        start.origin,
+        &requested,
+        inherited.is_some(),
+    ) {
+        Ok(plan) => plan,
+        Err(e) => return fail(&e),
+    };
+    let planner = rollover_planner(settings, &start, inherited.is_some());
+    let identity = identity(settings, &name, sys::bridge_id());
     let proxy_private_dir = plan
         .proxy_in_private_dir
         .then(|| private_dir(settings, &identity.emperor_id));
@@ -225,6 +272,7 @@ pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeSta
         proxy_private_dir,
         debug: settings.emperor.debug,
         log_prefix: settings.log_prefix,
+        planner,
     };
     match bridge_loop::run(config, io) {
         Ok(code) => exit_code(code),
