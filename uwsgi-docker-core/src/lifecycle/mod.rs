@@ -42,7 +42,7 @@ use shutdown::Shutdown;
 use timers::{Timer, Timers};
 
 use crate::docker::Api;
-use crate::emperor::encode_config;
+use crate::emperor::{encode_config, EmperorMessage};
 
 /// Where the bridge is; [`Phase`] is its public summary.
 #[derive(Debug)]
@@ -251,6 +251,9 @@ pub struct Bridge {
     /// A second container being brought up for a changed `[emperor]` section, or the old
     /// one being retired after the switch.
     rollover: Option<Rollover>,
+    /// The Emperor's reload byte waits while the file is read again: a changed
+    /// `[emperor]` section then rolls over without reloading the running vassal.
+    held_reload: bool,
     channels: ChannelRelay,
     timers: Timers,
     create_attempts: u8,
@@ -267,6 +270,7 @@ impl Bridge {
             requests: Requests::default(),
             current: Instance::new(Generation::default()),
             rollover: None,
+            held_reload: false,
             channels: ChannelRelay::default(),
             timers: Timers::default(),
             create_attempts: 0,
@@ -362,6 +366,10 @@ impl Bridge {
     /// Bytes from the Emperor's control channel: relayed to the vassal; a stop byte stops it.
     pub fn handle_emperor_control(&mut self, data: &[u8], now: Instant) {
         self.input(|b| {
+            if data == [EmperorMessage::Reload.to_byte()] && b.may_roll_over_on_reload() {
+                b.held_reload = true;
+                return b.out.push(Action::ReadConfig);
+            }
             let relaying = b.relaying().then_some(b.current.generation);
             if ChannelRelay::relay_emperor_control(data, relaying, &mut b.out) {
                 b.stop(Outcome::Stopped, now);
@@ -416,6 +424,7 @@ impl Bridge {
     /// The answer to [`Action::ReadConfig`].
     pub fn handle_config(&mut self, config: Result<Vec<u8>, io::Error>, now: Instant) {
         self.input(|b| match config {
+            _ if std::mem::take(&mut b.held_reload) => b.on_reload_read(config),
             Ok(config) => b.push_config(&config, now),
             // Without a config the vassal exits after 5 s; the Emperor respawns it.
             Err(e) => b.out.notice(Notice::ConfigUnreadable(Arc::new(e))),

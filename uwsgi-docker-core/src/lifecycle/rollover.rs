@@ -134,6 +134,40 @@ impl Bridge {
             && plan.spec.ports.is_empty()
     }
 
+    /// Whether the Emperor's reload byte waits for the file to be read first: a vassal
+    /// that could roll over, whose config the bridge reads itself (no config channel).
+    pub(super) fn may_roll_over_on_reload(&self) -> bool {
+        let plan = &self.config.plan;
+        self.config.emperor.has_control()
+            && !self.config.emperor.has_config()
+            && plan.passes_socket
+            && matches!(self.step, Step::Running)
+            && self.current.proxy.is_handed_off()
+            && self.rollover.is_none()
+    }
+
+    /// The file, read for a held reload byte: a changed section that can roll over starts
+    /// the rollover and the running vassal is left alone (it serves on, not reloading);
+    /// anything else is an ordinary reload, relayed now.
+    pub(super) fn on_reload_read(&mut self, config: io::Result<Vec<u8>>) {
+        let changed = config.ok().and_then(|config| {
+            match spec::parse_vassal(&self.config.plan.vassal_name, &config) {
+                Ok(Some(spec)) if spec != self.config.requested_spec => Some((config, spec)),
+                _ => None,
+            }
+        });
+        match changed {
+            Some((config, spec)) if self.can_roll_over(&spec) && !self.is_stopping() => {
+                self.start_rollover(&config, spec)
+            }
+            _ => {
+                let relaying = self.relaying().then_some(self.current.generation);
+                let reload = [EmperorMessage::Reload.to_byte()];
+                ChannelRelay::relay_emperor_control(&reload, relaying, &mut self.out);
+            }
+        }
+    }
+
     /// A reload brought a changed `[emperor]` section (`None`: no longer a Docker vassal).
     pub(super) fn on_settings_changed(
         &mut self,

@@ -30,12 +30,21 @@ impl Harness {
         h
     }
 
-    /// The file changed and the Emperor reloads the vassal: the reload byte is relayed,
-    /// the reloading vassal asks for its config, and the bridge reads the file again.
+    /// The file changed and the Emperor reloads the vassal. The bridge reads the file
+    /// first; when it relays the reload byte, the reloading vassal asks for its config and
+    /// the bridge reads the file again.
     fn file_changes_to(&mut self, config: &[u8]) {
         self.file = config.to_vec();
+        let (relayed, reads) = (self.to_vassal_control.len(), self.config_reads);
         self.emperor_sends(&[EmperorMessage::Reload.to_byte()]);
-        self.vassal_sends(&[2]);
+        assert_eq!(
+            self.config_reads,
+            reads + 1,
+            "the file is read before the reload"
+        );
+        if self.to_vassal_control.len() > relayed {
+            self.vassal_sends(&[2]);
+        }
     }
 
     fn new_vassal_connects(&mut self, peer: u64) {
@@ -66,10 +75,11 @@ impl Harness {
 #[test]
 fn a_changed_section_rolls_over_to_a_new_container_and_the_emperor_sees_one_vassal() {
     let mut h = Harness::running_with_socket();
-    let old_config_push = config_packet(SOCKET_CONFIG);
+    let first_push = h.to_vassal_config.len();
     h.file_changes_to(NEW_CONFIG);
-    // The reloading vassal serves on with its own config.
-    assert!(h.to_vassal_config.ends_with(&old_config_push));
+    // The running vassal is not reloaded: it serves on as it is.
+    assert!(h.to_vassal_control.is_empty());
+    assert_eq!(h.to_vassal_config.len(), first_push);
     assert_eq!(h.plans, [NEW_CONFIG.to_vec()]);
     assert_eq!(h.prepared, [SECOND]);
     assert_eq!(h.bridge.phase(), Phase::RollingOver);
@@ -127,8 +137,8 @@ fn a_changed_section_rolls_over_to_a_new_container_and_the_emperor_sees_one_vass
     assert_eq!(h.bridge.container_id(), Some(NEW_ID));
     assert_eq!(
         h.to_vassal_control,
-        [1, 2],
-        "reload relayed, then graceful stop"
+        [2],
+        "the graceful stop, and nothing else"
     );
     assert_eq!(
         &h.to_emperor[to_emperor..],
@@ -161,6 +171,7 @@ fn a_changed_section_rolls_over_to_a_new_container_and_the_emperor_sees_one_vass
 
     // The same file again is a reload, not another rollover.
     h.file_changes_to(NEW_CONFIG);
+    assert_eq!(h.control_of[&SECOND], [1, 1], "relayed after the read");
     assert_eq!(h.plans.len(), 1);
     assert!(h.config_of[&SECOND].ends_with(&config_packet(NEW_CONFIG)));
 
@@ -290,23 +301,12 @@ fn a_new_container_failing_at_any_step_is_removed_and_the_old_one_serves_on() {
             h.open_conns.len() <= 3,
             "only the old container's connections: {context}"
         );
-        // The Emperor's bytes still go to the old vassal.
-        h.emperor_sends(&[1]);
-        assert_eq!(h.to_vassal_control.last(), Some(&1), "{context}");
-        assert!(
-            h.control_of
-                .get(&SECOND)
-                .is_none_or(|b| b.is_empty() || step_is_after_handoff(step)),
-            "{context}"
-        );
+        // The Emperor's bytes still go to the old vassal, and none went to the new one.
+        assert!(h.control_of.is_empty(), "{context}");
+        h.emperor_sends(&[0]);
+        assert_eq!(h.to_vassal_control.last(), Some(&0), "{context}");
+        h.assert_clean(0);
     }
-}
-
-fn step_is_after_handoff(step: FailAt) -> bool {
-    matches!(
-        step,
-        FailAt::NeverAccepts | FailAt::LeavesAfterHandoff | FailAt::AsksToStop
-    )
 }
 
 #[test]
@@ -402,10 +402,12 @@ fn a_stop_during_a_rollover_is_bounded_when_the_daemon_stops_answering() {
 fn a_second_change_during_a_rollover_is_rolled_to_once_the_first_is_done() {
     let mut h = Harness::running_with_socket();
     h.file_changes_to(NEW_CONFIG);
-    // Another change while the new container comes up: the old vassal is reloading again
-    // and gets its own config; the newest change waits.
+    // Another change while the new container comes up: the reload is relayed, the old
+    // vassal reloads and gets its own config; the newest change waits.
     let pushes = h.to_vassal_config.len();
-    h.file_changes_to(THIRD_CONFIG);
+    h.file = THIRD_CONFIG.to_vec();
+    h.emperor_sends(&[1]);
+    h.vassal_sends(&[2]);
     assert!(h.logged("the newest one is applied when this rollover is done"));
     assert_eq!(&h.to_vassal_config[pushes..], config_packet(SOCKET_CONFIG));
     assert_eq!(h.plans.len(), 1);
@@ -471,4 +473,37 @@ fn a_foreign_container_on_the_sibling_name_abandons_the_rollover_and_is_left_alo
     );
     assert_eq!(h.exit, None);
     assert_eq!(h.bridge.container_id(), Some(CONTAINER_ID));
+}
+
+#[test]
+fn with_a_config_channel_the_pushed_config_starts_the_rollover_and_the_old_vassal_serves_on() {
+    let (plan, spec) = plan_for(SOCKET_CONFIG);
+    let mut config = BridgeConfig::new(plan, spec, SOCKET_CONFIG.to_vec());
+    config.emperor = EmperorChannels::ControlAndConfig;
+    let mut h = Harness::new(config);
+    h.run();
+    h.vassal_connects(1);
+    h.daemon.next_id = Some(NEW_ID);
+    // The Emperor sends the reload byte, then pushes the new config.
+    h.emperor_sends(&[1]);
+    assert_eq!(
+        h.to_vassal_control,
+        [1],
+        "relayed: the config comes separately"
+    );
+    let pushes = h.to_vassal_config.len();
+    h.bridge
+        .handle_emperor_config(&config_packet(NEW_CONFIG), h.now);
+    h.run();
+    assert_eq!(h.plans, [NEW_CONFIG.to_vec()]);
+    assert_eq!(
+        &h.to_vassal_config[pushes..],
+        config_packet(SOCKET_CONFIG),
+        "the reloading vassal gets its own config"
+    );
+    h.new_vassal_connects(2);
+    h.generation_sends(SECOND, &[5]);
+    h.container_exits(0);
+    assert_eq!(h.bridge.config.requested_spec.image, "app:2");
+    assert_eq!(h.config_of[&SECOND], config_packet(NEW_CONFIG));
 }
