@@ -821,7 +821,7 @@ impl Bridge {
             match logs.on_data(data, &mut self.out) {
                 AttachProgress::Waiting | AttachProgress::Streaming => {}
                 AttachProgress::Upgraded => self.maybe_start_rollover(now),
-                AttachProgress::Failed(fault) => self.rollover_stream_failed(fault, now),
+                AttachProgress::Failed(fault) => self.rollover_failed(fault.into(), now),
                 AttachProgress::Lost => rollover.other.logs = None,
             }
             return;
@@ -851,7 +851,7 @@ impl Bridge {
             WaitProgress::Failed(fault) => {
                 self.out.push(Action::DockerClose(conn));
                 rollover.other.exit_watch = None;
-                self.rollover_stream_failed(fault, now);
+                self.rollover_failed(fault.into(), now);
             }
         }
     }
@@ -874,14 +874,14 @@ impl Bridge {
                 stream: "attach",
                 when: "before upgrading it",
             };
-            return self.rollover_stream_failed(fault, now);
+            return self.rollover_failed(fault.into(), now);
         }
         rollover.other.exit_watch = None;
         let fault = DaemonFault::StreamClosed {
             stream: "wait",
             when: "before the container exited",
         };
-        self.rollover_stream_failed(fault, now);
+        self.rollover_failed(fault.into(), now);
     }
 
     pub(super) fn on_rollover_connect_failed(
@@ -899,12 +899,6 @@ impl Bridge {
         }
         rollover.other.logs.take_if(|l| l.conn() == conn);
         rollover.other.exit_watch.take_if(|w| w.conn() == conn);
-        self.rollover_stream_failed(fault, now);
-    }
-
-    /// A stream of the other container failed: before the switch the rollover is
-    /// abandoned; after it, the old container's stop timer still removes it.
-    fn rollover_stream_failed(&mut self, fault: DaemonFault, now: Instant) {
         self.rollover_failed(fault.into(), now);
     }
 
@@ -976,15 +970,16 @@ impl Bridge {
             None
         };
         if let Some(fault) = fault {
-            self.rollover_stream_failed(fault, now);
+            self.rollover_failed(fault.into(), now);
         }
     }
 
     // ---- ending one ----
 
     /// The new container failed before the switch: remove it, close its proxy, say why;
-    /// the current container serves on.
-    fn rollover_failed(&mut self, error: BridgeError, now: Instant) {
+    /// the current container serves on. After the switch nothing is abandoned: a stream
+    /// of the old container that fails leaves its removal to the stop timer.
+    pub(super) fn rollover_failed(&mut self, error: BridgeError, now: Instant) {
         let Some(rollover) = self.rollover.as_mut().filter(|r| r.stage.is_bringing_up()) else {
             return;
         };

@@ -631,6 +631,9 @@ impl Bridge {
     /// The daemon went away while the vassal runs: keep relaying, try it again later.
     fn daemon_lost(&mut self, error: BridgeError, now: Instant) {
         self.close_streams();
+        // A new container is not brought up without the daemon (its own requests say the
+        // same soon, but re-attaching must find one current container).
+        self.rollover_failed(error.clone(), now);
         self.out.notice(Notice::DaemonLost(Box::new(error)));
         self.step = Step::Reattaching(Reattach {
             since: now,

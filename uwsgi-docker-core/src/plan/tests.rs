@@ -626,8 +626,16 @@ fn rollover_names_alternate_and_are_never_another_vassals() {
         assert_eq!(sibling_container_name(prefix, vassal, &sibling), primary);
         // No vassal name maps there: names hold no NUL, so the sibling's input is one no
         // file can have, and its hash is not any real name's.
-        for other in [format!("{vassal}_next"), format!("{vassal}\u{1}next"), sibling.clone()] {
-            assert_ne!(prefixed_container_name(prefix, &other), sibling, "{other:?}");
+        for other in [
+            format!("{vassal}_next"),
+            format!("{vassal}\u{1}next"),
+            sibling.clone(),
+        ] {
+            assert_ne!(
+                prefixed_container_name(prefix, &other),
+                sibling,
+                "{other:?}"
+            );
         }
     }
 }

@@ -67,6 +67,24 @@ impl Harness {
         self.run();
     }
 
+    /// The last `n` requests the daemon saw, oldest first.
+    fn last_requests(&self, n: usize) -> Vec<&str> {
+        let seen = &self.daemon.requests;
+        seen[seen.len().saturating_sub(n)..]
+            .iter()
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// The same with their queries.
+    fn last_targets(&self, n: usize) -> Vec<&str> {
+        let seen = &self.daemon.targets;
+        seen[seen.len().saturating_sub(n)..]
+            .iter()
+            .map(String::as_str)
+            .collect()
+    }
+
     fn logged(&self, needle: &str) -> bool {
         self.logs.iter().any(|l| l.contains(needle))
     }
@@ -88,15 +106,7 @@ fn a_changed_section_rolls_over_to_a_new_container_and_the_emperor_sees_one_vass
         h.daemon.containers.get(&sibling).map(String::as_str),
         Some(NEW_ID)
     );
-    let tail: Vec<&str> = h
-        .daemon
-        .targets
-        .iter()
-        .rev()
-        .take(5)
-        .rev()
-        .map(String::as_str)
-        .collect();
+    let tail = h.last_targets(5);
     assert_eq!(
         tail,
         [
@@ -193,15 +203,7 @@ fn an_old_container_that_does_not_exit_in_time_is_stopped_then_removed() {
     h.generation_sends(SECOND, &[5]);
     // Stop timeout (3 s) and grace (5 s) pass without its exit.
     h.advance(Duration::from_secs(8));
-    let tail: Vec<&str> = h
-        .daemon
-        .requests
-        .iter()
-        .rev()
-        .take(2)
-        .rev()
-        .map(String::as_str)
-        .collect();
+    let tail = h.last_requests(2);
     assert_eq!(
         tail,
         ["POST /containers/c0ffee/stop", "DELETE /containers/c0ffee"]
@@ -506,4 +508,17 @@ fn with_a_config_channel_the_pushed_config_starts_the_rollover_and_the_old_vassa
     h.container_exits(0);
     assert_eq!(h.bridge.config.requested_spec.image, "app:2");
     assert_eq!(h.config_of[&SECOND], config_packet(NEW_CONFIG));
+}
+
+#[test]
+fn losing_the_daemon_during_a_rollover_abandons_it_and_keeps_the_old_vassal() {
+    let mut h = Harness::running_with_socket();
+    h.file_changes_to(NEW_CONFIG);
+    h.daemon_stops();
+    assert!(h.logged("the rollover is abandoned"), "{:#?}", h.logs);
+    assert!(h.logged("lost the docker daemon"));
+    assert_eq!(h.bridge.phase(), Phase::Reattaching);
+    assert_eq!(h.bridge.container_id(), Some(CONTAINER_ID));
+    assert_eq!(h.exit, None);
+    assert_eq!(h.dropped, [SECOND]);
 }
