@@ -5,7 +5,8 @@
 //! wait stream (`exit_watch`), the relay of the Emperor's channels (`channels`), the proxy
 //! socket and the authentication of its peer (`proxy_gate`), and a small timer table
 //! (`timers`). What happens in which order is decided in `sequence` (start-up and
-//! re-attaching) and `shutdown` (stopping and cleaning up).
+//! re-attaching), `rollover` (a second container for a changed `[emperor]` section) and
+//! `shutdown` (stopping and cleaning up).
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -232,6 +233,15 @@ const VASSAL_EXIT_GRACE: Duration = Duration::from_secs(2);
 /// the grace, remove the grace, and after any deadline the stop is skipped for a forced
 /// remove: stopping ends within [`Bridge::shutdown_bound`] whatever the daemon does.
 ///
+/// **A changed `[emperor]` section** of a vassal whose listening socket the bridge holds
+/// (`docker-socket`, an on-demand socket), under an Emperor and with no published port,
+/// rolls over instead of recreating: a second container is brought up beside the first on
+/// the same socket, gets fresh channels ([`Generation`]s), and takes the Emperor's channels
+/// once its uWSGI accepts requests; the old one is stopped gracefully and removed
+/// ([`Phase::RollingOver`] meanwhile). If the new one fails, it is removed and the old one
+/// serves on. The runtime plans the new container ([`Action::PlanRollover`]) and makes its
+/// channels ([`Action::PrepareChannels`]); see the `rollover` module for the whole path.
+///
 /// **Losing the daemon while the vassal runs** (its wait stream closes before the exit)
 /// does not end the vassal: the container may survive (Podman's containers outlive its
 /// service; Docker's with live-restore). The bridge keeps relaying the Emperor's channels
@@ -432,7 +442,8 @@ impl Bridge {
     }
 
     /// The answer to [`Action::WriteCidFile`]: a cidfile that cannot be written safely
-    /// fails the vassal (its container is removed).
+    /// fails the vassal (its container is removed); after a rollover's switch it is only
+    /// logged, and the vassal runs on.
     pub fn handle_cidfile_written(&mut self, result: Result<(), io::Error>, now: Instant) {
         self.input(|b| {
             if let Err(e) = result {
