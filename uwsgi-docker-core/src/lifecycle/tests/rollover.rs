@@ -69,25 +69,24 @@ impl Harness {
 
     /// The last `n` requests the daemon saw, oldest first.
     fn last_requests(&self, n: usize) -> Vec<&str> {
-        let seen = &self.daemon.requests;
-        seen[seen.len().saturating_sub(n)..]
-            .iter()
-            .map(String::as_str)
-            .collect()
+        last(&self.daemon.requests, n)
     }
 
     /// The same with their queries.
     fn last_targets(&self, n: usize) -> Vec<&str> {
-        let seen = &self.daemon.targets;
-        seen[seen.len().saturating_sub(n)..]
-            .iter()
-            .map(String::as_str)
-            .collect()
+        last(&self.daemon.targets, n)
     }
 
     fn logged(&self, needle: &str) -> bool {
         self.logs.iter().any(|l| l.contains(needle))
     }
+}
+
+fn last(seen: &[String], n: usize) -> Vec<&str> {
+    seen[seen.len().saturating_sub(n)..]
+        .iter()
+        .map(String::as_str)
+        .collect()
 }
 
 #[test]
