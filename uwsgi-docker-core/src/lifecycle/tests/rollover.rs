@@ -521,3 +521,48 @@ fn losing_the_daemon_during_a_rollover_abandons_it_and_keeps_the_old_vassal() {
     assert_eq!(h.exit, None);
     assert_eq!(h.dropped, [SECOND]);
 }
+
+#[test]
+fn once_running_a_leftover_of_ours_on_the_sibling_name_is_removed_if_its_bridge_is_gone() {
+    for (labels, removed) in [
+        (&our_labels("host:9:99")[..], true),
+        // A live bridge's, and anything not ours for this vassal, are left alone.
+        (&our_labels("host:7:77")[..], false),
+        (&[("x", "y")][..], false),
+    ] {
+        let (plan, spec) = plan_for(SOCKET_CONFIG);
+        let mut h = Harness::new(BridgeConfig::new(plan, spec, SOCKET_CONFIG.to_vec()));
+        h.daemon.holder(&sibling_name(), "dead01", labels);
+        // "host:7:77" is answered alive, "host:9:99" gone.
+        h.alive_answers = usize::from(labels.iter().any(|(_, v)| *v == "host:7:77"));
+        h.run();
+        assert!(
+            !h.daemon.requests.iter().any(|r| r.contains("dead01")),
+            "nothing is looked at before the vassal runs"
+        );
+        h.vassal_connects(1);
+        let context = format!("{labels:?}: {:#?}", h.logs);
+        assert_eq!(
+            h.daemon.containers.contains_key(&sibling_name()),
+            !removed,
+            "{context}"
+        );
+        assert_eq!(
+            h.logged("a leftover of this vassal whose bridge host:9:99 is gone"),
+            removed
+        );
+        assert_eq!(h.bridge.phase(), Phase::Running, "{context}");
+        assert!(h.dropped.is_empty(), "{context}");
+        assert_eq!(h.bridge.poll_timeout(), None, "{context}");
+        // A rollover still works afterwards, onto the free (or freed) sibling name.
+        h.daemon.containers.remove(&sibling_name());
+        h.daemon.next_id = Some(NEW_ID);
+        h.file_changes_to(NEW_CONFIG);
+        h.new_vassal_connects(2);
+        h.generation_sends(SECOND, &[5]);
+        h.container_exits(0);
+        assert_eq!(h.bridge.container_id(), Some(NEW_ID), "{context}");
+        h.emperor_sends(&[0]);
+        h.assert_clean(0);
+    }
+}
