@@ -164,16 +164,6 @@ pub enum Notice {
     /// After a rollover, the new container's id could not be written to `docker-cidfile`.
     #[error("{0}; it still names the old container")]
     CidfileStale(Box<BridgeError>),
-    /// A container of this vassal on its other name, whose bridge is gone, was removed.
-    #[error("removed the container {name} ({holder}), a leftover of this vassal whose bridge {bridge} is gone")]
-    RemovedLeftover {
-        /// The container name.
-        name: String,
-        /// Its short id.
-        holder: String,
-        /// Its bridge label.
-        bridge: String,
-    },
     /// A config came while a rollover runs: it is judged again once the rollover is done.
     #[error("the vassal config changed again during the rollover; the newest one is applied when this rollover is done")]
     RolloverQueued,

@@ -513,9 +513,7 @@ impl Bridge {
                 Phase::Starting
             }
             Step::AwaitingVassal => Phase::AwaitingVassal,
-            Step::Running if self.rollover.as_ref().is_some_and(|r| !r.is_sweep()) => {
-                Phase::RollingOver
-            }
+            Step::Running if self.rollover.is_some() => Phase::RollingOver,
             Step::Running => Phase::Running,
             Step::Reattaching(_) => Phase::Reattaching,
             Step::Stopping(_) => Phase::Stopping,
@@ -644,8 +642,6 @@ impl Bridge {
         self.timers.clear(Timer::Handoff);
         self.step = Step::Running;
         self.out.event(Event::Running);
-        self.sweep_sibling_name();
-        self.advance_rollover(now);
     }
 
     fn on_pid_namespace(&mut self, pid: u32, pid_ns: Option<u64>, now: Instant) {

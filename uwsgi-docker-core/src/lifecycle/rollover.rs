@@ -84,17 +84,6 @@ enum Stage {
     InspectingCreated,
     /// The other container is removed.
     Removing(Leaving),
-    /// Once the vassal runs: a leftover of ours on the sibling name, whose bridge is gone
-    /// (one killed after a rollover), is removed; nothing is brought up.
-    Sweeping(Sweep),
-}
-
-/// The sweep of the sibling name.
-#[derive(Debug)]
-enum Sweep {
-    Inspecting,
-    QueryingBridge(ConflictHolder),
-    Removing(ConflictHolder),
 }
 
 /// Why the other container is removed.
@@ -104,8 +93,6 @@ enum Leaving {
     Retired,
     /// The new one, which failed (or the vassal stops).
     Abandoned,
-    /// Nothing of ours: the sweep is done.
-    Swept,
 }
 
 impl Stage {
@@ -113,24 +100,12 @@ impl Stage {
     fn is_bringing_up(&self) -> bool {
         !matches!(
             self,
-            Stage::Retiring
-                | Stage::StoppingOld
-                | Stage::InspectingCreated
-                | Stage::Removing(_)
-                | Stage::Sweeping(_)
+            Stage::Retiring | Stage::StoppingOld | Stage::InspectingCreated | Stage::Removing(_)
         )
     }
 }
 
 impl Rollover {
-    /// Only the sweep of the sibling name: the vassal is not rolling over.
-    pub(super) fn is_sweep(&self) -> bool {
-        matches!(
-            self.stage,
-            Stage::Sweeping(_) | Stage::Removing(Leaving::Swept)
-        )
-    }
-
     /// The earliest deadline of its request and its streams.
     pub(super) fn deadline(&self) -> Option<Instant> {
         self.requests
@@ -231,83 +206,6 @@ impl Bridge {
             rollover.pending = Some(config.to_vec());
             self.out.notice(Notice::RolloverQueued);
         }
-    }
-
-    /// The vassal got its channels: if it could ever roll over, look at its sibling name,
-    /// where a bridge killed after a rollover leaves its container (an exited one: its
-    /// channels closed with the bridge). The conflict rules apply: only ours, for this
-    /// vassal, with its bridge gone, is removed.
-    pub(super) fn sweep_sibling_name(&mut self) {
-        let plan = &self.config.plan;
-        if !(self.config.emperor.has_control() && plan.passes_socket) || self.rollover.is_some() {
-            return;
-        }
-        let mut sibling = plan.clone();
-        sibling.container_name = sibling_container_name(
-            plan.name_prefix.as_deref(),
-            &plan.vassal_name,
-            &plan.container_name,
-        );
-        self.rollover = Some(Rollover {
-            stage: Stage::Sweeping(Sweep::Inspecting),
-            other: Instance::new(self.current.generation),
-            requests: Requests::default(),
-            config: Vec::new(),
-            target: self.config.requested_spec.clone(),
-            plan: Some(sibling),
-            pending: None,
-            retried_create: false,
-            bound_by: None,
-        });
-    }
-
-    /// The sweep's answers; anything unexpected ends it, leaving the name alone.
-    fn on_sweep_answer(&mut self, request: ApiRequest, response: &Response) {
-        let ours = bridge_label(&self.config.plan.labels).map(str::to_owned);
-        let plan = &self.config.plan;
-        let Some(rollover) = self.rollover.as_mut() else {
-            return;
-        };
-        let name = rollover
-            .plan
-            .as_ref()
-            .map(|p| p.container_name.clone())
-            .unwrap_or_default();
-        let next = match (&rollover.stage, request) {
-            (Stage::Sweeping(Sweep::Inspecting), ApiRequest::InspectConflict) => {
-                match docker::parse_inspect(response) {
-                    Ok(holder) if plan.why_not_ours(&holder.labels).is_none() => {
-                        match bridge_label(&holder.labels).map(str::to_owned) {
-                            Some(bridge) if Some(&bridge) != ours.as_ref() => {
-                                let label = bridge.clone();
-                                self.out.push(Action::QueryBridgeAlive { label });
-                                let holder = ConflictHolder {
-                                    id: holder.id,
-                                    bridge,
-                                };
-                                Some(Stage::Sweeping(Sweep::QueryingBridge(holder)))
-                            }
-                            _ => None,
-                        }
-                    }
-                    _ => None,
-                }
-            }
-            (Stage::Sweeping(Sweep::Removing(holder)), ApiRequest::RemoveConflict) => {
-                match docker::parse_empty(response) {
-                    Ok(_) => self.out.notice(Notice::RemovedLeftover {
-                        name,
-                        holder: short_id(&holder.id).to_owned(),
-                        bridge: holder.bridge.clone(),
-                    }),
-                    Err(e) if e.is_not_found() || is_removal_in_progress(&e) => {}
-                    Err(e) => self.out.notice(Notice::RemoveFailed(e)),
-                }
-                None
-            }
-            _ => None,
-        };
-        rollover.stage = next.unwrap_or(Stage::Removing(Leaving::Swept));
     }
 
     fn push_last_config(&mut self) {
@@ -586,7 +484,7 @@ impl Bridge {
     // ---- requests ----
 
     /// Issues the next request the rollover's stage calls for, if its connection is free.
-    pub(super) fn advance_rollover(&mut self, now: Instant) {
+    fn advance_rollover(&mut self, now: Instant) {
         let Some(api) = self.api else { return };
         let Some(rollover) = self.rollover.as_mut() else {
             return;
@@ -638,14 +536,6 @@ impl Bridge {
                 api.remove(id, &mut bytes);
                 ApiRequest::Remove
             }
-            (Stage::Sweeping(Sweep::Inspecting), _) => {
-                api.inspect(&plan.container_name, &mut bytes);
-                ApiRequest::InspectConflict
-            }
-            (Stage::Sweeping(Sweep::Removing(holder)), _) => {
-                api.remove(&holder.id, &mut bytes);
-                ApiRequest::RemoveConflict
-            }
             (Stage::Removing(_) | Stage::StoppingOld, None) => return self.end_rollover(now),
             _ => return,
         };
@@ -685,14 +575,8 @@ impl Bridge {
             }
             self.rollover_failed(fault.into(), now);
         } else {
-            if matches!(rollover.stage, Stage::Sweeping(_)) {
-                self.out
-                    .debug(|| format!("cannot look at the sibling container name: {fault}"));
-            } else {
-                self.out.notice(Notice::CleanupFailed(fault));
-            }
+            self.out.notice(Notice::CleanupFailed(fault));
             rollover.stage = match rollover.stage {
-                Stage::Sweeping(_) => Stage::Removing(Leaving::Swept),
                 Stage::StoppingOld | Stage::Retiring => Stage::Removing(Leaving::Retired),
                 _ => {
                     // Left for `gc` (its bridge label names us, so only after we exit).
@@ -705,14 +589,6 @@ impl Bridge {
     }
 
     fn on_rollover_response(&mut self, request: ApiRequest, response: Response, now: Instant) {
-        if self
-            .rollover
-            .as_ref()
-            .is_some_and(|r| matches!(r.stage, Stage::Sweeping(_)))
-        {
-            self.on_sweep_answer(request, &response);
-            return self.advance_rollover(now);
-        }
         if let Err(error) = self.take_rollover_answer(request, &response, now) {
             self.rollover_failed(error, now);
         }
@@ -895,25 +771,15 @@ impl Bridge {
     }
 
     pub(super) fn rollover_queries_bridge(&self) -> bool {
-        self.rollover.as_ref().is_some_and(|r| {
-            matches!(
-                r.stage,
-                Stage::QueryingBridge(_) | Stage::Sweeping(Sweep::QueryingBridge(_))
-            )
-        })
+        self.rollover
+            .as_ref()
+            .is_some_and(|r| matches!(r.stage, Stage::QueryingBridge(_)))
     }
 
     pub(super) fn on_rollover_bridge_alive(&mut self, alive: bool, now: Instant) {
         let Some(rollover) = self.rollover.as_mut() else {
             return;
         };
-        if let Stage::Sweeping(Sweep::QueryingBridge(holder)) = &rollover.stage {
-            rollover.stage = match alive {
-                true => Stage::Removing(Leaving::Swept),
-                false => Stage::Sweeping(Sweep::Removing(holder.clone())),
-            };
-            return self.advance_rollover(now);
-        }
         let Stage::QueryingBridge(holder) = &rollover.stage else {
             return;
         };
@@ -1137,9 +1003,7 @@ impl Bridge {
         rollover.bound_by = Some(bound_by);
         rollover.pending = None;
         rollover.requests.cap_deadline(grace_by);
-        if rollover.is_sweep() {
-            rollover.stage = Stage::Removing(Leaving::Swept);
-        } else if rollover.stage.is_bringing_up() {
+        if rollover.stage.is_bringing_up() {
             abandon(rollover, &mut self.out);
         } else {
             rollover.other.close_streams(&mut self.out);
@@ -1165,10 +1029,8 @@ impl Bridge {
         let Some(rollover) = self.rollover.take() else {
             return;
         };
-        if !rollover.is_sweep() {
-            self.out
-                .push(Action::DropChannels(rollover.other.generation));
-        }
+        self.out
+            .push(Action::DropChannels(rollover.other.generation));
         if let (Stage::Removing(Leaving::Retired), Some(id)) =
             (&rollover.stage, rollover.other.container.id())
         {
