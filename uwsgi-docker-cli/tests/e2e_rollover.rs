@@ -301,3 +301,40 @@ fn a_published_port_vassal_is_recreated_as_before() {
     w.remove_vassal(&name);
     w.assert_clean_within(CLEANUP_TIMEOUT, "after the vassal was removed");
 }
+
+/// A bridge killed after a rollover leaves its container on the vassal's other name: its
+/// uWSGI ends with the relayed channel and `AutoRemove` takes the container, so the vassal
+/// the Emperor starts again is served by one new container, and nothing waits for `gc`.
+#[test]
+fn a_bridge_killed_after_a_rollover_leaves_nothing_for_gc() {
+    let Some(mut w) = world("rollover_killed") else {
+        return;
+    };
+    let (image_a, image_b) = (tagged(TAG_A), tagged(TAG_B));
+    let port = free_port();
+    let name = w.vassal_name("killed");
+    w.write_vassal(&name, &rolling_vassal(port, &image_a, "before", ""));
+    w.wait_for_body(port, "before", SPAWN_TIMEOUT);
+    w.rewrite_vassal(&name, &rolling_vassal(port, &image_b, "after", ""));
+    w.wait_for_log_line(&[&name, "the rollover is complete"], SPAWN_TIMEOUT);
+    let rolled = containers_labelled(LABEL_VASSAL, &name);
+    assert_eq!(rolled.len(), 1);
+    let bridges = bridge_pids(&name);
+    assert_eq!(bridges.len(), 1, "{bridges:?}");
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &bridges[0].to_string()])
+        .status();
+    let settled = wait_for(SPAWN_TIMEOUT, || {
+        let now = containers_labelled(LABEL_VASSAL, &name);
+        let served = matches!(http_get(port, "/"), Ok((200, b)) if b == "after");
+        (served && now.len() == 1 && now != rolled).then_some(())
+    });
+    assert!(
+        settled.is_some(),
+        "containers: {:?}\n{}",
+        containers_labelled(LABEL_VASSAL, &name),
+        w.log_tail(40)
+    );
+    w.remove_vassal(&name);
+    w.assert_clean_within(CLEANUP_TIMEOUT, "after the vassal was removed");
+}
