@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Build the static uwsgi-docker-launcher (bind-mounted into launcher-mode containers, so it
-# must run in any image, glibc or musl) and print its path.
+# Build a standalone static uwsgi-docker-launcher and print its path. Not needed to run
+# uwsgi-docker, which carries one (uwsgi-docker-cli/build.rs builds it the same way); this
+# copy is for UWSGIDOCKER_LAUNCHER, and for CI's clippy and ldd checks of the launcher.
 #
 #   scripts/build-launcher.sh            release build
 #   LAUNCHER_PROFILE=dev scripts/build-launcher.sh
@@ -15,7 +16,8 @@ PROFILE="${LAUNCHER_PROFILE:-release}"
 DIR_PROFILE="$PROFILE"
 [[ "$PROFILE" == dev ]] && DIR_PROFILE=debug
 
-RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --profile "$PROFILE" \
+# The inner-build marker: build.rs then embeds nothing, so this builds the launcher once.
+UWSGIDOCKER_INNER_LAUNCHER_BUILD=1 RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --profile "$PROFILE" \
     --target "$TARGET" -p uwsgi-docker-cli --features launcher --bin uwsgi-docker-launcher >&2
 
 OUT="${CARGO_TARGET_DIR:-$PWD/target}/$TARGET/$DIR_PROFILE/uwsgi-docker-launcher"

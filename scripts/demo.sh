@@ -30,13 +30,10 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
     die "something already listens on 127.0.0.1:$PORT; set DEMO_PORT"
 fi
 
-say "building uwsgi-docker (release)"
+say "building uwsgi-docker (release; the static launcher is built into it)"
 cargo build --release -q -p uwsgi-docker-cli
 BIN="${CARGO_TARGET_DIR:-$REPO/target}/release/uwsgi-docker"
 [[ -x "$BIN" ]] || die "the build did not produce $BIN"
-say "building the static launcher (for docker-socket vassals)"
-UWSGIDOCKER_LAUNCHER="$(scripts/build-launcher.sh)" || die "the launcher did not build"
-export UWSGIDOCKER_LAUNCHER
 
 say "building the test image"
 scripts/build-test-image.sh # installs uwsgi-core and uwsgi-plugin-psgi when missing

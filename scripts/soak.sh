@@ -37,8 +37,6 @@ cargo build --release -q -p uwsgi-docker-cli
 BIN="${CARGO_TARGET_DIR:-$REPO/target}/release/uwsgi-docker"
 [[ -x "$BIN" ]] || die "the build did not produce $BIN"
 scripts/build-test-image.sh >/dev/null
-LAUNCHER="$(scripts/build-launcher.sh)"
-export UWSGIDOCKER_LAUNCHER="$LAUNCHER"
 
 DIR="$(mktemp -d /tmp/uwsgi-docker-soak.XXXXXX)"
 mkdir "$DIR/vassals"

@@ -12,6 +12,7 @@
 #   uWSGI 2.0.21 (Debian) x Podman  x wrapper           every e2e suite (tests/e2e*.rs)
 #   uWSGI 2.0.31 (pip)    x Docker  x wrapper, plugin   e2e + e2e_socket / e2e + e2e_plugin,
 #                                                       less the two host-psgi tests
+#   uWSGI 2.0.21 (Debian) x Docker  x the .deb's plugin  one vassal, `plugins = docker`
 # Each stage prints its time, and the total is printed at the end (budget: 40 minutes).
 set -euo pipefail
 
@@ -105,16 +106,21 @@ cargo fmt --all -- --check
 step "cargo doc (no broken links)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q -p uwsgi-docker-core -p uwsgi-docker-cli
 
+step "cargo package uwsgi-docker-core (publishable: builds from its own tarball)"
+# Reaches crates.io for the dependencies; --allow-dirty so a local run with edits works.
+cargo package -q -p uwsgi-docker-core --allow-dirty
+
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "the static launcher (docker-socket)"
-# Built with its own flags and target (see the script); the e2e tests use it.
+# uwsgi-docker carries its own (build.rs); the e2e tests use that one, and check it is
+# static where it is mounted. A standalone copy, for UWSGIDOCKER_LAUNCHER: the 2.0.31
+# wrapper stage below runs with it, so both ways are run.
 LAUNCHER="$(scripts/build-launcher.sh)"
 ldd "$LAUNCHER" 2>&1 | grep -Eq 'not a dynamic executable|statically linked' \
     || { echo "$LAUNCHER is not static: $(ldd "$LAUNCHER" 2>&1)" >&2; exit 1; }
 cargo clippy -p uwsgi-docker-cli --features launcher --bin uwsgi-docker-launcher -- -D warnings
-export UWSGIDOCKER_LAUNCHER="$LAUNCHER"
 
 # Every cargo test run's output is also kept, to total the results at the end.
 RESULTS="$(mktemp)"
@@ -137,6 +143,13 @@ step "end to end again, in plugin mode"
 # The same e2e suite against an Emperor that loads docker_plugin.so (no emperor-wrapper).
 UWSGIDOCKER_E2E_MODE=plugin RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}" \
     cargo_test -p uwsgi-docker-cli --test e2e
+
+step "the Debian package: build, install, plugins = docker, remove"
+# /usr/bin/uwsgi-docker and /usr/lib/uwsgi/plugins/docker_plugin.so (built against Debian's
+# uWSGI): one vassal through an Emperor that loads the plugin by name answers over HTTP,
+# then apt-get removes the package again.
+DEB="$(scripts/build-deb.sh target/deb)"
+scripts/deb-check.sh "$DEB"
 
 step "end to end against Podman"
 # Every e2e suite but the fault matrix, wrapper mode, with the bridges and the harness's own
@@ -167,7 +180,8 @@ for t in "${HOST_PSGI_TESTS[@]}"; do SKIP_HOST_PSGI+=(--skip "$t"); done
 
 step "end to end with uWSGI 2.0.31, wrapper mode"
 echo "not run with 2.0.31 (host psgi vassals need Debian's psgi plugin): ${HOST_PSGI_TESTS[*]}" >&2
-UWSGIDOCKER_E2E_UWSGI="$UWSGI_2031" RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}" \
+echo "with the standalone launcher (UWSGIDOCKER_LAUNCHER=$LAUNCHER)" >&2
+UWSGIDOCKER_LAUNCHER="$LAUNCHER" UWSGIDOCKER_E2E_UWSGI="$UWSGI_2031" RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}" \
     cargo_test -p uwsgi-docker-cli --test e2e --test e2e_socket -- "${SKIP_HOST_PSGI[@]}"
 
 step "docker_plugin.so against uWSGI 2.0.31"
@@ -182,6 +196,10 @@ UWSGIDOCKER_E2E_MODE=plugin UWSGIDOCKER_E2E_UWSGI="$UWSGI_2031" UWSGIDOCKER_E2E_
 
 step "core example quickstart_create"
 cargo run -q -p uwsgi-docker-core --example quickstart_create >/dev/null
+
+step "core example tokio_lifecycle (a container's whole life from tokio, real daemon)"
+# The doctests run with `cargo test --workspace` above; this runs an embedder's example.
+cargo run -q -p uwsgi-docker-core --example tokio_lifecycle
 
 step "fuzz crate tests (committed crash inputs replayed)"
 cargo_test --manifest-path fuzz/Cargo.toml

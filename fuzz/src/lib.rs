@@ -86,13 +86,7 @@ pub fn check_vassal_spec(data: &[u8]) {
     let Ok(Some(spec)) = spec::parse_vassal("fuzz", data) else {
         return;
     };
-    let identity = VassalIdentity {
-        name: "fuzz".into(),
-        proxy_dir: "/run/uwsgi".into(),
-        emperor_id: "emperor".into(),
-        bridge_id: "host:1:1".into(),
-        name_prefix: None,
-    };
+    let identity = VassalIdentity::new("fuzz", "/run/uwsgi", "emperor", "host:1:1");
     let image = spec.image.clone();
     let plan = ContainerPlan::new(spec, &identity);
     // Validation never panics, and a valid plan's proxy paths fit a unix socket.
@@ -176,11 +170,10 @@ pub fn check_http_reader(data: &[u8]) {
     let (flags, at, input) = knobs(data);
     let head_request = flags & 1 != 0;
     let limits = if flags & 2 != 0 {
-        Limits {
-            max_head: 256,
-            max_headers: 8,
-            max_body: 512,
-        }
+        Limits::default()
+            .with_max_head(256)
+            .with_max_headers(8)
+            .with_max_body(512)
     } else {
         Limits::default()
     };

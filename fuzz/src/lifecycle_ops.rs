@@ -35,22 +35,17 @@ const CANNED: &[&[u8]] = &[
 fn config(passes_socket: bool) -> BridgeConfig {
     let mut spec = VassalSpec::with_image("app");
     spec.stop_timeout = Some(2);
-    let identity = VassalIdentity {
-        name: "app.ini".into(),
-        proxy_dir: "/run".into(),
-        emperor_id: "e".into(),
-        bridge_id: "b".into(),
-        name_prefix: None,
-    };
+    let identity = VassalIdentity::new("app.ini", "/run", "e", "b");
     let plan = ContainerPlan::with_options(
         spec.clone(),
         &identity,
-        &PlanOptions {
-            launcher_host_path: Some("/usr/lib/uwsgi-docker-launcher".into()),
-            inherited_socket: passes_socket,
-        },
+        &PlanOptions::default()
+            .with_launcher(Some("/usr/lib/uwsgi-docker-launcher".into()))
+            .with_inherited_socket(passes_socket),
     );
-    let mut config = BridgeConfig::new(plan, spec, b"[uwsgi]\nhttp-socket = :3031\n".to_vec());
+    let mut config = BridgeConfig::new(plan, spec, b"[uwsgi]
+http-socket = :3031
+".to_vec());
     config.debug = true;
     config
 }

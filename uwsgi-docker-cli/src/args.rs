@@ -1,22 +1,67 @@
-//! Command-line parsing in two stages: raw argv is split into a subcommand, flags and
-//! positionals ([`RawArgs`]); then each subcommand validates its own shape into a
-//! [`Command`]. Wrapper mode (a stock Emperor's `emperor-wrapper`) is told apart by
-//! `UWSGI_EMPEROR_FD` being set and `argv[1]` not being one of our subcommands.
+//! Command-line parsing in two stages: argv is read with `lexopt` into the subcommand, the
+//! options it names and the positionals ([`RawArgs`]); then [`validate`] checks the shape
+//! each subcommand takes and makes a [`Command`]. Wrapper mode (a stock Emperor's
+//! `emperor-wrapper`) is told apart by `UWSGI_EMPEROR_FD` being set and `argv[1]` not being
+//! one of our words ([`is_ours`]); the Emperor's argv keeps its own small reader.
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-/// Our subcommands; anything else under an Emperor is wrapper mode.
-pub const SUBCOMMANDS: &[&str] = &[
-    "run",
-    "check",
-    "ps",
-    "gc",
-    "help",
-    "--help",
-    "-h",
-    "--version",
-    "-V",
-];
+use lexopt::Arg;
+
+/// Our subcommands: the one list of their names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subcommand {
+    Run,
+    Check,
+    Ps,
+    Gc,
+}
+
+impl Subcommand {
+    /// Every subcommand.
+    pub const ALL: [Subcommand; 4] = [
+        Subcommand::Run,
+        Subcommand::Check,
+        Subcommand::Ps,
+        Subcommand::Gc,
+    ];
+
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Subcommand::Run => "run",
+            Subcommand::Check => "check",
+            Subcommand::Ps => "ps",
+            Subcommand::Gc => "gc",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Subcommand> {
+        Subcommand::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// Whether it takes `option`.
+    fn takes(self, option: RawOption) -> bool {
+        match option {
+            RawOption::Help => true,
+            RawOption::DryRun => self == Subcommand::Gc,
+            RawOption::Policy => self == Subcommand::Check,
+        }
+    }
+}
+
+/// The words that are ours before any subcommand.
+const HELP_WORD: &str = "help";
+const HELP_FLAGS: [&str; 2] = ["--help", "-h"];
+const VERSION_FLAGS: [&str; 2] = ["--version", "-V"];
+
+/// Whether `arg` (`argv[1]`) is one of our words, not the start of an Emperor's argv.
+pub fn is_ours(arg: &str) -> bool {
+    Subcommand::from_name(arg).is_some()
+        || arg == HELP_WORD
+        || HELP_FLAGS.contains(&arg)
+        || VERSION_FLAGS.contains(&arg)
+}
 
 /// What the user asked for, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,9 +69,7 @@ pub enum Command {
     /// Exec'd by an Emperor as its `emperor-wrapper`.
     Wrapper(WrapperArgs),
     /// Run one vassal without an Emperor.
-    Run {
-        file: PathBuf,
-    },
+    Run { file: PathBuf },
     /// Validate a vassal and print the API requests (dry run), under `policy` when given.
     Check {
         file: PathBuf,
@@ -35,11 +78,10 @@ pub enum Command {
     /// List the containers we own.
     Ps,
     /// Remove containers whose bridge is gone.
-    Gc {
-        dry_run: bool,
-    },
+    Gc { dry_run: bool },
     /// Print help: the general usage, or one subcommand's.
-    Help(Option<&'static str>),
+    Help(Option<Subcommand>),
+    /// Print the version.
     Version,
 }
 
@@ -103,6 +145,11 @@ impl WrapperArgs {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ArgsError {
+    #[error("{subcommand}: {message}; try `uwsgi-docker {subcommand} --help`")]
+    Malformed {
+        subcommand: &'static str,
+        message: String,
+    },
     #[error("argument {0:?} is not UTF-8 text")]
     NotUtf8(String),
     #[error("unknown subcommand {0:?}; try `uwsgi-docker --help`")]
@@ -128,45 +175,111 @@ pub enum ArgsError {
     NoVassalConfig(Vec<String>),
 }
 
-/// Stage one: argv split into subcommand, `--flags` and positionals.
+/// What argv starts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum First {
+    Subcommand(Subcommand),
+    /// `--help`, or `help [SUBCOMMAND]`.
+    Help(Option<Subcommand>),
+    Version,
+}
+
+/// An option some subcommand takes; which one takes it is stage two's question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawOption {
+    /// `-h`, `--help`.
+    Help,
+    /// `-n`, `--dry-run`.
+    DryRun,
+    /// `--policy FILE`, `--policy=FILE`.
+    Policy,
+}
+
+/// Stage one: what argv says, before any subcommand's rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawArgs {
-    pub subcommand: String,
-    pub flags: Vec<String>,
-    pub positionals: Vec<String>,
+    pub first: First,
+    /// Each option as given, with its spelling for messages.
+    pub options: Vec<(RawOption, String)>,
+    /// The value of the last `--policy`.
+    pub policy: Option<PathBuf>,
+    pub positionals: Vec<OsString>,
 }
 
 impl RawArgs {
     /// `argv` without `argv[0]`.
-    pub fn split(args: &[OsString]) -> Result<RawArgs, ArgsError> {
-        let mut strings = Vec::with_capacity(args.len());
-        for arg in args {
-            match arg.to_str() {
-                Some(s) => strings.push(s.to_owned()),
-                None => return Err(ArgsError::NotUtf8(arg.to_string_lossy().into_owned())),
+    pub fn read(args: &[OsString]) -> Result<RawArgs, ArgsError> {
+        let mut parser = lexopt::Parser::from_args(args.iter().cloned());
+        let word = match parser.next() {
+            Ok(None) => return Err(ArgsError::NoSubcommand),
+            Ok(Some(Arg::Value(word))) => word
+                .into_string()
+                .map_err(|w| ArgsError::NotUtf8(w.to_string_lossy().into_owned()))?,
+            Ok(Some(Arg::Long(long))) => format!("--{long}"),
+            Ok(Some(Arg::Short(short))) => format!("-{short}"),
+            // `--flag=value` first: the whole argument is the unknown word.
+            Err(_) => args
+                .first()
+                .map(|a| a.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        };
+        let subcommand = match word.as_str() {
+            w if VERSION_FLAGS.contains(&w) => return Ok(RawArgs::only(First::Version)),
+            w if HELP_FLAGS.contains(&w) => return Ok(RawArgs::only(First::Help(None))),
+            HELP_WORD => {
+                let topic = args
+                    .get(1)
+                    .and_then(|a| a.to_str())
+                    .and_then(Subcommand::from_name);
+                return Ok(RawArgs::only(First::Help(topic)));
             }
+            w => Subcommand::from_name(w)
+                .ok_or_else(|| ArgsError::UnknownSubcommand(w.to_owned()))?,
+        };
+        let malformed = |e: lexopt::Error| ArgsError::Malformed {
+            subcommand: subcommand.name(),
+            message: e.to_string(),
+        };
+        let mut raw = RawArgs::only(First::Subcommand(subcommand));
+        while let Some(arg) = parser.next().map_err(malformed)? {
+            let (option, spelling) = match arg {
+                Arg::Value(value) => {
+                    raw.positionals.push(value);
+                    continue;
+                }
+                Arg::Short('h') | Arg::Long("help") => (RawOption::Help, "--help".to_owned()),
+                Arg::Short('n') => (RawOption::DryRun, "-n".to_owned()),
+                Arg::Long("dry-run") => (RawOption::DryRun, "--dry-run".to_owned()),
+                Arg::Long("policy") => {
+                    raw.policy = Some(PathBuf::from(parser.value().map_err(malformed)?));
+                    (RawOption::Policy, "--policy".to_owned())
+                }
+                Arg::Short(other) => return Err(unknown(subcommand, format!("-{other}"))),
+                Arg::Long(other) => return Err(unknown(subcommand, format!("--{other}"))),
+            };
+            raw.options.push((option, spelling));
         }
-        let mut iter = strings.into_iter();
-        let subcommand = iter.next().ok_or(ArgsError::NoSubcommand)?;
-        let mut flags = Vec::new();
-        let mut positionals = Vec::new();
-        let mut only_positionals = false;
-        for arg in iter {
-            if only_positionals {
-                positionals.push(arg);
-            } else if arg == "--" {
-                only_positionals = true;
-            } else if arg.starts_with('-') && arg.len() > 1 {
-                flags.push(arg);
-            } else {
-                positionals.push(arg);
-            }
+        Ok(raw)
+    }
+
+    fn only(first: First) -> RawArgs {
+        RawArgs {
+            first,
+            options: Vec::new(),
+            policy: None,
+            positionals: Vec::new(),
         }
-        Ok(RawArgs {
-            subcommand,
-            flags,
-            positionals,
-        })
+    }
+
+    fn has(&self, option: RawOption) -> bool {
+        self.options.iter().any(|(o, _)| *o == option)
+    }
+}
+
+fn unknown(subcommand: Subcommand, option: String) -> ArgsError {
+    ArgsError::UnknownOption {
+        subcommand: subcommand.name(),
+        option,
     }
 }
 
@@ -174,96 +287,53 @@ impl RawArgs {
 pub fn parse(argv: &[OsString], emperor_fd_set: bool) -> Result<Command, ArgsError> {
     let rest = argv.get(1..).unwrap_or_default();
     let first = rest.first().and_then(|a| a.to_str());
-    let is_ours = first.is_some_and(|a| SUBCOMMANDS.contains(&a));
-    if emperor_fd_set && !is_ours {
+    if emperor_fd_set && !first.is_some_and(is_ours) {
         return parse_wrapper(argv).map(Command::Wrapper);
     }
-    validate(RawArgs::split(rest)?)
+    validate(RawArgs::read(rest)?)
 }
 
-/// Stage two.
+/// Stage two: the shape each subcommand takes.
 pub fn validate(raw: RawArgs) -> Result<Command, ArgsError> {
-    let sub: &'static str = match raw.subcommand.as_str() {
-        "--version" | "-V" => return Ok(Command::Version),
-        "--help" | "-h" => return Ok(Command::Help(None)),
-        "help" => {
-            return Ok(Command::Help(
-                raw.positionals
-                    .first()
-                    .and_then(|p| SUBCOMMANDS.iter().find(|s| *s == p).copied()),
-            ))
-        }
-        "run" => "run",
-        "check" => "check",
-        "ps" => "ps",
-        "gc" => "gc",
-        other => return Err(ArgsError::UnknownSubcommand(other.to_owned())),
+    let sub = match raw.first {
+        First::Version => return Ok(Command::Version),
+        First::Help(topic) => return Ok(Command::Help(topic)),
+        First::Subcommand(sub) => sub,
     };
-    if raw.flags.iter().any(|f| f == "--help" || f == "-h") {
+    if raw.has(RawOption::Help) {
         return Ok(Command::Help(Some(sub)));
     }
-    let allowed: &[&str] = match sub {
-        "gc" => &["--dry-run", "-n"],
-        "check" => &["--policy"],
-        _ => &[],
-    };
-    let is_allowed =
-        |f: &str| allowed.contains(&f) || (sub == "check" && f.starts_with("--policy="));
-    if let Some(bad) = raw.flags.iter().find(|f| !is_allowed(f)) {
-        return Err(ArgsError::UnknownOption {
-            subcommand: sub,
-            option: bad.clone(),
-        });
+    if let Some((_, spelling)) = raw.options.iter().find(|(o, _)| !sub.takes(*o)) {
+        return Err(unknown(sub, spelling.clone()));
     }
-    let one_file = |positionals: Vec<String>| match <[String; 1]>::try_from(positionals) {
-        Ok([file]) => Ok(PathBuf::from(file)),
-        Err(v) => Err(ArgsError::Arity {
-            subcommand: sub,
-            expected: "one vassal file",
-            got: v.len(),
-        }),
+    let count = raw.positionals.len();
+    let arity = |expected| ArgsError::Arity {
+        subcommand: sub.name(),
+        expected,
+        got: count,
     };
-    let none = |positionals: &[String]| {
-        if positionals.is_empty() {
+    let one_file = |positionals: Vec<OsString>| match <[OsString; 1]>::try_from(positionals) {
+        Ok([file]) => Ok(PathBuf::from(file)),
+        Err(_) => Err(arity("one vassal file")),
+    };
+    let none = || {
+        if count == 0 {
             Ok(())
         } else {
-            Err(ArgsError::Arity {
-                subcommand: sub,
-                expected: "no arguments",
-                got: positionals.len(),
-            })
+            Err(arity("no arguments"))
         }
     };
     match sub {
-        "run" => Ok(Command::Run {
+        Subcommand::Run => Ok(Command::Run {
             file: one_file(raw.positionals)?,
         }),
-        "check" => {
-            let inline = raw.flags.iter().find_map(|f| f.strip_prefix("--policy="));
-            let mut positionals = raw.positionals;
-            let policy = match inline {
-                Some(path) => Some(PathBuf::from(path)),
-                // `--policy FILE VASSAL`: the flag's value is the first positional.
-                None if raw.flags.iter().any(|f| f == "--policy") => {
-                    if positionals.len() != 2 {
-                        return Err(ArgsError::Arity {
-                            subcommand: sub,
-                            expected: "--policy POLICY.ini FILE.ini",
-                            got: positionals.len(),
-                        });
-                    }
-                    Some(PathBuf::from(positionals.remove(0)))
-                }
-                None => None,
-            };
-            Ok(Command::Check {
-                file: one_file(positionals)?,
-                policy,
-            })
-        }
-        "ps" => none(&raw.positionals).map(|()| Command::Ps),
-        _ => none(&raw.positionals).map(|()| Command::Gc {
-            dry_run: !raw.flags.is_empty(),
+        Subcommand::Check => Ok(Command::Check {
+            file: one_file(raw.positionals)?,
+            policy: raw.policy,
+        }),
+        Subcommand::Ps => none().map(|()| Command::Ps),
+        Subcommand::Gc => none().map(|()| Command::Gc {
+            dry_run: raw.has(RawOption::DryRun),
         }),
     }
 }
@@ -331,10 +401,10 @@ Environment (prefix UWSGIDOCKER_, so uWSGI does not take them as options):
   UWSGIDOCKER_POLICY         the operator's policy file: tenant mode (each vassal under its file owner's rules)
 ";
 
-/// Help text of one subcommand.
-pub fn help(sub: Option<&str>) -> &'static str {
+/// Help text of one subcommand, or the general usage.
+pub fn help(sub: Option<Subcommand>) -> &'static str {
     match sub {
-        Some("run") => {
+        Some(Subcommand::Run) => {
             "\
 Usage: uwsgi-docker run FILE.ini
 
@@ -344,7 +414,7 @@ SIGHUP stop and remove the container. Exit status: 0 when stopped on request, 1 
 failure or when the container exits by itself.
 "
         }
-        Some("check") => {
+        Some(Subcommand::Check) => {
             "\
 Usage: uwsgi-docker check [--policy POLICY.ini] FILE.ini
 
@@ -359,7 +429,7 @@ tenant mode: its owner is the tenant, the verdict names the section that applied
 what the policy forced, and a refusal names the rule and its line.
 "
         }
-        Some("ps") => {
+        Some(Subcommand::Ps) => {
             "\
 Usage: uwsgi-docker ps
 
@@ -367,7 +437,7 @@ List the containers uwsgi-docker owns (label io.uwsgi-docker.managed=1): vassal,
 container name, state, age and Emperor.
 "
         }
-        Some("gc") => {
+        Some(Subcommand::Gc) => {
             "\
 Usage: uwsgi-docker gc [--dry-run]
 
@@ -377,7 +447,7 @@ are never touched; containers of bridges on other hosts are left alone.
   -n, --dry-run   only list what would be removed
 "
         }
-        _ => USAGE,
+        None => USAGE,
     }
 }
 
@@ -445,11 +515,11 @@ mod tests {
         );
         assert_eq!(
             parse(&argv(&["ud", "gc", "--help"]), false),
-            Ok(Command::Help(Some("gc")))
+            Ok(Command::Help(Some(Subcommand::Gc)))
         );
         assert_eq!(
             parse(&argv(&["ud", "help", "run"]), false),
-            Ok(Command::Help(Some("run")))
+            Ok(Command::Help(Some(Subcommand::Run)))
         );
     }
 
@@ -483,6 +553,65 @@ mod tests {
             parse(&argv(&["ud", "run", "--dry-run", "a.ini"]), false),
             Err(ArgsError::UnknownOption { .. })
         ));
+    }
+
+    #[test]
+    fn gc_is_a_dry_run_only_when_asked() {
+        // Stage two decides from the option itself, not from "some option was given".
+        let gc_with = |options: Vec<(RawOption, String)>| {
+            validate(RawArgs {
+                options,
+                ..RawArgs::only(First::Subcommand(Subcommand::Gc))
+            })
+        };
+        assert_eq!(gc_with(vec![]), Ok(Command::Gc { dry_run: false }));
+        assert_eq!(
+            gc_with(vec![(RawOption::DryRun, "-n".into())]),
+            Ok(Command::Gc { dry_run: true })
+        );
+        assert_eq!(
+            gc_with(vec![(RawOption::Policy, "--policy".into())]),
+            Err(ArgsError::UnknownOption {
+                subcommand: "gc",
+                option: "--policy".into()
+            }),
+            "an option gc does not take is refused, not read as --dry-run"
+        );
+        assert_eq!(
+            parse(&argv(&["ud", "gc", "-n"]), false),
+            Ok(Command::Gc { dry_run: true })
+        );
+        assert!(matches!(
+            parse(&argv(&["ud", "gc", "--dry-run=yes"]), false),
+            Err(ArgsError::Malformed {
+                subcommand: "gc",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn options_take_their_values_as_lexopt_reads_them() {
+        assert!(matches!(
+            parse(&argv(&["ud", "check", "--policy"]), false),
+            Err(ArgsError::Malformed { subcommand: "check", message }) if message.contains("--policy")
+        ));
+        assert_eq!(
+            parse(&argv(&["ud", "help", "check"]), false),
+            Ok(Command::Help(Some(Subcommand::Check)))
+        );
+        assert_eq!(
+            parse(&argv(&["ud", "help", "bogus"]), false),
+            Ok(Command::Help(None))
+        );
+        assert_eq!(
+            parse(&argv(&["ud", "check", "-h", "a.ini"]), false),
+            Ok(Command::Help(Some(Subcommand::Check)))
+        );
+        for sub in Subcommand::ALL {
+            assert!(is_ours(sub.name()));
+            assert!(help(Some(sub)).contains(&format!("uwsgi-docker {}", sub.name())));
+        }
     }
 
     #[test]

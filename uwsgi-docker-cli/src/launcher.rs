@@ -56,6 +56,29 @@ fn main() -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// Why the launcher got no handoff.
+#[derive(Debug, thiserror::Error)]
+enum HandoffError {
+    #[error("not a usable socket path: {0}")]
+    Path(Errno),
+    #[error("cannot create a socket: {0}")]
+    Socket(Errno),
+    #[error("cannot connect within {secs} s: {source}")]
+    Timeout { secs: u64, source: Errno },
+    #[error("cannot connect: {0}")]
+    Connect(Errno),
+    #[error("cannot receive the handoff: {0}")]
+    Receive(Errno),
+    #[error("the handoff carried more fds than a vassal takes")]
+    Truncated,
+    #[error("bad handoff from uwsgi-docker: {0}")]
+    Message(handoff::HandoffError),
+    #[error("the handoff announces {announced} fds but carries {carried}")]
+    Count { announced: usize, carried: usize },
+    #[error("the handoff carried no control channel")]
+    NoControl,
+}
+
 /// The fds of one handoff, by role.
 #[derive(Debug)]
 struct Received {
@@ -65,9 +88,8 @@ struct Received {
 }
 
 /// Connect to the proxy and receive the handoff message.
-fn receive(proxy: &OsString) -> Result<Received, String> {
-    let addr = SocketAddrUnix::new(std::path::Path::new(proxy))
-        .map_err(|e| format!("not a usable socket path: {e}"))?;
+fn receive(proxy: &OsString) -> Result<Received, HandoffError> {
+    let addr = SocketAddrUnix::new(std::path::Path::new(proxy)).map_err(HandoffError::Path)?;
     let socket = connect(&addr)?;
     let mut data = [0u8; MESSAGE_LEN + 1];
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
@@ -82,7 +104,7 @@ fn receive(proxy: &OsString) -> Result<Received, String> {
         ) {
             Ok(msg) => break msg,
             Err(Errno::INTR) => continue,
-            Err(e) => return Err(format!("cannot receive the handoff: {e}")),
+            Err(e) => return Err(HandoffError::Receive(e)),
         }
     };
     let mut fds: Vec<OwnedFd> = Vec::new();
@@ -92,25 +114,25 @@ fn receive(proxy: &OsString) -> Result<Received, String> {
         }
     }
     if msg.flags.contains(ReturnFlags::CTRUNC) {
-        return Err("the handoff carried more fds than a vassal takes".into());
+        return Err(HandoffError::Truncated);
     }
     let announced = handoff::decode(data.get(..msg.bytes).unwrap_or_default())
-        .map_err(|e| format!("bad handoff from uwsgi-docker: {e}"))?;
+        .map_err(HandoffError::Message)?;
     if announced != fds.len() {
-        return Err(format!(
-            "the handoff announces {announced} fds but carries {}",
-            fds.len()
-        ));
+        return Err(HandoffError::Count {
+            announced,
+            carried: fds.len(),
+        });
     }
     by_role(fds)
 }
 
 /// Protocol order: control, config (the bridge always relays one), socket.
-fn by_role(fds: Vec<OwnedFd>) -> Result<Received, String> {
+fn by_role(fds: Vec<OwnedFd>) -> Result<Received, HandoffError> {
     let mut fds = fds.into_iter();
     let roles = [HandedFd::Control, HandedFd::Config, HandedFd::Socket];
     let mut received = Received {
-        control: fds.next().ok_or("the handoff carried no control channel")?,
+        control: fds.next().ok_or(HandoffError::NoControl)?,
         config: None,
         socket: None,
     };
@@ -124,7 +146,7 @@ fn by_role(fds: Vec<OwnedFd>) -> Result<Received, String> {
     Ok(received)
 }
 
-fn connect(addr: &SocketAddrUnix) -> Result<OwnedFd, String> {
+fn connect(addr: &SocketAddrUnix) -> Result<OwnedFd, HandoffError> {
     let deadline = Instant::now() + CONNECT_TIMEOUT;
     loop {
         let socket = rustix::net::socket_with(
@@ -133,19 +155,19 @@ fn connect(addr: &SocketAddrUnix) -> Result<OwnedFd, String> {
             SocketFlags::CLOEXEC,
             None,
         )
-        .map_err(|e| format!("cannot create a socket: {e}"))?;
+        .map_err(HandoffError::Socket)?;
         match rustix::net::connect(&socket, addr) {
             Ok(()) => return Ok(socket),
             Err(e @ (Errno::NOENT | Errno::CONNREFUSED | Errno::INTR)) => {
                 if Instant::now() >= deadline {
-                    return Err(format!(
-                        "cannot connect within {} s: {e}",
-                        CONNECT_TIMEOUT.as_secs()
-                    ));
+                    return Err(HandoffError::Timeout {
+                        secs: CONNECT_TIMEOUT.as_secs(),
+                        source: e,
+                    });
                 }
                 std::thread::sleep(CONNECT_RETRY);
             }
-            Err(e) => return Err(format!("cannot connect: {e}")),
+            Err(e) => return Err(HandoffError::Connect(e)),
         }
     }
 }

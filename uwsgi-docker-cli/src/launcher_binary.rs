@@ -1,84 +1,96 @@
-//! Finding the static launcher that launcher-mode containers run, and making sure it is
-//! static: it is bind-mounted into images whose libc we know nothing about.
+//! The static launcher that launcher-mode containers run. It is bind-mounted into images
+//! whose libc we know nothing about, so it must be static. `uwsgi-docker` carries one
+//! (build.rs builds it static and embeds it) and writes it out, named by its content, in
+//! the runtime directory; `UWSGIDOCKER_LAUNCHER` names another.
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
-/// The launcher's file name, looked for next to `uwsgi-docker`.
-pub const LAUNCHER_NAME: &str = "uwsgi-docker-launcher";
-/// Names the launcher explicitly.
-pub const LAUNCHER_VAR: &str = "UWSGIDOCKER_LAUNCHER";
+use crate::runtime::hostfs;
 
-const HOW_TO_BUILD: &str = "build it with scripts/build-launcher.sh and install it next to uwsgi-docker, or point UWSGIDOCKER_LAUNCHER at it; or set docker-handoff = native for an image with uWSGI master";
+/// The launcher this binary carries.
+static EMBEDDED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/uwsgi-docker-launcher"));
 
-/// `UWSGIDOCKER_LAUNCHER`, else `uwsgi-docker-launcher` next to our own executable; it
-/// must be a statically linked executable.
-pub fn find(get: &dyn Fn(&str) -> Option<String>) -> Result<PathBuf, String> {
-    let path = match get(LAUNCHER_VAR).filter(|v| !v.is_empty()) {
-        Some(path) => PathBuf::from(path),
-        None => {
-            let exe = std::env::current_exe()
-                .map_err(|e| format!("cannot find our own executable ({e}); {HOW_TO_BUILD}"))?;
-            exe.with_file_name(LAUNCHER_NAME)
-        }
-    };
-    let path = std::path::absolute(&path).unwrap_or(path);
-    check(&path)?;
-    Ok(path)
+const HOW_TO_BUILD: &str = "point UWSGIDOCKER_LAUNCHER at a statically linked launcher (scripts/build-launcher.sh builds one), or unset it to use the one uwsgi-docker carries; or set docker-handoff = native for an image with uWSGI 2.0.x";
+
+/// Why there is no launcher to mount; the operator fixes it (or picks native handoff).
+#[derive(Debug, thiserror::Error)]
+pub enum LauncherError {
+    #[error("the launcher {path} cannot be read ({source}); {HOW_TO_BUILD}")]
+    Unreadable {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the launcher {path} is not executable; chmod +x it")]
+    NotExecutable { path: String },
+    #[error("the launcher {path} is dynamically linked, so it would not run in every image; {HOW_TO_BUILD}")]
+    Dynamic { path: String },
+    #[error("the launcher {path} is not a 64-bit little-endian ELF executable; {HOW_TO_BUILD}")]
+    NotElf { path: String },
+    #[error("this uwsgi-docker was built without its launcher; {HOW_TO_BUILD}")]
+    NotEmbedded,
+    #[error("cannot write the launcher uwsgi-docker carries: {0}; or set UWSGIDOCKER_LAUNCHER")]
+    Write(hostfs::HostFsError),
+}
+
+/// The launcher for a bridge: `configured` (`UWSGIDOCKER_LAUNCHER`), checked static, else
+/// the embedded one at its place in `runtime_dir`. With `install`, the embedded one is
+/// written there if it is not already; without (`check`'s dry run), only named.
+pub fn find(
+    configured: Option<&Path>,
+    runtime_dir: &Path,
+    install: bool,
+) -> Result<PathBuf, LauncherError> {
+    if let Some(path) = configured {
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        check(&path)?;
+        return Ok(path);
+    }
+    if EMBEDDED.is_empty() {
+        // Only the inner build of build.rs (or scripts/build-launcher.sh) embeds nothing.
+        return Err(LauncherError::NotEmbedded);
+    }
+    let name = embedded_name();
+    if !install {
+        return Ok(runtime_dir.join(name));
+    }
+    hostfs::install_file(runtime_dir, name, EMBEDDED, 0o755).map_err(LauncherError::Write)
+}
+
+/// `uwsgi-docker-launcher-<hash of its bytes>`: bridges of different builds sharing a
+/// runtime directory each find their own.
+fn embedded_name() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| {
+        let hash = EMBEDDED.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        format!("uwsgi-docker-launcher-{hash:016x}")
+    })
 }
 
 /// A readable, executable, statically linked ELF file.
-pub fn check(path: &Path) -> Result<(), String> {
-    let shown = path.display();
-    let bytes = std::fs::read(path)
-        .map_err(|e| format!("the launcher {shown} cannot be read ({e}); {HOW_TO_BUILD}"))?;
+pub fn check(path: &Path) -> Result<(), LauncherError> {
+    let shown = || path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| LauncherError::Unreadable {
+        path: shown(),
+        source,
+    })?;
     let mode =
         std::fs::metadata(path).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()));
     if mode.is_ok_and(|m| m & 0o111 == 0) {
-        return Err(format!(
-            "the launcher {shown} is not executable; chmod +x it"
-        ));
+        return Err(LauncherError::NotExecutable { path: shown() });
     }
-    match is_static_elf(&bytes) {
+    match crate::elf::is_static_elf(&bytes) {
         Some(true) => Ok(()),
-        Some(false) => Err(format!(
-            "the launcher {shown} is dynamically linked, so it would not run in every image; {HOW_TO_BUILD}"
-        )),
-        None => Err(format!(
-            "the launcher {shown} is not a 64-bit little-endian ELF executable; {HOW_TO_BUILD}"
-        )),
+        Some(false) => Err(LauncherError::Dynamic { path: shown() }),
+        None => Err(LauncherError::NotElf { path: shown() }),
     }
-}
-
-/// `Some(true)` for an ELF64 LE executable without a program interpreter (`PT_INTERP`):
-/// the kernel runs it as it is. `None` when it is not such a file.
-pub fn is_static_elf(bytes: &[u8]) -> Option<bool> {
-    const PT_INTERP: u32 = 3;
-    if bytes.get(..4)? != b"\x7fELF" || *bytes.get(4)? != 2 || *bytes.get(5)? != 1 {
-        return None;
-    }
-    let u16_at = |at: usize| -> Option<usize> {
-        let b = bytes.get(at..at + 2)?;
-        Some(usize::from(u16::from_le_bytes([*b.first()?, *b.get(1)?])))
-    };
-    let phoff =
-        usize::try_from(u64::from_le_bytes(bytes.get(0x20..0x28)?.try_into().ok()?)).ok()?;
-    let phentsize = u16_at(0x36)?;
-    let phnum = u16_at(0x38)?;
-    if phentsize < 4 {
-        return None;
-    }
-    for i in 0..phnum {
-        let at = phoff.checked_add(i.checked_mul(phentsize)?)?;
-        let p_type = u32::from_le_bytes(bytes.get(at..at.checked_add(4)?)?.try_into().ok()?);
-        if p_type == PT_INTERP {
-            return Some(false);
-        }
-    }
-    Some(true)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::elf::is_static_elf;
 
     #[test]
     fn a_dynamic_executable_is_refused_with_what_to_do() {
@@ -86,9 +98,9 @@ mod tests {
         let exe = std::env::current_exe().expect("exe");
         let bytes = std::fs::read(&exe).expect("read");
         assert_eq!(is_static_elf(&bytes), Some(false));
-        let err = check(&exe).expect_err("dynamic");
+        let err = check(&exe).expect_err("dynamic").to_string();
         assert!(
-            err.contains("dynamically linked") && err.contains("build-launcher.sh"),
+            err.contains("dynamically linked") && err.contains("UWSGIDOCKER_LAUNCHER"),
             "{err}"
         );
     }
@@ -99,14 +111,50 @@ mod tests {
         assert_eq!(is_static_elf(b""), None);
         // A truncated header never panics.
         assert_eq!(is_static_elf(b"\x7fELF\x02\x01\x01"), None);
-        let err = check(Path::new("/nonexistent/uwsgi-docker-launcher")).expect_err("missing");
+        let err = check(Path::new("/nonexistent/uwsgi-docker-launcher"))
+            .expect_err("missing")
+            .to_string();
         assert!(
             err.contains("/nonexistent/uwsgi-docker-launcher")
                 && err.contains("UWSGIDOCKER_LAUNCHER"),
             "{err}"
         );
-        let err = find(&|_| Some("/nonexistent/l".into())).expect_err("missing");
+        let err = find(
+            Some(Path::new("/nonexistent/l")),
+            Path::new("/run/ud"),
+            true,
+        )
+        .expect_err("missing")
+        .to_string();
         assert!(err.contains("/nonexistent/l"), "{err}");
+    }
+
+    #[test]
+    fn the_embedded_launcher_is_static_and_written_once_by_content() {
+        assert_eq!(
+            is_static_elf(EMBEDDED),
+            Some(true),
+            "build.rs embeds a static one"
+        );
+        let base = std::env::temp_dir().join(format!("ud-launcher-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let named = find(None, &base, false).expect("named");
+        assert!(!base.exists(), "a dry run writes nothing");
+        let path = find(None, &base, true).expect("installed");
+        assert_eq!(path, named);
+        assert_eq!(std::fs::read(&path).expect("read"), EMBEDDED);
+        let mode = |p: &Path| {
+            std::os::unix::fs::PermissionsExt::mode(
+                &std::fs::metadata(p).expect("stat").permissions(),
+            )
+        };
+        assert_eq!(mode(&path) & 0o7777, 0o755);
+        assert_eq!(mode(&base) & 0o777, 0o700);
+        // A copy that is not the embedded one is replaced.
+        std::fs::write(&path, b"not the launcher").expect("spoil");
+        assert_eq!(find(None, &base, true).expect("again"), path);
+        assert_eq!(std::fs::read(&path).expect("read"), EMBEDDED);
+        let _ = std::fs::remove_dir_all(&base);
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! `uwsgi-docker`: the runtime that runs uWSGI vassals in Docker containers. The one place
 //! that touches sockets and processes; every decision is the core's.
 mod args;
-mod bridge_loop;
 mod commands;
 mod docker_client;
+mod elf;
+mod fault;
 mod launcher_binary;
+mod output;
 mod proxy;
 mod runtime;
 mod settings;
@@ -30,11 +32,11 @@ fn main() -> ExitCode {
     match command {
         Command::Wrapper(wrapper_args) => wrapper::run(wrapper_args),
         Command::Help(topic) => {
-            commands::say(args::help(topic).trim_end());
+            output::say(args::help(topic).trim_end());
             ExitCode::SUCCESS
         }
         Command::Version => {
-            commands::say(format_args!("uwsgi-docker {}", env!("CARGO_PKG_VERSION")));
+            output::say(format_args!("uwsgi-docker {}", env!("CARGO_PKG_VERSION")));
             ExitCode::SUCCESS
         }
         Command::Run { file } => with_settings(|s| commands::run::run(s, &file)),
@@ -51,8 +53,8 @@ fn main() -> ExitCode {
 }
 
 fn with_settings(f: impl FnOnce(&settings::RuntimeSettings) -> ExitCode) -> ExitCode {
-    match settings::from_env(&settings::process_env) {
+    match settings::from_process_env() {
         Ok(settings) => f(&settings),
-        Err(e) => commands::run::fail(&e.to_string()),
+        Err(e) => output::fail(&e.to_string()),
     }
 }

@@ -14,15 +14,41 @@ use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 /// Default mode of the sockets we bind.
 pub const DEFAULT_SOCKET_MODE: u32 = 0o600;
 
+/// Why a TCP `docker-socket` cannot be bound.
+#[derive(Debug, thiserror::Error)]
+pub enum TcpBindError {
+    #[error("docker-socket address {ip:?} is not an IP address")]
+    NotAnIp { ip: String },
+    #[error("cannot {what} {addr}: {source}")]
+    Sys {
+        what: &'static str,
+        addr: SocketAddr,
+        source: rustix::io::Errno,
+    },
+}
+
+impl TcpBindError {
+    /// Another socket listens on the address.
+    pub fn is_in_use(&self) -> bool {
+        matches!(
+            self,
+            TcpBindError::Sys {
+                source: rustix::io::Errno::ADDRINUSE,
+                ..
+            }
+        )
+    }
+}
+
 /// Bind and listen on TCP `ip:port` (`ip` empty: all addresses; `[v6]` brackets allowed).
-pub fn bind_tcp(ip: &str, port: u16) -> Result<OwnedFd, String> {
+pub fn bind_tcp(ip: &str, port: u16) -> Result<OwnedFd, TcpBindError> {
     let ip_text = ip.trim_start_matches('[').trim_end_matches(']');
     let ip: IpAddr = if ip_text.is_empty() {
         IpAddr::V4(Ipv4Addr::UNSPECIFIED)
     } else {
         ip_text
             .parse()
-            .map_err(|_| format!("docker-socket address {ip:?} is not an IP address"))?
+            .map_err(|_| TcpBindError::NotAnIp { ip: ip.to_owned() })?
     };
     let addr = SocketAddr::new(ip, port);
     let family = if ip.is_ipv4() {
@@ -30,7 +56,7 @@ pub fn bind_tcp(ip: &str, port: u16) -> Result<OwnedFd, String> {
     } else {
         AddressFamily::INET6
     };
-    let fail = |what: &str, e: rustix::io::Errno| format!("cannot {what} {addr}: {e}");
+    let fail = |what, source| TcpBindError::Sys { what, addr, source };
     let fd = rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None)
         .map_err(|e| fail("create a socket for", e))?;
     rustix::net::sockopt::set_socket_reuseaddr(&fd, true)
@@ -170,7 +196,7 @@ mod tests {
         let port = rustix::net::SocketAddrV4::try_from(local)
             .expect("v4")
             .port();
-        let err = bind_tcp("127.0.0.1", port).expect_err("in use");
+        let err = bind_tcp("127.0.0.1", port).expect_err("in use").to_string();
         assert!(err.contains("in use"), "{err}");
     }
 

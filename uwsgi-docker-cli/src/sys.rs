@@ -83,23 +83,33 @@ pub fn pid_namespace(pid: u32) -> Option<u64> {
         .map(|st| st.st_ino)
 }
 
+/// An Emperor channel variable that names no fd we can take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InheritedFdError {
+    #[error("{var}={value:?} is not an fd number")]
+    NotANumber { var: &'static str, value: String },
+    #[error("{var}={fd} names a standard stream, not an Emperor channel")]
+    StandardStream { var: &'static str, fd: RawFd },
+    #[error("{var}={fd}: no such open fd; was this started by a uWSGI Emperor?")]
+    NotOpen { var: &'static str, fd: RawFd },
+}
+
 /// Take ownership of an fd the Emperor left open for us, named by an env variable.
-pub fn adopt_inherited_fd(var: &str, value: &str) -> Result<OwnedFd, String> {
+pub fn adopt_inherited_fd(var: &'static str, value: &str) -> Result<OwnedFd, InheritedFdError> {
     let fd: RawFd = value
         .trim()
         .parse()
-        .map_err(|_| format!("{var}={value:?} is not an fd number"))?;
+        .map_err(|_| InheritedFdError::NotANumber {
+            var,
+            value: value.to_owned(),
+        })?;
     // 0-2 are stdio, which we own already; taking them would close them twice.
     if fd <= 2 {
-        return Err(format!(
-            "{var}={fd} names a standard stream, not an Emperor channel"
-        ));
+        return Err(InheritedFdError::StandardStream { var, fd });
     }
     // Only adopt a number that is open right now.
     if std::fs::symlink_metadata(format!("/proc/self/fd/{fd}")).is_err() {
-        return Err(format!(
-            "{var}={fd}: no such open fd; was this started by a uWSGI Emperor?"
-        ));
+        return Err(InheritedFdError::NotOpen { var, fd });
     }
     // SAFETY: the fd is open (checked above), it was inherited across exec, so nothing in
     // this process owns it yet, and each variable is adopted exactly once (at startup, by

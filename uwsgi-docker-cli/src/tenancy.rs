@@ -8,10 +8,12 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use uwsgi_docker_core::policy::{Decision, Policy, Tenant, TenantName};
+use uwsgi_docker_core::policy::{Decision, Policy, PolicyError, Tenant, TenantName};
 use uwsgi_docker_core::spec::VassalSpec;
 
-use crate::runtime::{hostfs, users};
+use crate::fault::{Fault, VassalFault};
+use crate::runtime::hostfs::{self, HostFsError};
+use crate::runtime::users;
 use crate::settings::RuntimeSettings;
 
 /// The largest policy file we read.
@@ -55,63 +57,102 @@ pub fn apply(
     vassal: &str,
     origin: Origin,
     spec: &mut VassalSpec,
-) -> Result<Option<(Tenant, Decision)>, String> {
+) -> Result<Option<(Tenant, Decision)>, Fault> {
     let Some(path) = &settings.policy else {
         return Ok(None);
     };
     let policy = load(path)?;
     let tenant = tenant(&policy, vassal, origin)?;
-    let decision = policy
-        .enforce(vassal, &tenant, &settings.emperor.daemon_socket, spec)
-        .map_err(|e| e.to_string())?;
+    let decision = policy.enforce(vassal, &tenant, &settings.emperor.daemon_socket, spec)?;
     for mount in &spec.mounts {
-        check_no_symlinks(Path::new(&mount.host)).map_err(|e| {
-            format!(
-                "vassal {vassal}: docker-mount = {}:{}: {e}; under a policy a mount source must be an existing real path, with no symlink in any component",
-                mount.host, mount.container
-            )
+        check_no_symlinks(Path::new(&mount.host)).map_err(|source| VassalFault::MountPath {
+            vassal: vassal.to_owned(),
+            host: mount.host.clone(),
+            container: mount.container.clone(),
+            source,
         })?;
     }
     Ok(Some((tenant, decision)))
 }
 
+/// Why the policy file is not used; the operator fixes it.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyFileError {
+    #[error("cannot read the policy {path}: {source} (UWSGIDOCKER_POLICY)")]
+    Missing {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the policy {path} is not a regular file")]
+    NotRegular { path: String },
+    #[error("the policy {path} is {size} bytes; the limit is {MAX_POLICY_FILE}")]
+    TooLarge { path: String, size: u64 },
+    #[error("the policy {path} can be changed by others (owner uid {uid}, mode {mode:o}); make it owned by root and not group- or world-writable (chown root: {path}; chmod go-w {path})")]
+    Writable { path: String, uid: u32, mode: u32 },
+    #[error("cannot read the policy {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Parse(#[from] PolicyError),
+}
+
+/// Why a mount source is not an existing real path.
+#[derive(Debug, thiserror::Error)]
+pub enum MountPathError {
+    #[error(transparent)]
+    Open(#[from] HostFsError),
+    #[error("cannot stat it: {0}")]
+    Stat(rustix::io::Errno),
+    #[error("it is a symlink")]
+    Symlink,
+}
+
 /// Read and parse the policy file: a regular file no one but root (or us) can write.
-pub fn load(path: &Path) -> Result<Policy, String> {
+pub fn load(path: &Path) -> Result<Policy, PolicyFileError> {
     let shown = path.display().to_string();
-    let meta = std::fs::metadata(path)
-        .map_err(|e| format!("cannot read the policy {shown}: {e} (UWSGIDOCKER_POLICY)"))?;
+    let meta = std::fs::metadata(path).map_err(|source| PolicyFileError::Missing {
+        path: shown.clone(),
+        source,
+    })?;
     if !meta.file_type().is_file() {
-        return Err(format!("the policy {shown} is not a regular file"));
+        return Err(PolicyFileError::NotRegular { path: shown });
     }
     if meta.len() > MAX_POLICY_FILE {
-        return Err(format!(
-            "the policy {shown} is {} bytes; the limit is {MAX_POLICY_FILE}",
-            meta.len()
-        ));
+        return Err(PolicyFileError::TooLarge {
+            path: shown,
+            size: meta.len(),
+        });
     }
     let euid = rustix::process::geteuid().as_raw();
     if (meta.uid() != 0 && meta.uid() != euid) || meta.mode() & 0o022 != 0 {
-        return Err(format!(
-            "the policy {shown} can be changed by others (owner uid {}, mode {:o}); make it owned by root and not group- or world-writable (chown root: {shown}; chmod go-w {shown})",
-            meta.uid(),
-            meta.mode() & 0o7777
-        ));
+        return Err(PolicyFileError::Writable {
+            path: shown,
+            uid: meta.uid(),
+            mode: meta.mode() & 0o7777,
+        });
     }
-    let text = std::fs::read(path).map_err(|e| format!("cannot read the policy {shown}: {e}"))?;
-    Policy::parse(&shown, &text).map_err(|e| e.to_string())
+    let text = std::fs::read(path).map_err(|source| PolicyFileError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    Ok(Policy::parse(&shown, &text)?)
 }
 
 /// The tenant of a vassal: its file's owner, or for a pushed config the policy's mapping.
-pub fn tenant(policy: &Policy, vassal: &str, origin: Origin) -> Result<Tenant, String> {
+pub fn tenant(policy: &Policy, vassal: &str, origin: Origin) -> Result<Tenant, Fault> {
     match origin {
         Origin::File { uid, gid } => Ok(tenant_of_uid(uid, Some(gid))),
         Origin::Pushed => match policy.tenant_for_vassal(vassal) {
             Some(TenantName::Uid(uid)) => Ok(tenant_of_uid(uid, None)),
             Some(TenantName::User(name)) => match users::user_by_name(&name) {
                 Some(user) => Ok(user.into_tenant()),
-                None => Err(format!(
-                    "vassal {vassal}: the policy maps it to user {name:?}, who does not exist on this host; add the user or fix the [vassals] section"
-                )),
+                None => Err(VassalFault::UnknownTenant {
+                    vassal: vassal.to_owned(),
+                    user: name,
+                }
+                .into()),
             },
             None => Ok(tenant_of_uid(NOBODY, Some(NOBODY))),
         },
@@ -129,12 +170,7 @@ fn tenant_of_uid(uid: u32, gid: Option<u32>) -> Tenant {
             }
             tenant
         }
-        None => Tenant {
-            uid,
-            gid: gid.unwrap_or(uid),
-            name: None,
-            home: None,
-        },
+        None => Tenant::new(uid, gid.unwrap_or(uid)),
     }
 }
 
@@ -165,16 +201,16 @@ pub fn tyrant_mode_message(vassal: &str) -> Option<String> {
 /// Fails when any component of `path` is a symlink (or the path does not exist): dockerd
 /// follows symlinks when it mounts, so a tenant's link inside an allowed directory would
 /// otherwise reach anywhere.
-fn check_no_symlinks(path: &Path) -> Result<(), String> {
-    let (dir, name) = hostfs::open_parent(path).map_err(|e| e.to_string())?;
+fn check_no_symlinks(path: &Path) -> Result<(), MountPathError> {
+    let (dir, name) = hostfs::open_parent(path)?;
     let stat = rustix::fs::statat(
         &dir,
         name.as_os_str(),
         rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
     )
-    .map_err(|e| format!("cannot stat it: {e}"))?;
+    .map_err(MountPathError::Stat)?;
     if rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::Symlink {
-        return Err("it is a symlink".into());
+        return Err(MountPathError::Symlink);
     }
     Ok(())
 }

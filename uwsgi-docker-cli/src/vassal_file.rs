@@ -12,21 +12,25 @@ use rustix::fs::{FileType, Mode, OFlags};
 use uwsgi_docker_core::spec::MAX_VASSAL_FILE;
 
 /// The whole file, or why not (naming the path, not the vassal: callers add that).
-pub fn read(path: &Path) -> Result<Vec<u8>, String> {
-    let shown = path.display();
+pub fn read(path: &Path) -> Result<Vec<u8>, VassalFileError> {
+    let shown = || path.display().to_string();
+    let unreadable = |e: std::io::Error| VassalFileError::Read {
+        path: shown(),
+        source: e,
+    };
     let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-    let fd = rustix::fs::open(path, flags, Mode::empty())
-        .map_err(|e| format!("cannot read {shown}: {e}"))?;
-    let stat = rustix::fs::fstat(&fd).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let fd = rustix::fs::open(path, flags, Mode::empty()).map_err(|e| unreadable(e.into()))?;
+    let stat = rustix::fs::fstat(&fd).map_err(|e| unreadable(e.into()))?;
     let kind = FileType::from_raw_mode(stat.st_mode);
     if kind != FileType::RegularFile {
-        return Err(format!(
-            "{shown} is {}, not a regular file; a vassal file must be a regular file",
-            describe(kind)
-        ));
+        return Err(VassalFileError::NotRegular {
+            path: shown(),
+            kind: describe(kind),
+        });
     }
-    let too_large = |size: u64| {
-        format!("{shown} is {size} bytes, more than the {MAX_VASSAL_FILE} (1 MiB) a vassal file may have; a config pushed to a Docker vassal is at most 65535 bytes anyway")
+    let too_large = |size: u64| VassalFileError::TooLarge {
+        path: shown(),
+        size,
     };
     let size = u64::try_from(stat.st_size).unwrap_or(0);
     let cap = u64::try_from(MAX_VASSAL_FILE).unwrap_or(u64::MAX);
@@ -38,11 +42,25 @@ pub fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::File::from(fd)
         .take(cap + 1)
         .read_to_end(&mut text)
-        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+        .map_err(unreadable)?;
     if text.len() > MAX_VASSAL_FILE {
         return Err(too_large(text.len() as u64));
     }
     Ok(text)
+}
+
+/// Why a vassal file is not read.
+#[derive(Debug, thiserror::Error)]
+pub enum VassalFileError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is {kind}, not a regular file; a vassal file must be a regular file")]
+    NotRegular { path: String, kind: &'static str },
+    #[error("{path} is {size} bytes, more than the {MAX_VASSAL_FILE} (1 MiB) a vassal file may have; a config pushed to a Docker vassal is at most 65535 bytes anyway")]
+    TooLarge { path: String, size: u64 },
 }
 
 fn describe(kind: FileType) -> &'static str {
@@ -97,11 +115,13 @@ mod tests {
         )
         .expect("mkfifo");
         // With no writer, a blocking open would never return.
-        let err = read(&fifo).expect_err("a FIFO");
+        let err = read(&fifo).expect_err("a FIFO").to_string();
         assert!(err.contains("is a FIFO, not a regular file"), "{err}");
-        let err = read(&dir).expect_err("a directory");
+        let err = read(&dir).expect_err("a directory").to_string();
         assert!(err.contains("is a directory"), "{err}");
-        let err = read(Path::new("/dev/null")).expect_err("a device");
+        let err = read(Path::new("/dev/null"))
+            .expect_err("a device")
+            .to_string();
         assert!(err.contains("character device"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -113,7 +133,7 @@ mod tests {
         std::fs::write(&file, vec![b'#'; MAX_VASSAL_FILE]).expect("write");
         assert_eq!(read(&file).expect("at the cap").len(), MAX_VASSAL_FILE);
         std::fs::write(&file, vec![b'#'; MAX_VASSAL_FILE + 1]).expect("write");
-        let err = read(&file).expect_err("over the cap");
+        let err = read(&file).expect_err("over the cap").to_string();
         assert!(
             err.contains("1048577 bytes") && err.contains("1 MiB"),
             "{err}"

@@ -23,8 +23,10 @@ use uwsgi_docker_core::emperor::{self, ConfigDecoder};
 use uwsgi_docker_core::spec;
 
 use crate::args::{ConfigSource, WrapperArgs};
-use crate::commands::run::{fail, run_bridge, BridgeStart};
-use crate::settings::{self, RuntimeSettings, REEXEC_MARKER};
+use crate::fault::EnvironmentFault;
+use crate::output::{fail, fail_naming};
+use crate::runtime::start::{run_bridge, BridgeStart};
+use crate::settings::{self, var, RuntimeSettings};
 use crate::sys;
 use crate::tenancy::{self, Origin};
 
@@ -45,7 +47,7 @@ pub fn run(args: WrapperArgs) -> ExitCode {
             args.name
         );
     }
-    let settings = match settings::from_env(&settings::process_env) {
+    let settings = match settings::from_process_env() {
         Ok(s) => s,
         Err(e) => return fail(&format!("vassal {}: {e}", args.name)),
     };
@@ -120,11 +122,11 @@ pub fn run(args: WrapperArgs) -> ExitCode {
 
     // A bridge: show as `[uwsgi-docker-bridge] NAME` in ps. Exec'ing ourselves keeps the
     // fds and env; the marker stops a second round.
-    if std::env::var_os(REEXEC_MARKER).is_none() {
+    if std::env::var_os(var::TITLED).is_none() {
         let err = Command::new("/proc/self/exe")
             .arg0(format!("[uwsgi-docker-bridge] {name}"))
             .args(args.argv.iter().skip(1))
-            .env(REEXEC_MARKER, "1")
+            .env(var::TITLED, "1")
             .exec();
         // Only reached when the exec failed: carry on untitled.
         if settings.emperor.debug {
@@ -132,7 +134,7 @@ pub fn run(args: WrapperArgs) -> ExitCode {
         }
     }
     // Single-threaded here (the signal self-pipe starts no thread), so this is sound.
-    std::env::remove_var(REEXEC_MARKER);
+    std::env::remove_var(var::TITLED);
 
     // Now consume the config packet the peek left in place.
     let (config, config_file) = match (&args.source, packet_len) {
@@ -152,11 +154,9 @@ pub fn run(args: WrapperArgs) -> ExitCode {
         ConfigSource::Emperor => Origin::Pushed,
         ConfigSource::File(path) => match Origin::of_file(path) {
             Ok(origin) => origin,
-            Err(e) => {
-                return fail(&format!(
-                    "vassal {name}: cannot stat {}: {e}",
-                    path.display()
-                ))
+            Err(source) => {
+                let path = path.display().to_string();
+                return fail_naming(&name, &EnvironmentFault::Stat { path, source });
             }
         },
     };
@@ -199,7 +199,7 @@ fn exec_uwsgi(
     let err = Command::new(&uwsgi)
         .arg0(&uwsgi)
         .args(args.argv.iter().skip(1))
-        .env_remove(REEXEC_MARKER)
+        .env_remove(var::TITLED)
         .exec();
     fail(&format!(
         "vassal {}: cannot exec {}: {err}",
@@ -238,18 +238,39 @@ fn is_other_executable(
     !same_inode && !same_path
 }
 
+/// Why the Emperor's config packet did not arrive whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum ConfigPacketError {
+    #[error("no whole config packet from the Emperor within {0} s")]
+    Timeout(u64),
+    #[error("cannot wait for the config: {0}")]
+    Poll(rustix::io::Errno),
+    #[error("cannot read the config: {0}")]
+    Read(rustix::io::Errno),
+    #[error("the Emperor closed the config channel before sending the config")]
+    ClosedBefore,
+    #[error("the Emperor closed the config channel mid-packet")]
+    ClosedMidPacket,
+    #[error("the Emperor's {0}")]
+    Header(emperor::ConfigError),
+    #[error(transparent)]
+    Decode(emperor::ConfigError),
+    #[error("the config packet held no config")]
+    Empty,
+}
+
 /// Wait up to `wait` for one whole config packet and return its config and packet length,
 /// leaving it unread (MSG_PEEK).
-fn peek_config_packet(fd: BorrowedFd<'_>, wait: Duration) -> Result<(Vec<u8>, usize), String> {
+fn peek_config_packet(
+    fd: BorrowedFd<'_>,
+    wait: Duration,
+) -> Result<(Vec<u8>, usize), ConfigPacketError> {
     let deadline = Instant::now() + wait;
     let mut buf = vec![0u8; CONFIG_HEADER_LEN + usize::from(u16::MAX)];
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(format!(
-                "no whole config packet from the Emperor within {} s",
-                wait.as_secs()
-            ));
+            return Err(ConfigPacketError::Timeout(wait.as_secs()));
         }
         let timeout = Timespec {
             tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
@@ -259,17 +280,13 @@ fn peek_config_packet(fd: BorrowedFd<'_>, wait: Duration) -> Result<(Vec<u8>, us
         match rustix::event::poll(&mut fds, Some(&timeout)) {
             Ok(0) | Err(rustix::io::Errno::INTR) => continue,
             Ok(_) => {}
-            Err(e) => return Err(format!("cannot wait for the config: {e}")),
+            Err(e) => return Err(ConfigPacketError::Poll(e)),
         }
         let n = match rustix::net::recv(fd, &mut buf[..], RecvFlags::PEEK) {
-            Ok((_, 0)) => {
-                return Err(
-                    "the Emperor closed the config channel before sending the config".into(),
-                )
-            }
+            Ok((_, 0)) => return Err(ConfigPacketError::ClosedBefore),
             Ok((n, _)) => n,
             Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => continue,
-            Err(e) => return Err(format!("cannot read the config: {e}")),
+            Err(e) => return Err(ConfigPacketError::Read(e)),
         };
         if let Some(packet) = whole_packet(buf.get(..n).unwrap_or_default())? {
             return Ok(packet);
@@ -280,8 +297,8 @@ fn peek_config_packet(fd: BorrowedFd<'_>, wait: Duration) -> Result<(Vec<u8>, us
 }
 
 /// `Ok(Some((config, packet_len)))` when `bytes` hold one whole config packet.
-fn whole_packet(bytes: &[u8]) -> Result<Option<(Vec<u8>, usize)>, String> {
-    let len = emperor::config_packet_len(bytes).map_err(|e| format!("the Emperor's {e}"))?;
+fn whole_packet(bytes: &[u8]) -> Result<Option<(Vec<u8>, usize)>, ConfigPacketError> {
+    let len = emperor::config_packet_len(bytes).map_err(ConfigPacketError::Header)?;
     Ok(len.and_then(|len| {
         bytes
             .get(CONFIG_HEADER_LEN..len)
@@ -290,23 +307,23 @@ fn whole_packet(bytes: &[u8]) -> Result<Option<(Vec<u8>, usize)>, String> {
 }
 
 /// Read exactly the peeked packet off the channel and decode it with the core's decoder.
-fn consume_config_packet(fd: BorrowedFd<'_>, len: usize) -> Result<Vec<u8>, String> {
+fn consume_config_packet(fd: BorrowedFd<'_>, len: usize) -> Result<Vec<u8>, ConfigPacketError> {
     let mut packet = vec![0u8; len];
     let mut filled = 0;
     while filled < len {
         let rest = packet.get_mut(filled..).unwrap_or_default();
         match rustix::io::read(fd, rest) {
-            Ok(0) => return Err("the Emperor closed the config channel mid-packet".into()),
+            Ok(0) => return Err(ConfigPacketError::ClosedMidPacket),
             Ok(n) => filled += n,
             Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(format!("cannot read the config: {e}")),
+            Err(e) => return Err(ConfigPacketError::Read(e)),
         }
     }
     let mut config = None;
     ConfigDecoder::default()
         .feed(&packet, &mut |c| config = Some(c))
-        .map_err(|e| e.to_string())?;
-    config.ok_or_else(|| "the config packet held no config".to_owned())
+        .map_err(ConfigPacketError::Decode)?;
+    config.ok_or(ConfigPacketError::Empty)
 }
 
 #[cfg(test)]
@@ -352,21 +369,14 @@ mod tests {
         let (_emperor, vassal) = UnixStream::pair().expect("pair");
         let fd = OwnedFd::from(vassal);
         let err = peek_config_packet(fd.as_fd(), Duration::from_millis(50)).expect_err("timeout");
-        assert!(err.contains("within"), "{err}");
+        assert_eq!(err, ConfigPacketError::Timeout(0));
+        assert!(err.to_string().contains("within"), "{err}");
     }
 
     #[test]
     fn find_uwsgi_prefers_the_setting() {
-        let settings = RuntimeSettings {
-            emperor: Default::default(),
-            uwsgi: Some(PathBuf::from("/opt/uwsgi")),
-            emperor_id: None,
-            log_prefix: true,
-            policy: None,
-            runtime_dir: crate::settings::DEFAULT_RUNTIME_DIR.into(),
-            socket_owner: None,
-            handoff_timeout_secs: crate::settings::DEFAULT_HANDOFF_TIMEOUT_SECS,
-        };
+        let mut settings = RuntimeSettings::default();
+        settings.uwsgi = Some(PathBuf::from("/opt/uwsgi"));
         assert_eq!(find_uwsgi(&settings), Some(PathBuf::from("/opt/uwsgi")));
         // Our own test binary is never "the other uwsgi".
         let me = std::fs::metadata("/proc/self/exe").ok();

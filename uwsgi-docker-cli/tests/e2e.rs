@@ -76,18 +76,14 @@ fn spawn_serves_and_container_has_the_settings() {
         ),
         name
     );
-    // The default handoff (auto) is the launcher, which connects to the proxy, then execs
-    // uWSGI; without it installed, a vassal without a socket falls back to native.
+    // The default handoff (auto) is the launcher uwsgi-docker carries, which connects to
+    // the proxy, then execs uWSGI.
     let cmd = inspect(&name, "{{json .Config.Cmd}}");
     let native = format!(r#""uwsgi","--ini","emperor://{name}"]"#);
-    if std::env::var_os("UWSGIDOCKER_LAUNCHER").is_some() {
-        assert!(
-            cmd.starts_with(r#"["/.uwsgi-docker-launcher","#) && cmd.ends_with(&native),
-            "{cmd}"
-        );
-    } else {
-        assert_eq!(cmd, format!("[{native}"));
-    }
+    assert!(
+        cmd.starts_with(r#"["/.uwsgi-docker-launcher","#) && cmd.ends_with(&native),
+        "{cmd}"
+    );
     // Docker reports the stop signal by name; Podman's compat inspect by number (SIGINT = 2).
     let stop_signal = match engine() {
         Engine::Docker => "SIGINT",

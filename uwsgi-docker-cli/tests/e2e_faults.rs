@@ -3,8 +3,8 @@
 //! afterwards no container, socket file or process of ours is left and that the Emperor
 //! holds no more fds than it did before the fault (the vassals that still run allowed for).
 //!
-//! Rows: the daemon socket missing at spawn; the daemon (a private Podman service) stopped
-//! while vassals run, then started again; an OOM kill; a vassal that never connects to its
+//! Rows: the daemon socket missing at spawn; the daemon (a private Podman service, and a
+//! private dockerd with live-restore) stopped while vassals run, then started again; an OOM kill; a vassal that never connects to its
 //! proxy; containers that exit during the handoff; a full cidfile directory; a reload storm;
 //! a spawn storm of 50; the seed's forkpty router.
 
@@ -465,6 +465,237 @@ fn daemon_stopped_and_started_again_the_bridges_reattach_to_surviving_containers
     }
 }
 
+/// A private dockerd on its own socket, data root and exec root, beside the main daemon,
+/// with `--live-restore` (its containers outlive it), which the test may stop and start
+/// freely. It gets a bridge interface of its own and no iptables rules: `--bridge=none`
+/// would make it delete the host's `docker0`, which the main daemon needs.
+struct PrivateDockerd {
+    dir: PathBuf,
+    socket: PathBuf,
+    bridge: String,
+    child: Option<Child>,
+}
+
+/// `ip ARGS`, or why it failed.
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip {}: {e}", args.join(" ")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+impl PrivateDockerd {
+    fn start(dir: &Path) -> Result<PrivateDockerd, String> {
+        let config = dir.join("daemon.json");
+        // Its own config file: the host's /etc/docker/daemon.json names the main data root.
+        fs::write(&config, "{}").map_err(|e| format!("write {}: {e}", config.display()))?;
+        // A name and subnet of this test run's own (interface names have at most 15 bytes).
+        let tag = std::process::id() % 250;
+        let mut dockerd = PrivateDockerd {
+            dir: dir.to_owned(),
+            socket: dir.join("docker.sock"),
+            bridge: format!("udkr{tag}"),
+            child: None,
+        };
+        let bridge = dockerd.bridge.clone();
+        ip(&["link", "add", &bridge, "type", "bridge"])?;
+        ip(&["addr", "add", &format!("10.213.{tag}.1/24"), "dev", &bridge])?;
+        ip(&["link", "set", &bridge, "up"])?;
+        dockerd.resume()?;
+        // The test image, from the main daemon's store.
+        let load = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "docker save {} | docker -H unix://{} load",
+                image(),
+                dockerd.socket.display()
+            ))
+            .output()
+            .map_err(|e| format!("docker save | load: {e}"))?;
+        if !load.status.success() {
+            return Err(format!("loading the test image: {}", lossy(&load.stderr)));
+        }
+        Ok(dockerd)
+    }
+
+    fn resume(&mut self) -> Result<(), String> {
+        let _ = fs::remove_file(&self.socket);
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("dockerd.log"))
+            .map_err(|e| format!("open the dockerd log: {e}"))?;
+        let dir = &self.dir;
+        let child = Command::new("dockerd")
+            .arg("--config-file")
+            .arg(dir.join("daemon.json"))
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--pidfile")
+            .arg(dir.join("dockerd.pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .arg(format!("--bridge={}", self.bridge))
+            .args(["--iptables=false", "--ip6tables=false", "--live-restore"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("start dockerd: {e}"))?;
+        self.child = Some(child);
+        let up = wait_for(Duration::from_secs(60), || {
+            let out = self.docker(&["version", "--format", "{{.Server.Version}}"]);
+            out.status.success().then_some(())
+        });
+        up.ok_or_else(|| "the private dockerd did not come up".to_owned())
+    }
+
+    /// SIGTERM, as `systemctl stop docker` does.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            if wait_for(Duration::from_secs(30), || child.try_wait().ok().flatten()).is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+
+    fn docker(&self, args: &[&str]) -> std::process::Output {
+        Command::new("docker")
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .args(args)
+            .output()
+            .expect("run docker")
+    }
+
+    fn containers(&self, filter: &str) -> Vec<String> {
+        let out = self.docker(&["ps", "-aq", "--no-trunc", "--filter", filter]);
+        lossy(&out.stdout).lines().map(str::to_owned).collect()
+    }
+}
+
+impl Drop for PrivateDockerd {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            let log = fs::read(self.dir.join("dockerd.log")).unwrap_or_default();
+            let log = lossy(&log);
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!(
+                "private dockerd's log, last lines first:\n{}",
+                tail.join("\n")
+            );
+        }
+        if self.child.is_some() {
+            // Only containers of this test's daemon exist here.
+            for id in self.containers("label=io.uwsgi-docker.managed") {
+                let _ = self.docker(&["rm", "-f", &id]);
+            }
+        }
+        self.stop();
+        let _ = ip(&["link", "del", &self.bridge]);
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A private dockerd with `--live-restore`, stopped while a vassal runs and started again:
+/// the container keeps serving through the outage, and once the daemon is back the vassal
+/// serves from one container: the same one, re-attached, if it survived the restart, else a
+/// new one (on this machine dockerd's restart loses the container's shim and it dies; see
+/// RELIABILITY.md). Nothing is left after removal.
+#[test]
+fn a_private_dockerd_restarted_with_live_restore_the_vassal_serves_again() {
+    if Command::new("dockerd").arg("--version").output().is_err() {
+        assert!(!in_ci(), "private-dockerd cannot run in CI: no dockerd");
+        eprintln!("skipping private-dockerd: no dockerd on PATH");
+        return;
+    }
+    let dir = TempDir::new("dockerd");
+    let mut dockerd = match PrivateDockerd::start(&dir.0) {
+        Ok(d) => d,
+        Err(why) => {
+            assert!(!in_ci(), "private-dockerd cannot run in CI: {why}");
+            eprintln!("skipping private-dockerd: {why}");
+            return;
+        }
+    };
+    let socket = dockerd.socket.display().to_string();
+    let options = EmperorOptions::from_env().with_env("UWSGIDOCKER_DAEMON_SOCKET", &socket);
+    let Some(mut w) = World::start_with("private-dockerd", options) else {
+        return;
+    };
+    let name = w.vassal_name("lr");
+    let port = free_port();
+    let greeting = format!("live-restore {}", w.id);
+    w.write_vassal(
+        &name,
+        &format!(
+            "[emperor]\ndocker-image = {}\ndocker-network-mode = host\ndocker-stop-timeout = 3\n\n\
+             [uwsgi]\nmaster = true\nplugin = psgi\npsgi = {APP_IN_IMAGE}\n\
+             http-socket = 127.0.0.1:{port}\nenv = GREETING={greeting}\n",
+            image()
+        ),
+    );
+    w.wait_for_body(port, &greeting, SPAWN_TIMEOUT);
+    let ours = format!("label={LABEL_EMPEROR}={}", w.id);
+    let before = dockerd.containers(&ours);
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    dockerd.stop();
+    w.wait_for_log_line(&[&name, "lost the docker daemon"], Duration::from_secs(30));
+    assert!(
+        matches!(http_get(port, "/"), Ok((200, b)) if b == greeting),
+        "the container stopped serving while its daemon was away:\n{}",
+        w.log_tail(40)
+    );
+    thread::sleep(Duration::from_secs(3));
+    dockerd.resume().expect("the private dockerd comes back");
+    // Either the bridge re-attaches to the container that survived, or (where the engine
+    // lost it at its restart) the vassal is respawned in a new one: it serves again, from
+    // exactly one container, either way.
+    w.wait_for_body(port, &greeting, SPAWN_TIMEOUT);
+    let after = wait_for(Duration::from_secs(30), || {
+        let now = dockerd.containers(&ours);
+        (now.len() == 1).then_some(now)
+    });
+    assert!(after.is_some(), "{:?}", dockerd.containers(&ours));
+    let log = w.log();
+    if after.as_ref() == Some(&before) {
+        assert!(
+            log.contains("re-attached"),
+            "same container, not re-attached:\n{log}"
+        );
+    } else {
+        eprintln!("private-dockerd: the container did not survive the restart; respawned");
+    }
+
+    w.remove_vassal(&name);
+    let gone = wait_for(CLEANUP_TIMEOUT, || {
+        (dockerd.containers(&ours).is_empty() && w.leftovers().is_empty()).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "left after removal: {:?} {:?}\n{}",
+        dockerd.containers(&ours),
+        w.leftovers(),
+        w.log_tail(40)
+    );
+}
+
 // ---- 3. an OOM kill --------------------------------------------------------------------
 
 /// A PSGI app that allocates `?mib=N` MiB on request (at run time: a constant would be
@@ -581,8 +812,6 @@ fn a_vassal_that_never_connects_fails_at_the_handoff_deadline_and_is_removed() {
 /// error in the log, and nothing is left.
 #[test]
 fn containers_that_exit_during_the_handoff_fail_clearly_and_leave_nothing() {
-    // Before the Emperor starts: it (and so every bridge) inherits the launcher's path.
-    launcher();
     let Some(mut w) = World::start("exit-handoff") else {
         return;
     };

@@ -18,11 +18,8 @@ use std::time::Duration;
 
 use harness::*;
 
-/// A World whose bridges find the static launcher (every `docker-socket` vassal needs it,
-/// also to be refused: the launcher is checked before anything is bound).
 fn world(test: &str, options: EmperorOptions) -> Option<World> {
     prerequisites(test)?;
-    launcher();
     World::start_with(test, options)
 }
 

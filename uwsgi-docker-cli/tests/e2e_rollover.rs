@@ -28,10 +28,10 @@ const CLIENT_PAUSE: Duration = Duration::from_millis(10);
 const TAG_A: &str = "roll-a";
 const TAG_B: &str = "roll-b";
 
-/// A World whose bridges find the static launcher (it passes the socket on fd 0).
+/// A World for this test (the bridge carries the static launcher that passes the socket
+/// on fd 0).
 fn world(test: &str) -> Option<World> {
     prerequisites(test)?;
-    launcher();
     World::start(test)
 }
 

@@ -1,4 +1,4 @@
-//! The create request for the seed README's quickstart vassal, printed and checked.
+//! The create request for the original plugin's quickstart vassal, printed and checked.
 //!
 //! The vassal file goes through the same path the bridge takes: `spec::parse_vassal`, then
 //! `plan::ContainerPlan::new`, then the request builder.
@@ -7,7 +7,7 @@ use uwsgi_docker_core::docker::{create_body, Api, ApiVersion};
 use uwsgi_docker_core::plan::{ContainerPlan, VassalIdentity};
 use uwsgi_docker_core::spec;
 
-/// The seed README's quickstart vassal, as written there.
+/// The original plugin's quickstart vassal, as its README writes it.
 const QUICKSTART: &str = include_str!("../tests/seed/quickstart.ini");
 
 fn main() {
@@ -15,13 +15,7 @@ fn main() {
         Ok(Some(spec)) => spec,
         other => panic!("the quickstart vassal is a Docker vassal: {other:?}"),
     };
-    let identity = VassalIdentity {
-        name: "foobar.ini".into(),
-        proxy_dir: "/etc/uwsgi".into(),
-        emperor_id: "host:1".into(),
-        bridge_id: "host:4242:1".into(),
-        name_prefix: None,
-    };
+    let identity = VassalIdentity::new("foobar.ini", "/etc/uwsgi", "host:1", "host:4242:1");
     let plan = ContainerPlan::new(spec, &identity);
 
     let api = Api::negotiate(ApiVersion {
@@ -42,7 +36,7 @@ fn main() {
     assert!(bindings["5000/tcp"][0]["HostIp"] == "127.0.0.1");
     assert!(body["ExposedPorts"].get("3031/tcp").is_some());
     assert!(body["ExposedPorts"].get("5000/tcp").is_some());
-    // The seed: /etc/uwsgi/foobar.ini gets /etc/uwsgi/foobar.ini.sock, seen as /foobar.ini.sock.
+    // As in the original plugin: /etc/uwsgi/foobar.ini gets /etc/uwsgi/foobar.ini.sock, seen as /foobar.ini.sock.
     assert!(host["Mounts"].as_array().is_some_and(|mounts| mounts
         .iter()
         .any(|m| m["Type"] == "bind"

@@ -13,12 +13,35 @@
 //!
 //! Each stream needs its own [`LineSplitter`]: stdout and stderr pieces interleave at frame
 //! boundaries, not at line boundaries, so one splitter fed both would glue their halves.
+//!
+//! ```
+//! use uwsgi_docker_core::attach::{Demuxer, LineSplitter, StreamKind};
+//!
+//! // Tty off: two frames, stdout "hello\nwor" then stderr "oops\n", split mid-header.
+//! let stream = b"\x01\0\0\0\0\0\0\x09hello\nwor\x02\0\0\0\0\0\0\x05oops\n";
+//! let mut demuxer = Demuxer::new(false);
+//! let mut stdout = LineSplitter::new(Some("[app.ini] ".into()), 4096);
+//! let mut stderr = LineSplitter::new(Some("[app.ini] ".into()), 4096);
+//! let mut lines = Vec::new();
+//! for part in [&stream[..3], &stream[3..]] {
+//!     demuxer.feed(part, &mut |kind, piece| {
+//!         let splitter = if kind == StreamKind::Stderr { &mut stderr } else { &mut stdout };
+//!         splitter.push(piece, &mut |line| lines.push(String::from_utf8_lossy(line).into_owned()));
+//!     })?;
+//! }
+//! stdout.flush(&mut |line| lines.push(String::from_utf8_lossy(line).into_owned()));
+//! assert_eq!(lines, ["[app.ini] hello", "[app.ini] oops", "[app.ini] wor"]);
+//! # Ok::<(), uwsgi_docker_core::attach::AttachError>(())
+//! ```
 
 /// Which output a chunk came from (always `Stdout` on a tty).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamKind {
+    /// Stream 0 (only echoed input; never sent for a container attached without stdin).
     Stdin,
+    /// Stream 1, and everything on a tty.
     Stdout,
+    /// Stream 2.
     Stderr,
 }
 
@@ -36,7 +59,9 @@ impl StreamKind {
 
 /// The daemon broke the attach stream's framing or reported an error in it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AttachError {
+    /// A frame header's stream byte is not 0, 1, 2 or 3.
     #[error("bad attach frame header: stream byte {0}")]
     BadStream(u8),
     /// A stream-3 ("system error") frame: dockerd's own message, e.g. when attaching failed.
@@ -78,6 +103,8 @@ pub struct Demuxer {
 }
 
 impl Demuxer {
+    /// A demuxer for a container created with `Tty` set to `tty` (raw bytes when true,
+    /// frames when false).
     pub fn new(tty: bool) -> Self {
         let frame = (!tty).then_some(Frame::Header {
             buf: [0; HEADER_LEN],
@@ -92,6 +119,12 @@ impl Demuxer {
     /// Calls `sink` with each payload piece (possibly part of a frame) in order.
     ///
     /// Pieces are never empty. On a tty, `input` is passed on whole as stdout.
+    ///
+    /// # Errors
+    ///
+    /// [`AttachError::BadStream`] for a frame header that is not one, and
+    /// [`AttachError::Daemon`] when the daemon sent an error frame; the stream is unusable
+    /// after either.
     pub fn feed(
         &mut self,
         input: &[u8],
@@ -216,6 +249,8 @@ pub struct LineSplitter {
 }
 
 impl LineSplitter {
+    /// A splitter that puts `prefix` before every line and cuts lines at `max_line`
+    /// content bytes.
     pub fn new(prefix: Option<String>, max_line: usize) -> Self {
         let line = prefix.map(String::into_bytes).unwrap_or_default();
         LineSplitter {

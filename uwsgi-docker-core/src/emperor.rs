@@ -3,10 +3,33 @@
 //! The control channel carries single bytes each way; unknown bytes are kept as `Other`
 //! so a newer Emperor's messages can be logged and ignored rather than misread. The config
 //! channel carries uwsgi packets (`modifier1` 115) of at most 65535 config bytes each.
-//! Facts: `shared/DESIGN.md`, "The Emperor ↔ vassal protocol".
+//!
+//! The vassal's end of the control channel arrives as `UWSGI_EMPEROR_FD`, the config
+//! channel's (when the Emperor pipes the config) as `UWSGI_EMPEROR_FD_CONFIG`.
+//!
+//! ```
+//! use uwsgi_docker_core::emperor::{encode_config, ConfigDecoder, EmperorMessage, VassalMessage};
+//!
+//! assert_eq!(EmperorMessage::from_byte(1), EmperorMessage::Reload);
+//! assert_eq!(VassalMessage::Loyal.to_byte(), 17);
+//!
+//! let mut wire = Vec::new();
+//! encode_config(b"[uwsgi]\nmaster = true\n", &mut wire)?;
+//! assert_eq!(&wire[..4], &[115, 22, 0, 0]);
+//!
+//! let mut decoder = ConfigDecoder::default();
+//! let mut configs = Vec::new();
+//! for byte in &wire {
+//!     decoder.feed(std::slice::from_ref(byte), &mut |config| configs.push(config))?;
+//! }
+//! assert_eq!(configs, [b"[uwsgi]\nmaster = true\n".to_vec()]);
+//! assert!(decoder.is_idle());
+//! # Ok::<(), uwsgi_docker_core::emperor::ConfigError>(())
+//! ```
 
 /// A byte the Emperor sends to its vassal. Unknown bytes are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EmperorMessage {
     /// `0`
     Stop,
@@ -14,11 +37,13 @@ pub enum EmperorMessage {
     Reload,
     /// `2` (with `emperor-graceful-shutdown`)
     GracefulStop,
+    /// Any other byte, kept as it came.
     Other(u8),
 }
 
 /// A byte a vassal sends to its Emperor. Unknown bytes are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum VassalMessage {
     /// `1`
     Spawned,
@@ -34,10 +59,12 @@ pub enum VassalMessage {
     Heartbeat,
     /// `30`
     Broodlord,
+    /// Any other byte, kept as it came.
     Other(u8),
 }
 
 impl EmperorMessage {
+    /// The message a control byte carries.
     pub fn from_byte(byte: u8) -> Self {
         match byte {
             0 => EmperorMessage::Stop,
@@ -58,6 +85,7 @@ impl EmperorMessage {
 }
 
 impl VassalMessage {
+    /// The message a control byte carries.
     pub fn from_byte(byte: u8) -> Self {
         match byte {
             1 => VassalMessage::Spawned,
@@ -94,19 +122,30 @@ const HEADER_LEN: usize = 4;
 
 /// A config that cannot be sent, or a config stream that cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
+    /// A config longer than [`MAX_CONFIG_LEN`] cannot be pushed.
     #[error("the vassal config is {len} bytes; the Emperor protocol carries at most 65535")]
-    TooLarge { len: usize },
+    TooLarge {
+        /// The config's length in bytes.
+        len: usize,
+    },
     /// Also what [`ConfigDecoder`] reports for a zero-length packet, which uWSGI rejects
     /// as an invalid config.
     #[error("the vassal config is empty; uWSGI refuses an empty config push")]
     Empty,
+    /// A packet header whose `modifier1` is not [`CONFIG_MODIFIER1`].
     #[error("config packet has modifier1 {0}, expected 115")]
     BadModifier(u8),
 }
 
 /// Appends one config packet (4-byte header: 115, size u16 LE, 0; then the bytes) to `out`.
 /// On error `out` is left as it was.
+///
+/// # Errors
+///
+/// [`ConfigError::Empty`] for an empty config, [`ConfigError::TooLarge`] for one longer
+/// than [`MAX_CONFIG_LEN`].
 pub fn encode_config(config: &[u8], out: &mut Vec<u8>) -> Result<(), ConfigError> {
     if config.is_empty() {
         return Err(ConfigError::Empty);
@@ -149,6 +188,10 @@ fn config_body_len(header: [u8; HEADER_LEN]) -> Result<usize, ConfigError> {
 
 /// The whole length (header included) of the config packet `bytes` starts with, once its
 /// header is in; `Ok(None)` before that. For looking at a packet without consuming it.
+///
+/// # Errors
+///
+/// [`ConfigError::BadModifier`] or [`ConfigError::Empty`] for a header no config packet has.
 pub fn config_packet_len(bytes: &[u8]) -> Result<Option<usize>, ConfigError> {
     let Some(&[a, b, c, d]) = bytes.get(..HEADER_LEN) else {
         return Ok(None);
@@ -158,6 +201,11 @@ pub fn config_packet_len(bytes: &[u8]) -> Result<Option<usize>, ConfigError> {
 
 impl ConfigDecoder {
     /// Consumes all of `input`, calling `on_config` with each whole config.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::BadModifier`] or [`ConfigError::Empty`] for a packet header no
+    /// Emperor writes; the stream is unusable after it.
     pub fn feed(
         &mut self,
         input: &[u8],

@@ -3,7 +3,16 @@
 //!
 //! The fd count is checked against 1..=3 on decode; whether a 2.0.x vassal takes the third
 //! fd ([`MAX_FDS_UWSGI_2_0`]) is the sender's decision.
+//!
+//! ```
+//! use uwsgi_docker_core::handoff::{decode, encode, HandedFd};
+//!
+//! let message = encode(&[HandedFd::Control, HandedFd::Config]);
+//! assert!(message.starts_with(b"uwsgi-emperor"));
+//! assert_eq!(decode(&message), Ok(2));
+//! ```
 
+/// The 13 bytes every handoff message starts with.
 pub const MAGIC: &[u8; 13] = b"uwsgi-emperor";
 /// Length of the data part.
 pub const MESSAGE_LEN: usize = 13 + 4;
@@ -26,11 +35,15 @@ pub const MAX_FDS: usize = 3;
 
 /// A handoff message that a uWSGI vassal would reject.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum HandoffError {
+    /// The data part is not [`MESSAGE_LEN`] bytes long (the length it has).
     #[error("handoff message is {0} bytes, expected 17")]
     BadLength(usize),
+    /// The data part does not start with [`MAGIC`].
     #[error("handoff message does not start with \"uwsgi-emperor\"")]
     BadMagic,
+    /// The announced fd count is not 1 to [`MAX_FDS`] (the count it announces).
     #[error("handoff message announces {0} fds; a vassal takes 1 to 3 (control, config, socket)")]
     BadCount(i32),
 }
@@ -48,6 +61,10 @@ pub fn encode(fds: &[HandedFd]) -> [u8; MESSAGE_LEN] {
 }
 
 /// The announced fd count of a received data part.
+///
+/// # Errors
+///
+/// A [`HandoffError`] for anything a uWSGI vassal would reject.
 pub fn decode(data: &[u8]) -> Result<usize, HandoffError> {
     let Ok(message) = <&[u8; MESSAGE_LEN]>::try_from(data) else {
         return Err(HandoffError::BadLength(data.len()));

@@ -1,8 +1,7 @@
 //! An incremental HTTP/1.1 response reader, for replies from dockerd.
 //!
-//! CONTRACT (filled in by the HTTP/Docker work): feed bytes as they arrive; the reader
-//! returns `Partial` until one whole response is in, then `Complete` with how many of the
-//! fed bytes it used. Handles Content-Length, chunked (with trailers), close-delimited
+//! Feed bytes as they arrive; the reader returns [`Progress::Partial`] until one whole
+//! response is in, then [`Progress::Complete`] with how many of the fed bytes it used. Handles Content-Length, chunked (with trailers), close-delimited
 //! bodies (finished by [`ResponseReader::finish`] at EOF), no-body statuses (1xx, 204,
 //! 304, replies to HEAD) and `101` upgrades, where the bytes past the head are stream data
 //! and are left unconsumed for the caller. Hard caps turn a misbehaving daemon into an error.
@@ -10,13 +9,30 @@
 //! [`ResponseReader::head`] shows the status and headers as soon as the head is in, before
 //! the body: `/wait` sends its head at once and its body only when the container exits.
 //! Chunk extensions and trailers are checked for shape and size, then dropped.
+//!
+//! ```
+//! use uwsgi_docker_core::http_reader::{Limits, Progress, ResponseReader};
+//!
+//! let mut reader = ResponseReader::new(false, Limits::default());
+//! // A chunked reply, split anywhere across reads.
+//! assert_eq!(reader.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel")?, Progress::Partial);
+//! assert_eq!(reader.head().map(|(status, _)| status), Some(200));
+//! let Progress::Complete { response, consumed } = reader.feed(b"lo\r\n0\r\n\r\nNEXT")? else {
+//!     panic!("the reply is complete");
+//! };
+//! assert_eq!(response.body, b"hello");
+//! assert_eq!(consumed, 9); // "NEXT" belongs to whatever comes next
+//! # Ok::<(), uwsgi_docker_core::http_reader::HttpError>(())
+//! ```
 
 /// One header: the name lower-cased, the value as sent.
 pub type Header = (String, Vec<u8>);
 
 /// One parsed response.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Response {
+    /// The status code (`200`, `101`, `404`, …).
     pub status: u16,
     /// Header names lower-cased, values as sent.
     pub headers: Vec<(String, Vec<u8>)>,
@@ -41,15 +57,49 @@ pub enum Progress {
     Partial,
     /// One response is complete; `consumed` bytes of this call's input belong to it. For a
     /// `101`, the rest of the input is the upgraded stream.
-    Complete { response: Response, consumed: usize },
+    Complete {
+        /// The whole response.
+        response: Response,
+        /// How many bytes of this call's input the response used.
+        consumed: usize,
+    },
 }
 
-/// Size limits.
+/// Size limits, past which a response is an error instead of more memory.
+///
+/// [`Limits::default`] suits every reply the daemon sends to this crate's requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
+    /// Bytes of status line and headers (default 64 KiB).
     pub max_head: usize,
+    /// Number of headers (default 64).
     pub max_headers: usize,
+    /// Bytes of (de-chunked) body (default 8 MiB).
     pub max_body: usize,
+}
+
+impl Limits {
+    /// These limits with another body cap, in bytes.
+    #[must_use]
+    pub fn with_max_body(mut self, max_body: usize) -> Limits {
+        self.max_body = max_body;
+        self
+    }
+
+    /// These limits with another head cap, in bytes.
+    #[must_use]
+    pub fn with_max_head(mut self, max_head: usize) -> Limits {
+        self.max_head = max_head;
+        self
+    }
+
+    /// These limits with another cap on the number of headers.
+    #[must_use]
+    pub fn with_max_headers(mut self, max_headers: usize) -> Limits {
+        self.max_headers = max_headers;
+        self
+    }
 }
 
 impl Default for Limits {
@@ -64,17 +114,30 @@ impl Default for Limits {
 
 /// Why a response could not be read: the daemon misbehaved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum HttpError {
+    /// The status line or a header is not HTTP/1.x, or there are too many headers.
     #[error("malformed response head: {0}")]
     BadHead(String),
+    /// The head is longer than [`Limits::max_head`].
     #[error("response head larger than {limit} bytes")]
-    HeadTooLarge { limit: usize },
+    HeadTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The body is longer than [`Limits::max_body`].
     #[error("response body larger than {limit} bytes")]
-    BodyTooLarge { limit: usize },
+    BodyTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// A chunk size line, chunk end or trailer is malformed.
     #[error("malformed chunked body: {0}")]
     BadChunk(String),
+    /// [`ResponseReader::finish`]: the peer closed in the middle of a response.
     #[error("connection closed before the response was complete")]
     Truncated,
+    /// The reader was fed after its response was complete; [`ResponseReader::reset`] it.
     #[error("the reader was used after it finished")]
     Finished,
 }
@@ -176,6 +239,16 @@ impl ResponseReader {
             .map(|(status, headers)| (*status, headers.as_slice()))
     }
 
+    /// Reads `input`, the next bytes from the connection.
+    ///
+    /// [`Progress::Partial`] when all of it was used and the response is not complete
+    /// yet; [`Progress::Complete`] once it is, with how much of `input` it used. For a
+    /// `101` reply the rest of `input` is the upgraded stream's first bytes.
+    ///
+    /// # Errors
+    ///
+    /// An [`HttpError`] when the bytes are not an HTTP/1.1 response within the
+    /// [`Limits`], or when the reader is already finished.
     pub fn feed(&mut self, input: &[u8]) -> Result<Progress, HttpError> {
         let mut used = 0;
         if matches!(self.phase, Phase::Head(_)) {
@@ -203,6 +276,11 @@ impl ResponseReader {
     }
 
     /// The peer closed: completes a close-delimited body, else [`HttpError::Truncated`].
+    ///
+    /// # Errors
+    ///
+    /// [`HttpError::Truncated`] unless the body runs to the close;
+    /// [`HttpError::Finished`] when the response was already complete.
     pub fn finish(&mut self) -> Result<Response, HttpError> {
         match self.phase {
             Phase::Done => Err(HttpError::Finished),

@@ -1,6 +1,21 @@
 //! The container plan: what the spec alone does not say (name, labels, proxy paths,
 //! command, environment), decided deterministically from the vassal's identity.
 //!
+//! ```
+//! use uwsgi_docker_core::plan::{labels, ContainerPlan, VassalIdentity};
+//! use uwsgi_docker_core::spec::{parse_vassal, HandoffMode};
+//!
+//! let spec = parse_vassal("my app.ini", b"[emperor]\ndocker-image = psgi001\n")?.expect("a Docker vassal");
+//! let identity = VassalIdentity::new("my app.ini", "/etc/uwsgi/vassals", "host:1", "host:4242:1");
+//! let plan = ContainerPlan::new(spec, &identity);
+//! plan.validate()?;
+//! // A name Docker refuses is mapped to a valid one; the real name is kept in a label.
+//! assert!(plan.container_name.starts_with("my_app.ini-"));
+//! assert!(plan.labels.contains(&(labels::VASSAL.into(), "my app.ini".into())));
+//! assert_eq!(plan.proxy_host_path, "/etc/uwsgi/vassals/my app.ini.sock");
+//! assert_eq!(plan.handoff, HandoffMode::Launcher);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 use std::collections::HashSet;
 
 use crate::spec::{HandoffMode, VassalSpec};
@@ -26,7 +41,10 @@ pub mod labels {
 }
 
 /// Who a vassal is and where it lives; supplied by the runtime.
+///
+/// Make one with [`VassalIdentity::new`] (and [`VassalIdentity::with_name_prefix`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct VassalIdentity {
     /// The vassal name as the Emperor knows it (`foo.ini`, `x.ini:zerg`, …).
     pub name: String,
@@ -42,10 +60,43 @@ pub struct VassalIdentity {
     pub name_prefix: Option<String>,
 }
 
+impl VassalIdentity {
+    /// The identity of vassal `name` (as the Emperor knows it), whose default proxy socket
+    /// goes in `proxy_dir`, labelled with `emperor_id` and `bridge_id`; no name prefix.
+    pub fn new(
+        name: impl Into<String>,
+        proxy_dir: impl Into<String>,
+        emperor_id: impl Into<String>,
+        bridge_id: impl Into<String>,
+    ) -> VassalIdentity {
+        VassalIdentity {
+            name: name.into(),
+            proxy_dir: proxy_dir.into(),
+            emperor_id: emperor_id.into(),
+            bridge_id: bridge_id.into(),
+            name_prefix: None,
+        }
+    }
+
+    /// With the Emperor's container-name prefix (already checked with
+    /// [`check_name_prefix`]); `None` for none.
+    #[must_use]
+    pub fn with_name_prefix(mut self, prefix: Option<String>) -> VassalIdentity {
+        self.name_prefix = prefix;
+        self
+    }
+}
+
 /// Everything needed to create one vassal's container.
+///
+/// Made by [`ContainerPlan::new`] or [`ContainerPlan::with_options`]; check it with
+/// [`ContainerPlan::validate`] before binding or creating anything.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct ContainerPlan {
+    /// The vassal's spec (after any policy has filled it in).
     pub spec: VassalSpec,
+    /// The vassal name as the Emperor knows it ([`VassalIdentity::name`]).
     pub vassal_name: String,
     /// The Emperor's name prefix, if any ([`VassalIdentity::name_prefix`]).
     pub name_prefix: Option<String>,
@@ -83,7 +134,11 @@ pub struct ContainerPlan {
 pub const LAUNCHER_CONTAINER_PATH: &str = "/.uwsgi-docker-launcher";
 
 /// What the runtime knows that the spec does not.
+///
+/// Start from [`PlanOptions::default`] (no launcher, no inherited socket) and use the
+/// `with_*` methods.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PlanOptions {
     /// The static launcher executable on the host (needed in launcher mode).
     pub launcher_host_path: Option<String>,
@@ -91,20 +146,37 @@ pub struct PlanOptions {
     pub inherited_socket: bool,
 }
 
+impl PlanOptions {
+    /// With the static launcher's host path (`None`: not installed).
+    #[must_use]
+    pub fn with_launcher(mut self, launcher_host_path: Option<String>) -> PlanOptions {
+        self.launcher_host_path = launcher_host_path;
+        self
+    }
+
+    /// With whether the Emperor gave a listening socket on fd 0.
+    #[must_use]
+    pub fn with_inherited_socket(mut self, inherited_socket: bool) -> PlanOptions {
+        self.inherited_socket = inherited_socket;
+        self
+    }
+}
+
 /// The longest unix socket path: `sun_path` is 108 bytes, including the NUL.
 pub const MAX_SOCKET_PATH: usize = 107;
 
 /// Where the bridge binds the proxy socket when `docker-proxy` does not say:
-/// `DIR/NAME.sock`, the seed's default, at any length: the runtime binds it relative to the
-/// directory it opened, so the host path is not limited to a `sun_path`.
+/// `DIR/NAME.sock`, the original plugin's default, at any length: the runtime binds it
+/// relative to the directory it opened, so the host path is not limited to a `sun_path`.
 pub fn default_proxy_host_path(dir: &str, vassal: &str) -> String {
     format!("{}/{vassal}.sock", dir.trim_end_matches('/'))
 }
 
 /// Where the proxy socket appears in the container when `docker-proxy` does not say:
-/// `/NAME.sock` (the seed's default) with `NAME` the container name, or, when that would
-/// be longer than a unix socket path may be (container names reach 128 characters),
-/// `/uwsgi-docker-HASH.sock` with the vassal name's 64-bit FNV-1a hash, which always fits.
+/// `/NAME.sock` (the original plugin's default) with `NAME` the container name, or, when
+/// that would be longer than a unix socket path may be (container names reach 128
+/// characters), `/uwsgi-docker-HASH.sock` with the vassal name's 64-bit FNV-1a hash, which
+/// always fits.
 pub fn default_proxy_container_path(vassal: &str, container_name: &str) -> String {
     let seed = format!("/{container_name}.sock");
     if seed.len() <= MAX_SOCKET_PATH {
@@ -117,21 +189,32 @@ pub fn default_proxy_container_path(vassal: &str, container_name: &str) -> Strin
 /// A plan the daemon, the kernel or the handoff would refuse; names the vassal and says
 /// how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PlanError {
+    /// A proxy socket path longer than [`MAX_SOCKET_PATH`].
     #[error("vassal {vassal}: the proxy socket path {path:?} {place} is {len} bytes, longer than the {MAX_SOCKET_PATH} a unix socket path may have; {fix}")]
     ProxyPathTooLong {
+        /// The vassal's name.
         vassal: String,
         /// "on the host" or "in the container".
         place: &'static str,
+        /// The path.
         path: String,
+        /// Its length in bytes.
         len: usize,
+        /// How to fix it.
         fix: &'static str,
     },
+    /// A `docker-mount` or `docker-tmpfs` that would cover the proxy socket or the launcher.
     #[error("vassal {vassal}: {key} = {value:?} would mount over {path}, {what}, and the container's uWSGI could not reach it; mount at another container path")]
     HidesOurPath {
+        /// The vassal's name.
         vassal: String,
+        /// `docker-mount` or `docker-tmpfs`.
         key: &'static str,
+        /// The attribute's value.
         value: String,
+        /// The path it would hide.
         path: String,
         /// What lives at `path`.
         what: &'static str,
@@ -147,31 +230,50 @@ pub const MAX_NAME_PREFIX: usize = 32;
 
 /// Checks an Emperor's container-name prefix: 1 to [`MAX_NAME_PREFIX`] characters of
 /// Docker's name alphabet (`a-z A-Z 0-9 _ . -`), the first a letter or digit, since it starts
-/// the name. The error says what is wrong and how to fix it.
-pub fn check_name_prefix(prefix: &str) -> Result<(), String> {
+/// the name.
+///
+/// # Errors
+///
+/// [`NamePrefixError`]: what is wrong with the prefix and how to fix it.
+pub fn check_name_prefix(prefix: &str) -> Result<(), NamePrefixError> {
     if prefix.is_empty() {
-        return Err("the prefix is empty; unset it, or give e.g. `tenant1-`".into());
+        return Err(NamePrefixError::Empty);
     }
     if prefix.len() > MAX_NAME_PREFIX {
-        return Err(format!(
-            "the prefix is {} bytes long; at most {MAX_NAME_PREFIX} are allowed",
-            prefix.len()
-        ));
+        return Err(NamePrefixError::TooLong { len: prefix.len() });
     }
     if !prefix.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        return Err(
-            "the prefix must start with a letter or a digit (it starts the container name)".into(),
-        );
+        return Err(NamePrefixError::BadStart);
     }
     if let Some(bad) = prefix
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
     {
-        return Err(format!(
-            "{bad:?} is not allowed in a container name; use letters, digits, `_`, `.` and `-`"
-        ));
+        return Err(NamePrefixError::BadChar(bad));
     }
     Ok(())
+}
+
+/// Why a container name prefix cannot be used ([`check_name_prefix`]); each says how to
+/// fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NamePrefixError {
+    /// An empty prefix.
+    #[error("the prefix is empty; unset it, or give e.g. `tenant1-`")]
+    Empty,
+    /// Longer than [`MAX_NAME_PREFIX`] bytes.
+    #[error("the prefix is {len} bytes long; at most {MAX_NAME_PREFIX} are allowed")]
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// It does not start with an ASCII letter or digit.
+    #[error("the prefix must start with a letter or a digit (it starts the container name)")]
+    BadStart,
+    /// A character Docker does not allow in a container name.
+    #[error("{0:?} is not allowed in a container name; use letters, digits, `_`, `.` and `-`")]
+    BadChar(char),
 }
 
 /// The container's name: the Emperor's prefix, then [`container_name`] of the vassal.
@@ -375,6 +477,10 @@ impl ContainerPlan {
     /// `docker-mount` or `docker-tmpfs` at or above the proxy socket's container path, or
     /// at the launcher's, which would hide them. Call it wherever a plan is made, before
     /// anything is bound or created.
+    ///
+    /// # Errors
+    ///
+    /// The first [`PlanError`] found.
     pub fn validate(&self) -> Result<(), PlanError> {
         let vassal = &self.vassal_name;
         let too_long = |place, path: &str, fix| PlanError::ProxyPathTooLong {

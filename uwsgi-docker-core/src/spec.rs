@@ -8,9 +8,9 @@
 //! separator), a line without `=` is a key with an empty value, `;`/`#` start a comment only
 //! at the start of a line, a section line loses its last character (so `[emperor` is not
 //! `[emperor]`), there are no quotes, escapes or continuation lines, and repeated keys are
-//! all kept in file order. A generic parser (rust-ini included) disagrees on several of
-//! these: it lets a bare key swallow the next line, splits keys at `:`, and strips quotes.
-//! So the Emperor and we would see different attributes for the same file; we follow uWSGI.
+//! all kept in file order. Generic ini parsers disagree on several of these (they let a
+//! bare key swallow the next line, split keys at `:`, strip quotes), so the Emperor and
+//! they would see different attributes in the same file; we follow uWSGI.
 use core::fmt;
 use core::net::IpAddr;
 use std::collections::{HashMap, HashSet};
@@ -21,18 +21,25 @@ pub use values::{clean_path, format_size, parse_size, MIN_MEMORY, MIN_NANO_CPUS}
 
 /// A `docker-port` mapping, `hostport:ctrport`, `hostip:hostport:ctrport`, optional `/udp`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PortMapping {
     /// Host address to bind; `None` means all addresses.
     pub host_ip: Option<String>,
     /// Host port; `None` (written as an empty host port) lets Docker choose.
     pub host_port: Option<u16>,
+    /// The port inside the container.
     pub container_port: u16,
+    /// `tcp` unless the mapping ends in `/udp`.
     pub protocol: Protocol,
 }
 
+/// The transport protocol of a published port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Protocol {
+    /// TCP, the default.
     Tcp,
+    /// UDP (`/udp` after the container port).
     Udp,
 }
 
@@ -63,9 +70,13 @@ impl fmt::Display for PortMapping {
 
 /// A `docker-mount`: `/host:/ctr[:ro|rw]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Mount {
+    /// The absolute host path (the bind mount's source).
     pub host: String,
+    /// The absolute path inside the container (the target).
     pub container: String,
+    /// Mounted read-only (`:ro`, or made so by a policy).
     pub read_only: bool,
     /// The vassal wrote `:ro` or `:rw`; a bare mount is read-write for Docker, and a policy
     /// may make it read-only, while an explicit `:rw` it cannot grant is refused.
@@ -79,18 +90,27 @@ pub enum ListenAddress {
     Unix(String),
     /// `ip:port` or `[ipv6]:port`; an empty ip means all addresses. The ip is stored
     /// without brackets.
-    Tcp { ip: String, port: u16 },
+    Tcp {
+        /// The address, without brackets; empty for all addresses.
+        ip: String,
+        /// The TCP port.
+        port: u16,
+    },
 }
 
 /// `docker-proxy`: `host[:ctr]`, both absolute.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProxyPaths {
+    /// Where the bridge binds the proxy socket on the host.
     pub host: String,
+    /// Where the socket appears inside the container; `None`: the default path.
     pub container: Option<String>,
 }
 
 /// How the fds reach uWSGI inside the container (`docker-handoff`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum HandoffMode {
     /// Not given: [`Launcher`](Self::Launcher), which works with every uWSGI. Native
     /// handoff needs a uWSGI that can be trusted with it: 2.0.x cannot take a passed
@@ -111,6 +131,9 @@ pub enum HandoffMode {
 impl VassalSpec {
     /// The handoff this vassal gets: a socket goes with it when `docker-socket` is set or
     /// the Emperor gave an on-demand socket (`inherited_socket`), and `Auto` follows that.
+    ///
+    /// Returns the resolved mode (never [`HandoffMode::Auto`]) and whether a listening
+    /// socket is passed.
     pub fn handoff_for(&self, inherited_socket: bool) -> (HandoffMode, bool) {
         let passes_socket = self.socket.is_some() || inherited_socket;
         (self.handoff.resolve(passes_socket), passes_socket)
@@ -137,6 +160,7 @@ impl HandoffMode {
         }
     }
 
+    /// The `docker-handoff` value that names this mode.
     pub fn as_str(self) -> &'static str {
         match self {
             HandoffMode::Auto => "auto",
@@ -147,30 +171,50 @@ impl HandoffMode {
 }
 
 /// Everything the `[emperor]` section of one Docker vassal asks for.
+///
+/// Made by [`parse_vassal`] (validated) or [`VassalSpec::with_image`] (every attribute at
+/// its default, for callers that build a spec themselves). Each field is one `docker-*`
+/// attribute; new attributes become new fields, so the struct is `#[non_exhaustive]`.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct VassalSpec {
+    /// `docker-image`: the image to run, as the daemon names it (`name[:tag]`, `name@digest`).
     pub image: String,
+    /// `docker-socket`: a listening socket the bridge binds on the host and passes in.
     pub socket: Option<ListenAddress>,
+    /// `docker-port`, in file order.
     pub ports: Vec<PortMapping>,
+    /// `docker-workdir`: the container's working directory (absolute).
     pub workdir: Option<String>,
+    /// `docker-mount`, in file order.
     pub mounts: Vec<Mount>,
+    /// `docker-network-mode`: `bridge`, `host`, `none`, `container:NAME` or a network name.
     pub network_mode: Option<String>,
+    /// `docker-hostname`: the container's host name.
     pub hostname: Option<String>,
+    /// `docker-proxy`: where the proxy socket goes instead of the default.
     pub proxy: Option<ProxyPaths>,
     /// `docker-env`, in file order, as `(key, value)`.
     pub env: Vec<(String, String)>,
+    /// `docker-user`: the container's `USER[:GROUP]` (names or numbers).
     pub user: Option<String>,
-    /// Bytes.
+    /// `docker-memory`, in bytes.
     pub memory: Option<u64>,
-    /// Bytes of swap on top of memory, as the seed means it.
+    /// `docker-swap`: bytes of swap on top of `memory` (Docker's `MemorySwap` is their sum).
     pub swap: Option<u64>,
+    /// `docker-cidfile`: a host file the container id is written to (absolute).
     pub cidfile: Option<String>,
+    /// `docker-dns`: DNS server addresses, in file order.
     pub dns: Vec<String>,
+    /// `docker-label`: the vassal's own labels as `(key, value)`, in file order.
     pub labels: Vec<(String, String)>,
     /// `docker-cpus` in billionths of a CPU (Docker's NanoCpus).
     pub nano_cpus: Option<u64>,
+    /// `docker-pids-limit`: at most this many processes; `-1` is unlimited.
     pub pids_limit: Option<i64>,
+    /// `docker-read-only`: a read-only root filesystem.
     pub read_only: bool,
+    /// `docker-cap-drop`, in file order (names without `CAP_`, `ALL` for every one).
     pub cap_drop: Vec<String>,
     /// `docker-cap-add`, in file order (names without `CAP_`).
     pub cap_add: Vec<String>,
@@ -190,6 +234,7 @@ pub struct VassalSpec {
     pub tty: bool,
     /// The uWSGI binary inside the image; default `uwsgi`.
     pub uwsgi: String,
+    /// `docker-handoff`: how the Emperor's fds reach uWSGI in the container.
     pub handoff: HandoffMode,
 }
 
@@ -250,7 +295,11 @@ pub const MAX_PUSHED_CONFIG: usize = crate::emperor::MAX_CONFIG_LEN;
 pub const DEFAULT_STOP_TIMEOUT_SECS: u32 = 10;
 
 /// Refuses a Docker vassal's file that could not be pushed to its container: call it
-/// before parsing, with the file's length.
+/// before parsing, with the file's length in bytes.
+///
+/// # Errors
+///
+/// [`SpecError::TooLargeToPush`] when `size` exceeds [`MAX_PUSHED_CONFIG`].
 pub fn check_pushable(vassal: &str, size: usize) -> Result<(), SpecError> {
     if size > MAX_PUSHED_CONFIG {
         return Err(SpecError::TooLargeToPush {
@@ -309,34 +358,64 @@ pub const REPEATABLE_KEYS: &[&str] = &[
 ];
 
 /// A vassal file or attribute we refuse; names the vassal, key and value, and says how to fix it.
+///
+/// Every variant names the vassal (as given to [`parse_vassal`]); its `Display` is one
+/// sentence for the vassal's author, ending in what to change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SpecError {
+    /// An `[emperor]` line is not UTF-8.
     #[error("vassal {vassal}: the file is not UTF-8 text (byte {offset}); save it as UTF-8")]
-    NotUtf8 { vassal: String, offset: usize },
+    NotUtf8 {
+        /// The vassal's name.
+        vassal: String,
+        /// Byte offset of the first invalid byte in the file.
+        offset: usize,
+    },
+    /// The ini text cannot be read.
     #[error("vassal {vassal}: cannot parse the ini text: {reason}")]
-    Syntax { vassal: String, reason: String },
+    Syntax {
+        /// The vassal's name.
+        vassal: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// An unknown `docker-*` key; `suggestion` is the nearest known key.
     #[error("vassal {vassal}: unknown attribute {key} = {value:?}{}", suggestion.as_ref().map(|s| format!("; did you mean {s}?")).unwrap_or_default())]
     UnknownKey {
+        /// The vassal's name.
         vassal: String,
+        /// The key as written.
         key: String,
+        /// Its value as written.
         value: String,
+        /// The known key (or corrected line) the author probably meant.
         suggestion: Option<String>,
     },
+    /// A single-valued key is given twice.
     #[error(
         "vassal {vassal}: {key} is given more than once ({first:?}, then {second:?}); keep one"
     )]
     Repeated {
+        /// The vassal's name.
         vassal: String,
+        /// The repeated key.
         key: String,
+        /// The first value.
         first: String,
+        /// The second value.
         second: String,
     },
+    /// A value the key does not accept.
     #[error("vassal {vassal}: bad {key} = {value:?}: {expected}")]
     BadValue {
+        /// The vassal's name.
         vassal: String,
+        /// The key.
         key: String,
+        /// The value as written.
         value: String,
+        /// What would have been accepted.
         expected: String,
     },
     /// Two attributes that are fine alone but that the daemon refuses together.
@@ -344,33 +423,54 @@ pub enum SpecError {
         "vassal {vassal}: {key} = {value:?} cannot go with {other_key} = {other_value:?}: {why}"
     )]
     Conflict {
+        /// The vassal's name.
         vassal: String,
+        /// The refused key.
         key: &'static str,
+        /// Its value as written.
         value: String,
+        /// The key it conflicts with.
         other_key: &'static str,
+        /// That key's value as written.
         other_value: String,
+        /// Why the two cannot go together, and what to do.
         why: &'static str,
     },
     /// The vassal file is longer than a config pushed to a vassal may be.
     #[error("vassal {vassal}: the file is {size} bytes, and a config pushed to a vassal is at most {MAX_PUSHED_CONFIG} bytes (the Emperor protocol's 16-bit length), so the container's uWSGI could not receive it; make it shorter, e.g. move settings into a file inside the image and include it from there")]
-    TooLargeToPush { vassal: String, size: usize },
+    TooLargeToPush {
+        /// The vassal's name.
+        vassal: String,
+        /// The file's length in bytes.
+        size: usize,
+    },
+    /// A key that another key (or any `docker-*` key) needs is missing.
     #[error("vassal {vassal}: {key} is required when {because}")]
     Missing {
+        /// The vassal's name.
         vassal: String,
+        /// The missing key.
         key: String,
+        /// Which attribute needs it, and how to fix it.
         because: String,
     },
 }
 
 /// Emperor-level settings: from the plugin's options or the runtime's flags and env.
+///
+/// Start from [`EmperorSettings::default`] or [`EmperorSettings::from_env`] and set the
+/// fields; new settings become new fields, so the struct is `#[non_exhaustive]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EmperorSettings {
     /// Path of dockerd's unix socket; default `/var/run/docker.sock`, or `DOCKER_HOST=unix://…`.
     pub daemon_socket: String,
-    /// Where proxy sockets go instead of beside the vassal file (the seed's `docker-socket-dir`).
+    /// Where proxy sockets go instead of beside the vassal file (the original plugin's
+    /// `docker-socket-dir`).
     pub socket_dir: Option<String>,
     /// Refuse vassals without a `docker-image`.
     pub docker_required: bool,
+    /// Log debug lines (`UWSGIDOCKER_DEBUG`).
     pub debug: bool,
     /// The Emperor's `chmod-socket`, applied to sockets we bind; `None` means 0600.
     pub socket_mode: Option<u32>,
@@ -395,17 +495,31 @@ impl Default for EmperorSettings {
 
 /// An Emperor-level setting we refuse (the operator's environment, not a vassal).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SettingsError {
+    /// `DOCKER_HOST` names something other than a unix socket (`tcp://`, `ssh://`, …).
     #[error("DOCKER_HOST={value:?}: only unix sockets are supported; use unix:///path/to/docker.sock or unset DOCKER_HOST")]
-    UnsupportedDockerHost { value: String },
+    UnsupportedDockerHost {
+        /// The variable's value.
+        value: String,
+    },
+    /// `DOCKER_HOST=unix://` with a relative path.
     #[error("DOCKER_HOST={value:?}: the unix socket path must be absolute, as in unix:///var/run/docker.sock")]
-    RelativeDockerHost { value: String },
+    RelativeDockerHost {
+        /// The variable's value.
+        value: String,
+    },
 }
 
 impl EmperorSettings {
     /// Defaults, with the daemon socket taken from `DOCKER_HOST` when it is set.
     ///
     /// Sans-IO: `get` looks an environment variable up (`|k| std::env::var(k).ok()`).
+    ///
+    /// # Errors
+    ///
+    /// A [`SettingsError`] when `DOCKER_HOST` is set to anything but an absolute
+    /// `unix://` path.
     pub fn from_env(
         get: impl Fn(&str) -> Option<String>,
     ) -> Result<EmperorSettings, SettingsError> {
@@ -418,6 +532,10 @@ impl EmperorSettings {
 }
 
 /// The socket path in a `DOCKER_HOST` value; `None` when unset or empty (use the default).
+///
+/// # Errors
+///
+/// A [`SettingsError`] for a value that is not `unix:///absolute/path`.
 pub fn docker_host_socket(value: Option<&str>) -> Result<Option<String>, SettingsError> {
     let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
         return Ok(None);
@@ -511,6 +629,33 @@ fn leading_ws(raw: &[u8]) -> usize {
 
 /// Parse the ini text of vassal `vassal`: `Ok(None)` when its `[emperor]` section names no
 /// `docker-image` (and has no `docker-*` keys), `Ok(Some(spec))` for a Docker vassal.
+///
+/// `vassal` is the name the Emperor knows the vassal by; it is used only in messages.
+/// Only the `[emperor]` section is read (see the [module docs](self)).
+///
+/// ```
+/// use uwsgi_docker_core::spec::{parse_vassal, SpecError};
+///
+/// let text = b"[emperor]\ndocker-image = psgi001\ndocker-memory = 256m\n\n[uwsgi]\nmaster = true\n";
+/// let spec = parse_vassal("app.ini", text)?.expect("a Docker vassal");
+/// assert_eq!(spec.image, "psgi001");
+/// assert_eq!(spec.memory, Some(256 * 1024 * 1024));
+///
+/// // No docker-* key: not a Docker vassal, uWSGI runs it as usual.
+/// assert!(parse_vassal("plain.ini", b"[uwsgi]\nmaster = true\n")?.is_none());
+///
+/// // A typo is refused with a suggestion.
+/// let error = parse_vassal("bad.ini", b"[emperor]\ndocker-image = x\ndocker-memroy = 1g\n").unwrap_err();
+/// assert!(matches!(error, SpecError::UnknownKey { .. }));
+/// assert!(error.to_string().contains("did you mean docker-memory?"));
+/// # Ok::<(), SpecError>(())
+/// ```
+///
+/// # Errors
+///
+/// A [`SpecError`] naming the vassal, the key and the value for anything uWSGI would
+/// read differently or the daemon would refuse: unknown or repeated keys, bad values,
+/// conflicting attributes, `docker-*` keys without `docker-image`.
 pub fn parse_vassal(vassal: &str, text: &[u8]) -> Result<Option<VassalSpec>, SpecError> {
     let entries = emperor_entries(vassal, text)?;
     let docker: Vec<Entry> = entries

@@ -16,6 +16,7 @@
 #include "uwsgi.h"
 
 #include <dlfcn.h>
+#include <stddef.h>
 
 extern struct uwsgi_server uwsgi;
 
@@ -45,6 +46,28 @@ struct uwsgi_docker_vassal {
 	const char *socket_owner;
 	const char *policy;
 };
+
+/* The layout src/ffi.rs asserts too, in pointer sizes (P): change both or neither. */
+#define DOCKER_P sizeof(void *)
+#define DOCKER_AT(field, at) _Static_assert(offsetof(struct uwsgi_docker_vassal, field) == (at), \
+	"struct uwsgi_docker_vassal: " #field " moved; update RawVassal in src/ffi.rs")
+DOCKER_AT(name, 0);
+DOCKER_AT(config, DOCKER_P);
+DOCKER_AT(config_len, 2 * DOCKER_P);
+DOCKER_AT(use_config, 2 * DOCKER_P + 4);
+DOCKER_AT(argv, 2 * DOCKER_P + 8);
+DOCKER_AT(required, 3 * DOCKER_P + 8);
+DOCKER_AT(debug, 3 * DOCKER_P + 12);
+DOCKER_AT(daemon_socket, 3 * DOCKER_P + 16);
+DOCKER_AT(socket_dir, 4 * DOCKER_P + 16);
+DOCKER_AT(bridge, 5 * DOCKER_P + 16);
+DOCKER_AT(plugin_path, 6 * DOCKER_P + 16);
+DOCKER_AT(socket_mode, 7 * DOCKER_P + 16);
+DOCKER_AT(name_prefix, 8 * DOCKER_P + 16);
+DOCKER_AT(socket_owner, 9 * DOCKER_P + 16);
+DOCKER_AT(policy, 10 * DOCKER_P + 16);
+_Static_assert(sizeof(struct uwsgi_docker_vassal) == 11 * DOCKER_P + 16,
+	"struct uwsgi_docker_vassal changed size; update RawVassal in src/ffi.rs");
 
 void uwsgi_docker_vassal_before_exec(const struct uwsgi_docker_vassal *);
 

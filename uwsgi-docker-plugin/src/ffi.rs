@@ -1,13 +1,18 @@
 //! The one place that touches C pointers: the hook the C glue calls, turned into owned Rust
 //! values under a single panic boundary. Everything after that is safe Rust in the crate root.
 use std::ffi::{c_char, c_int, c_uint, CStr, OsString};
+use std::mem::{offset_of, size_of};
 use std::os::unix::ffi::OsStringExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
-use crate::{act, decide, log, Options, RealHost, Vassal};
+use uwsgi_docker_core::settings::var;
 
-/// Mirrors `struct uwsgi_docker_vassal` in `glue/docker_plugin.c`, field for field.
+use crate::{hook, log, HookInput};
+
+/// Mirrors `struct uwsgi_docker_vassal` in `glue/docker_plugin.c`, field for field. The
+/// glue `_Static_assert`s the same size and offsets, so a change on one side alone does
+/// not build.
 #[repr(C)]
 #[derive(Debug)]
 pub struct RawVassal {
@@ -28,17 +33,48 @@ pub struct RawVassal {
     policy: *const c_char,
 }
 
+// The layout the glue asserts too, in pointer sizes (`P`), so that it holds on any
+// pointer width: a pointer is P-aligned, and the u32/int pairs fill one 8-byte slot.
+const _: () = {
+    const P: usize = size_of::<*const c_char>();
+    assert!(offset_of!(RawVassal, name) == 0);
+    assert!(offset_of!(RawVassal, config) == P);
+    assert!(offset_of!(RawVassal, config_len) == 2 * P);
+    assert!(offset_of!(RawVassal, use_config) == 2 * P + 4);
+    assert!(offset_of!(RawVassal, argv) == 2 * P + 8);
+    assert!(offset_of!(RawVassal, required) == 3 * P + 8);
+    assert!(offset_of!(RawVassal, debug) == 3 * P + 12);
+    assert!(offset_of!(RawVassal, daemon_socket) == 3 * P + 16);
+    assert!(offset_of!(RawVassal, socket_dir) == 4 * P + 16);
+    assert!(offset_of!(RawVassal, bridge) == 5 * P + 16);
+    assert!(offset_of!(RawVassal, plugin_path) == 6 * P + 16);
+    assert!(offset_of!(RawVassal, socket_mode) == 7 * P + 16);
+    assert!(offset_of!(RawVassal, name_prefix) == 8 * P + 16);
+    assert!(offset_of!(RawVassal, socket_owner) == 9 * P + 16);
+    assert!(offset_of!(RawVassal, policy) == 10 * P + 16);
+    assert!(size_of::<RawVassal>() == 11 * P + 16);
+};
+
 /// Called by the glue's `vassal_before_exec` in the Emperor's forked child. Returns only
 /// when uWSGI should exec the vassal itself; otherwise execs the bridge or exits.
+///
+/// # Safety
+/// `raw` is NULL or points to a `struct uwsgi_docker_vassal` valid for the call, whose
+/// string fields are NULL or NUL-terminated, whose `argv` is NULL or a NULL-terminated
+/// array of such strings, and whose `config` holds `config_len` readable bytes when
+/// `use_config` is set.
 #[no_mangle]
-pub extern "C" fn uwsgi_docker_vassal_before_exec(raw: *const RawVassal) {
+pub unsafe extern "C" fn uwsgi_docker_vassal_before_exec(raw: *const RawVassal) {
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: the glue passes a pointer to a `struct uwsgi_docker_vassal` on its stack,
-        // valid for this call; `as_ref` handles NULL.
+        // SAFETY: NULL or valid for this call, by this function's contract.
         let Some(raw) = (unsafe { raw.as_ref() }) else {
             return;
         };
-        handle(raw);
+        // SAFETY: the fields are as this function's contract says.
+        let Some(input) = (unsafe { hook_input(raw) }) else {
+            return;
+        };
+        hook(input);
     }));
     if outcome.is_err() {
         // A panic must not let a Docker vassal start on the host: stop this child.
@@ -47,39 +83,36 @@ pub extern "C" fn uwsgi_docker_vassal_before_exec(raw: *const RawVassal) {
     }
 }
 
-fn handle(raw: &RawVassal) {
+/// The hook's input, copied out of the glue's struct; `None` without a name.
+///
+/// # Safety
+/// As for [`uwsgi_docker_vassal_before_exec`].
+unsafe fn hook_input(raw: &RawVassal) -> Option<HookInput<'_>> {
     // SAFETY: the glue sets `name` to the instance's NUL-terminated `char name[0xff]`.
-    let Some(name) = (unsafe { c_string(raw.name) }) else {
-        return;
+    let name = unsafe { c_string(raw.name) }?;
+    let string = |ptr| {
+        // SAFETY: option strings are NULL or NUL-terminated strings uWSGI keeps for its
+        // life; `plugin_path` is NULL or dladdr's `dli_fname`, valid while loaded.
+        unsafe { c_string(ptr) }.map(OsString::from_vec)
     };
-    let options = Options {
-        required: raw.required != 0,
-        debug: raw.debug != 0,
-        // SAFETY: option strings are NULL or NUL-terminated strings uWSGI keeps for its life.
-        daemon_socket: unsafe { c_string(raw.daemon_socket) }.map(OsString::from_vec),
-        // SAFETY: as above.
-        socket_dir: unsafe { c_string(raw.socket_dir) }.map(OsString::from_vec),
-        // SAFETY: as above.
-        bridge: unsafe { c_string(raw.bridge) }.map(|b| PathBuf::from(OsString::from_vec(b))),
-        // SAFETY: NULL or dladdr's `dli_fname`, a NUL-terminated path valid while loaded.
-        plugin_path: unsafe { c_string(raw.plugin_path) }
-            .map(|p| PathBuf::from(OsString::from_vec(p))),
-        socket_mode: (raw.socket_mode != 0).then_some(raw.socket_mode),
-        // SAFETY: as for the other option strings.
-        name_prefix: unsafe { c_string(raw.name_prefix) }.map(OsString::from_vec),
-        // SAFETY: NULL or uWSGI's `chown-socket` option string, kept for its life.
-        socket_owner: unsafe { c_string(raw.socket_owner) }.map(OsString::from_vec),
-        // SAFETY: as for the other option strings.
-        policy: unsafe { c_string(raw.policy) }.map(OsString::from_vec),
-    };
-    let Ok(name) = String::from_utf8(name) else {
-        if options.required {
-            log("a vassal's name is not UTF-8 text; docker is required (emperor-docker-required), so it is refused");
-            std::process::exit(1);
-        }
-        return;
-    };
-    let config = if raw.use_config != 0 && !raw.config.is_null() {
+    let yes = |on: c_int| (on != 0).then(|| OsString::from("1"));
+    let option_values = [
+        (var::REQUIRED, yes(raw.required)),
+        (var::DEBUG, yes(raw.debug)),
+        (var::DAEMON_SOCKET, string(raw.daemon_socket)),
+        (var::SOCKET_DIR, string(raw.socket_dir)),
+        (
+            var::SOCKET_MODE,
+            (raw.socket_mode != 0).then(|| OsString::from(format!("{:o}", raw.socket_mode))),
+        ),
+        (var::NAME_PREFIX, string(raw.name_prefix)),
+        (var::SOCKET_OWNER, string(raw.socket_owner)),
+        (var::POLICY, string(raw.policy)),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| Some((name, value?)))
+    .collect();
+    let pushed_config = if raw.use_config != 0 && !raw.config.is_null() {
         let len = usize::try_from(raw.config_len).unwrap_or(0);
         // SAFETY: with `use_config`, the instance's `config` holds `config_len` bytes the
         // Emperor allocated before the fork; the child's copy lives until exec or exit.
@@ -93,13 +126,14 @@ fn handle(raw: &RawVassal) {
         // SAFETY: on uWSGI 2.1 the glue passes the Emperor's NULL-terminated vassal argv.
         Some(unsafe { c_string_array(raw.argv) })
     };
-    let vassal = Vassal {
-        name: &name,
-        pushed_config: config,
+    Some(HookInput {
+        name,
+        pushed_config,
         argv,
-    };
-    let decision = decide(&vassal, &options, &RealHost);
-    act(&name, decision, options.debug);
+        option_values,
+        bridge: string(raw.bridge).map(PathBuf::from),
+        plugin_path: string(raw.plugin_path).map(PathBuf::from),
+    })
 }
 
 /// The bytes of a C string, `None` for NULL.

@@ -11,6 +11,7 @@ mod ffi;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use uwsgi_docker_core::settings::{var, RuntimeSettings};
 use uwsgi_docker_core::spec;
 
 /// The bridge binary's file name, looked for next to the plugin, then on PATH.
@@ -27,25 +28,63 @@ pub struct Vassal<'a> {
     pub argv: Option<Vec<OsString>>,
 }
 
-/// The Emperor's docker options, as the plugin's options set them.
+/// The Emperor's docker options: the bridge's settings they carry, and where the bridge is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Options {
-    pub required: bool,
-    pub debug: bool,
-    pub daemon_socket: Option<OsString>,
-    pub socket_dir: Option<OsString>,
+    /// The settings the options set, checked as the bridge checks them.
+    pub settings: RuntimeSettings,
     /// `docker-bridge`: the bridge binary.
     pub bridge: Option<PathBuf>,
     /// Where docker_plugin.so was loaded from.
     pub plugin_path: Option<PathBuf>,
-    /// The Emperor's `chmod-socket` mode, if it has one.
-    pub socket_mode: Option<u32>,
-    /// `docker-name-prefix`: put before every container name.
-    pub name_prefix: Option<OsString>,
-    /// The Emperor's `chown-socket` (`USER[:GROUP]`), if it has one.
-    pub socket_owner: Option<OsString>,
-    /// `docker-policy`: the operator's policy file (tenant mode).
-    pub policy: Option<OsString>,
+}
+
+/// The Emperor's options that carry a bridge setting, and the variable each becomes.
+pub const OPTION_VARS: &[(&str, &str)] = &[
+    ("docker-emperor-required", var::REQUIRED),
+    ("docker-debug", var::DEBUG),
+    ("docker-daemon-socket", var::DAEMON_SOCKET),
+    ("docker-socket-dir", var::SOCKET_DIR),
+    ("chmod-socket", var::SOCKET_MODE),
+    ("docker-name-prefix", var::NAME_PREFIX),
+    ("chown-socket", var::SOCKET_OWNER),
+    ("docker-policy", var::POLICY),
+];
+
+impl Options {
+    /// The options from their values, each keyed by the variable it becomes (see
+    /// [`OPTION_VARS`]); a value the bridge would refuse is refused here, naming the option.
+    pub fn from_values(
+        values: &[(&'static str, OsString)],
+        bridge: Option<PathBuf>,
+        plugin_path: Option<PathBuf>,
+    ) -> Result<Options, String> {
+        let option_of = |name: &'static str| {
+            OPTION_VARS
+                .iter()
+                .find(|(_, v)| *v == name)
+                .map_or(name, |(option, _)| *option)
+        };
+        let mut text = Vec::with_capacity(values.len());
+        for (name, value) in values {
+            match value.to_str() {
+                Some(value) => text.push((*name, value.to_owned())),
+                None => return Err(format!("{}: {value:?} is not UTF-8 text", option_of(name))),
+            }
+        }
+        let lookup = |name: &str| {
+            text.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let settings = RuntimeSettings::from_env(&lookup)
+            .map_err(|e| format!("{}: {e}", option_of(e.var())))?;
+        Ok(Options {
+            settings,
+            bridge,
+            plugin_path,
+        })
+    }
 }
 
 /// What the hook does with a vassal.
@@ -64,7 +103,7 @@ pub enum Decision {
 pub struct Exec {
     pub program: PathBuf,
     pub args: Vec<OsString>,
-    pub env: Vec<(&'static str, OsString)>,
+    pub env: Vec<(&'static str, String)>,
 }
 
 /// The host, as far as [`decide`] needs it; a trait so tests need no files.
@@ -107,21 +146,9 @@ impl Host for RealHost {
 /// others to uWSGI, unless Docker is required.
 pub fn decide(vassal: &Vassal<'_>, options: &Options, host: &dyn Host) -> Decision {
     let name = vassal.name;
-    if let Some(prefix) = &options.name_prefix {
-        // The bridge would refuse it too; say so here, once, before anything runs.
-        let checked = prefix
-            .to_str()
-            .ok_or_else(|| "it is not UTF-8 text".to_owned())
-            .and_then(uwsgi_docker_core::plan::check_name_prefix);
-        if let Err(reason) = checked {
-            return Decision::Refuse(format!(
-                "vassal {name}: docker-name-prefix = {prefix:?} cannot start container names: {reason}"
-            ));
-        }
-    }
     // Like the wrapper: only ini vassals can be Docker vassals.
     if !name.ends_with(".ini") {
-        return if options.required {
+        return if options.settings.emperor.docker_required {
             Decision::Refuse(format!(
                 "vassal {name} is not an ini file; only ini vassals can run in Docker, and docker is required (emperor-docker-required)"
             ))
@@ -134,7 +161,10 @@ pub fn decide(vassal: &Vassal<'_>, options: &Options, host: &dyn Host) -> Decisi
         None => match host.read(Path::new(name)) {
             Ok(text) => text,
             // Not passed to uWSGI either: it could be a Docker vassal we cannot read.
-            Err(e) if options.required || e.kind() == std::io::ErrorKind::InvalidInput => {
+            Err(e)
+                if options.settings.emperor.docker_required
+                    || e.kind() == std::io::ErrorKind::InvalidInput =>
+            {
                 return Decision::Refuse(format!("vassal {name}: cannot read it: {e}"))
             }
             // uWSGI reports an unreadable file itself.
@@ -143,7 +173,7 @@ pub fn decide(vassal: &Vassal<'_>, options: &Options, host: &dyn Host) -> Decisi
     };
     match spec::parse_vassal(name, &text) {
         Err(e) => Decision::Refuse(e.to_string()),
-        Ok(None) if options.required => Decision::Refuse(format!(
+        Ok(None) if options.settings.emperor.docker_required => Decision::Refuse(format!(
             "vassal {name} has no docker-image and docker is required (emperor-docker-required)"
         )),
         Ok(None) => Decision::Pass,
@@ -165,38 +195,10 @@ fn bridge_exec(vassal: &Vassal<'_>, options: &Options, host: &dyn Host) -> Exec 
             vec![OsString::from("--ini"), OsString::from(config)]
         }
     };
-    let mut env = Vec::new();
-    if options.required {
-        env.push(("UWSGIDOCKER_REQUIRED", OsString::from("1")));
-    }
-    if options.debug {
-        env.push(("UWSGIDOCKER_DEBUG", OsString::from("1")));
-    }
-    if let Some(socket) = &options.daemon_socket {
-        env.push(("UWSGIDOCKER_DAEMON_SOCKET", socket.clone()));
-    }
-    if let Some(dir) = &options.socket_dir {
-        env.push(("UWSGIDOCKER_SOCKET_DIR", dir.clone()));
-    }
-    if let Some(mode) = options.socket_mode {
-        env.push((
-            "UWSGIDOCKER_SOCKET_MODE",
-            OsString::from(format!("{mode:o}")),
-        ));
-    }
-    if let Some(prefix) = &options.name_prefix {
-        env.push(("UWSGIDOCKER_NAME_PREFIX", prefix.clone()));
-    }
-    if let Some(owner) = &options.socket_owner {
-        env.push(("UWSGIDOCKER_SOCKET_OWNER", owner.clone()));
-    }
-    if let Some(policy) = &options.policy {
-        env.push(("UWSGIDOCKER_POLICY", policy.clone()));
-    }
     Exec {
         program: bridge_path(options, host),
         args,
-        env,
+        env: options.settings.to_env(),
     }
 }
 
@@ -212,6 +214,55 @@ pub fn bridge_path(options: &Options, host: &dyn Host) -> PathBuf {
         .map(|dir| dir.join(BRIDGE_NAME))
         .filter(|candidate| host.is_executable(candidate))
         .unwrap_or_else(|| PathBuf::from(BRIDGE_NAME))
+}
+
+/// One call of the vassal hook as owned values ([`ffi`] reads them from the glue's struct).
+#[derive(Debug)]
+pub struct HookInput<'a> {
+    /// The instance's name, as bytes.
+    pub name: Vec<u8>,
+    /// The config text the Emperor pushes (`emperor://`), if any.
+    pub pushed_config: Option<&'a [u8]>,
+    /// The argv the Emperor would exec (uWSGI 2.1 only).
+    pub argv: Option<Vec<OsString>>,
+    /// The options that carry settings, keyed by the variable each becomes.
+    pub option_values: Vec<(&'static str, OsString)>,
+    /// `docker-bridge`.
+    pub bridge: Option<PathBuf>,
+    /// Where docker_plugin.so was loaded from.
+    pub plugin_path: Option<PathBuf>,
+}
+
+/// The hook's whole job. Returns only when uWSGI should exec the vassal itself; otherwise
+/// execs the bridge or exits the Emperor's child.
+pub fn hook(input: HookInput<'_>) {
+    let required = input.option_values.iter().any(|(k, _)| *k == var::REQUIRED);
+    let Ok(name) = String::from_utf8(input.name) else {
+        if required {
+            log("a vassal's name is not UTF-8 text; docker is required (emperor-docker-required), so it is refused");
+            std::process::exit(1);
+        }
+        return;
+    };
+    let options = match Options::from_values(&input.option_values, input.bridge, input.plugin_path)
+    {
+        Ok(options) => options,
+        // The bridge would refuse it too; say so here, once, before anything runs.
+        Err(e) => {
+            return act(
+                &name,
+                Decision::Refuse(format!("vassal {name}: {e}")),
+                false,
+            )
+        }
+    };
+    let vassal = Vassal {
+        name: &name,
+        pushed_config: input.pushed_config,
+        argv: input.argv,
+    };
+    let decision = decide(&vassal, &options, &RealHost);
+    act(&name, decision, options.settings.emperor.debug);
 }
 
 /// Log lines go to the Emperor's log: the child's stderr.
@@ -258,6 +309,7 @@ fn act(vassal_name: &str, decision: Decision, debug: bool) {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+    use std::os::unix::ffi::OsStringExt;
 
     #[derive(Default)]
     struct FakeHost {
@@ -284,6 +336,14 @@ mod tests {
         let mut host = FakeHost::default();
         host.files.insert(PathBuf::from(name), text.to_vec());
         host
+    }
+
+    fn options(values: &[(&'static str, &str)]) -> Options {
+        let values: Vec<(&'static str, OsString)> = values
+            .iter()
+            .map(|(k, v)| (*k, OsString::from(v)))
+            .collect();
+        Options::from_values(&values, None, None).expect("valid options")
     }
 
     fn file_vassal(name: &str) -> Vassal<'_> {
@@ -376,10 +436,7 @@ mod tests {
         let host = host_with("plain.ini", HOST);
         let vassal = file_vassal("plain.ini");
         assert_eq!(decide(&vassal, &Options::default(), &host), Decision::Pass);
-        let required = Options {
-            required: true,
-            ..Options::default()
-        };
+        let required = options(&[(var::REQUIRED, "1")]);
         let Decision::Refuse(why) = decide(&vassal, &required, &host) else {
             panic!("not refused");
         };
@@ -392,10 +449,7 @@ mod tests {
     #[test]
     fn non_ini_and_unreadable_vassals() {
         let host = FakeHost::default();
-        let required = Options {
-            required: true,
-            ..Options::default()
-        };
+        let required = options(&[(var::REQUIRED, "1")]);
         assert_eq!(
             decide(&file_vassal("app.xml"), &Options::default(), &host),
             Decision::Pass
@@ -431,51 +485,53 @@ mod tests {
     #[test]
     fn settings_become_the_bridges_env() {
         let host = host_with("app.ini", DOCKER);
-        let options = Options {
-            required: true,
-            debug: true,
-            daemon_socket: Some("/run/d.sock".into()),
-            socket_dir: Some("/run/vassals".into()),
-            socket_mode: Some(0o666),
-            name_prefix: Some("tenant1-".into()),
-            socket_owner: Some("root:www-data".into()),
-            policy: Some("/etc/uwsgi/policy.ini".into()),
-            ..Options::default()
-        };
-        let Decision::Bridge(exec) = decide(&file_vassal("app.ini"), &options, &host) else {
+        // In the contract's order (`var::ALL`).
+        let values = [
+            (var::DAEMON_SOCKET, "/run/d.sock"),
+            (var::SOCKET_DIR, "/run/vassals"),
+            (var::REQUIRED, "1"),
+            (var::DEBUG, "1"),
+            (var::SOCKET_MODE, "666"),
+            (var::SOCKET_OWNER, "root:www-data"),
+            (var::POLICY, "/etc/uwsgi/policy.ini"),
+            (var::NAME_PREFIX, "tenant1-"),
+        ];
+        let Decision::Bridge(exec) = decide(&file_vassal("app.ini"), &options(&values), &host)
+        else {
             panic!("not bridged");
         };
-        assert_eq!(
-            exec.env,
-            vec![
-                ("UWSGIDOCKER_REQUIRED", OsString::from("1")),
-                ("UWSGIDOCKER_DEBUG", "1".into()),
-                ("UWSGIDOCKER_DAEMON_SOCKET", "/run/d.sock".into()),
-                ("UWSGIDOCKER_SOCKET_DIR", "/run/vassals".into()),
-                ("UWSGIDOCKER_SOCKET_MODE", "666".into()),
-                ("UWSGIDOCKER_NAME_PREFIX", "tenant1-".into()),
-                ("UWSGIDOCKER_SOCKET_OWNER", "root:www-data".into()),
-                ("UWSGIDOCKER_POLICY", "/etc/uwsgi/policy.ini".into()),
-            ]
-        );
+        let expected: Vec<(&str, String)> =
+            values.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+        assert_eq!(exec.env, expected);
+        // Every option that carries a setting is one the contract knows.
+        for (option, name) in OPTION_VARS {
+            assert!(var::ALL.contains(name), "{option}");
+        }
     }
 
     #[test]
-    fn a_bad_name_prefix_refuses_the_vassal_naming_the_option() {
-        let host = host_with("app.ini", DOCKER);
+    fn a_bad_option_is_refused_naming_the_option_and_value() {
         for bad in ["-x", "a/b", "a b"] {
-            let options = Options {
-                name_prefix: Some(bad.into()),
-                ..Options::default()
-            };
-            let Decision::Refuse(why) = decide(&file_vassal("app.ini"), &options, &host) else {
-                panic!("{bad:?} not refused");
-            };
+            let why =
+                Options::from_values(&[(var::NAME_PREFIX, bad.into())], None, None).expect_err(bad);
             assert!(
-                why.contains("app.ini") && why.contains("docker-name-prefix") && why.contains(bad),
+                why.starts_with("docker-name-prefix: ") && why.contains(bad),
                 "{why}"
             );
         }
+        let why = Options::from_values(&[(var::SOCKET_DIR, "run/x".into())], None, None)
+            .expect_err("relative");
+        assert!(
+            why.starts_with("docker-socket-dir: ") && why.contains("absolute"),
+            "{why}"
+        );
+        let not_utf8 = OsString::from_vec(b"/run/\xff".to_vec());
+        let why = Options::from_values(&[(var::DAEMON_SOCKET, not_utf8)], None, None)
+            .expect_err("not UTF-8");
+        assert!(
+            why.starts_with("docker-daemon-socket: ") && why.contains("UTF-8"),
+            "{why}"
+        );
     }
 
     #[test]

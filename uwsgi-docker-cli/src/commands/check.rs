@@ -8,7 +8,10 @@ use uwsgi_docker_core::docker::{self, Api, ApiVersion};
 use uwsgi_docker_core::plan::labels;
 use uwsgi_docker_core::spec;
 
-use crate::commands::run::{fail, identity, plan, vassal_name};
+use crate::commands::run::vassal_name;
+use crate::fault::{EnvironmentFault, Fault, VassalFault};
+use crate::output::{self, fail};
+use crate::runtime::start::{identity, plan};
 use crate::settings::RuntimeSettings;
 use crate::tenancy::{self, Origin};
 
@@ -22,42 +25,32 @@ pub fn run(settings: &RuntimeSettings, file: &Path) -> ExitCode {
         Ok(text) => text,
         Err(e) => return fail(&format!("vassal {}: {e}", vassal_name(file))),
     };
-    match report(settings, file, &text, &crate::settings::process_env) {
+    match report(settings, file, &text) {
         Ok(report) => match serde_json::to_string_pretty(&report) {
             Ok(out) => {
-                super::say(out);
+                output::say(out);
                 ExitCode::SUCCESS
             }
             Err(e) => fail(&format!("cannot print the report: {e}")),
         },
-        Err(message) => fail(&message),
+        Err(e) => fail(&e.to_string()),
     }
 }
 
 /// The JSON report for vassal file `file` with contents `text`.
-pub fn report(
-    settings: &RuntimeSettings,
-    file: &Path,
-    text: &[u8],
-    get: &dyn Fn(&str) -> Option<String>,
-) -> Result<Value, String> {
+pub fn report(settings: &RuntimeSettings, file: &Path, text: &[u8]) -> Result<Value, Fault> {
     let name = vassal_name(file);
     // Before parsing: a Docker vassal's file is pushed to its container whole.
-    spec::check_pushable(&name, text.len()).map_err(|e| e.to_string())?;
-    let mut spec = match spec::parse_vassal(&name, text) {
-        Ok(Some(spec)) => spec,
-        Ok(None) => {
-            return Err(format!(
-                "vassal {name} has no docker-image in its [emperor] section: the Emperor runs it with uwsgi, not in Docker"
-            ))
-        }
-        Err(e) => return Err(e.to_string()),
+    spec::check_pushable(&name, text.len())?;
+    let Some(mut spec) = spec::parse_vassal(&name, text)? else {
+        return Err(VassalFault::NotDocker { vassal: name }.into());
     };
     // The owner matters only in tenant mode (a policy is set).
     let origin = match &settings.policy {
-        Some(_) => {
-            Origin::of_file(file).map_err(|e| format!("cannot stat {}: {e}", file.display()))?
-        }
+        Some(_) => Origin::of_file(file).map_err(|source| EnvironmentFault::Stat {
+            path: file.display().to_string(),
+            source,
+        })?,
         None => Origin::Pushed,
     };
     let verdict = match tenancy::apply(settings, &name, origin, &mut spec)? {
@@ -76,10 +69,8 @@ pub fn report(
     };
     let identity = identity(settings, &name, BRIDGE_ID.to_owned());
     let socket = spec.socket.as_ref().map(ToString::to_string);
-    let plan = plan(settings, spec, &identity, false, get)?;
-    let api = Api {
-        version: ApiVersion::OURS,
-    };
+    let plan = plan(settings, spec, &identity, false, false)?;
+    let api = Api::with_version(ApiVersion::OURS);
     let mut requests = Vec::new();
     let mut push = |build: &dyn Fn(&mut Vec<u8>), body: Option<Value>| {
         let mut out = Vec::new();
@@ -151,23 +142,11 @@ fn request_line(request: &[u8]) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use uwsgi_docker_core::spec::EmperorSettings;
 
     fn settings() -> RuntimeSettings {
-        RuntimeSettings {
-            emperor: EmperorSettings::default(),
-            uwsgi: None,
-            emperor_id: Some("test-emperor".into()),
-            log_prefix: true,
-            policy: None,
-            runtime_dir: crate::settings::DEFAULT_RUNTIME_DIR.into(),
-            socket_owner: None,
-            handoff_timeout_secs: crate::settings::DEFAULT_HANDOFF_TIMEOUT_SECS,
-        }
-    }
-
-    fn no_env(_: &str) -> Option<String> {
-        None
+        let mut settings = RuntimeSettings::default();
+        settings.emperor_id = Some("test-emperor".into());
+        settings
     }
 
     #[test]
@@ -175,12 +154,15 @@ mod tests {
         let text = b"[emperor]\ndocker-image = app\ndocker-socket = /run/app.sock\n";
         let file = Path::new("/srv/vassals/app.ini");
         // Without a launcher the plan is refused, saying what to do.
-        let missing = |k: &str| (k == "UWSGIDOCKER_LAUNCHER").then(|| "/nonexistent/l".to_owned());
-        let err = report(&settings(), file, text, &missing).expect_err("no launcher");
+        let mut missing = settings();
+        missing.launcher = Some("/nonexistent/l".into());
+        let err = report(&missing, file, text)
+            .expect_err("no launcher")
+            .to_string();
         assert!(err.contains("build-launcher.sh"), "{err}");
         // A native handoff needs none, and shows the socket it passes.
         let text = b"[emperor]\ndocker-image = app\ndocker-socket = 127.0.0.1:3031\ndocker-handoff = native\n";
-        let report = report(&settings(), file, text, &missing).expect("native");
+        let report = report(&missing, file, text).expect("native");
         assert_eq!(report["socket"], "127.0.0.1:3031");
         assert_eq!(report["handoff"], "native");
         assert!(report["launcher"].is_null());
@@ -200,13 +182,8 @@ mod tests {
     #[test]
     fn check_prints_the_plan_and_requests() {
         let text = b"[uwsgi]\nhttp-socket = :8080\n\n[emperor]\ndocker-image = myapp:1\ndocker-env = A=b\n";
-        let report = report(
-            &settings(),
-            Path::new("/srv/vassals/app.ini"),
-            text,
-            &no_env,
-        )
-        .expect("valid vassal");
+        let report =
+            report(&settings(), Path::new("/srv/vassals/app.ini"), text).expect("valid vassal");
         assert_eq!(report["vassal"], "app.ini");
         assert_eq!(report["container_name"], "app.ini");
         assert_eq!(report["image"], "myapp:1");
@@ -250,7 +227,9 @@ mod tests {
         let file = Path::new("/srv/vassals/app.ini");
         let refused = |lines: &str| {
             let text = format!("[emperor]\ndocker-image = app\n{lines}\n");
-            report(&settings(), file, text.as_bytes(), &no_env).expect_err(lines)
+            report(&settings(), file, text.as_bytes())
+                .expect_err(lines)
+                .to_string()
         };
         for (lines, fragment) in [
             ("docker-memory = 1m", "at least 6m"),
@@ -274,41 +253,37 @@ mod tests {
                 "{lines}: {err}"
             );
         }
-        let err = report(
-            &settings(),
-            file,
-            b"[emperor]\ndocker-image = Bad:Name\n",
-            &no_env,
-        )
-        .expect_err("bad image");
+        let err = report(&settings(), file, b"[emperor]\ndocker-image = Bad:Name\n")
+            .expect_err("bad image")
+            .to_string();
         assert!(err.contains("must be lowercase"), "{err}");
         // A file too long to push is refused before it is parsed.
         let mut text = b"[emperor]\ndocker-image = app\n".to_vec();
         text.resize(65_536, b'#');
-        let err = report(&settings(), file, &text, &no_env).expect_err("too long");
+        let err = report(&settings(), file, &text)
+            .expect_err("too long")
+            .to_string();
         assert!(
             err.contains("65536 bytes") && err.contains("at most 65535"),
             "{err}"
         );
         text.truncate(65_535);
-        assert!(report(&settings(), file, &text, &no_env).is_ok());
+        assert!(report(&settings(), file, &text).is_ok());
     }
 
     #[test]
     fn check_refuses_a_bad_vassal() {
         let text = b"[emperor]\ndocker-image = x\ndocker-bogus = 1\n";
-        let err = report(&settings(), Path::new("bad.ini"), text, &no_env).expect_err("refused");
+        let err = report(&settings(), Path::new("bad.ini"), text)
+            .expect_err("refused")
+            .to_string();
         assert!(
             err.contains("bad.ini") && err.contains("docker-bogus"),
             "{err}"
         );
-        let err = report(
-            &settings(),
-            Path::new("plain.ini"),
-            b"[uwsgi]\nhttp = :0\n",
-            &no_env,
-        )
-        .expect_err("no image");
+        let err = report(&settings(), Path::new("plain.ini"), b"[uwsgi]\nhttp = :0\n")
+            .expect_err("no image")
+            .to_string();
         assert!(err.contains("no docker-image"), "{err}");
     }
 }

@@ -9,8 +9,8 @@ use uwsgi_docker_core::docker::{self, ContainerSummary};
 use uwsgi_docker_core::plan::labels;
 
 use crate::commands::ps::{container_name, is_ours, label, list_owned};
-use crate::commands::run::fail;
 use crate::docker_client::Client;
+use crate::output::{self, fail};
 use crate::runtime::hostfs::{self, StaleOutcome};
 use crate::settings::RuntimeSettings;
 use crate::sys::{self, BridgeLabel};
@@ -79,7 +79,7 @@ pub fn run(settings: &RuntimeSettings, dry_run: bool) -> ExitCode {
             continue;
         }
         if dry_run {
-            super::say(format_args!("would remove {name} (vassal {vassal})"));
+            output::say(format_args!("would remove {name} (vassal {vassal})"));
         } else {
             let removed = client
                 .call(|api, out| api.remove(&summary.id, out))
@@ -90,7 +90,7 @@ pub fn run(settings: &RuntimeSettings, dry_run: bool) -> ExitCode {
                     Err(e) => Err(e.to_string()),
                 });
             match removed {
-                Ok(()) => super::say(format_args!("removed {name} (vassal {vassal})")),
+                Ok(()) => output::say(format_args!("removed {name} (vassal {vassal})")),
                 Err(e) => {
                     eprintln!("uwsgi-docker: cannot remove {name} (vassal {vassal}): {e}");
                     failures += 1;
@@ -119,14 +119,14 @@ fn remove_stale_proxy(path: &str, dry_run: bool) {
     if dry_run {
         let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
         if is_socket {
-            super::say(format_args!(
+            output::say(format_args!(
                 "would remove proxy socket {path} if it is stale"
             ));
         }
         return;
     }
     match hostfs::remove_stale_socket_path(Path::new(path)) {
-        Ok(StaleOutcome::Removed) => super::say(format_args!("removed stale proxy socket {path}")),
+        Ok(StaleOutcome::Removed) => output::say(format_args!("removed stale proxy socket {path}")),
         Ok(StaleOutcome::Absent) => {}
         Err(e) => eprintln!("uwsgi-docker: kept {e}"),
     }
@@ -135,13 +135,13 @@ fn remove_stale_proxy(path: &str, dry_run: bool) {
 /// Remove an orphan's `docker-cidfile` if it still holds that container's id.
 fn remove_cidfile(path: &str, id: &str, dry_run: bool) {
     if dry_run {
-        super::say(format_args!(
+        output::say(format_args!(
             "would remove docker-cidfile {path} if it holds {id}"
         ));
         return;
     }
     match hostfs::remove_cidfile_if(Path::new(path), id) {
-        Ok(true) => super::say(format_args!("removed docker-cidfile {path}")),
+        Ok(true) => output::say(format_args!("removed docker-cidfile {path}")),
         Ok(false) => {}
         Err(e) => eprintln!("uwsgi-docker: kept docker-cidfile {e}"),
     }
@@ -152,17 +152,15 @@ mod tests {
     use super::*;
 
     fn container(labels: &[(&str, &str)]) -> ContainerSummary {
-        ContainerSummary {
-            id: "abc".into(),
-            names: vec!["/app.ini".into()],
-            state: "running".into(),
-            status: String::new(),
-            created: 0,
-            labels: labels
-                .iter()
-                .map(|(k, v)| ((*k).into(), (*v).into()))
-                .collect(),
-        }
+        let mut container = ContainerSummary::default();
+        container.id = "abc".into();
+        container.names = vec!["/app.ini".into()];
+        container.state = "running".into();
+        container.labels = labels
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        container
     }
 
     #[test]

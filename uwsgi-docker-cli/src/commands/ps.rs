@@ -5,8 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use uwsgi_docker_core::docker::{self, ContainerSummary};
 use uwsgi_docker_core::plan::labels;
 
-use crate::commands::run::fail;
 use crate::docker_client::{Client, ClientError};
+use crate::output::{self, fail};
 use crate::settings::RuntimeSettings;
 
 /// The containers labelled as ours.
@@ -96,7 +96,7 @@ pub fn run(settings: &RuntimeSettings) -> ExitCode {
             ]
         })
         .collect();
-    super::say(table(&rows).trim_end());
+    output::say(table(&rows).trim_end());
     ExitCode::SUCCESS
 }
 
@@ -128,14 +128,9 @@ mod tests {
 
     #[test]
     fn only_labelled_containers_are_ours() {
-        let mut c = ContainerSummary {
-            id: "0123456789abcdef".into(),
-            names: vec![],
-            state: "running".into(),
-            status: String::new(),
-            created: 0,
-            labels: vec![],
-        };
+        let mut c = ContainerSummary::default();
+        c.id = "0123456789abcdef".into();
+        c.state = "running".into();
         assert!(!is_ours(&c));
         assert_eq!(container_name(&c), "0123456789ab");
         c.labels.push((labels::MANAGED.into(), "1".into()));

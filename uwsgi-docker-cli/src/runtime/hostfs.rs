@@ -629,20 +629,11 @@ pub fn write_cidfile(path: &Path, id: &str) -> Result<CidFile> {
         ),
         e => HostFsError::io("create", path, e),
     })?;
-    let mut written = 0;
-    let bytes = id.as_bytes();
-    while written < bytes.len() {
-        match rustix::io::write(&fd, bytes.get(written..).unwrap_or_default()) {
-            Ok(n) => written += n,
-            Err(Errno::INTR) => {}
-            Err(e) => {
-                let st = rustix::fs::fstat(&fd);
-                if let Ok(st) = st {
-                    let _ = unlink_same_entry(dir.as_fd(), &name, &st, path);
-                }
-                return Err(HostFsError::io("write", path, e));
-            }
+    if let Err(e) = write_all(fd.as_fd(), id.as_bytes()) {
+        if let Ok(st) = rustix::fs::fstat(&fd) {
+            let _ = unlink_same_entry(dir.as_fd(), &name, &st, path);
         }
+        return Err(HostFsError::io("write", path, e));
     }
     Ok(CidFile {
         dir,
@@ -701,6 +692,75 @@ pub fn private_dir(base: &Path, sub: &str) -> Result<OwnedFd> {
     let dir = make_dir(base_fd.as_fd(), OsStr::new(sub), &path)?;
     check_dir(dir.as_fd(), &path, euid, 0o077)?;
     Ok(dir)
+}
+
+/// Make sure `base/name` is a regular file of ours holding exactly `bytes`, with `mode`,
+/// writing it (new, then renamed over the name) when it is not. `base` is made 0700 if
+/// missing and must be ours and writable by nobody else, as for [`private_dir`]; so no
+/// one else can have put, or change, what is there. Returns the file's path.
+pub fn install_file(base: &Path, name: &str, bytes: &[u8], mode: u32) -> Result<PathBuf> {
+    let (parent, base_name) = open_parent(base)?;
+    let euid = rustix::process::geteuid().as_raw();
+    let dir = make_dir(parent.as_fd(), &base_name, base)?;
+    check_dir(dir.as_fd(), base, euid, 0o022)?;
+    let path = base.join(name);
+    if holds(dir.as_fd(), OsStr::new(name), bytes, mode, euid) {
+        return Ok(path);
+    }
+    // A name of our own for the new copy: bridges starting together each write theirs.
+    let temporary = format!(".{name}.{}", std::process::id());
+    let _ = rustix::fs::unlinkat(dir.as_fd(), temporary.as_str(), AtFlags::empty());
+    let file = create_new(dir.as_fd(), OsStr::new(&temporary), mode)
+        .map_err(|e| HostFsError::io("create", &base.join(&temporary), e))?;
+    let written = write_all(file.as_fd(), bytes)
+        .and_then(|()| rustix::fs::fchmod(&file, Mode::from_raw_mode(mode)))
+        .and_then(|()| rustix::fs::renameat(dir.as_fd(), temporary.as_str(), dir.as_fd(), name));
+    if let Err(e) = written {
+        let _ = rustix::fs::unlinkat(dir.as_fd(), temporary.as_str(), AtFlags::empty());
+        return Err(HostFsError::io("write", &path, e));
+    }
+    Ok(path)
+}
+
+/// Whether `dir/name` is a regular file owned by `euid` with `mode`, holding `bytes`.
+fn holds(dir: BorrowedFd<'_>, name: &OsStr, bytes: &[u8], mode: u32, euid: u32) -> bool {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let Ok(file) = rustix::fs::openat(dir, name, flags, Mode::empty()) else {
+        return false;
+    };
+    let Ok(st) = rustix::fs::fstat(&file) else {
+        return false;
+    };
+    let same_size = u64::try_from(st.st_size).ok() == u64::try_from(bytes.len()).ok();
+    if !is_type(&st, FileType::RegularFile)
+        || st.st_uid != euid
+        || st.st_mode & 0o7777 != mode
+        || !same_size
+    {
+        return false;
+    }
+    let mut content = vec![0u8; bytes.len()];
+    let mut filled = 0;
+    while filled < content.len() {
+        match rustix::io::read(&file, content.get_mut(filled..).unwrap_or_default()) {
+            Ok(0) => return false,
+            Ok(n) => filled += n,
+            Err(Errno::INTR) => {}
+            Err(_) => return false,
+        }
+    }
+    content == bytes
+}
+
+fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> rustix::io::Result<()> {
+    while !bytes.is_empty() {
+        match rustix::io::write(fd, bytes) {
+            Ok(n) => bytes = bytes.get(n..).unwrap_or_default(),
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// `mkdirat(dir, name, 0700)` unless it exists, then open it with no symlink following.

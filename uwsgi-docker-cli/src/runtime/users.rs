@@ -6,38 +6,55 @@ use uwsgi_docker_core::policy::Tenant;
 
 use crate::runtime::hostfs::SocketOwner;
 
+/// Why `USER[:GROUP]` names no one on this host.
+#[derive(Debug, thiserror::Error)]
+pub enum OwnerError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("no user {name:?} in {path}; use a user name from it or a number")]
+    NoUser { name: String, path: String },
+    #[error("no group {name:?} in {path}; use a group name from it or a number")]
+    NoGroup { name: String, path: String },
+}
+
 /// Resolve `USER[:GROUP]` against the host's `/etc/passwd` and `/etc/group`. Without a
 /// group only the owner changes (as uWSGI's `chown-socket` does).
-pub fn resolve_owner(spec: &str) -> Result<SocketOwner, String> {
+pub fn resolve_owner(spec: &str) -> Result<SocketOwner, OwnerError> {
     resolve_owner_in(spec, Path::new("/etc/passwd"), Path::new("/etc/group"))
 }
 
-pub fn resolve_owner_in(spec: &str, passwd: &Path, group: &Path) -> Result<SocketOwner, String> {
+pub fn resolve_owner_in(
+    spec: &str,
+    passwd: &Path,
+    group: &Path,
+) -> Result<SocketOwner, OwnerError> {
     let (user, group_name) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
     let read = |path: &Path| {
-        std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+        std::fs::read_to_string(path).map_err(|source| OwnerError::Read {
+            path: path.display().to_string(),
+            source,
+        })
     };
     let uid = match user.parse::<u32>() {
         Ok(uid) => uid,
-        Err(_) => lookup(&read(passwd)?, user).ok_or_else(|| {
-            format!(
-                "no user {user:?} in {}; use a user name from it or a number",
-                passwd.display()
-            )
+        Err(_) => lookup(&read(passwd)?, user).ok_or_else(|| OwnerError::NoUser {
+            name: user.to_owned(),
+            path: passwd.display().to_string(),
         })?,
     };
     let gid = match group_name {
         None => None,
         Some(g) => Some(match g.parse::<u32>() {
             Ok(gid) => gid,
-            Err(_) => lookup(&read(group)?, g).ok_or_else(|| {
-                format!(
-                    "no group {g:?} in {}; use a group name from it or a number",
-                    group.display()
-                )
+            Err(_) => lookup(&read(group)?, g).ok_or_else(|| OwnerError::NoGroup {
+                name: g.to_owned(),
+                path: group.display().to_string(),
             })?,
         }),
     };
@@ -71,12 +88,9 @@ pub struct User {
 impl User {
     /// The tenant this user is.
     pub fn into_tenant(self) -> Tenant {
-        Tenant {
-            uid: self.uid,
-            gid: self.gid,
-            name: Some(self.name),
-            home: Some(self.home),
-        }
+        Tenant::new(self.uid, self.gid)
+            .with_name(self.name)
+            .with_home(self.home)
     }
 }
 
@@ -130,39 +144,39 @@ mod tests {
         std::fs::write(&group, "root:x:0:\nwww-data:x:33:\nweb:x:1001:alice\n").expect("group");
         let r = |s: &str| resolve_owner_in(s, &passwd, &group);
         assert_eq!(
-            r("root:www-data"),
-            Ok(SocketOwner {
+            r("root:www-data").ok(),
+            Some(SocketOwner {
                 uid: Some(0),
                 gid: Some(33)
             })
         );
         assert_eq!(
-            r("www-data"),
-            Ok(SocketOwner {
+            r("www-data").ok(),
+            Some(SocketOwner {
                 uid: Some(33),
                 gid: None
             })
         );
         assert_eq!(
-            r("1000:1001"),
-            Ok(SocketOwner {
+            r("1000:1001").ok(),
+            Some(SocketOwner {
                 uid: Some(1000),
                 gid: Some(1001)
             })
         );
         assert_eq!(
-            r("0:web"),
-            Ok(SocketOwner {
+            r("0:web").ok(),
+            Some(SocketOwner {
                 uid: Some(0),
                 gid: Some(1001)
             })
         );
-        let err = r("nobody-here:web").expect_err("unknown user");
+        let err = r("nobody-here:web").expect_err("unknown user").to_string();
         assert!(
             err.contains("nobody-here") && err.contains("passwd"),
             "{err}"
         );
-        let err = r("root:x").expect_err("unknown group");
+        let err = r("root:x").expect_err("unknown group").to_string();
         assert!(err.contains("\"x\"") && err.contains("group"), "{err}");
         // A commented line is not an entry.
         assert!(r("#").is_err());
@@ -172,8 +186,8 @@ mod tests {
     #[test]
     fn the_host_files_know_root() {
         assert_eq!(
-            resolve_owner("root:root"),
-            Ok(SocketOwner {
+            resolve_owner("root:root").ok(),
+            Some(SocketOwner {
                 uid: Some(0),
                 gid: Some(0)
             })

@@ -527,31 +527,11 @@ pub fn dead_bridge_label() -> String {
     format!("{}:{}:1", host.trim(), std::process::id())
 }
 
-/// The static launcher (`UWSGIDOCKER_LAUNCHER`, else built once by `scripts/build-launcher.sh`),
-/// and the bridges pointed at it: every Emperor a test starts later inherits our environment.
-pub fn launcher() -> PathBuf {
-    static LAUNCHER: OnceLock<PathBuf> = OnceLock::new();
-    LAUNCHER
-        .get_or_init(|| {
-            if let Some(path) = std::env::var_os("UWSGIDOCKER_LAUNCHER") {
-                return PathBuf::from(path);
-            }
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-launcher.sh");
-            let out = Command::new(&script)
-                .output()
-                .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-            assert!(
-                out.status.success(),
-                "{} failed: {}",
-                script.display(),
-                lossy(&out.stderr)
-            );
-            let path = PathBuf::from(lossy(&out.stdout).trim());
-            // Set before any Emperor starts; every test sets the same value.
-            std::env::set_var("UWSGIDOCKER_LAUNCHER", &path);
-            path
-        })
-        .clone()
+/// Whether the file at `path` is a statically linked executable, as `ldd` sees it.
+pub fn is_static(path: &Path) -> bool {
+    let ldd = Command::new("ldd").arg(path).output().expect("run ldd");
+    let text = format!("{}{}", lossy(&ldd.stdout), lossy(&ldd.stderr));
+    text.contains("statically linked") || text.contains("not a dynamic executable")
 }
 
 /// The process title every bridge sets.

@@ -1,8 +1,30 @@
-//! The Docker Engine API: requests as HTTP/1.1 bytes and typed replies.
+//! The Docker Engine API: requests as [`http::Request`]s or HTTP/1.1 bytes, and typed replies.
 //!
-//! CONTRACT (filled in by the HTTP/Docker work). Facts: `shared/DESIGN.md`, "Docker Engine API facts".
-//! Every request carries `Host: docker`; the create body puts every host setting in
-//! `HostConfig`; `/start` has no body. Requests are written into a caller-owned `Vec<u8>`.
+//! Negotiate the API version once: send [`version_request`] (unversioned), read the
+//! reply with [`crate::http_reader::ResponseReader`], and pass [`parse_version`]'s result
+//! to [`Api::negotiate`]. From then on every request goes to `/v<min(ours, daemon's)>/…`.
+//!
+//! Each [`Api`] method comes in two forms: `*_request` returns the
+//! `http::Request<Vec<u8>>`, for a caller with an HTTP client of its own, and the plain
+//! form appends the same request as HTTP/1.1 bytes to a caller-owned `Vec<u8>`, ready to
+//! write to the daemon's unix socket ([`to_bytes`] turns one into the other). Every
+//! request carries `Host: docker` (dockerd refuses requests without one); the create body
+//! puts every host setting in `HostConfig`; `/start` has no body.
+//!
+//! The replies each request expects, parsed by the `parse_*` functions:
+//!
+//! | request | success | parser |
+//! |---|---|---|
+//! | `GET /version` | 200 | [`parse_version`] |
+//! | create | 201 `{"Id","Warnings"}` | [`parse_create`] |
+//! | attach | `101 UPGRADED`, then the raw stream ([`crate::attach`]) | [`parse_attach`] |
+//! | wait | 200 head at once, body `{"StatusCode":n}` at exit | [`parse_wait_body`] |
+//! | start, stop, kill, remove | 204 (or 304: nothing to do) | [`parse_empty`] |
+//! | inspect | 200 | [`parse_inspect`] |
+//! | list | 200 | [`parse_list`] |
+//!
+//! Errors are a [`DaemonError`] carrying the daemon's own message; Docker's and Podman's
+//! error shapes are both understood.
 
 mod replies;
 mod requests;
@@ -10,10 +32,12 @@ mod requests;
 pub use replies::*;
 pub use requests::*;
 
-/// An Engine API version, `major.minor`.
+/// An Engine API version, `major.minor`; ordered as versions are (`1.9 < 1.10`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ApiVersion {
+    /// The major version (1 for every Engine API so far).
     pub major: u16,
+    /// The minor version.
     pub minor: u16,
 }
 

@@ -1,4 +1,4 @@
-//! Reply parsing. CONTRACT: tolerant of unknown fields and of Podman's error shape.
+//! Reply parsing, tolerant of unknown fields and of Podman's error shape.
 //!
 //! Success bodies are read with serde into private structs that name only the fields we
 //! use; `null` and missing fields take their defaults, since daemons omit them freely.
@@ -10,19 +10,28 @@ use std::collections::BTreeMap;
 
 /// The daemon refused or misbehaved; its own message is kept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DaemonError {
     /// A non-success status with the daemon's `message` (or body text).
     #[error("docker daemon answered {status}: {message}")]
-    Status { status: u16, message: String },
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// The daemon's message (at most 512 bytes), or the status's reason phrase.
+        message: String,
+    },
     /// A success status whose body we could not understand.
     #[error("unexpected reply from docker daemon: {0}")]
     Malformed(String),
     /// `/wait` answered, but with an `Error.Message` instead of an exit status.
     #[error("waiting for the container failed: {0}")]
     WaitFailed(String),
+    /// The daemon's newest API is older than [`ApiVersion::MINIMUM`].
     #[error("the docker daemon speaks API {daemon} at most, and uwsgi-docker needs API {minimum} or newer (Docker 17.06+: wait?condition=next-exit needs 1.30); upgrade the docker daemon")]
     TooOld {
+        /// The daemon's newest API version.
         daemon: ApiVersion,
+        /// The oldest we speak.
         minimum: ApiVersion,
     },
 }
@@ -40,9 +49,12 @@ impl DaemonError {
                 let message = message.to_ascii_lowercase();
                 message.contains("no such container") || message.contains("no such image")
             }
-            // Podman, when AutoRemove removed the container before the wait read its exit.
+            // Podman, when AutoRemove removed the container before the wait read its exit:
+            // "… does not exist in database: no such container", or "container has already
+            // been removed".
             DaemonError::WaitFailed(message) => {
-                message.to_ascii_lowercase().contains("no such container")
+                let message = message.to_ascii_lowercase();
+                message.contains("no such container") || message.contains("already been removed")
             }
             _ => false,
         }
@@ -128,6 +140,23 @@ struct VersionBody {
 
 /// `GET /version`: the daemon's newest API version (from the `ApiVersion` field, or the
 /// `Api-Version` header when the body says nothing).
+///
+/// ```
+/// use uwsgi_docker_core::docker::{parse_version, Api, ApiVersion};
+/// use uwsgi_docker_core::http_reader::{Limits, Progress, ResponseReader};
+///
+/// let reply = b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\nContent-Length: 21\r\n\r\n{\"ApiVersion\":\"1.41\"}";
+/// let mut reader = ResponseReader::new(false, Limits::default());
+/// let Progress::Complete { response, .. } = reader.feed(reply)? else { panic!("one whole reply") };
+/// let api = Api::negotiate(parse_version(&response)?)?;
+/// assert_eq!(api.version, ApiVersion { major: 1, minor: 41 });
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+///
+/// [`DaemonError::Status`] for a non-2xx reply, [`DaemonError::Malformed`] when no
+/// version can be read.
 pub fn parse_version(response: &Response) -> Result<ApiVersion, DaemonError> {
     if !is_success(response.status) {
         return Err(status_error(response));
@@ -145,9 +174,13 @@ pub fn parse_version(response: &Response) -> Result<ApiVersion, DaemonError> {
         .ok_or_else(|| DaemonError::Malformed(format!("version reply: bad API version {text:?}")))
 }
 
+/// What create answered: the new container.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Created {
+    /// The container id (never empty).
     pub id: String,
+    /// The daemon's warnings about the settings, e.g. an ignored limit.
     pub warnings: Vec<String>,
 }
 
@@ -160,6 +193,29 @@ struct CreatedBody {
 }
 
 /// 201 from create.
+///
+/// ```
+/// use uwsgi_docker_core::docker::{parse_create, DaemonError};
+/// use uwsgi_docker_core::http_reader::{Limits, Progress, ResponseReader};
+///
+/// let mut reader = ResponseReader::new(false, Limits::default());
+/// let reply = b"HTTP/1.1 201 Created\r\nContent-Length: 29\r\n\r\n{\"Id\":\"4f2a\",\"Warnings\":null}";
+/// let Progress::Complete { response, .. } = reader.feed(reply)? else { panic!() };
+/// assert_eq!(parse_create(&response)?.id, "4f2a");
+///
+/// reader.reset(false);
+/// let reply = b"HTTP/1.1 404 Not Found\r\nContent-Length: 43\r\n\r\n{\"message\":\"No such image: psgi001:latest\"}";
+/// let Progress::Complete { response, .. } = reader.feed(reply)? else { panic!() };
+/// let error = parse_create(&response).unwrap_err();
+/// assert!(error.is_not_found());
+/// assert_eq!(error.to_string(), "docker daemon answered 404: No such image: psgi001:latest");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+///
+/// [`DaemonError::Status`] with the daemon's message (404: no such image, 409: the name
+/// is taken), or [`DaemonError::Malformed`] for a body without an `Id`.
 pub fn parse_create(response: &Response) -> Result<Created, DaemonError> {
     let body: CreatedBody = json_reply(response, "create")?;
     if body.id.is_empty() {
@@ -174,6 +230,14 @@ pub fn parse_create(response: &Response) -> Result<Created, DaemonError> {
 }
 
 /// 101 from attach; anything else is an error (plain text body).
+///
+/// After a 101 the connection carries the container's output: the bytes after the
+/// head ([`crate::http_reader::Progress::Complete`]'s `consumed`) are already stream data.
+///
+/// # Errors
+///
+/// [`DaemonError::Status`] for an error status, [`DaemonError::Malformed`] for a 2xx
+/// that did not upgrade.
 pub fn parse_attach(response: &Response) -> Result<(), DaemonError> {
     match response.status {
         101 => Ok(()),
@@ -186,6 +250,10 @@ pub fn parse_attach(response: &Response) -> Result<(), DaemonError> {
 
 /// 204 or 304 from start/stop/kill; 204 or 404 ("already gone") from remove are the
 /// caller's to treat, this returns the status on any 2xx/304 and errors otherwise.
+///
+/// # Errors
+///
+/// [`DaemonError::Status`] for any other status.
 pub fn parse_empty(response: &Response) -> Result<u16, DaemonError> {
     if is_success(response.status) || response.status == 304 {
         Ok(response.status)
@@ -211,6 +279,14 @@ struct WaitError {
 /// The head of `/wait` comes at once (status 200 means the wait is armed); its body,
 /// `{"StatusCode":n}`, at exit. A non-empty `Error.Message` (the wait itself failed) is
 /// [`DaemonError::WaitFailed`] with that message: the exit code is then meaningless.
+///
+/// Returns the container's exit status (`137` after SIGKILL, and so on).
+///
+/// # Errors
+///
+/// [`DaemonError::Status`] for an error status, [`DaemonError::Malformed`] for a body
+/// that is not a wait result, [`DaemonError::WaitFailed`] for one that reports the wait
+/// failed.
 pub fn parse_wait_body(response: &Response) -> Result<i64, DaemonError> {
     let body: WaitBody = json_reply(response, "wait")?;
     match body.error {
@@ -219,14 +295,19 @@ pub fn parse_wait_body(response: &Response) -> Result<i64, DaemonError> {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What inspect says about one container (the fields the bridge uses).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ContainerInfo {
+    /// The full container id.
     pub id: String,
     /// Without the leading `/`.
     pub name: String,
+    /// `State.Running`.
     pub running: bool,
     /// Host pid of the container's init; 0 when not running.
     pub pid: u32,
+    /// The container's labels, sorted by key.
     pub labels: Vec<(String, String)>,
     /// `State.OOMKilled`: the kernel's OOM killer ended (a process of) the container.
     pub oom_killed: bool,
@@ -261,6 +342,11 @@ struct InspectConfig {
 }
 
 /// `GET /containers/{id}/json`.
+///
+/// # Errors
+///
+/// [`DaemonError::Status`] (404: no such container; see [`DaemonError::is_not_found`]),
+/// or [`DaemonError::Malformed`] for a body without an `Id`.
 pub fn parse_inspect(response: &Response) -> Result<ContainerInfo, DaemonError> {
     let body: InspectBody = json_reply(response, "inspect")?;
     let state = body.state.unwrap_or_default();
@@ -274,15 +360,21 @@ pub fn parse_inspect(response: &Response) -> Result<ContainerInfo, DaemonError> 
     })
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One container of a list reply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ContainerSummary {
+    /// The full container id.
     pub id: String,
     /// Without the leading `/`, as in [`ContainerInfo::name`].
     pub names: Vec<String>,
+    /// `created`, `running`, `exited`, … as the daemon says.
     pub state: String,
+    /// The daemon's human status, e.g. `Up 5 minutes`.
     pub status: String,
     /// Unix seconds.
     pub created: i64,
+    /// The container's labels, sorted by key.
     pub labels: Vec<(String, String)>,
 }
 
@@ -303,6 +395,11 @@ struct SummaryBody {
 }
 
 /// `GET /containers/json`.
+///
+/// # Errors
+///
+/// [`DaemonError::Status`] for an error status, [`DaemonError::Malformed`] for a body
+/// that is not a list of containers.
 pub fn parse_list(response: &Response) -> Result<Vec<ContainerSummary>, DaemonError> {
     let body: Vec<SummaryBody> = json_reply(response, "container list")?;
     Ok(body
@@ -545,6 +642,11 @@ mod tests {
         ));
         // Podman's answer when AutoRemove removed the container before the wait read it.
         let removed = r#"{"Error":{"Message":"container abc does not exist in database: no such container"},"StatusCode":-1}"#;
+        assert!(parse_wait_body(&reply(200, &[], removed))
+            .unwrap_err()
+            .is_not_found());
+        let removed =
+            r#"{"Error":{"Message":"container has already been removed"},"StatusCode":-1}"#;
         assert!(parse_wait_body(&reply(200, &[], removed))
             .unwrap_err()
             .is_not_found());

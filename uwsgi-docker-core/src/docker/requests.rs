@@ -1,4 +1,4 @@
-//! Request building. CONTRACT: each `Api` method appends one whole HTTP/1.1 request to `out`.
+//! Request building: each request as an [`http::Request`], or as HTTP/1.1 bytes.
 //!
 //! Requests are built as [`http::Request`]s and written out by hand: dockerd needs `Host`
 //! (any value), JSON bodies need `Content-Type` and `Content-Length`, and bodiless requests
@@ -8,23 +8,67 @@ use super::ApiVersion;
 use crate::plan::{ContainerPlan, LAUNCHER_CONTAINER_PATH};
 use crate::spec::{HandoffMode, Protocol};
 use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, UPGRADE, USER_AGENT};
-use http::{HeaderValue, Method, Request};
+use http::{HeaderMap, HeaderValue, Method, Request};
 use serde_json::{json, Map, Value};
 
-/// Unversioned `GET /version`, sent once to negotiate.
+/// Unversioned `GET /version`, sent once to negotiate, appended to `out` as HTTP/1.1
+/// bytes ([`Api::version_request`] is the same request as an [`http::Request`]).
 pub fn version_request(out: &mut Vec<u8>) {
-    write_request(&build(Method::GET, "/version".into(), None), out);
+    version().write(out);
+}
+
+/// A request [`http::Request`] cannot represent: its target is longer than an
+/// [`http::Uri`] may be (64 KiB), which only a huge container id or label list makes.
+/// The byte forms of [`Api`]'s methods write such a request anyway; the daemon refuses it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// The request target, in bytes, is too long for an [`http::Uri`].
+    #[error("the request target is {len} bytes long, more than an HTTP request URI may be")]
+    TargetTooLong {
+        /// The target's length in bytes.
+        len: usize,
+    },
 }
 
 /// Request builder for one negotiated API version.
+///
+/// Every method has two forms: `NAME_request` returns an `http::Request<Vec<u8>>` (for
+/// an HTTP client of your own, or to look at), and `NAME` appends the same request as
+/// HTTP/1.1 bytes to `out` (the form to write to the daemon's socket as it is).
+///
+/// ```
+/// use uwsgi_docker_core::docker::{to_bytes, Api, ApiVersion};
+///
+/// let api = Api::negotiate(ApiVersion { major: 1, minor: 41 })?;
+/// let request = api.start_request("4f2a")?;
+/// assert_eq!(request.method(), "POST");
+/// assert_eq!(request.uri(), "/v1.41/containers/4f2a/start");
+/// assert_eq!(request.headers()["host"], "docker");
+///
+/// let mut bytes = Vec::new();
+/// api.start("4f2a", &mut bytes);
+/// let mut typed = Vec::new();
+/// to_bytes(&request, &mut typed);
+/// assert_eq!(bytes, typed);
+/// assert!(bytes.starts_with(b"POST /v1.41/containers/4f2a/start HTTP/1.1\r\nHost: docker\r\n"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Api {
+    /// The API version in every request's path (`/v1.41/…`).
     pub version: ApiVersion,
 }
 
 impl Api {
-    /// `min(ours, daemon's)`; an error naming both versions when the daemon is older than
-    /// [`ApiVersion::MINIMUM`].
+    /// `min(ours, daemon's)`, where `daemon_max` is what [`super::parse_version`] read
+    /// from the daemon's `/version` reply.
+    ///
+    /// # Errors
+    ///
+    /// [`super::DaemonError::TooOld`], naming both versions, when the daemon is older
+    /// than [`ApiVersion::MINIMUM`].
     pub fn negotiate(daemon_max: ApiVersion) -> Result<Api, super::DaemonError> {
         if daemon_max < ApiVersion::MINIMUM {
             return Err(super::DaemonError::TooOld {
@@ -37,71 +81,218 @@ impl Api {
         })
     }
 
-    /// `POST /containers/create?name=…` with the JSON of [`create_body`].
+    /// An `Api` for `version` as it is, without negotiating (for dry runs, tests, or a
+    /// version already known).
+    pub fn with_version(version: ApiVersion) -> Api {
+        Api { version }
+    }
+
+    /// Unversioned `GET /version`, the request to send before there is an `Api`.
+    pub fn version_request() -> Request<Vec<u8>> {
+        // A literal target always fits.
+        version().request
+    }
+
+    /// `POST /containers/create?name=…` with the JSON of [`create_body`]; expects 201
+    /// ([`super::parse_create`]).
     pub fn create(&self, plan: &ContainerPlan, out: &mut Vec<u8>) {
+        self.create_outgoing(plan).write(out);
+    }
+
+    /// [`create`](Self::create) as an [`http::Request`].
+    ///
+    /// # Errors
+    ///
+    /// [`RequestError::TargetTooLong`] (see there).
+    pub fn create_request(&self, plan: &ContainerPlan) -> Result<Request<Vec<u8>>, RequestError> {
+        self.create_outgoing(plan).into_request()
+    }
+
+    fn create_outgoing(&self, plan: &ContainerPlan) -> Outgoing {
         let target = format!(
             "{}/containers/create?name={}",
             self.prefix(),
             encode(&plan.container_name)
         );
         let body = create_body(plan).to_string().into_bytes();
-        write_request(&build(Method::POST, target, Some(body)), out);
+        build(Method::POST, target, Some(body))
     }
 
-    /// `POST /containers/{id}/attach?stream=1&stdout=1&stderr=1` with `Upgrade: tcp`.
+    /// `POST /containers/{id}/attach?stream=1&stdout=1&stderr=1` with `Upgrade: tcp`;
+    /// expects `101 UPGRADED` ([`super::parse_attach`]), then the container's output on
+    /// the same connection until it closes ([`crate::attach::Demuxer`]).
     ///
     /// No stdin: its EOF would close the output streams. No `logs`: attaching before
     /// start already sees everything.
     pub fn attach(&self, id: &str, out: &mut Vec<u8>) {
+        self.attach_outgoing(id).write(out);
+    }
+
+    /// [`attach`](Self::attach) as an [`http::Request`].
+    ///
+    /// # Errors
+    ///
+    /// [`RequestError::TargetTooLong`] (see there).
+    pub fn attach_request(&self, id: &str) -> Result<Request<Vec<u8>>, RequestError> {
+        self.attach_outgoing(id).into_request()
+    }
+
+    fn attach_outgoing(&self, id: &str) -> Outgoing {
         let target = format!("{}/attach?stream=1&stdout=1&stderr=1", self.container(id));
         let mut request = build(Method::POST, target, None);
         request.header(CONNECTION, "Upgrade").header(UPGRADE, "tcp");
-        write_request(&request, out);
+        request
     }
 
-    /// `POST /containers/{id}/wait?condition=next-exit`.
+    /// `POST /containers/{id}/wait?condition=next-exit`: its 200 head comes at once (the
+    /// wait is armed: now start the container), its body `{"StatusCode":n}` when the
+    /// container exits ([`super::parse_wait_body`]).
     pub fn wait_next_exit(&self, id: &str, out: &mut Vec<u8>) {
+        self.wait_outgoing(id).write(out);
+    }
+
+    /// [`wait_next_exit`](Self::wait_next_exit) as an [`http::Request`].
+    ///
+    /// # Errors
+    ///
+    /// [`RequestError::TargetTooLong`] (see there).
+    pub fn wait_next_exit_request(&self, id: &str) -> Result<Request<Vec<u8>>, RequestError> {
+        self.wait_outgoing(id).into_request()
+    }
+
+    fn wait_outgoing(&self, id: &str) -> Outgoing {
         let target = format!("{}/wait?condition=next-exit", self.container(id));
-        write_request(&build(Method::POST, target, None), out);
+        build(Method::POST, target, None)
     }
 
     /// `POST /containers/{id}/wait?condition=not-running`: answers at once for a container
     /// that is not running, else at its exit (re-arming a wait after losing the daemon).
     pub fn wait_not_running(&self, id: &str, out: &mut Vec<u8>) {
+        self.wait_not_running_outgoing(id).write(out);
+    }
+
+    /// [`wait_not_running`](Self::wait_not_running) as an [`http::Request`].
+    ///
+    /// # Errors
+    ///
+    /// [`RequestError::TargetTooLong`] (see there).
+    pub fn wait_not_running_request(&self, id: &str) -> Result<Request<Vec<u8>>, RequestError> {
+        self.wait_not_running_outgoing(id).into_request()
+    }
+
+    fn wait_not_running_outgoing(&self, id: &str) -> Outgoing {
         let target = format!("{}/wait?condition=not-running", self.container(id));
-        write_request(&build(Method::POST, target, None), out);
+        build(Method::POST, target, None)
     }
 
-    /// `POST /containers/{id}/start`, no body.
+    /// `POST /containers/{id}/start`, no body; expects 204, or 304 when it already runs
+    /// ([`super::parse_empty`]).
     pub fn start(&self, id: &str, out: &mut Vec<u8>) {
+        self.start_outgoing(id).write(out);
+    }
+
+    /// [`start`](Self::start) as an [`http::Request`].
+    ///
+    /// # Errors
+    ///
+    /// [`RequestError::TargetTooLong`] (see there).
+    pub fn start_request(&self, id: &str) -> Result<Request<Vec<u8>>, RequestError> {
+        self.start_outgoing(id).into_request()
+    }
+
+    fn start_outgoing(&self, id: &str) -> Outgoing {
         let target = format!("{}/start", self.container(id));
-        write_request(&build(Method::POST, target, None), out);
+        build(Method::POST, target, None)
     }
 
-    /// `POST /containers/{id}/stop?t=N`: always with `t`, as the create body always has
-    /// `StopTimeout` (Podman takes a missing one as 0 and kills at once). Pass
+    /// `POST /containers/{id}/stop?t=N`: always with `t`, in seconds, as the create body
+    /// always has `StopTimeout` (Podman takes a missing one as 0 and kills at once). Pass
     /// [`VassalSpec::stop_timeout_secs`](crate::spec::VassalSpec::stop_timeout_secs).
+    /// Expects 204, or 304 when it is not running ([`super::parse_empty`]); the reply
+    /// comes once the container has stopped, up to `timeout_secs` later.
     pub fn stop(&self, id: &str, timeout_secs: u32, out: &mut Vec<u8>) {
+        self.stop_outgoing(id, timeout_secs).write(out);
+    }
+
+    /// [`stop`](Self::stop) as an [`http::Request`].
+    ///
+    /// # Errors
+    ///
+    /// [`RequestError::TargetTooLong`] (see there).
+    pub fn stop_request(
+        &self,
+        id: &str,
+        timeout_secs: u32,
+    ) -> Result<Request<Vec<u8>>, RequestError> {
+        self.stop_outgoing(id, timeout_secs).into_request()
+    }
+
+    fn stop_outgoing(&self, id: &str, timeout_secs: u32) -> Outgoing {
         let target = format!("{}/stop?t={timeout_secs}", self.container(id));
-        write_request(&build(Method::POST, target, None), out);
+        build(Method::POST, target, None)
     }
 
-    /// `POST /containers/{id}/kill?signal=S`.
+    /// `POST /containers/{id}/kill?signal=S` (`SIGINT`, `SIGKILL`, …); expects 204
+    /// ([`super::parse_empty`]).
     pub fn kill(&self, id: &str, signal: &str, out: &mut Vec<u8>) {
+        self.kill_outgoing(id, signal).write(out);
+    }
+
+    /// [`kill`](Self::kill) as an [`http::Request`].
+    ///
+    /// # Errors
+    ///
+    /// [`RequestError::TargetTooLong`] (see there).
+    pub fn kill_request(&self, id: &str, signal: &str) -> Result<Request<Vec<u8>>, RequestError> {
+        self.kill_outgoing(id, signal).into_request()
+    }
+
+    fn kill_outgoing(&self, id: &str, signal: &str) -> Outgoing {
         let target = format!("{}/kill?signal={}", self.container(id), encode(signal));
-        write_request(&build(Method::POST, target, None), out);
+        build(Method::POST, target, None)
     }
 
-    /// `DELETE /containers/{id}?force=1&v=1`.
+    /// `DELETE /containers/{id}?force=1&v=1`; expects 204. A 404 means it is gone already
+    /// (an `AutoRemove` container removes itself), a 409 that a removal is in progress.
     pub fn remove(&self, id: &str, out: &mut Vec<u8>) {
-        let target = format!("{}?force=1&v=1", self.container(id));
-        write_request(&build(Method::DELETE, target, None), out);
+        self.remove_outgoing(id).write(out);
     }
 
-    /// `GET /containers/json?all=1&filters={"label":["k=v",…]}`.
+    /// [`remove`](Self::remove) as an [`http::Request`].
+    ///
+    /// # Errors
+    ///
+    /// [`RequestError::TargetTooLong`] (see there).
+    pub fn remove_request(&self, id: &str) -> Result<Request<Vec<u8>>, RequestError> {
+        self.remove_outgoing(id).into_request()
+    }
+
+    fn remove_outgoing(&self, id: &str) -> Outgoing {
+        let target = format!("{}?force=1&v=1", self.container(id));
+        build(Method::DELETE, target, None)
+    }
+
+    /// `GET /containers/json?all=1&filters={"label":["k=v",…]}`; expects 200
+    /// ([`super::parse_list`]).
     ///
     /// Every pair must match exactly (`k=v`); an empty list lists every container.
     pub fn list_by_labels(&self, labels: &[(&str, &str)], out: &mut Vec<u8>) {
+        self.list_outgoing(labels).write(out);
+    }
+
+    /// [`list_by_labels`](Self::list_by_labels) as an [`http::Request`].
+    ///
+    /// # Errors
+    ///
+    /// [`RequestError::TargetTooLong`] (see there).
+    pub fn list_by_labels_request(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> Result<Request<Vec<u8>>, RequestError> {
+        self.list_outgoing(labels).into_request()
+    }
+
+    fn list_outgoing(&self, labels: &[(&str, &str)]) -> Outgoing {
         let mut target = format!("{}/containers/json?all=1", self.prefix());
         if !labels.is_empty() {
             let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -109,13 +300,27 @@ impl Api {
             target.push_str("&filters=");
             target.push_str(&encode(&filters));
         }
-        write_request(&build(Method::GET, target, None), out);
+        build(Method::GET, target, None)
     }
 
-    /// `GET /containers/{id}/json`.
+    /// `GET /containers/{id}/json` (an id or a name); expects 200
+    /// ([`super::parse_inspect`]), or 404 when there is no such container.
     pub fn inspect(&self, id: &str, out: &mut Vec<u8>) {
+        self.inspect_outgoing(id).write(out);
+    }
+
+    /// [`inspect`](Self::inspect) as an [`http::Request`].
+    ///
+    /// # Errors
+    ///
+    /// [`RequestError::TargetTooLong`] (see there).
+    pub fn inspect_request(&self, id: &str) -> Result<Request<Vec<u8>>, RequestError> {
+        self.inspect_outgoing(id).into_request()
+    }
+
+    fn inspect_outgoing(&self, id: &str) -> Outgoing {
         let target = format!("{}/json", self.container(id));
-        write_request(&build(Method::GET, target, None), out);
+        build(Method::GET, target, None)
     }
 
     fn prefix(&self) -> String {
@@ -125,6 +330,10 @@ impl Api {
     fn container(&self, id: &str) -> String {
         format!("{}/containers/{}", self.prefix(), encode(id))
     }
+}
+
+fn version() -> Outgoing {
+    build(Method::GET, "/version".into(), None)
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters, which makes the text
@@ -145,6 +354,8 @@ fn encode(text: &str) -> String {
 struct Outgoing {
     target: String,
     request: Request<Vec<u8>>,
+    /// `target` parsed as the request's URI (it is too long otherwise).
+    target_fits: bool,
 }
 
 impl Outgoing {
@@ -154,16 +365,41 @@ impl Outgoing {
             .insert(name, HeaderValue::from_static(value));
         self
     }
+
+    fn into_request(self) -> Result<Request<Vec<u8>>, RequestError> {
+        if !self.target_fits {
+            return Err(RequestError::TargetTooLong {
+                len: self.target.len(),
+            });
+        }
+        Ok(self.request)
+    }
+
+    /// Writes from `target` itself, so that even a target no URI can hold goes out whole.
+    fn write(&self, out: &mut Vec<u8>) {
+        let request = &self.request;
+        write_http(
+            request.method(),
+            &self.target,
+            request.headers(),
+            request.body(),
+            out,
+        );
+    }
 }
 
 fn build(method: Method, target: String, json_body: Option<Vec<u8>>) -> Outgoing {
     let mut request = Request::new(Vec::new());
     *request.method_mut() = method;
     // `target` is a literal path plus `encode`d parts, so it parses unless it is longer
-    // than `http::Uri` allows (64 KiB); the request line is written from `target` itself.
-    if let Ok(uri) = http::Uri::try_from(target.as_str()) {
-        *request.uri_mut() = uri;
-    }
+    // than `http::Uri` allows (64 KiB).
+    let target_fits = match http::Uri::try_from(target.as_str()) {
+        Ok(uri) => {
+            *request.uri_mut() = uri;
+            true
+        }
+        Err(_) => false,
+    };
     let headers = request.headers_mut();
     headers.insert(HOST, HeaderValue::from_static("docker"));
     headers.insert(
@@ -175,15 +411,36 @@ fn build(method: Method, target: String, json_body: Option<Vec<u8>>) -> Outgoing
         headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
         *request.body_mut() = body;
     }
-    Outgoing { target, request }
+    Outgoing {
+        target,
+        request,
+        target_fits,
+    }
 }
 
-/// Writes the request as HTTP/1.1; header names in the usual `Title-Case` for readable
-/// dry runs.
-fn write_request(outgoing: &Outgoing, out: &mut Vec<u8>) {
-    let Outgoing { target, request } = outgoing;
-    out.extend_from_slice(format!("{} {target} HTTP/1.1\r\n", request.method()).as_bytes());
-    for (name, value) in request.headers() {
+/// Appends `request` to `out` as HTTP/1.1: the request line (its URI's path and query),
+/// the headers (names in the usual `Title-Case`, for readable dry runs) and the body,
+/// which is sent as it is: set `Content-Length` yourself for a request you built.
+///
+/// This is how every [`Api`] method's byte form is written, so
+/// `to_bytes(&api.start_request(id)?, out)` appends the same bytes as `api.start(id, out)`.
+pub fn to_bytes(request: &Request<Vec<u8>>, out: &mut Vec<u8>) {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or("/", http::uri::PathAndQuery::as_str);
+    write_http(
+        request.method(),
+        target,
+        request.headers(),
+        request.body(),
+        out,
+    );
+}
+
+fn write_http(method: &Method, target: &str, headers: &HeaderMap, body: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(format!("{method} {target} HTTP/1.1\r\n").as_bytes());
+    for (name, value) in headers {
         let mut upper = true;
         for byte in name.as_str().bytes() {
             out.push(if upper {
@@ -198,7 +455,7 @@ fn write_request(outgoing: &Outgoing, out: &mut Vec<u8>) {
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(request.body());
+    out.extend_from_slice(body);
 }
 
 fn port_key(port: u16, protocol: Protocol) -> String {
@@ -604,6 +861,85 @@ mod tests {
             assert_eq!(parsed.header("content-type"), None, "{target}");
             assert_eq!(parsed.header("content-length"), None, "{target}");
         }
+    }
+
+    #[test]
+    fn typed_requests_are_the_byte_requests() {
+        type Pair<'a> = (
+            Box<dyn Fn(&mut Vec<u8>) + 'a>,
+            Result<Request<Vec<u8>>, RequestError>,
+        );
+        let plan = plan_for(minimal_spec());
+        let labels = [("io.uwsgi-docker.vassal", "my app.ini")];
+        let cases: Vec<Pair<'_>> = vec![
+            (Box::new(version_request), Ok(Api::version_request())),
+            (
+                Box::new(|o| V141.create(&plan, o)),
+                V141.create_request(&plan),
+            ),
+            (
+                Box::new(|o| V141.attach("a b", o)),
+                V141.attach_request("a b"),
+            ),
+            (
+                Box::new(|o| V141.wait_next_exit("abc", o)),
+                V141.wait_next_exit_request("abc"),
+            ),
+            (
+                Box::new(|o| V141.wait_not_running("abc", o)),
+                V141.wait_not_running_request("abc"),
+            ),
+            (
+                Box::new(|o| V141.start("abc", o)),
+                V141.start_request("abc"),
+            ),
+            (
+                Box::new(|o| V141.stop("abc", 7, o)),
+                V141.stop_request("abc", 7),
+            ),
+            (
+                Box::new(|o| V141.kill("abc", "SIGINT", o)),
+                V141.kill_request("abc", "SIGINT"),
+            ),
+            (
+                Box::new(|o| V141.remove("abc", o)),
+                V141.remove_request("abc"),
+            ),
+            (
+                Box::new(|o| V141.inspect("abc", o)),
+                V141.inspect_request("abc"),
+            ),
+            (
+                Box::new(|o| V141.list_by_labels(&labels, o)),
+                V141.list_by_labels_request(&labels),
+            ),
+        ];
+        for (write, typed) in cases {
+            let mut bytes = Vec::new();
+            write(&mut bytes);
+            let typed = typed.unwrap();
+            let parsed = parse(&bytes);
+            assert_eq!(typed.method().as_str(), parsed.method);
+            assert_eq!(typed.uri().to_string(), parsed.target);
+            assert_eq!(typed.body(), &parsed.body);
+            let mut written = Vec::new();
+            to_bytes(&typed, &mut written);
+            assert_eq!(written, bytes, "{}", parsed.target);
+        }
+    }
+
+    #[test]
+    fn a_target_no_uri_can_hold_is_an_error_as_a_request_and_whole_as_bytes() {
+        let id = "x".repeat(70_000);
+        assert_eq!(
+            V141.start_request(&id).err(),
+            Some(RequestError::TargetTooLong {
+                len: format!("/v1.41/containers/{id}/start").len()
+            })
+        );
+        let mut out = Vec::new();
+        V141.start(&id, &mut out);
+        assert_eq!(parse(&out).target, format!("/v1.41/containers/{id}/start"));
     }
 
     #[test]

@@ -210,6 +210,34 @@ const VASSAL_EXIT_GRACE: Duration = Duration::from_secs(2);
 /// Time only moves forward: every `now` is the same clock, never earlier than the last.
 /// After [`Action::Exit`] the bridge ignores its inputs.
 ///
+/// ```
+/// use std::time::Instant;
+/// use uwsgi_docker_core::lifecycle::{Action, Bridge, BridgeConfig, Phase};
+/// use uwsgi_docker_core::plan::{ContainerPlan, VassalIdentity};
+/// use uwsgi_docker_core::spec;
+///
+/// let file = b"[emperor]\ndocker-image = app\n\n[uwsgi]\nhttp-socket = :3031\n";
+/// let spec = spec::parse_vassal("app.ini", file)?.expect("a Docker vassal");
+/// let identity = VassalIdentity::new("app.ini", "/run/uwsgi", "host:1", "host:42:7");
+/// let plan = ContainerPlan::new(spec.clone(), &identity);
+/// let mut bridge = Bridge::new(BridgeConfig::new(plan, spec, file.to_vec()), Instant::now());
+///
+/// // First the proxy socket; the runtime binds it and says so.
+/// assert!(matches!(bridge.poll_action(), Some(Action::BindProxy { .. })));
+/// bridge.handle_proxy_bound(Ok(()), Instant::now());
+/// // Then a connection to the daemon, and the version request on it.
+/// let Some(Action::DockerConnect(conn)) = bridge.poll_action() else { panic!() };
+/// let Some(Action::DockerSend(_, request)) = bridge.poll_action() else { panic!() };
+/// assert!(request.starts_with(b"GET /version "));
+/// // The daemon's answer brings the create request.
+/// let reply = b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Length: 2\r\n\r\n{}";
+/// bridge.handle_docker_data(conn, reply, Instant::now());
+/// let Some(Action::DockerSend(_, create)) = bridge.poll_action() else { panic!() };
+/// assert!(create.starts_with(b"POST /v1.41/containers/create?name=app.ini "));
+/// assert_eq!(bridge.phase(), Phase::Creating);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// # The path
 ///
 /// bind the proxy → `GET /version` (negotiate) → `POST /containers/create` → attach and

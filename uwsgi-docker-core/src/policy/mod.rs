@@ -173,6 +173,11 @@ struct VassalRule {
 
 impl Policy {
     /// Parses the policy file's `text`. `file` is only for messages (the policy file's path).
+    ///
+    /// # Errors
+    ///
+    /// A [`PolicyError`] naming the first line that makes no sense: an unknown section or
+    /// key, a line without `=`, a bad value, a single-valued key written twice.
     pub fn parse(file: &str, text: &[u8]) -> Result<Policy, PolicyError> {
         parse::parse(file, text)
     }
@@ -228,6 +233,10 @@ impl Policy {
     /// `daemon_socket` is the daemon socket path in use (never mountable).
     ///
     /// On `Err`, `spec` is left as it was.
+    ///
+    /// # Errors
+    ///
+    /// The first [`PolicyViolation`]: the vassal's key and value, and the rule it breaks.
     #[allow(
         clippy::result_large_err,
         reason = "the signature the runtime is written against; a refusal is rare and ends the spawn"
@@ -265,6 +274,7 @@ impl core::fmt::Display for TenantName {
 /// The tenant a vassal runs for: the vassal file's owner, or the user a `[vassals]` line
 /// names, as the host's user database describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Tenant {
     /// The user id; the container user under `user = owner`.
     pub uid: u32,

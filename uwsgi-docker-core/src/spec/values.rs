@@ -417,6 +417,10 @@ pub(super) fn user(v: &str) -> Result<String, String> {
 
 /// Bytes from `N`, `Nk`, `Nm`, `Ng`, each optionally followed by `b`; case-insensitive,
 /// binary multiples.
+///
+/// # Errors
+///
+/// What a size looks like, for a value that is not one or does not fit a `u64`.
 pub fn parse_size(v: &str) -> Result<u64, String> {
     let lower = v.to_ascii_lowercase();
     let without_b = lower.strip_suffix('b').unwrap_or(&lower);

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Build the Debian package uwsgi-docker_VERSION_ARCH.deb and print its path:
+#   /usr/bin/uwsgi-docker                    the bridge, with its static launcher built in
+#   /usr/lib/uwsgi/plugins/docker_plugin.so  built against Debian's uWSGI, so that an
+#                                            Emperor's `plugins = docker` loads it by name
+#
+#   scripts/build-deb.sh [OUT_DIR]     # default: target/deb
+#
+# Needs Debian's uwsgi-core and the headers its uwsgi.h includes (see README), and dpkg-deb.
+# The package depends on the uWSGI ABI it was built against (uwsgi-core's uwsgi-abi-*), as
+# Debian's own plugin packages do. CARGO_TARGET_DIR is honoured.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+out="${1:-target/deb}"
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
+uwsgi=/usr/bin/uwsgi-core
+[[ -x "$uwsgi" ]] || { echo "build-deb.sh: $uwsgi is missing: apt-get install uwsgi-core" >&2; exit 1; }
+command -v dpkg-deb >/dev/null || { echo "build-deb.sh: dpkg-deb is missing" >&2; exit 1; }
+
+version="$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)"
+arch="$(dpkg --print-architecture)"
+abi="$(dpkg-query -W -f='${Provides}' uwsgi-core | tr ',' '\n' | grep -o 'uwsgi-abi-[0-9a-f]*' | head -n1)"
+[[ -n "$version" && -n "$abi" ]] || { echo "build-deb.sh: cannot read the version ($version) or uwsgi-core's ABI ($abi)" >&2; exit 1; }
+
+UWSGI_BIN="$uwsgi" cargo build --release -q -p uwsgi-docker-cli -p uwsgi-docker-plugin >&2
+
+root="$(mktemp -d)"
+chmod 0755 "$root" # the package's ./ entry: mktemp makes it 0700
+trap 'rm -rf "$root"' EXIT
+install -D -m 0755 "$target_dir/release/uwsgi-docker" "$root/usr/bin/uwsgi-docker"
+install -D -m 0644 "$target_dir/release/libuwsgi_docker_plugin.so" \
+    "$root/usr/lib/uwsgi/plugins/docker_plugin.so"
+install -D -m 0644 README.md "$root/usr/share/doc/uwsgi-docker/README.md"
+install -D -m 0644 /dev/stdin "$root/usr/share/doc/uwsgi-docker/copyright" <<EOF
+uwsgi-docker $version
+License: MIT
+EOF
+mkdir -p "$root/DEBIAN"
+cat >"$root/DEBIAN/control" <<EOF
+Package: uwsgi-docker
+Version: $version
+Architecture: $arch
+Maintainer: uwsgi-docker developers <uwsgi-docker@example.invalid>
+Depends: libc6, libgcc-s1, uwsgi-core (>= 2.0.7), $abi
+Section: httpd
+Priority: optional
+Installed-Size: $(du -sk "$root/usr" | cut -f1)
+Description: run uWSGI Emperor vassals in Docker containers
+ A vassal whose [emperor] section names a docker-image runs in its own
+ container, started, reloaded and stopped by the Emperor like a local one.
+ Wrapper mode: emperor-wrapper = /usr/bin/uwsgi-docker. Plugin mode:
+ plugins = docker, with the original uwsgi-docker plugin's options.
+EOF
+
+mkdir -p "$out"
+deb="$out/uwsgi-docker_${version}_${arch}.deb"
+dpkg-deb --build --root-owner-group "$root" "$deb" >&2
+echo "$(cd "$out" && pwd)/$(basename "$deb")"

@@ -1,0 +1,60 @@
+//! Lines the front-ends print: a failure on stderr (for the Emperor's log), one line of
+//! a subcommand's output on stdout.
+use std::io::{ErrorKind, Write};
+use std::process::ExitCode;
+
+/// `message` as a line that names vassal `name` (once: most errors already do).
+pub fn naming(name: &str, message: String) -> String {
+    if message.starts_with(&format!("vassal {name}")) {
+        message
+    } else {
+        format!("vassal {name}: {message}")
+    }
+}
+
+/// Prints `error` as one line that names vassal `name` (see [`naming`]).
+pub fn fail_naming(name: &str, error: &dyn std::fmt::Display) -> ExitCode {
+    fail(&naming(name, error.to_string()))
+}
+
+/// Prints `message` as one line: vassal names and values in it are tenant text, so their
+/// control bytes are escaped.
+pub fn fail(message: &str) -> ExitCode {
+    eprintln!(
+        "uwsgi-docker: {}",
+        uwsgi_docker_core::attach::escape_control(message)
+    );
+    ExitCode::FAILURE
+}
+
+/// Writes one line of a subcommand's output to stdout. A reader that went away
+/// (`uwsgi-docker ps | head`) ends the command quietly, as it would any Unix tool:
+/// Rust ignores SIGPIPE, so without this the write error would be a panic.
+pub fn say(line: impl std::fmt::Display) {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{line}").and_then(|()| out.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("uwsgi-docker: cannot write to stdout: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_vassal_once() {
+        assert_eq!(
+            naming("app.ini", "cannot read the policy /p: gone".into()),
+            "vassal app.ini: cannot read the policy /p: gone"
+        );
+        assert_eq!(
+            naming("app.ini", "vassal app.ini: bad docker-memory".into()),
+            "vassal app.ini: bad docker-memory"
+        );
+    }
+}

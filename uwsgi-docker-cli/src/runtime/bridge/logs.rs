@@ -1,0 +1,44 @@
+//! The log relay: the bridge's events and the loop's own lines, to the Emperor's log
+//! (stderr), with control bytes escaped.
+use std::io::{self, Write};
+
+use uwsgi_docker_core::lifecycle::{Event, LogLevel};
+
+use super::Runtime;
+
+impl Runtime {
+    pub(super) fn say_debug(&self, message: &str) {
+        self.say(LogLevel::Debug, message);
+    }
+
+    /// A line of the loop's own, naming the vassal as the bridge's lines do.
+    pub(super) fn say(&self, level: LogLevel, message: &str) {
+        let vassal = &self.io.vassal;
+        self.log(level, &format!("[uwsgi-docker] vassal {vassal}: {message}"));
+    }
+
+    /// One of the bridge's events: container output (with the vassal's name as its
+    /// prefix unless `UWSGIDOCKER_LOG_PREFIX=0`), or a line about the vassal.
+    pub(super) fn log_event(&self, event: &Event) {
+        match event {
+            Event::Output { .. } if self.io.log_prefix => {
+                self.log(LogLevel::Info, &format!("[{}] {event}", self.io.vassal))
+            }
+            Event::Output { .. } => self.log(LogLevel::Info, &event.to_string()),
+            _ => self.say(event.level(), &event.to_string()),
+        }
+    }
+
+    /// A line as it is.
+    fn log(&self, level: LogLevel, line: &str) {
+        if level == LogLevel::Debug && !self.io.debug {
+            return;
+        }
+        let mut err = io::stderr().lock();
+        // Vassal names, values and container output are tenant text: no control byte
+        // reaches the log raw.
+        let line = uwsgi_docker_core::attach::escape_control(line);
+        let _ = err.write_all(line.as_bytes());
+        let _ = err.write_all(b"\n");
+    }
+}

@@ -1,0 +1,326 @@
+//! A bridge's start, shared by wrapper mode and `uwsgi-docker run`: the policy applied,
+//! the plan made (with its launcher), `docker-socket` bound, then the poll loop
+//! ([`crate::runtime::bridge`]) run to the end.
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use uwsgi_docker_core::lifecycle::{BridgeConfig, EmperorChannels};
+use uwsgi_docker_core::plan::{ContainerPlan, PlanOptions, VassalIdentity};
+use uwsgi_docker_core::spec::{self, HandoffMode, ListenAddress, VassalSpec};
+
+use crate::fault::{Fault, OperatorFault, VassalFault};
+use crate::output::fail_naming;
+use crate::proxy::TcpBindError;
+use crate::runtime::bridge::{self, LoopIo, RolloverPlanner};
+use crate::runtime::hostfs::{self, HostFsError, SocketEntry, SocketOwner};
+use crate::runtime::users;
+use crate::settings::RuntimeSettings;
+use crate::tenancy::{self, Origin};
+use crate::{launcher_binary, proxy, sys};
+
+/// Extra time past the container's stop timeout before it is killed.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Everything a bridge needs besides the spec.
+#[derive(Debug)]
+pub struct BridgeStart {
+    pub name: String,
+    /// The first config pushed to the vassal.
+    pub config: Vec<u8>,
+    /// Where `ReadConfig` reads from.
+    pub config_file: Option<PathBuf>,
+    pub emperor_control: Option<OwnedFd>,
+    pub emperor_config: Option<OwnedFd>,
+    /// The Emperor's on-demand socket (it was on our fd 0).
+    pub inherited_socket: Option<OwnedFd>,
+    /// Whose vassal this is, for the policy (tenant mode).
+    pub origin: Origin,
+}
+
+/// The Emperor's id: `UWSGIDOCKER_EMPEROR_ID`, else `HOST:PPID`.
+pub fn emperor_id(settings: &RuntimeSettings) -> String {
+    settings
+        .emperor_id
+        .clone()
+        .unwrap_or_else(sys::default_emperor_id)
+}
+
+/// The Emperor's private runtime directory, the default home of proxy sockets:
+/// `UWSGIDOCKER_RUNTIME_DIR/<emperor id, sanitised>` (made root-only, 0700, at bind).
+/// Returns the base and the directory's name in it.
+pub fn private_dir(settings: &RuntimeSettings, emperor_id: &str) -> (PathBuf, String) {
+    (
+        settings.runtime_dir.clone(),
+        hostfs::sanitise_dir_name(emperor_id),
+    )
+}
+
+/// The vassal's identity as the plan needs it. Proxy sockets go in the operator's
+/// `UWSGIDOCKER_SOCKET_DIR` when set, else in the Emperor's private runtime directory.
+pub fn identity(settings: &RuntimeSettings, name: &str, bridge_id: String) -> VassalIdentity {
+    let emperor_id = emperor_id(settings);
+    let proxy_dir = match &settings.emperor.socket_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            let (base, sub) = private_dir(settings, &emperor_id);
+            base.join(sub).to_string_lossy().into_owned()
+        }
+    };
+    VassalIdentity::new(name, proxy_dir, emperor_id, bridge_id)
+        .with_name_prefix(settings.emperor.name_prefix.clone())
+}
+
+/// The plan for this vassal: the launcher found (and written out, with `install_launcher`)
+/// when the handoff needs it, and the plan validated, so a missing launcher or a proxy
+/// path that cannot work fails before anything is bound or created. The error names the
+/// vassal.
+pub fn plan(
+    settings: &RuntimeSettings,
+    spec: VassalSpec,
+    identity: &VassalIdentity,
+    inherited_socket: bool,
+    install_launcher: bool,
+) -> Result<ContainerPlan, Fault> {
+    let mut spec = spec;
+    let (handoff, passes_socket) = spec.handoff_for(inherited_socket);
+    let launcher_host_path = match handoff {
+        HandoffMode::Launcher => match launcher_binary::find(
+            settings.launcher.as_deref(),
+            &settings.runtime_dir,
+            install_launcher,
+        ) {
+            Ok(path) => Some(path.to_string_lossy().into_owned()),
+            Err(e) => match spec.handoff.resolve_without_launcher(passes_socket) {
+                // The default, with nothing but the two channels to pass: native handoff
+                // works with uWSGI 2.0.x (not with master, which crashes on it).
+                Some(fallback) => {
+                    eprintln!(
+                        "uwsgi-docker: vassal {}: the static launcher is not installed ({e}); using docker-handoff = native, which needs uWSGI 2.0.x in the image (uWSGI master crashes on it)",
+                        identity.name
+                    );
+                    spec.handoff = fallback;
+                    None
+                }
+                None => {
+                    return Err(OperatorFault::LauncherNeeded {
+                        vassal: identity.name.clone(),
+                        mode: spec.handoff.as_str(),
+                        source: e,
+                    }
+                    .into());
+                }
+            },
+        },
+        _ => None,
+    };
+    let options = PlanOptions::default()
+        .with_launcher(launcher_host_path)
+        .with_inherited_socket(inherited_socket);
+    let mut plan = ContainerPlan::with_options(spec, identity, &options);
+    plan.proxy_in_private_dir = settings.emperor.socket_dir.is_none() && plan.spec.proxy.is_none();
+    plan.validate()?;
+    Ok(plan)
+}
+
+/// The container plan for a vassal's spec as its file asks for it: the operator policy
+/// applied (tenant mode), the launcher found, the plan validated, and the host paths it
+/// names checked, before anything is bound or created. The start and every rollover plan
+/// with this.
+pub fn plan_vassal(
+    settings: &RuntimeSettings,
+    name: &str,
+    origin: Origin,
+    requested: &VassalSpec,
+    inherited_socket: bool,
+) -> Result<ContainerPlan, Fault> {
+    let mut spec = requested.clone();
+    if let Some((tenant, decision)) = tenancy::apply(settings, name, origin, &mut spec)? {
+        if settings.emperor.debug {
+            for line in &decision.applied {
+                eprintln!("uwsgi-docker: vassal {name}: policy: {line}");
+            }
+        }
+        spec.labels.push((
+            uwsgi_docker_core::plan::labels::TENANT.to_owned(),
+            tenant.uid.to_string(),
+        ));
+    }
+    let identity = identity(settings, name, sys::bridge_id());
+    let plan = plan(settings, spec, &identity, inherited_socket, true)?;
+    // Refused before anything exists; the write checks again.
+    if let Some(path) = &plan.spec.cidfile {
+        if let Err(source) = hostfs::check_cidfile(Path::new(path)) {
+            let path = path.clone();
+            return Err(VassalFault::Cidfile { path, source }.into());
+        }
+    }
+    // A missing mount source is refused, not created: Docker refuses it for
+    // HostConfig.Mounts, but Podman's compat API makes it a root-owned directory (as Binds
+    // did), so the bridge looks first. Only a definite "not there" refuses; the daemon
+    // judges the rest.
+    for mount in &plan.spec.mounts {
+        if matches!(
+            std::fs::symlink_metadata(&mount.host),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound
+        ) {
+            let message = uwsgi_docker_core::docker::missing_mount_source(mount);
+            return Err(VassalFault::MissingMountSource(message).into());
+        }
+    }
+    Ok(plan)
+}
+
+/// Plans a rollover's container from a changed config, exactly as the start did.
+fn rollover_planner(
+    settings: &RuntimeSettings,
+    start: &BridgeStart,
+    inherited: bool,
+) -> RolloverPlanner {
+    let settings = settings.clone();
+    let name = start.name.clone();
+    let origin = start.origin;
+    RolloverPlanner(Box::new(move |config: &[u8]| {
+        let Some(requested) = spec::parse_vassal(&name, config)? else {
+            let vassal = name.clone();
+            return Err(VassalFault::NotDocker { vassal }.into());
+        };
+        let plan = plan_vassal(&settings, &name, origin, &requested, inherited)?;
+        Ok((plan, requested))
+    }))
+}
+
+/// Bind `docker-socket` (the runtime's job: no action asks for it), or take the Emperor's
+/// on-demand socket, and run the bridge.
+pub fn run_bridge(
+    settings: &RuntimeSettings,
+    spec: VassalSpec,
+    mut start: BridgeStart,
+) -> ExitCode {
+    let requested = spec;
+    let socket_mode = settings
+        .emperor
+        .socket_mode
+        .unwrap_or(proxy::DEFAULT_SOCKET_MODE);
+    let name = start.name.clone();
+    let mut inherited = start.inherited_socket.take();
+    if requested.socket.is_some() && inherited.take().is_some() {
+        eprintln!("uwsgi-docker: vassal {name}: docker-socket is set, so the Emperor's on-demand socket is not passed to the container");
+    }
+    let plan = match plan_vassal(
+        settings,
+        &name,
+        start.origin,
+        &requested,
+        inherited.is_some(),
+    ) {
+        Ok(plan) => plan,
+        Err(e) => return fail_naming(&name, &e),
+    };
+    let planner = rollover_planner(settings, &start, inherited.is_some());
+    let identity = identity(settings, &name, sys::bridge_id());
+    let proxy_private_dir = plan
+        .proxy_in_private_dir
+        .then(|| private_dir(settings, &identity.emperor_id));
+    let (listen_socket, listen_socket_entry) = match &plan.spec.socket {
+        None => (inherited, None),
+        Some(address) => {
+            let owner = match (&plan.spec.socket_owner, &settings.socket_owner) {
+                (Some(value), _) => users::resolve_owner(value).map_err(|source| {
+                    Fault::from(VassalFault::SocketOwner {
+                        value: value.clone(),
+                        source,
+                    })
+                }),
+                (None, Some(value)) => users::resolve_owner(value).map_err(|source| {
+                    Fault::from(OperatorFault::SocketOwner {
+                        value: value.clone(),
+                        source,
+                    })
+                }),
+                (None, None) => Ok(SocketOwner::default()),
+            };
+            let owner = match owner {
+                Ok(owner) => owner,
+                Err(e) => return fail_naming(&name, &e),
+            };
+            match bind_listen_socket(address, socket_mode, owner) {
+                Ok((fd, entry)) => (Some(fd), entry),
+                Err(source) => {
+                    let address = address.to_string();
+                    return fail_naming(&name, &VassalFault::Socket { address, source });
+                }
+            }
+        }
+    };
+    let mut config = BridgeConfig::new(plan, requested, start.config);
+    config.emperor = match (&start.emperor_control, &start.emperor_config) {
+        (None, _) => EmperorChannels::None,
+        (Some(_), None) => EmperorChannels::Control,
+        (Some(_), Some(_)) => EmperorChannels::ControlAndConfig,
+    };
+    config.handoff_timeout = Duration::from_secs(settings.handoff_timeout_secs);
+    config.stop_grace = STOP_GRACE;
+    config.daemon_socket = settings.emperor.daemon_socket.clone();
+    config.debug = settings.emperor.debug;
+    let io = LoopIo {
+        emperor_control: start.emperor_control,
+        emperor_config: start.emperor_config,
+        config_file: start.config_file,
+        listen_socket,
+        listen_socket_entry,
+        daemon_socket: settings.emperor.daemon_socket.clone(),
+        socket_mode,
+        proxy_private_dir,
+        debug: settings.emperor.debug,
+        log_prefix: settings.log_prefix,
+        planner,
+    };
+    match bridge::run(config, io) {
+        Ok(code) => exit_code(code),
+        Err(e) => fail_naming(&start.name, &e),
+    }
+}
+
+/// Why `docker-socket` cannot be bound.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenSocketError {
+    #[error(transparent)]
+    Unix(#[from] HostFsError),
+    #[error("cannot make the socket blocking: {0}")]
+    Blocking(rustix::io::Errno),
+    #[error("{0}; another process listens there: stop it or choose another docker-socket")]
+    InUse(TcpBindError),
+    #[error(transparent)]
+    Tcp(TcpBindError),
+}
+
+/// Bind `docker-socket` as uWSGI would: a blocking listener (uWSGI sets its own flags),
+/// mode from the Emperor settings and `owner` for a unix path, bound with no symlink
+/// following (see [`hostfs::bind_unix`]). Returns the socket file's entry, removed at exit.
+fn bind_listen_socket(
+    address: &ListenAddress,
+    mode: u32,
+    owner: SocketOwner,
+) -> Result<(OwnedFd, Option<SocketEntry>), ListenSocketError> {
+    match address {
+        ListenAddress::Unix(path) => {
+            let bound = hostfs::bind_unix(Path::new(path), mode, owner)?;
+            if let Err(e) = rustix::io::ioctl_fionbio(&bound.listener, false) {
+                let _ = bound.entry.remove();
+                return Err(ListenSocketError::Blocking(e));
+            }
+            Ok((bound.listener, Some(bound.entry)))
+        }
+        ListenAddress::Tcp { ip, port } => match proxy::bind_tcp(ip, *port) {
+            Ok(fd) => Ok((fd, None)),
+            Err(e) if e.is_in_use() => Err(ListenSocketError::InUse(e)),
+            Err(e) => Err(ListenSocketError::Tcp(e)),
+        },
+    }
+}
+
+pub fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}

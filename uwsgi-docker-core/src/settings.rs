@@ -1,0 +1,355 @@
+//! The `UWSGIDOCKER_*` contract between the front-ends and the bridge runtime.
+//!
+//! Wrapper mode reads these variables from the Emperor's environment; `docker_plugin.so`
+//! turns its options into them and execs the bridge with them. Both go through this
+//! module, so the names, the defaults and the checks are written once.
+//!
+//! The prefix is `UWSGIDOCKER_`, not `UWSGI_`: uWSGI takes every `UWSGI_*` variable as
+//! one of its own options.
+//!
+//! Sans-IO: [`RuntimeSettings::from_env`] looks variables up through a function, and
+//! [`RuntimeSettings::to_env`] returns `(name, value)` pairs.
+//!
+//! ```
+//! use uwsgi_docker_core::settings::{var, RuntimeSettings};
+//!
+//! let env = [(var::DEBUG, "1"), (var::SOCKET_MODE, "660")];
+//! let lookup = |name: &str| env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string());
+//! let settings = RuntimeSettings::from_env(&lookup).unwrap();
+//! assert!(settings.emperor.debug);
+//! assert_eq!(settings.emperor.socket_mode, Some(0o660));
+//! assert_eq!(settings.to_env(), [(var::DEBUG, "1".to_owned()), (var::SOCKET_MODE, "660".to_owned())]);
+//! ```
+use std::path::PathBuf;
+
+use crate::spec::EmperorSettings;
+
+/// The variable names, one constant each.
+pub mod var {
+    /// Path of dockerd's unix socket (wins over `DOCKER_HOST`).
+    pub const DAEMON_SOCKET: &str = "UWSGIDOCKER_DAEMON_SOCKET";
+    /// Directory for proxy sockets, instead of the Emperor's private runtime directory.
+    pub const SOCKET_DIR: &str = "UWSGIDOCKER_SOCKET_DIR";
+    /// Base of the Emperors' private runtime directories.
+    pub const RUNTIME_DIR: &str = "UWSGIDOCKER_RUNTIME_DIR";
+    /// `1`: refuse vassals without a `docker-image`.
+    pub const REQUIRED: &str = "UWSGIDOCKER_REQUIRED";
+    /// `1`: debug log lines.
+    pub const DEBUG: &str = "UWSGIDOCKER_DEBUG";
+    /// `0`: relay the container's log lines without the `[VASSAL] ` prefix.
+    pub const LOG_PREFIX: &str = "UWSGIDOCKER_LOG_PREFIX";
+    /// Octal mode of the unix sockets the bridge binds.
+    pub const SOCKET_MODE: &str = "UWSGIDOCKER_SOCKET_MODE";
+    /// `USER[:GROUP]` of `docker-socket` unix sockets.
+    pub const SOCKET_OWNER: &str = "UWSGIDOCKER_SOCKET_OWNER";
+    /// The static in-container launcher.
+    pub const LAUNCHER: &str = "UWSGIDOCKER_LAUNCHER";
+    /// Seconds a container has to connect to its proxy socket.
+    pub const HANDOFF_TIMEOUT: &str = "UWSGIDOCKER_HANDOFF_TIMEOUT";
+    /// The real uWSGI binary for vassals that run on the host.
+    pub const UWSGI: &str = "UWSGIDOCKER_UWSGI";
+    /// The `io.uwsgi-docker.emperor` label value.
+    pub const EMPEROR_ID: &str = "UWSGIDOCKER_EMPEROR_ID";
+    /// The operator's policy file (tenant mode).
+    pub const POLICY: &str = "UWSGIDOCKER_POLICY";
+    /// Put before every container name.
+    pub const NAME_PREFIX: &str = "UWSGIDOCKER_NAME_PREFIX";
+    /// Not a setting: the wrapper sets it on its own re-exec (to retitle itself) and
+    /// removes it before anything else runs.
+    pub const TITLED: &str = "UWSGIDOCKER_TITLED";
+
+    /// Every setting, in the order [`super::RuntimeSettings::to_env`] writes them.
+    pub const ALL: &[&str] = &[
+        DAEMON_SOCKET,
+        SOCKET_DIR,
+        RUNTIME_DIR,
+        REQUIRED,
+        DEBUG,
+        LOG_PREFIX,
+        SOCKET_MODE,
+        SOCKET_OWNER,
+        LAUNCHER,
+        HANDOFF_TIMEOUT,
+        UWSGI,
+        EMPEROR_ID,
+        POLICY,
+        NAME_PREFIX,
+    ];
+}
+
+/// The default handoff deadline, in seconds: a container that has not connected to its
+/// proxy socket within this long is not going to (wrong `docker-uwsgi`, no uWSGI in the image).
+pub const DEFAULT_HANDOFF_TIMEOUT_SECS: u64 = 30;
+/// The longest handoff deadline [`var::HANDOFF_TIMEOUT`] takes, in seconds (an hour).
+pub const MAX_HANDOFF_TIMEOUT_SECS: u64 = 3600;
+/// The default base of the Emperors' private runtime directories.
+pub const DEFAULT_RUNTIME_DIR: &str = "/run/uwsgi-docker";
+
+/// Everything the bridge runtime takes from its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RuntimeSettings {
+    /// The settings the plugin's options also carry: daemon socket, socket directory,
+    /// required, debug, socket mode, name prefix.
+    pub emperor: EmperorSettings,
+    /// The real uWSGI for non-Docker vassals ([`var::UWSGI`]); `None`: `uwsgi` on `PATH`.
+    pub uwsgi: Option<PathBuf>,
+    /// The Emperor label value ([`var::EMPEROR_ID`]); `None`: the front-end picks one.
+    pub emperor_id: Option<String>,
+    /// Prefix the container's log lines with `[VASSAL] ` ([`var::LOG_PREFIX`], default on).
+    pub log_prefix: bool,
+    /// The operator's policy file ([`var::POLICY`]): tenant mode when set.
+    pub policy: Option<PathBuf>,
+    /// Where each Emperor's private proxy directory is made ([`var::RUNTIME_DIR`],
+    /// default [`DEFAULT_RUNTIME_DIR`]).
+    pub runtime_dir: PathBuf,
+    /// Default `USER[:GROUP]` of `docker-socket` unix sockets ([`var::SOCKET_OWNER`]);
+    /// a vassal's `docker-socket-owner` wins.
+    pub socket_owner: Option<String>,
+    /// How long a container has to connect to its proxy socket, in seconds
+    /// ([`var::HANDOFF_TIMEOUT`], default [`DEFAULT_HANDOFF_TIMEOUT_SECS`]).
+    pub handoff_timeout_secs: u64,
+    /// The static launcher ([`var::LAUNCHER`]); `None`: the runtime's own.
+    pub launcher: Option<PathBuf>,
+}
+
+impl Default for RuntimeSettings {
+    fn default() -> Self {
+        RuntimeSettings {
+            emperor: EmperorSettings::default(),
+            uwsgi: None,
+            emperor_id: None,
+            log_prefix: true,
+            policy: None,
+            runtime_dir: PathBuf::from(DEFAULT_RUNTIME_DIR),
+            socket_owner: None,
+            handoff_timeout_secs: DEFAULT_HANDOFF_TIMEOUT_SECS,
+            launcher: None,
+        }
+    }
+}
+
+/// A setting we refuse: the operator's environment (or the plugin's options), not a vassal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingsError {
+    /// A yes/no variable with another value.
+    #[error("{var}={value:?} is not a yes/no value; use 1 or 0")]
+    BadBool {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// [`var::SOCKET_MODE`] is not an octal mode up to `7777`.
+    #[error("{var}={value:?} is not an octal file mode; use e.g. 660")]
+    BadMode {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// `DOCKER_HOST` names something other than an absolute unix socket path.
+    #[error("{0}; or set UWSGIDOCKER_DAEMON_SOCKET to dockerd's unix socket path")]
+    DockerHost(#[from] crate::spec::SettingsError),
+    /// A path variable with a relative path.
+    #[error("{var}={value:?} must be an absolute path")]
+    NotAbsolute {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// [`var::NAME_PREFIX`] cannot start a container name.
+    #[error("UWSGIDOCKER_NAME_PREFIX={value:?} (docker-name-prefix) cannot start container names: {reason}")]
+    BadNamePrefix {
+        /// The prefix.
+        value: String,
+        /// Why a container name cannot start with it.
+        reason: crate::plan::NamePrefixError,
+    },
+    /// [`var::SOCKET_OWNER`] is not `USER[:GROUP]`.
+    #[error(
+        "{var}={value:?} is not USER[:GROUP] (names or numbers, no spaces), e.g. root:www-data"
+    )]
+    BadOwner {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// [`var::HANDOFF_TIMEOUT`] is not whole seconds in range.
+    #[error("UWSGIDOCKER_HANDOFF_TIMEOUT={value:?} is not a whole number of seconds from 1 to {MAX_HANDOFF_TIMEOUT_SECS}")]
+    BadHandoffTimeout {
+        /// Its value.
+        value: String,
+    },
+}
+
+impl SettingsError {
+    /// The variable the error is about (`DOCKER_HOST` for [`SettingsError::DockerHost`]).
+    pub fn var(&self) -> &'static str {
+        match self {
+            SettingsError::BadBool { var, .. }
+            | SettingsError::BadMode { var, .. }
+            | SettingsError::NotAbsolute { var, .. }
+            | SettingsError::BadOwner { var, .. } => var,
+            SettingsError::DockerHost(_) => "DOCKER_HOST",
+            SettingsError::BadNamePrefix { .. } => var::NAME_PREFIX,
+            SettingsError::BadHandoffTimeout { .. } => var::HANDOFF_TIMEOUT,
+        }
+    }
+}
+
+impl RuntimeSettings {
+    /// Reads the settings through `get` (the process environment in production, a map in
+    /// tests). An empty value counts as unset; `DOCKER_HOST` is read only when
+    /// [`var::DAEMON_SOCKET`] is unset.
+    ///
+    /// # Errors
+    /// The first variable with a value we refuse, naming it and what to give instead.
+    pub fn from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let non_empty = |name: &str| get(name).filter(|v| !v.is_empty());
+        let mut emperor = match non_empty(var::DAEMON_SOCKET) {
+            Some(path) => EmperorSettings {
+                daemon_socket: path,
+                ..EmperorSettings::default()
+            },
+            None => EmperorSettings::from_env(get)?,
+        };
+        emperor.socket_dir = absolute(var::SOCKET_DIR, non_empty(var::SOCKET_DIR))?;
+        emperor.docker_required = flag(get, var::REQUIRED)?.unwrap_or(false);
+        emperor.debug = flag(get, var::DEBUG)?.unwrap_or(false);
+        if let Some(mode) = non_empty(var::SOCKET_MODE) {
+            emperor.socket_mode = Some(match u32::from_str_radix(&mode, 8) {
+                Ok(m) if m <= 0o7777 => m,
+                _ => {
+                    return Err(SettingsError::BadMode {
+                        var: var::SOCKET_MODE,
+                        value: mode,
+                    })
+                }
+            });
+        }
+        if let Some(prefix) = non_empty(var::NAME_PREFIX) {
+            if let Err(reason) = crate::plan::check_name_prefix(&prefix) {
+                return Err(SettingsError::BadNamePrefix {
+                    value: prefix,
+                    reason,
+                });
+            }
+            emperor.name_prefix = Some(prefix);
+        }
+        let socket_owner = match non_empty(var::SOCKET_OWNER) {
+            Some(owner) if !is_owner(&owner) => {
+                return Err(SettingsError::BadOwner {
+                    var: var::SOCKET_OWNER,
+                    value: owner,
+                })
+            }
+            owner => owner,
+        };
+        let handoff_timeout_secs = match non_empty(var::HANDOFF_TIMEOUT) {
+            Some(value) => match value.parse::<u64>() {
+                Ok(secs) if (1..=MAX_HANDOFF_TIMEOUT_SECS).contains(&secs) => secs,
+                _ => return Err(SettingsError::BadHandoffTimeout { value }),
+            },
+            None => DEFAULT_HANDOFF_TIMEOUT_SECS,
+        };
+        Ok(RuntimeSettings {
+            emperor,
+            uwsgi: non_empty(var::UWSGI).map(PathBuf::from),
+            emperor_id: non_empty(var::EMPEROR_ID),
+            log_prefix: flag(get, var::LOG_PREFIX)?.unwrap_or(true),
+            policy: absolute(var::POLICY, non_empty(var::POLICY))?.map(PathBuf::from),
+            runtime_dir: absolute(var::RUNTIME_DIR, non_empty(var::RUNTIME_DIR))?
+                .map_or_else(|| PathBuf::from(DEFAULT_RUNTIME_DIR), PathBuf::from),
+            socket_owner,
+            handoff_timeout_secs,
+            launcher: non_empty(var::LAUNCHER).map(PathBuf::from),
+        })
+    }
+
+    /// The settings as variables, in [`var::ALL`]'s order: only those that differ from
+    /// [`RuntimeSettings::default`], so that they can be added to an inherited environment
+    /// without overriding what it already says. [`RuntimeSettings::from_env`] reads them
+    /// back to equal settings.
+    pub fn to_env(&self) -> Vec<(&'static str, String)> {
+        let defaults = RuntimeSettings::default();
+        let emperor = &self.emperor;
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.to_string_lossy().into_owned());
+        let yes = |on: bool| on.then(|| "1".to_owned());
+        let values = [
+            (var::DAEMON_SOCKET, {
+                let default = &defaults.emperor.daemon_socket;
+                (emperor.daemon_socket != *default).then(|| emperor.daemon_socket.clone())
+            }),
+            (var::SOCKET_DIR, emperor.socket_dir.clone()),
+            (
+                var::RUNTIME_DIR,
+                (self.runtime_dir != defaults.runtime_dir)
+                    .then(|| self.runtime_dir.to_string_lossy().into_owned()),
+            ),
+            (var::REQUIRED, yes(emperor.docker_required)),
+            (var::DEBUG, yes(emperor.debug)),
+            (var::LOG_PREFIX, (!self.log_prefix).then(|| "0".to_owned())),
+            (
+                var::SOCKET_MODE,
+                emperor.socket_mode.map(|m| format!("{m:o}")),
+            ),
+            (var::SOCKET_OWNER, self.socket_owner.clone()),
+            (var::LAUNCHER, path(&self.launcher)),
+            (
+                var::HANDOFF_TIMEOUT,
+                (self.handoff_timeout_secs != DEFAULT_HANDOFF_TIMEOUT_SECS)
+                    .then(|| self.handoff_timeout_secs.to_string()),
+            ),
+            (var::UWSGI, path(&self.uwsgi)),
+            (var::EMPEROR_ID, self.emperor_id.clone()),
+            (var::POLICY, path(&self.policy)),
+            (var::NAME_PREFIX, emperor.name_prefix.clone()),
+        ];
+        values
+            .into_iter()
+            .filter_map(|(name, value)| Some((name, value?)))
+            .collect()
+    }
+}
+
+/// `value` when it is an absolute path.
+fn absolute(name: &'static str, value: Option<String>) -> Result<Option<String>, SettingsError> {
+    match value {
+        Some(path) if !path.starts_with('/') => Err(SettingsError::NotAbsolute {
+            var: name,
+            value: path,
+        }),
+        value => Ok(value),
+    }
+}
+
+/// `USER` or `USER:GROUP`, each part a name or a number, no spaces.
+fn is_owner(value: &str) -> bool {
+    let part = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+    match value.split_once(':') {
+        Some((user, group)) => part(user) && part(group),
+        None => part(value),
+    }
+}
+
+/// A yes/no variable; `None` when unset. Set but empty is no.
+fn flag(
+    get: &dyn Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<Option<bool>, SettingsError> {
+    let Some(value) = get(name) else {
+        return Ok(None);
+    };
+    match value.to_ascii_lowercase().as_str() {
+        "" | "0" | "false" | "no" | "off" => Ok(Some(false)),
+        "1" | "true" | "yes" | "on" => Ok(Some(true)),
+        _ => Err(SettingsError::BadBool { var: name, value }),
+    }
+}
+
+#[cfg(test)]
+mod tests;
