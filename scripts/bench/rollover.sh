@@ -39,7 +39,6 @@ say "building"
 cargo build --release -q -p uwsgi-docker-cli
 BIN="${CARGO_TARGET_DIR:-$REPO/target}/release/uwsgi-docker"
 [[ -x "$BIN" ]] || die "the build did not produce $BIN"
-LAUNCHER="$(scripts/build-launcher.sh)"
 scripts/build-test-image.sh
 docker tag "$IMAGE:latest" "$IMAGE:roll-a"
 docker tag "$IMAGE:latest" "$IMAGE:roll-b"
@@ -166,7 +165,7 @@ measure() { # port change label
 }
 
 say "starting an Emperor wrapped by uwsgi-docker"
-UWSGIDOCKER_LAUNCHER="$LAUNCHER" UWSGIDOCKER_NAME_PREFIX="$PREFIX-" UWSGIDOCKER_EMPEROR_ID="$PREFIX" \
+UWSGIDOCKER_NAME_PREFIX="$PREFIX-" UWSGIDOCKER_EMPEROR_ID="$PREFIX" \
     uwsgi --emperor "dir://$DIR/vassals" --emperor-wrapper "$BIN" --emperor-freq 1 \
     --logto "$DIR/emperor.log" &
 EMPEROR_PID=$!
