@@ -352,6 +352,15 @@ fn our_labels(bridge: &'static str) -> [(&'static str, &'static str); 3] {
     ]
 }
 
+/// A runtime operation the harness makes fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum HostFault {
+    /// `BindProxy`.
+    ProxyBind,
+    /// `PrepareChannels`.
+    Channels,
+}
+
 /// The proxy socket as the harness saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ProxySeen {
@@ -379,7 +388,8 @@ struct Harness {
     /// What the vassal file says now; `ReadConfig` answers with it.
     file: Vec<u8>,
     exit: Option<i32>,
-    bind_fails: bool,
+    /// The runtime's operations that fail.
+    host_faults: BTreeSet<HostFault>,
     /// Bridge labels asked about with `QueryBridgeAlive`.
     bridge_queries: Vec<String>,
     /// How many of those are answered "alive" before the answer becomes "gone".
@@ -404,8 +414,6 @@ struct Harness {
     /// `PlanRollover` configs seen, and the refusal to answer with (`None`: plan it).
     plans: Vec<Vec<u8>>,
     plan_refusal: Option<String>,
-    /// `PrepareChannels` fails.
-    channels_fail: bool,
 }
 
 impl Harness {
@@ -426,7 +434,7 @@ impl Harness {
             config_reads: 0,
             file: VASSAL_CONFIG.to_vec(),
             exit: None,
-            bind_fails: false,
+            host_faults: BTreeSet::new(),
             bridge_queries: Vec::new(),
             alive_answers: 0,
             live_bridge_finishes_after: None,
@@ -441,7 +449,6 @@ impl Harness {
             dropped: Vec::new(),
             plans: Vec::new(),
             plan_refusal: None,
-            channels_fail: false,
         }
     }
 
@@ -489,7 +496,7 @@ impl Harness {
                 Action::DockerClose(conn) => self.open_conns.retain(|c| *c != conn),
                 Action::BindProxy { path } => {
                     assert!(path.starts_with("/etc/uwsgi/") && path.ends_with("app.ini.sock"));
-                    if self.bind_fails {
+                    if self.host_faults.contains(&HostFault::ProxyBind) {
                         self.bridge.handle_proxy_bound(
                             Err(std::io::Error::other("address in use")),
                             self.now,
@@ -553,7 +560,7 @@ impl Harness {
                 }
                 Action::PrepareChannels(generation) => {
                     self.prepared.push(generation);
-                    let result = if self.channels_fail {
+                    let result = if self.host_faults.contains(&HostFault::Channels) {
                         Err(std::io::Error::other("too many open files"))
                     } else {
                         Ok(())
@@ -1343,7 +1350,7 @@ fn foreign_peer_is_refused_and_the_vassal_still_gets_the_fds() {
 #[test]
 fn proxy_bind_failure_exits_before_any_request() {
     let mut h = Harness::new(test_config());
-    h.bind_fails = true;
+    h.host_faults.insert(HostFault::ProxyBind);
     h.run();
     assert!(h.daemon.requests.is_empty());
     assert!(h

@@ -255,7 +255,9 @@ fn a_new_container_failing_at_any_step_is_removed_and_the_old_one_serves_on() {
         let mut h = Harness::running_with_socket();
         match step {
             PlanRefused => h.plan_refusal = Some("vassal app.ini: docker-memory = 9t".into()),
-            Channels => h.channels_fail = true,
+            Channels => {
+                h.host_faults.insert(HostFault::Channels);
+            }
             ImageMissing => {
                 h.daemon.quirks.insert(Quirk::ImageMissing);
             }
