@@ -165,7 +165,8 @@ PODMAN_SKIP=(--skip a_row_moved_to_another_host_is_served_there_after_a_graceful
 echo "not run against Podman: ${PODMAN_SKIP[*]}" >&2
 UWSGIDOCKER_DAEMON_SOCKET="$PODMAN_SOCKET" RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}" \
     cargo_test -p uwsgi-docker-cli --test e2e --test e2e_conflicts --test e2e_fleet \
-    --test e2e_hostfs --test e2e_plugin --test e2e_socket --test e2e_tenants -- "${PODMAN_SKIP[@]}"
+    --test e2e_hostfs --test e2e_plugin --test e2e_rollover --test e2e_socket --test e2e_tenants \
+    -- "${PODMAN_SKIP[@]}"
 
 step "uWSGI 2.0.31 (pip build, cached in /opt)"
 UWSGI_2031="$(scripts/uwsgi-2.0.31.sh)"

@@ -8,7 +8,9 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use uwsgi_docker_core::handoff::{self, HandedFd};
-use uwsgi_docker_core::lifecycle::{Action, Bridge, BridgeConfig, DockerConn, ProxyPeer};
+use uwsgi_docker_core::lifecycle::{
+    Action, Bridge, BridgeConfig, DockerConn, ProxyPeer, VassalError,
+};
 use uwsgi_docker_core::plan::{ContainerPlan, PlanOptions, VassalIdentity};
 use uwsgi_docker_core::spec::VassalSpec;
 
@@ -118,10 +120,21 @@ impl Observer {
                     self.proxy_closed = true;
                     self.accepting = false;
                 }
-                Action::ToVassalControl(_) => {
+                Action::ToVassalControl(..) => {
                     assert!(self.handed_off, "vassal bytes before handoff")
                 }
-                Action::ToEmperor(_) | Action::ToVassalConfig(_) | Action::Log(..) => {}
+                Action::ToEmperor(_) | Action::ToVassalConfig(..) | Action::Log(..) => {}
+                Action::PrepareChannels(generation) => {
+                    bridge.handle_channels_prepared(generation, Ok(()), self.now)
+                }
+                Action::DropChannels(_) => {}
+                // Refused, so the proxy invariants above hold: the rollover's own path is
+                // driven by the harness in the core's tests.
+                Action::PlanRollover { .. } => {
+                    let reason = "refused by the fuzzer".to_owned();
+                    let refused = VassalError::SettingsRefused { reason };
+                    bridge.handle_rollover_plan(Err(refused.into()), self.now);
+                }
                 Action::ReadConfig => self.config_reads += 1,
                 Action::WriteCidFile { .. } => {}
                 Action::Exit(_) => {
@@ -221,7 +234,11 @@ pub fn check_lifecycle_ops(data: &[u8]) {
                     // The runtime has no socket for a connection that failed.
                     seen.open.remove(&conn.0);
                     seen.unanswered.retain(|(c, _)| *c != conn);
-                    bridge.handle_docker_connect_failed(conn, std::io::Error::other("refused"), now);
+                    bridge.handle_docker_connect_failed(
+                        conn,
+                        std::io::Error::other("refused"),
+                        now,
+                    );
                 }
             }
             4 => {
@@ -259,8 +276,8 @@ pub fn check_lifecycle_ops(data: &[u8]) {
             7 => bridge.handle_emperor_control(payload, now),
             8 => bridge.handle_emperor_control_eof(now),
             9 => bridge.handle_emperor_config(payload, now),
-            10 => bridge.handle_vassal_control(payload, now),
-            11 => bridge.handle_vassal_control_eof(now),
+            10 => bridge.handle_vassal_control(bridge.current_generation(), payload, now),
+            11 => bridge.handle_vassal_control_eof(bridge.current_generation(), now),
             12 => bridge.handle_config(Ok(payload.to_vec()), now),
             13 => bridge.handle_signal(now),
             14 => {

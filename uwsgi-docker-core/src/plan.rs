@@ -326,6 +326,20 @@ pub fn container_name(vassal: &str) -> String {
     format!("{prefix}-{:016x}", fnv1a64(vassal.as_bytes()))
 }
 
+/// The name of a vassal's container during a rollover, beside the one named `current`:
+/// containers alternate between [`prefixed_container_name`] and this name's sibling, the
+/// container name of `VASSAL` followed by a NUL and `next`. No vassal name holds a NUL, so
+/// that name is always sanitised (`VASSAL_next-HASH`) and never another vassal's; both
+/// carry the vassal's labels, so the conflict rules, `ps` and `gc` treat them alike.
+pub fn sibling_container_name(prefix: Option<&str>, vassal: &str, current: &str) -> String {
+    let primary = prefixed_container_name(prefix, vassal);
+    if current == primary {
+        prefixed_container_name(prefix, &format!("{vassal}\0next"))
+    } else {
+        primary
+    }
+}
+
 /// Docker's rule for names, plus our length cap.
 fn is_valid_name(name: &str) -> bool {
     let bytes = name.as_bytes();

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use uwsgi_docker_core::lifecycle::{BridgeConfig, EmperorChannels};
 use uwsgi_docker_core::plan::{ContainerPlan, PlanOptions, VassalIdentity};
-use uwsgi_docker_core::spec::{HandoffMode, ListenAddress, VassalSpec};
+use uwsgi_docker_core::spec::{self, HandoffMode, ListenAddress, VassalSpec};
 
 use crate::fault::{Fault, OperatorFault, VassalFault};
 use crate::output::fail_naming;
 use crate::proxy::TcpBindError;
-use crate::runtime::bridge::{self, LoopIo};
+use crate::runtime::bridge::{self, LoopIo, RolloverPlanner};
 use crate::runtime::hostfs::{self, HostFsError, SocketEntry, SocketOwner};
 use crate::runtime::users;
 use crate::settings::RuntimeSettings;
@@ -124,45 +124,36 @@ pub fn plan(
     Ok(plan)
 }
 
-/// Bind `docker-socket` (the runtime's job: no action asks for it), or take the Emperor's
-/// on-demand socket, and run the bridge.
-pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeStart) -> ExitCode {
-    let requested = spec.clone();
-    let mut spec = spec;
-    match tenancy::apply(settings, &start.name, start.origin, &mut spec) {
-        Ok(None) => {}
-        Ok(Some((tenant, decision))) => {
-            if settings.emperor.debug {
-                for line in &decision.applied {
-                    eprintln!("uwsgi-docker: vassal {}: policy: {line}", start.name);
-                }
+/// The container plan for a vassal's spec as its file asks for it: the operator policy
+/// applied (tenant mode), the launcher found, the plan validated, and the host paths it
+/// names checked, before anything is bound or created. The start and every rollover plan
+/// with this.
+pub fn plan_vassal(
+    settings: &RuntimeSettings,
+    name: &str,
+    origin: Origin,
+    requested: &VassalSpec,
+    inherited_socket: bool,
+) -> Result<ContainerPlan, Fault> {
+    let mut spec = requested.clone();
+    if let Some((tenant, decision)) = tenancy::apply(settings, name, origin, &mut spec)? {
+        if settings.emperor.debug {
+            for line in &decision.applied {
+                eprintln!("uwsgi-docker: vassal {name}: policy: {line}");
             }
-            spec.labels.push((
-                uwsgi_docker_core::plan::labels::TENANT.to_owned(),
-                tenant.uid.to_string(),
-            ));
         }
-        Err(e) => return fail_naming(&start.name, &e),
+        spec.labels.push((
+            uwsgi_docker_core::plan::labels::TENANT.to_owned(),
+            tenant.uid.to_string(),
+        ));
     }
-    let socket_mode = settings
-        .emperor
-        .socket_mode
-        .unwrap_or(proxy::DEFAULT_SOCKET_MODE);
-    let name = start.name.clone();
-    let mut inherited = start.inherited_socket;
-    if spec.socket.is_some() && inherited.take().is_some() {
-        eprintln!("uwsgi-docker: vassal {name}: docker-socket is set, so the Emperor's on-demand socket is not passed to the container");
-    }
-    let identity = identity(settings, &start.name, sys::bridge_id());
-    let plan = match plan(settings, spec, &identity, inherited.is_some(), true) {
-        Ok(plan) => plan,
-        Err(e) => return fail_naming(&start.name, &e),
-    };
+    let identity = identity(settings, name, sys::bridge_id());
+    let plan = plan(settings, spec, &identity, inherited_socket, true)?;
     // Refused before anything exists; the write checks again.
     if let Some(path) = &plan.spec.cidfile {
         if let Err(source) = hostfs::check_cidfile(Path::new(path)) {
             let path = path.clone();
-            return fail_naming(&name, &VassalFault::Cidfile { path, source });
+            return Err(VassalFault::Cidfile { path, source }.into());
         }
     }
     // A missing mount source is refused, not created: Docker refuses it for
@@ -175,9 +166,60 @@ pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeSta
             Err(e) if e.kind() == std::io::ErrorKind::NotFound
         ) {
             let message = uwsgi_docker_core::docker::missing_mount_source(mount);
-            return fail_naming(&name, &VassalFault::MissingMountSource(message));
+            return Err(VassalFault::MissingMountSource(message).into());
         }
     }
+    Ok(plan)
+}
+
+/// Plans a rollover's container from a changed config, exactly as the start did.
+fn rollover_planner(
+    settings: &RuntimeSettings,
+    start: &BridgeStart,
+    inherited: bool,
+) -> RolloverPlanner {
+    let settings = settings.clone();
+    let name = start.name.clone();
+    let origin = start.origin;
+    RolloverPlanner(Box::new(move |config: &[u8]| {
+        let Some(requested) = spec::parse_vassal(&name, config)? else {
+            let vassal = name.clone();
+            return Err(VassalFault::NotDocker { vassal }.into());
+        };
+        let plan = plan_vassal(&settings, &name, origin, &requested, inherited)?;
+        Ok((plan, requested))
+    }))
+}
+
+/// Bind `docker-socket` (the runtime's job: no action asks for it), or take the Emperor's
+/// on-demand socket, and run the bridge.
+pub fn run_bridge(
+    settings: &RuntimeSettings,
+    spec: VassalSpec,
+    mut start: BridgeStart,
+) -> ExitCode {
+    let requested = spec;
+    let socket_mode = settings
+        .emperor
+        .socket_mode
+        .unwrap_or(proxy::DEFAULT_SOCKET_MODE);
+    let name = start.name.clone();
+    let mut inherited = start.inherited_socket.take();
+    if requested.socket.is_some() && inherited.take().is_some() {
+        eprintln!("uwsgi-docker: vassal {name}: docker-socket is set, so the Emperor's on-demand socket is not passed to the container");
+    }
+    let plan = match plan_vassal(
+        settings,
+        &name,
+        start.origin,
+        &requested,
+        inherited.is_some(),
+    ) {
+        Ok(plan) => plan,
+        Err(e) => return fail_naming(&name, &e),
+    };
+    let planner = rollover_planner(settings, &start, inherited.is_some());
+    let identity = identity(settings, &name, sys::bridge_id());
     let proxy_private_dir = plan
         .proxy_in_private_dir
         .then(|| private_dir(settings, &identity.emperor_id));
@@ -233,6 +275,7 @@ pub fn run_bridge(settings: &RuntimeSettings, spec: VassalSpec, start: BridgeSta
         proxy_private_dir,
         debug: settings.emperor.debug,
         log_prefix: settings.log_prefix,
+        planner,
     };
     match bridge::run(config, io) {
         Ok(code) => exit_code(code),

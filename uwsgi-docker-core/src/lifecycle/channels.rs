@@ -3,18 +3,20 @@
 use super::events::Notice;
 #[cfg(test)]
 use super::interface::EmperorChannels;
-use super::interface::{Action, BridgeConfig};
+use super::interface::{Action, BridgeConfig, Generation};
 use super::outbox::Outbox;
 use crate::emperor::{encode_config, ConfigDecoder, EmperorMessage, VassalMessage};
 use crate::spec;
 
 /// What a config the vassal should get comes to.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub(super) enum ConfigVerdict {
     /// Push this packet to the vassal.
     Push(Vec<u8>),
-    /// The `[emperor]` section changed and the Emperor will start the vassal again: stop.
-    Recreate,
+    /// The `[emperor]` section changed (to this one; `None`: it is no longer a Docker
+    /// vassal) and there is an Emperor: roll over to a new container, or stop so that the
+    /// Emperor starts the vassal again.
+    Changed(Option<Box<spec::VassalSpec>>),
     /// Nothing to push (the config cannot be encoded).
     Drop,
 }
@@ -27,9 +29,13 @@ pub(super) struct ChannelRelay {
 }
 
 impl ChannelRelay {
-    /// Control bytes from the Emperor, relayed to the vassal when `relaying`. Returns
-    /// whether one of them asks the vassal to stop.
-    pub(super) fn relay_emperor_control(data: &[u8], relaying: bool, out: &mut Outbox) -> bool {
+    /// Control bytes from the Emperor, relayed to the vassal of the `relaying` generation,
+    /// if any. Returns whether one of them asks the vassal to stop.
+    pub(super) fn relay_emperor_control(
+        data: &[u8],
+        relaying: Option<Generation>,
+        out: &mut Outbox,
+    ) -> bool {
         let stop_at = data.iter().position(|&byte| {
             matches!(
                 EmperorMessage::from_byte(byte),
@@ -38,8 +44,8 @@ impl ChannelRelay {
         });
         // Up to the stop byte: the vassal stops, and nothing is relayed after that.
         let data = stop_at.map_or(data, |at| &data[..=at]);
-        if relaying {
-            out.push(Action::ToVassalControl(data.to_vec()));
+        if let Some(generation) = relaying {
+            out.push(Action::ToVassalControl(generation, data.to_vec()));
         }
         for &byte in data {
             match EmperorMessage::from_byte(byte) {
@@ -101,11 +107,10 @@ impl ChannelRelay {
         }
         match spec::parse_vassal(&settings.plan.vassal_name, config) {
             Ok(Some(spec)) if spec == settings.requested_spec => {}
-            // A container cannot take new settings, but a new one can: exit, and the
-            // Emperor respawns the vassal (also when it is no longer a Docker vassal).
-            Ok(_) if settings.emperor.has_control() => {
-                out.notice(Notice::Recreating);
-                return ConfigVerdict::Recreate;
+            // A container cannot take new settings, but a new one can (also when it is no
+            // longer a Docker vassal: then the Emperor runs it itself).
+            Ok(spec) if settings.emperor.has_control() => {
+                return ConfigVerdict::Changed(spec.map(Box::new));
             }
             Ok(_) => out.notice(Notice::ChangeAppliesNextStart),
             Err(e) => out.notice(Notice::ConfigInvalid(e)),
@@ -149,27 +154,28 @@ mod tests {
         let mut out = Outbox::new(false);
         let reload = EmperorMessage::Reload.to_byte();
         let stop = EmperorMessage::Stop.to_byte();
+        let first = Some(Generation(0));
         assert!(!ChannelRelay::relay_emperor_control(
             &[reload],
-            true,
+            first,
             &mut out
         ));
         assert!(ChannelRelay::relay_emperor_control(
             &[reload, stop, reload],
-            true,
+            first,
             &mut out
         ));
         let relayed: Vec<Vec<u8>> = drain(&mut out)
             .into_iter()
             .filter_map(|a| match a {
-                Action::ToVassalControl(b) => Some(b),
+                Action::ToVassalControl(Generation(0), b) => Some(b),
                 _ => None,
             })
             .collect();
         assert_eq!(relayed, [vec![reload], vec![reload, stop]]);
         assert!(!ChannelRelay::relay_emperor_control(
             &[reload],
-            false,
+            None,
             &mut out
         ));
         assert!(
@@ -202,7 +208,7 @@ mod tests {
     }
 
     #[test]
-    fn a_reload_pushes_the_same_section_and_recreates_on_a_change() {
+    fn a_reload_pushes_the_same_section_and_reports_a_change() {
         let mut out = Outbox::new(false);
         let config = settings();
         assert!(matches!(
@@ -210,10 +216,11 @@ mod tests {
             ConfigVerdict::Push(_)
         ));
         let changed = b"[emperor]\ndocker-image = app:2\n\n[uwsgi]\nhttp-socket = :3031\n";
-        assert_eq!(
-            ChannelRelay::judge(changed, &config, &mut out),
-            ConfigVerdict::Recreate
-        );
+        let ConfigVerdict::Changed(Some(spec)) = ChannelRelay::judge(changed, &config, &mut out)
+        else {
+            panic!("a changed section")
+        };
+        assert_eq!(spec.image, "app:2");
         let too_big = vec![b'x'; 70_000];
         assert_eq!(
             ChannelRelay::judge(&too_big, &config, &mut out),

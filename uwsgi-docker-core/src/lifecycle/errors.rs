@@ -80,6 +80,28 @@ pub enum VassalError {
     /// The daemon refused to start the container (a port in use, a bad command).
     #[error("cannot start the container: {0}")]
     StartRefused(DaemonError),
+    /// A changed `[emperor]` section that the runtime cannot plan a container for (a bad
+    /// attribute, the operator's policy).
+    #[error("the new settings are refused: {reason}")]
+    SettingsRefused {
+        /// Why, naming the vassal, the attribute and its value.
+        reason: String,
+    },
+    /// A rollover's new container exited before its vassal accepted requests.
+    #[error("the new container exited with status {status} before it accepted requests")]
+    ExitedBeforeAccepting {
+        /// The exit status.
+        status: i64,
+    },
+    /// A rollover's new vassal had its channels but did not report that it accepts requests.
+    #[error("the new vassal did not report that it accepts requests within {} s of its handoff", .within.as_secs())]
+    NeverAccepting {
+        /// The deadline.
+        within: Duration,
+    },
+    /// A rollover's new vassal closed its channel, or asked to be stopped, before accepting.
+    #[error("the new vassal left (closed its Emperor channel or asked to stop) before it accepted requests")]
+    LeftBeforeAccepting,
     /// The vassal did not connect to the proxy socket in time.
     #[error("the vassal did not connect to the proxy socket {path} within {} s; {hint}", .within.as_secs())]
     NeverConnected {
@@ -234,6 +256,12 @@ pub enum HostError {
     PidNamespace {
         /// The init's host pid.
         pid: u32,
+    },
+    /// A rollover's relayed channels could not be made.
+    #[error("cannot create the relayed channels for the new container: {source}")]
+    Channels {
+        /// What the runtime saw.
+        source: Arc<io::Error>,
     },
     /// `docker-cidfile` could not be written safely.
     #[error("cannot write docker-cidfile {path}: {source}")]

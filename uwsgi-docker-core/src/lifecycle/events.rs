@@ -140,6 +140,33 @@ pub enum Notice {
     /// A reload changed the `[emperor]` section: the container is recreated.
     #[error("the [emperor] section changed; removing the container so that the Emperor starts the vassal again with the new settings")]
     Recreating,
+    /// A reload changed the `[emperor]` section of a vassal that gets its listening socket
+    /// from the bridge: a new container is brought up beside the running one.
+    #[error("the [emperor] section changed; starting a new container (image {image}) beside the running one, which serves until the new one accepts requests")]
+    RollingOver {
+        /// The new container's image.
+        image: String,
+    },
+    /// The new container accepts requests and has the Emperor's channels.
+    #[error("the new container {to} accepts requests and has the Emperor's channels; stopping the old container {from} gracefully")]
+    RolledOver {
+        /// The old container's short id.
+        from: String,
+        /// The new container's short id.
+        to: String,
+    },
+    /// The old container of a rollover is removed: the rollover is complete.
+    #[error("removed the old container {0}; the rollover is complete")]
+    RetiredRemoved(String),
+    /// The new container of a rollover did not come up; it is removed, the old one serves on.
+    #[error("the rollover is abandoned and the running container keeps serving: {0}; the next change of the [emperor] section tries again")]
+    RolloverAbandoned(Box<BridgeError>),
+    /// After a rollover, the new container's id could not be written to `docker-cidfile`.
+    #[error("{0}; it still names the old container")]
+    CidfileStale(Box<BridgeError>),
+    /// A config came while a rollover runs: it is judged again once the rollover is done.
+    #[error("the vassal config changed again during the rollover; the newest one is applied when this rollover is done")]
+    RolloverQueued,
     /// A reload changed the `[emperor]` section, and there is no Emperor to restart us.
     #[error(
         "the [emperor] section changed; docker-* changes apply when the vassal is next started"
@@ -217,7 +244,9 @@ impl Notice {
             | Notice::RemoveFailed(_)
             | Notice::CleanupFailed(_)
             | Notice::OutputLost(_)
-            | Notice::DaemonLost(_) => LogLevel::Error,
+            | Notice::DaemonLost(_)
+            | Notice::RolloverAbandoned(_)
+            | Notice::CidfileStale(_) => LogLevel::Error,
             _ => LogLevel::Info,
         }
     }

@@ -12,6 +12,12 @@ use crate::spec;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DockerConn(pub u32);
 
+/// One set of relayed channels (control and config) and the vassal that gets them: the
+/// first vassal's is `Generation(0)`, made by the runtime at start; a rollover asks for the
+/// next with [`Action::PrepareChannels`]. While a rollover runs, two generations exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Generation(pub u32);
+
 /// A pending connection on the proxy listener, numbered by the runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ProxyPeer(pub u64);
@@ -132,7 +138,11 @@ pub enum Action {
         pid: u32,
     },
     /// Send `data` with these fds (SCM_RIGHTS) on the peer's connection, then close it.
+    /// The channel fds are the vassal's ends of `generation`'s channels; the socket is the
+    /// listening socket the bridge keeps (every generation gets the same one).
     Handoff {
+        /// Whose channels.
+        generation: Generation,
         /// Who gets them.
         peer: ProxyPeer,
         /// The message bytes.
@@ -157,10 +167,22 @@ pub enum Action {
     CloseProxy,
     /// Write to the Emperor's control channel.
     ToEmperor(Vec<u8>),
-    /// Write to the bridge's end of the relayed control channel.
-    ToVassalControl(Vec<u8>),
-    /// Write to the bridge's end of the relayed config channel.
-    ToVassalConfig(Vec<u8>),
+    /// Write to the bridge's end of this generation's relayed control channel.
+    ToVassalControl(Generation, Vec<u8>),
+    /// Write to the bridge's end of this generation's relayed config channel.
+    ToVassalConfig(Generation, Vec<u8>),
+    /// Make a new generation's relayed channels (socketpairs, as at start); answer with
+    /// [`Bridge::handle_channels_prepared`](super::Bridge::handle_channels_prepared).
+    PrepareChannels(Generation),
+    /// Close both ends of this generation's channels: its vassal is gone, or never came.
+    DropChannels(Generation),
+    /// Plan the container for this config, as at start (spec, operator policy, launcher,
+    /// checks), for a rollover; answer with
+    /// [`Bridge::handle_rollover_plan`](super::Bridge::handle_rollover_plan).
+    PlanRollover {
+        /// The vassal config with the changed `[emperor]` section.
+        config: Vec<u8>,
+    },
     /// Read the vassal's config source again; answer with
     /// [`Bridge::handle_config`](super::Bridge::handle_config).
     ReadConfig,
@@ -191,6 +213,9 @@ pub enum Phase {
     AwaitingVassal,
     /// The vassal has its channels; the bridge relays them.
     Running,
+    /// The vassal runs, and a new container for its changed `[emperor]` section is brought
+    /// up beside it (or the old one is retired after the switch).
+    RollingOver,
     /// The daemon went away while the container ran; the bridge tries to reach it again.
     Reattaching,
     /// Cleaning up: stopping and removing what exists.

@@ -5,7 +5,8 @@
 //! wait stream (`exit_watch`), the relay of the Emperor's channels (`channels`), the proxy
 //! socket and the authentication of its peer (`proxy_gate`), and a small timer table
 //! (`timers`). What happens in which order is decided in `sequence` (start-up and
-//! re-attaching) and `shutdown` (stopping and cleaning up).
+//! re-attaching), `rollover` (a second container for a changed `[emperor]` section) and
+//! `shutdown` (stopping and cleaning up).
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +20,7 @@ mod log_relay;
 mod outbox;
 mod proxy_gate;
 mod requests;
+mod rollover;
 mod sequence;
 mod shutdown;
 mod timers;
@@ -26,7 +28,7 @@ mod timers;
 pub use errors::{BridgeError, DaemonFault, Fault, HostError, OperatorError, VassalError};
 pub use events::{Event, LogLevel, Notice};
 pub use interface::{
-    Action, BridgeConfig, DockerConn, EmperorChannels, Outcome, Phase, ProxyPeer,
+    Action, BridgeConfig, DockerConn, EmperorChannels, Generation, Outcome, Phase, ProxyPeer,
     DEFAULT_REATTACH_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
 };
 
@@ -36,11 +38,12 @@ use log_relay::LogRelay;
 use outbox::Outbox;
 use proxy_gate::{ProxyGate, ProxyState};
 use requests::Requests;
+use rollover::Rollover;
 use shutdown::Shutdown;
 use timers::{Timer, Timers};
 
 use crate::docker::Api;
-use crate::emperor::encode_config;
+use crate::emperor::{encode_config, EmperorMessage};
 
 /// Where the bridge is; [`Phase`] is its public summary.
 #[derive(Debug)]
@@ -114,6 +117,61 @@ impl Container {
         match self {
             Container::Created(id) | Container::Started(id) | Container::Exited(id) => Some(id),
             Container::None | Container::Unknown => None,
+        }
+    }
+}
+
+/// One container of the vassal and what belongs to it alone: its streams, its proxy gate
+/// (and init pid), and the generation of relayed channels its vassal gets. The bridge has
+/// one, `current`; a rollover brings up a second beside it.
+#[derive(Debug)]
+struct Instance {
+    generation: Generation,
+    container: Container,
+    logs: Option<LogRelay>,
+    exit_watch: Option<ExitWatch>,
+    proxy: ProxyGate,
+}
+
+impl Instance {
+    fn new(generation: Generation) -> Instance {
+        Instance {
+            generation,
+            container: Container::None,
+            logs: None,
+            exit_watch: None,
+            proxy: ProxyGate::new(),
+        }
+    }
+
+    /// The earliest deadline of its streams not yet armed.
+    fn deadline(&self) -> Option<Instant> {
+        let attach = self
+            .logs
+            .as_ref()
+            .and_then(|l| l.pending())
+            .map(|p| p.deadline);
+        let wait = self
+            .exit_watch
+            .as_ref()
+            .and_then(|w| w.pending())
+            .map(|p| p.deadline);
+        attach.into_iter().chain(wait).min()
+    }
+
+    fn owns_stream(&self, conn: DockerConn) -> bool {
+        self.logs.as_ref().is_some_and(|l| l.conn() == conn)
+            || self.exit_watch.as_ref().is_some_and(|w| w.conn() == conn)
+    }
+
+    /// Closes its streams (what the attach stream holds is logged first).
+    fn close_streams(&mut self, out: &mut Outbox) {
+        if let Some(mut logs) = self.logs.take() {
+            logs.flush(out);
+            out.push(Action::DockerClose(logs.conn()));
+        }
+        if let Some(wait) = self.exit_watch.take() {
+            out.push(Action::DockerClose(wait.conn()));
         }
     }
 }
@@ -203,6 +261,15 @@ const VASSAL_EXIT_GRACE: Duration = Duration::from_secs(2);
 /// the grace, remove the grace, and after any deadline the stop is skipped for a forced
 /// remove: stopping ends within [`Bridge::shutdown_bound`] whatever the daemon does.
 ///
+/// **A changed `[emperor]` section** of a vassal whose listening socket the bridge holds
+/// (`docker-socket`, an on-demand socket), under an Emperor and with no published port,
+/// rolls over instead of recreating: a second container is brought up beside the first on
+/// the same socket, gets fresh channels ([`Generation`]s), and takes the Emperor's channels
+/// once its uWSGI accepts requests; the old one is stopped gracefully and removed
+/// ([`Phase::RollingOver`] meanwhile). If the new one fails, it is removed and the old one
+/// serves on. The runtime plans the new container ([`Action::PlanRollover`]) and makes its
+/// channels ([`Action::PrepareChannels`]); see the `rollover` module for the whole path.
+///
 /// **Losing the daemon while the vassal runs** (its wait stream closes before the exit)
 /// does not end the vassal: the container may survive (Podman's containers outlive its
 /// service; Docker's with live-restore). The bridge keeps relaying the Emperor's channels
@@ -217,10 +284,14 @@ pub struct Bridge {
     out: Outbox,
     api: Option<Api>,
     requests: Requests,
-    logs: Option<LogRelay>,
-    exit_watch: Option<ExitWatch>,
-    container: Container,
-    proxy: ProxyGate,
+    /// The container that has the Emperor's channels (or is being started for them).
+    current: Instance,
+    /// A second container being brought up for a changed `[emperor]` section, or the old
+    /// one being retired after the switch.
+    rollover: Option<Rollover>,
+    /// The Emperor's reload byte waits while the file is read again: a changed
+    /// `[emperor]` section then rolls over without reloading the running vassal.
+    held_reload: bool,
     channels: ChannelRelay,
     timers: Timers,
     create_attempts: u8,
@@ -235,10 +306,9 @@ impl Bridge {
             step: Step::BindingProxy,
             api: None,
             requests: Requests::default(),
-            logs: None,
-            exit_watch: None,
-            container: Container::None,
-            proxy: ProxyGate::new(),
+            current: Instance::new(Generation::default()),
+            rollover: None,
+            held_reload: false,
             channels: ChannelRelay::default(),
             timers: Timers::default(),
             create_attempts: 0,
@@ -250,7 +320,7 @@ impl Bridge {
             return bridge;
         }
         let path = bridge.config.plan.proxy_host_path.clone();
-        bridge.proxy.bind(path, &mut bridge.out);
+        bridge.current.proxy.bind(path, &mut bridge.out);
         bridge
     }
 
@@ -285,6 +355,27 @@ impl Bridge {
         self.input(|b| b.on_proxy_bound(result, now));
     }
 
+    /// The answer to [`Action::PrepareChannels`].
+    pub fn handle_channels_prepared(
+        &mut self,
+        generation: Generation,
+        result: Result<(), io::Error>,
+        now: Instant,
+    ) {
+        self.input(|b| b.on_channels_prepared(generation, result, now));
+    }
+
+    /// The answer to [`Action::PlanRollover`]: the new container's plan and the
+    /// `[emperor]` section as the config asks for it (before the policy), or why the runtime
+    /// refuses it ([`VassalError::SettingsRefused`]).
+    pub fn handle_rollover_plan(
+        &mut self,
+        plan: Result<(crate::plan::ContainerPlan, crate::spec::VassalSpec), BridgeError>,
+        now: Instant,
+    ) {
+        self.input(|b| b.on_rollover_plan(plan, now));
+    }
+
     /// A connection on the proxy listener; `pid_ns` is the peer's pid namespace id (from
     /// SO_PEERCRED and `/proc/PID/ns/pid`), `None` when it could not be read. Only a peer
     /// in the container init's namespace gets the channels; others are refused.
@@ -313,7 +404,11 @@ impl Bridge {
     /// Bytes from the Emperor's control channel: relayed to the vassal; a stop byte stops it.
     pub fn handle_emperor_control(&mut self, data: &[u8], now: Instant) {
         self.input(|b| {
-            let relaying = b.relaying();
+            if data == [EmperorMessage::Reload.to_byte()] && b.may_roll_over_on_reload() {
+                b.held_reload = true;
+                return b.out.push(Action::ReadConfig);
+            }
+            let relaying = b.relaying().then_some(b.current.generation);
             if ChannelRelay::relay_emperor_control(data, relaying, &mut b.out) {
                 b.stop(Outcome::Stopped, now);
             }
@@ -339,10 +434,13 @@ impl Bridge {
         });
     }
 
-    /// Bytes from the vassal's end of the relayed control channel.
-    pub fn handle_vassal_control(&mut self, data: &[u8], now: Instant) {
+    /// Bytes from the vassal's end of `generation`'s relayed control channel.
+    pub fn handle_vassal_control(&mut self, generation: Generation, data: &[u8], now: Instant) {
         self.input(|b| {
-            if b.proxy.is_handed_off()
+            if generation != b.current.generation {
+                return b.on_other_vassal_control(generation, data, now);
+            }
+            if b.current.proxy.is_handed_off()
                 && ChannelRelay::relay_vassal_control(data, &b.config, &mut b.out)
             {
                 b.stop(Outcome::Stopped, now);
@@ -350,14 +448,21 @@ impl Bridge {
         });
     }
 
-    /// The vassal closed its control channel: usually its container is exiting.
-    pub fn handle_vassal_control_eof(&mut self, now: Instant) {
-        self.input(|b| b.on_vassal_control_eof(now));
+    /// `generation`'s vassal closed its control channel: usually its container is exiting.
+    pub fn handle_vassal_control_eof(&mut self, generation: Generation, now: Instant) {
+        self.input(|b| {
+            if generation == b.current.generation {
+                b.on_vassal_control_eof(now);
+            } else {
+                b.on_other_vassal_control_eof(generation, now);
+            }
+        });
     }
 
     /// The answer to [`Action::ReadConfig`].
     pub fn handle_config(&mut self, config: Result<Vec<u8>, io::Error>, now: Instant) {
         self.input(|b| match config {
+            _ if std::mem::take(&mut b.held_reload) => b.on_reload_read(config),
             Ok(config) => b.push_config(&config, now),
             // Without a config the vassal exits after 5 s; the Emperor respawns it.
             Err(e) => b.out.notice(Notice::ConfigUnreadable(Arc::new(e))),
@@ -365,13 +470,20 @@ impl Bridge {
     }
 
     /// The answer to [`Action::WriteCidFile`]: a cidfile that cannot be written safely
-    /// fails the vassal (its container is removed).
+    /// fails the vassal (its container is removed); after a rollover's switch it is only
+    /// logged, and the vassal runs on.
     pub fn handle_cidfile_written(&mut self, result: Result<(), io::Error>, now: Instant) {
         self.input(|b| {
             if let Err(e) = result {
                 let path = b.config.plan.spec.cidfile.clone().unwrap_or_default();
                 let source = Arc::new(e);
-                b.fail(HostError::Cidfile { path, source }.into(), now);
+                let error = BridgeError::from(HostError::Cidfile { path, source });
+                // After a rollover the vassal runs on: the file is only out of date.
+                if matches!(b.step, Step::Running) {
+                    b.out.notice(Notice::CidfileStale(Box::new(error)));
+                } else {
+                    b.fail(error, now);
+                }
             }
         });
     }
@@ -405,14 +517,8 @@ impl Bridge {
         [
             self.timers.next(),
             self.requests.deadline(),
-            self.logs
-                .as_ref()
-                .and_then(|l| l.pending())
-                .map(|p| p.deadline),
-            self.exit_watch
-                .as_ref()
-                .and_then(|w| w.pending())
-                .map(|p| p.deadline),
+            self.current.deadline(),
+            self.rollover.as_ref().and_then(Rollover::deadline),
         ]
         .into_iter()
         .flatten()
@@ -435,6 +541,7 @@ impl Bridge {
                 Phase::Starting
             }
             Step::AwaitingVassal => Phase::AwaitingVassal,
+            Step::Running if self.rollover.is_some() => Phase::RollingOver,
             Step::Running => Phase::Running,
             Step::Reattaching(_) => Phase::Reattaching,
             Step::Stopping(_) => Phase::Stopping,
@@ -459,7 +566,12 @@ impl Bridge {
 
     /// The container id, once created.
     pub fn container_id(&self) -> Option<&str> {
-        self.container.id()
+        self.current.container.id()
+    }
+
+    /// The generation of channels the Emperor's bytes go to.
+    pub fn current_generation(&self) -> Generation {
+        self.current.generation
     }
 
     // ---- internals shared by the parts ----
@@ -477,7 +589,8 @@ impl Bridge {
 
     /// The Emperor's control bytes reach the vassal: it has its channels and is not stopping.
     fn relaying(&self) -> bool {
-        self.proxy.is_handed_off() && matches!(self.step, Step::Running | Step::Reattaching(_))
+        self.current.proxy.is_handed_off()
+            && matches!(self.step, Step::Running | Step::Reattaching(_))
     }
 
     /// How long the container may take to stop on its own before the daemon kills it.
@@ -486,22 +599,31 @@ impl Bridge {
     }
 
     fn push_config(&mut self, config: &[u8], now: Instant) {
+        if self.is_stopping() {
+            return;
+        }
         match ChannelRelay::judge(config, &self.config, &mut self.out) {
-            ConfigVerdict::Push(packet) if !self.is_stopping() => {
-                self.out.push(Action::ToVassalConfig(packet))
+            ConfigVerdict::Push(packet) => {
+                self.note_config_during_rollover(config);
+                self.config.config = config.to_vec();
+                let generation = self.current.generation;
+                self.out.push(Action::ToVassalConfig(generation, packet));
             }
-            ConfigVerdict::Recreate => self.stop(Outcome::Recreate, now),
-            ConfigVerdict::Push(_) | ConfigVerdict::Drop => {}
+            ConfigVerdict::Changed(spec) => self.on_settings_changed(config, spec, now),
+            ConfigVerdict::Drop => {}
         }
     }
 
     fn on_proxy_bound(&mut self, result: Result<(), io::Error>, now: Instant) {
-        if self.proxy.state != ProxyState::Binding {
+        if self.rollover_binds() {
+            return self.on_rollover_proxy_bound(result, now);
+        }
+        if self.current.proxy.state != ProxyState::Binding {
             return;
         }
         match result {
             Ok(()) => {
-                self.proxy.state = ProxyState::Bound;
+                self.current.proxy.state = ProxyState::Bound;
                 if matches!(self.step, Step::BindingProxy) {
                     self.step = Step::Negotiating;
                 }
@@ -509,7 +631,7 @@ impl Bridge {
             }
             Err(e) => {
                 // Nothing was bound, so there is nothing of ours to unlink.
-                self.proxy.state = ProxyState::Closed;
+                self.current.proxy.state = ProxyState::Closed;
                 let path = self.config.plan.proxy_host_path.clone();
                 let source = Arc::new(e);
                 self.fail(HostError::ProxyBind { path, source }.into(), now);
@@ -526,12 +648,23 @@ impl Bridge {
         pid_ns: Option<u64>,
         now: Instant,
     ) {
-        if !matches!(self.step, Step::AwaitingVassal) || !self.proxy.admits(pid_ns) {
+        if self.rollover_accepts(pid_ns) {
+            return self.on_rollover_peer(peer, now);
+        }
+        if !matches!(self.step, Step::AwaitingVassal) || !self.current.proxy.admits(pid_ns) {
             self.out.push(Action::RefusePeer { peer });
             self.out.notice(Notice::RefusedPeer { pid });
             return;
         }
-        if let Err(e) = self.proxy.hand_off(peer, &self.config, &mut self.out) {
+        let (generation, passes_socket) = (self.current.generation, self.config.plan.passes_socket);
+        let handed = self.current.proxy.hand_off(
+            peer,
+            generation,
+            &self.config.config,
+            passes_socket,
+            &mut self.out,
+        );
+        if let Err(e) = handed {
             return self.fail(VassalError::Config(e).into(), now);
         }
         self.timers.clear(Timer::Handoff);
@@ -540,7 +673,12 @@ impl Bridge {
     }
 
     fn on_pid_namespace(&mut self, pid: u32, pid_ns: Option<u64>, now: Instant) {
-        if !matches!(self.step, Step::ResolvingNamespace) || self.proxy.init_pid() != Some(pid) {
+        if self.rollover_resolves(pid) {
+            return self.on_rollover_pid_namespace(pid_ns, now);
+        }
+        if !matches!(self.step, Step::ResolvingNamespace)
+            || self.current.proxy.init_pid() != Some(pid)
+        {
             return;
         }
         match pid_ns {
@@ -548,7 +686,7 @@ impl Bridge {
                 self.step = Step::AwaitingVassal;
                 self.timers
                     .set(Timer::Handoff, now + self.config.handoff_timeout);
-                self.proxy.accept_from(ns, &mut self.out);
+                self.current.proxy.accept_from(ns, &mut self.out);
             }
             None => self.fail(HostError::PidNamespace { pid }.into(), now),
         }
@@ -559,8 +697,14 @@ impl Bridge {
             self.out.notice(Notice::VassalClosedChannel);
             // Usually its container is exiting: let the wait say how (an OOM kill is told
             // from its status), for a moment, before stopping it ourselves.
-            let started = matches!(self.container, Container::Started(_));
-            if started && self.exit_watch.as_ref().is_some_and(ExitWatch::is_armed) {
+            let started = matches!(self.current.container, Container::Started(_));
+            if started
+                && self
+                    .current
+                    .exit_watch
+                    .as_ref()
+                    .is_some_and(ExitWatch::is_armed)
+            {
                 self.timers.set(Timer::VassalGone, now + VASSAL_EXIT_GRACE);
                 return;
             }
@@ -573,7 +717,8 @@ impl Bridge {
             self.stop(Outcome::VassalLeft, now);
         }
         if self.timers.take_due(Timer::Handoff, now) {
-            self.fail(sequence::never_connected(&self.config).into(), now);
+            let error = sequence::never_connected(&self.config.plan, self.config.handoff_timeout);
+            self.fail(error.into(), now);
         }
         if self.timers.take_due(Timer::Backoff, now) {
             if matches!(self.step, Step::BackingOff) {
@@ -584,7 +729,11 @@ impl Bridge {
         if self.timers.take_due(Timer::Reconnect, now) {
             self.reconnect(now);
         }
+        if self.timers.take_due(Timer::Rollover, now) {
+            self.on_rollover_timer(now);
+        }
         self.on_overdue_requests(now);
+        self.on_overdue_rollover(now);
     }
 }
 

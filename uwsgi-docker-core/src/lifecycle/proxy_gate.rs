@@ -1,6 +1,6 @@
 //! The proxy socket: bound before anything is created, open to exactly one peer from
 //! inside the vassal's container (told by its pid namespace), closed after the handoff.
-use super::interface::{Action, BridgeConfig, ProxyPeer};
+use super::interface::{Action, Generation, ProxyPeer};
 use super::outbox::Outbox;
 use crate::emperor::{encode_config, ConfigError};
 use crate::handoff::{self, HandedFd};
@@ -66,27 +66,35 @@ impl ProxyGate {
             && pid_ns == self.init_pid_ns
     }
 
-    /// Hands the channels (and the socket, if the plan passes one) to `peer`, after the
-    /// config that waits in the channel's buffer, and closes the listener: single use.
+    /// Hands `generation`'s channels (and the listening socket, with `passes_socket`) to
+    /// `peer`, after `config`, which waits in the channel's buffer, and closes the
+    /// listener: single use.
     pub(super) fn hand_off(
         &mut self,
         peer: ProxyPeer,
-        config: &BridgeConfig,
+        generation: Generation,
+        config: &[u8],
+        passes_socket: bool,
         out: &mut Outbox,
     ) -> Result<(), ConfigError> {
-        let mut packet = Vec::with_capacity(config.config.len() + 4);
-        encode_config(&config.config, &mut packet)?;
+        let mut packet = Vec::with_capacity(config.len() + 4);
+        encode_config(config, &mut packet)?;
         // uWSGI reads the config right after the handoff.
-        out.push(Action::ToVassalConfig(packet));
+        out.push(Action::ToVassalConfig(generation, packet));
         // Protocol order: control, config, then the listening socket. A 2.0.x uWSGI takes
         // only two fds, so with a socket the plan's launcher receives them (native mode
         // with a socket is for uWSGI master, which maps the third onto fd 0).
         let mut fds = vec![HandedFd::Control, HandedFd::Config];
-        if config.plan.passes_socket {
+        if passes_socket {
             fds.push(HandedFd::Socket);
         }
         let data = handoff::encode(&fds).to_vec();
-        out.push(Action::Handoff { peer, data, fds });
+        out.push(Action::Handoff {
+            generation,
+            peer,
+            data,
+            fds,
+        });
         out.push(Action::CloseProxy);
         self.state = ProxyState::HandedOff;
         Ok(())

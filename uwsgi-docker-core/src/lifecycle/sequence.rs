@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::errors::{BridgeError, DaemonFault, OperatorError, VassalError};
 use super::events::{Event, Notice};
 use super::exit_watch::{ExitWatch, WaitFor, WaitProgress};
-use super::interface::{Action, BridgeConfig, DockerConn, Outcome};
+use super::interface::{Action, DockerConn, Outcome};
 use super::log_relay::{AttachProgress, LogRelay};
 use super::requests::{ApiRequest, Reply};
 use super::timers::Timer;
@@ -15,6 +15,7 @@ use super::{
 };
 use crate::docker::{self, Api, DaemonError};
 use crate::http_reader::Response;
+use crate::plan::ContainerPlan;
 
 /// Pause before creating again after a conflict: the removal may still be in progress, or
 /// a live bridge finishing its own shutdown. Doubled after each try, up to
@@ -50,7 +51,7 @@ impl Bridge {
             return;
         };
         let mut bytes = Vec::new();
-        let request = match (&self.step, self.container.id()) {
+        let request = match (&self.step, self.current.container.id()) {
             (Step::Creating, _) => {
                 self.create_attempts += 1;
                 api.create(&self.config.plan, &mut bytes);
@@ -97,22 +98,33 @@ impl Bridge {
     // ---- daemon connections ----
 
     pub(super) fn on_docker_data(&mut self, conn: DockerConn, data: &[u8], now: Instant) {
+        if self.rollover_owns(conn) {
+            return self.on_rollover_docker_data(conn, data, now);
+        }
         if self.requests.owns(conn) {
             let reply = self.requests.on_data(&mut self.out, data);
             self.on_reply(reply, now);
-        } else if self.logs.as_ref().is_some_and(|l| l.conn() == conn) {
+        } else if self.current.logs.as_ref().is_some_and(|l| l.conn() == conn) {
             self.on_attach_data(data, now);
-        } else if self.exit_watch.as_ref().is_some_and(|w| w.conn() == conn) {
+        } else if self
+            .current
+            .exit_watch
+            .as_ref()
+            .is_some_and(|w| w.conn() == conn)
+        {
             self.on_wait_data(data, now);
         }
         // Data on a connection we already dropped is ignored.
     }
 
     pub(super) fn on_docker_eof(&mut self, conn: DockerConn, now: Instant) {
+        if self.rollover_owns(conn) {
+            return self.on_rollover_docker_eof(conn, now);
+        }
         if self.requests.owns(conn) {
             let reply = self.requests.on_eof(&mut self.out);
             self.on_reply(reply, now);
-        } else if let Some(mut logs) = self.logs.take_if(|l| l.conn() == conn) {
+        } else if let Some(mut logs) = self.current.logs.take_if(|l| l.conn() == conn) {
             self.out.push(Action::DockerClose(conn));
             if logs.is_upgraded() {
                 logs.flush(&mut self.out);
@@ -123,7 +135,12 @@ impl Bridge {
                 };
                 self.stream_failed(fault, now);
             }
-        } else if self.exit_watch.take_if(|w| w.conn() == conn).is_some() {
+        } else if self
+            .current
+            .exit_watch
+            .take_if(|w| w.conn() == conn)
+            .is_some()
+        {
             self.out.push(Action::DockerClose(conn));
             if !self.is_stopping() {
                 let fault = DaemonFault::StreamClosed {
@@ -141,11 +158,18 @@ impl Bridge {
         fault: DaemonFault,
         now: Instant,
     ) {
+        if self.rollover_owns(conn) {
+            return self.on_rollover_connect_failed(conn, fault, now);
+        }
         if self.requests.owns(conn) {
             let reply = self.requests.on_connect_failed(fault);
             self.on_reply(reply, now);
-        } else if self.logs.take_if(|l| l.conn() == conn).is_some()
-            || self.exit_watch.take_if(|w| w.conn() == conn).is_some()
+        } else if self.current.logs.take_if(|l| l.conn() == conn).is_some()
+            || self
+                .current
+                .exit_watch
+                .take_if(|w| w.conn() == conn)
+                .is_some()
         {
             self.stream_failed(fault, now);
         }
@@ -170,14 +194,14 @@ impl Bridge {
             self.api_failed(request, fault, now);
         }
         let attach_due = |l: &mut LogRelay| l.pending().is_some_and(|p| p.due(now));
-        if let Some(logs) = self.logs.take_if(attach_due) {
+        if let Some(logs) = self.current.logs.take_if(attach_due) {
             self.out.push(Action::DockerClose(logs.conn()));
             if let Some(pending) = logs.pending() {
                 self.stream_timed_out(pending.timed_out(), now);
             }
         }
         let wait_due = |w: &mut ExitWatch| w.pending().is_some_and(|p| p.due(now));
-        if let Some(wait) = self.exit_watch.take_if(wait_due) {
+        if let Some(wait) = self.current.exit_watch.take_if(wait_due) {
             self.out.push(Action::DockerClose(wait.conn()));
             if let Some(pending) = wait.pending() {
                 self.stream_timed_out(pending.timed_out(), now);
@@ -214,7 +238,7 @@ impl Bridge {
     /// could be read, or by hand): nothing is left to stop or remove.
     fn container_gone(&mut self, now: Instant) {
         self.close_streams();
-        self.container = Container::None;
+        self.current.container = Container::None;
         self.out.notice(Notice::ContainerGone);
         self.stop(Outcome::VassalLeft, now);
     }
@@ -234,13 +258,13 @@ impl Bridge {
             }
             // The create may or may not have happened: the cleanup inspects the name.
             ApiRequest::Create => {
-                if self.container == Container::None {
-                    self.container = Container::Unknown;
+                if self.current.container == Container::None {
+                    self.current.container = Container::Unknown;
                 }
                 self.fail(fault.into(), now);
             }
             ApiRequest::InspectCreated => {
-                self.container = Container::None;
+                self.current.container = Container::None;
                 let name = self.config.plan.container_name.clone();
                 let reason = Box::new(BridgeError::from(fault));
                 self.out.notice(Notice::CreatedUnknown { name, reason });
@@ -271,7 +295,7 @@ impl Bridge {
                     for warning in created.warnings {
                         self.out.notice(Notice::DaemonWarning(warning));
                     }
-                    self.container = Container::Created(created.id.clone());
+                    self.current.container = Container::Created(created.id.clone());
                     if let Some(path) = self.config.plan.spec.cidfile.clone() {
                         let id = created.id.clone();
                         self.out.push(Action::WriteCidFile { path, id });
@@ -299,10 +323,10 @@ impl Bridge {
             },
             ApiRequest::InspectCreated => {
                 let name = self.config.plan.container_name.clone();
-                self.container = Container::None;
+                self.current.container = Container::None;
                 match docker::parse_inspect(&response) {
                     Ok(info) if self.made_by_us(&info.labels) => {
-                        self.container = Container::Created(info.id);
+                        self.current.container = Container::Created(info.id);
                     }
                     Ok(info) => {
                         let holder = short_id(&info.id).to_owned();
@@ -353,8 +377,8 @@ impl Bridge {
             ApiRequest::Start => match docker::parse_empty(&response) {
                 Ok(_) => {
                     // An exit reported before this answer stands.
-                    if let Container::Created(id) = &self.container {
-                        self.container = Container::Started(id.clone());
+                    if let Container::Created(id) = &self.current.container {
+                        self.current.container = Container::Started(id.clone());
                     }
                     if matches!(self.step, Step::Starting) {
                         self.step = Step::Inspecting;
@@ -365,7 +389,7 @@ impl Bridge {
             },
             ApiRequest::Inspect => match docker::parse_inspect(&response) {
                 Ok(info) if info.running && info.pid > 0 => {
-                    self.proxy.set_init(info.pid);
+                    self.current.proxy.set_init(info.pid);
                     if matches!(self.step, Step::Inspecting) {
                         self.step = Step::ResolvingNamespace;
                         self.out.push(Action::QueryPidNamespace { pid: info.pid });
@@ -430,6 +454,9 @@ impl Bridge {
     // ---- name conflicts ----
 
     pub(super) fn on_bridge_alive(&mut self, alive: bool, now: Instant) {
+        if self.rollover_queries_bridge() {
+            return self.on_rollover_bridge_alive(alive, now);
+        }
         let Step::QueryingBridge(holder) = &self.step else {
             return;
         };
@@ -511,7 +538,7 @@ impl Bridge {
 
     /// Labels of a container this very bridge created: ours for this vassal, and our own
     /// bridge label.
-    fn made_by_us(&self, labels: &[(String, String)]) -> bool {
+    pub(super) fn made_by_us(&self, labels: &[(String, String)]) -> bool {
         self.config.plan.why_not_ours(labels).is_none()
             && bridge_label(labels).is_some()
             && bridge_label(labels) == bridge_label(&self.config.plan.labels)
@@ -524,21 +551,26 @@ impl Bridge {
         let Some(api) = self.api else { return };
         let deadline = now + self.config.request_timeout;
         let tty = self.config.plan.spec.tty;
-        self.logs = attach.then(|| LogRelay::open(&mut self.out, api, id, tty, now, deadline));
+        self.current.logs =
+            attach.then(|| LogRelay::open(&mut self.out, api, id, tty, now, deadline));
         let wait = ExitWatch::open(&mut self.out, api, id, wait_for, now, deadline);
-        self.exit_watch = Some(wait);
+        self.current.exit_watch = Some(wait);
     }
 
     /// Start follows once both streams are armed, so no output and no exit is missed; a
     /// re-attach is done at the same point.
     fn maybe_start(&mut self, now: Instant) {
-        let attached = self.logs.as_ref().is_none_or(LogRelay::is_upgraded);
-        let armed = self.exit_watch.as_ref().is_some_and(ExitWatch::is_armed);
+        let attached = self.current.logs.as_ref().is_none_or(LogRelay::is_upgraded);
+        let armed = self
+            .current
+            .exit_watch
+            .as_ref()
+            .is_some_and(ExitWatch::is_armed);
         if !(attached && armed) {
             return;
         }
         match self.step {
-            Step::Arming if self.logs.is_some() => {
+            Step::Arming if self.current.logs.is_some() => {
                 self.step = Step::Starting;
                 self.advance(now);
             }
@@ -554,30 +586,30 @@ impl Bridge {
     }
 
     fn on_attach_data(&mut self, data: &[u8], now: Instant) {
-        let Some(logs) = self.logs.as_mut() else {
+        let Some(logs) = self.current.logs.as_mut() else {
             return;
         };
         match logs.on_data(data, &mut self.out) {
             AttachProgress::Waiting | AttachProgress::Streaming => {}
             AttachProgress::Upgraded => self.maybe_start(now),
             AttachProgress::Failed(fault) => self.stream_failed(fault, now),
-            AttachProgress::Lost => self.logs = None,
+            AttachProgress::Lost => self.current.logs = None,
         }
     }
 
     fn on_wait_data(&mut self, data: &[u8], now: Instant) {
-        let Some(wait) = self.exit_watch.as_mut() else {
+        let Some(wait) = self.current.exit_watch.as_mut() else {
             return;
         };
         match wait.on_data(data) {
             WaitProgress::Waiting => {}
             WaitProgress::Armed => self.maybe_start(now),
             WaitProgress::Exited(status) => {
-                if let Some(wait) = self.exit_watch.take() {
+                if let Some(wait) = self.current.exit_watch.take() {
                     self.out.push(Action::DockerClose(wait.conn()));
                 }
-                if let Some(id) = self.container.id() {
-                    self.container = Container::Exited(id.to_owned());
+                if let Some(id) = self.current.container.id() {
+                    self.current.container = Container::Exited(id.to_owned());
                 }
                 if !self.is_stopping() {
                     self.out.event(Event::ContainerExited { status });
@@ -586,7 +618,7 @@ impl Bridge {
                 self.stop(Outcome::ContainerExited(status), now);
             }
             WaitProgress::Failed(fault) => {
-                if let Some(wait) = self.exit_watch.take() {
+                if let Some(wait) = self.current.exit_watch.take() {
                     self.out.push(Action::DockerClose(wait.conn()));
                 }
                 self.stream_failed(fault, now);
@@ -599,6 +631,9 @@ impl Bridge {
     /// The daemon went away while the vassal runs: keep relaying, try it again later.
     fn daemon_lost(&mut self, error: BridgeError, now: Instant) {
         self.close_streams();
+        // A new container is not brought up without the daemon (its own requests say the
+        // same soon, but re-attaching must find one current container).
+        self.rollover_failed(error.clone(), now);
         self.out.notice(Notice::DaemonLost(Box::new(error)));
         self.step = Step::Reattaching(Reattach {
             since: now,
@@ -623,7 +658,7 @@ impl Bridge {
             return;
         };
         reattach.stage = ReattachStage::Arming;
-        if let Some(id) = self.container.id().map(str::to_owned) {
+        if let Some(id) = self.current.container.id().map(str::to_owned) {
             self.arm(&id, WaitFor::NotRunning, running, now);
         }
     }
@@ -638,7 +673,13 @@ impl Bridge {
             .debug(|| format!("the docker daemon is still away: {fault}"));
         let after = now.saturating_duration_since(reattach.since);
         if after >= self.config.reattach_timeout {
-            let container = self.container.id().map(short_id).unwrap_or("?").to_owned();
+            let container = self
+                .current
+                .container
+                .id()
+                .map(short_id)
+                .unwrap_or("?")
+                .to_owned();
             let error = DaemonFault::GaveUpReattaching { container, after };
             return self.fail(error.into(), now);
         }
@@ -651,20 +692,13 @@ impl Bridge {
     }
 
     fn close_streams(&mut self) {
-        if let Some(mut logs) = self.logs.take() {
-            logs.flush(&mut self.out);
-            self.out.push(Action::DockerClose(logs.conn()));
-        }
-        if let Some(wait) = self.exit_watch.take() {
-            self.out.push(Action::DockerClose(wait.conn()));
-        }
+        self.current.close_streams(&mut self.out);
         self.requests.close(&mut self.out);
     }
 }
 
 /// Why the vassal did not connect in time, and what to check.
-pub(super) fn never_connected(config: &BridgeConfig) -> VassalError {
-    let plan = &config.plan;
+pub(super) fn never_connected(plan: &ContainerPlan, within: Duration) -> VassalError {
     let entry_point = "is uWSGI ≥ 2.0.6 the image's entry point?";
     // Outside the private runtime directory the socket has the Emperor's mode
     // (UWSGIDOCKER_SOCKET_MODE, 600 by default) and is owned by root.
@@ -681,7 +715,7 @@ pub(super) fn never_connected(config: &BridgeConfig) -> VassalError {
     };
     VassalError::NeverConnected {
         path: plan.proxy_container_path.clone(),
-        within: config.handoff_timeout,
+        within,
         hint,
     }
 }
@@ -691,7 +725,7 @@ fn is_root_user(user: &str) -> bool {
     matches!(user.split(':').next(), Some("0" | "root"))
 }
 
-fn bridge_label(labels: &[(String, String)]) -> Option<&str> {
+pub(super) fn bridge_label(labels: &[(String, String)]) -> Option<&str> {
     labels
         .iter()
         .find(|(k, _)| k == crate::plan::labels::BRIDGE)
@@ -699,6 +733,6 @@ fn bridge_label(labels: &[(String, String)]) -> Option<&str> {
 }
 
 /// dockerd's 409 when an AutoRemove or an earlier delete is already removing it.
-fn is_removal_in_progress(e: &DaemonError) -> bool {
+pub(super) fn is_removal_in_progress(e: &DaemonError) -> bool {
     matches!(e, DaemonError::Status { status: 409, message } if message.contains("in progress"))
 }

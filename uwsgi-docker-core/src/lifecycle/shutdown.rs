@@ -68,14 +68,17 @@ impl Bridge {
                 bound_by: now + self.shutdown_bound(),
             });
             // Streams not yet armed no longer matter: nothing waits for them now.
-            if let Some(logs) = self.logs.as_mut() {
+            if let Some(logs) = self.current.logs.as_mut() {
                 logs.forget_deadline();
             }
-            if let Some(wait) = self.exit_watch.as_mut() {
+            if let Some(wait) = self.current.exit_watch.as_mut() {
                 wait.forget_deadline();
             }
             // What is in flight gets the grace, no more.
             self.requests.cap_deadline(now + grace);
+            // A rollover's other container is removed beside ours, within the same bound.
+            let bound_by = now + self.shutdown_bound();
+            self.abandon_rollover_for_shutdown(now + grace, bound_by, now);
         }
         // Also when already stopping: the input that brought us here (a failed request,
         // say) may have freed the connection for the next cleanup step.
@@ -84,7 +87,7 @@ impl Bridge {
 
     /// Sends the next cleanup request, or exits when there is none.
     pub(super) fn advance_shutdown(&mut self, now: Instant) {
-        if !self.proxy.close(&mut self.out) {
+        if !self.current.proxy.close(&mut self.out) {
             // The socket may be bound by now; its answer tells us whether to unlink it.
             return;
         }
@@ -101,7 +104,7 @@ impl Bridge {
         let (stop_by, bound_by) = (shutdown.stop_by, shutdown.bound_by);
         let grace_by = now + self.config.stop_grace;
         let mut bytes = Vec::new();
-        let (request, deadline) = match (step, self.container.id()) {
+        let (request, deadline) = match (step, self.current.container.id()) {
             (CleanupStep::InspectCreated, _) => {
                 api.inspect(&self.config.plan.container_name, &mut bytes);
                 (ApiRequest::InspectCreated, grace_by)
@@ -129,9 +132,9 @@ impl Bridge {
     }
 
     fn cleanup_applies(&self, step: CleanupStep, outcome: &Outcome) -> bool {
-        let exists = self.container.id().is_some();
+        let exists = self.current.container.id().is_some();
         match step {
-            CleanupStep::InspectCreated => self.container == Container::Unknown,
+            CleanupStep::InspectCreated => self.current.container == Container::Unknown,
             // Killed by SIGKILL, not by us: the kernel's OOM killer? (AutoRemove may beat us
             // to it; then the inspect answers 404 and the status is all there is.)
             CleanupStep::InspectExit => {
@@ -139,7 +142,7 @@ impl Bridge {
             }
             // A daemon that left a request unanswered gets no graceful stop: remove by force.
             CleanupStep::Stop => {
-                matches!(self.container, Container::Started(_))
+                matches!(self.current.container, Container::Started(_))
                     && !self.requests.daemon_unresponsive()
             }
             CleanupStep::Remove => exists,
@@ -147,13 +150,17 @@ impl Bridge {
     }
 
     /// Everything is cleaned up: close the remaining connections and exit.
-    fn finish(&mut self) {
+    pub(super) fn finish(&mut self) {
+        if self.rollover.is_some() {
+            // Its container is still being removed; its end calls this again.
+            return;
+        }
         self.timers.clear_all();
         self.requests.close(&mut self.out);
-        if let Some(logs) = self.logs.take() {
+        if let Some(logs) = self.current.logs.take() {
             self.out.push(Action::DockerClose(logs.conn()));
         }
-        if let Some(wait) = self.exit_watch.take() {
+        if let Some(wait) = self.current.exit_watch.take() {
             self.out.push(Action::DockerClose(wait.conn()));
         }
         let outcome = match std::mem::replace(&mut self.step, Step::Exited(Outcome::Stopped)) {

@@ -14,6 +14,10 @@ const CONTAINER_ID: &str = "c0ffee";
 const INIT_PID: u32 = 4242;
 const CONTAINER_NS: u64 = 4026532000;
 const HOST_NS: u64 = 4026531836;
+/// A rollover's new container.
+const NEW_ID: &str = "beef02";
+const NEW_INIT_PID: u32 = 5353;
+const NEW_CONTAINER_NS: u64 = 4026532111;
 const VASSAL_EMPEROR_SECTION: &str = "[emperor]\ndocker-image = app\ndocker-stop-timeout = 3\n";
 const VASSAL_CONFIG: &[u8] =
     b"[emperor]\ndocker-image = app\ndocker-stop-timeout = 3\n\n[uwsgi]\nhttp-socket = :3031\n";
@@ -26,19 +30,31 @@ fn test_spec() -> VassalSpec {
         .expect("a Docker vassal")
 }
 
-fn test_config() -> BridgeConfig {
-    let identity = VassalIdentity {
+fn test_identity() -> VassalIdentity {
+    VassalIdentity {
         name: "app.ini".into(),
         proxy_dir: "/etc/uwsgi".into(),
         emperor_id: "host:1".into(),
         bridge_id: "host:2:3".into(),
         name_prefix: None,
-    };
+    }
+}
+
+fn test_config() -> BridgeConfig {
     BridgeConfig::new(
-        ContainerPlan::new(test_spec(), &identity),
+        ContainerPlan::new(test_spec(), &test_identity()),
         test_spec(),
         VASSAL_CONFIG.to_vec(),
     )
+}
+
+/// The plan and requested section of a config, as the runtime makes them for a rollover.
+fn plan_for(config: &[u8]) -> (ContainerPlan, VassalSpec) {
+    let spec = crate::spec::parse_vassal("app.ini", config)
+        .ok()
+        .flatten()
+        .expect("a Docker vassal");
+    (ContainerPlan::new(spec.clone(), &test_identity()), spec)
 }
 
 /// A log line as the runtime prints it: container output with the vassal's name as its
@@ -108,6 +124,15 @@ struct FakeDaemon {
     /// The wait connection, to send the exit on.
     wait_conn: Option<DockerConn>,
     attach_conn: Option<DockerConn>,
+    /// The id the next create gives instead of [`CONTAINER_ID`] (a rollover's container).
+    next_id: Option<&'static str>,
+    /// Containers other than [`CONTAINER_ID`] that run.
+    running_others: BTreeSet<String>,
+    /// Wait connections of containers other than [`CONTAINER_ID`].
+    other_waits: BTreeMap<String, DockerConn>,
+    /// Requests (by `METHOD /path` prefix) answered 500 for containers other than
+    /// [`CONTAINER_ID`]: a rollover's new container failing at that step.
+    other_fails: Vec<&'static str>,
 }
 
 impl FakeDaemon {
@@ -142,6 +167,19 @@ impl FakeDaemon {
             return None;
         }
         let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let other = parts.get(1).is_some_and(|id| {
+            self.running_others.contains(*id)
+                || self
+                    .containers
+                    .values()
+                    .any(|c| c == id && c != CONTAINER_ID)
+        });
+        if other && self.other_fails.iter().any(|p| key.starts_with(p)) {
+            return Some(reply(
+                "500 Internal Server Error",
+                r#"{"message":"the new container cannot do that"}"#,
+            ));
+        }
         Some(match (method.as_str(), parts.as_slice()) {
             ("GET", ["version"]) => reply(
                 "200 OK",
@@ -193,16 +231,16 @@ impl FakeDaemon {
                         ),
                     ),
                     std::collections::btree_map::Entry::Vacant(free) => {
-                        free.insert(CONTAINER_ID.into());
-                        reply(
-                            "201 Created",
-                            &format!(r#"{{"Id":"{CONTAINER_ID}","Warnings":[]}}"#),
-                        )
+                        let id = self.next_id.unwrap_or(CONTAINER_ID);
+                        free.insert(id.into());
+                        reply("201 Created", &format!(r#"{{"Id":"{id}","Warnings":[]}}"#))
                     }
                 }
             }
-            ("POST", ["containers", _, "attach"]) => {
-                self.attach_conn = Some(conn);
+            ("POST", ["containers", id, "attach"]) => {
+                if *id == CONTAINER_ID {
+                    self.attach_conn = Some(conn);
+                }
                 Reply::Bytes(
                     b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\nbooting\r\n".to_vec(),
                 )
@@ -210,13 +248,21 @@ impl FakeDaemon {
             ("POST", ["containers", id, "wait"]) if self.quirks.contains(&Quirk::WaitNotFound) => {
                 self.no_such_container(id)
             }
-            ("POST", ["containers", _, "wait"]) => {
-                self.wait_conn = Some(conn);
+            ("POST", ["containers", id, "wait"]) => {
+                if *id == CONTAINER_ID {
+                    self.wait_conn = Some(conn);
+                } else {
+                    self.other_waits.insert((*id).to_owned(), conn);
+                }
                 Reply::Bytes(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec())
             }
-            ("POST", ["containers", _, "start"]) => {
+            ("POST", ["containers", id, "start"]) => {
                 assert!(request.ends_with(b"\r\n\r\n"), "start has no body");
-                self.running = true;
+                if *id == CONTAINER_ID {
+                    self.running = true;
+                } else {
+                    self.running_others.insert((*id).to_owned());
+                }
                 no_content()
             }
             ("GET", ["containers", id_or_name, "json"]) => {
@@ -233,19 +279,23 @@ impl FakeDaemon {
                     return Some(self.no_such_container(id_or_name));
                 };
                 let ours = id == CONTAINER_ID;
-                let running = ours && self.running;
+                let running = (ours && self.running) || self.running_others.contains(&id);
+                let pid = if ours { INIT_PID } else { NEW_INIT_PID };
                 let labels = self.labels.get(&id).map_or("{}", String::as_str);
                 reply(
                     "200 OK",
                     &format!(
                         r#"{{"Id":"{id}","Name":"/{name}","State":{{"Running":{running},"Pid":{},"OOMKilled":{}}},"Config":{{"Labels":{labels}}}}}"#,
-                        if running { INIT_PID } else { 0 },
+                        if running { pid } else { 0 },
                         self.quirks.contains(&Quirk::OomKilled)
                     ),
                 )
             }
-            ("POST", ["containers", _, "stop"]) => {
-                self.running = false;
+            ("POST", ["containers", id, "stop"]) => {
+                if *id == CONTAINER_ID {
+                    self.running = false;
+                }
+                self.running_others.remove(*id);
                 no_content()
             }
             ("DELETE", ["containers", id]) => {
@@ -255,6 +305,7 @@ impl FakeDaemon {
                     if *id == CONTAINER_ID || *id == "app.ini" {
                         self.running = false;
                     }
+                    self.running_others.remove(*id);
                     no_content()
                 } else {
                     self.no_such_container(id)
@@ -301,6 +352,15 @@ fn our_labels(bridge: &'static str) -> [(&'static str, &'static str); 3] {
     ]
 }
 
+/// A runtime operation the harness makes fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum HostFault {
+    /// `BindProxy`.
+    ProxyBind,
+    /// `PrepareChannels`.
+    Channels,
+}
+
 /// The proxy socket as the harness saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ProxySeen {
@@ -328,7 +388,8 @@ struct Harness {
     /// What the vassal file says now; `ReadConfig` answers with it.
     file: Vec<u8>,
     exit: Option<i32>,
-    bind_fails: bool,
+    /// The runtime's operations that fail.
+    host_faults: BTreeSet<HostFault>,
     /// Bridge labels asked about with `QueryBridgeAlive`.
     bridge_queries: Vec<String>,
     /// How many of those are answered "alive" before the answer becomes "gone".
@@ -342,6 +403,17 @@ struct Harness {
     daemon_down: bool,
     /// Connections whose connect failed: what is sent on them goes nowhere.
     failed_conns: Vec<DockerConn>,
+    /// Bytes to the control and config channels of generations after the first.
+    control_of: BTreeMap<Generation, Vec<u8>>,
+    config_of: BTreeMap<Generation, Vec<u8>>,
+    /// The generation of each handoff, in order.
+    handoff_generations: Vec<Generation>,
+    /// `PrepareChannels` and `DropChannels` seen.
+    prepared: Vec<Generation>,
+    dropped: Vec<Generation>,
+    /// `PlanRollover` configs seen, and the refusal to answer with (`None`: plan it).
+    plans: Vec<Vec<u8>>,
+    plan_refusal: Option<String>,
 }
 
 impl Harness {
@@ -362,7 +434,7 @@ impl Harness {
             config_reads: 0,
             file: VASSAL_CONFIG.to_vec(),
             exit: None,
-            bind_fails: false,
+            host_faults: BTreeSet::new(),
             bridge_queries: Vec::new(),
             alive_answers: 0,
             live_bridge_finishes_after: None,
@@ -370,6 +442,13 @@ impl Harness {
             cidfile_fails: None,
             daemon_down: false,
             failed_conns: Vec::new(),
+            control_of: BTreeMap::new(),
+            config_of: BTreeMap::new(),
+            handoff_generations: Vec::new(),
+            prepared: Vec::new(),
+            dropped: Vec::new(),
+            plans: Vec::new(),
+            plan_refusal: None,
         }
     }
 
@@ -417,7 +496,7 @@ impl Harness {
                 Action::DockerClose(conn) => self.open_conns.retain(|c| *c != conn),
                 Action::BindProxy { path } => {
                     assert!(path.starts_with("/etc/uwsgi/") && path.ends_with("app.ini.sock"));
-                    if self.bind_fails {
+                    if self.host_faults.contains(&HostFault::ProxyBind) {
                         self.bridge.handle_proxy_bound(
                             Err(std::io::Error::other("address in use")),
                             self.now,
@@ -432,11 +511,22 @@ impl Harness {
                     self.proxy = ProxySeen::Accepting;
                 }
                 Action::QueryPidNamespace { pid } => {
-                    assert_eq!(pid, INIT_PID);
-                    self.bridge
-                        .handle_pid_namespace(pid, Some(CONTAINER_NS), self.now);
+                    let ns = match pid {
+                        INIT_PID => CONTAINER_NS,
+                        NEW_INIT_PID => NEW_CONTAINER_NS,
+                        other => panic!("no such init pid {other}"),
+                    };
+                    self.bridge.handle_pid_namespace(pid, Some(ns), self.now);
                 }
-                Action::Handoff { peer, data, fds } => self.handoffs.push((peer, data, fds)),
+                Action::Handoff {
+                    generation,
+                    peer,
+                    data,
+                    fds,
+                } => {
+                    self.handoff_generations.push(generation);
+                    self.handoffs.push((peer, data, fds));
+                }
                 Action::RefusePeer { peer } => self.refused.push(peer),
                 Action::QueryBridgeAlive { label } => {
                     self.bridge_queries.push(label);
@@ -452,8 +542,44 @@ impl Harness {
                     self.proxy = ProxySeen::Closed;
                 }
                 Action::ToEmperor(b) => self.to_emperor.extend(b),
-                Action::ToVassalControl(b) => self.to_vassal_control.extend(b),
-                Action::ToVassalConfig(b) => self.to_vassal_config.extend(b),
+                Action::ToVassalControl(Generation(0), b) => self.to_vassal_control.extend(b),
+                Action::ToVassalConfig(Generation(0), b) => self.to_vassal_config.extend(b),
+                Action::ToVassalControl(generation, b) => {
+                    assert!(
+                        !self.dropped.contains(&generation),
+                        "write to dropped channels"
+                    );
+                    self.control_of.entry(generation).or_default().extend(b)
+                }
+                Action::ToVassalConfig(generation, b) => {
+                    assert!(
+                        self.prepared.contains(&generation),
+                        "channels prepared first"
+                    );
+                    self.config_of.entry(generation).or_default().extend(b)
+                }
+                Action::PrepareChannels(generation) => {
+                    self.prepared.push(generation);
+                    let result = if self.host_faults.contains(&HostFault::Channels) {
+                        Err(std::io::Error::other("too many open files"))
+                    } else {
+                        Ok(())
+                    };
+                    self.bridge
+                        .handle_channels_prepared(generation, result, self.now);
+                }
+                Action::DropChannels(generation) => self.dropped.push(generation),
+                Action::PlanRollover { config } => {
+                    self.plans.push(config.clone());
+                    let planned = match &self.plan_refusal {
+                        Some(reason) => Err(VassalError::SettingsRefused {
+                            reason: reason.clone(),
+                        }
+                        .into()),
+                        None => Ok(plan_for(&config)),
+                    };
+                    self.bridge.handle_rollover_plan(planned, self.now);
+                }
                 Action::ReadConfig => {
                     self.config_reads += 1;
                     let file = self.file.clone();
@@ -517,7 +643,12 @@ impl Harness {
     }
 
     fn vassal_sends(&mut self, bytes: &[u8]) {
-        self.bridge.handle_vassal_control(bytes, self.now);
+        self.generation_sends(Generation(0), bytes);
+    }
+
+    fn generation_sends(&mut self, generation: Generation, bytes: &[u8]) {
+        self.bridge
+            .handle_vassal_control(generation, bytes, self.now);
         self.run();
     }
 
@@ -1084,7 +1215,7 @@ fn an_oom_kill_is_read_from_inspect_and_logged_before_the_removal() {
 fn a_vassal_that_closes_its_channel_lets_the_wait_tell_the_oom_kill_first() {
     // The OOM killer ends uWSGI: its channels close just before the wait answers.
     let mut h = Harness::running();
-    h.bridge.handle_vassal_control_eof(h.now);
+    h.bridge.handle_vassal_control_eof(Generation(0), h.now);
     h.run();
     assert!(h.exit.is_none(), "waits for the exit status a moment");
     assert!(!h.daemon.requests.iter().any(|r| r.ends_with("/stop")));
@@ -1101,7 +1232,7 @@ fn a_vassal_that_closes_its_channel_lets_the_wait_tell_the_oom_kill_first() {
 
     // A vassal that closes its channel and keeps running is stopped after the grace.
     let mut h = Harness::running();
-    h.bridge.handle_vassal_control_eof(h.now);
+    h.bridge.handle_vassal_control_eof(Generation(0), h.now);
     h.run();
     h.advance(Duration::from_secs(2));
     assert!(h.daemon.requests.iter().any(|r| r.ends_with("/stop")));
@@ -1219,7 +1350,7 @@ fn foreign_peer_is_refused_and_the_vassal_still_gets_the_fds() {
 #[test]
 fn proxy_bind_failure_exits_before_any_request() {
     let mut h = Harness::new(test_config());
-    h.bind_fails = true;
+    h.host_faults.insert(HostFault::ProxyBind);
     h.run();
     assert!(h.daemon.requests.is_empty());
     assert!(h
@@ -1951,3 +2082,5 @@ fn a_wait_that_ends_in_no_such_container_ends_the_vassal_as_gone() {
         "nothing to remove"
     );
 }
+
+mod rollover;

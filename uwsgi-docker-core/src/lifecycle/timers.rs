@@ -12,9 +12,12 @@ pub(super) enum Timer {
     VassalGone,
     /// Try the daemon again while re-attaching.
     Reconnect,
+    /// The deadline of the rollover's current stage (handoff, accepting, the old
+    /// container's graceful exit).
+    Rollover,
 }
 
-const TIMERS: usize = 4;
+const TIMERS: usize = 5;
 
 impl Timer {
     fn slot(self) -> usize {
@@ -23,6 +26,7 @@ impl Timer {
             Timer::Backoff => 1,
             Timer::VassalGone => 2,
             Timer::Reconnect => 3,
+            Timer::Rollover => 4,
         }
     }
 }

@@ -612,3 +612,35 @@ fn a_cidfile_is_recorded_in_a_label() {
         .contains(&(labels::CIDFILE.to_owned(), "/run/app.cid".to_owned())));
     assert!(plan.labels.windows(2).all(|w| w[0].0 < w[1].0), "sorted");
 }
+
+#[test]
+fn rollover_names_alternate_and_are_never_another_vassals() {
+    for (prefix, vassal) in [
+        (None, "app.ini"),
+        (Some("t1-"), "app.ini"),
+        (None, "my app.ini"),
+        (None, &"x".repeat(200)[..]),
+    ] {
+        let primary = prefixed_container_name(prefix, vassal);
+        let sibling = sibling_container_name(prefix, vassal, &primary);
+        assert_ne!(sibling, primary);
+        assert!(docker_accepts(&sibling), "{sibling}");
+        assert!(sibling.starts_with(prefix.unwrap_or_default()));
+        assert!(sibling.len() <= prefix.map_or(0, str::len) + MAX_CONTAINER_NAME);
+        // Each rollover moves to the other name.
+        assert_eq!(sibling_container_name(prefix, vassal, &sibling), primary);
+        // No vassal name maps there: names hold no NUL, so the sibling's input is one no
+        // file can have, and its hash is not any real name's.
+        for other in [
+            format!("{vassal}_next"),
+            format!("{vassal}\u{1}next"),
+            sibling.clone(),
+        ] {
+            assert_ne!(
+                prefixed_container_name(prefix, &other),
+                sibling,
+                "{other:?}"
+            );
+        }
+    }
+}

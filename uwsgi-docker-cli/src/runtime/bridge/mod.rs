@@ -15,8 +15,15 @@ use std::time::Instant;
 
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
-use uwsgi_docker_core::lifecycle::{Action, Bridge, BridgeConfig, DockerConn, LogLevel, ProxyPeer};
+use uwsgi_docker_core::lifecycle::{
+    Action, Bridge, BridgeConfig, BridgeError, DockerConn, Generation, LogLevel, ProxyPeer,
+    VassalError,
+};
+use uwsgi_docker_core::plan::ContainerPlan;
+use uwsgi_docker_core::spec::VassalSpec;
 
+use crate::fault::Fault;
+use crate::output::naming;
 use crate::proxy;
 use crate::runtime::hostfs::{self, CidFile, SocketEntry};
 
@@ -26,8 +33,9 @@ mod log_sink;
 mod logs;
 mod peers;
 
+use channels::VassalChannels;
 use log_sink::LogSink;
-use peers::{ProxyListener, VassalEnds};
+use peers::ProxyListener;
 
 /// Bytes read per readiness event.
 const READ_CHUNK: usize = 64 * 1024;
@@ -54,6 +62,21 @@ pub struct LoopIo {
     pub debug: bool,
     /// Container output lines start with `[vassal] ` (`UWSGIDOCKER_LOG_PREFIX`).
     pub log_prefix: bool,
+    /// Plans a rollover's container from a changed config, as the start did.
+    pub planner: RolloverPlanner,
+}
+
+/// What [`Action::PlanRollover`] runs: the same planning as at start (spec, policy,
+/// launcher, checks).
+pub struct RolloverPlanner(pub Box<PlanFn>);
+
+/// A config in; the container plan and the `[emperor]` section it asks for out.
+pub type PlanFn = dyn Fn(&[u8]) -> Result<(ContainerPlan, VassalSpec), Fault>;
+
+impl std::fmt::Debug for RolloverPlanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RolloverPlanner")
+    }
 }
 
 /// A nonblocking fd with a queue of bytes still to write.
@@ -126,8 +149,8 @@ enum Slot {
     Signal,
     EmperorControl,
     EmperorConfig,
-    VassalControl,
-    VassalConfig,
+    VassalControl(Generation),
+    VassalConfig(Generation),
     Docker(DockerConn),
     Proxy,
 }
@@ -139,9 +162,11 @@ struct Runtime {
     signals: OwnedFd,
     emperor_control: Option<Channel>,
     emperor_config: Option<OwnedFd>,
-    vassal_control: Option<Channel>,
-    vassal_config: Option<Channel>,
-    vassal_ends: VassalEnds,
+    /// By generation: the first from the start, a rollover's beside it.
+    vassals: BTreeMap<Generation, VassalChannels>,
+    /// The listening socket every generation gets (`docker-socket` or the Emperor's
+    /// on-demand socket), kept so that a rollover can pass it again.
+    listen_socket: Option<OwnedFd>,
     docker: BTreeMap<DockerConn, Channel>,
     proxy: Option<ProxyListener>,
     peers: BTreeMap<ProxyPeer, OwnedFd>,
@@ -163,6 +188,7 @@ struct LoopIoFacts {
     proxy_private_dir: Option<(PathBuf, String)>,
     debug: bool,
     log_prefix: bool,
+    planner: RolloverPlanner,
 }
 
 /// Run the bridge to its end; returns the exit code it chose. When it cannot even start,
@@ -198,21 +224,13 @@ fn run_with(config: BridgeConfig, io: LoopIo, entry: Option<SocketEntry>) -> Set
         Ok(parts) => parts,
         Err(e) => return Err((e, entry)),
     };
-    let (signals, (control_bridge, control_vassal), (config_bridge, config_vassal)) = parts;
-    let channel = |fd: OwnedFd, what: &'static str| {
-        Channel::new(fd).map_err(|e| SetupError::Nonblocking(what, e))
-    };
-    let (emperor_control, vassal_control, vassal_config) = match (|| {
-        Ok::<_, SetupError>((
-            io.emperor_control
-                .map(|fd| channel(fd, "Emperor control channel"))
-                .transpose()?,
-            channel(control_bridge, "relayed control channel")?,
-            channel(config_bridge, "relayed config channel")?,
-        ))
-    })() {
-        Ok(channels) => channels,
-        Err(e) => return Err((e, entry)),
+    let (signals, first) = parts;
+    let emperor_control = match io.emperor_control.map(Channel::new).transpose() {
+        Ok(channel) => channel,
+        Err(e) => {
+            let e = SetupError::Nonblocking("Emperor control channel", e);
+            return Err((e, entry));
+        }
     };
     let vassal = config.plan.vassal_name.clone();
     let mut runtime = Runtime {
@@ -226,17 +244,13 @@ fn run_with(config: BridgeConfig, io: LoopIo, entry: Option<SocketEntry>) -> Set
             proxy_private_dir: io.proxy_private_dir,
             debug: io.debug,
             log_prefix: io.log_prefix,
+            planner: io.planner,
         },
         signals,
         emperor_control,
         emperor_config: io.emperor_config,
-        vassal_control: Some(vassal_control),
-        vassal_config: Some(vassal_config),
-        vassal_ends: VassalEnds {
-            control: Some(control_vassal),
-            config: Some(config_vassal),
-            socket: io.listen_socket,
-        },
+        vassals: BTreeMap::from([(Generation::default(), first)]),
+        listen_socket: io.listen_socket,
         docker: BTreeMap::new(),
         proxy: None,
         peers: BTreeMap::new(),
@@ -248,18 +262,15 @@ fn run_with(config: BridgeConfig, io: LoopIo, entry: Option<SocketEntry>) -> Set
     Ok(runtime.run())
 }
 
-type Pair = (OwnedFd, OwnedFd);
-
-/// What can fail before the bridge starts: the signal pipe and the relayed channels.
-fn setup(io: &LoopIo) -> Result<(OwnedFd, Pair, Pair), SetupError> {
+/// What can fail before the bridge starts: the signal pipe and the first relayed channels.
+fn setup(io: &LoopIo) -> Result<(OwnedFd, VassalChannels), SetupError> {
     let signals = signal_pipe().map_err(SetupError::Signals)?;
-    let control = proxy::stream_pair().map_err(|e| SetupError::Pair("control", e))?;
-    let config = proxy::stream_pair().map_err(|e| SetupError::Pair("config", e))?;
+    let first = VassalChannels::new()?;
     if let Some(fd) = &io.emperor_config {
         proxy::set_nonblocking(fd)
             .map_err(|e| SetupError::Nonblocking("Emperor config channel", e))?;
     }
-    Ok((signals, control, config))
+    Ok((signals, first))
 }
 
 /// SIGTERM, SIGINT and SIGHUP each write a byte to a nonblocking pipe we poll.
@@ -337,14 +348,16 @@ impl Runtime {
             slots.push(Slot::EmperorConfig);
             fds.push(PollFd::new(fd, PollFlags::IN));
         }
-        if let Some(ch) = &self.vassal_control {
-            slots.push(Slot::VassalControl);
-            fds.push(PollFd::new(&ch.fd, ch.interest(true)));
-        }
-        if let Some(ch) = &self.vassal_config {
-            // Only written; POLLHUP/POLLERR are reported whatever the interest.
-            slots.push(Slot::VassalConfig);
-            fds.push(PollFd::new(&ch.fd, ch.interest(false)));
+        for (generation, vassal) in &self.vassals {
+            if let Some(ch) = &vassal.control {
+                slots.push(Slot::VassalControl(*generation));
+                fds.push(PollFd::new(&ch.fd, ch.interest(true)));
+            }
+            if let Some(ch) = &vassal.config {
+                // Only written; POLLHUP/POLLERR are reported whatever the interest.
+                slots.push(Slot::VassalConfig(*generation));
+                fds.push(PollFd::new(&ch.fd, ch.interest(false)));
+            }
         }
         for (conn, ch) in &self.docker {
             slots.push(Slot::Docker(*conn));
@@ -384,8 +397,10 @@ impl Runtime {
             }
             Slot::EmperorControl => self.emperor_control_ready(revents, readable, buf, now),
             Slot::EmperorConfig => self.emperor_config_ready(buf, now),
-            Slot::VassalControl => self.vassal_control_ready(revents, readable, buf, now),
-            Slot::VassalConfig => self.vassal_config_ready(revents),
+            Slot::VassalControl(generation) => {
+                self.vassal_control_ready(generation, revents, readable, buf, now)
+            }
+            Slot::VassalConfig(generation) => self.vassal_config_ready(generation, revents),
             Slot::Docker(conn) => self.docker_ready(conn, revents, readable, buf, now),
             Slot::Proxy => self.accept_peers(now),
         }
@@ -414,7 +429,12 @@ impl Runtime {
                 let ns = crate::sys::pid_namespace(pid);
                 self.bridge.handle_pid_namespace(pid, ns, now);
             }
-            Action::Handoff { peer, data, fds } => self.handoff(peer, &data, &fds),
+            Action::Handoff {
+                generation,
+                peer,
+                data,
+                fds,
+            } => self.handoff(generation, peer, &data, &fds),
             Action::RefusePeer { peer } => {
                 self.peers.remove(&peer);
             }
@@ -424,8 +444,23 @@ impl Runtime {
             }
             Action::CloseProxy => self.close_proxy(),
             Action::ToEmperor(bytes) => self.send_to_emperor(&bytes),
-            Action::ToVassalControl(bytes) => self.send_to_vassal_control(&bytes),
-            Action::ToVassalConfig(bytes) => self.send_to_vassal_config(&bytes),
+            Action::ToVassalControl(generation, bytes) => {
+                self.send_to_vassal_control(generation, &bytes)
+            }
+            Action::ToVassalConfig(generation, bytes) => {
+                self.send_to_vassal_config(generation, &bytes)
+            }
+            Action::PrepareChannels(generation) => self.prepare_channels(generation, now),
+            Action::DropChannels(generation) => {
+                self.vassals.remove(&generation);
+            }
+            Action::PlanRollover { config } => {
+                let planned = (self.io.planner.0)(&config).map_err(|fault| {
+                    let reason = naming(&self.io.vassal, fault.to_string());
+                    BridgeError::from(VassalError::SettingsRefused { reason })
+                });
+                self.bridge.handle_rollover_plan(planned, now);
+            }
             Action::ReadConfig => self.read_config(now),
             Action::WriteCidFile { path, id } => {
                 match hostfs::write_cidfile(Path::new(&path), &id) {

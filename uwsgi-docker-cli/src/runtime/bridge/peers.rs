@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use uwsgi_docker_core::handoff::HandedFd;
-use uwsgi_docker_core::lifecycle::{LogLevel, ProxyPeer};
+use uwsgi_docker_core::lifecycle::{Generation, LogLevel, ProxyPeer};
 
 use super::Runtime;
 use crate::proxy;
@@ -23,14 +23,6 @@ pub(super) struct ProxyListener {
     pub(super) fd: OwnedFd,
     entry: SocketEntry,
     pub(super) accepting: bool,
-}
-
-/// The vassal's ends, held until the handoff.
-#[derive(Debug, Default)]
-pub(super) struct VassalEnds {
-    pub(super) control: Option<OwnedFd>,
-    pub(super) config: Option<OwnedFd>,
-    pub(super) socket: Option<OwnedFd>,
 }
 
 /// Why the proxy socket cannot be bound.
@@ -90,20 +82,28 @@ impl Runtime {
         }
     }
 
-    /// Pass the vassal's ends to the peer, then close our copies so that the container's
-    /// death shows as EOF on the bridge's ends. A failed send also ends in that EOF.
-    pub(super) fn handoff(&mut self, peer: ProxyPeer, data: &[u8], fds: &[HandedFd]) {
+    /// Pass `generation`'s vassal ends (and the listening socket) to the peer, then close
+    /// our copies of the ends so that the container's death shows as EOF on the bridge's
+    /// ends. A failed send also ends in that EOF.
+    pub(super) fn handoff(
+        &mut self,
+        generation: Generation,
+        peer: ProxyPeer,
+        data: &[u8],
+        fds: &[HandedFd],
+    ) {
         let Some(socket) = self.peers.remove(&peer) else {
             self.say(LogLevel::Error, "handoff to a peer that is gone");
             return;
         };
+        let vassal = self.vassals.get(&generation);
         let mut borrowed: Vec<BorrowedFd<'_>> = Vec::with_capacity(fds.len());
         let mut missing = Vec::new();
         for which in fds {
             let fd = match which {
-                HandedFd::Control => self.vassal_ends.control.as_ref(),
-                HandedFd::Config => self.vassal_ends.config.as_ref(),
-                HandedFd::Socket => self.vassal_ends.socket.as_ref(),
+                HandedFd::Control => vassal.and_then(|v| v.vassal_control.as_ref()),
+                HandedFd::Config => vassal.and_then(|v| v.vassal_config.as_ref()),
+                HandedFd::Socket => self.listen_socket.as_ref(),
             };
             match fd {
                 Some(fd) => borrowed.push(fd.as_fd()),
@@ -119,7 +119,10 @@ impl Runtime {
         if let Err(e) = result {
             self.say(LogLevel::Error, &format!("the handoff failed: {e}"));
         }
-        self.vassal_ends = VassalEnds::default();
+        if let Some(vassal) = self.vassals.get_mut(&generation) {
+            vassal.vassal_control = None;
+            vassal.vassal_config = None;
+        }
     }
 
     /// Bind the proxy socket: in the private runtime directory (made or checked first)

@@ -1,0 +1,340 @@
+//! End to end for zero-downtime rollover: a `docker-socket` vassal whose `[emperor]`
+//! section changes is moved to a new container while clients keep sending requests, and a
+//! broken new image leaves the old container serving.
+//!
+//! Same rules as `e2e.rs`: a real Emperor per test, real containers and real HTTP through
+//! the host's socket, nothing left behind, skipped without Docker, uWSGI or the test image
+//! (failing under `CI`).
+
+#[path = "e2e/harness.rs"]
+mod harness;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use harness::*;
+
+/// Client threads that loop requests during the whole change.
+const CLIENTS: usize = 4;
+/// Each client's pause between requests: a few hundred requests a second in all. Without
+/// one the clients hit, about once in a dozen runs, a race inside uWSGI's own graceful
+/// worker stop (a worker told to stop just after it accepted a connection exits without
+/// answering it; a touch-reload has the same race), which no bridge can close.
+const CLIENT_PAUSE: Duration = Duration::from_millis(10);
+/// Two tags of the test image: the same files, told apart by the app's greeting.
+const TAG_A: &str = "roll-a";
+const TAG_B: &str = "roll-b";
+
+/// A World for this test (the bridge carries the static launcher that passes the socket
+/// on fd 0).
+fn world(test: &str) -> Option<World> {
+    prerequisites(test)?;
+    World::start(test)
+}
+
+/// `image()` tagged `tag` (same repository), made once per run.
+fn tagged(tag: &str) -> String {
+    let image = image();
+    let repository = image.rsplit_once(':').map_or(image.as_str(), |(r, _)| r);
+    let target = format!("{repository}:{tag}");
+    docker_ok(&["tag", &image, &target]);
+    target
+}
+
+/// A vassal serving HTTP on the host's `127.0.0.1:port` through `docker-socket`, its app
+/// greeting with `greeting`.
+fn rolling_vassal(port: u16, image: &str, greeting: &str, extra_emperor: &str) -> String {
+    format!(
+        "[emperor]\n\
+         docker-image = {image}\n\
+         docker-socket = 127.0.0.1:{port}\n\
+         docker-stop-timeout = 10\n\
+         {extra_emperor}\n\
+         \n\
+         [uwsgi]\n\
+         master = true\n\
+         plugin = psgi\n\
+         psgi = {APP_IN_IMAGE}\n\
+         protocol = http\n\
+         processes = 2\n\
+         env = GREETING={greeting}\n"
+    )
+}
+
+/// What the clients saw.
+#[derive(Debug, Default)]
+struct Tally {
+    ok: usize,
+    /// By answer: how many times each body came.
+    bodies: BTreeMap<String, usize>,
+    failures: Vec<String>,
+}
+
+/// Clients that loop `GET /` on `port` until stopped.
+struct Load {
+    stop: Arc<AtomicBool>,
+    tally: Arc<Mutex<Tally>>,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(port: u16) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let threads = (0..CLIENTS)
+            .map(|_| {
+                let (stop, tally) = (Arc::clone(&stop), Arc::clone(&tally));
+                thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let got = http_get(port, "/");
+                        let mut tally = tally.lock().unwrap_or_else(|e| e.into_inner());
+                        match got {
+                            Ok((200, body)) => {
+                                tally.ok += 1;
+                                *tally.bodies.entry(body).or_default() += 1;
+                            }
+                            other => tally.failures.push(format!("{other:?}")),
+                        }
+                        drop(tally);
+                        thread::sleep(CLIENT_PAUSE);
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            tally,
+            threads,
+        }
+    }
+
+    fn ok(&self) -> usize {
+        self.tally.lock().unwrap_or_else(|e| e.into_inner()).ok
+    }
+
+    fn finish(self) -> Tally {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+        Arc::try_unwrap(self.tally)
+            .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+            .unwrap_or_default()
+    }
+}
+
+fn bridge_pids(name: &str) -> Vec<u32> {
+    processes_matching(&bridge_title(name))
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+/// Done means: under load for the whole change from tag A to tag B, no request fails, tag
+/// B answers afterwards, one container is left, and the Emperor saw one vassal (its bridge
+/// is the same process, never cursed or respawned).
+#[test]
+fn an_image_change_under_load_rolls_over_without_a_failed_request() {
+    let Some(mut w) = world("rollover_load") else {
+        return;
+    };
+    let (image_a, image_b) = (tagged(TAG_A), tagged(TAG_B));
+    let port = free_port();
+    let name = w.vassal_name("roll");
+    w.write_vassal(&name, &rolling_vassal(port, &image_a, "from-a", ""));
+    w.wait_for_body(port, "from-a", SPAWN_TIMEOUT);
+    let bridges = bridge_pids(&name);
+    assert_eq!(bridges.len(), 1, "one bridge: {bridges:?}");
+    let first = containers_labelled(LABEL_VASSAL, &name);
+    assert_eq!(first.len(), 1);
+
+    let load = Load::start(port);
+    let warm = wait_for(Duration::from_secs(10), || (load.ok() > 20).then_some(()));
+    assert!(warm.is_some(), "the clients get answers before the change");
+    let changed_at = Instant::now();
+    w.rewrite_vassal(&name, &rolling_vassal(port, &image_b, "from-b", ""));
+    w.wait_for_log_line(&[&name, "starting a new container (image"], SPAWN_TIMEOUT);
+    w.wait_for_log_line(
+        &[&name, "accepts requests and has the Emperor's channels"],
+        SPAWN_TIMEOUT,
+    );
+    w.wait_for_log_line(&[&name, "the rollover is complete"], SPAWN_TIMEOUT);
+    let rolled_in = changed_at.elapsed();
+    // A moment of load on the new container alone.
+    let ok_after = load.ok();
+    let more = wait_for(Duration::from_secs(10), || {
+        (load.ok() > ok_after + 20).then_some(())
+    });
+    assert!(more.is_some(), "the clients get answers after the change");
+    let tally = load.finish();
+    eprintln!(
+        "rollover under {CLIENTS} clients: {} ok, {} failed, rolled over in {rolled_in:?}, answers {:?}",
+        tally.ok,
+        tally.failures.len(),
+        tally.bodies
+    );
+    assert!(
+        tally.failures.is_empty(),
+        "{} of {} requests failed during the rollover: {:?}\n{}",
+        tally.failures.len(),
+        tally.ok + tally.failures.len(),
+        &tally.failures[..tally.failures.len().min(10)],
+        w.log_tail(60)
+    );
+    assert!(tally.bodies.contains_key("from-a") && tally.bodies.contains_key("from-b"));
+    w.wait_for_body(port, "from-b", Duration::from_secs(5));
+
+    let now = containers_labelled(LABEL_VASSAL, &name);
+    assert_eq!(now.len(), 1, "one container left: {now:?}");
+    assert_ne!(now, first, "it is the new one");
+    // Podman names it in full (`docker.io/library/…`).
+    let running_image = inspect(&now[0], "{{.Config.Image}}");
+    assert!(running_image.ends_with(&image_b), "{running_image}");
+    assert_eq!(
+        bridge_pids(&name),
+        bridges,
+        "the same bridge: no curse, no respawn"
+    );
+    assert!(
+        !w.log().contains("curse"),
+        "the Emperor cursed a vassal:\n{}",
+        w.log_tail(60)
+    );
+
+    // The vassal is still the Emperor's: a touch reloads the new container, and removing
+    // the file removes it with everything else.
+    w.rewrite_vassal(&name, &rolling_vassal(port, &image_b, "from-b2", ""));
+    w.wait_for_body(port, "from-b2", SPAWN_TIMEOUT);
+    assert_eq!(containers_labelled(LABEL_VASSAL, &name), now);
+    w.remove_vassal(&name);
+    w.assert_clean_within(CLEANUP_TIMEOUT, "after the rolled-over vassal was removed");
+}
+
+/// Done means: a broken new image (a tag that does not exist; an image whose uWSGI cannot
+/// run) leaves the old container serving, the error logged, and nothing behind once the
+/// vassal is removed.
+#[test]
+fn a_broken_new_image_leaves_the_old_container_serving() {
+    let Some(mut w) = world("rollover_broken") else {
+        return;
+    };
+    let image_a = tagged(TAG_A);
+    let port = free_port();
+    let name = w.vassal_name("broken");
+    w.write_vassal(&name, &rolling_vassal(port, &image_a, "still-a", ""));
+    w.wait_for_body(port, "still-a", SPAWN_TIMEOUT);
+    let first = containers_labelled(LABEL_VASSAL, &name);
+    let bridges = bridge_pids(&name);
+
+    for (broken, error) in [
+        (
+            rolling_vassal(port, "uwsgi-docker-no-such-image:never", "never", ""),
+            "docker image \"uwsgi-docker-no-such-image:never\" not found",
+        ),
+        (
+            rolling_vassal(
+                port,
+                &image_a,
+                "never",
+                "docker-uwsgi = /usr/bin/no-uwsgi-here",
+            ),
+            "the rollover is abandoned",
+        ),
+    ] {
+        let load = Load::start(port);
+        w.rewrite_vassal(&name, &broken);
+        let line = w.wait_for_log_line(&[&name, error], SPAWN_TIMEOUT);
+        assert!(line.contains(&name), "{line}");
+        w.wait_for_log_line(&[&name, "the rollover is abandoned"], SPAWN_TIMEOUT);
+        // Its container is removed; the old one is the only one.
+        let settled = wait_for(CLEANUP_TIMEOUT, || {
+            (containers_labelled(LABEL_VASSAL, &name) == first).then_some(())
+        });
+        assert!(
+            settled.is_some(),
+            "containers: {:?}\n{}",
+            containers_labelled(LABEL_VASSAL, &name),
+            w.log_tail(40)
+        );
+        let tally = load.finish();
+        assert!(
+            tally.failures.is_empty(),
+            "requests failed during a broken rollover: {:?}\n{}",
+            &tally.failures[..tally.failures.len().min(10)],
+            w.log_tail(40)
+        );
+        assert_eq!(tally.bodies.keys().collect::<Vec<_>>(), ["still-a"]);
+        w.wait_for_body(port, "still-a", Duration::from_secs(5));
+        assert_eq!(bridge_pids(&name), bridges, "the same bridge serves on");
+    }
+
+    w.remove_vassal(&name);
+    w.assert_clean_within(CLEANUP_TIMEOUT, "after the vassal was removed");
+}
+
+/// A published port cannot be shared by two containers: such a vassal keeps today's
+/// behaviour (the bridge removes the container and the Emperor starts a new one).
+#[test]
+fn a_published_port_vassal_is_recreated_as_before() {
+    let Some(mut w) = world("rollover_port") else {
+        return;
+    };
+    let port = free_port();
+    let name = w.vassal_name("port");
+    w.write_vassal(&name, &docker_vassal(port, "", "env = GREETING=one"));
+    w.wait_for_body(port, "one", SPAWN_TIMEOUT);
+    let bridges = bridge_pids(&name);
+    w.rewrite_vassal(
+        &name,
+        &docker_vassal(port, "docker-env = X=1", "env = GREETING=two"),
+    );
+    w.wait_for_log_line(
+        &[&name, "the Emperor starts the vassal again"],
+        SPAWN_TIMEOUT,
+    );
+    w.wait_for_body(port, "two", SPAWN_TIMEOUT);
+    assert!(!w.log().contains("starting a new container"));
+    assert_ne!(bridge_pids(&name), bridges, "a new bridge");
+    w.remove_vassal(&name);
+    w.assert_clean_within(CLEANUP_TIMEOUT, "after the vassal was removed");
+}
+
+/// A bridge killed after a rollover leaves its container on the vassal's other name: its
+/// uWSGI ends with the relayed channel and `AutoRemove` takes the container, so the vassal
+/// the Emperor starts again is served by one new container, and nothing waits for `gc`.
+#[test]
+fn a_bridge_killed_after_a_rollover_leaves_nothing_for_gc() {
+    let Some(mut w) = world("rollover_killed") else {
+        return;
+    };
+    let (image_a, image_b) = (tagged(TAG_A), tagged(TAG_B));
+    let port = free_port();
+    let name = w.vassal_name("killed");
+    w.write_vassal(&name, &rolling_vassal(port, &image_a, "before", ""));
+    w.wait_for_body(port, "before", SPAWN_TIMEOUT);
+    w.rewrite_vassal(&name, &rolling_vassal(port, &image_b, "after", ""));
+    w.wait_for_log_line(&[&name, "the rollover is complete"], SPAWN_TIMEOUT);
+    let rolled = containers_labelled(LABEL_VASSAL, &name);
+    assert_eq!(rolled.len(), 1);
+    let bridges = bridge_pids(&name);
+    assert_eq!(bridges.len(), 1, "{bridges:?}");
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &bridges[0].to_string()])
+        .status();
+    let settled = wait_for(SPAWN_TIMEOUT, || {
+        let now = containers_labelled(LABEL_VASSAL, &name);
+        let served = matches!(http_get(port, "/"), Ok((200, b)) if b == "after");
+        (served && now.len() == 1 && now != rolled).then_some(())
+    });
+    assert!(
+        settled.is_some(),
+        "containers: {:?}\n{}",
+        containers_labelled(LABEL_VASSAL, &name),
+        w.log_tail(40)
+    );
+    w.remove_vassal(&name);
+    w.assert_clean_within(CLEANUP_TIMEOUT, "after the vassal was removed");
+}

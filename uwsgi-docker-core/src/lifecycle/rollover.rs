@@ -1,0 +1,1072 @@
+//! Zero-downtime rollover: a changed `[emperor]` section of a vassal whose listening socket
+//! the bridge holds (`docker-socket`, or the Emperor's on-demand socket) brings up a second
+//! container beside the running one, on the same socket, instead of recreating.
+//!
+//! The new container goes the start-up path on its own request connection: plan (the
+//! runtime applies the operator policy, [`Action::PlanRollover`]) → fresh relayed channels
+//! ([`Action::PrepareChannels`]) → bind the proxy (free again since the first handoff) →
+//! create (under the sibling name, [`crate::plan::sibling_container_name`]) → attach and
+//! wait → start → inspect → the init's pid namespace → accept → hand off → the new vassal's
+//! `Accepting` byte, within the handoff deadline. Then the switch: the Emperor's bytes go
+//! to the new vassal and the new vassal's to the Emperor, the old vassal gets the graceful
+//! stop byte on its own channel (in-flight requests finish), and once its container has
+//! exited (or been stopped after its stop timeout) it is removed. The Emperor sees one
+//! vassal throughout.
+//!
+//! If the new container fails at any step, it is removed, its proxy closed, the log says
+//! why ([`Notice::RolloverAbandoned`]) and the old one serves on. A config that comes during
+//! a rollover waits: the newest is judged again when the rollover is done, so the vassal
+//! ends with the newest settings. A stop removes the other container beside the current
+//! one, within the shutdown bound.
+use std::io;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::channels::{ChannelRelay, ConfigVerdict};
+use super::errors::{BridgeError, DaemonFault, HostError, OperatorError, VassalError};
+use super::events::Notice;
+use super::exit_watch::{ExitWatch, WaitFor, WaitProgress};
+use super::interface::{Action, DockerConn, Generation, Outcome, ProxyPeer};
+use super::log_relay::{AttachProgress, LogRelay};
+use super::proxy_gate::ProxyState;
+use super::requests::{ApiRequest, Reply, Requests};
+use super::sequence::{bridge_label, is_removal_in_progress, never_connected};
+use super::timers::Timer;
+use super::{short_id, Bridge, ConflictHolder, Container, Instance, Step};
+use crate::docker::{self, ContainerInfo};
+use crate::emperor::{encode_config, EmperorMessage, VassalMessage};
+use crate::http_reader::Response;
+use crate::plan::{sibling_container_name, ContainerPlan};
+use crate::spec::{self, VassalSpec};
+
+/// A rollover in progress: the other container (the new one until the switch, the old one
+/// after it) and its own request connection.
+#[derive(Debug)]
+pub(super) struct Rollover {
+    stage: Stage,
+    other: Instance,
+    requests: Requests,
+    /// The config rolled to (pushed to the new vassal at its handoff).
+    config: Vec<u8>,
+    /// Its `[emperor]` section as asked for; the old one's after the switch.
+    target: VassalSpec,
+    /// The new container's plan once the runtime made it; the old one's after the switch.
+    plan: Option<ContainerPlan>,
+    /// The newest config that came during the rollover, judged again after it.
+    pending: Option<Vec<u8>>,
+    /// Create was tried again after removing a leftover of ours that held the name.
+    retried_create: bool,
+    /// Once the vassal stops: no request of the rollover is waited on past this.
+    bound_by: Option<Instant>,
+}
+
+#[derive(Debug)]
+enum Stage {
+    Planning,
+    PreparingChannels,
+    BindingProxy,
+    Creating,
+    InspectingConflict,
+    QueryingBridge(ConflictHolder),
+    RemovingConflict(ConflictHolder),
+    Arming,
+    Starting,
+    Inspecting,
+    ResolvingNamespace,
+    AwaitingVassal,
+    /// Handed off: waiting for the new vassal's `Accepting` byte.
+    AwaitingAccepting,
+    /// Switched: the old vassal has the graceful stop byte; its exit is waited for.
+    Retiring,
+    /// The old container did not exit in time: stopped through the daemon.
+    StoppingOld,
+    /// After a lost create answer: is the container that holds the name ours?
+    InspectingCreated,
+    /// The other container is removed.
+    Removing(Leaving),
+}
+
+/// Why the other container is removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leaving {
+    /// The old one, after the switch.
+    Retired,
+    /// The new one, which failed (or the vassal stops).
+    Abandoned,
+}
+
+impl Stage {
+    /// Before the switch: a failure abandons the rollover.
+    fn is_bringing_up(&self) -> bool {
+        !matches!(
+            self,
+            Stage::Retiring | Stage::StoppingOld | Stage::InspectingCreated | Stage::Removing(_)
+        )
+    }
+}
+
+impl Rollover {
+    /// The earliest deadline of its request and its streams.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        self.requests
+            .deadline()
+            .into_iter()
+            .chain(self.other.deadline())
+            .min()
+    }
+}
+
+impl Bridge {
+    // ---- starting one ----
+
+    /// Whether a changed section can roll over: an Emperor to keep, a running vassal that
+    /// has its channels, a listening socket the bridge holds that both containers share,
+    /// and no published port (two containers cannot publish the same host port).
+    fn can_roll_over(&self, spec: &VassalSpec) -> bool {
+        let plan = &self.config.plan;
+        self.config.emperor.has_control()
+            && plan.passes_socket
+            && matches!(self.step, Step::Running)
+            && self.current.proxy.is_handed_off()
+            && matches!(self.current.container, Container::Started(_))
+            && spec.socket == plan.spec.socket
+            && spec.ports.is_empty()
+            && plan.spec.ports.is_empty()
+    }
+
+    /// Whether the Emperor's reload byte waits for the file to be read first: a vassal
+    /// that could roll over, whose config the bridge reads itself (no config channel).
+    pub(super) fn may_roll_over_on_reload(&self) -> bool {
+        let plan = &self.config.plan;
+        self.config.emperor.has_control()
+            && !self.config.emperor.has_config()
+            && plan.passes_socket
+            && matches!(self.step, Step::Running)
+            && self.current.proxy.is_handed_off()
+            && self.rollover.is_none()
+    }
+
+    /// The file, read for a held reload byte: a changed section that can roll over starts
+    /// the rollover and the running vassal is left alone (it serves on, not reloading);
+    /// anything else is an ordinary reload, relayed now.
+    pub(super) fn on_reload_read(&mut self, config: io::Result<Vec<u8>>) {
+        let changed = config.ok().and_then(|config| {
+            match spec::parse_vassal(&self.config.plan.vassal_name, &config) {
+                Ok(Some(spec)) if spec != self.config.requested_spec => Some((config, spec)),
+                _ => None,
+            }
+        });
+        match changed {
+            Some((config, spec)) if self.can_roll_over(&spec) && !self.is_stopping() => {
+                self.start_rollover(&config, spec)
+            }
+            _ => {
+                let relaying = self.relaying().then_some(self.current.generation);
+                let reload = [EmperorMessage::Reload.to_byte()];
+                ChannelRelay::relay_emperor_control(&reload, relaying, &mut self.out);
+            }
+        }
+    }
+
+    /// A reload brought a changed `[emperor]` section (`None`: no longer a Docker vassal).
+    pub(super) fn on_settings_changed(
+        &mut self,
+        config: &[u8],
+        spec: Option<Box<VassalSpec>>,
+        now: Instant,
+    ) {
+        if let Some(rollover) = &mut self.rollover {
+            if spec.as_deref() != Some(&rollover.target) {
+                rollover.pending = Some(config.to_vec());
+                self.out.notice(Notice::RolloverQueued);
+            }
+            // The running vassal is reloading: it gets its own config again.
+            return self.push_last_config();
+        }
+        match spec {
+            Some(spec) if self.can_roll_over(&spec) => {
+                // The running vassal is reloading: it serves on with its own config.
+                self.push_last_config();
+                self.start_rollover(config, *spec);
+            }
+            _ => {
+                self.out.notice(Notice::Recreating);
+                self.stop(Outcome::Recreate, now);
+            }
+        }
+    }
+
+    /// A config with the running settings came during a rollover (it was pushed): it is
+    /// the newest, so it is judged again after the rollover.
+    pub(super) fn note_config_during_rollover(&mut self, config: &[u8]) {
+        let Some(rollover) = &mut self.rollover else {
+            return;
+        };
+        if let Ok(Some(_)) = spec::parse_vassal(&self.config.plan.vassal_name, config) {
+            rollover.pending = Some(config.to_vec());
+            self.out.notice(Notice::RolloverQueued);
+        }
+    }
+
+    fn push_last_config(&mut self) {
+        let mut packet = Vec::new();
+        if encode_config(&self.config.config, &mut packet).is_ok() {
+            let generation = self.current.generation;
+            self.out.push(Action::ToVassalConfig(generation, packet));
+        }
+    }
+
+    fn start_rollover(&mut self, config: &[u8], target: VassalSpec) {
+        let generation = Generation(self.current.generation.0.wrapping_add(1));
+        self.out.notice(Notice::RollingOver {
+            image: target.image.clone(),
+        });
+        self.rollover = Some(Rollover {
+            stage: Stage::Planning,
+            other: Instance::new(generation),
+            requests: Requests::default(),
+            config: config.to_vec(),
+            target,
+            plan: None,
+            pending: None,
+            retried_create: false,
+            bound_by: None,
+        });
+        self.out.push(Action::PlanRollover {
+            config: config.to_vec(),
+        });
+    }
+
+    pub(super) fn on_rollover_plan(
+        &mut self,
+        planned: Result<(ContainerPlan, VassalSpec), BridgeError>,
+        now: Instant,
+    ) {
+        let current_plan = &self.config.plan;
+        let Some(rollover) = self
+            .rollover
+            .as_mut()
+            .filter(|r| matches!(r.stage, Stage::Planning))
+        else {
+            return;
+        };
+        let (mut plan, requested) = match planned {
+            Ok(planned) => planned,
+            Err(e) => return self.rollover_failed(e, now),
+        };
+        let beside = plan.passes_socket
+            && plan.spec.socket == current_plan.spec.socket
+            && plan.spec.ports.is_empty();
+        if !beside {
+            // The policy made it a container that cannot run beside this one.
+            self.rollover = None;
+            self.out.notice(Notice::Recreating);
+            return self.stop(Outcome::Recreate, now);
+        }
+        plan.container_name = sibling_container_name(
+            plan.name_prefix.as_deref(),
+            &plan.vassal_name,
+            &current_plan.container_name,
+        );
+        rollover.target = requested;
+        rollover.plan = Some(plan);
+        rollover.stage = Stage::PreparingChannels;
+        let generation = rollover.other.generation;
+        self.out.push(Action::PrepareChannels(generation));
+    }
+
+    pub(super) fn on_channels_prepared(
+        &mut self,
+        generation: Generation,
+        result: Result<(), io::Error>,
+        now: Instant,
+    ) {
+        let Some(rollover) = self.rollover.as_mut().filter(|r| {
+            matches!(r.stage, Stage::PreparingChannels) && r.other.generation == generation
+        }) else {
+            return;
+        };
+        if let Err(e) = result {
+            let source = Arc::new(e);
+            return self.rollover_failed(HostError::Channels { source }.into(), now);
+        }
+        let Some(path) = rollover.plan.as_ref().map(|p| p.proxy_host_path.clone()) else {
+            return;
+        };
+        rollover.stage = Stage::BindingProxy;
+        rollover.other.proxy.bind(path, &mut self.out);
+    }
+
+    // ---- the proxy ----
+
+    pub(super) fn rollover_binds(&self) -> bool {
+        self.rollover
+            .as_ref()
+            .is_some_and(|r| r.other.proxy.state == ProxyState::Binding)
+    }
+
+    pub(super) fn on_rollover_proxy_bound(&mut self, result: Result<(), io::Error>, now: Instant) {
+        let Some(rollover) = self.rollover.as_mut() else {
+            return;
+        };
+        let bringing_up = matches!(rollover.stage, Stage::BindingProxy);
+        match result {
+            Ok(()) => {
+                rollover.other.proxy.state = ProxyState::Bound;
+                if bringing_up {
+                    rollover.stage = Stage::Creating;
+                } else {
+                    // Abandoned while binding: close what is bound now.
+                    rollover.other.proxy.close(&mut self.out);
+                }
+            }
+            Err(e) => {
+                rollover.other.proxy.state = ProxyState::Closed;
+                if bringing_up {
+                    let path = rollover
+                        .plan
+                        .as_ref()
+                        .map(|p| p.proxy_host_path.clone())
+                        .unwrap_or_default();
+                    let source = Arc::new(e);
+                    return self.rollover_failed(HostError::ProxyBind { path, source }.into(), now);
+                }
+            }
+        }
+        self.advance_rollover(now);
+    }
+
+    pub(super) fn rollover_resolves(&self, pid: u32) -> bool {
+        self.rollover.as_ref().is_some_and(|r| {
+            matches!(r.stage, Stage::ResolvingNamespace) && r.other.proxy.init_pid() == Some(pid)
+        })
+    }
+
+    pub(super) fn on_rollover_pid_namespace(&mut self, pid_ns: Option<u64>, now: Instant) {
+        let Some(rollover) = self.rollover.as_mut() else {
+            return;
+        };
+        match pid_ns {
+            Some(ns) => {
+                rollover.stage = Stage::AwaitingVassal;
+                self.timers
+                    .set(Timer::Rollover, now + self.config.handoff_timeout);
+                rollover.other.proxy.accept_from(ns, &mut self.out);
+            }
+            None => {
+                let pid = rollover.other.proxy.init_pid().unwrap_or_default();
+                self.rollover_failed(HostError::PidNamespace { pid }.into(), now);
+            }
+        }
+    }
+
+    pub(super) fn rollover_accepts(&self, pid_ns: Option<u64>) -> bool {
+        self.rollover.as_ref().is_some_and(|r| {
+            matches!(r.stage, Stage::AwaitingVassal) && r.other.proxy.admits(pid_ns)
+        })
+    }
+
+    pub(super) fn on_rollover_peer(&mut self, peer: ProxyPeer, now: Instant) {
+        let Some(rollover) = self.rollover.as_mut() else {
+            return;
+        };
+        let passes_socket = rollover.plan.as_ref().is_some_and(|p| p.passes_socket);
+        let generation = rollover.other.generation;
+        let handed = rollover.other.proxy.hand_off(
+            peer,
+            generation,
+            &rollover.config,
+            passes_socket,
+            &mut self.out,
+        );
+        if let Err(e) = handed {
+            return self.rollover_failed(VassalError::Config(e).into(), now);
+        }
+        rollover.stage = Stage::AwaitingAccepting;
+        self.timers
+            .set(Timer::Rollover, now + self.config.handoff_timeout);
+        self.out
+            .debug(|| "handed the new vassal its channels; waiting for it to accept".into());
+    }
+
+    // ---- the other vassal's channel ----
+
+    /// Bytes from a generation that is not the current one: the new vassal before the
+    /// switch (its `Accepting` byte switches; nothing reaches the Emperor), or the old one
+    /// after it (ignored: it is on its way out).
+    pub(super) fn on_other_vassal_control(
+        &mut self,
+        generation: Generation,
+        data: &[u8],
+        now: Instant,
+    ) {
+        let Some(rollover) = self
+            .rollover
+            .as_mut()
+            .filter(|r| r.other.generation == generation && r.stage.is_bringing_up())
+        else {
+            return;
+        };
+        for (at, &byte) in data.iter().enumerate() {
+            match VassalMessage::from_byte(byte) {
+                VassalMessage::Accepting if matches!(rollover.stage, Stage::AwaitingAccepting) => {
+                    self.switch(now);
+                    // Whatever followed is the current vassal's, for the Emperor.
+                    let rest = data.get(at + 1..).unwrap_or_default();
+                    if !rest.is_empty()
+                        && ChannelRelay::relay_vassal_control(rest, &self.config, &mut self.out)
+                    {
+                        self.stop(Outcome::Stopped, now);
+                    }
+                    return;
+                }
+                VassalMessage::StopMe => {
+                    return self.rollover_failed(VassalError::LeftBeforeAccepting.into(), now)
+                }
+                VassalMessage::ConfigRequest => {
+                    let mut packet = Vec::new();
+                    if encode_config(&rollover.config, &mut packet).is_ok() {
+                        self.out.push(Action::ToVassalConfig(generation, packet));
+                    }
+                }
+                _ => self
+                    .out
+                    .debug(|| format!("byte {byte} from the new vassal, not relayed")),
+            }
+        }
+    }
+
+    pub(super) fn on_other_vassal_control_eof(&mut self, generation: Generation, now: Instant) {
+        let handed_off = self.rollover.as_ref().is_some_and(|r| {
+            r.other.generation == generation && matches!(r.stage, Stage::AwaitingAccepting)
+        });
+        if handed_off {
+            self.rollover_failed(VassalError::LeftBeforeAccepting.into(), now);
+        }
+    }
+
+    /// The new vassal accepts requests: it becomes the current one, and the old one is
+    /// stopped gracefully on its own channel.
+    fn switch(&mut self, now: Instant) {
+        let Some(rollover) = self.rollover.as_mut() else {
+            return;
+        };
+        let Some(plan) = rollover.plan.as_mut() else {
+            return;
+        };
+        self.timers.clear(Timer::Rollover);
+        std::mem::swap(&mut self.current, &mut rollover.other);
+        std::mem::swap(&mut self.config.plan, plan);
+        std::mem::swap(&mut self.config.requested_spec, &mut rollover.target);
+        self.config.config = rollover.config.clone();
+        let old_stop_wait = plan.spec.stop_timeout_secs();
+        let from = rollover.other.container.id().map(short_id).unwrap_or("?");
+        let to = self.current.container.id().map(short_id).unwrap_or("?");
+        self.out.notice(Notice::RolledOver {
+            from: from.to_owned(),
+            to: to.to_owned(),
+        });
+        if let (Some(path), Some(id)) =
+            (&self.config.plan.spec.cidfile, self.current.container.id())
+        {
+            let (path, id) = (path.clone(), id.to_owned());
+            self.out.push(Action::WriteCidFile { path, id });
+        }
+        let graceful_stop = vec![EmperorMessage::GracefulStop.to_byte()];
+        let old = rollover.other.generation;
+        self.out.push(Action::ToVassalControl(old, graceful_stop));
+        rollover.stage = Stage::Retiring;
+        let wait = std::time::Duration::from_secs(u64::from(old_stop_wait));
+        self.timers
+            .set(Timer::Rollover, now + wait + self.config.stop_grace);
+    }
+
+    // ---- requests ----
+
+    /// Issues the next request the rollover's stage calls for, if its connection is free.
+    fn advance_rollover(&mut self, now: Instant) {
+        let Some(api) = self.api else { return };
+        let Some(rollover) = self.rollover.as_mut() else {
+            return;
+        };
+        if !rollover.requests.is_idle() {
+            return;
+        }
+        let Some(plan) = rollover.plan.as_ref() else {
+            if matches!(rollover.stage, Stage::Removing(_)) {
+                self.end_rollover(now);
+            }
+            return;
+        };
+        let mut deadline = now + self.config.request_timeout;
+        let mut bytes = Vec::new();
+        let request = match (&rollover.stage, rollover.other.container.id()) {
+            (Stage::Creating, _) => {
+                api.create(plan, &mut bytes);
+                ApiRequest::Create
+            }
+            (Stage::InspectingConflict, _) => {
+                api.inspect(&plan.container_name, &mut bytes);
+                ApiRequest::InspectConflict
+            }
+            (Stage::InspectingCreated, _) => {
+                api.inspect(&plan.container_name, &mut bytes);
+                ApiRequest::InspectCreated
+            }
+            (Stage::RemovingConflict(holder), _) => {
+                api.remove(&holder.id, &mut bytes);
+                ApiRequest::RemoveConflict
+            }
+            (Stage::Starting, Some(id)) => {
+                api.start(id, &mut bytes);
+                ApiRequest::Start
+            }
+            (Stage::Inspecting, Some(id)) => {
+                api.inspect(id, &mut bytes);
+                ApiRequest::Inspect
+            }
+            (Stage::StoppingOld, Some(id)) => {
+                let timeout = plan.spec.stop_timeout_secs();
+                api.stop(id, timeout, &mut bytes);
+                let wait = std::time::Duration::from_secs(u64::from(timeout));
+                deadline = now + wait + self.config.stop_grace;
+                ApiRequest::Stop
+            }
+            (Stage::Removing(_), Some(id)) => {
+                api.remove(id, &mut bytes);
+                ApiRequest::Remove
+            }
+            (Stage::Removing(_) | Stage::StoppingOld, None) => return self.end_rollover(now),
+            _ => return,
+        };
+        if let Some(bound_by) = rollover.bound_by {
+            deadline = deadline.min(bound_by);
+        }
+        rollover
+            .requests
+            .send(&mut self.out, request, bytes, deadline, now);
+    }
+
+    fn on_rollover_reply(&mut self, reply: Reply, now: Instant) {
+        match reply {
+            Reply::Nothing => {}
+            Reply::Answer(request, response) => self.on_rollover_response(request, response, now),
+            Reply::Failed(request, fault) => self.on_rollover_request_failed(request, fault, now),
+            Reply::Idle(fault) => {
+                self.rollover_failed(fault.into(), now);
+                self.advance_rollover(now);
+            }
+        }
+    }
+
+    fn on_rollover_request_failed(
+        &mut self,
+        request: ApiRequest,
+        fault: DaemonFault,
+        now: Instant,
+    ) {
+        let Some(rollover) = self.rollover.as_mut() else {
+            return;
+        };
+        if rollover.stage.is_bringing_up() {
+            // The create may or may not have happened: the cleanup inspects the name.
+            if request == ApiRequest::Create && rollover.other.container == Container::None {
+                rollover.other.container = Container::Unknown;
+            }
+            self.rollover_failed(fault.into(), now);
+        } else {
+            self.out.notice(Notice::CleanupFailed(fault));
+            rollover.stage = match rollover.stage {
+                Stage::StoppingOld | Stage::Retiring => Stage::Removing(Leaving::Retired),
+                _ => {
+                    // Left for `gc` (its bridge label names us, so only after we exit).
+                    rollover.other.container = Container::None;
+                    Stage::Removing(Leaving::Abandoned)
+                }
+            };
+        }
+        self.advance_rollover(now);
+    }
+
+    fn on_rollover_response(&mut self, request: ApiRequest, response: Response, now: Instant) {
+        if let Err(error) = self.take_rollover_answer(request, &response, now) {
+            self.rollover_failed(error, now);
+        }
+        self.advance_rollover(now);
+    }
+
+    /// Moves the rollover on with an answer; an error abandons it.
+    fn take_rollover_answer(
+        &mut self,
+        request: ApiRequest,
+        response: &Response,
+        now: Instant,
+    ) -> Result<(), BridgeError> {
+        let api = self.api;
+        let Some(rollover) = self.rollover.as_mut() else {
+            return Ok(());
+        };
+        let Some(plan) = rollover.plan.as_ref() else {
+            return Ok(());
+        };
+        let bringing_up = rollover.stage.is_bringing_up();
+        match request {
+            ApiRequest::Create => match docker::parse_create(response) {
+                Ok(created) => {
+                    for warning in created.warnings {
+                        self.out.notice(Notice::DaemonWarning(warning));
+                    }
+                    rollover.other.container = Container::Created(created.id.clone());
+                    if let (Stage::Creating, Some(api)) = (&rollover.stage, api) {
+                        let deadline = now + self.config.request_timeout;
+                        let tty = plan.spec.tty;
+                        let out = &mut self.out;
+                        let id = &created.id;
+                        rollover.other.logs =
+                            Some(LogRelay::open(out, api, id, tty, now, deadline));
+                        let wait = ExitWatch::open(out, api, id, WaitFor::NextExit, now, deadline);
+                        rollover.other.exit_watch = Some(wait);
+                        rollover.stage = Stage::Arming;
+                    }
+                }
+                Err(e) if e.is_conflict() && bringing_up => {
+                    if rollover.retried_create {
+                        let name = plan.container_name.clone();
+                        return Err(OperatorError::NameStillTaken { name, tries: 2 }.into());
+                    }
+                    rollover.stage = Stage::InspectingConflict;
+                }
+                Err(_) if !bringing_up => {}
+                Err(source) if source.is_not_found() => {
+                    let image = plan.spec.image.clone();
+                    return Err(VassalError::ImageNotFound { image, source }.into());
+                }
+                Err(source) => {
+                    let hint = docker::create_failure_hint(&source, plan);
+                    return Err(VassalError::CreateRefused { source, hint }.into());
+                }
+            },
+            ApiRequest::InspectConflict if bringing_up => {
+                let name = plan.container_name.clone();
+                match docker::parse_inspect(response) {
+                    Ok(holder) => return self.judge_rollover_holder(holder),
+                    Err(e) if e.is_not_found() => rollover.stage = Stage::Creating,
+                    Err(source) => {
+                        return Err(DaemonFault::HolderUninspectable { name, source }.into())
+                    }
+                }
+            }
+            ApiRequest::RemoveConflict if bringing_up => match docker::parse_empty(response) {
+                Err(source) if !source.is_not_found() && !is_removal_in_progress(&source) => {
+                    let name = plan.container_name.clone();
+                    let holder = match &rollover.stage {
+                        Stage::RemovingConflict(holder) => short_id(&holder.id).to_owned(),
+                        _ => "?".to_owned(),
+                    };
+                    let fault = DaemonFault::HolderUnremovable {
+                        name,
+                        holder,
+                        source,
+                    };
+                    return Err(fault.into());
+                }
+                _ => {
+                    rollover.retried_create = true;
+                    rollover.stage = Stage::Creating;
+                }
+            },
+            ApiRequest::Start => match docker::parse_empty(response) {
+                Ok(_) => {
+                    if let Container::Created(id) = &rollover.other.container {
+                        rollover.other.container = Container::Started(id.clone());
+                    }
+                    if matches!(rollover.stage, Stage::Starting) {
+                        rollover.stage = Stage::Inspecting;
+                    }
+                }
+                Err(e) if bringing_up => return Err(VassalError::StartRefused(e).into()),
+                Err(_) => {}
+            },
+            ApiRequest::Inspect if bringing_up => match docker::parse_inspect(response) {
+                Ok(info) if info.running && info.pid > 0 => {
+                    rollover.other.proxy.set_init(info.pid);
+                    rollover.stage = Stage::ResolvingNamespace;
+                    self.out.push(Action::QueryPidNamespace { pid: info.pid });
+                }
+                // It already exited; the wait reports how.
+                Ok(_) => {}
+                Err(source) => {
+                    let action = "cannot inspect the new container";
+                    return Err(DaemonFault::Refused { action, source }.into());
+                }
+            },
+            ApiRequest::InspectCreated => {
+                let made_by_us = match docker::parse_inspect(response) {
+                    Ok(info) if self.made_by_us(&info.labels) => Some(info.id),
+                    _ => None,
+                };
+                let Some(rollover) = self.rollover.as_mut() else {
+                    return Ok(());
+                };
+                rollover.other.container = made_by_us.map_or(Container::None, Container::Created);
+                rollover.stage = Stage::Removing(Leaving::Abandoned);
+            }
+            ApiRequest::Stop => {
+                if let Err(e) = docker::parse_empty(response) {
+                    if !e.is_not_found() {
+                        self.out.notice(Notice::StopFailed(e));
+                    }
+                }
+                if matches!(rollover.stage, Stage::StoppingOld) {
+                    rollover.stage = Stage::Removing(Leaving::Retired);
+                }
+            }
+            ApiRequest::Remove => {
+                match docker::parse_empty(response) {
+                    Err(e) if !e.is_not_found() && !is_removal_in_progress(&e) => {
+                        self.out.notice(Notice::RemoveFailed(e))
+                    }
+                    _ => {}
+                }
+                self.end_rollover(now);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The sibling name is taken. A leftover of this very bridge (a rollover whose removal
+    /// failed) is removed; one of ours for this vassal whose bridge is gone too, once its
+    /// bridge is asked about; anything else abandons the rollover, naming it.
+    fn judge_rollover_holder(&mut self, holder: ContainerInfo) -> Result<(), BridgeError> {
+        let plan = &self.config.plan;
+        let Some(rollover) = self.rollover.as_mut() else {
+            return Ok(());
+        };
+        let name = rollover
+            .plan
+            .as_ref()
+            .map(|p| p.container_name.clone())
+            .unwrap_or_default();
+        let short = short_id(&holder.id).to_owned();
+        if let Some(why) = plan.why_not_ours(&holder.labels) {
+            let holder = short;
+            return Err(OperatorError::NameHeldByForeign { name, holder, why }.into());
+        }
+        let Some(bridge) = bridge_label(&holder.labels).map(str::to_owned) else {
+            let holder = short;
+            return Err(OperatorError::NameHeldWithoutBridge { name, holder }.into());
+        };
+        let holder = ConflictHolder {
+            id: holder.id,
+            bridge: bridge.clone(),
+        };
+        if Some(bridge.as_str()) == bridge_label(&plan.labels) {
+            rollover.stage = Stage::RemovingConflict(holder);
+        } else {
+            rollover.stage = Stage::QueryingBridge(holder);
+            self.out.push(Action::QueryBridgeAlive { label: bridge });
+        }
+        Ok(())
+    }
+
+    pub(super) fn rollover_queries_bridge(&self) -> bool {
+        self.rollover
+            .as_ref()
+            .is_some_and(|r| matches!(r.stage, Stage::QueryingBridge(_)))
+    }
+
+    pub(super) fn on_rollover_bridge_alive(&mut self, alive: bool, now: Instant) {
+        let Some(rollover) = self.rollover.as_mut() else {
+            return;
+        };
+        let Stage::QueryingBridge(holder) = &rollover.stage else {
+            return;
+        };
+        let holder = holder.clone();
+        if alive {
+            let name = rollover
+                .plan
+                .as_ref()
+                .map(|p| p.container_name.clone())
+                .unwrap_or_default();
+            let error = OperatorError::NameHeldByLiveBridge {
+                name,
+                holder: short_id(&holder.id).to_owned(),
+                bridge: holder.bridge,
+            };
+            return self.rollover_failed(error.into(), now);
+        }
+        rollover.stage = Stage::RemovingConflict(holder);
+        self.advance_rollover(now);
+    }
+
+    // ---- streams ----
+
+    pub(super) fn rollover_owns(&self, conn: DockerConn) -> bool {
+        self.rollover
+            .as_ref()
+            .is_some_and(|r| r.requests.owns(conn) || r.other.owns_stream(conn))
+    }
+
+    pub(super) fn on_rollover_docker_data(&mut self, conn: DockerConn, data: &[u8], now: Instant) {
+        let Some(rollover) = self.rollover.as_mut() else {
+            return;
+        };
+        if rollover.requests.owns(conn) {
+            let reply = rollover.requests.on_data(&mut self.out, data);
+            return self.on_rollover_reply(reply, now);
+        }
+        if let Some(logs) = rollover.other.logs.as_mut().filter(|l| l.conn() == conn) {
+            match logs.on_data(data, &mut self.out) {
+                AttachProgress::Waiting | AttachProgress::Streaming => {}
+                AttachProgress::Upgraded => self.maybe_start_rollover(now),
+                AttachProgress::Failed(fault) => self.rollover_failed(fault.into(), now),
+                AttachProgress::Lost => rollover.other.logs = None,
+            }
+            return;
+        }
+        let Some(wait) = rollover.other.exit_watch.as_mut() else {
+            return;
+        };
+        match wait.on_data(data) {
+            WaitProgress::Waiting => {}
+            WaitProgress::Armed => self.maybe_start_rollover(now),
+            WaitProgress::Exited(status) => {
+                self.out.push(Action::DockerClose(conn));
+                rollover.other.exit_watch = None;
+                if let Some(id) = rollover.other.container.id() {
+                    rollover.other.container = Container::Exited(id.to_owned());
+                }
+                if rollover.stage.is_bringing_up() {
+                    let error = VassalError::ExitedBeforeAccepting { status };
+                    return self.rollover_failed(error.into(), now);
+                }
+                if matches!(rollover.stage, Stage::Retiring | Stage::StoppingOld) {
+                    self.timers.clear(Timer::Rollover);
+                    rollover.stage = Stage::Removing(Leaving::Retired);
+                }
+                self.advance_rollover(now);
+            }
+            WaitProgress::Failed(fault) => {
+                self.out.push(Action::DockerClose(conn));
+                rollover.other.exit_watch = None;
+                self.rollover_failed(fault.into(), now);
+            }
+        }
+    }
+
+    pub(super) fn on_rollover_docker_eof(&mut self, conn: DockerConn, now: Instant) {
+        let Some(rollover) = self.rollover.as_mut() else {
+            return;
+        };
+        if rollover.requests.owns(conn) {
+            let reply = rollover.requests.on_eof(&mut self.out);
+            return self.on_rollover_reply(reply, now);
+        }
+        self.out.push(Action::DockerClose(conn));
+        if let Some(mut logs) = rollover.other.logs.take_if(|l| l.conn() == conn) {
+            if logs.is_upgraded() {
+                logs.flush(&mut self.out);
+                return;
+            }
+            let fault = DaemonFault::StreamClosed {
+                stream: "attach",
+                when: "before upgrading it",
+            };
+            return self.rollover_failed(fault.into(), now);
+        }
+        rollover.other.exit_watch = None;
+        let fault = DaemonFault::StreamClosed {
+            stream: "wait",
+            when: "before the container exited",
+        };
+        self.rollover_failed(fault.into(), now);
+    }
+
+    pub(super) fn on_rollover_connect_failed(
+        &mut self,
+        conn: DockerConn,
+        fault: DaemonFault,
+        now: Instant,
+    ) {
+        let Some(rollover) = self.rollover.as_mut() else {
+            return;
+        };
+        if rollover.requests.owns(conn) {
+            let reply = rollover.requests.on_connect_failed(fault);
+            return self.on_rollover_reply(reply, now);
+        }
+        rollover.other.logs.take_if(|l| l.conn() == conn);
+        rollover.other.exit_watch.take_if(|w| w.conn() == conn);
+        self.rollover_failed(fault.into(), now);
+    }
+
+    /// Start follows once both streams of the new container are armed.
+    fn maybe_start_rollover(&mut self, now: Instant) {
+        let Some(rollover) = self.rollover.as_mut() else {
+            return;
+        };
+        let attached = rollover
+            .other
+            .logs
+            .as_ref()
+            .is_some_and(LogRelay::is_upgraded);
+        let armed = rollover
+            .other
+            .exit_watch
+            .as_ref()
+            .is_some_and(ExitWatch::is_armed);
+        if attached && armed && matches!(rollover.stage, Stage::Arming) {
+            rollover.stage = Stage::Starting;
+            self.advance_rollover(now);
+        }
+    }
+
+    // ---- deadlines ----
+
+    pub(super) fn on_rollover_timer(&mut self, now: Instant) {
+        let Some(rollover) = self.rollover.as_mut() else {
+            return;
+        };
+        let within = self.config.handoff_timeout;
+        match rollover.stage {
+            Stage::AwaitingVassal => {
+                let Some(plan) = rollover.plan.as_ref() else {
+                    return;
+                };
+                let error = never_connected(plan, within);
+                self.rollover_failed(error.into(), now);
+            }
+            Stage::AwaitingAccepting => {
+                self.rollover_failed(VassalError::NeverAccepting { within }.into(), now)
+            }
+            Stage::Retiring => {
+                self.out
+                    .debug(|| "the old container did not exit in time; stopping it".into());
+                rollover.stage = Stage::StoppingOld;
+                self.advance_rollover(now);
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn on_overdue_rollover(&mut self, now: Instant) {
+        let Some(rollover) = self.rollover.as_mut() else {
+            return;
+        };
+        if let Reply::Failed(request, fault) = rollover.requests.take_overdue(&mut self.out, now) {
+            return self.on_rollover_request_failed(request, fault, now);
+        }
+        let attach_due = |l: &mut LogRelay| l.pending().is_some_and(|p| p.due(now));
+        let wait_due = |w: &mut ExitWatch| w.pending().is_some_and(|p| p.due(now));
+        let fault = if let Some(logs) = rollover.other.logs.take_if(attach_due) {
+            self.out.push(Action::DockerClose(logs.conn()));
+            logs.pending().map(|p| p.timed_out())
+        } else if let Some(wait) = rollover.other.exit_watch.take_if(wait_due) {
+            self.out.push(Action::DockerClose(wait.conn()));
+            wait.pending().map(|p| p.timed_out())
+        } else {
+            None
+        };
+        if let Some(fault) = fault {
+            self.rollover_failed(fault.into(), now);
+        }
+    }
+
+    // ---- ending one ----
+
+    /// The new container failed before the switch: remove it, close its proxy, say why;
+    /// the current container serves on. After the switch nothing is abandoned: a stream
+    /// of the old container that fails leaves its removal to the stop timer.
+    pub(super) fn rollover_failed(&mut self, error: BridgeError, now: Instant) {
+        let Some(rollover) = self.rollover.as_mut().filter(|r| r.stage.is_bringing_up()) else {
+            return;
+        };
+        self.out.notice(Notice::RolloverAbandoned(Box::new(error)));
+        self.timers.clear(Timer::Rollover);
+        abandon(rollover, &mut self.out);
+        self.advance_rollover(now);
+    }
+
+    /// The vassal stops: the other container is removed beside the current one, each
+    /// request capped at `grace_by` and all of it at `bound_by`.
+    pub(super) fn abandon_rollover_for_shutdown(
+        &mut self,
+        grace_by: Instant,
+        bound_by: Instant,
+        now: Instant,
+    ) {
+        let Some(rollover) = self.rollover.as_mut() else {
+            return;
+        };
+        rollover.bound_by = Some(bound_by);
+        rollover.pending = None;
+        rollover.requests.cap_deadline(grace_by);
+        if rollover.stage.is_bringing_up() {
+            abandon(rollover, &mut self.out);
+        } else {
+            rollover.other.close_streams(&mut self.out);
+            if !matches!(rollover.stage, Stage::Removing(_)) {
+                rollover.stage = Stage::Removing(Leaving::Retired);
+            }
+        }
+        self.advance_rollover(now);
+    }
+
+    /// The other container is gone (or left for `gc`): drop its channels, and judge a
+    /// config that came meanwhile.
+    fn end_rollover(&mut self, now: Instant) {
+        let Some(rollover) = self.rollover.as_mut() else {
+            return;
+        };
+        if !rollover.other.proxy.close(&mut self.out) {
+            // The bind is unanswered: its answer closes it, then this comes again.
+            return;
+        }
+        rollover.other.close_streams(&mut self.out);
+        rollover.requests.close(&mut self.out);
+        let Some(rollover) = self.rollover.take() else {
+            return;
+        };
+        self.out
+            .push(Action::DropChannels(rollover.other.generation));
+        if let (Stage::Removing(Leaving::Retired), Some(id)) =
+            (&rollover.stage, rollover.other.container.id())
+        {
+            self.out
+                .notice(Notice::RetiredRemoved(short_id(id).to_owned()));
+        }
+        self.timers.clear(Timer::Rollover);
+        if self.is_stopping() {
+            // The shutdown waited for us.
+            return self.advance(now);
+        }
+        if let Some(config) = rollover.pending {
+            match ChannelRelay::judge(&config, &self.config, &mut self.out) {
+                ConfigVerdict::Changed(Some(spec)) if self.can_roll_over(&spec) => {
+                    // The running vassal is not reloading: nothing to push to it.
+                    self.start_rollover(&config, *spec);
+                }
+                ConfigVerdict::Changed(_) => {
+                    self.out.notice(Notice::Recreating);
+                    self.stop(Outcome::Recreate, now);
+                }
+                // The running vassal has these settings already.
+                ConfigVerdict::Push(_) | ConfigVerdict::Drop => {}
+            }
+        }
+    }
+}
+
+/// Stops bringing the new container up: its streams and proxy close, and it is removed
+/// (after a lost create answer, only once the name shows it is ours).
+fn abandon(rollover: &mut Rollover, out: &mut super::outbox::Outbox) {
+    rollover.other.close_streams(out);
+    // While a bind is unanswered, its answer closes it.
+    rollover.other.proxy.close(out);
+    rollover.stage = match rollover.other.container {
+        Container::Unknown => Stage::InspectingCreated,
+        _ => Stage::Removing(Leaving::Abandoned),
+    };
+}

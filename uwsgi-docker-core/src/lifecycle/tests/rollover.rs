@@ -1,0 +1,525 @@
+//! Rollover of a `docker-socket` vassal on the simulated clock: a changed `[emperor]`
+//! section brings up a second container beside the first, on the same socket.
+use super::*;
+
+const SOCKET_CONFIG: &[u8] = b"[emperor]\ndocker-image = app\ndocker-stop-timeout = 3\ndocker-socket = 127.0.0.1:3031\n\n[uwsgi]\nmaster = true\n";
+const NEW_CONFIG: &[u8] = b"[emperor]\ndocker-image = app:2\ndocker-stop-timeout = 3\ndocker-socket = 127.0.0.1:3031\n\n[uwsgi]\nmaster = true\n";
+const THIRD_CONFIG: &[u8] = b"[emperor]\ndocker-image = app:3\ndocker-stop-timeout = 3\ndocker-socket = 127.0.0.1:3031\n\n[uwsgi]\nmaster = true\n";
+const THIRD_ID: &str = "cafe03";
+const FIRST: Generation = Generation(0);
+const SECOND: Generation = Generation(1);
+
+fn sibling_name() -> String {
+    crate::plan::sibling_container_name(None, "app.ini", "app.ini")
+}
+
+impl Harness {
+    /// A `docker-socket` vassal that runs: the socket goes with its handoff.
+    fn running_with_socket() -> Harness {
+        let (plan, spec) = plan_for(SOCKET_CONFIG);
+        assert!(plan.passes_socket);
+        let mut h = Harness::new(BridgeConfig::new(plan, spec, SOCKET_CONFIG.to_vec()));
+        h.file = SOCKET_CONFIG.to_vec();
+        h.run();
+        h.vassal_connects(1);
+        assert_eq!(
+            h.handoffs[0].2,
+            [HandedFd::Control, HandedFd::Config, HandedFd::Socket]
+        );
+        h.daemon.next_id = Some(NEW_ID);
+        h
+    }
+
+    /// The file changed and the Emperor reloads the vassal. The bridge reads the file
+    /// first; when it relays the reload byte, the reloading vassal asks for its config and
+    /// the bridge reads the file again.
+    fn file_changes_to(&mut self, config: &[u8]) {
+        self.file = config.to_vec();
+        let (relayed, reads) = (self.to_vassal_control.len(), self.config_reads);
+        self.emperor_sends(&[EmperorMessage::Reload.to_byte()]);
+        assert_eq!(
+            self.config_reads,
+            reads + 1,
+            "the file is read before the reload"
+        );
+        if self.to_vassal_control.len() > relayed {
+            self.vassal_sends(&[2]);
+        }
+    }
+
+    fn new_vassal_connects(&mut self, peer: u64) {
+        assert!(self.proxy == ProxySeen::Accepting, "{:#?}", self.logs);
+        self.bridge.handle_proxy_peer(
+            ProxyPeer(peer),
+            Some(NEW_INIT_PID),
+            Some(NEW_CONTAINER_NS),
+            self.now,
+        );
+        self.run();
+    }
+
+    fn other_container_exits(&mut self, id: &str, code: i64) {
+        let conn = self.daemon.other_waits[id];
+        let body = format!("{{\"Error\":null,\"StatusCode\":{code}}}\n");
+        let chunk = format!("{:x}\r\n{body}\r\n0\r\n\r\n", body.len());
+        self.bridge
+            .handle_docker_data(conn, chunk.as_bytes(), self.now);
+        self.run();
+    }
+
+    /// The last `n` requests the daemon saw, oldest first.
+    fn last_requests(&self, n: usize) -> Vec<&str> {
+        last(&self.daemon.requests, n)
+    }
+
+    /// The same with their queries.
+    fn last_targets(&self, n: usize) -> Vec<&str> {
+        last(&self.daemon.targets, n)
+    }
+
+    fn logged(&self, needle: &str) -> bool {
+        self.logs.iter().any(|l| l.contains(needle))
+    }
+}
+
+fn last(seen: &[String], n: usize) -> Vec<&str> {
+    seen[seen.len().saturating_sub(n)..]
+        .iter()
+        .map(String::as_str)
+        .collect()
+}
+
+#[test]
+fn a_changed_section_rolls_over_to_a_new_container_and_the_emperor_sees_one_vassal() {
+    let mut h = Harness::running_with_socket();
+    let first_push = h.to_vassal_config.len();
+    h.file_changes_to(NEW_CONFIG);
+    // The running vassal is not reloaded: it serves on as it is.
+    assert!(h.to_vassal_control.is_empty());
+    assert_eq!(h.to_vassal_config.len(), first_push);
+    assert_eq!(h.plans, [NEW_CONFIG.to_vec()]);
+    assert_eq!(h.prepared, [SECOND]);
+    assert_eq!(h.bridge.phase(), Phase::RollingOver);
+    let sibling = sibling_name();
+    assert_eq!(
+        h.daemon.containers.get(&sibling).map(String::as_str),
+        Some(NEW_ID)
+    );
+    let tail = h.last_targets(5);
+    assert_eq!(
+        tail,
+        [
+            format!("POST /containers/create?name={sibling}").as_str(),
+            "POST /containers/beef02/attach?stream=1&stdout=1&stderr=1",
+            "POST /containers/beef02/wait?condition=next-exit",
+            "POST /containers/beef02/start?",
+            "GET /containers/beef02/json?",
+        ]
+    );
+    assert!(h.proxy == ProxySeen::Accepting, "the proxy is bound again");
+    assert!(h.logged("starting a new container (image app:2)"));
+
+    // A peer from the old container's namespace is not the new vassal.
+    h.bridge
+        .handle_proxy_peer(ProxyPeer(8), Some(INIT_PID), Some(CONTAINER_NS), h.now);
+    h.run();
+    assert_eq!(h.refused, [ProxyPeer(8)]);
+
+    h.new_vassal_connects(9);
+    assert_eq!(h.handoff_generations, [FIRST, SECOND]);
+    assert_eq!(
+        h.handoffs[1].2,
+        [HandedFd::Control, HandedFd::Config, HandedFd::Socket]
+    );
+    assert_eq!(h.config_of[&SECOND], config_packet(NEW_CONFIG));
+    assert!(h.proxy == ProxySeen::Closed);
+
+    // Before it accepts, the new vassal's bytes do not reach the Emperor.
+    let to_emperor = h.to_emperor.len();
+    h.generation_sends(SECOND, &[1]);
+    assert_eq!(h.to_emperor.len(), to_emperor);
+    assert_eq!(h.bridge.current_generation(), FIRST);
+
+    // Accepting: the switch. The old vassal is stopped gracefully on its own channel.
+    h.generation_sends(SECOND, &[5, 17]);
+    assert_eq!(h.bridge.current_generation(), SECOND);
+    assert_eq!(h.bridge.container_id(), Some(NEW_ID));
+    assert_eq!(
+        h.to_vassal_control,
+        [2],
+        "the graceful stop, and nothing else"
+    );
+    assert_eq!(
+        &h.to_emperor[to_emperor..],
+        [17],
+        "bytes after the switch are relayed"
+    );
+    assert!(h.logged("the new container beef02 accepts requests"));
+
+    // The Emperor's bytes now go to the new vassal; the old one is not heard any more.
+    h.emperor_sends(&[1]);
+    assert_eq!(h.control_of[&SECOND], [1]);
+    h.vassal_sends(&[22]);
+    h.bridge.handle_vassal_control_eof(FIRST, h.now);
+    h.run();
+    assert_eq!(h.exit, None);
+    assert_eq!(&h.to_emperor[to_emperor..], [17]);
+
+    // The old container exits by itself and is removed.
+    h.container_exits(0);
+    assert_eq!(
+        h.daemon.requests.last().map(String::as_str),
+        Some("DELETE /containers/c0ffee")
+    );
+    assert_eq!(h.dropped, [FIRST]);
+    assert!(h.logged("removed the old container c0ffee; the rollover is complete"));
+    assert_eq!(h.bridge.phase(), Phase::Running);
+    assert_eq!(h.exit, None, "the bridge never exits: no curse, no respawn");
+    assert_eq!(h.bridge.poll_timeout(), None);
+    assert_eq!(h.daemon.containers.len(), 1);
+
+    // The same file again is a reload, not another rollover.
+    h.file_changes_to(NEW_CONFIG);
+    assert_eq!(h.control_of[&SECOND], [1, 1], "relayed after the read");
+    assert_eq!(h.plans.len(), 1);
+    assert!(h.config_of[&SECOND].ends_with(&config_packet(NEW_CONFIG)));
+
+    // The new container is the vassal's now: a stop removes it.
+    h.emperor_sends(&[0]);
+    assert!(h
+        .daemon
+        .requests
+        .iter()
+        .any(|r| r == "POST /containers/beef02/stop"));
+    h.assert_clean(0);
+}
+
+#[test]
+fn an_old_container_that_does_not_exit_in_time_is_stopped_then_removed() {
+    let mut h = Harness::running_with_socket();
+    h.file_changes_to(NEW_CONFIG);
+    h.new_vassal_connects(2);
+    h.generation_sends(SECOND, &[5]);
+    // Stop timeout (3 s) and grace (5 s) pass without its exit.
+    h.advance(Duration::from_secs(8));
+    let tail = h.last_requests(2);
+    assert_eq!(
+        tail,
+        ["POST /containers/c0ffee/stop", "DELETE /containers/c0ffee"]
+    );
+    assert_eq!(h.daemon.containers.values().collect::<Vec<_>>(), [NEW_ID]);
+    assert_eq!(h.dropped, [FIRST]);
+    assert_eq!(h.bridge.phase(), Phase::Running);
+}
+
+/// Where the new container fails.
+#[derive(Debug, Clone, Copy)]
+enum FailAt {
+    PlanRefused,
+    Channels,
+    ImageMissing,
+    StartRefused,
+    ExitsBeforeHandoff,
+    NeverConnects,
+    NeverAccepts,
+    LeavesAfterHandoff,
+    AsksToStop,
+}
+
+#[test]
+fn a_new_container_failing_at_any_step_is_removed_and_the_old_one_serves_on() {
+    use FailAt::*;
+    for (step, reason) in [
+        (
+            PlanRefused,
+            "the new settings are refused: vassal app.ini: docker-memory = 9t",
+        ),
+        (Channels, "cannot create the relayed channels"),
+        (ImageMissing, "docker image \"app:2\" not found"),
+        (StartRefused, "cannot start the container"),
+        (
+            ExitsBeforeHandoff,
+            "the new container exited with status 127",
+        ),
+        (
+            NeverConnects,
+            "the vassal did not connect to the proxy socket",
+        ),
+        (
+            NeverAccepts,
+            "did not report that it accepts requests within 30 s",
+        ),
+        (LeavesAfterHandoff, "the new vassal left"),
+        (AsksToStop, "the new vassal left"),
+    ] {
+        let mut h = Harness::running_with_socket();
+        match step {
+            PlanRefused => h.plan_refusal = Some("vassal app.ini: docker-memory = 9t".into()),
+            Channels => {
+                h.host_faults.insert(HostFault::Channels);
+            }
+            ImageMissing => {
+                h.daemon.quirks.insert(Quirk::ImageMissing);
+            }
+            StartRefused => h.daemon.other_fails.push("POST /containers/beef02/start"),
+            _ => {}
+        }
+        h.file_changes_to(NEW_CONFIG);
+        match step {
+            ExitsBeforeHandoff => h.other_container_exits(NEW_ID, 127),
+            NeverConnects => h.advance(Duration::from_secs(30)),
+            NeverAccepts => {
+                h.new_vassal_connects(2);
+                h.advance(Duration::from_secs(30));
+            }
+            LeavesAfterHandoff => {
+                h.new_vassal_connects(2);
+                h.bridge.handle_vassal_control_eof(SECOND, h.now);
+                h.run();
+            }
+            AsksToStop => {
+                h.new_vassal_connects(2);
+                h.generation_sends(SECOND, &[22]);
+            }
+            _ => {}
+        }
+        let context = format!("{step:?}: {:#?}", h.logs);
+        assert!(
+            h.logged("the rollover is abandoned and the running container keeps serving"),
+            "{context}"
+        );
+        assert!(h.logged(reason), "{context}");
+        assert_eq!(
+            h.daemon.containers,
+            BTreeMap::from([("app.ini".to_owned(), CONTAINER_ID.to_owned())]),
+            "{context}"
+        );
+        assert!(h.proxy == ProxySeen::Closed, "{context}");
+        assert_eq!(h.dropped, [SECOND], "{context}");
+        assert_eq!(h.exit, None, "{context}");
+        assert_eq!(h.bridge.phase(), Phase::Running, "{context}");
+        assert_eq!(h.bridge.container_id(), Some(CONTAINER_ID));
+        assert_eq!(h.bridge.poll_timeout(), None, "{context}");
+        assert!(
+            h.open_conns.len() <= 3,
+            "only the old container's connections: {context}"
+        );
+        // The Emperor's bytes still go to the old vassal, and none went to the new one.
+        assert!(h.control_of.is_empty(), "{context}");
+        h.emperor_sends(&[0]);
+        assert_eq!(h.to_vassal_control.last(), Some(&0), "{context}");
+        h.assert_clean(0);
+    }
+}
+
+#[test]
+fn a_later_change_tries_again_after_a_failed_rollover() {
+    let mut h = Harness::running_with_socket();
+    h.daemon.quirks.insert(Quirk::ImageMissing);
+    h.file_changes_to(NEW_CONFIG);
+    assert!(h.logged("the rollover is abandoned"));
+    h.daemon.quirks.remove(&Quirk::ImageMissing);
+    // The image is there now; the next reload sees the same change and rolls over.
+    h.file_changes_to(NEW_CONFIG);
+    assert_eq!(h.plans.len(), 2);
+    h.new_vassal_connects(3);
+    assert_eq!(
+        h.handoff_generations,
+        [FIRST, SECOND],
+        "the abandoned generation is reused"
+    );
+    h.generation_sends(SECOND, &[5]);
+    h.container_exits(0);
+    assert_eq!(h.daemon.containers.values().collect::<Vec<_>>(), [NEW_ID]);
+    assert_eq!(h.bridge.config.requested_spec.image, "app:2");
+}
+
+#[test]
+fn a_section_that_cannot_run_beside_the_old_one_recreates_as_before() {
+    // A published port cannot be taken by two containers; a changed socket is the
+    // bridge's own, bound once.
+    for changed in [
+        &b"[emperor]\ndocker-image = app:2\ndocker-socket = 127.0.0.1:3031\ndocker-port = 9001:3031\n"[..],
+        b"[emperor]\ndocker-image = app:2\ndocker-socket = 127.0.0.1:3032\n",
+    ] {
+        let mut h = Harness::running_with_socket();
+        h.file_changes_to(changed);
+        assert!(h.plans.is_empty());
+        assert!(h.logged("removing the container so that the Emperor starts the vassal again"));
+        h.assert_clean(1);
+        assert!(matches!(h.bridge.is_finished(), Some(Outcome::Recreate)));
+    }
+}
+
+#[test]
+fn an_emperor_stop_during_a_rollover_removes_both_containers_within_the_bound() {
+    for stop_when in [
+        "awaiting the vassal",
+        "awaiting accepting",
+        "retiring the old one",
+    ] {
+        let mut h = Harness::running_with_socket();
+        h.file_changes_to(NEW_CONFIG);
+        if stop_when != "awaiting the vassal" {
+            h.new_vassal_connects(2);
+        }
+        if stop_when == "retiring the old one" {
+            h.generation_sends(SECOND, &[5]);
+        }
+        let stopped_at = h.now;
+        let bound = h.bridge.shutdown_bound();
+        h.emperor_sends(&[0]);
+        h.run_clock_until(stopped_at + bound);
+        assert!(
+            h.daemon.containers.is_empty(),
+            "{stop_when}: {:?}",
+            h.daemon.containers
+        );
+        assert!(
+            h.dropped.contains(&FIRST) || h.dropped.contains(&SECOND),
+            "{stop_when}"
+        );
+        assert!(h.now <= stopped_at + bound, "{stop_when}");
+        h.assert_clean(0);
+    }
+}
+
+#[test]
+fn a_stop_during_a_rollover_is_bounded_when_the_daemon_stops_answering() {
+    let mut h = Harness::running_with_socket();
+    h.file_changes_to(NEW_CONFIG);
+    h.daemon.hang.push("DELETE /containers/beef02");
+    let stopped_at = h.now;
+    let bound = h.bridge.shutdown_bound();
+    h.emperor_sends(&[0]);
+    h.run_clock_until(stopped_at + bound);
+    assert_eq!(h.exit, Some(0), "{:#?}", h.logs);
+    assert!(h.now <= stopped_at + bound);
+    assert!(
+        !h.daemon.containers.contains_key("app.ini"),
+        "ours is removed"
+    );
+}
+
+#[test]
+fn a_second_change_during_a_rollover_is_rolled_to_once_the_first_is_done() {
+    let mut h = Harness::running_with_socket();
+    h.file_changes_to(NEW_CONFIG);
+    // Another change while the new container comes up: the reload is relayed, the old
+    // vassal reloads and gets its own config; the newest change waits.
+    let pushes = h.to_vassal_config.len();
+    h.file = THIRD_CONFIG.to_vec();
+    h.emperor_sends(&[1]);
+    h.vassal_sends(&[2]);
+    assert!(h.logged("the newest one is applied when this rollover is done"));
+    assert_eq!(&h.to_vassal_config[pushes..], config_packet(SOCKET_CONFIG));
+    assert_eq!(h.plans.len(), 1);
+    // The first rollover completes, then the second starts, under the first name again.
+    h.new_vassal_connects(2);
+    h.generation_sends(SECOND, &[5]);
+    h.daemon.next_id = Some(THIRD_ID);
+    h.container_exits(0);
+    assert_eq!(h.plans, [NEW_CONFIG.to_vec(), THIRD_CONFIG.to_vec()]);
+    assert_eq!(
+        h.daemon.containers.get("app.ini").map(String::as_str),
+        Some(THIRD_ID)
+    );
+    h.new_vassal_connects(3);
+    h.generation_sends(Generation(2), &[5]);
+    assert_eq!(
+        h.control_of[&SECOND],
+        [2],
+        "the second vassal is stopped gracefully"
+    );
+    h.other_container_exits(NEW_ID, 0);
+    assert_eq!(
+        h.daemon.containers,
+        BTreeMap::from([("app.ini".to_owned(), THIRD_ID.to_owned())])
+    );
+    assert_eq!(h.dropped, [FIRST, SECOND]);
+    assert_eq!(h.bridge.config.requested_spec.image, "app:3");
+    assert_eq!(h.bridge.phase(), Phase::Running);
+    h.emperor_sends(&[0]);
+    h.assert_clean(0);
+}
+
+#[test]
+fn a_leftover_of_ours_on_the_sibling_name_is_replaced_when_its_bridge_is_gone() {
+    let mut h = Harness::running_with_socket();
+    h.daemon
+        .holder(&sibling_name(), "dead01", &our_labels("host:9:99"));
+    h.file_changes_to(NEW_CONFIG);
+    assert_eq!(h.bridge_queries, ["host:9:99"]);
+    assert!(h
+        .daemon
+        .requests
+        .iter()
+        .any(|r| r == "DELETE /containers/dead01"));
+    assert_eq!(
+        h.daemon.containers.get(&sibling_name()).map(String::as_str),
+        Some(NEW_ID)
+    );
+    h.new_vassal_connects(2);
+    h.generation_sends(SECOND, &[5]);
+    assert_eq!(h.bridge.container_id(), Some(NEW_ID));
+}
+
+#[test]
+fn a_foreign_container_on_the_sibling_name_abandons_the_rollover_and_is_left_alone() {
+    let mut h = Harness::running_with_socket();
+    h.daemon.holder(&sibling_name(), "f0f0f0", &[("x", "y")]);
+    h.file_changes_to(NEW_CONFIG);
+    assert!(h.logged("which is not ours to replace"), "{:#?}", h.logs);
+    assert_eq!(
+        h.daemon.containers.get(&sibling_name()).map(String::as_str),
+        Some("f0f0f0")
+    );
+    assert_eq!(h.exit, None);
+    assert_eq!(h.bridge.container_id(), Some(CONTAINER_ID));
+}
+
+#[test]
+fn with_a_config_channel_the_pushed_config_starts_the_rollover_and_the_old_vassal_serves_on() {
+    let (plan, spec) = plan_for(SOCKET_CONFIG);
+    let mut config = BridgeConfig::new(plan, spec, SOCKET_CONFIG.to_vec());
+    config.emperor = EmperorChannels::ControlAndConfig;
+    let mut h = Harness::new(config);
+    h.run();
+    h.vassal_connects(1);
+    h.daemon.next_id = Some(NEW_ID);
+    // The Emperor sends the reload byte, then pushes the new config.
+    h.emperor_sends(&[1]);
+    assert_eq!(
+        h.to_vassal_control,
+        [1],
+        "relayed: the config comes separately"
+    );
+    let pushes = h.to_vassal_config.len();
+    h.bridge
+        .handle_emperor_config(&config_packet(NEW_CONFIG), h.now);
+    h.run();
+    assert_eq!(h.plans, [NEW_CONFIG.to_vec()]);
+    assert_eq!(
+        &h.to_vassal_config[pushes..],
+        config_packet(SOCKET_CONFIG),
+        "the reloading vassal gets its own config"
+    );
+    h.new_vassal_connects(2);
+    h.generation_sends(SECOND, &[5]);
+    h.container_exits(0);
+    assert_eq!(h.bridge.config.requested_spec.image, "app:2");
+    assert_eq!(h.config_of[&SECOND], config_packet(NEW_CONFIG));
+}
+
+#[test]
+fn losing_the_daemon_during_a_rollover_abandons_it_and_keeps_the_old_vassal() {
+    let mut h = Harness::running_with_socket();
+    h.file_changes_to(NEW_CONFIG);
+    h.daemon_stops();
+    assert!(h.logged("the rollover is abandoned"), "{:#?}", h.logs);
+    assert!(h.logged("lost the docker daemon"));
+    assert_eq!(h.bridge.phase(), Phase::Reattaching);
+    assert_eq!(h.bridge.container_id(), Some(CONTAINER_ID));
+    assert_eq!(h.exit, None);
+    assert_eq!(h.dropped, [SECOND]);
+}
