@@ -404,7 +404,7 @@ impl Bridge {
     /// Bytes from the Emperor's control channel: relayed to the vassal; a stop byte stops it.
     pub fn handle_emperor_control(&mut self, data: &[u8], now: Instant) {
         self.input(|b| {
-            if data == [EmperorMessage::Reload.to_byte()] && b.may_roll_over_on_reload() {
+            if data == [EmperorMessage::Reload.to_byte()] && b.reads_before_reload() {
                 b.held_reload = true;
                 return b.out.push(Action::ReadConfig);
             }
@@ -462,7 +462,7 @@ impl Bridge {
     /// The answer to [`Action::ReadConfig`].
     pub fn handle_config(&mut self, config: Result<Vec<u8>, io::Error>, now: Instant) {
         self.input(|b| match config {
-            _ if std::mem::take(&mut b.held_reload) => b.on_reload_read(config),
+            _ if std::mem::take(&mut b.held_reload) => b.on_reload_read(config, now),
             Ok(config) => b.push_config(&config, now),
             // Without a config the vassal exits after 5 s; the Emperor respawns it.
             Err(e) => b.out.notice(Notice::ConfigUnreadable(Arc::new(e))),

@@ -134,22 +134,22 @@ impl Bridge {
             && plan.spec.ports.is_empty()
     }
 
-    /// Whether the Emperor's reload byte waits for the file to be read first: a vassal
-    /// that could roll over, whose config the bridge reads itself (no config channel).
-    pub(super) fn may_roll_over_on_reload(&self) -> bool {
-        let plan = &self.config.plan;
+    /// Whether the Emperor's reload byte waits for the file to be read first: a running
+    /// vassal whose config the bridge reads itself (no config channel). A changed
+    /// `[emperor]` section then rolls over, or recreates, without reloading the old vassal
+    /// first (a reloading uWSGI that gets no config waits 5 s for one before it exits).
+    pub(super) fn reads_before_reload(&self) -> bool {
         self.config.emperor.has_control()
             && !self.config.emperor.has_config()
-            && plan.passes_socket
             && matches!(self.step, Step::Running)
             && self.current.proxy.is_handed_off()
             && self.rollover.is_none()
     }
 
-    /// The file, read for a held reload byte: a changed section that can roll over starts
-    /// the rollover and the running vassal is left alone (it serves on, not reloading);
-    /// anything else is an ordinary reload, relayed now.
-    pub(super) fn on_reload_read(&mut self, config: io::Result<Vec<u8>>) {
+    /// The file, read for a held reload byte: a changed section rolls over where it can
+    /// (the running vassal serves on, not reloading) and recreates the container where it
+    /// cannot; anything else is an ordinary reload, relayed now.
+    pub(super) fn on_reload_read(&mut self, config: io::Result<Vec<u8>>, now: Instant) {
         let changed = config.ok().and_then(|config| {
             match spec::parse_vassal(&self.config.plan.vassal_name, &config) {
                 Ok(Some(spec)) if spec != self.config.requested_spec => Some((config, spec)),
@@ -159,6 +159,10 @@ impl Bridge {
         match changed {
             Some((config, spec)) if self.can_roll_over(&spec) && !self.is_stopping() => {
                 self.start_rollover(&config, spec)
+            }
+            Some(_) if !self.is_stopping() => {
+                self.out.notice(Notice::Recreating);
+                self.stop(Outcome::Recreate, now);
             }
             _ => {
                 let relaying = self.relaying().then_some(self.current.generation);

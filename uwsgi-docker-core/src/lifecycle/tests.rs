@@ -1290,7 +1290,9 @@ fn reload_relays_the_byte_and_answers_the_config_request_from_the_file() {
     assert_eq!(h.to_vassal_control, [1]);
     h.file = format!("{VASSAL_EMPEROR_SECTION}\n[uwsgi]\nenv = GREETING=hi\n").into_bytes();
     h.vassal_sends(&[2]);
-    assert_eq!(h.config_reads, 1);
+    // Once when the reload byte came (to see whether the [emperor] section changed), and
+    // once for the vassal's request.
+    assert_eq!(h.config_reads, 2);
     assert!(
         h.to_emperor.is_empty(),
         "the request is answered here, not relayed"
@@ -1579,6 +1581,35 @@ fn reload_with_changed_docker_settings_recreates_through_the_emperor() {
     // Non-zero: the Emperor sees its vassal die and starts it again from the new file.
     h.assert_clean(1);
     assert!(matches!(h.bridge.is_finished(), Some(Outcome::Recreate)));
+}
+
+#[test]
+fn a_reload_of_a_changed_file_recreates_without_reloading_the_old_vassal() {
+    let mut h = Harness::running();
+    h.file =
+        b"[emperor]\ndocker-image = app\ndocker-memory = 64m\n\n[uwsgi]\nhttp-socket = :3031\n"
+            .to_vec();
+    h.emperor_sends(&[EmperorMessage::Reload.to_byte()]);
+    assert_eq!(
+        h.config_reads, 1,
+        "the file is read before the reload is relayed"
+    );
+    assert!(
+        h.to_vassal_control.is_empty(),
+        "the old vassal is not told to reload (it would wait 5 s for a config)"
+    );
+    assert!(h.daemon.requests.iter().any(|r| r.ends_with("/stop")));
+    h.assert_clean(1);
+    assert!(matches!(h.bridge.is_finished(), Some(Outcome::Recreate)));
+}
+
+#[test]
+fn a_reload_of_an_unchanged_file_is_relayed() {
+    let mut h = Harness::running();
+    h.emperor_sends(&[EmperorMessage::Reload.to_byte()]);
+    assert_eq!(h.config_reads, 1);
+    assert_eq!(h.to_vassal_control, [EmperorMessage::Reload.to_byte()]);
+    assert_eq!(h.exit, None);
 }
 
 #[test]
