@@ -14,6 +14,9 @@
 #   scale      300 idle vassals: bridge USS, fds, Emperor CPU, daemon RSS; 1,000 extrapolated
 #   callgrind  instruction counts of the core's hot paths
 #   plots      (after reload and spawn) the PNGs, with gnuplot
+#   rollover   an image change under wrk load: rollover (docker-socket) vs recreate
+#              (published port) vs `docker restart` (scripts/bench/rollover.sh, which
+#              also runs on its own)
 #
 # Env: BENCH_OUT (default target/bench: results.md, *.dat, *.png), SPAWN_ROUNDS (20),
 #      RELOAD_SECS (30), LOG_MB (100), STORM_N (100), SCALE_N (300), BENCH_BASE_PORT
@@ -32,7 +35,12 @@ for part in spawn reload logs storm report; do
     source "scripts/bench/$part.sh"
 done
 
-ALL=(spawn reload logs storm scale callgrind plots)
+# Make-before-break runs its own set-up and clean-up; RELOAD_SECS is its window too.
+section_rollover() {
+    bash scripts/bench/rollover.sh "${RELOAD_SECS:-20}"
+}
+
+ALL=(spawn reload logs storm scale callgrind plots rollover)
 SECTIONS=("$@")
 ((${#SECTIONS[@]})) || SECTIONS=("${ALL[@]}")
 for s in "${SECTIONS[@]}"; do
