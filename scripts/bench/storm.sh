@@ -4,6 +4,8 @@
 #   every one answers 200 on its published port; then all removed by one `rm`, until no
 #   container is left. Baseline: STORM_N `docker run -d` of the same image, app and command
 #   at once (one background job each), then `docker stop` + `docker rm` of all at once.
+#   Between the two, the Emperor's share: the same STORM_N vassals as STORM_N
+#   `uwsgi-docker run` at once (no Emperor), ended by one SIGINT each.
 # scale: SCALE_N (300) idle vassals (docker-socket, so no docker-proxy per vassal), added
 #   100 at a time; then the bridges' USS and fds, the Emperor's and the bridges' CPU over
 #   10 idle seconds, and dockerd's RSS against its RSS before.
@@ -59,6 +61,29 @@ section_storm() {
     down_ours=$(($(now_ms) - t0))
     unset 'CLEANUPS[-1]'
 
+    say "storm: $STORM_N uwsgi-docker run at once (no Emperor)"
+    bridge_env
+    local run_pids=() run_ports=() up_run down_run
+    mkdir -p "$DIR/storm-run"
+    for i in $(seq 1 "$STORM_N"); do
+        write_vassal "$PREFIX-runstorm$i.ini" "$DIR/storm-run" $((STORM_PORT + 300 + i))
+        run_ports+=($((STORM_PORT + 300 + i)))
+    done
+    t0=$(now_ms)
+    for i in $(seq 1 "$STORM_N"); do
+        "${BRIDGE_ENV[@]}" "$BIN" run "$DIR/storm-run/$PREFIX-runstorm$i.ini" >>"$DIR/run.log" 2>&1 &
+        run_pids+=($!)
+    done
+    CLEANUPS+=("kill -INT ${run_pids[*]} 2>/dev/null")
+    wait_all_200 300 "${run_ports[@]}" || die "the uwsgi-docker run storm did not all answer"
+    up_run=$(($(now_ms) - t0))
+    t0=$(now_ms)
+    kill -INT "${run_pids[@]}"
+    wait "${run_pids[@]}" 2>/dev/null || true
+    wait_none_left 300 "-runstorm" || die "the uwsgi-docker run storm's containers were not all removed"
+    down_run=$(($(now_ms) - t0))
+    unset 'CLEANUPS[-1]'
+
     say "storm: $STORM_N docker run -d at once"
     CLEANUPS+=("docker ps -aq --filter name=^/?$PREFIX-plainstorm | xargs -r docker rm -f")
     local plain_ports=() jobs=()
@@ -82,7 +107,7 @@ section_storm() {
     wait_none_left 300 "-plainstorm" || die "the plain storm's containers were not all removed"
     down_plain=$(($(now_ms) - t0))
     unset 'CLEANUPS[-1]'
-    say "storm: ours up $up_ours ms, down $down_ours ms; docker run -d up $up_plain ms, down $down_plain ms"
+    say "storm: ours up $up_ours ms, down $down_ours ms; uwsgi-docker run up $up_run ms, down $down_run ms; docker run -d up $up_plain ms, down $down_plain ms"
     cat <<EOF
 
 ### Storm: $STORM_N at once
@@ -91,6 +116,8 @@ section_storm() {
 | --- | --- | --- | --- |
 $(row "$STORM_N vassal files moved in by one \`mv\` -> all answer 200 (published ports) / $STORM_N \`docker run -d\` at once" "$up_ours ms" "$up_plain ms" "$(ratio "$up_ours" "$up_plain")x")
 $(row "all $STORM_N removed: one \`rm\` of the files / \`docker stop\` + \`docker rm\` of each, all at once -> no container left" "$down_ours ms" "$down_plain ms" "$(ratio "$down_ours" "$down_plain")x")
+$(row "the Emperor's share: $STORM_N \`uwsgi-docker run\` at once -> all answer 200 / \`docker run -d\`" "$up_run ms" "$up_plain ms" "$(ratio "$up_run" "$up_plain")x")
+$(row "the Emperor's share: one SIGINT to each of those bridges -> no container left / \`docker stop\` + \`docker rm\`" "$down_run ms" "$down_plain ms" "$(ratio "$down_run" "$down_plain")x")
 EOF
 }
 
