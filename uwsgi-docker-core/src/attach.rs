@@ -347,12 +347,17 @@ pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
-/// One line of container output as it is relayed to the log: a trailing `\r` (a tty's
-/// line end that [`LineSplitter`] had to keep) dropped, then invalid UTF-8 replaced and
-/// control bytes escaped by [`escape_control`].
+/// One line of container output as text: a trailing `\r` (a tty's line end that
+/// [`LineSplitter`] had to keep) dropped, and invalid UTF-8 replaced. Control bytes are
+/// left as they are; [`relay_line`] escapes them too.
+pub fn line_text(line: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(line))
+}
+
+/// One line of container output as it is relayed to the log: [`line_text`], then control
+/// bytes escaped by [`escape_control`].
 pub fn relay_line(line: &[u8]) -> String {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    escape_control(&String::from_utf8_lossy(line)).into_owned()
+    escape_control(&line_text(line)).into_owned()
 }
 
 #[cfg(test)]

@@ -71,10 +71,7 @@ impl Event {
 impl std::fmt::Display for Event {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Event::Output { line, .. } => {
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
-                f.write_str(&String::from_utf8_lossy(line))
-            }
+            Event::Output { line, .. } => f.write_str(&crate::attach::line_text(line)),
             Event::Running => f.write_str("handed the Emperor's channels to the vassal"),
             Event::Reattached => f.write_str(
                 "the docker daemon is back and the container still runs: re-attached to its output and exit",
