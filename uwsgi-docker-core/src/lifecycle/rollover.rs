@@ -20,32 +20,29 @@
 //! one, within the shutdown bound.
 use std::io;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::channels::{ChannelRelay, ConfigVerdict};
-use super::errors::{BridgeError, DaemonFault, HostError, OperatorError, VassalError};
+use super::errors::{BridgeError, DaemonFault, HostError, VassalError};
 use super::events::Notice;
-use super::exit_watch::{ExitWatch, WaitFor, WaitProgress};
+use super::instance::{Container, StreamEvent};
 use super::interface::{Action, DockerConn, Generation, Outcome, ProxyPeer};
-use super::log_relay::{AttachProgress, LogRelay};
-use super::proxy_gate::ProxyState;
-use super::requests::{ApiRequest, Reply, Requests};
-use super::sequence::{bridge_label, is_removal_in_progress, never_connected};
+use super::launch::{is_removal_in_progress, Env, Launch, Progress};
+use super::requests::{ApiRequest, Reply};
 use super::timers::Timer;
-use super::{short_id, Bridge, ConflictHolder, Container, Instance, Step};
-use crate::docker::{self, ContainerInfo};
+use super::{short_id, Bridge, Step};
+use crate::docker;
 use crate::emperor::{encode_config, EmperorMessage, VassalMessage};
 use crate::http_reader::Response;
 use crate::plan::{sibling_container_name, ContainerPlan};
 use crate::spec::{self, VassalSpec};
 
 /// A rollover in progress: the other container (the new one until the switch, the old one
-/// after it) and its own request connection.
+/// after it), with its own request connection.
 #[derive(Debug)]
 pub(super) struct Rollover {
     stage: Stage,
-    other: Instance,
-    requests: Requests,
+    other: Launch,
     /// The config rolled to (pushed to the new vassal at its handoff).
     config: Vec<u8>,
     /// Its `[emperor]` section as asked for; the old one's after the switch.
@@ -54,8 +51,6 @@ pub(super) struct Rollover {
     plan: Option<ContainerPlan>,
     /// The newest config that came during the rollover, judged again after it.
     pending: Option<Vec<u8>>,
-    /// Create was tried again after removing a leftover of ours that held the name.
-    retried_create: bool,
     /// Once the vassal stops: no request of the rollover is waited on past this.
     bound_by: Option<Instant>,
 }
@@ -64,16 +59,8 @@ pub(super) struct Rollover {
 enum Stage {
     Planning,
     PreparingChannels,
-    BindingProxy,
-    Creating,
-    InspectingConflict,
-    QueryingBridge(ConflictHolder),
-    RemovingConflict(ConflictHolder),
-    Arming,
-    Starting,
-    Inspecting,
-    ResolvingNamespace,
-    AwaitingVassal,
+    /// The new container's [`Launch`] runs, up to its handoff.
+    Launching,
     /// Handed off: waiting for the new vassal's `Accepting` byte.
     AwaitingAccepting,
     /// Switched: the old vassal has the graceful stop byte; its exit is waited for.
@@ -98,21 +85,20 @@ enum Leaving {
 impl Stage {
     /// Before the switch: a failure abandons the rollover.
     fn is_bringing_up(&self) -> bool {
-        !matches!(
+        matches!(
             self,
-            Stage::Retiring | Stage::StoppingOld | Stage::InspectingCreated | Stage::Removing(_)
+            Stage::Planning
+                | Stage::PreparingChannels
+                | Stage::Launching
+                | Stage::AwaitingAccepting
         )
     }
 }
 
 impl Rollover {
-    /// The earliest deadline of its request and its streams.
+    /// The earliest deadline of its launch (its request, its streams, its stage).
     pub(super) fn deadline(&self) -> Option<Instant> {
-        self.requests
-            .deadline()
-            .into_iter()
-            .chain(self.other.deadline())
-            .min()
+        self.other.deadline()
     }
 }
 
@@ -127,8 +113,8 @@ impl Bridge {
         self.config.emperor.has_control()
             && plan.passes_socket
             && matches!(self.step, Step::Running)
-            && self.current.proxy.is_handed_off()
-            && matches!(self.current.container, Container::Started(_))
+            && self.current.instance.proxy.is_handed_off()
+            && matches!(self.current.instance.container, Container::Started(_))
             && spec.socket == plan.spec.socket
             && spec.ports.is_empty()
             && plan.spec.ports.is_empty()
@@ -142,7 +128,7 @@ impl Bridge {
         self.config.emperor.has_control()
             && !self.config.emperor.has_config()
             && matches!(self.step, Step::Running)
-            && self.current.proxy.is_handed_off()
+            && self.current.instance.proxy.is_handed_off()
             && self.rollover.is_none()
     }
 
@@ -165,7 +151,7 @@ impl Bridge {
                 self.stop(Outcome::Recreate, now);
             }
             _ => {
-                let relaying = self.relaying().then_some(self.current.generation);
+                let relaying = self.relaying().then_some(self.current.generation());
                 let reload = [EmperorMessage::Reload.to_byte()];
                 ChannelRelay::relay_emperor_control(&reload, relaying, &mut self.out);
             }
@@ -215,25 +201,23 @@ impl Bridge {
     fn push_last_config(&mut self) {
         let mut packet = Vec::new();
         if encode_config(&self.config.config, &mut packet).is_ok() {
-            let generation = self.current.generation;
+            let generation = self.current.generation();
             self.out.push(Action::ToVassalConfig(generation, packet));
         }
     }
 
     fn start_rollover(&mut self, config: &[u8], target: VassalSpec) {
-        let generation = Generation(self.current.generation.0.wrapping_add(1));
+        let generation = Generation(self.current.generation().0.wrapping_add(1));
         self.out.notice(Notice::RollingOver {
             image: target.image.clone(),
         });
         self.rollover = Some(Rollover {
             stage: Stage::Planning,
-            other: Instance::new(generation),
-            requests: Requests::default(),
+            other: Launch::new(generation, false),
             config: config.to_vec(),
             target,
             plan: None,
             pending: None,
-            retried_create: false,
             bound_by: None,
         });
         self.out.push(Action::PlanRollover {
@@ -275,7 +259,7 @@ impl Bridge {
         rollover.target = requested;
         rollover.plan = Some(plan);
         rollover.stage = Stage::PreparingChannels;
-        let generation = rollover.other.generation;
+        let generation = rollover.other.generation();
         self.out.push(Action::PrepareChannels(generation));
     }
 
@@ -286,7 +270,7 @@ impl Bridge {
         now: Instant,
     ) {
         let Some(rollover) = self.rollover.as_mut().filter(|r| {
-            matches!(r.stage, Stage::PreparingChannels) && r.other.generation == generation
+            matches!(r.stage, Stage::PreparingChannels) && r.other.generation() == generation
         }) else {
             return;
         };
@@ -294,103 +278,100 @@ impl Bridge {
             let source = Arc::new(e);
             return self.rollover_failed(HostError::Channels { source }.into(), now);
         }
-        let Some(path) = rollover.plan.as_ref().map(|p| p.proxy_host_path.clone()) else {
+        rollover.stage = Stage::Launching;
+        if let Some((launch, mut env)) = self.rollover_launch() {
+            launch.begin(&mut env);
+        }
+    }
+
+    // ---- the new container's launch ----
+
+    /// The rollover's launch and what it needs, once its container is planned.
+    fn rollover_launch(&mut self) -> Option<(&mut Launch, Env<'_>)> {
+        let rollover = self.rollover.as_mut()?;
+        let plan = rollover.plan.as_ref()?;
+        let env = Env {
+            out: &mut self.out,
+            api: &mut self.api,
+            plan,
+            config: &rollover.config,
+            request_timeout: self.config.request_timeout,
+            handoff_timeout: self.config.handoff_timeout,
+        };
+        Some((&mut rollover.other, env))
+    }
+
+    /// Feeds one input to the rollover's launch, and goes on with what it came to.
+    fn drive_launch(
+        &mut self,
+        now: Instant,
+        input: impl FnOnce(&mut Launch, &mut Env<'_>) -> Progress,
+    ) {
+        let Some((launch, mut env)) = self.rollover_launch() else {
             return;
         };
-        rollover.stage = Stage::BindingProxy;
-        rollover.other.proxy.bind(path, &mut self.out);
-    }
-
-    // ---- the proxy ----
-
-    pub(super) fn rollover_binds(&self) -> bool {
-        self.rollover
-            .as_ref()
-            .is_some_and(|r| r.other.proxy.state == ProxyState::Binding)
-    }
-
-    pub(super) fn on_rollover_proxy_bound(&mut self, result: Result<(), io::Error>, now: Instant) {
+        let progress = input(launch, &mut env);
         let Some(rollover) = self.rollover.as_mut() else {
             return;
         };
-        let bringing_up = matches!(rollover.stage, Stage::BindingProxy);
-        match result {
-            Ok(()) => {
-                rollover.other.proxy.state = ProxyState::Bound;
-                if bringing_up {
-                    rollover.stage = Stage::Creating;
-                } else {
-                    // Abandoned while binding: close what is bound now.
-                    rollover.other.proxy.close(&mut self.out);
-                }
+        match progress {
+            Progress::Pending => {}
+            Progress::HandedOff => {
+                rollover.stage = Stage::AwaitingAccepting;
+                self.timers
+                    .set(Timer::Rollover, now + self.config.handoff_timeout);
+                self.out.debug(|| {
+                    "handed the new vassal its channels; waiting for it to accept".into()
+                });
             }
-            Err(e) => {
-                rollover.other.proxy.state = ProxyState::Closed;
-                if bringing_up {
-                    let path = rollover
-                        .plan
-                        .as_ref()
-                        .map(|p| p.proxy_host_path.clone())
-                        .unwrap_or_default();
-                    let source = Arc::new(e);
-                    return self.rollover_failed(HostError::ProxyBind { path, source }.into(), now);
-                }
-            }
+            Progress::Failed(error) => return self.rollover_failed(error, now),
         }
         self.advance_rollover(now);
     }
 
+    pub(super) fn rollover_binds(&self) -> bool {
+        self.rollover.as_ref().is_some_and(|r| r.other.binds())
+    }
+
+    pub(super) fn on_rollover_proxy_bound(&mut self, result: io::Result<()>, now: Instant) {
+        self.drive_launch(now, |launch, env| {
+            let progress = launch.on_proxy_bound(env, result);
+            if launch.is_halted() {
+                // Abandoned while binding: close what is bound now.
+                launch.instance.proxy.close(env.out);
+            }
+            progress
+        });
+    }
+
     pub(super) fn rollover_resolves(&self, pid: u32) -> bool {
-        self.rollover.as_ref().is_some_and(|r| {
-            matches!(r.stage, Stage::ResolvingNamespace) && r.other.proxy.init_pid() == Some(pid)
-        })
+        self.rollover
+            .as_ref()
+            .is_some_and(|r| r.other.resolves(pid))
     }
 
     pub(super) fn on_rollover_pid_namespace(&mut self, pid_ns: Option<u64>, now: Instant) {
-        let Some(rollover) = self.rollover.as_mut() else {
-            return;
-        };
-        match pid_ns {
-            Some(ns) => {
-                rollover.stage = Stage::AwaitingVassal;
-                self.timers
-                    .set(Timer::Rollover, now + self.config.handoff_timeout);
-                rollover.other.proxy.accept_from(ns, &mut self.out);
-            }
-            None => {
-                let pid = rollover.other.proxy.init_pid().unwrap_or_default();
-                self.rollover_failed(HostError::PidNamespace { pid }.into(), now);
-            }
-        }
+        self.drive_launch(now, |launch, env| launch.on_pid_namespace(env, pid_ns, now));
     }
 
     pub(super) fn rollover_accepts(&self, pid_ns: Option<u64>) -> bool {
-        self.rollover.as_ref().is_some_and(|r| {
-            matches!(r.stage, Stage::AwaitingVassal) && r.other.proxy.admits(pid_ns)
-        })
+        self.rollover
+            .as_ref()
+            .is_some_and(|r| r.other.admits(pid_ns))
     }
 
     pub(super) fn on_rollover_peer(&mut self, peer: ProxyPeer, now: Instant) {
-        let Some(rollover) = self.rollover.as_mut() else {
-            return;
-        };
-        let passes_socket = rollover.plan.as_ref().is_some_and(|p| p.passes_socket);
-        let generation = rollover.other.generation;
-        let handed = rollover.other.proxy.hand_off(
-            peer,
-            generation,
-            &rollover.config,
-            passes_socket,
-            &mut self.out,
-        );
-        if let Err(e) = handed {
-            return self.rollover_failed(VassalError::Config(e).into(), now);
-        }
-        rollover.stage = Stage::AwaitingAccepting;
-        self.timers
-            .set(Timer::Rollover, now + self.config.handoff_timeout);
-        self.out
-            .debug(|| "handed the new vassal its channels; waiting for it to accept".into());
+        self.drive_launch(now, |launch, env| launch.on_peer(env, peer));
+    }
+
+    pub(super) fn rollover_queries_bridge(&self) -> bool {
+        self.rollover
+            .as_ref()
+            .is_some_and(|r| r.other.queries_bridge())
+    }
+
+    pub(super) fn on_rollover_bridge_alive(&mut self, alive: bool, now: Instant) {
+        self.drive_launch(now, |launch, env| launch.on_bridge_alive(env, alive, now));
     }
 
     // ---- the other vassal's channel ----
@@ -407,7 +388,7 @@ impl Bridge {
         let Some(rollover) = self
             .rollover
             .as_mut()
-            .filter(|r| r.other.generation == generation && r.stage.is_bringing_up())
+            .filter(|r| r.other.generation() == generation && r.stage.is_bringing_up())
         else {
             return;
         };
@@ -442,7 +423,7 @@ impl Bridge {
 
     pub(super) fn on_other_vassal_control_eof(&mut self, generation: Generation, now: Instant) {
         let handed_off = self.rollover.as_ref().is_some_and(|r| {
-            r.other.generation == generation && matches!(r.stage, Stage::AwaitingAccepting)
+            r.other.generation() == generation && matches!(r.stage, Stage::AwaitingAccepting)
         });
         if handed_off {
             self.rollover_failed(VassalError::LeftBeforeAccepting.into(), now);
@@ -464,36 +445,45 @@ impl Bridge {
         std::mem::swap(&mut self.config.requested_spec, &mut rollover.target);
         self.config.config = rollover.config.clone();
         let old_stop_wait = plan.spec.stop_timeout_secs();
-        let from = rollover.other.container.id().map(short_id).unwrap_or("?");
-        let to = self.current.container.id().map(short_id).unwrap_or("?");
+        let from = rollover.other.instance.container.id();
+        let to = self.current.instance.container.id();
+        let (from, to) = (from.map_or("?", short_id), to.map_or("?", short_id));
         self.out.notice(Notice::RolledOver {
             from: from.to_owned(),
             to: to.to_owned(),
         });
-        if let (Some(path), Some(id)) =
-            (&self.config.plan.spec.cidfile, self.current.container.id())
-        {
+        if let (Some(path), Some(id)) = (
+            &self.config.plan.spec.cidfile,
+            self.current.instance.container.id(),
+        ) {
             let (path, id) = (path.clone(), id.to_owned());
             self.out.push(Action::WriteCidFile { path, id });
         }
         let graceful_stop = vec![EmperorMessage::GracefulStop.to_byte()];
-        let old = rollover.other.generation;
+        let old = rollover.other.generation();
         self.out.push(Action::ToVassalControl(old, graceful_stop));
         rollover.stage = Stage::Retiring;
-        let wait = std::time::Duration::from_secs(u64::from(old_stop_wait));
+        let wait = Duration::from_secs(u64::from(old_stop_wait));
         self.timers
             .set(Timer::Rollover, now + wait + self.config.stop_grace);
     }
 
     // ---- requests ----
 
-    /// Issues the next request the rollover's stage calls for, if its connection is free.
+    /// Issues the next request the rollover calls for, if its connection is free: its
+    /// launch's, or the other container's cleanup.
     fn advance_rollover(&mut self, now: Instant) {
         let Some(api) = self.api else { return };
         let Some(rollover) = self.rollover.as_mut() else {
             return;
         };
-        if !rollover.requests.is_idle() {
+        if !rollover.other.requests.is_idle() {
+            return;
+        }
+        if matches!(rollover.stage, Stage::Launching) {
+            if let Some((launch, mut env)) = self.rollover_launch() {
+                launch.advance(&mut env, now);
+            }
             return;
         }
         let Some(plan) = rollover.plan.as_ref() else {
@@ -504,35 +494,15 @@ impl Bridge {
         };
         let mut deadline = now + self.config.request_timeout;
         let mut bytes = Vec::new();
-        let request = match (&rollover.stage, rollover.other.container.id()) {
-            (Stage::Creating, _) => {
-                api.create(plan, &mut bytes);
-                ApiRequest::Create
-            }
-            (Stage::InspectingConflict, _) => {
-                api.inspect(&plan.container_name, &mut bytes);
-                ApiRequest::InspectConflict
-            }
+        let request = match (&rollover.stage, rollover.other.instance.container.id()) {
             (Stage::InspectingCreated, _) => {
                 api.inspect(&plan.container_name, &mut bytes);
                 ApiRequest::InspectCreated
             }
-            (Stage::RemovingConflict(holder), _) => {
-                api.remove(&holder.id, &mut bytes);
-                ApiRequest::RemoveConflict
-            }
-            (Stage::Starting, Some(id)) => {
-                api.start(id, &mut bytes);
-                ApiRequest::Start
-            }
-            (Stage::Inspecting, Some(id)) => {
-                api.inspect(id, &mut bytes);
-                ApiRequest::Inspect
-            }
             (Stage::StoppingOld, Some(id)) => {
                 let timeout = plan.spec.stop_timeout_secs();
                 api.stop(id, timeout, &mut bytes);
-                let wait = std::time::Duration::from_secs(u64::from(timeout));
+                let wait = Duration::from_secs(u64::from(timeout));
                 deadline = now + wait + self.config.stop_grace;
                 ApiRequest::Stop
             }
@@ -547,6 +517,7 @@ impl Bridge {
             deadline = deadline.min(bound_by);
         }
         rollover
+            .other
             .requests
             .send(&mut self.out, request, bytes, deadline, now);
     }
@@ -554,7 +525,16 @@ impl Bridge {
     fn on_rollover_reply(&mut self, reply: Reply, now: Instant) {
         match reply {
             Reply::Nothing => {}
-            Reply::Answer(request, response) => self.on_rollover_response(request, response, now),
+            // The launch's answers (also once abandoned: they say what is to be removed).
+            Reply::Answer(request, response) if request.is_launch() => {
+                self.drive_launch(now, |launch, env| {
+                    launch.on_answer(env, request, &response, now)
+                });
+            }
+            Reply::Answer(request, response) => {
+                self.on_rollover_response(request, &response, now);
+                self.advance_rollover(now);
+            }
             Reply::Failed(request, fault) => self.on_rollover_request_failed(request, fault, now),
             Reply::Idle(fault) => {
                 self.rollover_failed(fault.into(), now);
@@ -573,18 +553,17 @@ impl Bridge {
             return;
         };
         if rollover.stage.is_bringing_up() {
-            // The create may or may not have happened: the cleanup inspects the name.
-            if request == ApiRequest::Create && rollover.other.container == Container::None {
-                rollover.other.container = Container::Unknown;
+            let progress = rollover.other.on_request_failed(request, fault);
+            if let Progress::Failed(error) = progress {
+                self.rollover_failed(error, now);
             }
-            self.rollover_failed(fault.into(), now);
         } else {
             self.out.notice(Notice::CleanupFailed(fault));
             rollover.stage = match rollover.stage {
                 Stage::StoppingOld | Stage::Retiring => Stage::Removing(Leaving::Retired),
                 _ => {
                     // Left for `gc` (its bridge label names us, so only after we exit).
-                    rollover.other.container = Container::None;
+                    rollover.other.instance.container = Container::None;
                     Stage::Removing(Leaving::Abandoned)
                 }
             };
@@ -592,127 +571,21 @@ impl Bridge {
         self.advance_rollover(now);
     }
 
-    fn on_rollover_response(&mut self, request: ApiRequest, response: Response, now: Instant) {
-        if let Err(error) = self.take_rollover_answer(request, &response, now) {
-            self.rollover_failed(error, now);
-        }
-        self.advance_rollover(now);
-    }
-
-    /// Moves the rollover on with an answer; an error abandons it.
-    fn take_rollover_answer(
-        &mut self,
-        request: ApiRequest,
-        response: &Response,
-        now: Instant,
-    ) -> Result<(), BridgeError> {
-        let api = self.api;
-        let Some(rollover) = self.rollover.as_mut() else {
-            return Ok(());
-        };
-        let Some(plan) = rollover.plan.as_ref() else {
-            return Ok(());
-        };
-        let bringing_up = rollover.stage.is_bringing_up();
-        match request {
-            ApiRequest::Create => match docker::parse_create(response) {
-                Ok(created) => {
-                    for warning in created.warnings {
-                        self.out.notice(Notice::DaemonWarning(warning));
-                    }
-                    rollover.other.container = Container::Created(created.id.clone());
-                    if let (Stage::Creating, Some(api)) = (&rollover.stage, api) {
-                        let deadline = now + self.config.request_timeout;
-                        let tty = plan.spec.tty;
-                        let out = &mut self.out;
-                        let id = &created.id;
-                        rollover.other.logs =
-                            Some(LogRelay::open(out, api, id, tty, now, deadline));
-                        let wait = ExitWatch::open(out, api, id, WaitFor::NextExit, now, deadline);
-                        rollover.other.exit_watch = Some(wait);
-                        rollover.stage = Stage::Arming;
-                    }
-                }
-                Err(e) if e.is_conflict() && bringing_up => {
-                    if rollover.retried_create {
-                        let name = plan.container_name.clone();
-                        return Err(OperatorError::NameStillTaken { name, tries: 2 }.into());
-                    }
-                    rollover.stage = Stage::InspectingConflict;
-                }
-                Err(_) if !bringing_up => {}
-                Err(source) if source.is_not_found() => {
-                    let image = plan.spec.image.clone();
-                    return Err(VassalError::ImageNotFound { image, source }.into());
-                }
-                Err(source) => {
-                    let hint = docker::create_failure_hint(&source, plan);
-                    return Err(VassalError::CreateRefused { source, hint }.into());
-                }
-            },
-            ApiRequest::InspectConflict if bringing_up => {
-                let name = plan.container_name.clone();
-                match docker::parse_inspect(response) {
-                    Ok(holder) => return self.judge_rollover_holder(holder),
-                    Err(e) if e.is_not_found() => rollover.stage = Stage::Creating,
-                    Err(source) => {
-                        return Err(DaemonFault::HolderUninspectable { name, source }.into())
-                    }
-                }
+    /// The answer to a cleanup request of the other container.
+    fn on_rollover_response(&mut self, request: ApiRequest, response: &Response, now: Instant) {
+        let made_by_us = match docker::parse_inspect(response) {
+            Ok(info) if request == ApiRequest::InspectCreated && self.made_by_us(&info.labels) => {
+                Some(info.id)
             }
-            ApiRequest::RemoveConflict if bringing_up => match docker::parse_empty(response) {
-                Err(source) if !source.is_not_found() && !is_removal_in_progress(&source) => {
-                    let name = plan.container_name.clone();
-                    let holder = match &rollover.stage {
-                        Stage::RemovingConflict(holder) => short_id(&holder.id).to_owned(),
-                        _ => "?".to_owned(),
-                    };
-                    let fault = DaemonFault::HolderUnremovable {
-                        name,
-                        holder,
-                        source,
-                    };
-                    return Err(fault.into());
-                }
-                _ => {
-                    rollover.retried_create = true;
-                    rollover.stage = Stage::Creating;
-                }
-            },
-            ApiRequest::Start => match docker::parse_empty(response) {
-                Ok(_) => {
-                    if let Container::Created(id) = &rollover.other.container {
-                        rollover.other.container = Container::Started(id.clone());
-                    }
-                    if matches!(rollover.stage, Stage::Starting) {
-                        rollover.stage = Stage::Inspecting;
-                    }
-                }
-                Err(e) if bringing_up => return Err(VassalError::StartRefused(e).into()),
-                Err(_) => {}
-            },
-            ApiRequest::Inspect if bringing_up => match docker::parse_inspect(response) {
-                Ok(info) if info.running && info.pid > 0 => {
-                    rollover.other.proxy.set_init(info.pid);
-                    rollover.stage = Stage::ResolvingNamespace;
-                    self.out.push(Action::QueryPidNamespace { pid: info.pid });
-                }
-                // It already exited; the wait reports how.
-                Ok(_) => {}
-                Err(source) => {
-                    let action = "cannot inspect the new container";
-                    return Err(DaemonFault::Refused { action, source }.into());
-                }
-            },
+            _ => None,
+        };
+        let Some(rollover) = self.rollover.as_mut() else {
+            return;
+        };
+        match request {
             ApiRequest::InspectCreated => {
-                let made_by_us = match docker::parse_inspect(response) {
-                    Ok(info) if self.made_by_us(&info.labels) => Some(info.id),
-                    _ => None,
-                };
-                let Some(rollover) = self.rollover.as_mut() else {
-                    return Ok(());
-                };
-                rollover.other.container = made_by_us.map_or(Container::None, Container::Created);
+                rollover.other.instance.container =
+                    made_by_us.map_or(Container::None, Container::Created);
                 rollover.stage = Stage::Removing(Leaving::Abandoned);
             }
             ApiRequest::Stop => {
@@ -736,73 +609,6 @@ impl Bridge {
             }
             _ => {}
         }
-        Ok(())
-    }
-
-    /// The sibling name is taken. A leftover of this very bridge (a rollover whose removal
-    /// failed) is removed; one of ours for this vassal whose bridge is gone too, once its
-    /// bridge is asked about; anything else abandons the rollover, naming it.
-    fn judge_rollover_holder(&mut self, holder: ContainerInfo) -> Result<(), BridgeError> {
-        let plan = &self.config.plan;
-        let Some(rollover) = self.rollover.as_mut() else {
-            return Ok(());
-        };
-        let name = rollover
-            .plan
-            .as_ref()
-            .map(|p| p.container_name.clone())
-            .unwrap_or_default();
-        let short = short_id(&holder.id).to_owned();
-        if let Some(why) = plan.why_not_ours(&holder.labels) {
-            let holder = short;
-            return Err(OperatorError::NameHeldByForeign { name, holder, why }.into());
-        }
-        let Some(bridge) = bridge_label(&holder.labels).map(str::to_owned) else {
-            let holder = short;
-            return Err(OperatorError::NameHeldWithoutBridge { name, holder }.into());
-        };
-        let holder = ConflictHolder {
-            id: holder.id,
-            bridge: bridge.clone(),
-        };
-        if Some(bridge.as_str()) == bridge_label(&plan.labels) {
-            rollover.stage = Stage::RemovingConflict(holder);
-        } else {
-            rollover.stage = Stage::QueryingBridge(holder);
-            self.out.push(Action::QueryBridgeAlive { label: bridge });
-        }
-        Ok(())
-    }
-
-    pub(super) fn rollover_queries_bridge(&self) -> bool {
-        self.rollover
-            .as_ref()
-            .is_some_and(|r| matches!(r.stage, Stage::QueryingBridge(_)))
-    }
-
-    pub(super) fn on_rollover_bridge_alive(&mut self, alive: bool, now: Instant) {
-        let Some(rollover) = self.rollover.as_mut() else {
-            return;
-        };
-        let Stage::QueryingBridge(holder) = &rollover.stage else {
-            return;
-        };
-        let holder = holder.clone();
-        if alive {
-            let name = rollover
-                .plan
-                .as_ref()
-                .map(|p| p.container_name.clone())
-                .unwrap_or_default();
-            let error = OperatorError::NameHeldByLiveBridge {
-                name,
-                holder: short_id(&holder.id).to_owned(),
-                bridge: holder.bridge,
-            };
-            return self.rollover_failed(error.into(), now);
-        }
-        rollover.stage = Stage::RemovingConflict(holder);
-        self.advance_rollover(now);
     }
 
     // ---- streams ----
@@ -810,82 +616,34 @@ impl Bridge {
     pub(super) fn rollover_owns(&self, conn: DockerConn) -> bool {
         self.rollover
             .as_ref()
-            .is_some_and(|r| r.requests.owns(conn) || r.other.owns_stream(conn))
+            .is_some_and(|r| r.other.requests.owns(conn) || r.other.instance.owns_stream(conn))
     }
 
     pub(super) fn on_rollover_docker_data(&mut self, conn: DockerConn, data: &[u8], now: Instant) {
         let Some(rollover) = self.rollover.as_mut() else {
             return;
         };
-        if rollover.requests.owns(conn) {
-            let reply = rollover.requests.on_data(&mut self.out, data);
+        if rollover.other.requests.owns(conn) {
+            let reply = rollover.other.requests.on_data(&mut self.out, data);
             return self.on_rollover_reply(reply, now);
         }
-        if let Some(logs) = rollover.other.logs.as_mut().filter(|l| l.conn() == conn) {
-            match logs.on_data(data, &mut self.out) {
-                AttachProgress::Waiting | AttachProgress::Streaming => {}
-                AttachProgress::Upgraded => self.maybe_start_rollover(now),
-                AttachProgress::Failed(fault) => self.rollover_failed(fault.into(), now),
-                AttachProgress::Lost => rollover.other.logs = None,
-            }
-            return;
-        }
-        let Some(wait) = rollover.other.exit_watch.as_mut() else {
-            return;
-        };
-        match wait.on_data(data) {
-            WaitProgress::Waiting => {}
-            WaitProgress::Armed => self.maybe_start_rollover(now),
-            WaitProgress::Exited(status) => {
-                self.out.push(Action::DockerClose(conn));
-                rollover.other.exit_watch = None;
-                if let Some(id) = rollover.other.container.id() {
-                    rollover.other.container = Container::Exited(id.to_owned());
-                }
-                if rollover.stage.is_bringing_up() {
-                    let error = VassalError::ExitedBeforeAccepting { status };
-                    return self.rollover_failed(error.into(), now);
-                }
-                if matches!(rollover.stage, Stage::Retiring | Stage::StoppingOld) {
-                    self.timers.clear(Timer::Rollover);
-                    rollover.stage = Stage::Removing(Leaving::Retired);
-                }
-                self.advance_rollover(now);
-            }
-            WaitProgress::Failed(fault) => {
-                self.out.push(Action::DockerClose(conn));
-                rollover.other.exit_watch = None;
-                self.rollover_failed(fault.into(), now);
-            }
-        }
+        let event = rollover
+            .other
+            .instance
+            .on_stream_data(conn, data, &mut self.out);
+        self.on_rollover_stream_event(event, now);
     }
 
     pub(super) fn on_rollover_docker_eof(&mut self, conn: DockerConn, now: Instant) {
         let Some(rollover) = self.rollover.as_mut() else {
             return;
         };
-        if rollover.requests.owns(conn) {
-            let reply = rollover.requests.on_eof(&mut self.out);
+        if rollover.other.requests.owns(conn) {
+            let reply = rollover.other.requests.on_eof(&mut self.out);
             return self.on_rollover_reply(reply, now);
         }
-        self.out.push(Action::DockerClose(conn));
-        if let Some(mut logs) = rollover.other.logs.take_if(|l| l.conn() == conn) {
-            if logs.is_upgraded() {
-                logs.flush(&mut self.out);
-                return;
-            }
-            let fault = DaemonFault::StreamClosed {
-                stream: "attach",
-                when: "before upgrading it",
-            };
-            return self.rollover_failed(fault.into(), now);
-        }
-        rollover.other.exit_watch = None;
-        let fault = DaemonFault::StreamClosed {
-            stream: "wait",
-            when: "before the container exited",
-        };
-        self.rollover_failed(fault.into(), now);
+        let event = rollover.other.instance.on_stream_eof(conn, &mut self.out);
+        self.on_rollover_stream_event(event, now);
     }
 
     pub(super) fn on_rollover_connect_failed(
@@ -897,33 +655,42 @@ impl Bridge {
         let Some(rollover) = self.rollover.as_mut() else {
             return;
         };
-        if rollover.requests.owns(conn) {
-            let reply = rollover.requests.on_connect_failed(fault);
+        if rollover.other.requests.owns(conn) {
+            let reply = rollover.other.requests.on_connect_failed(fault);
             return self.on_rollover_reply(reply, now);
         }
-        rollover.other.logs.take_if(|l| l.conn() == conn);
-        rollover.other.exit_watch.take_if(|w| w.conn() == conn);
-        self.rollover_failed(fault.into(), now);
+        let event = rollover
+            .other
+            .instance
+            .on_stream_connect_failed(conn, fault);
+        self.on_rollover_stream_event(event, now);
     }
 
-    /// Start follows once both streams of the new container are armed.
-    fn maybe_start_rollover(&mut self, now: Instant) {
+    /// What the other container's streams say: before the switch, its start follows once
+    /// they are armed and anything else abandons the rollover; after it, its exit ends
+    /// its retirement.
+    fn on_rollover_stream_event(&mut self, event: StreamEvent, now: Instant) {
         let Some(rollover) = self.rollover.as_mut() else {
             return;
         };
-        let attached = rollover
-            .other
-            .logs
-            .as_ref()
-            .is_some_and(LogRelay::is_upgraded);
-        let armed = rollover
-            .other
-            .exit_watch
-            .as_ref()
-            .is_some_and(ExitWatch::is_armed);
-        if attached && armed && matches!(rollover.stage, Stage::Arming) {
-            rollover.stage = Stage::Starting;
-            self.advance_rollover(now);
+        match event {
+            StreamEvent::Nothing => {}
+            StreamEvent::Armed => {
+                rollover.other.on_armed();
+                self.advance_rollover(now);
+            }
+            StreamEvent::Exited(status) if rollover.stage.is_bringing_up() => {
+                let error = VassalError::ExitedBeforeAccepting { status };
+                self.rollover_failed(error.into(), now);
+            }
+            StreamEvent::Exited(_) => {
+                if matches!(rollover.stage, Stage::Retiring | Stage::StoppingOld) {
+                    self.timers.clear(Timer::Rollover);
+                    rollover.stage = Stage::Removing(Leaving::Retired);
+                }
+                self.advance_rollover(now);
+            }
+            StreamEvent::Failed(fault) => self.rollover_failed(fault.into(), now),
         }
     }
 
@@ -935,13 +702,6 @@ impl Bridge {
         };
         let within = self.config.handoff_timeout;
         match rollover.stage {
-            Stage::AwaitingVassal => {
-                let Some(plan) = rollover.plan.as_ref() else {
-                    return;
-                };
-                let error = never_connected(plan, within);
-                self.rollover_failed(error.into(), now);
-            }
             Stage::AwaitingAccepting => {
                 self.rollover_failed(VassalError::NeverAccepting { within }.into(), now)
             }
@@ -956,24 +716,25 @@ impl Bridge {
     }
 
     pub(super) fn on_overdue_rollover(&mut self, now: Instant) {
+        if self
+            .rollover
+            .as_ref()
+            .is_some_and(|r| matches!(r.stage, Stage::Launching))
+        {
+            self.drive_launch(now, |launch, env| launch.on_timeout(env, now));
+        }
         let Some(rollover) = self.rollover.as_mut() else {
             return;
         };
-        if let Reply::Failed(request, fault) = rollover.requests.take_overdue(&mut self.out, now) {
+        let overdue = rollover.other.requests.take_overdue(&mut self.out, now);
+        if let Reply::Failed(request, fault) = overdue {
             return self.on_rollover_request_failed(request, fault, now);
         }
-        let attach_due = |l: &mut LogRelay| l.pending().is_some_and(|p| p.due(now));
-        let wait_due = |w: &mut ExitWatch| w.pending().is_some_and(|p| p.due(now));
-        let fault = if let Some(logs) = rollover.other.logs.take_if(attach_due) {
-            self.out.push(Action::DockerClose(logs.conn()));
-            logs.pending().map(|p| p.timed_out())
-        } else if let Some(wait) = rollover.other.exit_watch.take_if(wait_due) {
-            self.out.push(Action::DockerClose(wait.conn()));
-            wait.pending().map(|p| p.timed_out())
-        } else {
-            None
-        };
-        if let Some(fault) = fault {
+        let overdue = rollover
+            .other
+            .instance
+            .take_overdue_stream(now, &mut self.out);
+        if let Some(fault) = overdue {
             self.rollover_failed(fault.into(), now);
         }
     }
@@ -1006,11 +767,11 @@ impl Bridge {
         };
         rollover.bound_by = Some(bound_by);
         rollover.pending = None;
-        rollover.requests.cap_deadline(grace_by);
+        rollover.other.requests.cap_deadline(grace_by);
         if rollover.stage.is_bringing_up() {
             abandon(rollover, &mut self.out);
         } else {
-            rollover.other.close_streams(&mut self.out);
+            rollover.other.instance.close_streams(&mut self.out);
             if !matches!(rollover.stage, Stage::Removing(_)) {
                 rollover.stage = Stage::Removing(Leaving::Retired);
             }
@@ -1024,19 +785,19 @@ impl Bridge {
         let Some(rollover) = self.rollover.as_mut() else {
             return;
         };
-        if !rollover.other.proxy.close(&mut self.out) {
+        if !rollover.other.instance.proxy.close(&mut self.out) {
             // The bind is unanswered: its answer closes it, then this comes again.
             return;
         }
-        rollover.other.close_streams(&mut self.out);
-        rollover.requests.close(&mut self.out);
+        rollover.other.instance.close_streams(&mut self.out);
+        rollover.other.requests.close(&mut self.out);
         let Some(rollover) = self.rollover.take() else {
             return;
         };
         self.out
-            .push(Action::DropChannels(rollover.other.generation));
+            .push(Action::DropChannels(rollover.other.generation()));
         if let (Stage::Removing(Leaving::Retired), Some(id)) =
-            (&rollover.stage, rollover.other.container.id())
+            (&rollover.stage, rollover.other.instance.container.id())
         {
             self.out
                 .notice(Notice::RetiredRemoved(short_id(id).to_owned()));
@@ -1066,10 +827,11 @@ impl Bridge {
 /// Stops bringing the new container up: its streams and proxy close, and it is removed
 /// (after a lost create answer, only once the name shows it is ours).
 fn abandon(rollover: &mut Rollover, out: &mut super::outbox::Outbox) {
-    rollover.other.close_streams(out);
+    rollover.other.halt();
+    rollover.other.instance.close_streams(out);
     // While a bind is unanswered, its answer closes it.
-    rollover.other.proxy.close(out);
-    rollover.stage = match rollover.other.container {
+    rollover.other.instance.proxy.close(out);
+    rollover.stage = match rollover.other.instance.container {
         Container::Unknown => Stage::InspectingCreated,
         _ => Stage::Removing(Leaving::Abandoned),
     };

@@ -4,9 +4,10 @@ use std::time::Instant;
 
 use super::errors::BridgeError;
 use super::events::Event;
+use super::instance::Container;
 use super::interface::{Action, Outcome};
 use super::requests::ApiRequest;
-use super::{Bridge, Container, Step};
+use super::{Bridge, Step};
 
 /// The wait status of a container whose init died of SIGKILL (128 + 9).
 const SIGKILL_STATUS: i64 = 137;
@@ -67,15 +68,12 @@ impl Bridge {
                 stop_by: now + self.stop_wait() + grace,
                 bound_by: now + self.shutdown_bound(),
             });
-            // Streams not yet armed no longer matter: nothing waits for them now.
-            if let Some(logs) = self.current.logs.as_mut() {
-                logs.forget_deadline();
-            }
-            if let Some(wait) = self.current.exit_watch.as_mut() {
-                wait.forget_deadline();
-            }
+            // The launch (if any) goes no further; streams not yet armed no longer
+            // matter: nothing waits for them now.
+            self.current.halt();
+            self.current.instance.forget_deadlines();
             // What is in flight gets the grace, no more.
-            self.requests.cap_deadline(now + grace);
+            self.current.requests.cap_deadline(now + grace);
             // A rollover's other container is removed beside ours, within the same bound.
             let bound_by = now + self.shutdown_bound();
             self.abandon_rollover_for_shutdown(now + grace, bound_by, now);
@@ -87,7 +85,7 @@ impl Bridge {
 
     /// Sends the next cleanup request, or exits when there is none.
     pub(super) fn advance_shutdown(&mut self, now: Instant) {
-        if !self.current.proxy.close(&mut self.out) {
+        if !self.current.instance.proxy.close(&mut self.out) {
             // The socket may be bound by now; its answer tells us whether to unlink it.
             return;
         }
@@ -104,7 +102,7 @@ impl Bridge {
         let (stop_by, bound_by) = (shutdown.stop_by, shutdown.bound_by);
         let grace_by = now + self.config.stop_grace;
         let mut bytes = Vec::new();
-        let (request, deadline) = match (step, self.current.container.id()) {
+        let (request, deadline) = match (step, self.current.instance.container.id()) {
             (CleanupStep::InspectCreated, _) => {
                 api.inspect(&self.config.plan.container_name, &mut bytes);
                 (ApiRequest::InspectCreated, grace_by)
@@ -127,14 +125,15 @@ impl Bridge {
             shutdown.sent = Some(step);
         }
         let deadline = deadline.min(bound_by);
-        self.requests
+        self.current
+            .requests
             .send(&mut self.out, request, bytes, deadline, now);
     }
 
     fn cleanup_applies(&self, step: CleanupStep, outcome: &Outcome) -> bool {
-        let exists = self.current.container.id().is_some();
+        let exists = self.current.instance.container.id().is_some();
         match step {
-            CleanupStep::InspectCreated => self.current.container == Container::Unknown,
+            CleanupStep::InspectCreated => self.current.instance.container == Container::Unknown,
             // Killed by SIGKILL, not by us: the kernel's OOM killer? (AutoRemove may beat us
             // to it; then the inspect answers 404 and the status is all there is.)
             CleanupStep::InspectExit => {
@@ -142,8 +141,8 @@ impl Bridge {
             }
             // A daemon that left a request unanswered gets no graceful stop: remove by force.
             CleanupStep::Stop => {
-                matches!(self.current.container, Container::Started(_))
-                    && !self.requests.daemon_unresponsive()
+                matches!(self.current.instance.container, Container::Started(_))
+                    && !self.current.requests.daemon_unresponsive()
             }
             CleanupStep::Remove => exists,
         }
@@ -156,11 +155,11 @@ impl Bridge {
             return;
         }
         self.timers.clear_all();
-        self.requests.close(&mut self.out);
-        if let Some(logs) = self.current.logs.take() {
+        self.current.requests.close(&mut self.out);
+        if let Some(logs) = self.current.instance.logs.take() {
             self.out.push(Action::DockerClose(logs.conn()));
         }
-        if let Some(wait) = self.current.exit_watch.take() {
+        if let Some(wait) = self.current.instance.exit_watch.take() {
             self.out.push(Action::DockerClose(wait.conn()));
         }
         let outcome = match std::mem::replace(&mut self.step, Step::Exited(Outcome::Stopped)) {

@@ -2,6 +2,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use super::launch::MAX_CREATE_ATTEMPTS;
 use super::*;
 use crate::emperor::{encode_config, EmperorMessage};
 use crate::handoff::{self, HandedFd};

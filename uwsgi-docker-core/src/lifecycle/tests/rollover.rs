@@ -455,6 +455,8 @@ fn a_leftover_of_ours_on_the_sibling_name_is_replaced_when_its_bridge_is_gone() 
         .requests
         .iter()
         .any(|r| r == "DELETE /containers/dead01"));
+    // Create is tried again after the start-up's back-off.
+    h.advance(FIRST_CONFLICT_BACKOFF);
     assert_eq!(
         h.daemon.containers.get(&sibling_name()).map(String::as_str),
         Some(NEW_ID)
@@ -522,4 +524,61 @@ fn losing_the_daemon_during_a_rollover_abandons_it_and_keeps_the_old_vassal() {
     assert_eq!(h.bridge.container_id(), Some(CONTAINER_ID));
     assert_eq!(h.exit, None);
     assert_eq!(h.dropped, [SECOND]);
+}
+
+#[test]
+fn a_live_bridge_on_the_sibling_name_is_waited_for_as_at_start_up_then_named() {
+    let mut h = Harness::running_with_socket();
+    h.daemon
+        .holder(&sibling_name(), "1eaf01", &our_labels("host:9:99"));
+    h.alive_answers = usize::MAX;
+    h.file_changes_to(NEW_CONFIG);
+    for _ in 0..MAX_CREATE_ATTEMPTS {
+        h.advance(Duration::from_secs(2));
+    }
+    let creates = h
+        .daemon
+        .requests
+        .iter()
+        .filter(|r| *r == "POST /containers/create")
+        .count();
+    assert_eq!(
+        creates,
+        1 + usize::from(MAX_CREATE_ATTEMPTS),
+        "start-up's tries"
+    );
+    assert!(
+        h.logged("whose bridge host:9:99 is still running"),
+        "{:#?}",
+        h.logs
+    );
+    assert!(h.logged("the rollover is abandoned"));
+    assert_eq!(
+        h.daemon.containers.get(&sibling_name()).map(String::as_str),
+        Some("1eaf01"),
+        "a live bridge's container is never forced"
+    );
+    assert_eq!(h.bridge.container_id(), Some(CONTAINER_ID));
+    assert_eq!(h.bridge.phase(), Phase::Running);
+}
+
+#[test]
+fn a_leftover_of_this_very_bridge_on_the_sibling_name_is_removed_without_asking() {
+    let mut h = Harness::running_with_socket();
+    h.daemon
+        .holder(&sibling_name(), "1eff01", &our_labels("host:2:3"));
+    h.file_changes_to(NEW_CONFIG);
+    h.advance(FIRST_CONFLICT_BACKOFF);
+    assert!(
+        h.bridge_queries.is_empty(),
+        "our own bridge is not asked about"
+    );
+    assert!(h
+        .daemon
+        .requests
+        .iter()
+        .any(|r| r == "DELETE /containers/1eff01"));
+    h.new_vassal_connects(2);
+    h.generation_sends(SECOND, &[5]);
+    assert_eq!(h.bridge.container_id(), Some(NEW_ID));
 }
