@@ -11,7 +11,7 @@ use super::errors::{BridgeError, DaemonFault, HostError, OperatorError, VassalEr
 use super::events::Notice;
 use super::exit_watch::{ExitWatch, WaitFor};
 use super::instance::{Container, Instance};
-use super::interface::{Action, Generation, Phase, ProxyPeer};
+use super::interface::{Action, DockerConn, Generation, Phase, ProxyPeer};
 use super::log_relay::LogRelay;
 use super::outbox::Outbox;
 use super::proxy_gate::ProxyState;
@@ -156,6 +156,16 @@ impl Launch {
             .min()
     }
 
+    /// Its stage's deadline has come.
+    pub(super) fn is_due(&self, now: Instant) -> bool {
+        matches!(self.stage, Stage::BackingOff(at) | Stage::AwaitingVassal(at) if now >= at)
+    }
+
+    /// One of its connections.
+    pub(super) fn owns(&self, conn: DockerConn) -> bool {
+        self.requests.owns(conn) || self.instance.owns_stream(conn)
+    }
+
     /// Its proxy bind is unanswered.
     pub(super) fn binds(&self) -> bool {
         self.instance.proxy.state == ProxyState::Binding
@@ -230,6 +240,10 @@ impl Launch {
         match result {
             Ok(()) => {
                 self.instance.proxy.state = ProxyState::Bound;
+                if self.is_halted() {
+                    // Stopped while binding: what is bound now is closed at once.
+                    self.instance.proxy.close(env.out);
+                }
                 if matches!(self.stage, Stage::BindingProxy) {
                     self.stage = match env.api {
                         Some(_) => Stage::Creating,

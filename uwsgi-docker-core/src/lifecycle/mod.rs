@@ -21,6 +21,7 @@ mod launch;
 mod log_relay;
 mod outbox;
 mod proxy_gate;
+mod reload;
 mod requests;
 mod rollover;
 mod sequence;
@@ -34,7 +35,7 @@ pub use interface::{
     DEFAULT_REATTACH_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
 };
 
-use channels::{ChannelRelay, ConfigVerdict};
+use channels::ChannelRelay;
 use exit_watch::ExitWatch;
 use instance::Container;
 use launch::{Env, Launch, Progress};
@@ -56,6 +57,15 @@ enum Step {
     Reattaching(Reattach),
     Stopping(Shutdown),
     Exited(Outcome),
+}
+
+/// Whose launch an input is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    /// The container that has the Emperor's channels, or the first one being launched.
+    Current,
+    /// A rollover's other container.
+    Rollover,
 }
 
 /// Progress of re-attaching to a container after losing the daemon.
@@ -490,8 +500,45 @@ impl Bridge {
         (&mut self.current, env)
     }
 
-    /// What the first launch's input came to.
-    fn on_launch_progress(&mut self, progress: Progress, now: Instant) {
+    /// How long the container may take to stop on its own before the daemon kills it.
+    fn stop_wait(&self) -> Duration {
+        Duration::from_secs(u64::from(self.config.plan.spec.stop_timeout_secs()))
+    }
+
+    /// The launch an input is for: the rollover's if it asked, else the current one if it
+    /// did.
+    fn launch_that(&self, asked: impl Fn(&Launch) -> bool) -> Option<Owner> {
+        if self.rollover.as_ref().is_some_and(|r| asked(&r.other)) {
+            Some(Owner::Rollover)
+        } else if asked(&self.current) {
+            Some(Owner::Current)
+        } else {
+            None
+        }
+    }
+
+    fn launch_and_out(&mut self, owner: Owner) -> Option<(&mut Launch, &mut Outbox)> {
+        match owner {
+            Owner::Current => Some((&mut self.current, &mut self.out)),
+            Owner::Rollover => self
+                .rollover
+                .as_mut()
+                .map(|r| (&mut r.other, &mut self.out)),
+        }
+    }
+
+    /// Feeds one input to `owner`'s launch, and goes on with what it came to.
+    fn drive(
+        &mut self,
+        owner: Owner,
+        now: Instant,
+        input: impl FnOnce(&mut Launch, &mut Env<'_>) -> Progress,
+    ) {
+        if owner == Owner::Rollover {
+            return self.drive_rollover_launch(now, input);
+        }
+        let (launch, mut env) = self.current_launch();
+        let progress = input(launch, &mut env);
         match progress {
             Progress::Pending => {}
             Progress::HandedOff => {
@@ -500,38 +547,14 @@ impl Bridge {
             }
             Progress::Failed(error) => return self.fail(error, now),
         }
+        // Also when stopping: the shutdown may have waited for this input.
         self.advance(now);
     }
 
-    /// How long the container may take to stop on its own before the daemon kills it.
-    fn stop_wait(&self) -> Duration {
-        Duration::from_secs(u64::from(self.config.plan.spec.stop_timeout_secs()))
-    }
-
-    fn push_config(&mut self, config: &[u8], now: Instant) {
-        if self.is_stopping() {
-            return;
-        }
-        match ChannelRelay::judge(config, &self.config, &mut self.out) {
-            ConfigVerdict::Push(packet) => {
-                self.note_config_during_rollover(config);
-                self.config.config = config.to_vec();
-                let generation = self.current.generation();
-                self.out.push(Action::ToVassalConfig(generation, packet));
-            }
-            ConfigVerdict::Changed(spec) => self.on_settings_changed(config, spec, now),
-            ConfigVerdict::Drop => {}
-        }
-    }
-
     fn on_proxy_bound(&mut self, result: Result<(), io::Error>, now: Instant) {
-        if self.rollover_binds() {
-            return self.on_rollover_proxy_bound(result, now);
+        if let Some(owner) = self.launch_that(Launch::binds) {
+            self.drive(owner, now, |launch, env| launch.on_proxy_bound(env, result));
         }
-        let (launch, mut env) = self.current_launch();
-        let progress = launch.on_proxy_bound(&mut env, result);
-        // Also when stopping: a shutdown that began while binding waited for this answer.
-        self.on_launch_progress(progress, now);
     }
 
     fn on_proxy_peer(
@@ -541,41 +564,29 @@ impl Bridge {
         pid_ns: Option<u64>,
         now: Instant,
     ) {
-        if self.rollover_accepts(pid_ns) {
-            return self.on_rollover_peer(peer, now);
+        match self.launch_that(|launch| launch.admits(pid_ns)) {
+            Some(owner) => self.drive(owner, now, |launch, env| launch.on_peer(env, peer)),
+            None => {
+                self.out.push(Action::RefusePeer { peer });
+                self.out.notice(Notice::RefusedPeer { pid });
+            }
         }
-        if !matches!(self.step, Step::Launching) || !self.current.admits(pid_ns) {
-            self.out.push(Action::RefusePeer { peer });
-            self.out.notice(Notice::RefusedPeer { pid });
-            return;
-        }
-        let (launch, mut env) = self.current_launch();
-        let progress = launch.on_peer(&mut env, peer);
-        self.on_launch_progress(progress, now);
     }
 
     fn on_pid_namespace(&mut self, pid: u32, pid_ns: Option<u64>, now: Instant) {
-        if self.rollover_resolves(pid) {
-            return self.on_rollover_pid_namespace(pid_ns, now);
+        if let Some(owner) = self.launch_that(|launch| launch.resolves(pid)) {
+            self.drive(owner, now, |launch, env| {
+                launch.on_pid_namespace(env, pid_ns, now)
+            });
         }
-        if !matches!(self.step, Step::Launching) || !self.current.resolves(pid) {
-            return;
-        }
-        let (launch, mut env) = self.current_launch();
-        let progress = launch.on_pid_namespace(&mut env, pid_ns, now);
-        self.on_launch_progress(progress, now);
     }
 
     fn on_bridge_alive(&mut self, alive: bool, now: Instant) {
-        if self.rollover_queries_bridge() {
-            return self.on_rollover_bridge_alive(alive, now);
+        if let Some(owner) = self.launch_that(Launch::queries_bridge) {
+            self.drive(owner, now, |launch, env| {
+                launch.on_bridge_alive(env, alive, now)
+            });
         }
-        if !matches!(self.step, Step::Launching) || !self.current.queries_bridge() {
-            return;
-        }
-        let (launch, mut env) = self.current_launch();
-        let progress = launch.on_bridge_alive(&mut env, alive, now);
-        self.on_launch_progress(progress, now);
     }
 
     fn on_vassal_control_eof(&mut self, now: Instant) {
@@ -603,10 +614,15 @@ impl Bridge {
         if self.timers.take_due(Timer::VassalGone, now) {
             self.stop(Outcome::VassalLeft, now);
         }
-        if matches!(self.step, Step::Launching) {
-            let (launch, mut env) = self.current_launch();
-            let progress = launch.on_timeout(&mut env, now);
-            self.on_launch_progress(progress, now);
+        if self.current.is_due(now) {
+            self.drive(Owner::Current, now, |launch, env| {
+                launch.on_timeout(env, now)
+            });
+        }
+        if self.rollover.as_ref().is_some_and(|r| r.other.is_due(now)) {
+            self.drive(Owner::Rollover, now, |launch, env| {
+                launch.on_timeout(env, now)
+            });
         }
         if self.timers.take_due(Timer::Reconnect, now) {
             self.reconnect(now);

@@ -22,35 +22,35 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::channels::{ChannelRelay, ConfigVerdict};
+use super::channels::ChannelRelay;
 use super::errors::{BridgeError, DaemonFault, HostError, VassalError};
 use super::events::Notice;
 use super::instance::{Container, StreamEvent};
-use super::interface::{Action, DockerConn, Generation, Outcome, ProxyPeer};
+use super::interface::{Action, Generation, Outcome};
 use super::launch::{is_removal_in_progress, Env, Launch, Progress};
 use super::requests::{ApiRequest, Reply};
 use super::timers::Timer;
-use super::{short_id, Bridge, Step};
+use super::{short_id, Bridge};
 use crate::docker;
 use crate::emperor::{encode_config, EmperorMessage, VassalMessage};
 use crate::http_reader::Response;
 use crate::plan::{sibling_container_name, ContainerPlan};
-use crate::spec::{self, VassalSpec};
+use crate::spec::VassalSpec;
 
 /// A rollover in progress: the other container (the new one until the switch, the old one
 /// after it), with its own request connection.
 #[derive(Debug)]
 pub(super) struct Rollover {
     stage: Stage,
-    other: Launch,
+    pub(super) other: Launch,
     /// The config rolled to (pushed to the new vassal at its handoff).
     config: Vec<u8>,
     /// Its `[emperor]` section as asked for; the old one's after the switch.
-    target: VassalSpec,
+    pub(super) target: VassalSpec,
     /// The new container's plan once the runtime made it; the old one's after the switch.
     plan: Option<ContainerPlan>,
     /// The newest config that came during the rollover, judged again after it.
-    pending: Option<Vec<u8>>,
+    pub(super) pending: Option<Vec<u8>>,
     /// Once the vassal stops: no request of the rollover is waited on past this.
     bound_by: Option<Instant>,
 }
@@ -105,108 +105,7 @@ impl Rollover {
 impl Bridge {
     // ---- starting one ----
 
-    /// Whether a changed section can roll over: an Emperor to keep, a running vassal that
-    /// has its channels, a listening socket the bridge holds that both containers share,
-    /// and no published port (two containers cannot publish the same host port).
-    fn can_roll_over(&self, spec: &VassalSpec) -> bool {
-        let plan = &self.config.plan;
-        self.config.emperor.has_control()
-            && plan.passes_socket
-            && matches!(self.step, Step::Running)
-            && self.current.instance.proxy.is_handed_off()
-            && matches!(self.current.instance.container, Container::Started(_))
-            && spec.socket == plan.spec.socket
-            && spec.ports.is_empty()
-            && plan.spec.ports.is_empty()
-    }
-
-    /// Whether the Emperor's reload byte waits for the file to be read first: a running
-    /// vassal whose config the bridge reads itself (no config channel). A changed
-    /// `[emperor]` section then rolls over, or recreates, without reloading the old vassal
-    /// first (a reloading uWSGI that gets no config waits 5 s for one before it exits).
-    pub(super) fn reads_before_reload(&self) -> bool {
-        self.config.emperor.has_control()
-            && !self.config.emperor.has_config()
-            && matches!(self.step, Step::Running)
-            && self.current.instance.proxy.is_handed_off()
-            && self.rollover.is_none()
-    }
-
-    /// The file, read for a held reload byte: a changed section rolls over where it can
-    /// (the running vassal serves on, not reloading) and recreates the container where it
-    /// cannot; anything else is an ordinary reload, relayed now.
-    pub(super) fn on_reload_read(&mut self, config: io::Result<Vec<u8>>, now: Instant) {
-        let changed = config.ok().and_then(|config| {
-            match spec::parse_vassal(&self.config.plan.vassal_name, &config) {
-                Ok(Some(spec)) if spec != self.config.requested_spec => Some((config, spec)),
-                _ => None,
-            }
-        });
-        match changed {
-            Some((config, spec)) if self.can_roll_over(&spec) && !self.is_stopping() => {
-                self.start_rollover(&config, spec)
-            }
-            Some(_) if !self.is_stopping() => {
-                self.out.notice(Notice::Recreating);
-                self.stop(Outcome::Recreate, now);
-            }
-            _ => {
-                let relaying = self.relaying().then_some(self.current.generation());
-                let reload = [EmperorMessage::Reload.to_byte()];
-                ChannelRelay::relay_emperor_control(&reload, relaying, &mut self.out);
-            }
-        }
-    }
-
-    /// A reload brought a changed `[emperor]` section (`None`: no longer a Docker vassal).
-    pub(super) fn on_settings_changed(
-        &mut self,
-        config: &[u8],
-        spec: Option<Box<VassalSpec>>,
-        now: Instant,
-    ) {
-        if let Some(rollover) = &mut self.rollover {
-            if spec.as_deref() != Some(&rollover.target) {
-                rollover.pending = Some(config.to_vec());
-                self.out.notice(Notice::RolloverQueued);
-            }
-            // The running vassal is reloading: it gets its own config again.
-            return self.push_last_config();
-        }
-        match spec {
-            Some(spec) if self.can_roll_over(&spec) => {
-                // The running vassal is reloading: it serves on with its own config.
-                self.push_last_config();
-                self.start_rollover(config, *spec);
-            }
-            _ => {
-                self.out.notice(Notice::Recreating);
-                self.stop(Outcome::Recreate, now);
-            }
-        }
-    }
-
-    /// A config with the running settings came during a rollover (it was pushed): it is
-    /// the newest, so it is judged again after the rollover.
-    pub(super) fn note_config_during_rollover(&mut self, config: &[u8]) {
-        let Some(rollover) = &mut self.rollover else {
-            return;
-        };
-        if let Ok(Some(_)) = spec::parse_vassal(&self.config.plan.vassal_name, config) {
-            rollover.pending = Some(config.to_vec());
-            self.out.notice(Notice::RolloverQueued);
-        }
-    }
-
-    fn push_last_config(&mut self) {
-        let mut packet = Vec::new();
-        if encode_config(&self.config.config, &mut packet).is_ok() {
-            let generation = self.current.generation();
-            self.out.push(Action::ToVassalConfig(generation, packet));
-        }
-    }
-
-    fn start_rollover(&mut self, config: &[u8], target: VassalSpec) {
+    pub(super) fn start_rollover(&mut self, config: &[u8], target: VassalSpec) {
         let generation = Generation(self.current.generation().0.wrapping_add(1));
         self.out.notice(Notice::RollingOver {
             image: target.image.clone(),
@@ -302,7 +201,7 @@ impl Bridge {
     }
 
     /// Feeds one input to the rollover's launch, and goes on with what it came to.
-    fn drive_launch(
+    pub(super) fn drive_rollover_launch(
         &mut self,
         now: Instant,
         input: impl FnOnce(&mut Launch, &mut Env<'_>) -> Progress,
@@ -327,51 +226,6 @@ impl Bridge {
             Progress::Failed(error) => return self.rollover_failed(error, now),
         }
         self.advance_rollover(now);
-    }
-
-    pub(super) fn rollover_binds(&self) -> bool {
-        self.rollover.as_ref().is_some_and(|r| r.other.binds())
-    }
-
-    pub(super) fn on_rollover_proxy_bound(&mut self, result: io::Result<()>, now: Instant) {
-        self.drive_launch(now, |launch, env| {
-            let progress = launch.on_proxy_bound(env, result);
-            if launch.is_halted() {
-                // Abandoned while binding: close what is bound now.
-                launch.instance.proxy.close(env.out);
-            }
-            progress
-        });
-    }
-
-    pub(super) fn rollover_resolves(&self, pid: u32) -> bool {
-        self.rollover
-            .as_ref()
-            .is_some_and(|r| r.other.resolves(pid))
-    }
-
-    pub(super) fn on_rollover_pid_namespace(&mut self, pid_ns: Option<u64>, now: Instant) {
-        self.drive_launch(now, |launch, env| launch.on_pid_namespace(env, pid_ns, now));
-    }
-
-    pub(super) fn rollover_accepts(&self, pid_ns: Option<u64>) -> bool {
-        self.rollover
-            .as_ref()
-            .is_some_and(|r| r.other.admits(pid_ns))
-    }
-
-    pub(super) fn on_rollover_peer(&mut self, peer: ProxyPeer, now: Instant) {
-        self.drive_launch(now, |launch, env| launch.on_peer(env, peer));
-    }
-
-    pub(super) fn rollover_queries_bridge(&self) -> bool {
-        self.rollover
-            .as_ref()
-            .is_some_and(|r| r.other.queries_bridge())
-    }
-
-    pub(super) fn on_rollover_bridge_alive(&mut self, alive: bool, now: Instant) {
-        self.drive_launch(now, |launch, env| launch.on_bridge_alive(env, alive, now));
     }
 
     // ---- the other vassal's channel ----
@@ -522,12 +376,12 @@ impl Bridge {
             .send(&mut self.out, request, bytes, deadline, now);
     }
 
-    fn on_rollover_reply(&mut self, reply: Reply, now: Instant) {
+    pub(super) fn on_rollover_reply(&mut self, reply: Reply, now: Instant) {
         match reply {
             Reply::Nothing => {}
             // The launch's answers (also once abandoned: they say what is to be removed).
             Reply::Answer(request, response) if request.is_launch() => {
-                self.drive_launch(now, |launch, env| {
+                self.drive_rollover_launch(now, |launch, env| {
                     launch.on_answer(env, request, &response, now)
                 });
             }
@@ -613,63 +467,10 @@ impl Bridge {
 
     // ---- streams ----
 
-    pub(super) fn rollover_owns(&self, conn: DockerConn) -> bool {
-        self.rollover
-            .as_ref()
-            .is_some_and(|r| r.other.requests.owns(conn) || r.other.instance.owns_stream(conn))
-    }
-
-    pub(super) fn on_rollover_docker_data(&mut self, conn: DockerConn, data: &[u8], now: Instant) {
-        let Some(rollover) = self.rollover.as_mut() else {
-            return;
-        };
-        if rollover.other.requests.owns(conn) {
-            let reply = rollover.other.requests.on_data(&mut self.out, data);
-            return self.on_rollover_reply(reply, now);
-        }
-        let event = rollover
-            .other
-            .instance
-            .on_stream_data(conn, data, &mut self.out);
-        self.on_rollover_stream_event(event, now);
-    }
-
-    pub(super) fn on_rollover_docker_eof(&mut self, conn: DockerConn, now: Instant) {
-        let Some(rollover) = self.rollover.as_mut() else {
-            return;
-        };
-        if rollover.other.requests.owns(conn) {
-            let reply = rollover.other.requests.on_eof(&mut self.out);
-            return self.on_rollover_reply(reply, now);
-        }
-        let event = rollover.other.instance.on_stream_eof(conn, &mut self.out);
-        self.on_rollover_stream_event(event, now);
-    }
-
-    pub(super) fn on_rollover_connect_failed(
-        &mut self,
-        conn: DockerConn,
-        fault: DaemonFault,
-        now: Instant,
-    ) {
-        let Some(rollover) = self.rollover.as_mut() else {
-            return;
-        };
-        if rollover.other.requests.owns(conn) {
-            let reply = rollover.other.requests.on_connect_failed(fault);
-            return self.on_rollover_reply(reply, now);
-        }
-        let event = rollover
-            .other
-            .instance
-            .on_stream_connect_failed(conn, fault);
-        self.on_rollover_stream_event(event, now);
-    }
-
     /// What the other container's streams say: before the switch, its start follows once
     /// they are armed and anything else abandons the rollover; after it, its exit ends
     /// its retirement.
-    fn on_rollover_stream_event(&mut self, event: StreamEvent, now: Instant) {
+    pub(super) fn on_rollover_stream_event(&mut self, event: StreamEvent, now: Instant) {
         let Some(rollover) = self.rollover.as_mut() else {
             return;
         };
@@ -716,13 +517,6 @@ impl Bridge {
     }
 
     pub(super) fn on_overdue_rollover(&mut self, now: Instant) {
-        if self
-            .rollover
-            .as_ref()
-            .is_some_and(|r| matches!(r.stage, Stage::Launching))
-        {
-            self.drive_launch(now, |launch, env| launch.on_timeout(env, now));
-        }
         let Some(rollover) = self.rollover.as_mut() else {
             return;
         };
@@ -808,18 +602,7 @@ impl Bridge {
             return self.advance(now);
         }
         if let Some(config) = rollover.pending {
-            match ChannelRelay::judge(&config, &self.config, &mut self.out) {
-                ConfigVerdict::Changed(Some(spec)) if self.can_roll_over(&spec) => {
-                    // The running vassal is not reloading: nothing to push to it.
-                    self.start_rollover(&config, *spec);
-                }
-                ConfigVerdict::Changed(_) => {
-                    self.out.notice(Notice::Recreating);
-                    self.stop(Outcome::Recreate, now);
-                }
-                // The running vassal has these settings already.
-                ConfigVerdict::Push(_) | ConfigVerdict::Drop => {}
-            }
+            self.on_config_after_rollover(&config, now);
         }
     }
 }

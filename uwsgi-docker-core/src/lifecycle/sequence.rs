@@ -12,7 +12,7 @@ use super::launch::{bridge_label, is_removal_in_progress};
 use super::log_relay::LogRelay;
 use super::requests::{ApiRequest, Reply};
 use super::timers::Timer;
-use super::{short_id, Bridge, Reattach, ReattachStage, Step};
+use super::{short_id, Bridge, Owner, Reattach, ReattachStage, Step};
 use crate::docker;
 use crate::http_reader::Response;
 
@@ -54,32 +54,35 @@ impl Bridge {
     // ---- daemon connections ----
 
     pub(super) fn on_docker_data(&mut self, conn: DockerConn, data: &[u8], now: Instant) {
-        if self.rollover_owns(conn) {
-            return self.on_rollover_docker_data(conn, data, now);
+        // Data on a connection we already dropped is ignored.
+        let Some(owner) = self.launch_that(|launch| launch.owns(conn)) else {
+            return;
+        };
+        let Some((launch, out)) = self.launch_and_out(owner) else {
+            return;
+        };
+        if launch.requests.owns(conn) {
+            let reply = launch.requests.on_data(out, data);
+            self.on_reply(owner, reply, now);
+        } else {
+            let event = launch.instance.on_stream_data(conn, data, out);
+            self.on_stream_event(owner, event, now);
         }
-        if self.current.requests.owns(conn) {
-            let reply = self.current.requests.on_data(&mut self.out, data);
-            return self.on_reply(reply, now);
-        }
-        let event = self
-            .current
-            .instance
-            .on_stream_data(conn, data, &mut self.out);
-        self.on_stream_event(event, now);
     }
 
     pub(super) fn on_docker_eof(&mut self, conn: DockerConn, now: Instant) {
-        if self.rollover_owns(conn) {
-            return self.on_rollover_docker_eof(conn, now);
-        }
-        if self.current.requests.owns(conn) {
-            let reply = self.current.requests.on_eof(&mut self.out);
-            return self.on_reply(reply, now);
-        }
-        let event = self.current.instance.on_stream_eof(conn, &mut self.out);
-        // Once stopping, a stream that closes is only one less to close.
-        if !self.is_stopping() {
-            self.on_stream_event(event, now);
+        let Some(owner) = self.launch_that(|launch| launch.owns(conn)) else {
+            return;
+        };
+        let Some((launch, out)) = self.launch_and_out(owner) else {
+            return;
+        };
+        if launch.requests.owns(conn) {
+            let reply = launch.requests.on_eof(out);
+            self.on_reply(owner, reply, now);
+        } else {
+            let event = launch.instance.on_stream_eof(conn, out);
+            self.on_stream_event(owner, event, now);
         }
     }
 
@@ -89,19 +92,44 @@ impl Bridge {
         fault: DaemonFault,
         now: Instant,
     ) {
-        if self.rollover_owns(conn) {
-            return self.on_rollover_connect_failed(conn, fault, now);
+        let Some(owner) = self.launch_that(|launch| launch.owns(conn)) else {
+            return;
+        };
+        let Some((launch, _)) = self.launch_and_out(owner) else {
+            return;
+        };
+        if launch.requests.owns(conn) {
+            let reply = launch.requests.on_connect_failed(fault);
+            self.on_reply(owner, reply, now);
+        } else {
+            let event = launch.instance.on_stream_connect_failed(conn, fault);
+            self.on_stream_event(owner, event, now);
         }
-        if self.current.requests.owns(conn) {
-            let reply = self.current.requests.on_connect_failed(fault);
-            return self.on_reply(reply, now);
-        }
-        let event = self.current.instance.on_stream_connect_failed(conn, fault);
-        self.on_stream_event(event, now);
     }
 
-    /// What the current container's streams say.
-    fn on_stream_event(&mut self, event: StreamEvent, now: Instant) {
+    fn on_reply(&mut self, owner: Owner, reply: Reply, now: Instant) {
+        if owner == Owner::Rollover {
+            return self.on_rollover_reply(reply, now);
+        }
+        match reply {
+            Reply::Nothing => {}
+            Reply::Answer(request, response) if request.is_launch() => {
+                self.drive(owner, now, |launch, env| {
+                    launch.on_answer(env, request, &response, now)
+                });
+            }
+            Reply::Answer(request, response) => self.on_api_response(request, response, now),
+            Reply::Failed(request, fault) => self.api_failed(request, fault, now),
+            Reply::Idle(fault) => self.fail(fault.into(), now),
+        }
+    }
+
+    /// What a container's streams say; the current one's: an exit or a failure ends the
+    /// vassal (or the daemon went away).
+    fn on_stream_event(&mut self, owner: Owner, event: StreamEvent, now: Instant) {
+        if owner == Owner::Rollover {
+            return self.on_rollover_stream_event(event, now);
+        }
         match event {
             StreamEvent::Nothing => {}
             StreamEvent::Armed => self.on_armed(now),
@@ -131,20 +159,6 @@ impl Bridge {
                 self.out.event(Event::Reattached);
             }
             _ => {}
-        }
-    }
-
-    fn on_reply(&mut self, reply: Reply, now: Instant) {
-        match reply {
-            Reply::Nothing => {}
-            Reply::Answer(request, response) if request.is_launch() => {
-                let (launch, mut env) = self.current_launch();
-                let progress = launch.on_answer(&mut env, request, &response, now);
-                self.on_launch_progress(progress, now);
-            }
-            Reply::Answer(request, response) => self.on_api_response(request, response, now),
-            Reply::Failed(request, fault) => self.api_failed(request, fault, now),
-            Reply::Idle(fault) => self.fail(fault.into(), now),
         }
     }
 
@@ -202,7 +216,7 @@ impl Bridge {
         match request {
             _ if request.is_launch() => {
                 let progress = self.current.on_request_failed(request, fault);
-                self.on_launch_progress(progress, now);
+                self.drive(Owner::Current, now, |_, _| progress);
             }
             // Cleanup goes on even when the daemon misbehaves: the next step reconnects.
             ApiRequest::InspectExit => {
