@@ -1,17 +1,20 @@
 //! One vassal's life, as a sans-IO state machine: [`Bridge`].
 //!
-//! The bridge is composed of parts that each do one job: the sequential daemon requests
-//! (`requests`), the log relay on the attach stream (`log_relay`), the exit watch on the
-//! wait stream (`exit_watch`), the relay of the Emperor's channels (`channels`), the proxy
-//! socket and the authentication of its peer (`proxy_gate`), and a small timer table
-//! (`timers`). What happens in which order is decided in `sequence` (start-up and
-//! re-attaching), `rollover` (a second container for a changed `[emperor]` section) and
-//! `shutdown` (stopping and cleaning up).
+//! The bridge is composed of parts that each do one job: bringing one container up to its
+//! handoff (`launch`: its request connection, its stage, the name-conflict rules), the
+//! container's streams (`instance`: the log relay on the attach stream, `log_relay`, and the
+//! exit watch on the wait stream, `exit_watch`), removing a container (`cleanup`), the relay
+//! of the Emperor's channels (`channels`), the proxy socket and the authentication of its
+//! peer (`proxy_gate`), and a small timer table (`timers`). The first start and each
+//! rollover own one launch; the bridge routes every input to the launch that asked. What
+//! happens in which order is decided in `sequence` (running and re-attaching), `reload`
+//! (what a changed config comes to), `rollover` (plan → switch → retire) and `shutdown`.
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod channels;
+mod cleanup;
 mod errors;
 mod events;
 mod exit_watch;
@@ -224,8 +227,9 @@ impl Bridge {
             bridge.fail(VassalError::Config(e).into(), now);
             return bridge;
         }
-        let (launch, mut env) = bridge.current_launch();
-        launch.begin(&mut env);
+        if let Some((launch, mut env)) = bridge.launch_env(Owner::Current) {
+            launch.begin(&mut env);
+        }
         bridge
     }
 
@@ -422,7 +426,7 @@ impl Bridge {
         [
             self.timers.next(),
             self.current.deadline(),
-            self.rollover.as_ref().and_then(Rollover::deadline),
+            self.rollover.as_ref().and_then(|r| r.other.deadline()),
         ]
         .into_iter()
         .flatten()
@@ -487,17 +491,26 @@ impl Bridge {
             && matches!(self.step, Step::Running | Step::Reattaching(_))
     }
 
-    /// The first launch (or the one a rollover switched to) and what it needs.
-    fn current_launch(&mut self) -> (&mut Launch, Env<'_>) {
+    /// `owner`'s launch and what it needs: the current one's plan and config, or the
+    /// rollover's once its container is planned.
+    fn launch_env(&mut self, owner: Owner) -> Option<(&mut Launch, Env<'_>)> {
+        let (launch, plan, config) = match owner {
+            Owner::Current => (&mut self.current, &self.config.plan, &self.config.config),
+            Owner::Rollover => {
+                let rollover = self.rollover.as_mut()?;
+                let plan = rollover.plan.as_ref()?;
+                (&mut rollover.other, plan, &rollover.config)
+            }
+        };
         let env = Env {
             out: &mut self.out,
             api: &mut self.api,
-            plan: &self.config.plan,
-            config: &self.config.config,
+            plan,
+            config,
             request_timeout: self.config.request_timeout,
             handoff_timeout: self.config.handoff_timeout,
         };
-        (&mut self.current, env)
+        Some((launch, env))
     }
 
     /// How long the container may take to stop on its own before the daemon kills it.
@@ -534,11 +547,13 @@ impl Bridge {
         now: Instant,
         input: impl FnOnce(&mut Launch, &mut Env<'_>) -> Progress,
     ) {
-        if owner == Owner::Rollover {
-            return self.drive_rollover_launch(now, input);
-        }
-        let (launch, mut env) = self.current_launch();
+        let Some((launch, mut env)) = self.launch_env(owner) else {
+            return;
+        };
         let progress = input(launch, &mut env);
+        if owner == Owner::Rollover {
+            return self.on_rollover_progress(progress, now);
+        }
         match progress {
             Progress::Pending => {}
             Progress::HandedOff => {

@@ -2,38 +2,34 @@
 //! the bridge holds (`docker-socket`, or the Emperor's on-demand socket) brings up a second
 //! container beside the running one, on the same socket, instead of recreating.
 //!
-//! The new container goes the start-up path on its own request connection: plan (the
-//! runtime applies the operator policy, [`Action::PlanRollover`]) → fresh relayed channels
-//! ([`Action::PrepareChannels`]) → bind the proxy (free again since the first handoff) →
-//! create (under the sibling name, [`crate::plan::sibling_container_name`]) → attach and
-//! wait → start → inspect → the init's pid namespace → accept → hand off → the new vassal's
-//! `Accepting` byte, within the handoff deadline. Then the switch: the Emperor's bytes go
-//! to the new vassal and the new vassal's to the Emperor, the old vassal gets the graceful
-//! stop byte on its own channel (in-flight requests finish), and once its container has
-//! exited (or been stopped after its stop timeout) it is removed. The Emperor sees one
-//! vassal throughout.
+//! Plan (the runtime applies the operator policy, [`Action::PlanRollover`]) → fresh
+//! relayed channels ([`Action::PrepareChannels`]) → the start-up's own [`Launch`], under
+//! the sibling name ([`crate::plan::sibling_container_name`]) → the new vassal's
+//! `Accepting` byte, within the handoff deadline → the switch: the Emperor's bytes go to
+//! the new vassal, the old one gets the graceful stop byte on its own channel → retire: once
+//! the old container exited (or was stopped after its stop timeout) it is removed, as the
+//! shutdown removes a container. The Emperor sees one vassal throughout.
 //!
-//! If the new container fails at any step, it is removed, its proxy closed, the log says
-//! why ([`Notice::RolloverAbandoned`]) and the old one serves on. A config that comes during
-//! a rollover waits: the newest is judged again when the rollover is done, so the vassal
-//! ends with the newest settings. A stop removes the other container beside the current
-//! one, within the shutdown bound.
+//! If the new container fails at any step, it is removed, the log says why
+//! ([`Notice::RolloverAbandoned`]) and the old one serves on. A config that comes during a
+//! rollover is judged again when it is done. A stop removes the other container beside
+//! the current one, within the shutdown bound.
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::channels::ChannelRelay;
-use super::errors::{BridgeError, DaemonFault, HostError, VassalError};
+use super::cleanup::Cleanup;
+use super::errors::{BridgeError, HostError, VassalError};
 use super::events::Notice;
-use super::instance::{Container, StreamEvent};
+use super::instance::StreamEvent;
 use super::interface::{Action, Generation, Outcome};
-use super::launch::{is_removal_in_progress, Env, Launch, Progress};
-use super::requests::{ApiRequest, Reply};
+use super::launch::{Launch, Progress};
+use super::outbox::Outbox;
+use super::requests::Reply;
 use super::timers::Timer;
-use super::{short_id, Bridge};
-use crate::docker;
+use super::{short_id, Bridge, Owner};
 use crate::emperor::{encode_config, EmperorMessage, VassalMessage};
-use crate::http_reader::Response;
 use crate::plan::{sibling_container_name, ContainerPlan};
 use crate::spec::VassalSpec;
 
@@ -44,15 +40,13 @@ pub(super) struct Rollover {
     stage: Stage,
     pub(super) other: Launch,
     /// The config rolled to (pushed to the new vassal at its handoff).
-    config: Vec<u8>,
+    pub(super) config: Vec<u8>,
     /// Its `[emperor]` section as asked for; the old one's after the switch.
     pub(super) target: VassalSpec,
     /// The new container's plan once the runtime made it; the old one's after the switch.
-    plan: Option<ContainerPlan>,
+    pub(super) plan: Option<ContainerPlan>,
     /// The newest config that came during the rollover, judged again after it.
     pub(super) pending: Option<Vec<u8>>,
-    /// Once the vassal stops: no request of the rollover is waited on past this.
-    bound_by: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -63,14 +57,12 @@ enum Stage {
     Launching,
     /// Handed off: waiting for the new vassal's `Accepting` byte.
     AwaitingAccepting,
-    /// Switched: the old vassal has the graceful stop byte; its exit is waited for.
-    Retiring,
-    /// The old container did not exit in time: stopped through the daemon.
-    StoppingOld,
-    /// After a lost create answer: is the container that holds the name ours?
-    InspectingCreated,
-    /// The other container is removed.
-    Removing(Leaving),
+    /// Switched: the old vassal has the graceful stop byte; its exit is waited for as
+    /// long as its stop timeout and the grace.
+    Retiring(Duration),
+    /// The other container is removed (the old one stopped first if it did not exit in
+    /// time), as the shutdown removes the current one.
+    Removing(Leaving, Cleanup),
 }
 
 /// Why the other container is removed.
@@ -95,13 +87,6 @@ impl Stage {
     }
 }
 
-impl Rollover {
-    /// The earliest deadline of its launch (its request, its streams, its stage).
-    pub(super) fn deadline(&self) -> Option<Instant> {
-        self.other.deadline()
-    }
-}
-
 impl Bridge {
     // ---- starting one ----
 
@@ -117,7 +102,6 @@ impl Bridge {
             target,
             plan: None,
             pending: None,
-            bound_by: None,
         });
         self.out.push(Action::PlanRollover {
             config: config.to_vec(),
@@ -178,38 +162,13 @@ impl Bridge {
             return self.rollover_failed(HostError::Channels { source }.into(), now);
         }
         rollover.stage = Stage::Launching;
-        if let Some((launch, mut env)) = self.rollover_launch() {
+        if let Some((launch, mut env)) = self.launch_env(Owner::Rollover) {
             launch.begin(&mut env);
         }
     }
 
-    // ---- the new container's launch ----
-
-    /// The rollover's launch and what it needs, once its container is planned.
-    fn rollover_launch(&mut self) -> Option<(&mut Launch, Env<'_>)> {
-        let rollover = self.rollover.as_mut()?;
-        let plan = rollover.plan.as_ref()?;
-        let env = Env {
-            out: &mut self.out,
-            api: &mut self.api,
-            plan,
-            config: &rollover.config,
-            request_timeout: self.config.request_timeout,
-            handoff_timeout: self.config.handoff_timeout,
-        };
-        Some((&mut rollover.other, env))
-    }
-
-    /// Feeds one input to the rollover's launch, and goes on with what it came to.
-    pub(super) fn drive_rollover_launch(
-        &mut self,
-        now: Instant,
-        input: impl FnOnce(&mut Launch, &mut Env<'_>) -> Progress,
-    ) {
-        let Some((launch, mut env)) = self.rollover_launch() else {
-            return;
-        };
-        let progress = input(launch, &mut env);
+    /// What an input to the new container's launch came to.
+    pub(super) fn on_rollover_progress(&mut self, progress: Progress, now: Instant) {
         let Some(rollover) = self.rollover.as_mut() else {
             return;
         };
@@ -316,10 +275,9 @@ impl Bridge {
         let graceful_stop = vec![EmperorMessage::GracefulStop.to_byte()];
         let old = rollover.other.generation();
         self.out.push(Action::ToVassalControl(old, graceful_stop));
-        rollover.stage = Stage::Retiring;
-        let wait = Duration::from_secs(u64::from(old_stop_wait));
-        self.timers
-            .set(Timer::Rollover, now + wait + self.config.stop_grace);
+        let wait = Duration::from_secs(u64::from(old_stop_wait)) + self.config.stop_grace;
+        rollover.stage = Stage::Retiring(wait);
+        self.timers.set(Timer::Rollover, now + wait);
     }
 
     // ---- requests ----
@@ -334,135 +292,47 @@ impl Bridge {
         if !rollover.other.requests.is_idle() {
             return;
         }
-        if matches!(rollover.stage, Stage::Launching) {
-            if let Some((launch, mut env)) = self.rollover_launch() {
-                launch.advance(&mut env, now);
+        let done = match (&mut rollover.stage, rollover.plan.as_ref()) {
+            (Stage::Launching, _) => {
+                if let Some((launch, mut env)) = self.launch_env(Owner::Rollover) {
+                    launch.advance(&mut env, now);
+                }
+                return;
             }
-            return;
-        }
-        let Some(plan) = rollover.plan.as_ref() else {
-            if matches!(rollover.stage, Stage::Removing(_)) {
-                self.end_rollover(now);
+            (Stage::Removing(_, cleanup), Some(plan)) => {
+                let out = &mut self.out;
+                !rollover
+                    .other
+                    .send_next_cleanup(cleanup, api, plan, out, now)
             }
-            return;
+            // Abandoned before it was planned: nothing exists.
+            (Stage::Removing(..), None) => true,
+            _ => false,
         };
-        let mut deadline = now + self.config.request_timeout;
-        let mut bytes = Vec::new();
-        let request = match (&rollover.stage, rollover.other.instance.container.id()) {
-            (Stage::InspectingCreated, _) => {
-                api.inspect(&plan.container_name, &mut bytes);
-                ApiRequest::InspectCreated
-            }
-            (Stage::StoppingOld, Some(id)) => {
-                let timeout = plan.spec.stop_timeout_secs();
-                api.stop(id, timeout, &mut bytes);
-                let wait = Duration::from_secs(u64::from(timeout));
-                deadline = now + wait + self.config.stop_grace;
-                ApiRequest::Stop
-            }
-            (Stage::Removing(_), Some(id)) => {
-                api.remove(id, &mut bytes);
-                ApiRequest::Remove
-            }
-            (Stage::Removing(_) | Stage::StoppingOld, None) => return self.end_rollover(now),
-            _ => return,
-        };
-        if let Some(bound_by) = rollover.bound_by {
-            deadline = deadline.min(bound_by);
+        if done {
+            self.end_rollover(now);
         }
-        rollover
-            .other
-            .requests
-            .send(&mut self.out, request, bytes, deadline, now);
     }
 
+    /// A reply to the other container's cleanup (the launch's go to the launch).
     pub(super) fn on_rollover_reply(&mut self, reply: Reply, now: Instant) {
         match reply {
-            Reply::Nothing => {}
-            // The launch's answers (also once abandoned: they say what is to be removed).
-            Reply::Answer(request, response) if request.is_launch() => {
-                self.drive_rollover_launch(now, |launch, env| {
-                    launch.on_answer(env, request, &response, now)
-                });
-            }
-            Reply::Answer(request, response) => {
-                self.on_rollover_response(request, &response, now);
-                self.advance_rollover(now);
-            }
-            Reply::Failed(request, fault) => self.on_rollover_request_failed(request, fault, now),
-            Reply::Idle(fault) => {
-                self.rollover_failed(fault.into(), now);
-                self.advance_rollover(now);
-            }
-        }
-    }
-
-    fn on_rollover_request_failed(
-        &mut self,
-        request: ApiRequest,
-        fault: DaemonFault,
-        now: Instant,
-    ) {
-        let Some(rollover) = self.rollover.as_mut() else {
-            return;
-        };
-        if rollover.stage.is_bringing_up() {
-            let progress = rollover.other.on_request_failed(request, fault);
-            if let Progress::Failed(error) = progress {
-                self.rollover_failed(error, now);
-            }
-        } else {
-            self.out.notice(Notice::CleanupFailed(fault));
-            rollover.stage = match rollover.stage {
-                Stage::StoppingOld | Stage::Retiring => Stage::Removing(Leaving::Retired),
-                _ => {
-                    // Left for `gc` (its bridge label names us, so only after we exit).
-                    rollover.other.instance.container = Container::None;
-                    Stage::Removing(Leaving::Abandoned)
+            Reply::Idle(fault) => self.rollover_failed(fault.into(), now),
+            // The other container's cleanup.
+            reply => {
+                let rollover = self.rollover.as_mut();
+                if let Some(Rollover {
+                    stage: Stage::Removing(_, cleanup),
+                    plan: Some(plan),
+                    other,
+                    ..
+                }) = rollover
+                {
+                    other.on_cleanup_reply(cleanup, reply, plan, &mut self.out);
                 }
-            };
+            }
         }
         self.advance_rollover(now);
-    }
-
-    /// The answer to a cleanup request of the other container.
-    fn on_rollover_response(&mut self, request: ApiRequest, response: &Response, now: Instant) {
-        let made_by_us = match docker::parse_inspect(response) {
-            Ok(info) if request == ApiRequest::InspectCreated && self.made_by_us(&info.labels) => {
-                Some(info.id)
-            }
-            _ => None,
-        };
-        let Some(rollover) = self.rollover.as_mut() else {
-            return;
-        };
-        match request {
-            ApiRequest::InspectCreated => {
-                rollover.other.instance.container =
-                    made_by_us.map_or(Container::None, Container::Created);
-                rollover.stage = Stage::Removing(Leaving::Abandoned);
-            }
-            ApiRequest::Stop => {
-                if let Err(e) = docker::parse_empty(response) {
-                    if !e.is_not_found() {
-                        self.out.notice(Notice::StopFailed(e));
-                    }
-                }
-                if matches!(rollover.stage, Stage::StoppingOld) {
-                    rollover.stage = Stage::Removing(Leaving::Retired);
-                }
-            }
-            ApiRequest::Remove => {
-                match docker::parse_empty(response) {
-                    Err(e) if !e.is_not_found() && !is_removal_in_progress(&e) => {
-                        self.out.notice(Notice::RemoveFailed(e))
-                    }
-                    _ => {}
-                }
-                self.end_rollover(now);
-            }
-            _ => {}
-        }
     }
 
     // ---- streams ----
@@ -485,9 +355,10 @@ impl Bridge {
                 self.rollover_failed(error.into(), now);
             }
             StreamEvent::Exited(_) => {
-                if matches!(rollover.stage, Stage::Retiring | Stage::StoppingOld) {
+                if matches!(rollover.stage, Stage::Retiring(_)) {
                     self.timers.clear(Timer::Rollover);
-                    rollover.stage = Stage::Removing(Leaving::Retired);
+                    let cleanup = Cleanup::remove(self.config.request_timeout, now);
+                    rollover.stage = Stage::Removing(Leaving::Retired, cleanup);
                 }
                 self.advance_rollover(now);
             }
@@ -506,10 +377,12 @@ impl Bridge {
             Stage::AwaitingAccepting => {
                 self.rollover_failed(VassalError::NeverAccepting { within }.into(), now)
             }
-            Stage::Retiring => {
+            Stage::Retiring(wait) => {
                 self.out
                     .debug(|| "the old container did not exit in time; stopping it".into());
-                rollover.stage = Stage::StoppingOld;
+                let cleanup =
+                    Cleanup::remove(self.config.request_timeout, now).stopping_by(now + wait);
+                rollover.stage = Stage::Removing(Leaving::Retired, cleanup);
                 self.advance_rollover(now);
             }
             _ => {}
@@ -521,8 +394,8 @@ impl Bridge {
             return;
         };
         let overdue = rollover.other.requests.take_overdue(&mut self.out, now);
-        if let Reply::Failed(request, fault) = overdue {
-            return self.on_rollover_request_failed(request, fault, now);
+        if let Reply::Failed(..) = overdue {
+            return self.on_reply(Owner::Rollover, overdue, now);
         }
         let overdue = rollover
             .other
@@ -544,7 +417,8 @@ impl Bridge {
         };
         self.out.notice(Notice::RolloverAbandoned(Box::new(error)));
         self.timers.clear(Timer::Rollover);
-        abandon(rollover, &mut self.out);
+        let cleanup = Cleanup::remove(self.config.request_timeout, now);
+        remove_other(rollover, Leaving::Abandoned, cleanup, &mut self.out);
         self.advance_rollover(now);
     }
 
@@ -559,16 +433,19 @@ impl Bridge {
         let Some(rollover) = self.rollover.as_mut() else {
             return;
         };
-        rollover.bound_by = Some(bound_by);
         rollover.pending = None;
         rollover.other.requests.cap_deadline(grace_by);
-        if rollover.stage.is_bringing_up() {
-            abandon(rollover, &mut self.out);
-        } else {
-            rollover.other.instance.close_streams(&mut self.out);
-            if !matches!(rollover.stage, Stage::Removing(_)) {
-                rollover.stage = Stage::Removing(Leaving::Retired);
+        let leaving = match &mut rollover.stage {
+            Stage::Removing(_, cleanup) => {
+                *cleanup = cleanup.clone().bounded_by(bound_by);
+                None
             }
+            stage if stage.is_bringing_up() => Some(Leaving::Abandoned),
+            _ => Some(Leaving::Retired),
+        };
+        if let Some(leaving) = leaving {
+            let cleanup = Cleanup::remove(self.config.request_timeout, now).bounded_by(bound_by);
+            remove_other(rollover, leaving, cleanup, &mut self.out);
         }
         self.advance_rollover(now);
     }
@@ -590,7 +467,7 @@ impl Bridge {
         };
         self.out
             .push(Action::DropChannels(rollover.other.generation()));
-        if let (Stage::Removing(Leaving::Retired), Some(id)) =
+        if let (Stage::Removing(Leaving::Retired, Cleanup { removed: true, .. }), Some(id)) =
             (&rollover.stage, rollover.other.instance.container.id())
         {
             self.out
@@ -607,15 +484,12 @@ impl Bridge {
     }
 }
 
-/// Stops bringing the new container up: its streams and proxy close, and it is removed
-/// (after a lost create answer, only once the name shows it is ours).
-fn abandon(rollover: &mut Rollover, out: &mut super::outbox::Outbox) {
+/// The other container goes: its launch (if any) stops, its streams and proxy close, and
+/// it is removed (after a lost create answer, only once the name shows it is ours).
+fn remove_other(rollover: &mut Rollover, leaving: Leaving, cleanup: Cleanup, out: &mut Outbox) {
     rollover.other.halt();
     rollover.other.instance.close_streams(out);
     // While a bind is unanswered, its answer closes it.
     rollover.other.instance.proxy.close(out);
-    rollover.stage = match rollover.other.instance.container {
-        Container::Unknown => Stage::InspectingCreated,
-        _ => Stage::Removing(Leaving::Abandoned),
-    };
+    rollover.stage = Stage::Removing(leaving, cleanup);
 }

@@ -8,7 +8,6 @@ use super::events::{Event, Notice};
 use super::exit_watch::{ExitWatch, WaitFor};
 use super::instance::{Container, StreamEvent};
 use super::interface::{DockerConn, Outcome};
-use super::launch::{bridge_label, is_removal_in_progress};
 use super::log_relay::LogRelay;
 use super::requests::{ApiRequest, Reply};
 use super::timers::Timer;
@@ -29,8 +28,9 @@ impl Bridge {
         match self.step {
             Step::Stopping(_) => self.advance_shutdown(now),
             Step::Launching => {
-                let (launch, mut env) = self.current_launch();
-                launch.advance(&mut env, now);
+                if let Some((launch, mut env)) = self.launch_env(Owner::Current) {
+                    launch.advance(&mut env, now);
+                }
             }
             Step::Reattaching(Reattach {
                 stage: ReattachStage::Inspecting,
@@ -107,17 +107,22 @@ impl Bridge {
         }
     }
 
-    fn on_reply(&mut self, owner: Owner, reply: Reply, now: Instant) {
-        if owner == Owner::Rollover {
-            return self.on_rollover_reply(reply, now);
-        }
+    /// A reply on `owner`'s request connection: the launch's requests go to the launch
+    /// (also once it is halted: they say what there is to remove).
+    pub(super) fn on_reply(&mut self, owner: Owner, reply: Reply, now: Instant) {
         match reply {
-            Reply::Nothing => {}
             Reply::Answer(request, response) if request.is_launch() => {
                 self.drive(owner, now, |launch, env| {
                     launch.on_answer(env, request, &response, now)
                 });
             }
+            Reply::Failed(request, fault) if request.is_launch() => {
+                self.drive(owner, now, |launch, _| {
+                    launch.on_request_failed(request, fault)
+                });
+            }
+            reply if owner == Owner::Rollover => self.on_rollover_reply(reply, now),
+            Reply::Nothing => {}
             Reply::Answer(request, response) => self.on_api_response(request, response, now),
             Reply::Failed(request, fault) => self.api_failed(request, fault, now),
             Reply::Idle(fault) => self.fail(fault.into(), now),
@@ -170,7 +175,7 @@ impl Bridge {
                 // `fail` says nothing once stopping; the operator should still hear it.
                 self.out.notice(Notice::CleanupFailed(fault.clone()));
             }
-            self.api_failed(request, fault, now);
+            self.on_reply(Owner::Current, Reply::Failed(request, fault), now);
         }
         let overdue = self
             .current
@@ -212,58 +217,20 @@ impl Bridge {
     }
 
     /// The request connection broke while `request` was in flight.
-    pub(super) fn api_failed(&mut self, request: ApiRequest, fault: DaemonFault, now: Instant) {
+    fn api_failed(&mut self, request: ApiRequest, fault: DaemonFault, now: Instant) {
         match request {
-            _ if request.is_launch() => {
-                let progress = self.current.on_request_failed(request, fault);
-                self.drive(Owner::Current, now, |_, _| progress);
-            }
-            // Cleanup goes on even when the daemon misbehaves: the next step reconnects.
-            ApiRequest::InspectExit => {
-                let reason = Box::new(BridgeError::from(fault));
-                self.out.notice(Notice::KilledUninspected(Some(reason)));
-                self.advance(now);
-            }
-            ApiRequest::Stop | ApiRequest::Remove => {
-                self.out.notice(Notice::CleanupFailed(fault));
-                self.advance(now);
-            }
-            ApiRequest::InspectCreated => {
-                self.current.instance.container = Container::None;
-                let name = self.config.plan.container_name.clone();
-                let reason = Box::new(BridgeError::from(fault));
-                self.out.notice(Notice::CreatedUnknown { name, reason });
-                self.advance(now);
-            }
             ApiRequest::InspectReattach => self.retry_reattach(fault, now),
-            _ => self.fail(fault.into(), now),
+            // Cleanup goes on even when the daemon misbehaves: the next step reconnects.
+            _ => {
+                let (plan, out) = (&self.config.plan, &mut self.out);
+                self.current.on_cleanup_failed(request, fault, plan, out);
+                self.advance(now);
+            }
         }
     }
 
     fn on_api_response(&mut self, request: ApiRequest, response: Response, now: Instant) {
         match request {
-            ApiRequest::InspectCreated => {
-                let name = self.config.plan.container_name.clone();
-                self.current.instance.container = Container::None;
-                match docker::parse_inspect(&response) {
-                    Ok(info) if self.made_by_us(&info.labels) => {
-                        self.current.instance.container = Container::Created(info.id);
-                    }
-                    Ok(info) => {
-                        let holder = short_id(&info.id).to_owned();
-                        self.out.notice(Notice::NotMadeByUs { name, holder });
-                    }
-                    Err(e) if e.is_not_found() => {}
-                    Err(source) => {
-                        let fault = DaemonFault::Refused {
-                            action: "cannot inspect the container",
-                            source,
-                        };
-                        let reason = Box::new(fault.into());
-                        self.out.notice(Notice::CreatedUnknown { name, reason });
-                    }
-                }
-            }
             ApiRequest::InspectReattach => match docker::parse_inspect(&response) {
                 Ok(info) => self.rearm(info.running, now),
                 Err(e) if e.is_not_found() => self.container_gone(now),
@@ -275,47 +242,9 @@ impl Bridge {
                     self.retry_reattach(fault, now);
                 }
             },
-            ApiRequest::InspectExit => {
-                let notice = match docker::parse_inspect(&response) {
-                    Ok(info) if info.oom_killed => Notice::OomKilled {
-                        memory: self.config.plan.spec.memory,
-                    },
-                    Ok(_) => Notice::KilledNotOom,
-                    Err(e) if e.is_not_found() => Notice::KilledUninspected(None),
-                    Err(source) => {
-                        let fault = DaemonFault::Refused {
-                            action: "cannot inspect the container",
-                            source,
-                        };
-                        Notice::KilledUninspected(Some(Box::new(fault.into())))
-                    }
-                };
-                self.out.notice(notice);
-            }
-            ApiRequest::Stop => {
-                if let Err(e) = docker::parse_empty(&response) {
-                    if !e.is_not_found() {
-                        self.out.notice(Notice::StopFailed(e));
-                    }
-                }
-            }
-            ApiRequest::Remove => match docker::parse_empty(&response) {
-                Ok(_) => {}
-                Err(e) if e.is_not_found() || is_removal_in_progress(&e) => {}
-                Err(e) => self.out.notice(Notice::RemoveFailed(e)),
-            },
-            // The launch's answers go to the launch.
-            _ => {}
+            _ => self.on_shutdown_answer(request, &response),
         }
         self.advance(now);
-    }
-
-    /// Labels of a container this very bridge created: ours for this vassal, and our own
-    /// bridge label.
-    pub(super) fn made_by_us(&self, labels: &[(String, String)]) -> bool {
-        self.config.plan.why_not_ours(labels).is_none()
-            && bridge_label(labels).is_some()
-            && bridge_label(labels) == bridge_label(&self.config.plan.labels)
     }
 
     /// Attach (when the container runs) and wait again, after the daemon came back.
