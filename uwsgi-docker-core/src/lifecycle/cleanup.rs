@@ -174,7 +174,7 @@ impl Launch {
     ) {
         let inspect_refused = |source| DaemonFault::Refused {
             action: "cannot inspect the container",
-            source,
+            cause: source,
         };
         match request {
             ApiRequest::InspectCreated => {

@@ -257,7 +257,13 @@ impl Launch {
                 self.instance.proxy.state = ProxyState::Closed;
                 let path = env.plan.proxy_host_path.clone();
                 let source = Arc::new(e);
-                Progress::Failed(HostError::ProxyBind { path, source }.into())
+                Progress::Failed(
+                    HostError::ProxyBind {
+                        path,
+                        cause: source,
+                    }
+                    .into(),
+                )
             }
         }
     }
@@ -294,7 +300,11 @@ impl Launch {
                 Err(e) if e.is_not_found() => self.retry_create(env, now),
                 Err(source) => {
                     let name = env.plan.container_name.clone();
-                    Err(DaemonFault::HolderUninspectable { name, source }.into())
+                    Err(DaemonFault::HolderUninspectable {
+                        name,
+                        cause: source,
+                    }
+                    .into())
                 }
             },
             ApiRequest::RemoveConflict if !halted => match docker::parse_empty(response) {
@@ -307,7 +317,7 @@ impl Launch {
                     let fault = DaemonFault::HolderUnremovable {
                         name,
                         holder,
-                        source,
+                        cause: source,
                     };
                     Err(fault.into())
                 }
@@ -344,7 +354,11 @@ impl Launch {
                 }
                 Err(source) => {
                     let action = "cannot inspect the container";
-                    Err(DaemonFault::Refused { action, source }.into())
+                    Err(DaemonFault::Refused {
+                        action,
+                        cause: source,
+                    }
+                    .into())
                 }
             },
             _ => Ok(()),
@@ -398,11 +412,19 @@ impl Launch {
             }
             Err(source) if source.is_not_found() => {
                 let image = env.plan.spec.image.clone();
-                Err(VassalError::ImageNotFound { image, source }.into())
+                Err(VassalError::ImageNotFound {
+                    image,
+                    cause: source,
+                }
+                .into())
             }
             Err(source) => {
                 let hint = docker::create_failure_hint(&source, env.plan);
-                Err(VassalError::CreateRefused { source, hint }.into())
+                Err(VassalError::CreateRefused {
+                    cause: source,
+                    hint,
+                }
+                .into())
             }
         }
     }

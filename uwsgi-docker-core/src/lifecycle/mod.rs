@@ -254,7 +254,7 @@ impl Bridge {
     ) {
         let fault = DaemonFault::Unreachable {
             daemon: self.config.daemon_socket.clone(),
-            source: Arc::new(error),
+            cause: Arc::new(error),
         };
         self.input(|b| b.on_docker_connect_failed(conn, fault, now));
     }
@@ -386,7 +386,10 @@ impl Bridge {
             if let Err(e) = result {
                 let path = b.config.plan.spec.cidfile.clone().unwrap_or_default();
                 let source = Arc::new(e);
-                let error = BridgeError::from(HostError::Cidfile { path, source });
+                let error = BridgeError::from(HostError::Cidfile {
+                    path,
+                    cause: source,
+                });
                 // After a rollover the vassal runs on: the file is only out of date.
                 if matches!(b.step, Step::Running) {
                     b.out.notice(Notice::CidfileStale(Box::new(error)));

@@ -163,7 +163,13 @@ impl Requests {
             }
             Err(source) => {
                 self.close(out);
-                Reply::Failed(request, DaemonFault::BadReply { what: "", source })
+                Reply::Failed(
+                    request,
+                    DaemonFault::BadReply {
+                        what: "",
+                        cause: source,
+                    },
+                )
             }
         }
     }

@@ -159,7 +159,7 @@ impl Bridge {
         };
         if let Err(e) = result {
             let source = Arc::new(e);
-            return self.rollover_failed(HostError::Channels { source }.into(), now);
+            return self.rollover_failed(HostError::Channels { cause: source }.into(), now);
         }
         rollover.stage = Stage::Launching;
         if let Some((launch, mut env)) = self.launch_env(Owner::Rollover) {

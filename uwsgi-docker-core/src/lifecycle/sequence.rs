@@ -194,7 +194,7 @@ impl Bridge {
     /// longer knows is gone; before that, the vassal fails.
     fn stream_failed(&mut self, fault: DaemonFault, now: Instant) {
         let running = matches!(self.step, Step::Running | Step::Reattaching(_));
-        if let DaemonFault::Refused { source, .. } = &fault {
+        if let DaemonFault::Refused { cause: source, .. } = &fault {
             if running && source.is_not_found() {
                 return self.container_gone(now);
             }
@@ -237,7 +237,7 @@ impl Bridge {
                 Err(source) => {
                     let fault = DaemonFault::Refused {
                         action: "cannot inspect the container",
-                        source,
+                        cause: source,
                     };
                     self.retry_reattach(fault, now);
                 }
