@@ -182,7 +182,8 @@ impl Bridge {
                     "handed the new vassal its channels; waiting for it to accept".into()
                 });
             }
-            Progress::Failed(error) => return self.rollover_failed(error, now),
+            // Ignored once it is being removed; its removal may have waited for this input.
+            Progress::Failed(error) => self.rollover_failed(error, now),
         }
         self.advance_rollover(now);
     }
