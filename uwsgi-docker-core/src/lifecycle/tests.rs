@@ -360,6 +360,8 @@ enum HostFault {
     ProxyBind,
     /// `PrepareChannels`.
     Channels,
+    /// `BindProxy` is left unanswered (the test answers it).
+    BindHangs,
 }
 
 /// The proxy socket as the harness saw it.
@@ -498,6 +500,9 @@ impl Harness {
                 Action::DockerClose(conn) => self.open_conns.retain(|c| *c != conn),
                 Action::BindProxy { path } => {
                     assert!(path.starts_with("/etc/uwsgi/") && path.ends_with("app.ini.sock"));
+                    if self.host_faults.contains(&HostFault::BindHangs) {
+                        continue;
+                    }
                     if self.host_faults.contains(&HostFault::ProxyBind) {
                         self.bridge.handle_proxy_bound(
                             Err(std::io::Error::other("address in use")),

@@ -613,3 +613,28 @@ fn a_leftover_of_this_very_bridge_on_the_sibling_name_is_removed_without_asking(
     h.generation_sends(SECOND, &[5]);
     assert_eq!(h.bridge.container_id(), Some(NEW_ID));
 }
+
+#[test]
+fn a_stop_while_the_new_proxy_binds_waits_for_its_answer_then_exits_clean() {
+    for bound in [true, false] {
+        let mut h = Harness::running_with_socket();
+        h.host_faults.insert(HostFault::BindHangs);
+        h.file_changes_to(NEW_CONFIG);
+        assert_eq!(h.bridge.phase(), Phase::RollingOver);
+        h.emperor_sends(&[EmperorMessage::Stop.to_byte()]);
+        assert_eq!(
+            h.exit, None,
+            "the bind's answer says whether to unlink a socket"
+        );
+        let answer = if bound {
+            h.proxy = ProxySeen::Bound;
+            Ok(())
+        } else {
+            Err(std::io::Error::other("address in use"))
+        };
+        h.bridge.handle_proxy_bound(answer, h.now);
+        h.run();
+        assert_eq!(h.dropped, [SECOND], "bound: {bound}");
+        h.assert_clean(0);
+    }
+}
