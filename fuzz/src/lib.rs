@@ -15,7 +15,7 @@ use uwsgi_docker_core::policy::{Policy, Tenant};
 use uwsgi_docker_core::spec;
 
 mod lifecycle_ops;
-pub use lifecycle_ops::check_lifecycle_ops;
+pub use lifecycle_ops::{check_lifecycle_ops, lifecycle_ops_reach, Reached};
 
 /// An invariant check: panics when `data` breaks it.
 pub type Check = fn(&[u8]);

@@ -1,51 +1,69 @@
 //! Operation sequences on the lifecycle state machine.
 //!
 //! The fuzzer's bytes become a sequence of inputs (daemon bytes, canned replies, EOFs,
-//! proxy peers, Emperor and vassal bytes, signals, time). Every action the bridge returns is
-//! checked against the protocol rules, and at the end a signal plus a cooperative daemon
-//! must always bring it to `Exit`.
+//! proxy peers, Emperor and vassal bytes, configs, signals, time). Every action the bridge
+//! returns is checked against the protocol rules, and at the end a signal plus a
+//! cooperative daemon must always bring it to `Exit`.
+//!
+//! A changed `[emperor]` section rolls over (the first byte picks a plan with a listening
+//! socket): `PlanRollover` is answered with a real plan, and the rules know generations —
+//! each is handed off at most once, only the current one gets the Emperor's bytes (the old
+//! one only its graceful stop), nothing is written to dropped channels, and after the exit
+//! every generation but the current one was dropped.
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use uwsgi_docker_core::emperor::EmperorMessage;
 use uwsgi_docker_core::handoff::{self, HandedFd};
 use uwsgi_docker_core::lifecycle::{
-    Action, Bridge, BridgeConfig, DockerConn, ProxyPeer, VassalError,
+    Action, Bridge, BridgeConfig, DockerConn, Generation, ProxyPeer, VassalError,
 };
 use uwsgi_docker_core::plan::{ContainerPlan, PlanOptions, VassalIdentity};
-use uwsgi_docker_core::spec::VassalSpec;
+use uwsgi_docker_core::spec::{self, VassalSpec};
 
 const INIT_PID: u32 = 77;
 const CONTAINER_NS: u64 = 4026532999;
 
-/// Replies a well-behaved dockerd could send, for the fuzzer to pick from.
+/// Replies a well-behaved dockerd could send, for the fuzzer to pick from (each whole:
+/// `canned_replies_are_whole` checks their lengths).
 const CANNED: &[&[u8]] = &[
     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 22\r\n\r\n{\"ApiVersion\":\"1.41\"}\n",
     b"HTTP/1.1 201 Created\r\nContent-Length: 29\r\n\r\n{\"Id\":\"abc\",\"Warnings\":null}\n",
     b"HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\nhello\r\n",
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
-    b"16\r\n{\"StatusCode\":137}\n\r\n0\r\n\r\n",
+    b"13\r\n{\"StatusCode\":137}\n\r\n0\r\n\r\n",
     b"HTTP/1.1 204 No Content\r\n\r\n",
-    b"HTTP/1.1 200 OK\r\nContent-Length: 54\r\n\r\n{\"Id\":\"abc\",\"State\":{\"Running\":true,\"Pid\":77},\"Name\":\"/a\"}",
-    b"HTTP/1.1 404 Not Found\r\nContent-Length: 26\r\n\r\n{\"message\":\"No such image\"}",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 58\r\n\r\n{\"Id\":\"abc\",\"State\":{\"Running\":true,\"Pid\":77},\"Name\":\"/a\"}",
+    b"HTTP/1.1 404 Not Found\r\nContent-Length: 27\r\n\r\n{\"message\":\"No such image\"}",
     b"HTTP/1.1 409 Conflict\r\nContent-Length: 23\r\n\r\n{\"message\":\"Conflict.\"}",
     b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
 ];
 
+/// Configs op 12 can pick: the running one, a changed image (a rollover, with a socket),
+/// and one that cannot run beside the old container (a recreate).
+const CONFIGS: &[&[u8]] = &[
+    b"[emperor]\ndocker-image = app\ndocker-stop-timeout = 2\n",
+    b"[emperor]\ndocker-image = app:2\ndocker-stop-timeout = 2\n",
+    b"[emperor]\ndocker-image = app:3\ndocker-port = 9000:3031\n",
+];
+
+/// The container plan for `spec`, as the runtime makes it (the socket is inherited).
+fn plan(spec: VassalSpec, passes_socket: bool) -> ContainerPlan {
+    let identity = VassalIdentity::new("app.ini", "/run", "e", "b");
+    let options = PlanOptions::default()
+        .with_launcher(Some("/usr/lib/uwsgi-docker-launcher".into()))
+        .with_inherited_socket(passes_socket);
+    ContainerPlan::with_options(spec, &identity, &options)
+}
+
 /// The first input byte picks the plan: with or without a listening socket to pass.
 fn config(passes_socket: bool) -> BridgeConfig {
-    let mut spec = VassalSpec::with_image("app");
-    spec.stop_timeout = Some(2);
-    let identity = VassalIdentity::new("app.ini", "/run", "e", "b");
-    let plan = ContainerPlan::with_options(
-        spec.clone(),
-        &identity,
-        &PlanOptions::default()
-            .with_launcher(Some("/usr/lib/uwsgi-docker-launcher".into()))
-            .with_inherited_socket(passes_socket),
-    );
-    let mut config = BridgeConfig::new(plan, spec, b"[uwsgi]
-http-socket = :3031
-".to_vec());
+    let spec = spec::parse_vassal("app.ini", CONFIGS[0])
+        .ok()
+        .flatten()
+        .expect("a Docker vassal");
+    let plan = plan(spec.clone(), passes_socket);
+    let mut config = BridgeConfig::new(plan, spec, CONFIGS[0].to_vec());
     config.debug = true;
     config
 }
@@ -57,12 +75,15 @@ struct Observer {
     passes_socket: bool,
     open: BTreeSet<u32>,
     ever_opened: BTreeSet<u32>,
+    /// A proxy socket is bound (and not yet closed).
     proxy_bound: bool,
     /// `BindProxy` asked and not yet answered by the driver.
     bind_pending: bool,
-    proxy_closed: bool,
     accepting: bool,
-    handed_off: bool,
+    /// Generations handed off, prepared (besides the first) and dropped.
+    handed_off: BTreeSet<Generation>,
+    prepared: BTreeSet<Generation>,
+    dropped: BTreeSet<Generation>,
     exited: bool,
     /// Requests sent on each connection and not yet answered by the driver.
     unanswered: Vec<(DockerConn, Vec<u8>)>,
@@ -92,23 +113,34 @@ impl Observer {
                     self.unanswered.retain(|(c, _)| *c != conn);
                 }
                 Action::BindProxy { .. } => {
-                    assert!(!self.proxy_bound, "bound twice");
-                    self.proxy_bound = true;
+                    assert!(!self.proxy_bound && !self.bind_pending, "bound twice");
                     self.bind_pending = true;
                 }
                 Action::AcceptProxy => {
-                    assert!(self.proxy_bound && !self.proxy_closed);
+                    assert!(self.proxy_bound, "accepting on no socket");
                     self.accepting = true;
                 }
                 Action::QueryPidNamespace { pid } => self.pid_queries.push(pid),
-                Action::Handoff { data, fds, .. } => {
+                Action::Handoff {
+                    generation,
+                    data,
+                    fds,
+                    ..
+                } => {
                     assert!(self.accepting, "handoff before accepting");
-                    assert!(!self.handed_off, "two handoffs");
+                    assert!(
+                        self.handed_off.insert(generation),
+                        "two handoffs of {generation:?}"
+                    );
+                    assert!(generation == Generation(0) || self.prepared.contains(&generation));
+                    assert!(
+                        !self.dropped.contains(&generation),
+                        "handoff of dropped channels"
+                    );
                     assert_eq!(handoff::decode(&data), Ok(fds.len()));
                     assert_eq!(fds.first(), Some(&HandedFd::Control));
                     assert_eq!(fds.len(), 2 + usize::from(self.passes_socket));
                     assert_eq!(fds.get(2).is_some(), fds.last() == Some(&HandedFd::Socket));
-                    self.handed_off = true;
                 }
                 Action::RefusePeer { .. } => {}
                 // Answered at once, as the runtime does: alive for odd label lengths.
@@ -116,24 +148,67 @@ impl Observer {
                     bridge.handle_bridge_alive(label.len() % 2 == 1, self.now);
                 }
                 Action::CloseProxy => {
-                    assert!(self.proxy_bound && !self.proxy_closed, "close without bind");
-                    self.proxy_closed = true;
+                    assert!(self.proxy_bound, "close without bind");
+                    self.proxy_bound = false;
                     self.accepting = false;
                 }
-                Action::ToVassalControl(..) => {
-                    assert!(self.handed_off, "vassal bytes before handoff")
+                Action::ToVassalControl(generation, bytes) => {
+                    assert!(
+                        self.handed_off.contains(&generation),
+                        "bytes before handoff"
+                    );
+                    assert!(
+                        !self.dropped.contains(&generation),
+                        "bytes to dropped channels"
+                    );
+                    // The Emperor's channels reach one vassal: the old one only hears
+                    // that it is to stop gracefully.
+                    let graceful_stop = [EmperorMessage::GracefulStop.to_byte()];
+                    assert!(
+                        generation == bridge.current_generation() || bytes == graceful_stop,
+                        "{bytes:?} to {generation:?}, not the current vassal"
+                    );
                 }
-                Action::ToEmperor(_) | Action::ToVassalConfig(..) | Action::Log(..) => {}
+                Action::ToVassalConfig(generation, _) => {
+                    assert!(generation == Generation(0) || self.prepared.contains(&generation));
+                    assert!(
+                        !self.dropped.contains(&generation),
+                        "config to dropped channels"
+                    );
+                }
+                Action::ToEmperor(_) | Action::Log(..) => {}
                 Action::PrepareChannels(generation) => {
+                    assert_ne!(
+                        generation,
+                        Generation(0),
+                        "the first channels are the runtime's"
+                    );
+                    // A generation abandoned earlier may be made again.
+                    self.dropped.remove(&generation);
+                    assert!(
+                        self.prepared.insert(generation),
+                        "{generation:?} prepared twice"
+                    );
                     bridge.handle_channels_prepared(generation, Ok(()), self.now)
                 }
-                Action::DropChannels(_) => {}
-                // Refused, so the proxy invariants above hold: the rollover's own path is
-                // driven by the harness in the core's tests.
-                Action::PlanRollover { .. } => {
-                    let reason = "refused by the fuzzer".to_owned();
-                    let refused = VassalError::SettingsRefused { reason };
-                    bridge.handle_rollover_plan(Err(refused.into()), self.now);
+                Action::DropChannels(generation) => {
+                    assert!(self.prepared.remove(&generation) || generation == Generation(0));
+                    assert!(
+                        self.dropped.insert(generation),
+                        "{generation:?} dropped twice"
+                    );
+                    self.handed_off.remove(&generation);
+                }
+                // Planned as the runtime plans (the operator's policy aside).
+                Action::PlanRollover { config } => {
+                    let planned = match spec::parse_vassal("app.ini", &config) {
+                        Ok(Some(spec)) => Ok((plan(spec.clone(), self.passes_socket), spec)),
+                        _ => {
+                            let reason = "not a Docker vassal".to_owned();
+                            Err(VassalError::SettingsRefused { reason }.into())
+                        }
+                    };
+                    bridge.handle_rollover_plan(planned, self.now);
                 }
                 Action::ReadConfig => self.config_reads += 1,
                 Action::WriteCidFile { .. } => {}
@@ -143,9 +218,13 @@ impl Observer {
                         "exit with open connections {:?}",
                         self.open
                     );
+                    assert!(!self.proxy_bound, "exit with the proxy bound");
+                    // Nothing is left: every generation but the current one was dropped.
+                    let current = bridge.current_generation();
                     assert!(
-                        !self.proxy_bound || self.proxy_closed,
-                        "exit with the proxy bound"
+                        self.prepared.iter().all(|g| *g == current),
+                        "exit with channels {:?} left",
+                        self.prepared
                     );
                     self.exited = true;
                 }
@@ -186,7 +265,22 @@ fn cooperative_reply(request: &[u8]) -> &'static [u8] {
     }
 }
 
+/// What a run of [`check_lifecycle_ops`] reached.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reached {
+    /// Generations handed off, in order of their first handoff.
+    pub handoffs: Vec<Generation>,
+    /// The current generation at the end (a rollover switched when it is not the first).
+    pub current: Generation,
+}
+
 pub fn check_lifecycle_ops(data: &[u8]) {
+    let _ = lifecycle_ops_reach(data);
+}
+
+/// Runs the operations, checking every rule, and says how far the bridge got.
+pub fn lifecycle_ops_reach(data: &[u8]) -> Reached {
+    let mut reached = Reached::default();
     let mut now = Instant::now();
     let passes_socket = data.first().is_some_and(|b| b & 1 == 1);
     let mut bridge = Bridge::new(config(passes_socket), now);
@@ -197,9 +291,10 @@ pub fn check_lifecycle_ops(data: &[u8]) {
         ever_opened: BTreeSet::new(),
         proxy_bound: false,
         bind_pending: false,
-        proxy_closed: false,
         accepting: false,
-        handed_off: false,
+        handed_off: BTreeSet::new(),
+        prepared: BTreeSet::new(),
+        dropped: BTreeSet::new(),
         exited: false,
         unanswered: Vec::new(),
         pid_queries: Vec::new(),
@@ -276,8 +371,14 @@ pub fn check_lifecycle_ops(data: &[u8]) {
             7 => bridge.handle_emperor_control(payload, now),
             8 => bridge.handle_emperor_control_eof(now),
             9 => bridge.handle_emperor_config(payload, now),
-            10 => bridge.handle_vassal_control(bridge.current_generation(), payload, now),
-            11 => bridge.handle_vassal_control_eof(bridge.current_generation(), now),
+            // An odd arg speaks for the next generation (a rollover's new vassal).
+            10 => bridge.handle_vassal_control(generation(&bridge, *arg), payload, now),
+            11 => bridge.handle_vassal_control_eof(generation(&bridge, *arg), now),
+            // A high arg picks a canned config (a changed section rolls over).
+            12 if *arg >= 128 => {
+                let config = CONFIGS[usize::from(*arg) % CONFIGS.len()];
+                bridge.handle_config(Ok(config.to_vec()), now)
+            }
             12 => bridge.handle_config(Ok(payload.to_vec()), now),
             13 => bridge.handle_signal(now),
             14 => {
@@ -294,6 +395,12 @@ pub fn check_lifecycle_ops(data: &[u8]) {
             }
         }
         seen.drain(&mut bridge);
+        for generation in &seen.handed_off {
+            if !reached.handoffs.contains(generation) {
+                reached.handoffs.push(*generation);
+            }
+        }
+        reached.current = bridge.current_generation();
     }
 
     // Liveness: signalled, with a cooperative daemon and time passing, it always exits.
@@ -301,10 +408,11 @@ pub fn check_lifecycle_ops(data: &[u8]) {
     seen.drain(&mut bridge);
     for _ in 0..64 {
         if seen.exited {
-            return;
+            return reached;
         }
         if seen.bind_pending {
             seen.bind_pending = false;
+            seen.proxy_bound = true;
             bridge.handle_proxy_bound(Ok(()), now);
         } else if !seen.unanswered.is_empty() {
             let (conn, request) = seen.unanswered.remove(0);
@@ -320,4 +428,42 @@ pub fn check_lifecycle_ops(data: &[u8]) {
         seen.drain(&mut bridge);
     }
     assert!(seen.exited, "the bridge never exited after a signal");
+    reached
+}
+
+fn generation(bridge: &Bridge, arg: u8) -> Generation {
+    let current = bridge.current_generation();
+    if arg % 2 == 1 {
+        Generation(current.0.wrapping_add(1))
+    } else {
+        current
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CANNED;
+    use uwsgi_docker_core::http_reader::{Limits, Progress, ResponseReader};
+
+    #[test]
+    fn canned_replies_are_whole() {
+        // The wait's exit is a chunk of the reply whose head is CANNED[3].
+        let exit = [CANNED[3], CANNED[4]].concat();
+        for reply in CANNED
+            .iter()
+            .copied()
+            .filter(|r| r.starts_with(b"HTTP/"))
+            .chain([&exit[..]])
+        {
+            let mut reader = ResponseReader::new(false, Limits::default());
+            let upgrade = reply.starts_with(b"HTTP/1.1 101");
+            let progress = reader.feed(reply);
+            let whole = matches!(progress, Ok(Progress::Complete { .. }));
+            assert!(
+                whole || upgrade || reply == CANNED[3],
+                "{}",
+                String::from_utf8_lossy(reply)
+            );
+        }
+    }
 }

@@ -68,3 +68,16 @@ replay!(
     lifecycle_ops,
     policy_parse
 );
+
+/// The committed `lifecycle_ops` input `rollover` goes the whole rollover path: the first
+/// vassal, a changed section, the new vassal handed off and switched to, the old one
+/// retired (the replay above checks every rule on the way).
+#[test]
+fn a_committed_lifecycle_input_rolls_over() {
+    use uwsgi_docker_core::lifecycle::Generation;
+    let path = regressions_dir().join("lifecycle_ops/rollover");
+    let data = fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let reached = uwsgi_docker_fuzz::lifecycle_ops_reach(&data);
+    assert_eq!(reached.handoffs, [Generation(0), Generation(1)]);
+    assert_eq!(reached.current, Generation(1), "switched to the new vassal");
+}

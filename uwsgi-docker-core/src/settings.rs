@@ -151,7 +151,7 @@ pub enum SettingsError {
     },
     /// `DOCKER_HOST` names something other than an absolute unix socket path.
     #[error("{0}; or set UWSGIDOCKER_DAEMON_SOCKET to dockerd's unix socket path")]
-    DockerHost(#[from] crate::spec::SettingsError),
+    DockerHost(crate::spec::SettingsError),
     /// A path variable with a relative path.
     #[error("{var}={value:?} must be an absolute path")]
     NotAbsolute {
@@ -184,6 +184,13 @@ pub enum SettingsError {
         /// Its value.
         value: String,
     },
+}
+
+// Not `#[from]`: the cause is printed, so it is not also the `source()`.
+impl From<crate::spec::SettingsError> for SettingsError {
+    fn from(e: crate::spec::SettingsError) -> Self {
+        SettingsError::DockerHost(e)
+    }
 }
 
 impl SettingsError {

@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 
 mod values;
 
-pub use values::{clean_path, format_size, parse_size, MIN_MEMORY, MIN_NANO_CPUS};
+pub use values::{clean_path, format_size, parse_size, SizeError, MIN_MEMORY, MIN_NANO_CPUS};
 
 /// A `docker-port` mapping, `hostport:ctrport`, `hostip:hostport:ctrport`, optional `/udp`.
 #[derive(Debug, Clone, PartialEq, Eq)]

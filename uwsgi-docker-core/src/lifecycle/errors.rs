@@ -59,21 +59,21 @@ impl BridgeError {
 #[non_exhaustive]
 pub enum VassalError {
     /// The config is too large to push over the Emperor protocol.
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] ConfigError),
     /// `docker-image` names an image this host does not have.
-    #[error("docker image {image:?} not found ({source}); build or load it on this host (no registry pull is attempted)")]
+    #[error("docker image {image:?} not found ({cause}); build or load it on this host (no registry pull is attempted)")]
     ImageNotFound {
         /// The image as the vassal names it.
         image: String,
         /// The daemon's answer.
-        source: DaemonError,
+        cause: DaemonError,
     },
     /// The daemon refused to create the container with these settings.
-    #[error("cannot create the container: {source}{hint}")]
+    #[error("cannot create the container: {cause}{hint}")]
     CreateRefused {
         /// The daemon's answer.
-        source: DaemonError,
+        cause: DaemonError,
         /// Which attribute is at fault and what to do, when that can be told (starts with `; `).
         hint: String,
     },
@@ -163,12 +163,12 @@ pub enum OperatorError {
 #[non_exhaustive]
 pub enum DaemonFault {
     /// The daemon's socket could not be connected to.
-    #[error("cannot connect to the docker daemon at {daemon}: {source}")]
+    #[error("cannot connect to the docker daemon at {daemon}: {cause}")]
     Unreachable {
         /// The daemon's socket.
         daemon: String,
         /// What the runtime saw.
-        source: Arc<io::Error>,
+        cause: Arc<io::Error>,
     },
     /// A request went unanswered past its deadline.
     #[error("docker daemon did not answer {request} within {}", seconds(*.within))]
@@ -190,44 +190,44 @@ pub enum DaemonFault {
         when: &'static str,
     },
     /// A reply that is not HTTP as we know it.
-    #[error("bad {what}reply from the docker daemon: {source}")]
+    #[error("bad {what}reply from the docker daemon: {cause}")]
     BadReply {
         /// `attach `, `wait ` or empty.
         what: &'static str,
         /// What the HTTP reader found.
-        source: HttpError,
+        cause: HttpError,
     },
     /// Bytes on an idle connection.
     #[error("docker daemon sent data nobody asked for")]
     Unsolicited,
     /// The daemon answered a request with an error.
-    #[error("{action}: {source}")]
+    #[error("{action}: {cause}")]
     Refused {
         /// `cannot attach to the container`, …
         action: &'static str,
         /// The daemon's answer.
-        source: DaemonError,
+        cause: DaemonError,
     },
     /// API negotiation failed (a daemon too old, a malformed version reply).
     #[error("{0}")]
     Negotiation(DaemonError),
     /// The name is taken and the container holding it cannot be inspected.
-    #[error("the container name {name} is taken, and the container holding it cannot be inspected: {source}")]
+    #[error("the container name {name} is taken, and the container holding it cannot be inspected: {cause}")]
     HolderUninspectable {
         /// The container name.
         name: String,
         /// The daemon's answer.
-        source: DaemonError,
+        cause: DaemonError,
     },
     /// The holder of our name is ours and its bridge is gone, but it cannot be removed.
-    #[error("cannot remove the container {name} ({holder}) that holds our name, though its bridge is gone: {source}")]
+    #[error("cannot remove the container {name} ({holder}) that holds our name, though its bridge is gone: {cause}")]
     HolderUnremovable {
         /// The container name.
         name: String,
         /// The holder's short id.
         holder: String,
         /// The daemon's answer.
-        source: DaemonError,
+        cause: DaemonError,
     },
     /// The daemon stayed away longer than the bridge waits to re-attach.
     #[error("the docker daemon was unreachable for {} while the container ran; giving up re-attaching to container {container}", seconds(*.after))]
@@ -244,12 +244,12 @@ pub enum DaemonFault {
 #[non_exhaustive]
 pub enum HostError {
     /// The proxy socket could not be bound.
-    #[error("cannot bind the proxy socket {path}: {source}")]
+    #[error("cannot bind the proxy socket {path}: {cause}")]
     ProxyBind {
         /// The socket's host path.
         path: String,
         /// What the runtime saw.
-        source: Arc<io::Error>,
+        cause: Arc<io::Error>,
     },
     /// The pid namespace of the container's init could not be read.
     #[error("cannot read the pid namespace of the container's init (pid {pid})")]
@@ -258,18 +258,18 @@ pub enum HostError {
         pid: u32,
     },
     /// A rollover's relayed channels could not be made.
-    #[error("cannot create the relayed channels for the new container: {source}")]
+    #[error("cannot create the relayed channels for the new container: {cause}")]
     Channels {
         /// What the runtime saw.
-        source: Arc<io::Error>,
+        cause: Arc<io::Error>,
     },
     /// `docker-cidfile` could not be written safely.
-    #[error("cannot write docker-cidfile {path}: {source}")]
+    #[error("cannot write docker-cidfile {path}: {cause}")]
     Cidfile {
         /// The cidfile's path.
         path: String,
         /// What the runtime saw.
-        source: Arc<io::Error>,
+        cause: Arc<io::Error>,
     },
 }
 
@@ -279,5 +279,81 @@ pub(super) fn seconds(d: Duration) -> String {
         format!("{} s", d.as_secs())
     } else {
         format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error;
+
+    /// One error convention: a cause printed in `Display` is not also returned from
+    /// `source()` (a caller that prints the chain would print it twice).
+    #[test]
+    fn a_printed_cause_is_not_also_the_source() {
+        let daemon = || DaemonError::Status {
+            status: 500,
+            message: "boom".into(),
+        };
+        let io = || Arc::new(io::Error::other("no space"));
+        let errors: Vec<BridgeError> = vec![
+            VassalError::ImageNotFound {
+                image: "app".into(),
+                cause: daemon(),
+            }
+            .into(),
+            VassalError::CreateRefused {
+                cause: daemon(),
+                hint: String::new(),
+            }
+            .into(),
+            VassalError::StartRefused(daemon()).into(),
+            VassalError::Config(ConfigError::Empty).into(),
+            DaemonFault::Unreachable {
+                daemon: "/run/docker.sock".into(),
+                cause: io(),
+            }
+            .into(),
+            DaemonFault::Refused {
+                action: "cannot attach",
+                cause: daemon(),
+            }
+            .into(),
+            DaemonFault::HolderUninspectable {
+                name: "app".into(),
+                cause: daemon(),
+            }
+            .into(),
+            DaemonFault::HolderUnremovable {
+                name: "app".into(),
+                holder: "c0ffee".into(),
+                cause: daemon(),
+            }
+            .into(),
+            DaemonFault::ClosedMidReply(HttpError::Truncated).into(),
+            DaemonFault::Negotiation(daemon()).into(),
+            HostError::ProxyBind {
+                path: "/run/app.sock".into(),
+                cause: io(),
+            }
+            .into(),
+            HostError::Channels { cause: io() }.into(),
+            HostError::Cidfile {
+                path: "/run/app.cid".into(),
+                cause: io(),
+            }
+            .into(),
+        ];
+        for error in errors {
+            let text = error.to_string();
+            let mut source = error.source();
+            while let Some(cause) = source {
+                assert!(
+                    !text.contains(&cause.to_string()),
+                    "{text:?} prints its source {cause:?}"
+                );
+                source = cause.source();
+            }
+        }
     }
 }

@@ -101,12 +101,12 @@ impl ExitWatch {
                 Ok(code) => WaitProgress::Exited(code),
                 Err(source) => WaitProgress::Failed(DaemonFault::Refused {
                     action: "cannot wait for the container",
-                    source,
+                    cause: source,
                 }),
             },
             Err(source) => WaitProgress::Failed(DaemonFault::BadReply {
                 what: "wait ",
-                source,
+                cause: source,
             }),
         }
     }

@@ -94,7 +94,7 @@ impl LogRelay {
                     if let Err(source) = docker::parse_attach(&response) {
                         return AttachProgress::Failed(DaemonFault::Refused {
                             action: "cannot attach to the container",
-                            source,
+                            cause: source,
                         });
                     }
                     self.upgraded = true;
@@ -105,7 +105,7 @@ impl LogRelay {
                 Err(source) => {
                     return AttachProgress::Failed(DaemonFault::BadReply {
                         what: "attach ",
-                        source,
+                        cause: source,
                     })
                 }
             }

@@ -1,24 +1,30 @@
 //! One vassal's life, as a sans-IO state machine: [`Bridge`].
 //!
-//! The bridge is composed of parts that each do one job: the sequential daemon requests
-//! (`requests`), the log relay on the attach stream (`log_relay`), the exit watch on the
-//! wait stream (`exit_watch`), the relay of the Emperor's channels (`channels`), the proxy
-//! socket and the authentication of its peer (`proxy_gate`), and a small timer table
-//! (`timers`). What happens in which order is decided in `sequence` (start-up and
-//! re-attaching), `rollover` (a second container for a changed `[emperor]` section) and
-//! `shutdown` (stopping and cleaning up).
+//! The bridge is composed of parts that each do one job: bringing one container up to its
+//! handoff (`launch`: its request connection, its stage, the name-conflict rules), the
+//! container's streams (`instance`: the log relay on the attach stream, `log_relay`, and the
+//! exit watch on the wait stream, `exit_watch`), removing a container (`cleanup`), the relay
+//! of the Emperor's channels (`channels`), the proxy socket and the authentication of its
+//! peer (`proxy_gate`), and a small timer table (`timers`). The first start and each
+//! rollover own one launch; the bridge routes every input to the launch that asked. What
+//! happens in which order is decided in `sequence` (running and re-attaching), `reload`
+//! (what a changed config comes to), `rollover` (plan → switch → retire) and `shutdown`.
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod channels;
+mod cleanup;
 mod errors;
 mod events;
 mod exit_watch;
+mod instance;
 mod interface;
+mod launch;
 mod log_relay;
 mod outbox;
 mod proxy_gate;
+mod reload;
 mod requests;
 mod rollover;
 mod sequence;
@@ -32,12 +38,11 @@ pub use interface::{
     DEFAULT_REATTACH_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
 };
 
-use channels::{ChannelRelay, ConfigVerdict};
+use channels::ChannelRelay;
 use exit_watch::ExitWatch;
-use log_relay::LogRelay;
+use instance::Container;
+use launch::{Env, Launch, Progress};
 use outbox::Outbox;
-use proxy_gate::{ProxyGate, ProxyState};
-use requests::Requests;
 use rollover::Rollover;
 use shutdown::Shutdown;
 use timers::{Timer, Timers};
@@ -48,23 +53,8 @@ use crate::emperor::{encode_config, EmperorMessage};
 /// Where the bridge is; [`Phase`] is its public summary.
 #[derive(Debug)]
 enum Step {
-    BindingProxy,
-    Negotiating,
-    Creating,
-    /// Create said the name is taken: inspect the container that holds it.
-    InspectingConflict,
-    /// The holder is ours for this vassal: is its bridge alive?
-    QueryingBridge(ConflictHolder),
-    /// The holder is ours and its bridge is gone: remove it (by id).
-    RemovingConflict(ConflictHolder),
-    /// Waiting before creating again after a conflict.
-    BackingOff,
-    /// Attach and wait are sent; start follows when both are armed.
-    Arming,
-    Starting,
-    Inspecting,
-    ResolvingNamespace,
-    AwaitingVassal,
+    /// The first container is brought up (`current`'s launch says where it is).
+    Launching,
     Running,
     /// The daemon went away while the container ran.
     Reattaching(Reattach),
@@ -72,12 +62,13 @@ enum Step {
     Exited(Outcome),
 }
 
-/// The container that holds our name at create, while we decide what to do with it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct ConflictHolder {
-    id: String,
-    /// Its `io.uwsgi-docker.bridge` label.
-    bridge: String,
+/// Whose launch an input is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    /// The container that has the Emperor's channels, or the first one being launched.
+    Current,
+    /// A rollover's other container.
+    Rollover,
 }
 
 /// Progress of re-attaching to a container after losing the daemon.
@@ -98,86 +89,6 @@ enum ReattachStage {
     Arming,
 }
 
-/// What we know of our container.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Container {
-    /// Not created (yet).
-    None,
-    /// A create went out and its answer was lost: it may or may not exist.
-    Unknown,
-    Created(String),
-    /// Start succeeded.
-    Started(String),
-    /// The wait reported its exit.
-    Exited(String),
-}
-
-impl Container {
-    fn id(&self) -> Option<&str> {
-        match self {
-            Container::Created(id) | Container::Started(id) | Container::Exited(id) => Some(id),
-            Container::None | Container::Unknown => None,
-        }
-    }
-}
-
-/// One container of the vassal and what belongs to it alone: its streams, its proxy gate
-/// (and init pid), and the generation of relayed channels its vassal gets. The bridge has
-/// one, `current`; a rollover brings up a second beside it.
-#[derive(Debug)]
-struct Instance {
-    generation: Generation,
-    container: Container,
-    logs: Option<LogRelay>,
-    exit_watch: Option<ExitWatch>,
-    proxy: ProxyGate,
-}
-
-impl Instance {
-    fn new(generation: Generation) -> Instance {
-        Instance {
-            generation,
-            container: Container::None,
-            logs: None,
-            exit_watch: None,
-            proxy: ProxyGate::new(),
-        }
-    }
-
-    /// The earliest deadline of its streams not yet armed.
-    fn deadline(&self) -> Option<Instant> {
-        let attach = self
-            .logs
-            .as_ref()
-            .and_then(|l| l.pending())
-            .map(|p| p.deadline);
-        let wait = self
-            .exit_watch
-            .as_ref()
-            .and_then(|w| w.pending())
-            .map(|p| p.deadline);
-        attach.into_iter().chain(wait).min()
-    }
-
-    fn owns_stream(&self, conn: DockerConn) -> bool {
-        self.logs.as_ref().is_some_and(|l| l.conn() == conn)
-            || self.exit_watch.as_ref().is_some_and(|w| w.conn() == conn)
-    }
-
-    /// Closes its streams (what the attach stream holds is logged first).
-    fn close_streams(&mut self, out: &mut Outbox) {
-        if let Some(mut logs) = self.logs.take() {
-            logs.flush(out);
-            out.push(Action::DockerClose(logs.conn()));
-        }
-        if let Some(wait) = self.exit_watch.take() {
-            out.push(Action::DockerClose(wait.conn()));
-        }
-    }
-}
-
-/// How many times create is tried when the name is taken (the first try included).
-const MAX_CREATE_ATTEMPTS: u8 = 6;
 /// How long a vassal that closed its control channel leaves the wait to report its
 /// container's exit before the bridge stops the container itself.
 const VASSAL_EXIT_GRACE: Duration = Duration::from_secs(2);
@@ -283,9 +194,9 @@ pub struct Bridge {
     step: Step,
     out: Outbox,
     api: Option<Api>,
-    requests: Requests,
-    /// The container that has the Emperor's channels (or is being started for them).
-    current: Instance,
+    /// The container that has the Emperor's channels (or is being launched for them), and
+    /// its request connection.
+    current: Launch,
     /// A second container being brought up for a changed `[emperor]` section, or the old
     /// one being retired after the switch.
     rollover: Option<Rollover>,
@@ -294,7 +205,6 @@ pub struct Bridge {
     held_reload: bool,
     channels: ChannelRelay,
     timers: Timers,
-    create_attempts: u8,
 }
 
 impl Bridge {
@@ -303,15 +213,13 @@ impl Bridge {
         let mut bridge = Bridge {
             out: Outbox::new(config.debug),
             config,
-            step: Step::BindingProxy,
+            step: Step::Launching,
             api: None,
-            requests: Requests::default(),
-            current: Instance::new(Generation::default()),
+            current: Launch::new(Generation::default(), true),
             rollover: None,
             held_reload: false,
             channels: ChannelRelay::default(),
             timers: Timers::default(),
-            create_attempts: 0,
         };
         // A config we could never push is refused before anything is created.
         let mut probe = Vec::new();
@@ -319,8 +227,9 @@ impl Bridge {
             bridge.fail(VassalError::Config(e).into(), now);
             return bridge;
         }
-        let path = bridge.config.plan.proxy_host_path.clone();
-        bridge.current.proxy.bind(path, &mut bridge.out);
+        if let Some((launch, mut env)) = bridge.launch_env(Owner::Current) {
+            launch.begin(&mut env);
+        }
         bridge
     }
 
@@ -345,7 +254,7 @@ impl Bridge {
     ) {
         let fault = DaemonFault::Unreachable {
             daemon: self.config.daemon_socket.clone(),
-            source: Arc::new(error),
+            cause: Arc::new(error),
         };
         self.input(|b| b.on_docker_connect_failed(conn, fault, now));
     }
@@ -408,7 +317,7 @@ impl Bridge {
                 b.held_reload = true;
                 return b.out.push(Action::ReadConfig);
             }
-            let relaying = b.relaying().then_some(b.current.generation);
+            let relaying = b.relaying().then_some(b.current.generation());
             if ChannelRelay::relay_emperor_control(data, relaying, &mut b.out) {
                 b.stop(Outcome::Stopped, now);
             }
@@ -437,10 +346,10 @@ impl Bridge {
     /// Bytes from the vassal's end of `generation`'s relayed control channel.
     pub fn handle_vassal_control(&mut self, generation: Generation, data: &[u8], now: Instant) {
         self.input(|b| {
-            if generation != b.current.generation {
+            if generation != b.current.generation() {
                 return b.on_other_vassal_control(generation, data, now);
             }
-            if b.current.proxy.is_handed_off()
+            if b.current.instance.proxy.is_handed_off()
                 && ChannelRelay::relay_vassal_control(data, &b.config, &mut b.out)
             {
                 b.stop(Outcome::Stopped, now);
@@ -451,7 +360,7 @@ impl Bridge {
     /// `generation`'s vassal closed its control channel: usually its container is exiting.
     pub fn handle_vassal_control_eof(&mut self, generation: Generation, now: Instant) {
         self.input(|b| {
-            if generation == b.current.generation {
+            if generation == b.current.generation() {
                 b.on_vassal_control_eof(now);
             } else {
                 b.on_other_vassal_control_eof(generation, now);
@@ -477,7 +386,10 @@ impl Bridge {
             if let Err(e) = result {
                 let path = b.config.plan.spec.cidfile.clone().unwrap_or_default();
                 let source = Arc::new(e);
-                let error = BridgeError::from(HostError::Cidfile { path, source });
+                let error = BridgeError::from(HostError::Cidfile {
+                    path,
+                    cause: source,
+                });
                 // After a rollover the vassal runs on: the file is only out of date.
                 if matches!(b.step, Step::Running) {
                     b.out.notice(Notice::CidfileStale(Box::new(error)));
@@ -516,9 +428,8 @@ impl Bridge {
     pub fn poll_timeout(&self) -> Option<Instant> {
         [
             self.timers.next(),
-            self.requests.deadline(),
             self.current.deadline(),
-            self.rollover.as_ref().and_then(Rollover::deadline),
+            self.rollover.as_ref().and_then(|r| r.other.deadline()),
         ]
         .into_iter()
         .flatten()
@@ -530,17 +441,7 @@ impl Bridge {
     /// Where the vassal is.
     pub fn phase(&self) -> Phase {
         match &self.step {
-            Step::BindingProxy
-            | Step::Negotiating
-            | Step::Creating
-            | Step::InspectingConflict
-            | Step::QueryingBridge(_)
-            | Step::RemovingConflict(_)
-            | Step::BackingOff => Phase::Creating,
-            Step::Arming | Step::Starting | Step::Inspecting | Step::ResolvingNamespace => {
-                Phase::Starting
-            }
-            Step::AwaitingVassal => Phase::AwaitingVassal,
+            Step::Launching => self.current.phase(),
             Step::Running if self.rollover.is_some() => Phase::RollingOver,
             Step::Running => Phase::Running,
             Step::Reattaching(_) => Phase::Reattaching,
@@ -566,12 +467,12 @@ impl Bridge {
 
     /// The container id, once created.
     pub fn container_id(&self) -> Option<&str> {
-        self.current.container.id()
+        self.current.instance.container.id()
     }
 
     /// The generation of channels the Emperor's bytes go to.
     pub fn current_generation(&self) -> Generation {
-        self.current.generation
+        self.current.generation()
     }
 
     // ---- internals shared by the parts ----
@@ -589,8 +490,30 @@ impl Bridge {
 
     /// The Emperor's control bytes reach the vassal: it has its channels and is not stopping.
     fn relaying(&self) -> bool {
-        self.current.proxy.is_handed_off()
+        self.current.instance.proxy.is_handed_off()
             && matches!(self.step, Step::Running | Step::Reattaching(_))
+    }
+
+    /// `owner`'s launch and what it needs: the current one's plan and config, or the
+    /// rollover's once its container is planned.
+    fn launch_env(&mut self, owner: Owner) -> Option<(&mut Launch, Env<'_>)> {
+        let (launch, plan, config) = match owner {
+            Owner::Current => (&mut self.current, &self.config.plan, &self.config.config),
+            Owner::Rollover => {
+                let rollover = self.rollover.as_mut()?;
+                let plan = rollover.plan.as_ref()?;
+                (&mut rollover.other, plan, &rollover.config)
+            }
+        };
+        let env = Env {
+            out: &mut self.out,
+            api: &mut self.api,
+            plan,
+            config,
+            request_timeout: self.config.request_timeout,
+            handoff_timeout: self.config.handoff_timeout,
+        };
+        Some((launch, env))
     }
 
     /// How long the container may take to stop on its own before the daemon kills it.
@@ -598,46 +521,57 @@ impl Bridge {
         Duration::from_secs(u64::from(self.config.plan.spec.stop_timeout_secs()))
     }
 
-    fn push_config(&mut self, config: &[u8], now: Instant) {
-        if self.is_stopping() {
-            return;
-        }
-        match ChannelRelay::judge(config, &self.config, &mut self.out) {
-            ConfigVerdict::Push(packet) => {
-                self.note_config_during_rollover(config);
-                self.config.config = config.to_vec();
-                let generation = self.current.generation;
-                self.out.push(Action::ToVassalConfig(generation, packet));
-            }
-            ConfigVerdict::Changed(spec) => self.on_settings_changed(config, spec, now),
-            ConfigVerdict::Drop => {}
+    /// The launch an input is for: the rollover's if it asked, else the current one if it
+    /// did.
+    fn launch_that(&self, asked: impl Fn(&Launch) -> bool) -> Option<Owner> {
+        if self.rollover.as_ref().is_some_and(|r| asked(&r.other)) {
+            Some(Owner::Rollover)
+        } else if asked(&self.current) {
+            Some(Owner::Current)
+        } else {
+            None
         }
     }
 
-    fn on_proxy_bound(&mut self, result: Result<(), io::Error>, now: Instant) {
-        if self.rollover_binds() {
-            return self.on_rollover_proxy_bound(result, now);
+    fn launch_and_out(&mut self, owner: Owner) -> Option<(&mut Launch, &mut Outbox)> {
+        match owner {
+            Owner::Current => Some((&mut self.current, &mut self.out)),
+            Owner::Rollover => self
+                .rollover
+                .as_mut()
+                .map(|r| (&mut r.other, &mut self.out)),
         }
-        if self.current.proxy.state != ProxyState::Binding {
+    }
+
+    /// Feeds one input to `owner`'s launch, and goes on with what it came to.
+    fn drive(
+        &mut self,
+        owner: Owner,
+        now: Instant,
+        input: impl FnOnce(&mut Launch, &mut Env<'_>) -> Progress,
+    ) {
+        let Some((launch, mut env)) = self.launch_env(owner) else {
             return;
+        };
+        let progress = input(launch, &mut env);
+        if owner == Owner::Rollover {
+            return self.on_rollover_progress(progress, now);
         }
-        match result {
-            Ok(()) => {
-                self.current.proxy.state = ProxyState::Bound;
-                if matches!(self.step, Step::BindingProxy) {
-                    self.step = Step::Negotiating;
-                }
-                self.advance(now);
+        match progress {
+            Progress::Pending => {}
+            Progress::HandedOff => {
+                self.step = Step::Running;
+                self.out.event(Event::Running);
             }
-            Err(e) => {
-                // Nothing was bound, so there is nothing of ours to unlink.
-                self.current.proxy.state = ProxyState::Closed;
-                let path = self.config.plan.proxy_host_path.clone();
-                let source = Arc::new(e);
-                self.fail(HostError::ProxyBind { path, source }.into(), now);
-                // A shutdown that began while binding was waiting for this answer.
-                self.advance(now);
-            }
+            Progress::Failed(error) => return self.fail(error, now),
+        }
+        // Also when stopping: the shutdown may have waited for this input.
+        self.advance(now);
+    }
+
+    fn on_proxy_bound(&mut self, result: Result<(), io::Error>, now: Instant) {
+        if let Some(owner) = self.launch_that(Launch::binds) {
+            self.drive(owner, now, |launch, env| launch.on_proxy_bound(env, result));
         }
     }
 
@@ -648,47 +582,28 @@ impl Bridge {
         pid_ns: Option<u64>,
         now: Instant,
     ) {
-        if self.rollover_accepts(pid_ns) {
-            return self.on_rollover_peer(peer, now);
+        match self.launch_that(|launch| launch.admits(pid_ns)) {
+            Some(owner) => self.drive(owner, now, |launch, env| launch.on_peer(env, peer)),
+            None => {
+                self.out.push(Action::RefusePeer { peer });
+                self.out.notice(Notice::RefusedPeer { pid });
+            }
         }
-        if !matches!(self.step, Step::AwaitingVassal) || !self.current.proxy.admits(pid_ns) {
-            self.out.push(Action::RefusePeer { peer });
-            self.out.notice(Notice::RefusedPeer { pid });
-            return;
-        }
-        let (generation, passes_socket) = (self.current.generation, self.config.plan.passes_socket);
-        let handed = self.current.proxy.hand_off(
-            peer,
-            generation,
-            &self.config.config,
-            passes_socket,
-            &mut self.out,
-        );
-        if let Err(e) = handed {
-            return self.fail(VassalError::Config(e).into(), now);
-        }
-        self.timers.clear(Timer::Handoff);
-        self.step = Step::Running;
-        self.out.event(Event::Running);
     }
 
     fn on_pid_namespace(&mut self, pid: u32, pid_ns: Option<u64>, now: Instant) {
-        if self.rollover_resolves(pid) {
-            return self.on_rollover_pid_namespace(pid_ns, now);
+        if let Some(owner) = self.launch_that(|launch| launch.resolves(pid)) {
+            self.drive(owner, now, |launch, env| {
+                launch.on_pid_namespace(env, pid_ns, now)
+            });
         }
-        if !matches!(self.step, Step::ResolvingNamespace)
-            || self.current.proxy.init_pid() != Some(pid)
-        {
-            return;
-        }
-        match pid_ns {
-            Some(ns) => {
-                self.step = Step::AwaitingVassal;
-                self.timers
-                    .set(Timer::Handoff, now + self.config.handoff_timeout);
-                self.current.proxy.accept_from(ns, &mut self.out);
-            }
-            None => self.fail(HostError::PidNamespace { pid }.into(), now),
+    }
+
+    fn on_bridge_alive(&mut self, alive: bool, now: Instant) {
+        if let Some(owner) = self.launch_that(Launch::queries_bridge) {
+            self.drive(owner, now, |launch, env| {
+                launch.on_bridge_alive(env, alive, now)
+            });
         }
     }
 
@@ -697,10 +612,11 @@ impl Bridge {
             self.out.notice(Notice::VassalClosedChannel);
             // Usually its container is exiting: let the wait say how (an OOM kill is told
             // from its status), for a moment, before stopping it ourselves.
-            let started = matches!(self.current.container, Container::Started(_));
+            let started = matches!(self.current.instance.container, Container::Started(_));
             if started
                 && self
                     .current
+                    .instance
                     .exit_watch
                     .as_ref()
                     .is_some_and(ExitWatch::is_armed)
@@ -716,15 +632,15 @@ impl Bridge {
         if self.timers.take_due(Timer::VassalGone, now) {
             self.stop(Outcome::VassalLeft, now);
         }
-        if self.timers.take_due(Timer::Handoff, now) {
-            let error = sequence::never_connected(&self.config.plan, self.config.handoff_timeout);
-            self.fail(error.into(), now);
+        if self.current.is_due(now) {
+            self.drive(Owner::Current, now, |launch, env| {
+                launch.on_timeout(env, now)
+            });
         }
-        if self.timers.take_due(Timer::Backoff, now) {
-            if matches!(self.step, Step::BackingOff) {
-                self.step = Step::Creating;
-            }
-            self.advance(now);
+        if self.rollover.as_ref().is_some_and(|r| r.other.is_due(now)) {
+            self.drive(Owner::Rollover, now, |launch, env| {
+                launch.on_timeout(env, now)
+            });
         }
         if self.timers.take_due(Timer::Reconnect, now) {
             self.reconnect(now);

@@ -26,6 +26,22 @@ pub(super) enum ApiRequest {
     Remove,
 }
 
+impl ApiRequest {
+    /// A request of a container's start-up: its [`Launch`](super::launch::Launch) takes
+    /// the answer.
+    pub(super) fn is_launch(self) -> bool {
+        matches!(
+            self,
+            ApiRequest::Version
+                | ApiRequest::Create
+                | ApiRequest::InspectConflict
+                | ApiRequest::RemoveConflict
+                | ApiRequest::Start
+                | ApiRequest::Inspect
+        )
+    }
+}
+
 /// A daemon reply we wait for, and until when.
 #[derive(Debug, Clone)]
 pub(super) struct Pending {
@@ -147,7 +163,13 @@ impl Requests {
             }
             Err(source) => {
                 self.close(out);
-                Reply::Failed(request, DaemonFault::BadReply { what: "", source })
+                Reply::Failed(
+                    request,
+                    DaemonFault::BadReply {
+                        what: "",
+                        cause: source,
+                    },
+                )
             }
         }
     }

@@ -2,88 +2,67 @@
 //! the bridge holds (`docker-socket`, or the Emperor's on-demand socket) brings up a second
 //! container beside the running one, on the same socket, instead of recreating.
 //!
-//! The new container goes the start-up path on its own request connection: plan (the
-//! runtime applies the operator policy, [`Action::PlanRollover`]) → fresh relayed channels
-//! ([`Action::PrepareChannels`]) → bind the proxy (free again since the first handoff) →
-//! create (under the sibling name, [`crate::plan::sibling_container_name`]) → attach and
-//! wait → start → inspect → the init's pid namespace → accept → hand off → the new vassal's
-//! `Accepting` byte, within the handoff deadline. Then the switch: the Emperor's bytes go
-//! to the new vassal and the new vassal's to the Emperor, the old vassal gets the graceful
-//! stop byte on its own channel (in-flight requests finish), and once its container has
-//! exited (or been stopped after its stop timeout) it is removed. The Emperor sees one
-//! vassal throughout.
+//! Plan (the runtime applies the operator policy, [`Action::PlanRollover`]) → fresh
+//! relayed channels ([`Action::PrepareChannels`]) → the start-up's own [`Launch`], under
+//! the sibling name ([`crate::plan::sibling_container_name`]) → the new vassal's
+//! `Accepting` byte, within the handoff deadline → the switch: the Emperor's bytes go to
+//! the new vassal, the old one gets the graceful stop byte on its own channel → retire: once
+//! the old container exited (or was stopped after its stop timeout) it is removed, as the
+//! shutdown removes a container. The Emperor sees one vassal throughout.
 //!
-//! If the new container fails at any step, it is removed, its proxy closed, the log says
-//! why ([`Notice::RolloverAbandoned`]) and the old one serves on. A config that comes during
-//! a rollover waits: the newest is judged again when the rollover is done, so the vassal
-//! ends with the newest settings. A stop removes the other container beside the current
-//! one, within the shutdown bound.
+//! If the new container fails at any step, it is removed, the log says why
+//! ([`Notice::RolloverAbandoned`]) and the old one serves on. A config that comes during a
+//! rollover is judged again when it is done. A stop removes the other container beside
+//! the current one, within the shutdown bound.
 use std::io;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::channels::{ChannelRelay, ConfigVerdict};
-use super::errors::{BridgeError, DaemonFault, HostError, OperatorError, VassalError};
+use super::channels::ChannelRelay;
+use super::cleanup::Cleanup;
+use super::errors::{BridgeError, HostError, VassalError};
 use super::events::Notice;
-use super::exit_watch::{ExitWatch, WaitFor, WaitProgress};
-use super::interface::{Action, DockerConn, Generation, Outcome, ProxyPeer};
-use super::log_relay::{AttachProgress, LogRelay};
-use super::proxy_gate::ProxyState;
-use super::requests::{ApiRequest, Reply, Requests};
-use super::sequence::{bridge_label, is_removal_in_progress, never_connected};
+use super::instance::StreamEvent;
+use super::interface::{Action, Generation, Outcome};
+use super::launch::{Launch, Progress};
+use super::outbox::Outbox;
+use super::requests::Reply;
 use super::timers::Timer;
-use super::{short_id, Bridge, ConflictHolder, Container, Instance, Step};
-use crate::docker::{self, ContainerInfo};
+use super::{short_id, Bridge, Owner};
 use crate::emperor::{encode_config, EmperorMessage, VassalMessage};
-use crate::http_reader::Response;
 use crate::plan::{sibling_container_name, ContainerPlan};
-use crate::spec::{self, VassalSpec};
+use crate::spec::VassalSpec;
 
 /// A rollover in progress: the other container (the new one until the switch, the old one
-/// after it) and its own request connection.
+/// after it), with its own request connection.
 #[derive(Debug)]
 pub(super) struct Rollover {
     stage: Stage,
-    other: Instance,
-    requests: Requests,
+    pub(super) other: Launch,
     /// The config rolled to (pushed to the new vassal at its handoff).
-    config: Vec<u8>,
+    pub(super) config: Vec<u8>,
     /// Its `[emperor]` section as asked for; the old one's after the switch.
-    target: VassalSpec,
+    pub(super) target: VassalSpec,
     /// The new container's plan once the runtime made it; the old one's after the switch.
-    plan: Option<ContainerPlan>,
+    pub(super) plan: Option<ContainerPlan>,
     /// The newest config that came during the rollover, judged again after it.
-    pending: Option<Vec<u8>>,
-    /// Create was tried again after removing a leftover of ours that held the name.
-    retried_create: bool,
-    /// Once the vassal stops: no request of the rollover is waited on past this.
-    bound_by: Option<Instant>,
+    pub(super) pending: Option<Vec<u8>>,
 }
 
 #[derive(Debug)]
 enum Stage {
     Planning,
     PreparingChannels,
-    BindingProxy,
-    Creating,
-    InspectingConflict,
-    QueryingBridge(ConflictHolder),
-    RemovingConflict(ConflictHolder),
-    Arming,
-    Starting,
-    Inspecting,
-    ResolvingNamespace,
-    AwaitingVassal,
+    /// The new container's [`Launch`] runs, up to its handoff.
+    Launching,
     /// Handed off: waiting for the new vassal's `Accepting` byte.
     AwaitingAccepting,
-    /// Switched: the old vassal has the graceful stop byte; its exit is waited for.
-    Retiring,
-    /// The old container did not exit in time: stopped through the daemon.
-    StoppingOld,
-    /// After a lost create answer: is the container that holds the name ours?
-    InspectingCreated,
-    /// The other container is removed.
-    Removing(Leaving),
+    /// Switched: the old vassal has the graceful stop byte; its exit is waited for as
+    /// long as its stop timeout and the grace.
+    Retiring(Duration),
+    /// The other container is removed (the old one stopped first if it did not exit in
+    /// time), as the shutdown removes the current one.
+    Removing(Leaving, Cleanup),
 }
 
 /// Why the other container is removed.
@@ -98,143 +77,31 @@ enum Leaving {
 impl Stage {
     /// Before the switch: a failure abandons the rollover.
     fn is_bringing_up(&self) -> bool {
-        !matches!(
+        matches!(
             self,
-            Stage::Retiring | Stage::StoppingOld | Stage::InspectingCreated | Stage::Removing(_)
+            Stage::Planning
+                | Stage::PreparingChannels
+                | Stage::Launching
+                | Stage::AwaitingAccepting
         )
-    }
-}
-
-impl Rollover {
-    /// The earliest deadline of its request and its streams.
-    pub(super) fn deadline(&self) -> Option<Instant> {
-        self.requests
-            .deadline()
-            .into_iter()
-            .chain(self.other.deadline())
-            .min()
     }
 }
 
 impl Bridge {
     // ---- starting one ----
 
-    /// Whether a changed section can roll over: an Emperor to keep, a running vassal that
-    /// has its channels, a listening socket the bridge holds that both containers share,
-    /// and no published port (two containers cannot publish the same host port).
-    fn can_roll_over(&self, spec: &VassalSpec) -> bool {
-        let plan = &self.config.plan;
-        self.config.emperor.has_control()
-            && plan.passes_socket
-            && matches!(self.step, Step::Running)
-            && self.current.proxy.is_handed_off()
-            && matches!(self.current.container, Container::Started(_))
-            && spec.socket == plan.spec.socket
-            && spec.ports.is_empty()
-            && plan.spec.ports.is_empty()
-    }
-
-    /// Whether the Emperor's reload byte waits for the file to be read first: a running
-    /// vassal whose config the bridge reads itself (no config channel). A changed
-    /// `[emperor]` section then rolls over, or recreates, without reloading the old vassal
-    /// first (a reloading uWSGI that gets no config waits 5 s for one before it exits).
-    pub(super) fn reads_before_reload(&self) -> bool {
-        self.config.emperor.has_control()
-            && !self.config.emperor.has_config()
-            && matches!(self.step, Step::Running)
-            && self.current.proxy.is_handed_off()
-            && self.rollover.is_none()
-    }
-
-    /// The file, read for a held reload byte: a changed section rolls over where it can
-    /// (the running vassal serves on, not reloading) and recreates the container where it
-    /// cannot; anything else is an ordinary reload, relayed now.
-    pub(super) fn on_reload_read(&mut self, config: io::Result<Vec<u8>>, now: Instant) {
-        let changed = config.ok().and_then(|config| {
-            match spec::parse_vassal(&self.config.plan.vassal_name, &config) {
-                Ok(Some(spec)) if spec != self.config.requested_spec => Some((config, spec)),
-                _ => None,
-            }
-        });
-        match changed {
-            Some((config, spec)) if self.can_roll_over(&spec) && !self.is_stopping() => {
-                self.start_rollover(&config, spec)
-            }
-            Some(_) if !self.is_stopping() => {
-                self.out.notice(Notice::Recreating);
-                self.stop(Outcome::Recreate, now);
-            }
-            _ => {
-                let relaying = self.relaying().then_some(self.current.generation);
-                let reload = [EmperorMessage::Reload.to_byte()];
-                ChannelRelay::relay_emperor_control(&reload, relaying, &mut self.out);
-            }
-        }
-    }
-
-    /// A reload brought a changed `[emperor]` section (`None`: no longer a Docker vassal).
-    pub(super) fn on_settings_changed(
-        &mut self,
-        config: &[u8],
-        spec: Option<Box<VassalSpec>>,
-        now: Instant,
-    ) {
-        if let Some(rollover) = &mut self.rollover {
-            if spec.as_deref() != Some(&rollover.target) {
-                rollover.pending = Some(config.to_vec());
-                self.out.notice(Notice::RolloverQueued);
-            }
-            // The running vassal is reloading: it gets its own config again.
-            return self.push_last_config();
-        }
-        match spec {
-            Some(spec) if self.can_roll_over(&spec) => {
-                // The running vassal is reloading: it serves on with its own config.
-                self.push_last_config();
-                self.start_rollover(config, *spec);
-            }
-            _ => {
-                self.out.notice(Notice::Recreating);
-                self.stop(Outcome::Recreate, now);
-            }
-        }
-    }
-
-    /// A config with the running settings came during a rollover (it was pushed): it is
-    /// the newest, so it is judged again after the rollover.
-    pub(super) fn note_config_during_rollover(&mut self, config: &[u8]) {
-        let Some(rollover) = &mut self.rollover else {
-            return;
-        };
-        if let Ok(Some(_)) = spec::parse_vassal(&self.config.plan.vassal_name, config) {
-            rollover.pending = Some(config.to_vec());
-            self.out.notice(Notice::RolloverQueued);
-        }
-    }
-
-    fn push_last_config(&mut self) {
-        let mut packet = Vec::new();
-        if encode_config(&self.config.config, &mut packet).is_ok() {
-            let generation = self.current.generation;
-            self.out.push(Action::ToVassalConfig(generation, packet));
-        }
-    }
-
-    fn start_rollover(&mut self, config: &[u8], target: VassalSpec) {
-        let generation = Generation(self.current.generation.0.wrapping_add(1));
+    pub(super) fn start_rollover(&mut self, config: &[u8], target: VassalSpec) {
+        let generation = Generation(self.current.generation().0.wrapping_add(1));
         self.out.notice(Notice::RollingOver {
             image: target.image.clone(),
         });
         self.rollover = Some(Rollover {
             stage: Stage::Planning,
-            other: Instance::new(generation),
-            requests: Requests::default(),
+            other: Launch::new(generation, false),
             config: config.to_vec(),
             target,
             plan: None,
             pending: None,
-            retried_create: false,
-            bound_by: None,
         });
         self.out.push(Action::PlanRollover {
             config: config.to_vec(),
@@ -275,7 +142,7 @@ impl Bridge {
         rollover.target = requested;
         rollover.plan = Some(plan);
         rollover.stage = Stage::PreparingChannels;
-        let generation = rollover.other.generation;
+        let generation = rollover.other.generation();
         self.out.push(Action::PrepareChannels(generation));
     }
 
@@ -286,111 +153,39 @@ impl Bridge {
         now: Instant,
     ) {
         let Some(rollover) = self.rollover.as_mut().filter(|r| {
-            matches!(r.stage, Stage::PreparingChannels) && r.other.generation == generation
+            matches!(r.stage, Stage::PreparingChannels) && r.other.generation() == generation
         }) else {
             return;
         };
         if let Err(e) = result {
             let source = Arc::new(e);
-            return self.rollover_failed(HostError::Channels { source }.into(), now);
+            return self.rollover_failed(HostError::Channels { cause: source }.into(), now);
         }
-        let Some(path) = rollover.plan.as_ref().map(|p| p.proxy_host_path.clone()) else {
-            return;
-        };
-        rollover.stage = Stage::BindingProxy;
-        rollover.other.proxy.bind(path, &mut self.out);
+        rollover.stage = Stage::Launching;
+        if let Some((launch, mut env)) = self.launch_env(Owner::Rollover) {
+            launch.begin(&mut env);
+        }
     }
 
-    // ---- the proxy ----
-
-    pub(super) fn rollover_binds(&self) -> bool {
-        self.rollover
-            .as_ref()
-            .is_some_and(|r| r.other.proxy.state == ProxyState::Binding)
-    }
-
-    pub(super) fn on_rollover_proxy_bound(&mut self, result: Result<(), io::Error>, now: Instant) {
+    /// What an input to the new container's launch came to.
+    pub(super) fn on_rollover_progress(&mut self, progress: Progress, now: Instant) {
         let Some(rollover) = self.rollover.as_mut() else {
             return;
         };
-        let bringing_up = matches!(rollover.stage, Stage::BindingProxy);
-        match result {
-            Ok(()) => {
-                rollover.other.proxy.state = ProxyState::Bound;
-                if bringing_up {
-                    rollover.stage = Stage::Creating;
-                } else {
-                    // Abandoned while binding: close what is bound now.
-                    rollover.other.proxy.close(&mut self.out);
-                }
-            }
-            Err(e) => {
-                rollover.other.proxy.state = ProxyState::Closed;
-                if bringing_up {
-                    let path = rollover
-                        .plan
-                        .as_ref()
-                        .map(|p| p.proxy_host_path.clone())
-                        .unwrap_or_default();
-                    let source = Arc::new(e);
-                    return self.rollover_failed(HostError::ProxyBind { path, source }.into(), now);
-                }
-            }
-        }
-        self.advance_rollover(now);
-    }
-
-    pub(super) fn rollover_resolves(&self, pid: u32) -> bool {
-        self.rollover.as_ref().is_some_and(|r| {
-            matches!(r.stage, Stage::ResolvingNamespace) && r.other.proxy.init_pid() == Some(pid)
-        })
-    }
-
-    pub(super) fn on_rollover_pid_namespace(&mut self, pid_ns: Option<u64>, now: Instant) {
-        let Some(rollover) = self.rollover.as_mut() else {
-            return;
-        };
-        match pid_ns {
-            Some(ns) => {
-                rollover.stage = Stage::AwaitingVassal;
+        match progress {
+            Progress::Pending => {}
+            Progress::HandedOff => {
+                rollover.stage = Stage::AwaitingAccepting;
                 self.timers
                     .set(Timer::Rollover, now + self.config.handoff_timeout);
-                rollover.other.proxy.accept_from(ns, &mut self.out);
+                self.out.debug(|| {
+                    "handed the new vassal its channels; waiting for it to accept".into()
+                });
             }
-            None => {
-                let pid = rollover.other.proxy.init_pid().unwrap_or_default();
-                self.rollover_failed(HostError::PidNamespace { pid }.into(), now);
-            }
+            // Ignored once it is being removed; its removal may have waited for this input.
+            Progress::Failed(error) => self.rollover_failed(error, now),
         }
-    }
-
-    pub(super) fn rollover_accepts(&self, pid_ns: Option<u64>) -> bool {
-        self.rollover.as_ref().is_some_and(|r| {
-            matches!(r.stage, Stage::AwaitingVassal) && r.other.proxy.admits(pid_ns)
-        })
-    }
-
-    pub(super) fn on_rollover_peer(&mut self, peer: ProxyPeer, now: Instant) {
-        let Some(rollover) = self.rollover.as_mut() else {
-            return;
-        };
-        let passes_socket = rollover.plan.as_ref().is_some_and(|p| p.passes_socket);
-        let generation = rollover.other.generation;
-        let handed = rollover.other.proxy.hand_off(
-            peer,
-            generation,
-            &rollover.config,
-            passes_socket,
-            &mut self.out,
-        );
-        if let Err(e) = handed {
-            return self.rollover_failed(VassalError::Config(e).into(), now);
-        }
-        rollover.stage = Stage::AwaitingAccepting;
-        self.timers
-            .set(Timer::Rollover, now + self.config.handoff_timeout);
-        self.out
-            .debug(|| "handed the new vassal its channels; waiting for it to accept".into());
+        self.advance_rollover(now);
     }
 
     // ---- the other vassal's channel ----
@@ -407,7 +202,7 @@ impl Bridge {
         let Some(rollover) = self
             .rollover
             .as_mut()
-            .filter(|r| r.other.generation == generation && r.stage.is_bringing_up())
+            .filter(|r| r.other.generation() == generation && r.stage.is_bringing_up())
         else {
             return;
         };
@@ -442,7 +237,7 @@ impl Bridge {
 
     pub(super) fn on_other_vassal_control_eof(&mut self, generation: Generation, now: Instant) {
         let handed_off = self.rollover.as_ref().is_some_and(|r| {
-            r.other.generation == generation && matches!(r.stage, Stage::AwaitingAccepting)
+            r.other.generation() == generation && matches!(r.stage, Stage::AwaitingAccepting)
         });
         if handed_off {
             self.rollover_failed(VassalError::LeftBeforeAccepting.into(), now);
@@ -464,466 +259,111 @@ impl Bridge {
         std::mem::swap(&mut self.config.requested_spec, &mut rollover.target);
         self.config.config = rollover.config.clone();
         let old_stop_wait = plan.spec.stop_timeout_secs();
-        let from = rollover.other.container.id().map(short_id).unwrap_or("?");
-        let to = self.current.container.id().map(short_id).unwrap_or("?");
+        let from = rollover.other.instance.container.id();
+        let to = self.current.instance.container.id();
+        let (from, to) = (from.map_or("?", short_id), to.map_or("?", short_id));
         self.out.notice(Notice::RolledOver {
             from: from.to_owned(),
             to: to.to_owned(),
         });
-        if let (Some(path), Some(id)) =
-            (&self.config.plan.spec.cidfile, self.current.container.id())
-        {
+        if let (Some(path), Some(id)) = (
+            &self.config.plan.spec.cidfile,
+            self.current.instance.container.id(),
+        ) {
             let (path, id) = (path.clone(), id.to_owned());
             self.out.push(Action::WriteCidFile { path, id });
         }
         let graceful_stop = vec![EmperorMessage::GracefulStop.to_byte()];
-        let old = rollover.other.generation;
+        let old = rollover.other.generation();
         self.out.push(Action::ToVassalControl(old, graceful_stop));
-        rollover.stage = Stage::Retiring;
-        let wait = std::time::Duration::from_secs(u64::from(old_stop_wait));
-        self.timers
-            .set(Timer::Rollover, now + wait + self.config.stop_grace);
+        let wait = Duration::from_secs(u64::from(old_stop_wait)) + self.config.stop_grace;
+        rollover.stage = Stage::Retiring(wait);
+        self.timers.set(Timer::Rollover, now + wait);
     }
 
     // ---- requests ----
 
-    /// Issues the next request the rollover's stage calls for, if its connection is free.
+    /// Issues the next request the rollover calls for, if its connection is free: its
+    /// launch's, or the other container's cleanup.
     fn advance_rollover(&mut self, now: Instant) {
         let Some(api) = self.api else { return };
         let Some(rollover) = self.rollover.as_mut() else {
             return;
         };
-        if !rollover.requests.is_idle() {
+        if !rollover.other.requests.is_idle() {
             return;
         }
-        let Some(plan) = rollover.plan.as_ref() else {
-            if matches!(rollover.stage, Stage::Removing(_)) {
-                self.end_rollover(now);
+        let done = match (&mut rollover.stage, rollover.plan.as_ref()) {
+            (Stage::Launching, _) => {
+                if let Some((launch, mut env)) = self.launch_env(Owner::Rollover) {
+                    launch.advance(&mut env, now);
+                }
+                return;
             }
-            return;
+            (Stage::Removing(_, cleanup), Some(plan)) => {
+                let out = &mut self.out;
+                !rollover
+                    .other
+                    .send_next_cleanup(cleanup, api, plan, out, now)
+            }
+            // Abandoned before it was planned: nothing exists.
+            (Stage::Removing(..), None) => true,
+            _ => false,
         };
-        let mut deadline = now + self.config.request_timeout;
-        let mut bytes = Vec::new();
-        let request = match (&rollover.stage, rollover.other.container.id()) {
-            (Stage::Creating, _) => {
-                api.create(plan, &mut bytes);
-                ApiRequest::Create
-            }
-            (Stage::InspectingConflict, _) => {
-                api.inspect(&plan.container_name, &mut bytes);
-                ApiRequest::InspectConflict
-            }
-            (Stage::InspectingCreated, _) => {
-                api.inspect(&plan.container_name, &mut bytes);
-                ApiRequest::InspectCreated
-            }
-            (Stage::RemovingConflict(holder), _) => {
-                api.remove(&holder.id, &mut bytes);
-                ApiRequest::RemoveConflict
-            }
-            (Stage::Starting, Some(id)) => {
-                api.start(id, &mut bytes);
-                ApiRequest::Start
-            }
-            (Stage::Inspecting, Some(id)) => {
-                api.inspect(id, &mut bytes);
-                ApiRequest::Inspect
-            }
-            (Stage::StoppingOld, Some(id)) => {
-                let timeout = plan.spec.stop_timeout_secs();
-                api.stop(id, timeout, &mut bytes);
-                let wait = std::time::Duration::from_secs(u64::from(timeout));
-                deadline = now + wait + self.config.stop_grace;
-                ApiRequest::Stop
-            }
-            (Stage::Removing(_), Some(id)) => {
-                api.remove(id, &mut bytes);
-                ApiRequest::Remove
-            }
-            (Stage::Removing(_) | Stage::StoppingOld, None) => return self.end_rollover(now),
-            _ => return,
-        };
-        if let Some(bound_by) = rollover.bound_by {
-            deadline = deadline.min(bound_by);
+        if done {
+            self.end_rollover(now);
         }
-        rollover
-            .requests
-            .send(&mut self.out, request, bytes, deadline, now);
     }
 
-    fn on_rollover_reply(&mut self, reply: Reply, now: Instant) {
+    /// A reply to the other container's cleanup (the launch's go to the launch).
+    pub(super) fn on_rollover_reply(&mut self, reply: Reply, now: Instant) {
         match reply {
-            Reply::Nothing => {}
-            Reply::Answer(request, response) => self.on_rollover_response(request, response, now),
-            Reply::Failed(request, fault) => self.on_rollover_request_failed(request, fault, now),
-            Reply::Idle(fault) => {
-                self.rollover_failed(fault.into(), now);
-                self.advance_rollover(now);
-            }
-        }
-    }
-
-    fn on_rollover_request_failed(
-        &mut self,
-        request: ApiRequest,
-        fault: DaemonFault,
-        now: Instant,
-    ) {
-        let Some(rollover) = self.rollover.as_mut() else {
-            return;
-        };
-        if rollover.stage.is_bringing_up() {
-            // The create may or may not have happened: the cleanup inspects the name.
-            if request == ApiRequest::Create && rollover.other.container == Container::None {
-                rollover.other.container = Container::Unknown;
-            }
-            self.rollover_failed(fault.into(), now);
-        } else {
-            self.out.notice(Notice::CleanupFailed(fault));
-            rollover.stage = match rollover.stage {
-                Stage::StoppingOld | Stage::Retiring => Stage::Removing(Leaving::Retired),
-                _ => {
-                    // Left for `gc` (its bridge label names us, so only after we exit).
-                    rollover.other.container = Container::None;
-                    Stage::Removing(Leaving::Abandoned)
-                }
-            };
-        }
-        self.advance_rollover(now);
-    }
-
-    fn on_rollover_response(&mut self, request: ApiRequest, response: Response, now: Instant) {
-        if let Err(error) = self.take_rollover_answer(request, &response, now) {
-            self.rollover_failed(error, now);
-        }
-        self.advance_rollover(now);
-    }
-
-    /// Moves the rollover on with an answer; an error abandons it.
-    fn take_rollover_answer(
-        &mut self,
-        request: ApiRequest,
-        response: &Response,
-        now: Instant,
-    ) -> Result<(), BridgeError> {
-        let api = self.api;
-        let Some(rollover) = self.rollover.as_mut() else {
-            return Ok(());
-        };
-        let Some(plan) = rollover.plan.as_ref() else {
-            return Ok(());
-        };
-        let bringing_up = rollover.stage.is_bringing_up();
-        match request {
-            ApiRequest::Create => match docker::parse_create(response) {
-                Ok(created) => {
-                    for warning in created.warnings {
-                        self.out.notice(Notice::DaemonWarning(warning));
-                    }
-                    rollover.other.container = Container::Created(created.id.clone());
-                    if let (Stage::Creating, Some(api)) = (&rollover.stage, api) {
-                        let deadline = now + self.config.request_timeout;
-                        let tty = plan.spec.tty;
-                        let out = &mut self.out;
-                        let id = &created.id;
-                        rollover.other.logs =
-                            Some(LogRelay::open(out, api, id, tty, now, deadline));
-                        let wait = ExitWatch::open(out, api, id, WaitFor::NextExit, now, deadline);
-                        rollover.other.exit_watch = Some(wait);
-                        rollover.stage = Stage::Arming;
-                    }
-                }
-                Err(e) if e.is_conflict() && bringing_up => {
-                    if rollover.retried_create {
-                        let name = plan.container_name.clone();
-                        return Err(OperatorError::NameStillTaken { name, tries: 2 }.into());
-                    }
-                    rollover.stage = Stage::InspectingConflict;
-                }
-                Err(_) if !bringing_up => {}
-                Err(source) if source.is_not_found() => {
-                    let image = plan.spec.image.clone();
-                    return Err(VassalError::ImageNotFound { image, source }.into());
-                }
-                Err(source) => {
-                    let hint = docker::create_failure_hint(&source, plan);
-                    return Err(VassalError::CreateRefused { source, hint }.into());
-                }
-            },
-            ApiRequest::InspectConflict if bringing_up => {
-                let name = plan.container_name.clone();
-                match docker::parse_inspect(response) {
-                    Ok(holder) => return self.judge_rollover_holder(holder),
-                    Err(e) if e.is_not_found() => rollover.stage = Stage::Creating,
-                    Err(source) => {
-                        return Err(DaemonFault::HolderUninspectable { name, source }.into())
-                    }
+            Reply::Idle(fault) => self.rollover_failed(fault.into(), now),
+            // The other container's cleanup.
+            reply => {
+                let rollover = self.rollover.as_mut();
+                if let Some(Rollover {
+                    stage: Stage::Removing(_, cleanup),
+                    plan: Some(plan),
+                    other,
+                    ..
+                }) = rollover
+                {
+                    other.on_cleanup_reply(cleanup, reply, plan, &mut self.out);
                 }
             }
-            ApiRequest::RemoveConflict if bringing_up => match docker::parse_empty(response) {
-                Err(source) if !source.is_not_found() && !is_removal_in_progress(&source) => {
-                    let name = plan.container_name.clone();
-                    let holder = match &rollover.stage {
-                        Stage::RemovingConflict(holder) => short_id(&holder.id).to_owned(),
-                        _ => "?".to_owned(),
-                    };
-                    let fault = DaemonFault::HolderUnremovable {
-                        name,
-                        holder,
-                        source,
-                    };
-                    return Err(fault.into());
-                }
-                _ => {
-                    rollover.retried_create = true;
-                    rollover.stage = Stage::Creating;
-                }
-            },
-            ApiRequest::Start => match docker::parse_empty(response) {
-                Ok(_) => {
-                    if let Container::Created(id) = &rollover.other.container {
-                        rollover.other.container = Container::Started(id.clone());
-                    }
-                    if matches!(rollover.stage, Stage::Starting) {
-                        rollover.stage = Stage::Inspecting;
-                    }
-                }
-                Err(e) if bringing_up => return Err(VassalError::StartRefused(e).into()),
-                Err(_) => {}
-            },
-            ApiRequest::Inspect if bringing_up => match docker::parse_inspect(response) {
-                Ok(info) if info.running && info.pid > 0 => {
-                    rollover.other.proxy.set_init(info.pid);
-                    rollover.stage = Stage::ResolvingNamespace;
-                    self.out.push(Action::QueryPidNamespace { pid: info.pid });
-                }
-                // It already exited; the wait reports how.
-                Ok(_) => {}
-                Err(source) => {
-                    let action = "cannot inspect the new container";
-                    return Err(DaemonFault::Refused { action, source }.into());
-                }
-            },
-            ApiRequest::InspectCreated => {
-                let made_by_us = match docker::parse_inspect(response) {
-                    Ok(info) if self.made_by_us(&info.labels) => Some(info.id),
-                    _ => None,
-                };
-                let Some(rollover) = self.rollover.as_mut() else {
-                    return Ok(());
-                };
-                rollover.other.container = made_by_us.map_or(Container::None, Container::Created);
-                rollover.stage = Stage::Removing(Leaving::Abandoned);
-            }
-            ApiRequest::Stop => {
-                if let Err(e) = docker::parse_empty(response) {
-                    if !e.is_not_found() {
-                        self.out.notice(Notice::StopFailed(e));
-                    }
-                }
-                if matches!(rollover.stage, Stage::StoppingOld) {
-                    rollover.stage = Stage::Removing(Leaving::Retired);
-                }
-            }
-            ApiRequest::Remove => {
-                match docker::parse_empty(response) {
-                    Err(e) if !e.is_not_found() && !is_removal_in_progress(&e) => {
-                        self.out.notice(Notice::RemoveFailed(e))
-                    }
-                    _ => {}
-                }
-                self.end_rollover(now);
-            }
-            _ => {}
         }
-        Ok(())
-    }
-
-    /// The sibling name is taken. A leftover of this very bridge (a rollover whose removal
-    /// failed) is removed; one of ours for this vassal whose bridge is gone too, once its
-    /// bridge is asked about; anything else abandons the rollover, naming it.
-    fn judge_rollover_holder(&mut self, holder: ContainerInfo) -> Result<(), BridgeError> {
-        let plan = &self.config.plan;
-        let Some(rollover) = self.rollover.as_mut() else {
-            return Ok(());
-        };
-        let name = rollover
-            .plan
-            .as_ref()
-            .map(|p| p.container_name.clone())
-            .unwrap_or_default();
-        let short = short_id(&holder.id).to_owned();
-        if let Some(why) = plan.why_not_ours(&holder.labels) {
-            let holder = short;
-            return Err(OperatorError::NameHeldByForeign { name, holder, why }.into());
-        }
-        let Some(bridge) = bridge_label(&holder.labels).map(str::to_owned) else {
-            let holder = short;
-            return Err(OperatorError::NameHeldWithoutBridge { name, holder }.into());
-        };
-        let holder = ConflictHolder {
-            id: holder.id,
-            bridge: bridge.clone(),
-        };
-        if Some(bridge.as_str()) == bridge_label(&plan.labels) {
-            rollover.stage = Stage::RemovingConflict(holder);
-        } else {
-            rollover.stage = Stage::QueryingBridge(holder);
-            self.out.push(Action::QueryBridgeAlive { label: bridge });
-        }
-        Ok(())
-    }
-
-    pub(super) fn rollover_queries_bridge(&self) -> bool {
-        self.rollover
-            .as_ref()
-            .is_some_and(|r| matches!(r.stage, Stage::QueryingBridge(_)))
-    }
-
-    pub(super) fn on_rollover_bridge_alive(&mut self, alive: bool, now: Instant) {
-        let Some(rollover) = self.rollover.as_mut() else {
-            return;
-        };
-        let Stage::QueryingBridge(holder) = &rollover.stage else {
-            return;
-        };
-        let holder = holder.clone();
-        if alive {
-            let name = rollover
-                .plan
-                .as_ref()
-                .map(|p| p.container_name.clone())
-                .unwrap_or_default();
-            let error = OperatorError::NameHeldByLiveBridge {
-                name,
-                holder: short_id(&holder.id).to_owned(),
-                bridge: holder.bridge,
-            };
-            return self.rollover_failed(error.into(), now);
-        }
-        rollover.stage = Stage::RemovingConflict(holder);
         self.advance_rollover(now);
     }
 
     // ---- streams ----
 
-    pub(super) fn rollover_owns(&self, conn: DockerConn) -> bool {
-        self.rollover
-            .as_ref()
-            .is_some_and(|r| r.requests.owns(conn) || r.other.owns_stream(conn))
-    }
-
-    pub(super) fn on_rollover_docker_data(&mut self, conn: DockerConn, data: &[u8], now: Instant) {
+    /// What the other container's streams say: before the switch, its start follows once
+    /// they are armed and anything else abandons the rollover; after it, its exit ends
+    /// its retirement.
+    pub(super) fn on_rollover_stream_event(&mut self, event: StreamEvent, now: Instant) {
         let Some(rollover) = self.rollover.as_mut() else {
             return;
         };
-        if rollover.requests.owns(conn) {
-            let reply = rollover.requests.on_data(&mut self.out, data);
-            return self.on_rollover_reply(reply, now);
-        }
-        if let Some(logs) = rollover.other.logs.as_mut().filter(|l| l.conn() == conn) {
-            match logs.on_data(data, &mut self.out) {
-                AttachProgress::Waiting | AttachProgress::Streaming => {}
-                AttachProgress::Upgraded => self.maybe_start_rollover(now),
-                AttachProgress::Failed(fault) => self.rollover_failed(fault.into(), now),
-                AttachProgress::Lost => rollover.other.logs = None,
+        match event {
+            StreamEvent::Nothing => {}
+            StreamEvent::Armed => {
+                rollover.other.on_armed();
+                self.advance_rollover(now);
             }
-            return;
-        }
-        let Some(wait) = rollover.other.exit_watch.as_mut() else {
-            return;
-        };
-        match wait.on_data(data) {
-            WaitProgress::Waiting => {}
-            WaitProgress::Armed => self.maybe_start_rollover(now),
-            WaitProgress::Exited(status) => {
-                self.out.push(Action::DockerClose(conn));
-                rollover.other.exit_watch = None;
-                if let Some(id) = rollover.other.container.id() {
-                    rollover.other.container = Container::Exited(id.to_owned());
-                }
-                if rollover.stage.is_bringing_up() {
-                    let error = VassalError::ExitedBeforeAccepting { status };
-                    return self.rollover_failed(error.into(), now);
-                }
-                if matches!(rollover.stage, Stage::Retiring | Stage::StoppingOld) {
+            StreamEvent::Exited(status) if rollover.stage.is_bringing_up() => {
+                let error = VassalError::ExitedBeforeAccepting { status };
+                self.rollover_failed(error.into(), now);
+            }
+            StreamEvent::Exited(_) => {
+                if matches!(rollover.stage, Stage::Retiring(_)) {
                     self.timers.clear(Timer::Rollover);
-                    rollover.stage = Stage::Removing(Leaving::Retired);
+                    let cleanup = Cleanup::remove(self.config.request_timeout, now);
+                    rollover.stage = Stage::Removing(Leaving::Retired, cleanup);
                 }
                 self.advance_rollover(now);
             }
-            WaitProgress::Failed(fault) => {
-                self.out.push(Action::DockerClose(conn));
-                rollover.other.exit_watch = None;
-                self.rollover_failed(fault.into(), now);
-            }
-        }
-    }
-
-    pub(super) fn on_rollover_docker_eof(&mut self, conn: DockerConn, now: Instant) {
-        let Some(rollover) = self.rollover.as_mut() else {
-            return;
-        };
-        if rollover.requests.owns(conn) {
-            let reply = rollover.requests.on_eof(&mut self.out);
-            return self.on_rollover_reply(reply, now);
-        }
-        self.out.push(Action::DockerClose(conn));
-        if let Some(mut logs) = rollover.other.logs.take_if(|l| l.conn() == conn) {
-            if logs.is_upgraded() {
-                logs.flush(&mut self.out);
-                return;
-            }
-            let fault = DaemonFault::StreamClosed {
-                stream: "attach",
-                when: "before upgrading it",
-            };
-            return self.rollover_failed(fault.into(), now);
-        }
-        rollover.other.exit_watch = None;
-        let fault = DaemonFault::StreamClosed {
-            stream: "wait",
-            when: "before the container exited",
-        };
-        self.rollover_failed(fault.into(), now);
-    }
-
-    pub(super) fn on_rollover_connect_failed(
-        &mut self,
-        conn: DockerConn,
-        fault: DaemonFault,
-        now: Instant,
-    ) {
-        let Some(rollover) = self.rollover.as_mut() else {
-            return;
-        };
-        if rollover.requests.owns(conn) {
-            let reply = rollover.requests.on_connect_failed(fault);
-            return self.on_rollover_reply(reply, now);
-        }
-        rollover.other.logs.take_if(|l| l.conn() == conn);
-        rollover.other.exit_watch.take_if(|w| w.conn() == conn);
-        self.rollover_failed(fault.into(), now);
-    }
-
-    /// Start follows once both streams of the new container are armed.
-    fn maybe_start_rollover(&mut self, now: Instant) {
-        let Some(rollover) = self.rollover.as_mut() else {
-            return;
-        };
-        let attached = rollover
-            .other
-            .logs
-            .as_ref()
-            .is_some_and(LogRelay::is_upgraded);
-        let armed = rollover
-            .other
-            .exit_watch
-            .as_ref()
-            .is_some_and(ExitWatch::is_armed);
-        if attached && armed && matches!(rollover.stage, Stage::Arming) {
-            rollover.stage = Stage::Starting;
-            self.advance_rollover(now);
+            StreamEvent::Failed(fault) => self.rollover_failed(fault.into(), now),
         }
     }
 
@@ -935,20 +375,15 @@ impl Bridge {
         };
         let within = self.config.handoff_timeout;
         match rollover.stage {
-            Stage::AwaitingVassal => {
-                let Some(plan) = rollover.plan.as_ref() else {
-                    return;
-                };
-                let error = never_connected(plan, within);
-                self.rollover_failed(error.into(), now);
-            }
             Stage::AwaitingAccepting => {
                 self.rollover_failed(VassalError::NeverAccepting { within }.into(), now)
             }
-            Stage::Retiring => {
+            Stage::Retiring(wait) => {
                 self.out
                     .debug(|| "the old container did not exit in time; stopping it".into());
-                rollover.stage = Stage::StoppingOld;
+                let cleanup =
+                    Cleanup::remove(self.config.request_timeout, now).stopping_by(now + wait);
+                rollover.stage = Stage::Removing(Leaving::Retired, cleanup);
                 self.advance_rollover(now);
             }
             _ => {}
@@ -959,21 +394,15 @@ impl Bridge {
         let Some(rollover) = self.rollover.as_mut() else {
             return;
         };
-        if let Reply::Failed(request, fault) = rollover.requests.take_overdue(&mut self.out, now) {
-            return self.on_rollover_request_failed(request, fault, now);
+        let overdue = rollover.other.requests.take_overdue(&mut self.out, now);
+        if let Reply::Failed(..) = overdue {
+            return self.on_reply(Owner::Rollover, overdue, now);
         }
-        let attach_due = |l: &mut LogRelay| l.pending().is_some_and(|p| p.due(now));
-        let wait_due = |w: &mut ExitWatch| w.pending().is_some_and(|p| p.due(now));
-        let fault = if let Some(logs) = rollover.other.logs.take_if(attach_due) {
-            self.out.push(Action::DockerClose(logs.conn()));
-            logs.pending().map(|p| p.timed_out())
-        } else if let Some(wait) = rollover.other.exit_watch.take_if(wait_due) {
-            self.out.push(Action::DockerClose(wait.conn()));
-            wait.pending().map(|p| p.timed_out())
-        } else {
-            None
-        };
-        if let Some(fault) = fault {
+        let overdue = rollover
+            .other
+            .instance
+            .take_overdue_stream(now, &mut self.out);
+        if let Some(fault) = overdue {
             self.rollover_failed(fault.into(), now);
         }
     }
@@ -989,7 +418,8 @@ impl Bridge {
         };
         self.out.notice(Notice::RolloverAbandoned(Box::new(error)));
         self.timers.clear(Timer::Rollover);
-        abandon(rollover, &mut self.out);
+        let cleanup = Cleanup::remove(self.config.request_timeout, now);
+        remove_other(rollover, Leaving::Abandoned, cleanup, &mut self.out);
         self.advance_rollover(now);
     }
 
@@ -1004,16 +434,19 @@ impl Bridge {
         let Some(rollover) = self.rollover.as_mut() else {
             return;
         };
-        rollover.bound_by = Some(bound_by);
         rollover.pending = None;
-        rollover.requests.cap_deadline(grace_by);
-        if rollover.stage.is_bringing_up() {
-            abandon(rollover, &mut self.out);
-        } else {
-            rollover.other.close_streams(&mut self.out);
-            if !matches!(rollover.stage, Stage::Removing(_)) {
-                rollover.stage = Stage::Removing(Leaving::Retired);
+        rollover.other.requests.cap_deadline(grace_by);
+        let leaving = match &mut rollover.stage {
+            Stage::Removing(_, cleanup) => {
+                *cleanup = cleanup.clone().bounded_by(bound_by);
+                None
             }
+            stage if stage.is_bringing_up() => Some(Leaving::Abandoned),
+            _ => Some(Leaving::Retired),
+        };
+        if let Some(leaving) = leaving {
+            let cleanup = Cleanup::remove(self.config.request_timeout, now).bounded_by(bound_by);
+            remove_other(rollover, leaving, cleanup, &mut self.out);
         }
         self.advance_rollover(now);
     }
@@ -1024,19 +457,19 @@ impl Bridge {
         let Some(rollover) = self.rollover.as_mut() else {
             return;
         };
-        if !rollover.other.proxy.close(&mut self.out) {
+        if !rollover.other.instance.proxy.close(&mut self.out) {
             // The bind is unanswered: its answer closes it, then this comes again.
             return;
         }
-        rollover.other.close_streams(&mut self.out);
-        rollover.requests.close(&mut self.out);
+        rollover.other.instance.close_streams(&mut self.out);
+        rollover.other.requests.close(&mut self.out);
         let Some(rollover) = self.rollover.take() else {
             return;
         };
         self.out
-            .push(Action::DropChannels(rollover.other.generation));
-        if let (Stage::Removing(Leaving::Retired), Some(id)) =
-            (&rollover.stage, rollover.other.container.id())
+            .push(Action::DropChannels(rollover.other.generation()));
+        if let (Stage::Removing(Leaving::Retired, Cleanup { removed: true, .. }), Some(id)) =
+            (&rollover.stage, rollover.other.instance.container.id())
         {
             self.out
                 .notice(Notice::RetiredRemoved(short_id(id).to_owned()));
@@ -1047,30 +480,17 @@ impl Bridge {
             return self.advance(now);
         }
         if let Some(config) = rollover.pending {
-            match ChannelRelay::judge(&config, &self.config, &mut self.out) {
-                ConfigVerdict::Changed(Some(spec)) if self.can_roll_over(&spec) => {
-                    // The running vassal is not reloading: nothing to push to it.
-                    self.start_rollover(&config, *spec);
-                }
-                ConfigVerdict::Changed(_) => {
-                    self.out.notice(Notice::Recreating);
-                    self.stop(Outcome::Recreate, now);
-                }
-                // The running vassal has these settings already.
-                ConfigVerdict::Push(_) | ConfigVerdict::Drop => {}
-            }
+            self.on_config_after_rollover(&config, now);
         }
     }
 }
 
-/// Stops bringing the new container up: its streams and proxy close, and it is removed
-/// (after a lost create answer, only once the name shows it is ours).
-fn abandon(rollover: &mut Rollover, out: &mut super::outbox::Outbox) {
-    rollover.other.close_streams(out);
+/// The other container goes: its launch (if any) stops, its streams and proxy close, and
+/// it is removed (after a lost create answer, only once the name shows it is ours).
+fn remove_other(rollover: &mut Rollover, leaving: Leaving, cleanup: Cleanup, out: &mut Outbox) {
+    rollover.other.halt();
+    rollover.other.instance.close_streams(out);
     // While a bind is unanswered, its answer closes it.
-    rollover.other.proxy.close(out);
-    rollover.stage = match rollover.other.container {
-        Container::Unknown => Stage::InspectingCreated,
-        _ => Stage::Removing(Leaving::Abandoned),
-    };
+    rollover.other.instance.proxy.close(out);
+    rollover.stage = Stage::Removing(leaving, cleanup);
 }

@@ -2,8 +2,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use super::launch::MAX_CREATE_ATTEMPTS;
 use super::*;
-use crate::emperor::{encode_config, EmperorMessage};
+use crate::emperor::{encode_config, ConfigError, EmperorMessage};
 use crate::handoff::{self, HandedFd};
 use crate::plan::{ContainerPlan, PlanOptions, VassalIdentity};
 use crate::spec::{HandoffMode, VassalSpec};
@@ -359,6 +360,8 @@ enum HostFault {
     ProxyBind,
     /// `PrepareChannels`.
     Channels,
+    /// `BindProxy` is left unanswered (the test answers it).
+    BindHangs,
 }
 
 /// The proxy socket as the harness saw it.
@@ -376,7 +379,8 @@ struct Harness {
     now: Instant,
     daemon: FakeDaemon,
     open_conns: Vec<DockerConn>,
-    logs: Vec<String>,
+    /// What the bridge logged, as data.
+    events: Vec<Event>,
     to_emperor: Vec<u8>,
     to_vassal_control: Vec<u8>,
     to_vassal_config: Vec<u8>,
@@ -424,7 +428,7 @@ impl Harness {
             now,
             daemon: FakeDaemon::default(),
             open_conns: Vec::new(),
-            logs: Vec::new(),
+            events: Vec::new(),
             to_emperor: Vec::new(),
             to_vassal_control: Vec::new(),
             to_vassal_config: Vec::new(),
@@ -496,6 +500,9 @@ impl Harness {
                 Action::DockerClose(conn) => self.open_conns.retain(|c| *c != conn),
                 Action::BindProxy { path } => {
                     assert!(path.starts_with("/etc/uwsgi/") && path.ends_with("app.ini.sock"));
+                    if self.host_faults.contains(&HostFault::BindHangs) {
+                        continue;
+                    }
                     if self.host_faults.contains(&HostFault::ProxyBind) {
                         self.bridge.handle_proxy_bound(
                             Err(std::io::Error::other("address in use")),
@@ -593,7 +600,7 @@ impl Harness {
                         .map_or(Ok(()), |e| Err(std::io::Error::other(e)));
                     self.bridge.handle_cidfile_written(result, self.now);
                 }
-                Action::Log(event) => self.logs.push(log_line(&event)),
+                Action::Log(event) => self.events.push(event),
                 Action::Exit(code) => self.exit = Some(code),
             }
         }
@@ -675,9 +682,32 @@ impl Harness {
         }
     }
 
+    /// The log as the runtime prints it, for the tests of its wording.
+    fn logs(&self) -> Vec<String> {
+        self.events.iter().map(log_line).collect()
+    }
+
+    /// Whether the bridge logged an event like this.
+    fn saw(&self, like: impl Fn(&Event) -> bool) -> bool {
+        self.events.iter().any(like)
+    }
+
+    /// Whether the bridge gave a notice like this.
+    fn noticed(&self, like: impl Fn(&Notice) -> bool) -> bool {
+        self.saw(|e| matches!(e, Event::Notice(n) if like(n)))
+    }
+
+    /// Why the vassal failed, if it did.
+    fn failure(&self) -> Option<&BridgeError> {
+        self.events.iter().find_map(|e| match e {
+            Event::Failed(error) => Some(error),
+            _ => None,
+        })
+    }
+
     /// Nothing is left: container gone, proxy closed, connections closed, exited.
     fn assert_clean(&self, code: i32) {
-        assert_eq!(self.exit, Some(code), "logs: {:#?}", self.logs);
+        assert_eq!(self.exit, Some(code), "logs: {:#?}", self.logs());
         assert!(
             self.daemon.containers.is_empty(),
             "container left: {:?}",
@@ -725,7 +755,7 @@ fn happy_path_runs_the_docker_cli_order_and_hands_off() {
         "handoff deadline armed"
     );
     // Output written before the handoff is already logged, prefixed with the vassal name.
-    assert_eq!(h.logs, ["[app.ini] booting"]);
+    assert_eq!(h.logs(), ["[app.ini] booting"]);
 
     h.vassal_connects(7);
     let (peer, data, fds) = &h.handoffs[0];
@@ -739,7 +769,7 @@ fn happy_path_runs_the_docker_cli_order_and_hands_off() {
 
     h.container_output(b"spawned uWSGI worker 1\r\npartial");
     assert_eq!(
-        h.logs.last().map(String::as_str),
+        h.logs().last().map(String::as_str),
         Some("[app.ini] spawned uWSGI worker 1")
     );
 
@@ -834,12 +864,12 @@ fn name_conflict_with_our_container_whose_bridge_is_gone_replaces_it() {
     );
     assert_eq!(h.bridge_queries, ["host:9:99"]);
     assert!(
-        h.logs
-            .iter()
-            .any(|l| l.contains("replacing the container app.ini (old)")
-                && l.contains("its bridge host:9:99 is gone")),
+        h.noticed(
+            |n| matches!(n, Notice::ReplacingHolder { name, holder, bridge }
+            if name == "app.ini" && holder == "old" && bridge == "host:9:99")
+        ),
         "{:?}",
-        h.logs
+        h.logs()
     );
     h.advance(FIRST_CONFLICT_BACKOFF);
     assert_eq!(h.daemon.requests[4], "POST /containers/create");
@@ -884,11 +914,19 @@ fn a_container_that_is_not_ours_keeps_the_name_and_the_vassal_fails_naming_it() 
         let mut h = Harness::new(test_config());
         h.daemon.holder("app.ini", "f0reign1234567890", labels);
         h.run();
-        let error = h
-            .logs
-            .iter()
-            .find(|l| l.contains("is taken by container"))
-            .unwrap_or_else(|| panic!("no error line: {:?}", h.logs));
+        let failure = h.failure().expect("the vassal fails");
+        assert!(
+            matches!(
+                failure,
+                BridgeError::Operator(
+                    OperatorError::NameHeldByForeign { name, holder, .. }
+                        | OperatorError::NameHeldWithoutBridge { name, holder }
+                ) if name == "app.ini" && holder == "f0reign12345"
+            ),
+            "{failure:?}"
+        );
+        // The wording: the line names the vassal, the container, why and what is done.
+        let error = log_line(&Event::Failed(failure.clone()));
         for needle in [
             "vassal app.ini",
             "container name app.ini",
@@ -944,14 +982,14 @@ fn a_live_bridge_is_waited_for_a_few_times_then_named_and_never_forced() {
         h.now - start < Duration::from_secs(10),
         "a few seconds, not forever"
     );
-    let error = h
-        .logs
-        .iter()
-        .find(|l| l.contains("still running (or runs on another host)"))
-        .unwrap_or_else(|| panic!("{:?}", h.logs));
     assert!(
-        error.contains("host:9:99") && error.contains("container name app.ini"),
-        "{error}"
+        matches!(
+            h.failure(),
+            Some(BridgeError::Operator(OperatorError::NameHeldByLiveBridge { name, bridge, .. }))
+                if name == "app.ini" && bridge == "host:9:99"
+        ),
+        "{:?}",
+        h.failure()
     );
     assert_eq!(
         h.daemon.containers.get("app.ini").map(String::as_str),
@@ -975,10 +1013,7 @@ fn a_live_bridge_that_finishes_its_own_shutdown_frees_the_name() {
         "{:?}",
         h.daemon.requests
     );
-    assert!(h
-        .logs
-        .iter()
-        .any(|l| l.contains("waiting for it to finish")));
+    assert!(h.noticed(|n| matches!(n, Notice::WaitingForLiveBridge { .. })));
     assert_eq!(
         h.daemon.containers.get("app.ini").map(String::as_str),
         Some(CONTAINER_ID)
@@ -998,7 +1033,7 @@ fn podman_500_conflicts_and_not_found_take_the_same_path() {
         h.daemon.requests[2..],
         ["GET /containers/app.ini/json", "DELETE /containers/old"],
         "{:?}",
-        h.logs
+        h.logs()
     );
     h.advance(FIRST_CONFLICT_BACKOFF);
     h.vassal_connects(1);
@@ -1010,7 +1045,7 @@ fn podman_500_conflicts_and_not_found_take_the_same_path() {
     h.daemon.holder("app.ini", "old", &[]);
     h.daemon.quirks.insert(Quirk::HolderVanishesOnInspect);
     h.run();
-    assert!(h.exit.is_none(), "{:?}", h.logs);
+    assert!(h.exit.is_none(), "{:?}", h.logs());
     h.advance(FIRST_CONFLICT_BACKOFF);
     assert_eq!(
         h.daemon
@@ -1048,9 +1083,13 @@ fn with_a_name_prefix_only_a_holder_of_that_prefix_is_ours() {
         .holder("t1-app.ini", "old", &our_labels("host:9:99"));
     h.run();
     assert!(
-        h.logs.iter().any(|l| l.contains("without a name prefix")),
+        matches!(
+            h.failure(),
+            Some(BridgeError::Operator(OperatorError::NameHeldByForeign { why, .. }))
+                if why.contains("without a name prefix")
+        ),
         "{:?}",
-        h.logs
+        h.logs()
     );
     assert!(!h.daemon.requests.iter().any(|r| r.starts_with("DELETE")));
 }
@@ -1060,11 +1099,14 @@ fn missing_image_names_vassal_and_image_and_leaves_nothing() {
     let mut h = Harness::new(test_config());
     h.daemon.quirks.insert(Quirk::ImageMissing);
     h.run();
-    let error = h
-        .logs
-        .iter()
-        .find(|l| l.contains("not found"))
-        .expect("an error line");
+    let failure = h.failure().expect("the vassal fails");
+    assert!(
+        matches!(failure, BridgeError::Vassal(VassalError::ImageNotFound { image, .. }) if image == "app"),
+        "{failure:?}"
+    );
+    assert_eq!(failure.fault(), Fault::VassalAuthor);
+    // The wording: the line names the vassal and the image.
+    let error = log_line(&Event::Failed(failure.clone()));
     assert!(error.contains("vassal app.ini"), "{error}");
     assert!(error.contains("\"app\""), "{error}");
     assert!(
@@ -1080,9 +1122,12 @@ fn daemon_closing_mid_reply_fails_and_cleans_up_by_name() {
     h.daemon.close_mid_reply_on = Some("POST /containers/create");
     h.run();
     assert!(
-        h.logs.iter().any(|l| l.contains("closed the connection")),
+        matches!(
+            h.failure(),
+            Some(BridgeError::Daemon(DaemonFault::ClosedMidReply(_)))
+        ),
         "{:?}",
-        h.logs
+        h.logs()
     );
     // The create may have happened: the bridge looks, on a fresh connection, and finds
     // nothing to remove.
@@ -1119,11 +1164,9 @@ fn a_create_whose_reply_is_lost_removes_the_container_only_if_this_bridge_made_i
     h.run();
     assert!(!h.daemon.requests.iter().any(|r| r.starts_with("DELETE")));
     assert!(
-        h.logs
-            .iter()
-            .any(|l| l.contains("(other) was not made by this bridge")),
+        h.noticed(|n| matches!(n, Notice::NotMadeByUs { holder, .. } if holder == "other")),
         "{:?}",
-        h.logs
+        h.logs()
     );
     assert_eq!(
         h.daemon.containers.get("app.ini").map(String::as_str),
@@ -1140,11 +1183,13 @@ fn vassal_that_never_connects_hits_the_deadline() {
     assert!(h.exit.is_none());
     h.advance(Duration::from_secs(1));
     assert!(
-        h.logs
-            .iter()
-            .any(|l| l.contains("did not connect to the proxy socket /app.ini.sock")),
+        matches!(
+            h.failure(),
+            Some(BridgeError::Vassal(VassalError::NeverConnected { path, within, .. }))
+                if path == "/app.ini.sock" && *within == Duration::from_secs(30)
+        ),
         "{:?}",
-        h.logs
+        h.logs()
     );
     assert!(h.handoffs.is_empty());
     h.assert_clean(1);
@@ -1154,7 +1199,7 @@ fn vassal_that_never_connects_hits_the_deadline() {
 fn container_exit_removes_without_stopping() {
     let mut h = Harness::running();
     h.container_exits(3);
-    assert!(h.logs.iter().any(|l| l.contains("exited with status 3")));
+    assert!(h.saw(|e| matches!(e, Event::ContainerExited { status: 3 })));
     assert!(
         !h.daemon.requests.iter().any(|r| r.ends_with("/stop")),
         "nothing to stop"
@@ -1177,16 +1222,19 @@ fn an_oom_kill_is_read_from_inspect_and_logged_before_the_removal() {
     h.daemon.quirks.insert(Quirk::OomKilled);
     h.container_exits(137);
     assert!(
-        h.logs.iter().any(|l| l.contains("exited with status 137")),
+        h.saw(|e| matches!(e, Event::ContainerExited { status: 137 })),
         "{:?}",
-        h.logs
+        h.logs()
     );
     assert!(
-        h.logs
-            .iter()
-            .any(|l| l.contains("OOM killed") && l.contains("docker-memory = 16777216 bytes")),
+        h.noticed(|n| matches!(
+            n,
+            Notice::OomKilled {
+                memory: Some(16777216)
+            }
+        )),
         "{:?}",
-        h.logs
+        h.logs()
     );
     let tail: Vec<&str> = h
         .daemon
@@ -1223,9 +1271,9 @@ fn a_vassal_that_closes_its_channel_lets_the_wait_tell_the_oom_kill_first() {
     h.daemon.quirks.insert(Quirk::OomKilled);
     h.container_exits(137);
     assert!(
-        h.logs.iter().any(|l| l.contains("OOM killed")),
+        h.noticed(|n| matches!(n, Notice::OomKilled { .. })),
         "{:?}",
-        h.logs
+        h.logs()
     );
     assert!(!h.daemon.requests.iter().any(|r| r.ends_with("/stop")));
     h.assert_clean(1);
@@ -1246,11 +1294,11 @@ fn a_sigkill_that_is_not_an_oom_kill_says_so_and_one_already_removed_too() {
     h.daemon.running = false;
     h.container_exits(137);
     assert!(
-        h.logs.iter().any(|l| l.contains("not by the OOM killer")),
+        h.noticed(|n| matches!(n, Notice::KilledNotOom)),
         "{:?}",
-        h.logs
+        h.logs()
     );
-    assert!(!h.logs.iter().any(|l| l.contains("OOM killed")));
+    assert!(!h.noticed(|n| matches!(n, Notice::OomKilled { .. })));
     h.assert_clean(1);
 
     // AutoRemove won the race: the inspect answers 404, the vassal still ends cleanly.
@@ -1259,11 +1307,9 @@ fn a_sigkill_that_is_not_an_oom_kill_says_so_and_one_already_removed_too() {
     h.daemon.containers.clear();
     h.container_exits(137);
     assert!(
-        h.logs
-            .iter()
-            .any(|l| l.contains("removed before it could be inspected")),
+        h.noticed(|n| matches!(n, Notice::KilledUninspected(None))),
         "{:?}",
-        h.logs
+        h.logs()
     );
     h.assert_clean(1);
 
@@ -1336,10 +1382,7 @@ fn foreign_peer_is_refused_and_the_vassal_still_gets_the_fds() {
     h.run();
     assert_eq!(h.refused, [ProxyPeer(1), ProxyPeer(2)]);
     assert!(h.handoffs.is_empty());
-    assert!(h
-        .logs
-        .iter()
-        .any(|l| l.contains("refused a proxy connection from pid 999")));
+    assert!(h.noticed(|n| matches!(n, Notice::RefusedPeer { pid: Some(999) })));
     h.vassal_connects(3);
     assert_eq!(h.handoffs.len(), 1);
     // Once handed off, even the container's own processes get nothing more.
@@ -1355,10 +1398,10 @@ fn proxy_bind_failure_exits_before_any_request() {
     h.host_faults.insert(HostFault::ProxyBind);
     h.run();
     assert!(h.daemon.requests.is_empty());
-    assert!(h
-        .logs
-        .iter()
-        .any(|l| l.contains("cannot bind the proxy socket /etc/uwsgi/app.ini.sock")));
+    assert!(matches!(
+        h.failure(),
+        Some(BridgeError::Host(HostError::ProxyBind { path, .. })) if path == "/etc/uwsgi/app.ini.sock"
+    ));
     h.assert_clean(1);
 }
 
@@ -1370,7 +1413,16 @@ fn oversized_config_is_refused_before_anything_exists() {
     h.run();
     assert!(h.daemon.requests.is_empty());
     assert!(h.proxy == ProxySeen::Never);
-    assert!(h.logs.iter().any(|l| l.contains("70000")), "{:?}", h.logs);
+    assert!(
+        matches!(
+            h.failure(),
+            Some(BridgeError::Vassal(VassalError::Config(
+                ConfigError::TooLarge { len: 70000 }
+            )))
+        ),
+        "{:?}",
+        h.failure()
+    );
     assert_eq!(h.exit, Some(1));
 }
 
@@ -1428,7 +1480,7 @@ fn signal_while_resolving_the_namespace_never_accepts() {
                     h.bridge.handle_docker_data(conn, &b, h.now);
                 }
             }
-            Action::Log(event) => h.logs.push(log_line(&event)),
+            Action::Log(event) => h.events.push(event),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -1571,11 +1623,9 @@ fn reload_with_changed_docker_settings_recreates_through_the_emperor() {
         "the old container gets no new config"
     );
     assert!(
-        h.logs
-            .iter()
-            .any(|l| l.contains("the [emperor] section changed")),
+        h.noticed(|n| matches!(n, Notice::Recreating)),
         "{:?}",
-        h.logs
+        h.logs()
     );
     assert!(h.daemon.requests.iter().any(|r| r.ends_with("/stop")));
     // Non-zero: the Emperor sees its vassal die and starts it again from the new file.
@@ -1626,10 +1676,7 @@ fn without_an_emperor_changed_docker_settings_wait_for_the_next_start() {
         &h.to_vassal_config[first_push..],
         config_packet(&h.file).as_slice()
     );
-    assert!(h
-        .logs
-        .iter()
-        .any(|l| l.contains("apply when the vassal is next started")));
+    assert!(h.noticed(|n| matches!(n, Notice::ChangeAppliesNextStart)));
     assert_eq!(h.exit, None);
 }
 
@@ -1650,7 +1697,7 @@ impl Harness {
 
     /// Exited, whatever the daemon did: proxy socket closed, connections closed, no timer.
     fn assert_exited(&self, code: i32) {
-        assert_eq!(self.exit, Some(code), "logs: {:#?}", self.logs);
+        assert_eq!(self.exit, Some(code), "logs: {:#?}", self.logs());
         assert!(
             matches!(self.proxy, ProxySeen::Never | ProxySeen::Closed),
             "proxy socket left"
@@ -1692,11 +1739,11 @@ fn a_daemon_that_never_answers_fails_the_vassal_naming_the_request() {
         h.run_clock_until(limit);
         let said = format!("docker daemon did not answer {step} within 30 s");
         assert!(
-            h.logs
+            h.logs()
                 .iter()
                 .any(|l| l.contains(&said) && l.contains("vassal app.ini")),
             "{step}: {:#?}",
-            h.logs
+            h.logs()
         );
         assert!(
             matches!(h.bridge.is_finished(), Some(Outcome::Failed(e)) if e.to_string().contains(&said))
@@ -1742,9 +1789,13 @@ fn stop_with_everything_hanging(step: Option<&'static str>, stop: fn(&mut Harnes
     );
     assert!(h.now <= start + bound, "{step:?}: took {:?}", h.now - start);
     assert!(
-        h.logs.iter().any(|l| l.contains("did not answer")),
+        h.saw(|e| matches!(
+            e,
+            Event::Failed(BridgeError::Daemon(DaemonFault::Timeout { .. }))
+                | Event::Notice(Notice::CleanupFailed(DaemonFault::Timeout { .. }))
+        )),
         "{step:?}: the operator hears why: {:#?}",
-        h.logs
+        h.logs()
     );
 }
 
@@ -1806,7 +1857,7 @@ fn a_reload_is_compared_with_the_file_not_with_what_a_policy_forced() {
         config_packet(&h.file).as_slice(),
         "the same file is pushed again"
     );
-    assert_eq!(h.exit, None, "no recreate: {:?}", h.logs);
+    assert_eq!(h.exit, None, "no recreate: {:?}", h.logs());
 }
 
 fn cidfile_config() -> BridgeConfig {
@@ -1826,7 +1877,7 @@ fn cidfile_is_written_with_the_created_id() {
     assert!(
         h.proxy == ProxySeen::Accepting,
         "the vassal goes on: {:?}",
-        h.logs
+        h.logs()
     );
     assert_eq!(h.exit, None);
 }
@@ -1836,14 +1887,14 @@ fn cidfile_that_cannot_be_written_fails_the_vassal_and_removes_the_container() {
     let mut h = Harness::new(cidfile_config());
     h.cidfile_fails = Some("/var/run/app.cid: it exists and is not a cidfile".into());
     h.run();
-    let error = h
-        .logs
-        .iter()
-        .find(|l| l.contains("cannot write docker-cidfile /var/run/app.cid"))
-        .unwrap_or_else(|| panic!("an error line: {:?}", h.logs));
     assert!(
-        error.contains("vassal app.ini") && error.contains("not a cidfile"),
-        "{error}"
+        matches!(
+            h.failure(),
+            Some(BridgeError::Host(HostError::Cidfile { path, cause }))
+                if path == "/var/run/app.cid" && cause.to_string().contains("not a cidfile")
+        ),
+        "{:?}",
+        h.failure()
     );
     assert!(
         !h.daemon.requests.iter().any(|r| r.ends_with("/start")),
@@ -1862,11 +1913,16 @@ fn a_non_root_user_outside_the_private_dir_is_told_what_to_do_at_the_deadline() 
     let mut h = Harness::new(config_with(spec.clone(), &PlanOptions::default()));
     h.run();
     h.advance(Duration::from_secs(30));
-    let error = h
-        .logs
-        .iter()
-        .find(|l| l.contains("did not connect"))
-        .unwrap_or_else(|| panic!("a timeout line: {:?}", h.logs));
+    let failure = h.failure().expect("the vassal fails");
+    assert!(
+        matches!(
+            failure,
+            BridgeError::Vassal(VassalError::NeverConnected { .. })
+        ),
+        "{failure:?}"
+    );
+    // The wording of the hint.
+    let error = failure.to_string();
     assert!(
         error.contains("docker-user = 1000:1000")
             && error.contains("/etc/uwsgi/app.ini.sock")
@@ -1882,11 +1938,11 @@ fn a_non_root_user_outside_the_private_dir_is_told_what_to_do_at_the_deadline() 
     h.run();
     h.advance(Duration::from_secs(30));
     assert!(
-        h.logs.iter().any(|l| l.contains("did not connect")
+        h.logs().iter().any(|l| l.contains("did not connect")
             && l.contains("entry point")
             && !l.contains("UWSGIDOCKER_SOCKET_MODE")),
         "{:?}",
-        h.logs
+        h.logs()
     );
     // No docker-user, outside the private directory: the image's user or a remap may be
     // the cause, and the hint says so.
@@ -1894,11 +1950,11 @@ fn a_non_root_user_outside_the_private_dir_is_told_what_to_do_at_the_deadline() 
     h.run();
     h.advance(Duration::from_secs(30));
     assert!(
-        h.logs.iter().any(|l| l.contains("entry point")
+        h.logs().iter().any(|l| l.contains("entry point")
             && l.contains("userns-remap")
             && l.contains("UWSGIDOCKER_SOCKET_MODE=666")),
         "{:?}",
-        h.logs
+        h.logs()
     );
 }
 
@@ -1917,17 +1973,17 @@ fn a_daemon_that_comes_back_is_reattached_and_the_vassal_never_stops() {
     h.daemon_stops();
     assert_eq!(h.bridge.phase(), Phase::Reattaching);
     assert!(
-        h.logs.iter().any(|l| l.contains("lost the docker daemon")
-            && l.contains("closed the wait connection before the container exited")),
+        h.noticed(|n| matches!(n, Notice::DaemonLost(e)
+            if matches!(**e, BridgeError::Daemon(DaemonFault::StreamClosed { stream: "wait", .. })))),
         "{:?}",
-        h.logs
+        h.logs()
     );
     assert!(h.open_conns.is_empty(), "the dead streams are closed");
     // The Emperor's channels are still relayed while the daemon is away.
     h.emperor_sends(&[EmperorMessage::Reload.to_byte()]);
     assert_eq!(h.to_vassal_control, [EmperorMessage::Reload.to_byte()]);
     pass(&mut h, 8);
-    assert_eq!(h.exit, None, "{:?}", h.logs);
+    assert_eq!(h.exit, None, "{:?}", h.logs());
     assert!(
         h.failed_conns.len() >= 2,
         "it keeps trying: {:?}",
@@ -1936,7 +1992,7 @@ fn a_daemon_that_comes_back_is_reattached_and_the_vassal_never_stops() {
     let before = h.daemon.requests.len();
     h.daemon_down = false;
     pass(&mut h, 5);
-    assert_eq!(h.bridge.phase(), Phase::Running, "{:?}", h.logs);
+    assert_eq!(h.bridge.phase(), Phase::Running, "{:?}", h.logs());
     assert_eq!(
         h.daemon.targets[before..],
         [
@@ -1946,14 +2002,10 @@ fn a_daemon_that_comes_back_is_reattached_and_the_vassal_never_stops() {
         ],
         "inspect by id, then attach and wait again; no create, no start"
     );
-    assert!(
-        h.logs.iter().any(|l| l.contains("re-attached")),
-        "{:?}",
-        h.logs
-    );
+    assert!(h.saw(|e| matches!(e, Event::Reattached)), "{:?}", h.logs());
     h.container_output(b"after the outage\n");
     assert_eq!(
-        h.logs.last().map(String::as_str),
+        h.logs().last().map(String::as_str),
         Some("[app.ini] after the outage")
     );
     h.container_exits(0);
@@ -1980,7 +2032,7 @@ fn a_container_that_exited_while_the_daemon_was_away_is_reported_and_removed() {
     assert_eq!(attaches, 1, "a stopped container is not attached to again");
     // The wait for "not running" answers at once with the status.
     h.container_exits(3);
-    assert!(h.logs.iter().any(|l| l.contains("exited with status 3")));
+    assert!(h.saw(|e| matches!(e, Event::ContainerExited { status: 3 })));
     h.assert_clean(1);
 }
 
@@ -1994,9 +2046,9 @@ fn a_container_gone_when_the_daemon_is_back_ends_the_vassal_without_a_remove() {
     pass(&mut h, 2);
     assert_eq!(h.daemon.requests[before..], ["GET /containers/c0ffee/json"]);
     assert!(
-        h.logs.iter().any(|l| l.contains("the container is gone")),
+        h.noticed(|n| matches!(n, Notice::ContainerGone)),
         "{:?}",
-        h.logs
+        h.logs()
     );
     h.assert_clean(1);
     assert!(matches!(h.bridge.is_finished(), Some(Outcome::VassalLeft)));
@@ -2013,8 +2065,15 @@ fn a_daemon_that_stays_away_is_given_up_on_after_the_reattach_timeout() {
     pass(&mut h, 19);
     assert_eq!(h.exit, None, "still trying at 19 s");
     pass(&mut h, 10);
-    let failed = h.logs.iter().find(|l| l.contains("giving up re-attaching"));
-    assert!(failed.is_some(), "{:?}", h.logs);
+    assert!(
+        matches!(
+            h.failure(),
+            Some(BridgeError::Daemon(DaemonFault::GaveUpReattaching { container, .. }))
+                if container == CONTAINER_ID
+        ),
+        "{:?}",
+        h.failure()
+    );
     // Cleanup cannot reach the daemon either, and still ends.
     h.assert_exited(1);
     assert!(
@@ -2031,11 +2090,12 @@ fn a_stop_while_reattaching_ends_in_bounded_time_and_says_what_is_left() {
     h.run_clock_until(start + h.bridge.shutdown_bound());
     h.assert_exited(0);
     assert!(
-        h.logs
-            .iter()
-            .any(|l| l.contains("cannot connect to the docker daemon at /var/run/docker.sock")),
+        h.noticed(
+            |n| matches!(n, Notice::CleanupFailed(DaemonFault::Unreachable { daemon, .. })
+            if daemon == "/var/run/docker.sock")
+        ),
         "{:?}",
-        h.logs
+        h.logs()
     );
 }
 
@@ -2045,10 +2105,13 @@ fn losing_the_daemon_before_the_handoff_still_fails_the_vassal() {
     h.run();
     assert_eq!(h.bridge.phase(), Phase::AwaitingVassal);
     h.daemon_stops();
-    assert!(h
-        .logs
-        .iter()
-        .any(|l| l.contains("closed the wait connection")));
+    assert!(h.saw(|e| matches!(
+        e,
+        Event::Failed(BridgeError::Daemon(DaemonFault::StreamClosed {
+            stream: "wait",
+            ..
+        }))
+    )));
     assert_eq!(h.bridge.phase(), Phase::Exited);
     assert!(
         matches!(h.bridge.is_finished(), Some(Outcome::Failed(e)) if e.fault() == Fault::Daemon)
@@ -2078,17 +2141,15 @@ fn a_container_the_daemon_no_longer_knows_ends_the_vassal_as_gone() {
     h.daemon_down = false;
     pass(&mut h, 2);
     assert!(
-        h.logs.iter().any(|l| l.contains("the container is gone")),
+        h.noticed(|n| matches!(n, Notice::ContainerGone)),
         "{:?}",
-        h.logs
+        h.logs()
     );
     assert!(
-        !h.logs
-            .iter()
-            .skip(1)
-            .any(|l| l.contains("lost the docker daemon") && l.contains("no such container")),
+        !h.noticed(|n| matches!(n, Notice::DaemonLost(e)
+            if matches!(&**e, BridgeError::Daemon(DaemonFault::Refused { cause, .. }) if cause.is_not_found()))),
         "a daemon that answers is not lost: {:?}",
-        h.logs
+        h.logs()
     );
     assert_eq!(h.exit, Some(1));
     assert!(matches!(h.bridge.is_finished(), Some(Outcome::VassalLeft)));
@@ -2103,9 +2164,9 @@ fn a_wait_that_ends_in_no_such_container_ends_the_vassal_as_gone() {
     h.bridge.handle_docker_data(conn, chunk.as_bytes(), h.now);
     h.run();
     assert!(
-        h.logs.iter().any(|l| l.contains("the container is gone")),
+        h.noticed(|n| matches!(n, Notice::ContainerGone)),
         "{:?}",
-        h.logs
+        h.logs()
     );
     assert!(matches!(h.bridge.is_finished(), Some(Outcome::VassalLeft)));
     assert!(

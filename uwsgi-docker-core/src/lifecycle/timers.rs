@@ -4,29 +4,23 @@ use std::time::Instant;
 /// A deadline the bridge sets for itself (request deadlines live with their requests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Timer {
-    /// The vassal must connect to the proxy by then.
-    Handoff,
-    /// Create again after a name conflict.
-    Backoff,
     /// The vassal closed its channel: the wait has until then to report the exit.
     VassalGone,
     /// Try the daemon again while re-attaching.
     Reconnect,
-    /// The deadline of the rollover's current stage (handoff, accepting, the old
+    /// The deadline of the rollover's own stage (the new vassal accepting, the old
     /// container's graceful exit).
     Rollover,
 }
 
-const TIMERS: usize = 5;
+const TIMERS: usize = 3;
 
 impl Timer {
     fn slot(self) -> usize {
         match self {
-            Timer::Handoff => 0,
-            Timer::Backoff => 1,
-            Timer::VassalGone => 2,
-            Timer::Reconnect => 3,
-            Timer::Rollover => 4,
+            Timer::VassalGone => 0,
+            Timer::Reconnect => 1,
+            Timer::Rollover => 2,
         }
     }
 }
@@ -77,15 +71,15 @@ mod tests {
         let start = Instant::now();
         let mut timers = Timers::default();
         assert_eq!(timers.next(), None);
-        timers.set(Timer::Backoff, start + Duration::from_secs(2));
-        timers.set(Timer::Handoff, start + Duration::from_secs(1));
+        timers.set(Timer::Reconnect, start + Duration::from_secs(2));
+        timers.set(Timer::VassalGone, start + Duration::from_secs(1));
         assert_eq!(timers.next(), Some(start + Duration::from_secs(1)));
-        assert!(!timers.take_due(Timer::Handoff, start));
-        assert!(timers.take_due(Timer::Handoff, start + Duration::from_secs(1)));
-        assert!(!timers.take_due(Timer::Handoff, start + Duration::from_secs(9)));
+        assert!(!timers.take_due(Timer::VassalGone, start));
+        assert!(timers.take_due(Timer::VassalGone, start + Duration::from_secs(1)));
+        assert!(!timers.take_due(Timer::VassalGone, start + Duration::from_secs(9)));
         assert_eq!(timers.next(), Some(start + Duration::from_secs(2)));
-        timers.set(Timer::Handoff, start);
-        timers.clear(Timer::Backoff);
+        timers.set(Timer::VassalGone, start);
+        timers.clear(Timer::Reconnect);
         assert_eq!(timers.next(), Some(start));
         timers.clear_all();
         assert_eq!(timers.next(), None);

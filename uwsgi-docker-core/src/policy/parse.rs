@@ -288,14 +288,14 @@ fn apply(rules: &mut Rules, key: &str, value: &str, line: usize, text: &str) -> 
             key,
             line,
             text,
-            spec::parse_size(value),
+            spec::parse_size(value).map_err(|e| e.to_string()),
         ),
         "swap-max" => set_scalar(
             &mut rules.swap_max,
             key,
             line,
             text,
-            spec::parse_size(value),
+            spec::parse_size(value).map_err(|e| e.to_string()),
         ),
         "cpus-default" => set_scalar(
             &mut rules.cpus_default,
@@ -438,7 +438,7 @@ fn user_rule(value: &str) -> Result<UserRule, String> {
 }
 
 fn memory(value: &str) -> Result<u64, String> {
-    match spec::parse_size(value)? {
+    match spec::parse_size(value).map_err(|e| e.to_string())? {
         0 => Err("0 is not a limit; write a size such as 512m".into()),
         bytes => Ok(bytes),
     }

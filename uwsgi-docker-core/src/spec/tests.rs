@@ -576,6 +576,13 @@ fn sizes() {
     ] {
         assert_eq!(parse_size(text), Ok(bytes), "{text}");
     }
+    for text in ["", "k", "1t", "-1", "1.5g", "1 g"] {
+        assert_eq!(parse_size(text), Err(SizeError::Malformed), "{text:?}");
+    }
+    assert_eq!(parse_size("99999999999g"), Err(SizeError::TooLarge));
+    assert!(SizeError::TooLarge
+        .to_string()
+        .ends_with("more than 2^64 bytes"));
     assert_eq!(format_size(0), "0");
     assert_eq!(format_size(1536), "1536");
     assert_eq!(format_size(3 << 20), "3m");

@@ -415,13 +415,25 @@ pub(super) fn user(v: &str) -> Result<String, String> {
     Ok(v.into())
 }
 
+/// Why a value is not a size ([`parse_size`]); its text says what a size looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SizeError {
+    /// Not digits followed by an optional `k`, `m` or `g` (and `b`).
+    #[error("{SIZE_EXPECTED}")]
+    Malformed,
+    /// More bytes than a `u64` holds.
+    #[error("{SIZE_EXPECTED}; this is more than 2^64 bytes")]
+    TooLarge,
+}
+
 /// Bytes from `N`, `Nk`, `Nm`, `Ng`, each optionally followed by `b`; case-insensitive,
 /// binary multiples.
 ///
 /// # Errors
 ///
-/// What a size looks like, for a value that is not one or does not fit a `u64`.
-pub fn parse_size(v: &str) -> Result<u64, String> {
+/// [`SizeError`] for a value that is not a size or does not fit a `u64`.
+pub fn parse_size(v: &str) -> Result<u64, SizeError> {
     let lower = v.to_ascii_lowercase();
     let without_b = lower.strip_suffix('b').unwrap_or(&lower);
     let (digits, multiplier) = match without_b.as_bytes().last() {
@@ -431,13 +443,13 @@ pub fn parse_size(v: &str) -> Result<u64, String> {
         _ => (without_b, 1),
     };
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(SIZE_EXPECTED.into());
+        return Err(SizeError::Malformed);
     }
     digits
         .parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(multiplier))
-        .ok_or_else(|| format!("{SIZE_EXPECTED}; this is more than 2^64 bytes"))
+        .ok_or(SizeError::TooLarge)
 }
 
 /// dockerd's smallest memory limit ("Minimum memory limit allowed is 6MB").
@@ -446,7 +458,7 @@ pub const MIN_MEMORY: u64 = 6 << 20;
 /// `docker-memory`: a size from [`MIN_MEMORY`] up to what Docker's `Memory` (an `i64`)
 /// holds.
 pub(super) fn memory(v: &str) -> Result<u64, String> {
-    let bytes = parse_size(v)?;
+    let bytes = parse_size(v).map_err(|e| e.to_string())?;
     if bytes < MIN_MEMORY {
         return Err(format!(
             "{SIZE_EXPECTED}; at least 6m (the daemon refuses a memory limit under 6 MiB)"
@@ -460,7 +472,7 @@ pub(super) fn memory(v: &str) -> Result<u64, String> {
 
 /// `docker-swap`: a size that fits an `i64` (the sum with the memory is checked later).
 pub(super) fn swap(v: &str) -> Result<u64, String> {
-    let bytes = parse_size(v)?;
+    let bytes = parse_size(v).map_err(|e| e.to_string())?;
     if i64::try_from(bytes).is_err() {
         return Err(format!("{SIZE_EXPECTED}; {SIZE_TOO_LARGE}"));
     }

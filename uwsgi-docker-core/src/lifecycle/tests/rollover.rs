@@ -48,7 +48,7 @@ impl Harness {
     }
 
     fn new_vassal_connects(&mut self, peer: u64) {
-        assert!(self.proxy == ProxySeen::Accepting, "{:#?}", self.logs);
+        assert!(self.proxy == ProxySeen::Accepting, "{:#?}", self.logs());
         self.bridge.handle_proxy_peer(
             ProxyPeer(peer),
             Some(NEW_INIT_PID),
@@ -77,8 +77,12 @@ impl Harness {
         last(&self.daemon.targets, n)
     }
 
-    fn logged(&self, needle: &str) -> bool {
-        self.logs.iter().any(|l| l.contains(needle))
+    /// Why the rollover was abandoned, if it was.
+    fn abandoned(&self) -> Option<&BridgeError> {
+        self.events.iter().find_map(|e| match e {
+            Event::Notice(Notice::RolloverAbandoned(error)) => Some(&**error),
+            _ => None,
+        })
     }
 }
 
@@ -117,7 +121,7 @@ fn a_changed_section_rolls_over_to_a_new_container_and_the_emperor_sees_one_vass
         ]
     );
     assert!(h.proxy == ProxySeen::Accepting, "the proxy is bound again");
-    assert!(h.logged("starting a new container (image app:2)"));
+    assert!(h.noticed(|n| matches!(n, Notice::RollingOver { image } if image == "app:2")));
 
     // A peer from the old container's namespace is not the new vassal.
     h.bridge
@@ -154,7 +158,9 @@ fn a_changed_section_rolls_over_to_a_new_container_and_the_emperor_sees_one_vass
         [17],
         "bytes after the switch are relayed"
     );
-    assert!(h.logged("the new container beef02 accepts requests"));
+    assert!(h.noticed(
+        |n| matches!(n, Notice::RolledOver { from, to } if from == CONTAINER_ID && to == NEW_ID)
+    ));
 
     // The Emperor's bytes now go to the new vassal; the old one is not heard any more.
     h.emperor_sends(&[1]);
@@ -172,7 +178,11 @@ fn a_changed_section_rolls_over_to_a_new_container_and_the_emperor_sees_one_vass
         Some("DELETE /containers/c0ffee")
     );
     assert_eq!(h.dropped, [FIRST]);
-    assert!(h.logged("removed the old container c0ffee; the rollover is complete"));
+    assert!(h.noticed(|n| matches!(n, Notice::RetiredRemoved(id) if id == CONTAINER_ID)));
+    // The wording, once.
+    assert!(h
+        .logs()
+        .contains(&"[uwsgi-docker] vassal app.ini: removed the old container c0ffee; the rollover is complete".to_owned()));
     assert_eq!(h.bridge.phase(), Phase::Running);
     assert_eq!(h.exit, None, "the bridge never exits: no curse, no respawn");
     assert_eq!(h.bridge.poll_timeout(), None);
@@ -229,29 +239,43 @@ enum FailAt {
 #[test]
 fn a_new_container_failing_at_any_step_is_removed_and_the_old_one_serves_on() {
     use FailAt::*;
-    for (step, reason) in [
+    type Why = fn(&BridgeError) -> bool;
+    let cases: [(FailAt, Why); 9] = [
+        (PlanRefused, |e| {
+            matches!(e, BridgeError::Vassal(VassalError::SettingsRefused { reason })
+                if reason == "vassal app.ini: docker-memory = 9t")
+        }),
+        (Channels, |e| {
+            matches!(e, BridgeError::Host(HostError::Channels { .. }))
+        }),
         (
-            PlanRefused,
-            "the new settings are refused: vassal app.ini: docker-memory = 9t",
+            ImageMissing,
+            |e| matches!(e, BridgeError::Vassal(VassalError::ImageNotFound { image, .. }) if image == "app:2"),
         ),
-        (Channels, "cannot create the relayed channels"),
-        (ImageMissing, "docker image \"app:2\" not found"),
-        (StartRefused, "cannot start the container"),
-        (
-            ExitsBeforeHandoff,
-            "the new container exited with status 127",
-        ),
-        (
-            NeverConnects,
-            "the vassal did not connect to the proxy socket",
-        ),
-        (
-            NeverAccepts,
-            "did not report that it accepts requests within 30 s",
-        ),
-        (LeavesAfterHandoff, "the new vassal left"),
-        (AsksToStop, "the new vassal left"),
-    ] {
+        (StartRefused, |e| {
+            matches!(e, BridgeError::Vassal(VassalError::StartRefused(_)))
+        }),
+        (ExitsBeforeHandoff, |e| {
+            matches!(
+                e,
+                BridgeError::Vassal(VassalError::ExitedBeforeAccepting { status: 127 })
+            )
+        }),
+        (NeverConnects, |e| {
+            matches!(e, BridgeError::Vassal(VassalError::NeverConnected { .. }))
+        }),
+        (NeverAccepts, |e| {
+            matches!(e, BridgeError::Vassal(VassalError::NeverAccepting { within })
+                if *within == Duration::from_secs(30))
+        }),
+        (LeavesAfterHandoff, |e| {
+            matches!(e, BridgeError::Vassal(VassalError::LeftBeforeAccepting))
+        }),
+        (AsksToStop, |e| {
+            matches!(e, BridgeError::Vassal(VassalError::LeftBeforeAccepting))
+        }),
+    ];
+    for (step, why) in cases {
         let mut h = Harness::running_with_socket();
         match step {
             PlanRefused => h.plan_refusal = Some("vassal app.ini: docker-memory = 9t".into()),
@@ -283,12 +307,8 @@ fn a_new_container_failing_at_any_step_is_removed_and_the_old_one_serves_on() {
             }
             _ => {}
         }
-        let context = format!("{step:?}: {:#?}", h.logs);
-        assert!(
-            h.logged("the rollover is abandoned and the running container keeps serving"),
-            "{context}"
-        );
-        assert!(h.logged(reason), "{context}");
+        let context = format!("{step:?}: {:#?}", h.logs());
+        assert!(h.abandoned().is_some_and(why), "{context}");
         assert_eq!(
             h.daemon.containers,
             BTreeMap::from([("app.ini".to_owned(), CONTAINER_ID.to_owned())]),
@@ -317,7 +337,7 @@ fn a_later_change_tries_again_after_a_failed_rollover() {
     let mut h = Harness::running_with_socket();
     h.daemon.quirks.insert(Quirk::ImageMissing);
     h.file_changes_to(NEW_CONFIG);
-    assert!(h.logged("the rollover is abandoned"));
+    assert!(h.abandoned().is_some());
     h.daemon.quirks.remove(&Quirk::ImageMissing);
     // The image is there now; the next reload sees the same change and rolls over.
     h.file_changes_to(NEW_CONFIG);
@@ -345,7 +365,7 @@ fn a_section_that_cannot_run_beside_the_old_one_recreates_as_before() {
         let mut h = Harness::running_with_socket();
         h.file_changes_to(changed);
         assert!(h.plans.is_empty());
-        assert!(h.logged("removing the container so that the Emperor starts the vassal again"));
+        assert!(h.noticed(|n| matches!(n, Notice::Recreating)));
         h.assert_clean(1);
         assert!(matches!(h.bridge.is_finished(), Some(Outcome::Recreate)));
     }
@@ -393,7 +413,7 @@ fn a_stop_during_a_rollover_is_bounded_when_the_daemon_stops_answering() {
     let bound = h.bridge.shutdown_bound();
     h.emperor_sends(&[0]);
     h.run_clock_until(stopped_at + bound);
-    assert_eq!(h.exit, Some(0), "{:#?}", h.logs);
+    assert_eq!(h.exit, Some(0), "{:#?}", h.logs());
     assert!(h.now <= stopped_at + bound);
     assert!(
         !h.daemon.containers.contains_key("app.ini"),
@@ -411,7 +431,7 @@ fn a_second_change_during_a_rollover_is_rolled_to_once_the_first_is_done() {
     h.file = THIRD_CONFIG.to_vec();
     h.emperor_sends(&[1]);
     h.vassal_sends(&[2]);
-    assert!(h.logged("the newest one is applied when this rollover is done"));
+    assert!(h.noticed(|n| matches!(n, Notice::RolloverQueued)));
     assert_eq!(&h.to_vassal_config[pushes..], config_packet(SOCKET_CONFIG));
     assert_eq!(h.plans.len(), 1);
     // The first rollover completes, then the second starts, under the first name again.
@@ -455,6 +475,8 @@ fn a_leftover_of_ours_on_the_sibling_name_is_replaced_when_its_bridge_is_gone() 
         .requests
         .iter()
         .any(|r| r == "DELETE /containers/dead01"));
+    // Create is tried again after the start-up's back-off.
+    h.advance(FIRST_CONFLICT_BACKOFF);
     assert_eq!(
         h.daemon.containers.get(&sibling_name()).map(String::as_str),
         Some(NEW_ID)
@@ -469,7 +491,15 @@ fn a_foreign_container_on_the_sibling_name_abandons_the_rollover_and_is_left_alo
     let mut h = Harness::running_with_socket();
     h.daemon.holder(&sibling_name(), "f0f0f0", &[("x", "y")]);
     h.file_changes_to(NEW_CONFIG);
-    assert!(h.logged("which is not ours to replace"), "{:#?}", h.logs);
+    assert!(
+        matches!(
+            h.abandoned(),
+            Some(BridgeError::Operator(OperatorError::NameHeldByForeign { holder, .. }))
+                if holder == "f0f0f0"
+        ),
+        "{:#?}",
+        h.logs()
+    );
     assert_eq!(
         h.daemon.containers.get(&sibling_name()).map(String::as_str),
         Some("f0f0f0")
@@ -516,10 +546,95 @@ fn losing_the_daemon_during_a_rollover_abandons_it_and_keeps_the_old_vassal() {
     let mut h = Harness::running_with_socket();
     h.file_changes_to(NEW_CONFIG);
     h.daemon_stops();
-    assert!(h.logged("the rollover is abandoned"), "{:#?}", h.logs);
-    assert!(h.logged("lost the docker daemon"));
+    assert!(h.abandoned().is_some(), "{:#?}", h.logs());
+    assert!(h.noticed(|n| matches!(n, Notice::DaemonLost(_))));
     assert_eq!(h.bridge.phase(), Phase::Reattaching);
     assert_eq!(h.bridge.container_id(), Some(CONTAINER_ID));
     assert_eq!(h.exit, None);
     assert_eq!(h.dropped, [SECOND]);
+}
+
+#[test]
+fn a_live_bridge_on_the_sibling_name_is_waited_for_as_at_start_up_then_named() {
+    let mut h = Harness::running_with_socket();
+    h.daemon
+        .holder(&sibling_name(), "1eaf01", &our_labels("host:9:99"));
+    h.alive_answers = usize::MAX;
+    h.file_changes_to(NEW_CONFIG);
+    for _ in 0..MAX_CREATE_ATTEMPTS {
+        h.advance(Duration::from_secs(2));
+    }
+    let creates = h
+        .daemon
+        .requests
+        .iter()
+        .filter(|r| *r == "POST /containers/create")
+        .count();
+    assert_eq!(
+        creates,
+        1 + usize::from(MAX_CREATE_ATTEMPTS),
+        "start-up's tries"
+    );
+    assert!(
+        matches!(
+            h.abandoned(),
+            Some(BridgeError::Operator(OperatorError::NameHeldByLiveBridge { bridge, .. }))
+                if bridge == "host:9:99"
+        ),
+        "{:#?}",
+        h.logs()
+    );
+    assert_eq!(
+        h.daemon.containers.get(&sibling_name()).map(String::as_str),
+        Some("1eaf01"),
+        "a live bridge's container is never forced"
+    );
+    assert_eq!(h.bridge.container_id(), Some(CONTAINER_ID));
+    assert_eq!(h.bridge.phase(), Phase::Running);
+}
+
+#[test]
+fn a_leftover_of_this_very_bridge_on_the_sibling_name_is_removed_without_asking() {
+    let mut h = Harness::running_with_socket();
+    h.daemon
+        .holder(&sibling_name(), "1eff01", &our_labels("host:2:3"));
+    h.file_changes_to(NEW_CONFIG);
+    h.advance(FIRST_CONFLICT_BACKOFF);
+    assert!(
+        h.bridge_queries.is_empty(),
+        "our own bridge is not asked about"
+    );
+    assert!(h
+        .daemon
+        .requests
+        .iter()
+        .any(|r| r == "DELETE /containers/1eff01"));
+    h.new_vassal_connects(2);
+    h.generation_sends(SECOND, &[5]);
+    assert_eq!(h.bridge.container_id(), Some(NEW_ID));
+}
+
+#[test]
+fn a_stop_while_the_new_proxy_binds_waits_for_its_answer_then_exits_clean() {
+    for bound in [true, false] {
+        let mut h = Harness::running_with_socket();
+        h.host_faults.insert(HostFault::BindHangs);
+        h.file_changes_to(NEW_CONFIG);
+        assert_eq!(h.bridge.phase(), Phase::RollingOver);
+        h.emperor_sends(&[EmperorMessage::Stop.to_byte()]);
+        assert_eq!(
+            h.exit, None,
+            "the bind's answer says whether to unlink a socket"
+        );
+        let answer = if bound {
+            h.proxy = ProxySeen::Bound;
+            Ok(())
+        } else {
+            Err(std::io::Error::other("address in use"))
+        };
+        h.bridge.handle_proxy_bound(answer, h.now);
+        h.run();
+        assert_eq!(h.dropped, [SECOND], "bound: {bound}");
+        h.assert_clean(0);
+    }
 }

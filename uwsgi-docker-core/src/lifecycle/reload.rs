@@ -1,0 +1,148 @@
+//! What a config from the Emperor or the file comes to: pushed to the vassal (a reload),
+//! a rollover to a new container beside the running one, or a recreate through the
+//! Emperor. A config that comes during a rollover waits for its end.
+use std::io;
+use std::time::Instant;
+
+use super::channels::{ChannelRelay, ConfigVerdict};
+use super::events::Notice;
+use super::instance::Container;
+use super::interface::{Action, Outcome};
+use super::{Bridge, Step};
+use crate::emperor::{encode_config, EmperorMessage};
+use crate::spec::{self, VassalSpec};
+
+impl Bridge {
+    pub(super) fn push_config(&mut self, config: &[u8], now: Instant) {
+        if self.is_stopping() {
+            return;
+        }
+        match ChannelRelay::judge(config, &self.config, &mut self.out) {
+            ConfigVerdict::Push(packet) => {
+                self.note_config_during_rollover(config);
+                self.config.config = config.to_vec();
+                let generation = self.current.generation();
+                self.out.push(Action::ToVassalConfig(generation, packet));
+            }
+            ConfigVerdict::Changed(spec) => self.on_settings_changed(config, spec, now),
+            ConfigVerdict::Drop => {}
+        }
+    }
+
+    /// Whether a changed section can roll over: an Emperor to keep, a running vassal that
+    /// has its channels, a listening socket the bridge holds that both containers share,
+    /// and no published port (two containers cannot publish the same host port).
+    pub(super) fn can_roll_over(&self, spec: &VassalSpec) -> bool {
+        let plan = &self.config.plan;
+        self.config.emperor.has_control()
+            && plan.passes_socket
+            && matches!(self.step, Step::Running)
+            && self.current.instance.proxy.is_handed_off()
+            && matches!(self.current.instance.container, Container::Started(_))
+            && spec.socket == plan.spec.socket
+            && spec.ports.is_empty()
+            && plan.spec.ports.is_empty()
+    }
+
+    /// Whether the Emperor's reload byte waits for the file to be read first: a running
+    /// vassal whose config the bridge reads itself (no config channel). A changed
+    /// `[emperor]` section then rolls over, or recreates, without reloading the old vassal
+    /// first (a reloading uWSGI that gets no config waits 5 s for one before it exits).
+    pub(super) fn reads_before_reload(&self) -> bool {
+        self.config.emperor.has_control()
+            && !self.config.emperor.has_config()
+            && matches!(self.step, Step::Running)
+            && self.current.instance.proxy.is_handed_off()
+            && self.rollover.is_none()
+    }
+
+    /// The file, read for a held reload byte: a changed section rolls over where it can
+    /// (the running vassal serves on, not reloading) and recreates the container where it
+    /// cannot; anything else is an ordinary reload, relayed now.
+    pub(super) fn on_reload_read(&mut self, config: io::Result<Vec<u8>>, now: Instant) {
+        let changed = config.ok().and_then(|config| {
+            match spec::parse_vassal(&self.config.plan.vassal_name, &config) {
+                Ok(Some(spec)) if spec != self.config.requested_spec => Some((config, spec)),
+                _ => None,
+            }
+        });
+        match changed {
+            Some((config, spec)) if self.can_roll_over(&spec) && !self.is_stopping() => {
+                self.start_rollover(&config, spec)
+            }
+            Some(_) if !self.is_stopping() => {
+                self.out.notice(Notice::Recreating);
+                self.stop(Outcome::Recreate, now);
+            }
+            _ => {
+                let relaying = self.relaying().then_some(self.current.generation());
+                let reload = [EmperorMessage::Reload.to_byte()];
+                ChannelRelay::relay_emperor_control(&reload, relaying, &mut self.out);
+            }
+        }
+    }
+
+    /// A reload brought a changed `[emperor]` section (`None`: no longer a Docker vassal).
+    pub(super) fn on_settings_changed(
+        &mut self,
+        config: &[u8],
+        spec: Option<Box<VassalSpec>>,
+        now: Instant,
+    ) {
+        if let Some(rollover) = &mut self.rollover {
+            if spec.as_deref() != Some(&rollover.target) {
+                rollover.pending = Some(config.to_vec());
+                self.out.notice(Notice::RolloverQueued);
+            }
+            // The running vassal is reloading: it gets its own config again.
+            return self.push_last_config();
+        }
+        match spec {
+            Some(spec) if self.can_roll_over(&spec) => {
+                // The running vassal is reloading: it serves on with its own config.
+                self.push_last_config();
+                self.start_rollover(config, *spec);
+            }
+            _ => {
+                self.out.notice(Notice::Recreating);
+                self.stop(Outcome::Recreate, now);
+            }
+        }
+    }
+
+    /// A config with the running settings came during a rollover (it was pushed): it is
+    /// the newest, so it is judged again after the rollover.
+    pub(super) fn note_config_during_rollover(&mut self, config: &[u8]) {
+        let Some(rollover) = &mut self.rollover else {
+            return;
+        };
+        if let Ok(Some(_)) = spec::parse_vassal(&self.config.plan.vassal_name, config) {
+            rollover.pending = Some(config.to_vec());
+            self.out.notice(Notice::RolloverQueued);
+        }
+    }
+
+    fn push_last_config(&mut self) {
+        let mut packet = Vec::new();
+        if encode_config(&self.config.config, &mut packet).is_ok() {
+            let generation = self.current.generation();
+            self.out.push(Action::ToVassalConfig(generation, packet));
+        }
+    }
+
+    /// The newest config that came during a rollover, now that it is done.
+    pub(super) fn on_config_after_rollover(&mut self, config: &[u8], now: Instant) {
+        match ChannelRelay::judge(config, &self.config, &mut self.out) {
+            ConfigVerdict::Changed(Some(spec)) if self.can_roll_over(&spec) => {
+                // The running vassal is not reloading: nothing to push to it.
+                self.start_rollover(config, *spec);
+            }
+            ConfigVerdict::Changed(_) => {
+                self.out.notice(Notice::Recreating);
+                self.stop(Outcome::Recreate, now);
+            }
+            // The running vassal has these settings already.
+            ConfigVerdict::Push(_) | ConfigVerdict::Drop => {}
+        }
+    }
+}
