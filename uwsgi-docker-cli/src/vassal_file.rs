@@ -2,25 +2,80 @@
 //! and the bridge's re-read on reload).
 //!
 //! The Emperor names the file, not the tenant, so a symlink is followed. But whatever the
-//! path is, reading it must not block or exhaust memory: it is opened non-blocking (a FIFO
-//! or a device would otherwise hang the open or the read), refused unless it is a regular
-//! file, and refused unread when it is over [`MAX_VASSAL_FILE`].
+//! path is, reading it must not block or exhaust memory: it is refused unless it is a
+//! regular file (a FIFO or a device is never opened for reading), and refused unread when
+//! it is over [`MAX_VASSAL_FILE`].
+//!
+//! **One open, one owner.** The path is resolved here, one component at a time from a
+//! pinned directory (`O_PATH|O_NOFOLLOW`), each symlink read through its own handle, and
+//! the file is opened from the handle the walk ended on; its text is read from that
+//! descriptor and its owner taken with `fstat` on it. So the text and the owner are the
+//! same file's, and a rename between two lookups cannot pair a tenant's text with root's
+//! owner. The walk also notes who controls each name on the way: the owner of each
+//! directory a name is looked up in, of each symlink, and of the file. The tenant is the
+//! one user other than root among them ([`VassalFile::tenant_uid`]): a tenant's link to
+//! root's file, or root's link into a tenant's directory, is the tenant's.
+use std::collections::VecDeque;
+use std::ffi::{OsStr, OsString};
 use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use rustix::fs::{FileType, Mode, OFlags};
+use rustix::fs::{FileType, Mode, OFlags, Stat};
 use uwsgi_docker_core::spec::MAX_VASSAL_FILE;
+
+/// As the kernel's limit on symlinks followed in one lookup.
+const MAX_LINKS: usize = 40;
+
+/// A vassal file's text, and who controls it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VassalFile {
+    pub text: Vec<u8>,
+    /// The owner of each directory a name was looked up in, each symlink followed and the
+    /// file, in walk order.
+    pub controllers: Vec<u32>,
+}
+
+impl VassalFile {
+    /// The tenant: the one user other than root who controls the file, its links or the
+    /// directories they are in; 0 (root) when root controls all of them.
+    ///
+    /// # Errors
+    ///
+    /// Two users other than root: a chain through two tenants is nobody's.
+    pub fn tenant_uid(&self, path: &Path) -> Result<u32, VassalFileError> {
+        let mut tenant = None;
+        for &uid in self.controllers.iter().filter(|&&uid| uid != 0) {
+            match tenant {
+                None => tenant = Some(uid),
+                Some(first) if first == uid => {}
+                Some(first) => {
+                    return Err(VassalFileError::TwoTenants {
+                        path: path.display().to_string(),
+                        first,
+                        second: uid,
+                    })
+                }
+            }
+        }
+        Ok(tenant.unwrap_or(0))
+    }
+}
 
 /// The whole file, or why not (naming the path, not the vassal: callers add that).
 pub fn read(path: &Path) -> Result<Vec<u8>, VassalFileError> {
+    open(path).map(|file| file.text)
+}
+
+/// The file's text and who controls it (see the module docs).
+pub fn open(path: &Path) -> Result<VassalFile, VassalFileError> {
     let shown = || path.display().to_string();
     let unreadable = |e: std::io::Error| VassalFileError::Read {
         path: shown(),
         source: e,
     };
-    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-    let fd = rustix::fs::open(path, flags, Mode::empty()).map_err(|e| unreadable(e.into()))?;
-    let stat = rustix::fs::fstat(&fd).map_err(|e| unreadable(e.into()))?;
+    let (handle, stat, controllers) = resolve(path).map_err(|e| unreadable(e.into()))?;
     let kind = FileType::from_raw_mode(stat.st_mode);
     if kind != FileType::RegularFile {
         return Err(VassalFileError::NotRegular {
@@ -37,6 +92,12 @@ pub fn read(path: &Path) -> Result<Vec<u8>, VassalFileError> {
     if size > cap {
         return Err(too_large(size));
     }
+    // Reopened through its handle: the very inode the walk ended on, whatever the path
+    // names by now.
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let reopen = format!("/proc/self/fd/{}", handle.as_raw_fd());
+    let fd = rustix::fs::open(reopen.as_str(), flags, Mode::empty())
+        .map_err(|e| unreadable(e.into()))?;
     let mut text = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     // It may grow while we read: never more than the cap plus one byte to notice.
     std::fs::File::from(fd)
@@ -46,7 +107,66 @@ pub fn read(path: &Path) -> Result<Vec<u8>, VassalFileError> {
     if text.len() > MAX_VASSAL_FILE {
         return Err(too_large(text.len() as u64));
     }
-    Ok(text)
+    Ok(VassalFile { text, controllers })
+}
+
+/// Walks `path` as the kernel would, but one name at a time, so that every symlink and
+/// directory on the way is seen: the `O_PATH` handle of what it names, its stat, and the
+/// controllers (see [`VassalFile::controllers`]).
+fn resolve(path: &Path) -> rustix::io::Result<(OwnedFd, Stat, Vec<u32>)> {
+    use rustix::io::Errno;
+    let handle_flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let dir_flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let root = || rustix::fs::open("/", dir_flags, Mode::empty());
+    let split = |bytes: &[u8]| -> VecDeque<OsString> {
+        bytes
+            .split(|&b| b == b'/')
+            .filter(|part| !part.is_empty() && *part != b".")
+            .map(|part| OsStr::from_bytes(part).to_owned())
+            .collect()
+    };
+    let raw = path.as_os_str().as_bytes();
+    let mut dir = if raw.starts_with(b"/") {
+        root()?
+    } else {
+        rustix::fs::open(".", dir_flags, Mode::empty())?
+    };
+    let mut pending = split(raw);
+    let mut controllers = Vec::new();
+    let mut links = 0;
+    loop {
+        let Some(name) = pending.pop_front() else {
+            // The path names a directory (or /): not a vassal file, said by the caller.
+            let stat = rustix::fs::fstat(&dir)?;
+            return Ok((dir, stat, controllers));
+        };
+        controllers.push(rustix::fs::fstat(&dir)?.st_uid);
+        let handle = rustix::fs::openat(&dir, name.as_os_str(), handle_flags, Mode::empty())?;
+        let stat = rustix::fs::fstat(&handle)?;
+        match FileType::from_raw_mode(stat.st_mode) {
+            FileType::Symlink => {
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err(Errno::LOOP);
+                }
+                controllers.push(stat.st_uid);
+                let target = rustix::fs::readlinkat(&handle, "", Vec::new())?;
+                let target = target.as_bytes();
+                let mut next = split(target);
+                next.extend(pending);
+                pending = next;
+                if target.starts_with(b"/") {
+                    dir = root()?;
+                }
+            }
+            FileType::Directory if !pending.is_empty() => dir = handle,
+            _ if pending.is_empty() => {
+                controllers.push(stat.st_uid);
+                return Ok((handle, stat, controllers));
+            }
+            _ => return Err(Errno::NOTDIR),
+        }
+    }
 }
 
 /// Why a vassal file is not read.
@@ -61,6 +181,12 @@ pub enum VassalFileError {
     NotRegular { path: String, kind: &'static str },
     #[error("{path} is {size} bytes, more than the {MAX_VASSAL_FILE} (1 MiB) a vassal file may have; a config pushed to a Docker vassal is at most 65535 bytes anyway")]
     TooLarge { path: String, size: u64 },
+    #[error("{path} is controlled by two users other than root, uid {first} and uid {second} (through a symlink or a directory of one of them), so it is no one tenant's; under a policy put each tenant's vassal file where only root and that tenant control it")]
+    TwoTenants {
+        path: String,
+        first: u32,
+        second: u32,
+    },
 }
 
 fn describe(kind: FileType) -> &'static str {
