@@ -228,6 +228,71 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    fn chown_entry(path: &Path, uid: u32) {
+        rustix::fs::chownat(
+            rustix::fs::CWD,
+            path,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(uid)),
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .expect("chown");
+    }
+
+    /// Issue 17's second route: whoever controls a link or a directory on the way is the
+    /// tenant, and two of them make the file no one's.
+    #[test]
+    fn the_tenant_is_the_one_non_root_controller_on_the_way() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!(
+                "SKIP the_tenant_is_the_one_non_root_controller_on_the_way: needs root to chown"
+            );
+            return;
+        }
+        let dir = scratch("owners");
+        let roots = dir.join("roots.ini");
+        std::fs::write(&roots, b"[uwsgi]\n").expect("write");
+        let judge = |path: &Path| {
+            let file = open(path).expect("open");
+            file.tenant_uid(path)
+        };
+        assert_eq!(judge(&roots).expect("root's"), 0);
+        // A tenant's symlink to root's file is the tenant's.
+        let link = dir.join("link.ini");
+        std::os::unix::fs::symlink(&roots, &link).expect("symlink");
+        chown_entry(&link, 4242);
+        assert_eq!(judge(&link).expect("the link's owner"), 4242);
+        // Root's link to root's link of the tenant's: still the tenant's.
+        let outer = dir.join("outer.ini");
+        std::os::unix::fs::symlink(&link, &outer).expect("symlink");
+        assert_eq!(judge(&outer).expect("the chain"), 4242);
+        // Root's file in a tenant's directory: the tenant can swap it.
+        let tenant_dir = dir.join("tenant");
+        std::fs::create_dir(&tenant_dir).expect("mkdir");
+        std::fs::write(tenant_dir.join("app.ini"), b"[uwsgi]\n").expect("write");
+        chown_entry(&tenant_dir, 4243);
+        assert_eq!(
+            judge(&tenant_dir.join("app.ini")).expect("the dir's owner"),
+            4243
+        );
+        // A link of one tenant into another's directory: nobody's.
+        let across = dir.join("across.ini");
+        std::os::unix::fs::symlink(tenant_dir.join("app.ini"), &across).expect("symlink");
+        chown_entry(&across, 4242);
+        let err = judge(&across).expect_err("two tenants").to_string();
+        assert!(
+            err.contains("uid 4242") && err.contains("uid 4243"),
+            "{err}"
+        );
+        // The text is the file's that was judged, read from one descriptor.
+        assert_eq!(open(&link).expect("open").text, b"[uwsgi]\n");
+        // A relative path walks from the cwd, and a loop is refused.
+        let looped = dir.join("loop.ini");
+        std::os::unix::fs::symlink(&looped, &looped).expect("symlink");
+        assert!(open(&looped).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn a_fifo_is_refused_without_blocking() {
         let dir = scratch("fifo");

@@ -25,10 +25,12 @@ fn policy(data: &Path, cids: &Path) -> String {
          user = owner\n\
          publish = 127.0.0.1:1024-65535\n\
          memory-max = 512m\n\
-         cidfile-dirs = {cids}\n",
+         cidfile-dirs = {cids}\n\
+         proxy = {proxy}\n",
         image = image(),
         data = data.display(),
         cids = cids.display(),
+        proxy = data.with_file_name("tenant-proxy").display(),
     )
 }
 
@@ -51,6 +53,10 @@ fn world_with_policy(test: &str) -> Option<(World, std::path::PathBuf)> {
     let cids = base.join("cids");
     fs::create_dir_all(&data).expect("data dir");
     fs::create_dir_all(&cids).expect("cidfile dir");
+    // A proxy directory the tenant owns: it could swap its socket for a symlink.
+    let tenant_proxy = base.join("tenant-proxy");
+    fs::create_dir_all(&tenant_proxy).expect("proxy dir");
+    std::os::unix::fs::chown(&tenant_proxy, Some(TENANT.0), Some(TENANT.1)).expect("chown");
     for dir in [&base, &data, &cids] {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).expect("chmod");
     }
@@ -128,6 +134,25 @@ fn policy_refuses_each_forbidden_request_and_creates_nothing() {
             "docker-mount",
             "mounts",
         ),
+        // Bounds that hold when the policy names none.
+        (
+            "big-swap",
+            "docker-memory = 256m\ndocker-swap = 8000000g".into(),
+            "docker-swap",
+            "built in",
+        ),
+        (
+            "long-stop",
+            "docker-stop-timeout = 4294967295\ndocker-stop-signal = SIGCONT".into(),
+            "docker-stop-timeout",
+            "built in",
+        ),
+        (
+            "big-tmpfs",
+            "docker-tmpfs = /scratch:size=1g".into(),
+            "docker-tmpfs",
+            "built in",
+        ),
     ];
     let mut names = Vec::new();
     for (short, extra, _, _) in &cases {
@@ -144,6 +169,19 @@ fn policy_refuses_each_forbidden_request_and_creates_nothing() {
         w.write_vassal_owned(&name, &text, Some(TENANT));
         names.push(name);
     }
+    // A proxy socket in a directory the tenant can write: the daemon would look its path up
+    // again after our check, so it is refused.
+    let proxy_vassal = w.vassal_name("tenant-proxy");
+    let text = docker_vassal(
+        port(),
+        &format!(
+            "docker-proxy = {}/p.sock",
+            base.join("tenant-proxy").display()
+        ),
+        "",
+    );
+    w.write_vassal_owned(&proxy_vassal, &text, Some(TENANT));
+    names.push(proxy_vassal.clone());
     // A foreign image: any image the policy does not name.
     let foreign = w.vassal_name("foreign-image");
     let text = docker_vassal(port(), "", "").replace(&image(), "busybox:latest");
@@ -159,6 +197,14 @@ fn policy_refuses_each_forbidden_request_and_creates_nothing() {
     }
     w.wait_for_log_line(
         &[foreign.as_str(), "docker-image", "images", "line "],
+        SPAWN_TIMEOUT,
+    );
+    w.wait_for_log_line(
+        &[
+            proxy_vassal.as_str(),
+            "the proxy socket",
+            "can be changed by others than root",
+        ],
         SPAWN_TIMEOUT,
     );
     for name in names.iter().chain([&foreign]) {
