@@ -101,9 +101,9 @@ pub fn run(args: WrapperArgs) -> ExitCode {
     // tenant is judged on the descriptor its text came from.
     let (text, packet_len, origin) = match &args.source {
         ConfigSource::File(path) => {
-            match crate::vassal_file::open(path).and_then(|file| {
+            match crate::vassal_file::open(path).map(|file| {
                 let origin = Origin::of_file(&file, path);
-                Ok((file.text, origin))
+                (file.text, origin)
             }) {
                 Ok((text, origin)) => (text, None, origin),
                 Err(e) => return fail(&format!("vassal {name}: {e}")),

@@ -890,10 +890,7 @@ impl Cx<'_> {
             } else {
                 format!("{path}:{options}")
             };
-            let size = options
-                .split(',')
-                .filter_map(|o| o.strip_prefix("size="))
-                .last();
+            let size = options.rsplit(',').find_map(|o| o.strip_prefix("size="));
             match size.map(crate::spec::parse_size) {
                 None => {
                     let filled = format!("size={}", format_size(size_max.value));
