@@ -35,6 +35,9 @@ pub struct VassalFile {
     /// The owner of each directory a name was looked up in, each symlink followed and the
     /// file, in walk order.
     pub controllers: Vec<u32>,
+    /// A directory on the way that others than its owner may write without a sticky bit
+    /// (mode `o+w` or `g+w`): anyone with that access controls the names in it.
+    pub shared_dir: bool,
 }
 
 impl VassalFile {
@@ -45,6 +48,11 @@ impl VassalFile {
     ///
     /// Two users other than root: a chain through two tenants is nobody's.
     pub fn tenant_uid(&self, path: &Path) -> Result<u32, VassalFileError> {
+        if self.shared_dir {
+            return Err(VassalFileError::SharedDirectory {
+                path: path.display().to_string(),
+            });
+        }
         let mut tenant = None;
         for &uid in self.controllers.iter().filter(|&&uid| uid != 0) {
             match tenant {
@@ -75,7 +83,7 @@ pub fn open(path: &Path) -> Result<VassalFile, VassalFileError> {
         path: shown(),
         source: e,
     };
-    let (handle, stat, controllers) = resolve(path).map_err(|e| unreadable(e.into()))?;
+    let (handle, stat, walked) = resolve(path).map_err(|e| unreadable(e.into()))?;
     let kind = FileType::from_raw_mode(stat.st_mode);
     if kind != FileType::RegularFile {
         return Err(VassalFileError::NotRegular {
@@ -107,13 +115,24 @@ pub fn open(path: &Path) -> Result<VassalFile, VassalFileError> {
     if text.len() > MAX_VASSAL_FILE {
         return Err(too_large(text.len() as u64));
     }
-    Ok(VassalFile { text, controllers })
+    Ok(VassalFile {
+        text,
+        controllers: walked.controllers,
+        shared_dir: walked.shared_dir,
+    })
+}
+
+/// Who controls the names on the way (see [`VassalFile`]).
+#[derive(Debug, Default)]
+struct Walked {
+    controllers: Vec<u32>,
+    shared_dir: bool,
 }
 
 /// Walks `path` as the kernel would, but one name at a time, so that every symlink and
 /// directory on the way is seen: the `O_PATH` handle of what it names, its stat, and the
 /// controllers (see [`VassalFile::controllers`]).
-fn resolve(path: &Path) -> rustix::io::Result<(OwnedFd, Stat, Vec<u32>)> {
+fn resolve(path: &Path) -> rustix::io::Result<(OwnedFd, Stat, Walked)> {
     use rustix::io::Errno;
     let handle_flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let dir_flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
@@ -132,15 +151,18 @@ fn resolve(path: &Path) -> rustix::io::Result<(OwnedFd, Stat, Vec<u32>)> {
         rustix::fs::open(".", dir_flags, Mode::empty())?
     };
     let mut pending = split(raw);
-    let mut controllers = Vec::new();
+    let mut walked = Walked::default();
     let mut links = 0;
     loop {
         let Some(name) = pending.pop_front() else {
             // The path names a directory (or /): not a vassal file, said by the caller.
             let stat = rustix::fs::fstat(&dir)?;
-            return Ok((dir, stat, controllers));
+            return Ok((dir, stat, walked));
         };
-        controllers.push(rustix::fs::fstat(&dir)?.st_uid);
+        let dir_stat = rustix::fs::fstat(&dir)?;
+        walked.controllers.push(dir_stat.st_uid);
+        let sticky = dir_stat.st_mode & 0o1000 != 0;
+        walked.shared_dir |= dir_stat.st_mode & 0o022 != 0 && !sticky;
         let handle = rustix::fs::openat(&dir, name.as_os_str(), handle_flags, Mode::empty())?;
         let stat = rustix::fs::fstat(&handle)?;
         match FileType::from_raw_mode(stat.st_mode) {
@@ -149,7 +171,7 @@ fn resolve(path: &Path) -> rustix::io::Result<(OwnedFd, Stat, Vec<u32>)> {
                 if links > MAX_LINKS {
                     return Err(Errno::LOOP);
                 }
-                controllers.push(stat.st_uid);
+                walked.controllers.push(stat.st_uid);
                 let target = rustix::fs::readlinkat(&handle, "", Vec::new())?;
                 let target = target.as_bytes();
                 let mut next = split(target);
@@ -161,8 +183,8 @@ fn resolve(path: &Path) -> rustix::io::Result<(OwnedFd, Stat, Vec<u32>)> {
             }
             FileType::Directory if !pending.is_empty() => dir = handle,
             _ if pending.is_empty() => {
-                controllers.push(stat.st_uid);
-                return Ok((handle, stat, controllers));
+                walked.controllers.push(stat.st_uid);
+                return Ok((handle, stat, walked));
             }
             _ => return Err(Errno::NOTDIR),
         }
@@ -187,6 +209,8 @@ pub enum VassalFileError {
         first: u32,
         second: u32,
     },
+    #[error("{path} is reached through a directory that others than its owner may write (group- or world-writable without the sticky bit), so anyone with that access controls what it names; under a policy make every directory on the way writable by its owner only")]
+    SharedDirectory { path: String },
 }
 
 fn describe(kind: FileType) -> &'static str {
@@ -284,6 +308,16 @@ mod tests {
             err.contains("uid 4242") && err.contains("uid 4243"),
             "{err}"
         );
+        // A directory others may write without a sticky bit: anyone there controls it.
+        let shared = dir.join("shared");
+        std::fs::create_dir(&shared).expect("mkdir");
+        std::fs::write(shared.join("app.ini"), b"[uwsgi]\n").expect("write");
+        std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .expect("chmod");
+        let err = judge(&shared.join("app.ini"))
+            .expect_err("shared")
+            .to_string();
+        assert!(err.contains("writable by its owner only"), "{err}");
         // The text is the file's that was judged, read from one descriptor.
         assert_eq!(open(&link).expect("open").text, b"[uwsgi]\n");
         // A relative path walks from the cwd, and a loop is refused.

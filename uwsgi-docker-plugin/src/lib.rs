@@ -271,8 +271,16 @@ pub fn hook(input: HookInput<'_>) {
         }
         return;
     };
-    let options = match Options::from_values(&input.option_values, input.bridge, input.plugin_path)
-    {
+    // The bridge inherits the Emperor's environment, so a policy set there
+    // (UWSGIDOCKER_POLICY) rules its Docker vassals; it must rule the host vassals the
+    // hook lets through too.
+    let mut option_values = input.option_values;
+    if !option_values.iter().any(|(k, _)| *k == var::POLICY) {
+        if let Some(policy) = std::env::var_os(var::POLICY).filter(|p| !p.is_empty()) {
+            option_values.push((var::POLICY, policy));
+        }
+    }
+    let options = match Options::from_values(&option_values, input.bridge, input.plugin_path) {
         Ok(options) => options,
         // The bridge would refuse it too; say so here, once, before anything runs.
         Err(e) => {

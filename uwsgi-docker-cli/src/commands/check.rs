@@ -181,6 +181,7 @@ mod tests {
         VassalFile {
             text: text.as_ref().to_vec(),
             controllers: vec![0],
+            shared_dir: false,
         }
     }
 
