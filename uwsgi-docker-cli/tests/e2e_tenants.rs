@@ -508,6 +508,26 @@ fn a_mount_source_swapped_for_a_symlink_never_reaches_the_daemon() {
             "{outcome}"
         );
     }
+    // check --policy gives the same verdict, without a daemon.
+    let vassal = base.join("swap.ini");
+    fs::write(
+        &vassal,
+        format!(
+            "[emperor]\ndocker-image = {}\ndocker-mount = {}:/data\n",
+            image(),
+            data.display()
+        ),
+    )
+    .expect("vassal");
+    let check = Command::new(bin())
+        .args(["check", "--policy"])
+        .arg(&policy_path)
+        .arg(&vassal)
+        .output()
+        .expect("run check --policy");
+    assert!(!check.status.success());
+    let err = lossy(&check.stderr);
+    assert!(err.contains("can be changed by others than root"), "{err}");
     drop(w);
     let _ = fs::remove_dir_all(&base);
 }

@@ -11,7 +11,7 @@ use uwsgi_docker_core::spec;
 use crate::commands::run::vassal_name;
 use crate::fault::{Fault, VassalFault};
 use crate::output::{self, fail};
-use crate::runtime::start::{identity, plan};
+use crate::runtime::start::{check_fixed_paths, identity, plan};
 use crate::settings::RuntimeSettings;
 use crate::tenancy::{self, Origin};
 use crate::vassal_file::VassalFile;
@@ -75,6 +75,10 @@ pub fn report(settings: &RuntimeSettings, file: &Path, read: &VassalFile) -> Res
     let identity = identity(settings, &name, BRIDGE_ID.to_owned());
     let socket = spec.socket.as_ref().map(ToString::to_string);
     let plan = plan(settings, spec, &identity, false, false)?;
+    // As the bridge judges them: paths the daemon looks up again must be unswappable.
+    if settings.policy.is_some() {
+        check_fixed_paths(&name, &plan)?;
+    }
     let api = Api::with_version(ApiVersion::OURS);
     let mut requests = Vec::new();
     let mut push = |build: &dyn Fn(&mut Vec<u8>), body: Option<Value>| {

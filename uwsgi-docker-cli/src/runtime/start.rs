@@ -180,7 +180,7 @@ pub fn plan_vassal(
 /// socket outside the Emperor's private runtime directory) must be one only root can
 /// redirect ([`hostfs::check_fixed_path`]). A symlink check alone would not do: the daemon
 /// looks the path up again when the container starts, after any check of ours.
-fn check_fixed_paths(name: &str, plan: &ContainerPlan) -> Result<(), Fault> {
+pub fn check_fixed_paths(name: &str, plan: &ContainerPlan) -> Result<(), Fault> {
     for mount in &plan.spec.mounts {
         if let Err(source) = hostfs::check_fixed_path(Path::new(&mount.host), false) {
             return Err(VassalFault::MountPath {
