@@ -226,6 +226,24 @@ fn policy_refuses_each_forbidden_request_and_creates_nothing() {
     let _ = fs::remove_dir_all(&base);
 }
 
+/// A vassal that mounts `data` at /data and serves the psgi app /data/app.pl on `port`.
+fn data_app_vassal(port: u16, data: &Path) -> String {
+    format!(
+        "[emperor]\n\
+         docker-image = {image}\n\
+         docker-port = 127.0.0.1:{port}:3031\n\
+         docker-mount = {data}:/data\n\
+         \n\
+         [uwsgi]\n\
+         master = true\n\
+         plugin = psgi\n\
+         psgi = /data/app.pl\n\
+         http-socket = 0.0.0.0:3031\n",
+        image = image(),
+        data = data.display(),
+    )
+}
+
 /// The app a tenant's vassal serves from the allowed mount: it says who it runs as and
 /// whether it can read a root-only file through the same mount.
 const WHOAMI_APP: &str = r#"my $app = sub {
@@ -248,20 +266,7 @@ fn an_allowed_vassal_runs_as_its_owner_and_cannot_read_root_files() {
 
     let port = free_port();
     let name = w.vassal_name("tenant-app");
-    let text = format!(
-        "[emperor]\n\
-         docker-image = {image}\n\
-         docker-port = 127.0.0.1:{port}:3031\n\
-         docker-mount = {data}:/data\n\
-         \n\
-         [uwsgi]\n\
-         master = true\n\
-         plugin = psgi\n\
-         psgi = /data/app.pl\n\
-         http-socket = 0.0.0.0:3031\n",
-        image = image(),
-        data = data.display(),
-    );
+    let text = data_app_vassal(port, &data);
     w.write_vassal_owned(&name, &text, Some(TENANT));
     let expected = format!("uid={} secret=denied greeting=none", TENANT.0);
     w.wait_for_body(port, &expected, SPAWN_TIMEOUT);
@@ -454,20 +459,7 @@ fn a_mount_source_swapped_for_a_symlink_never_reaches_the_daemon() {
     for attempt in 0..6 {
         let name = w.vassal_name(&format!("swap{attempt}"));
         let port = free_port();
-        let text = format!(
-            "[emperor]\n\
-             docker-image = {image}\n\
-             docker-port = 127.0.0.1:{port}:3031\n\
-             docker-mount = {data}:/data\n\
-             \n\
-             [uwsgi]\n\
-             master = true\n\
-             plugin = psgi\n\
-             psgi = /data/app.pl\n\
-             http-socket = 0.0.0.0:3031\n",
-            image = image(),
-            data = data.display(),
-        );
+        let text = data_app_vassal(port, &data);
         w.write_vassal_owned(&name, &text, Some(TENANT));
         let outcome = wait_for(SPAWN_TIMEOUT, || {
             if let Ok((200, body)) = http_get(port, "/") {

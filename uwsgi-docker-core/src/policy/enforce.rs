@@ -163,30 +163,14 @@ impl Cx<'_> {
                     .split_once(':')
                     .map(|(u, g)| (u.parse::<u32>(), g.parse::<u32>()))
                 {
-                    Some((Ok(uid), Ok(gid))) => self.group_allowed(uid, gid).map_err(|why| {
-                        self.refuse(
-                            "docker-user",
-                            asked,
-                            rule_ref,
-                            why,
-                            "name another group, or remove docker-user",
-                        )
-                    }),
+                    Some((Ok(uid), Ok(gid))) => self.asked_group(uid, gid, asked, rule_ref),
                     _ => Ok(()),
                 }
             }
             // The owner is what a vassal without docker-user gets, so it may also ask for it
             // (for a root-owned vassal file, 0:0: the operator's own).
             (UserRule::AnyNonRoot, Some(asked)) if asked == format!("{}:{}", owner.0, owner.1) => {
-                return self.group_allowed(owner.0, owner.1).map_err(|why| {
-                    self.refuse(
-                        "docker-user",
-                        asked,
-                        rule_ref,
-                        why,
-                        "name another group, or remove docker-user",
-                    )
-                })
+                return self.asked_group(owner.0, owner.1, asked, rule_ref)
             }
             (UserRule::AnyNonRoot, Some(asked)) => {
                 return self.any_nonroot(spec, asked.to_owned(), rule_ref)
@@ -249,6 +233,19 @@ impl Cx<'_> {
             return Err(format!("gid 0 is root's group, and uid {uid} is not root"));
         }
         Ok(())
+    }
+
+    /// [`group_allowed`](Self::group_allowed) for the `docker-user` the vassal asked for.
+    fn asked_group(&self, uid: u32, gid: u32, asked: &str, rule: RuleRef) -> Checked {
+        self.group_allowed(uid, gid).map_err(|why| {
+            self.refuse(
+                "docker-user",
+                asked,
+                rule,
+                why,
+                "name another group, or remove docker-user",
+            )
+        })
     }
 
     fn any_nonroot(&mut self, spec: &mut VassalSpec, asked: String, rule_ref: RuleRef) -> Checked {
