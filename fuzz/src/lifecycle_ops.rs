@@ -43,14 +43,9 @@ fn config(passes_socket: bool) -> BridgeConfig {
             .with_launcher(Some("/usr/lib/uwsgi-docker-launcher".into()))
             .with_inherited_socket(passes_socket),
     );
-    let mut config = BridgeConfig::new(
-        plan,
-        spec,
-        b"[uwsgi]
+    let mut config = BridgeConfig::new(plan, spec, b"[uwsgi]
 http-socket = :3031
-"
-        .to_vec(),
-    );
+".to_vec());
     config.debug = true;
     config
 }
