@@ -3,17 +3,16 @@
 //! (The Docker daemon's errors are [`crate::docker_client::ClientError`] and the core's
 //! `Outcome`.) Each wraps the typed error of the step that failed; the message is that
 //! error's, and the front-end names the vassal once when it prints it.
-use std::io;
 
 use uwsgi_docker_core::plan::PlanError;
-use uwsgi_docker_core::policy::PolicyViolation;
+use uwsgi_docker_core::policy::{NativeRefusal, PolicyViolation};
 use uwsgi_docker_core::settings::SettingsError;
 use uwsgi_docker_core::spec::SpecError;
 
 use crate::launcher_binary::LauncherError;
 use crate::runtime::hostfs::HostFsError;
 use crate::runtime::users::OwnerError;
-use crate::tenancy::{MountPathError, PolicyFileError};
+use crate::tenancy::PolicyFileError;
 use crate::vassal_file::VassalFileError;
 
 /// A bridge that cannot start, by fault family (boxed: a `Result` stays small).
@@ -57,6 +56,9 @@ pub enum VassalFault {
     /// The policy refuses it.
     #[error(transparent)]
     Policy(#[from] PolicyViolation),
+    /// A tenant's vassal that would run on the host.
+    #[error(transparent)]
+    Native(#[from] NativeRefusal),
     #[error(
         "vassal {vassal} has no docker-image in its [emperor] section; add one, or run it with uwsgi itself"
     )]
@@ -65,12 +67,18 @@ pub enum VassalFault {
     NotDocker { vassal: String },
     #[error("vassal {vassal}: the policy maps it to user {user:?}, who does not exist on this host; add the user or fix the [vassals] section")]
     UnknownTenant { vassal: String, user: String },
-    #[error("vassal {vassal}: docker-mount = {host}:{container}: {source}; under a policy a mount source must be an existing real path, with no symlink in any component")]
+    #[error("vassal {vassal}: docker-mount = {host}:{container}: {source}; under a policy a mount source must be an existing real path that only root can redirect (README: Hosting many tenants)")]
     MountPath {
         vassal: String,
         host: String,
         container: String,
-        source: MountPathError,
+        source: HostFsError,
+    },
+    #[error("vassal {vassal}: the proxy socket {path}: {source}; under a policy the proxy socket's directory must be one only root can change, as the daemon mounts the socket by its path (leave docker-proxy and UWSGIDOCKER_SOCKET_DIR unset for the Emperor's private runtime directory)")]
+    ProxyPath {
+        vassal: String,
+        path: String,
+        source: HostFsError,
     },
     /// `docker-mount` names a host path that does not exist (the core's message).
     #[error("{0}")]
@@ -106,8 +114,6 @@ pub enum OperatorFault {
 /// What the host or the Emperor did not give the bridge.
 #[derive(Debug, thiserror::Error)]
 pub enum EnvironmentFault {
-    #[error("cannot stat {path}: {source}")]
-    Stat { path: String, source: io::Error },
     #[error(transparent)]
     Setup(#[from] crate::runtime::bridge::SetupError),
 }

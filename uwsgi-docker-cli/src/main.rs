@@ -25,7 +25,7 @@ fn main() -> ExitCode {
     let command = match args::parse(&argv, emperor_fd_set) {
         Ok(command) => command,
         Err(e) => {
-            eprintln!("uwsgi-docker: {e}");
+            output::warn(&e.to_string());
             return ExitCode::from(2);
         }
     };

@@ -17,14 +17,22 @@ pub fn fail_naming(name: &str, error: &dyn std::fmt::Display) -> ExitCode {
     fail(&naming(name, error.to_string()))
 }
 
-/// Prints `message` as one line: vassal names and values in it are tenant text, so their
-/// control bytes are escaped.
+/// Prints `message` as one line and fails (see [`warn`]).
 pub fn fail(message: &str) -> ExitCode {
-    eprintln!(
-        "uwsgi-docker: {}",
-        uwsgi_docker_core::attach::escape_control(message)
-    );
+    warn(message);
     ExitCode::FAILURE
+}
+
+/// Prints `message` as one `uwsgi-docker: ` line on stderr (the Emperor's log). Vassal
+/// names, paths, values and policy lines in it are tenant text, so their control bytes are
+/// escaped: every line the front-ends print to stderr goes through here.
+pub fn warn(message: &str) {
+    eprintln!("uwsgi-docker: {}", escaped(message));
+}
+
+/// `text` with its control bytes escaped, as [`warn`] prints it.
+pub fn escaped(text: &str) -> std::borrow::Cow<'_, str> {
+    uwsgi_docker_core::attach::escape_control(text)
 }
 
 /// Writes one line of a subcommand's output to stdout. A reader that went away
@@ -36,7 +44,7 @@ pub fn say(line: impl std::fmt::Display) {
         Ok(()) => {}
         Err(e) if e.kind() == ErrorKind::BrokenPipe => std::process::exit(0),
         Err(e) => {
-            eprintln!("uwsgi-docker: cannot write to stdout: {e}");
+            warn(&format!("cannot write to stdout: {e}"));
             std::process::exit(1);
         }
     }
@@ -45,6 +53,15 @@ pub fn say(line: impl std::fmt::Display) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tenant_text_is_escaped() {
+        assert_eq!(
+            escaped("vassal a\u{1b}[2J.ini: x"),
+            "vassal a\\x1b[2J.ini: x"
+        );
+        assert_eq!(escaped("plain"), "plain");
+    }
 
     #[test]
     fn errors_name_the_vassal_once() {

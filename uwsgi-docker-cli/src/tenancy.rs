@@ -2,19 +2,23 @@
 //!
 //! The policy file (`UWSGIDOCKER_POLICY`, the plugin's `docker-policy`) is read again for
 //! each vassal start, so an edit applies to the next spawn without restarting the Emperor.
-//! The tenant is the owner of the vassal file. A config pushed by an imperial monitor
+//! The tenant is the owner of the vassal file (judged as [`VassalFile::tenant_uid`] says),
+//! its container group that user's primary group. A vassal that is not a Docker vassal is
+//! judged too ([`judge_native`]): uWSGI would run it on the host as root. A config pushed by an imperial monitor
 //! (`emperor://NAME`) has no file: the policy's `[vassals]` section maps its name to a
 //! tenant, and an unmapped one runs as `nobody` under the `[default]` rules.
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use uwsgi_docker_core::policy::{Decision, Policy, PolicyError, Tenant, TenantName};
+use uwsgi_docker_core::policy::{
+    Decision, NativeVerdict, Policy, PolicyError, Tenant, TenantName, WELL_KNOWN_DAEMON_SOCKETS,
+};
 use uwsgi_docker_core::spec::VassalSpec;
 
 use crate::fault::{Fault, VassalFault};
-use crate::runtime::hostfs::{self, HostFsError};
 use crate::runtime::users;
 use crate::settings::RuntimeSettings;
+use crate::vassal_file::{VassalFile, VassalFileError};
 
 /// The largest policy file we read.
 pub const MAX_POLICY_FILE: u64 = 1024 * 1024;
@@ -25,27 +29,18 @@ const NOBODY: u32 = 65534;
 /// Where a vassal's config came from, as far as its tenant goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
-    /// A vassal file owned by this uid and gid.
-    File { uid: u32, gid: u32 },
+    /// A vassal file whose tenant (see [`VassalFile::tenant_uid`]) is this uid; 0: root's.
+    File { uid: u32 },
     /// Pushed by the Emperor (an imperial monitor): no file owner.
     Pushed,
 }
 
 impl Origin {
-    /// The owner of the vassal file at `path`, as tenant mode sees it: the owner of the
-    /// directory entry itself. A symlink made by a non-root user gives that user (so a
-    /// tenant cannot borrow the owner of a file it points at); a root-owned symlink is the
-    /// operator's, and the file it points at decides.
-    pub fn of_file(path: &Path) -> std::io::Result<Origin> {
-        let entry = std::fs::symlink_metadata(path)?;
-        let meta = if entry.file_type().is_symlink() && entry.uid() == 0 {
-            std::fs::metadata(path)?
-        } else {
-            entry
-        };
+    /// The origin of `file`, read from `path`: its tenant, judged on the descriptor its
+    /// text was read from and the links and directories on the way.
+    pub fn of_file(file: &VassalFile, path: &Path) -> Result<Origin, VassalFileError> {
         Ok(Origin::File {
-            uid: meta.uid(),
-            gid: meta.gid(),
+            uid: file.tenant_uid(path)?,
         })
     }
 }
@@ -61,18 +56,41 @@ pub fn apply(
     let Some(path) = &settings.policy else {
         return Ok(None);
     };
-    let policy = load(path)?;
+    let policy = load(path)?.with_daemon_groups(daemon_groups(&settings.emperor.daemon_socket));
     let tenant = tenant(&policy, vassal, origin)?;
     let decision = policy.enforce(vassal, &tenant, &settings.emperor.daemon_socket, spec)?;
-    for mount in &spec.mounts {
-        check_no_symlinks(Path::new(&mount.host)).map_err(|source| VassalFault::MountPath {
-            vassal: vassal.to_owned(),
-            host: mount.host.clone(),
-            container: mount.container.clone(),
-            source,
-        })?;
-    }
     Ok(Some((tenant, decision)))
+}
+
+/// The policy's verdict for a vassal that is not a Docker vassal (no `docker-image`, or
+/// not an ini file), which uWSGI would run on the host: `Ok(None)` without a policy,
+/// `Ok(Some(verdict))` when it may run, a refusal naming the file, its owner and the ways out when it may not.
+pub fn judge_native(
+    settings: &RuntimeSettings,
+    vassal: &str,
+    origin: Origin,
+    file: Option<&Path>,
+) -> Result<Option<(Tenant, NativeVerdict)>, Fault> {
+    let Some(path) = &settings.policy else {
+        return Ok(None);
+    };
+    let policy = load(path)?;
+    let tenant = tenant(&policy, vassal, origin)?;
+    let file = file.map(|f| f.display().to_string());
+    let verdict = policy
+        .judge_native(vassal, file.as_deref(), &tenant)
+        .map_err(VassalFault::from)?;
+    Ok(Some((tenant, verdict)))
+}
+
+/// The groups of the daemon sockets (the one in use and the well-known ones) that exist:
+/// never a container's group.
+fn daemon_groups(in_use: &str) -> Vec<u32> {
+    std::iter::once(in_use)
+        .chain(WELL_KNOWN_DAEMON_SOCKETS.iter().copied())
+        .filter_map(|socket| std::fs::metadata(socket).ok())
+        .map(|meta| meta.gid())
+        .collect()
 }
 
 /// Why the policy file is not used; the operator fixes it.
@@ -96,17 +114,6 @@ pub enum PolicyFileError {
     },
     #[error(transparent)]
     Parse(#[from] PolicyError),
-}
-
-/// Why a mount source is not an existing real path.
-#[derive(Debug, thiserror::Error)]
-pub enum MountPathError {
-    #[error(transparent)]
-    Open(#[from] HostFsError),
-    #[error("cannot stat it: {0}")]
-    Stat(rustix::io::Errno),
-    #[error("it is a symlink")]
-    Symlink,
 }
 
 /// Read and parse the policy file: a regular file no one but root (or us) can write.
@@ -143,9 +150,9 @@ pub fn load(path: &Path) -> Result<Policy, PolicyFileError> {
 /// The tenant of a vassal: its file's owner, or for a pushed config the policy's mapping.
 pub fn tenant(policy: &Policy, vassal: &str, origin: Origin) -> Result<Tenant, Fault> {
     match origin {
-        Origin::File { uid, gid } => Ok(tenant_of_uid(uid, Some(gid))),
+        Origin::File { uid } => Ok(tenant_of_uid(uid)),
         Origin::Pushed => match policy.tenant_for_vassal(vassal) {
-            Some(TenantName::Uid(uid)) => Ok(tenant_of_uid(uid, None)),
+            Some(TenantName::Uid(uid)) => Ok(tenant_of_uid(uid)),
             Some(TenantName::User(name)) => match users::user_by_name(&name) {
                 Some(user) => Ok(user.into_tenant()),
                 None => Err(VassalFault::UnknownTenant {
@@ -154,23 +161,18 @@ pub fn tenant(policy: &Policy, vassal: &str, origin: Origin) -> Result<Tenant, F
                 }
                 .into()),
             },
-            None => Ok(tenant_of_uid(NOBODY, Some(NOBODY))),
+            None => Ok(tenant_of_uid(NOBODY)),
         },
     }
 }
 
-/// The tenant with this uid: name, home and primary group from the passwd database when
-/// it has the uid; `gid` (the file's group) wins when given.
-fn tenant_of_uid(uid: u32, gid: Option<u32>) -> Tenant {
+/// The tenant with this uid: name, home and primary group from the passwd database (never
+/// the vassal file's group, which a `chown USER FILE` leaves as it was); a uid with no
+/// entry gets its own number as its group, as with per-user groups.
+fn tenant_of_uid(uid: u32) -> Tenant {
     match users::user_by_uid(uid) {
-        Some(user) => {
-            let mut tenant = user.into_tenant();
-            if let Some(gid) = gid {
-                tenant.gid = gid;
-            }
-            tenant
-        }
-        None => Tenant::new(uid, gid.unwrap_or(uid)),
+        Some(user) => user.into_tenant(),
+        None => Tenant::new(uid, uid),
     }
 }
 
@@ -196,21 +198,4 @@ pub fn tyrant_mode_message(vassal: &str) -> Option<String> {
             "vassal {vassal}: the Emperor dropped to uid {uid} before starting the bridge (emperor-tyrant), so it cannot reach the Docker daemon; run the Emperor as root without emperor-tyrant and set a policy (UWSGIDOCKER_POLICY, or docker-policy in plugin mode): each vassal then runs as its file's owner, under that owner's rules (README: Hosting many tenants)"
         )
     })
-}
-
-/// Fails when any component of `path` is a symlink (or the path does not exist): dockerd
-/// follows symlinks when it mounts, so a tenant's link inside an allowed directory would
-/// otherwise reach anywhere.
-fn check_no_symlinks(path: &Path) -> Result<(), MountPathError> {
-    let (dir, name) = hostfs::open_parent(path)?;
-    let stat = rustix::fs::statat(
-        &dir,
-        name.as_os_str(),
-        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-    )
-    .map_err(MountPathError::Stat)?;
-    if rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::Symlink {
-        return Err(MountPathError::Symlink);
-    }
-    Ok(())
 }

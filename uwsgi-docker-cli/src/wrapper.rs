@@ -23,7 +23,6 @@ use uwsgi_docker_core::emperor::{self, ConfigDecoder};
 use uwsgi_docker_core::spec;
 
 use crate::args::{ConfigSource, WrapperArgs};
-use crate::fault::EnvironmentFault;
 use crate::output::{fail, fail_naming};
 use crate::runtime::start::{run_bridge, BridgeStart};
 use crate::settings::{self, var, RuntimeSettings};
@@ -42,10 +41,10 @@ pub fn run(args: WrapperArgs) -> ExitCode {
         .ok()
         .flatten();
     if let Err(e) = rustix::process::set_parent_process_death_signal(None) {
-        eprintln!(
-            "uwsgi-docker: vassal {}: cannot clear the parent-death signal: {e}",
+        crate::output::warn(&format!(
+            "vassal {}: cannot clear the parent-death signal: {e}",
             args.name
-        );
+        ));
     }
     let settings = match settings::from_process_env() {
         Ok(s) => s,
@@ -79,15 +78,37 @@ pub fn run(args: WrapperArgs) -> ExitCode {
                 "vassal {name} is not an ini file; only ini vassals can run in Docker, and docker is required (UWSGIDOCKER_REQUIRED)"
             ));
         }
+        // Under a policy, judge whose it is before uWSGI runs it as root.
+        if settings.policy.is_some() {
+            let origin = match &args.source {
+                ConfigSource::Emperor => Ok(Origin::Pushed),
+                ConfigSource::File(path) => {
+                    crate::vassal_file::open(path).and_then(|file| Origin::of_file(&file, path))
+                }
+            };
+            let origin = match origin {
+                Ok(origin) => origin,
+                Err(e) => return fail(&format!("vassal {name}: {e}")),
+            };
+            if let Err(e) = judge_native(&settings, &name, origin, &args.source) {
+                return fail_naming(&name, &e);
+            }
+        }
         return exec_uwsgi(&settings, &args, death_signal);
     }
 
-    // Read the config without consuming it: a non-Docker vassal still needs it.
-    let (text, packet_len) = match &args.source {
-        ConfigSource::File(path) => match crate::vassal_file::read(path) {
-            Ok(text) => (text, None),
-            Err(e) => return fail(&format!("vassal {name}: {e}")),
-        },
+    // Read the config without consuming it: a non-Docker vassal still needs it. A file's
+    // tenant is judged on the descriptor its text came from.
+    let (text, packet_len, origin) = match &args.source {
+        ConfigSource::File(path) => {
+            match crate::vassal_file::open(path).map(|file| {
+                let origin = Origin::of_file(&file, path);
+                (file.text, origin)
+            }) {
+                Ok((text, origin)) => (text, None, origin),
+                Err(e) => return fail(&format!("vassal {name}: {e}")),
+            }
+        }
         ConfigSource::Emperor => {
             let Some(fd) = &emperor_config else {
                 return fail(&format!(
@@ -95,10 +116,16 @@ pub fn run(args: WrapperArgs) -> ExitCode {
                 ));
             };
             match peek_config_packet(fd.as_fd(), CONFIG_WAIT) {
-                Ok((text, len)) => (text, Some(len)),
+                Ok((text, len)) => (text, Some(len), Ok(Origin::Pushed)),
                 Err(e) => return fail(&format!("vassal {name}: {e}")),
             }
         }
+    };
+    // Two tenants controlling one file matter only under a policy.
+    let origin = match origin {
+        Ok(origin) => origin,
+        Err(_) if settings.policy.is_none() => Origin::Pushed,
+        Err(e) => return fail(&format!("vassal {name}: {e}")),
     };
 
     let spec = match spec::parse_vassal(&name, &text) {
@@ -108,7 +135,12 @@ pub fn run(args: WrapperArgs) -> ExitCode {
                 "vassal {name} has no docker-image and docker is required (UWSGIDOCKER_REQUIRED)"
             ))
         }
-        Ok(None) => return exec_uwsgi(&settings, &args, death_signal),
+        Ok(None) => {
+            if let Err(e) = judge_native(&settings, &name, origin, &args.source) {
+                return fail_naming(&name, &e);
+            }
+            return exec_uwsgi(&settings, &args, death_signal);
+        }
         Ok(Some(spec)) => spec,
     };
     // A Docker vassal's file is pushed to its container whole (a larger non-Docker vassal
@@ -130,7 +162,9 @@ pub fn run(args: WrapperArgs) -> ExitCode {
             .exec();
         // Only reached when the exec failed: carry on untitled.
         if settings.emperor.debug {
-            eprintln!("uwsgi-docker: vassal {name}: cannot set the process title: {err}");
+            crate::output::warn(&format!(
+                "vassal {name}: cannot set the process title: {err}"
+            ));
         }
     }
     // Single-threaded here (the signal self-pipe starts no thread), so this is sound.
@@ -150,16 +184,6 @@ pub fn run(args: WrapperArgs) -> ExitCode {
         (ConfigSource::File(path), _) => (text, Some(path.clone())),
         (ConfigSource::Emperor, None) => (text, None),
     };
-    let origin = match &args.source {
-        ConfigSource::Emperor => Origin::Pushed,
-        ConfigSource::File(path) => match Origin::of_file(path) {
-            Ok(origin) => origin,
-            Err(source) => {
-                let path = path.display().to_string();
-                return fail_naming(&name, &EnvironmentFault::Stat { path, source });
-            }
-        },
-    };
     let emperor_config = match args.source {
         ConfigSource::Emperor => emperor_config,
         // A config channel next to a file name is not the Emperor's protocol; leave it be.
@@ -178,6 +202,29 @@ pub fn run(args: WrapperArgs) -> ExitCode {
             origin,
         },
     )
+}
+
+/// The policy's verdict on a vassal uWSGI would run on the host (see
+/// [`tenancy::judge_native`]); with debug on, the verdict is logged.
+fn judge_native(
+    settings: &RuntimeSettings,
+    name: &str,
+    origin: Origin,
+    source: &ConfigSource,
+) -> Result<(), crate::fault::Fault> {
+    let file = match source {
+        ConfigSource::File(path) => Some(path.as_path()),
+        ConfigSource::Emperor => None,
+    };
+    if let Some((_, verdict)) = tenancy::judge_native(settings, name, origin, file)? {
+        if settings.emperor.debug {
+            crate::output::warn(&format!(
+                "vassal {name}: runs with uwsgi on the host: {}",
+                verdict.reason
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Exec the real uWSGI with our argv (`argv[0]` replaced), env and fds.

@@ -918,6 +918,10 @@ pub(crate) mod shared {
     pub(crate) fn boolean(v: &str) -> Result<bool, String> {
         super::values::boolean(v)
     }
+    /// `docker-stop-timeout`: whole seconds.
+    pub(crate) fn stop_timeout(v: &str) -> Result<u32, String> {
+        super::values::stop_timeout(v)
+    }
     /// Levenshtein distance, for suggestions.
     pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
         super::values::edit_distance(a, b)

@@ -96,6 +96,10 @@ pub enum Decision {
     Refuse(String),
     /// Hand it to the bridge.
     Bridge(Exec),
+    /// Under a policy, a vassal uWSGI would run on the host: run this judgement (the
+    /// bridge's `check --policy`, which prints a refusal on stderr) and pass the vassal to
+    /// uWSGI only if it succeeds.
+    Judge(Exec),
 }
 
 /// An exec of the bridge: program, argv after argv[0], and the settings env.
@@ -153,7 +157,7 @@ pub fn decide(vassal: &Vassal<'_>, options: &Options, host: &dyn Host) -> Decisi
                 "vassal {name} is not an ini file; only ini vassals can run in Docker, and docker is required (emperor-docker-required)"
             ))
         } else {
-            Decision::Pass
+            native(vassal, options, host)
         };
     }
     let text = match vassal.pushed_config {
@@ -176,9 +180,32 @@ pub fn decide(vassal: &Vassal<'_>, options: &Options, host: &dyn Host) -> Decisi
         Ok(None) if options.settings.emperor.docker_required => Decision::Refuse(format!(
             "vassal {name} has no docker-image and docker is required (emperor-docker-required)"
         )),
-        Ok(None) => Decision::Pass,
+        Ok(None) => native(vassal, options, host),
         Ok(Some(_)) => Decision::Bridge(bridge_exec(vassal, options, host)),
     }
+}
+
+/// A vassal uWSGI would run on the host, as root: without a policy it passes; with one,
+/// a vassal file is judged by the bridge's `check --policy` (the one judgement of whose
+/// file it is, as wrapper mode makes it). A pushed config passes: the Emperor's monitor,
+/// which the operator configured, delivered it.
+fn native(vassal: &Vassal<'_>, options: &Options, host: &dyn Host) -> Decision {
+    let Some(policy) = &options.settings.policy else {
+        return Decision::Pass;
+    };
+    if vassal.pushed_config.is_some() {
+        return Decision::Pass;
+    }
+    Decision::Judge(Exec {
+        program: bridge_path(options, host),
+        args: vec![
+            OsString::from("check"),
+            OsString::from("--policy"),
+            policy.clone().into_os_string(),
+            OsString::from(vassal.name),
+        ],
+        env: options.settings.to_env(),
+    })
 }
 
 /// The bridge's command line: the Emperor's own argv when it gave us one, else the one it
@@ -244,8 +271,16 @@ pub fn hook(input: HookInput<'_>) {
         }
         return;
     };
-    let options = match Options::from_values(&input.option_values, input.bridge, input.plugin_path)
-    {
+    // The bridge inherits the Emperor's environment, so a policy set there
+    // (UWSGIDOCKER_POLICY) rules its Docker vassals; it must rule the host vassals the
+    // hook lets through too.
+    let mut option_values = input.option_values;
+    if !option_values.iter().any(|(k, _)| *k == var::POLICY) {
+        if let Some(policy) = std::env::var_os(var::POLICY).filter(|p| !p.is_empty()) {
+            option_values.push((var::POLICY, policy));
+        }
+    }
+    let options = match Options::from_values(&option_values, input.bridge, input.plugin_path) {
         Ok(options) => options,
         // The bridge would refuse it too; say so here, once, before anything runs.
         Err(e) => {
@@ -283,6 +318,26 @@ fn act(vassal_name: &str, decision: Decision, debug: bool) {
         Decision::Refuse(why) => {
             log(&why);
             std::process::exit(1);
+        }
+        Decision::Judge(exec) => {
+            let judged = std::process::Command::new(&exec.program)
+                .args(&exec.args)
+                .envs(exec.env.iter().map(|(k, v)| (k, v)))
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .status();
+            match judged {
+                Ok(status) if status.success() => {}
+                // The judgement printed why on stderr, the Emperor's log.
+                Ok(_) => std::process::exit(1),
+                Err(e) => {
+                    log(&format!(
+                        "vassal {vassal_name}: cannot run {} to judge it under the policy: {e}; install uwsgi-docker next to docker_plugin.so or name it with docker-bridge",
+                        exec.program.display()
+                    ));
+                    std::process::exit(1);
+                }
+            }
         }
         Decision::Bridge(exec) => {
             if debug {
@@ -444,6 +499,30 @@ mod tests {
             why.contains("plain.ini") && why.contains("no docker-image"),
             "{why}"
         );
+    }
+
+    #[test]
+    fn under_a_policy_a_host_vassal_file_is_judged_by_the_bridge() {
+        let with_policy = options(&[(var::POLICY, "/etc/uwsgi/policy.ini")]);
+        for name in ["plain.ini", "app.xml"] {
+            let host = host_with(name, HOST);
+            let Decision::Judge(exec) = decide(&file_vassal(name), &with_policy, &host) else {
+                panic!("{name}: not judged");
+            };
+            assert_eq!(exec.program, PathBuf::from("uwsgi-docker"));
+            assert_eq!(
+                exec.args,
+                ["check", "--policy", "/etc/uwsgi/policy.ini", name].map(OsString::from)
+            );
+        }
+        // A pushed config is the operator's monitor's: it passes.
+        let host = FakeHost::default();
+        let pushed = Vassal {
+            name: "row.ini",
+            pushed_config: Some(HOST),
+            argv: None,
+        };
+        assert_eq!(decide(&pushed, &with_policy, &host), Decision::Pass);
     }
 
     #[test]

@@ -9,11 +9,12 @@ use uwsgi_docker_core::plan::labels;
 use uwsgi_docker_core::spec;
 
 use crate::commands::run::vassal_name;
-use crate::fault::{EnvironmentFault, Fault, VassalFault};
+use crate::fault::{Fault, VassalFault};
 use crate::output::{self, fail};
-use crate::runtime::start::{identity, plan};
+use crate::runtime::start::{check_fixed_paths, identity, plan};
 use crate::settings::RuntimeSettings;
 use crate::tenancy::{self, Origin};
+use crate::vassal_file::VassalFile;
 
 /// Stands for the id dockerd gives the container at create.
 pub const CONTAINER_ID: &str = "CONTAINER_ID";
@@ -21,11 +22,11 @@ pub const CONTAINER_ID: &str = "CONTAINER_ID";
 pub const BRIDGE_ID: &str = "BRIDGE_ID";
 
 pub fn run(settings: &RuntimeSettings, file: &Path) -> ExitCode {
-    let text = match crate::vassal_file::read(file) {
-        Ok(text) => text,
+    let read = match crate::vassal_file::open(file) {
+        Ok(read) => read,
         Err(e) => return fail(&format!("vassal {}: {e}", vassal_name(file))),
     };
-    match report(settings, file, &text) {
+    match report(settings, file, &read) {
         Ok(report) => match serde_json::to_string_pretty(&report) {
             Ok(out) => {
                 output::say(out);
@@ -37,21 +38,25 @@ pub fn run(settings: &RuntimeSettings, file: &Path) -> ExitCode {
     }
 }
 
-/// The JSON report for vassal file `file` with contents `text`.
-pub fn report(settings: &RuntimeSettings, file: &Path, text: &[u8]) -> Result<Value, Fault> {
+/// The JSON report for vassal file `file`, read as `read`.
+pub fn report(settings: &RuntimeSettings, file: &Path, read: &VassalFile) -> Result<Value, Fault> {
     let name = vassal_name(file);
+    let text = read.text.as_slice();
+    // The owner matters only in tenant mode (a policy is set).
+    let origin = match &settings.policy {
+        Some(_) => Origin::of_file(read, file).map_err(VassalFault::from)?,
+        None => Origin::Pushed,
+    };
+    // Not an ini file: never a Docker vassal; under a policy, the verdict on running it
+    // on the host.
+    let is_ini = file.extension().is_some_and(|e| e == "ini");
+    if !is_ini {
+        return native_report(settings, &name, file, origin);
+    }
     // Before parsing: a Docker vassal's file is pushed to its container whole.
     spec::check_pushable(&name, text.len())?;
     let Some(mut spec) = spec::parse_vassal(&name, text)? else {
-        return Err(VassalFault::NotDocker { vassal: name }.into());
-    };
-    // The owner matters only in tenant mode (a policy is set).
-    let origin = match &settings.policy {
-        Some(_) => Origin::of_file(file).map_err(|source| EnvironmentFault::Stat {
-            path: file.display().to_string(),
-            source,
-        })?,
-        None => Origin::Pushed,
+        return native_report(settings, &name, file, origin);
     };
     let verdict = match tenancy::apply(settings, &name, origin, &mut spec)? {
         None => Value::Null,
@@ -70,6 +75,10 @@ pub fn report(settings: &RuntimeSettings, file: &Path, text: &[u8]) -> Result<Va
     let identity = identity(settings, &name, BRIDGE_ID.to_owned());
     let socket = spec.socket.as_ref().map(ToString::to_string);
     let plan = plan(settings, spec, &identity, false, false)?;
+    // As the bridge judges them: paths the daemon looks up again must be unswappable.
+    if settings.policy.is_some() {
+        check_fixed_paths(&name, &plan)?;
+    }
     let api = Api::with_version(ApiVersion::OURS);
     let mut requests = Vec::new();
     let mut push = |build: &dyn Fn(&mut Vec<u8>), body: Option<Value>| {
@@ -126,6 +135,34 @@ pub fn report(settings: &RuntimeSettings, file: &Path, text: &[u8]) -> Result<Va
     }))
 }
 
+/// The report on a vassal that is not a Docker vassal: without a policy an error (there
+/// are no requests to show), with one the verdict on running it on the host.
+fn native_report(
+    settings: &RuntimeSettings,
+    name: &str,
+    file: &Path,
+    origin: Origin,
+) -> Result<Value, Fault> {
+    let Some((tenant, verdict)) = tenancy::judge_native(settings, name, origin, Some(file))? else {
+        return Err(VassalFault::NotDocker {
+            vassal: name.to_owned(),
+        }
+        .into());
+    };
+    Ok(json!({
+        "vassal": name,
+        "docker": false,
+        "policy": {
+            "file": settings.policy.as_ref().map(|p| p.display().to_string()),
+            "verdict": "allowed on the host",
+            "tenant": { "uid": tenant.uid, "gid": tenant.gid, "name": tenant.name, "home": tenant.home },
+            "section": verdict.section,
+            "reason": verdict.reason,
+        },
+        "note": "not a Docker vassal: the Emperor runs it with uwsgi on the host, as its own user (root unless emperor-tyrant)",
+    }))
+}
+
 /// `METHOD PATH` from the request line.
 fn request_line(request: &[u8]) -> (String, String) {
     let line_end = request
@@ -143,6 +180,15 @@ fn request_line(request: &[u8]) -> (String, String) {
 mod tests {
     use super::*;
 
+    /// A file read from a root-owned path.
+    fn read_of(text: impl AsRef<[u8]>) -> VassalFile {
+        VassalFile {
+            text: text.as_ref().to_vec(),
+            controllers: vec![0],
+            shared_dir: false,
+        }
+    }
+
     fn settings() -> RuntimeSettings {
         let mut settings = RuntimeSettings::default();
         settings.emperor_id = Some("test-emperor".into());
@@ -156,13 +202,13 @@ mod tests {
         // Without a launcher the plan is refused, saying what to do.
         let mut missing = settings();
         missing.launcher = Some("/nonexistent/l".into());
-        let err = report(&missing, file, text)
+        let err = report(&missing, file, &read_of(text))
             .expect_err("no launcher")
             .to_string();
         assert!(err.contains("build-launcher.sh"), "{err}");
         // A native handoff needs none, and shows the socket it passes.
         let text = b"[emperor]\ndocker-image = app\ndocker-socket = 127.0.0.1:3031\ndocker-handoff = native\n";
-        let report = report(&missing, file, text).expect("native");
+        let report = report(&missing, file, &read_of(text)).expect("native");
         assert_eq!(report["socket"], "127.0.0.1:3031");
         assert_eq!(report["handoff"], "native");
         assert!(report["launcher"].is_null());
@@ -182,8 +228,12 @@ mod tests {
     #[test]
     fn check_prints_the_plan_and_requests() {
         let text = b"[uwsgi]\nhttp-socket = :8080\n\n[emperor]\ndocker-image = myapp:1\ndocker-env = A=b\n";
-        let report =
-            report(&settings(), Path::new("/srv/vassals/app.ini"), text).expect("valid vassal");
+        let report = report(
+            &settings(),
+            Path::new("/srv/vassals/app.ini"),
+            &read_of(text),
+        )
+        .expect("valid vassal");
         assert_eq!(report["vassal"], "app.ini");
         assert_eq!(report["container_name"], "app.ini");
         assert_eq!(report["image"], "myapp:1");
@@ -227,7 +277,7 @@ mod tests {
         let file = Path::new("/srv/vassals/app.ini");
         let refused = |lines: &str| {
             let text = format!("[emperor]\ndocker-image = app\n{lines}\n");
-            report(&settings(), file, text.as_bytes())
+            report(&settings(), file, &read_of(text.as_bytes()))
                 .expect_err(lines)
                 .to_string()
         };
@@ -253,14 +303,18 @@ mod tests {
                 "{lines}: {err}"
             );
         }
-        let err = report(&settings(), file, b"[emperor]\ndocker-image = Bad:Name\n")
-            .expect_err("bad image")
-            .to_string();
+        let err = report(
+            &settings(),
+            file,
+            &read_of(b"[emperor]\ndocker-image = Bad:Name\n"),
+        )
+        .expect_err("bad image")
+        .to_string();
         assert!(err.contains("must be lowercase"), "{err}");
         // A file too long to push is refused before it is parsed.
         let mut text = b"[emperor]\ndocker-image = app\n".to_vec();
         text.resize(65_536, b'#');
-        let err = report(&settings(), file, &text)
+        let err = report(&settings(), file, &read_of(&text))
             .expect_err("too long")
             .to_string();
         assert!(
@@ -268,22 +322,26 @@ mod tests {
             "{err}"
         );
         text.truncate(65_535);
-        assert!(report(&settings(), file, &text).is_ok());
+        assert!(report(&settings(), file, &read_of(&text)).is_ok());
     }
 
     #[test]
     fn check_refuses_a_bad_vassal() {
         let text = b"[emperor]\ndocker-image = x\ndocker-bogus = 1\n";
-        let err = report(&settings(), Path::new("bad.ini"), text)
+        let err = report(&settings(), Path::new("bad.ini"), &read_of(text))
             .expect_err("refused")
             .to_string();
         assert!(
             err.contains("bad.ini") && err.contains("docker-bogus"),
             "{err}"
         );
-        let err = report(&settings(), Path::new("plain.ini"), b"[uwsgi]\nhttp = :0\n")
-            .expect_err("no image")
-            .to_string();
+        let err = report(
+            &settings(),
+            Path::new("plain.ini"),
+            &read_of(b"[uwsgi]\nhttp = :0\n"),
+        )
+        .expect_err("no image")
+        .to_string();
         assert!(err.contains("no docker-image"), "{err}");
     }
 }

@@ -10,7 +10,7 @@ use uwsgi_docker_core::plan::labels;
 
 use crate::commands::ps::{container_name, is_ours, label, list_owned};
 use crate::docker_client::Client;
-use crate::output::{self, fail};
+use crate::output::{self, fail, warn};
 use crate::runtime::hostfs::{self, StaleOutcome};
 use crate::settings::RuntimeSettings;
 use crate::sys::{self, BridgeLabel};
@@ -74,7 +74,7 @@ pub fn run(settings: &RuntimeSettings, dry_run: bool) -> ExitCode {
         let prefix = settings.emperor.name_prefix.as_deref();
         if let Verdict::Keep(why) = verdict(summary, &host, &sys::bridge_alive, prefix) {
             if settings.emperor.debug {
-                eprintln!("keep {name} (vassal {vassal}): {why}");
+                warn(&format!("keep {name} (vassal {vassal}): {why}"));
             }
             continue;
         }
@@ -92,7 +92,7 @@ pub fn run(settings: &RuntimeSettings, dry_run: bool) -> ExitCode {
             match removed {
                 Ok(()) => output::say(format_args!("removed {name} (vassal {vassal})")),
                 Err(e) => {
-                    eprintln!("uwsgi-docker: cannot remove {name} (vassal {vassal}): {e}");
+                    warn(&format!("cannot remove {name} (vassal {vassal}): {e}"));
                     failures += 1;
                     continue;
                 }
@@ -128,7 +128,7 @@ fn remove_stale_proxy(path: &str, dry_run: bool) {
     match hostfs::remove_stale_socket_path(Path::new(path)) {
         Ok(StaleOutcome::Removed) => output::say(format_args!("removed stale proxy socket {path}")),
         Ok(StaleOutcome::Absent) => {}
-        Err(e) => eprintln!("uwsgi-docker: kept {e}"),
+        Err(e) => warn(&format!("kept {e}")),
     }
 }
 
@@ -143,7 +143,7 @@ fn remove_cidfile(path: &str, id: &str, dry_run: bool) {
     match hostfs::remove_cidfile_if(Path::new(path), id) {
         Ok(true) => output::say(format_args!("removed docker-cidfile {path}")),
         Ok(false) => {}
-        Err(e) => eprintln!("uwsgi-docker: kept docker-cidfile {e}"),
+        Err(e) => warn(&format!("kept docker-cidfile {e}")),
     }
 }
 

@@ -21,17 +21,20 @@ pub fn vassal_name(file: &Path) -> String {
 
 pub fn run(settings: &RuntimeSettings, file: &Path) -> ExitCode {
     let name = vassal_name(file);
-    let text = match vassal_file::read(file) {
-        Ok(text) => text,
+    let file_read = match vassal_file::open(file) {
+        Ok(read) => read,
         Err(e) => return fail_naming(&name, &e),
     };
+    // Two tenants controlling the file matter only under a policy.
+    let origin = match Origin::of_file(&file_read, file) {
+        Ok(origin) => origin,
+        Err(_) if settings.policy.is_none() => Origin::Pushed,
+        Err(e) => return fail_naming(&name, &e),
+    };
+    let text = file_read.text;
     if let Err(e) = spec::check_pushable(&name, text.len()) {
         return fail(&e.to_string());
     }
-    let origin = match Origin::of_file(file) {
-        Ok(origin) => origin,
-        Err(e) => return fail(&format!("cannot stat {}: {e}", file.display())),
-    };
     let spec = match spec::parse_vassal(&name, &text) {
         Ok(Some(spec)) => spec,
         Ok(None) => return fail(&VassalFault::NoDockerImage { vassal: name }.to_string()),

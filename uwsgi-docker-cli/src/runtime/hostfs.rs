@@ -156,6 +156,73 @@ fn symlink_in(path: &Path, names: &[&OsStr]) -> HostFsError {
     )
 }
 
+/// Refuses `path` unless only root can change what it names: every directory from `/` down
+/// to the one holding its last component is root's (or ours) and writable by no group or
+/// other (a sticky bit does not help: a tenant may still rename its own entries), and no
+/// component is a symlink. A path handed to dockerd as a mount source is looked up again
+/// when the container starts; for such a path that lookup finds what was checked here,
+/// whatever a tenant renames in between. `last_may_be_absent`: the last component may not
+/// exist yet (a socket about to be bound).
+pub fn check_fixed_path(path: &Path, last_may_be_absent: bool) -> Result<()> {
+    let Some(names) = plain_components(path).filter(|n| !n.is_empty()) else {
+        return Err(HostFsError::refused(
+            path,
+            "not an absolute path to something below / without . or .. components",
+        ));
+    };
+    let euid = rustix::process::geteuid().as_raw();
+    let mut dir = rustix::fs::open("/", dir_flags(), Mode::empty())
+        .map_err(|e| HostFsError::io("open", Path::new("/"), e))?;
+    let mut shown = PathBuf::from("/");
+    for (index, name) in names.iter().enumerate() {
+        let st = rustix::fs::fstat(&dir).map_err(|e| HostFsError::io("stat", &shown, e))?;
+        if (st.st_uid != 0 && st.st_uid != euid) || st.st_mode & 0o022 != 0 {
+            return Err(HostFsError::refused(
+                path,
+                format!(
+                    "the directory {} can be changed by others than root (owner uid {}, mode {:o}), so what the path names could be swapped (for a symlink to anywhere) after it is checked and before the daemon uses it; use a path whose every directory above it is root's and not group- or world-writable (e.g. /srv/TENANT, with /srv root's), or have root own {} and chmod go-w it",
+                    shown.display(),
+                    st.st_uid,
+                    st.st_mode & 0o7777,
+                    shown.display()
+                ),
+            ));
+        }
+        shown.push(name);
+        let last = index + 1 == names.len();
+        let handle = match rustix::fs::openat(
+            &dir,
+            *name,
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(handle) => handle,
+            Err(Errno::NOENT) if last && last_may_be_absent => return Ok(()),
+            Err(e) => return Err(HostFsError::io("open", &shown, e)),
+        };
+        let st = rustix::fs::fstat(&handle).map_err(|e| HostFsError::io("stat", &shown, e))?;
+        if is_type(&st, FileType::Symlink) {
+            return Err(HostFsError::refused(
+                path,
+                format!(
+                    "{} is a symlink, which the daemon would follow; name the real path",
+                    shown.display()
+                ),
+            ));
+        }
+        if !last {
+            if !is_type(&st, FileType::Directory) {
+                return Err(HostFsError::refused(
+                    path,
+                    format!("{} is not a directory", shown.display()),
+                ));
+            }
+            dir = handle;
+        }
+    }
+    Ok(())
+}
+
 /// `path` split into its pinned parent directory and its last component.
 pub fn open_parent(path: &Path) -> Result<(OwnedFd, OsString)> {
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {

@@ -11,7 +11,7 @@ use uwsgi_docker_core::plan::{ContainerPlan, PlanOptions, VassalIdentity};
 use uwsgi_docker_core::spec::{self, HandoffMode, ListenAddress, VassalSpec};
 
 use crate::fault::{Fault, OperatorFault, VassalFault};
-use crate::output::fail_naming;
+use crate::output::{self, fail_naming};
 use crate::proxy::TcpBindError;
 use crate::runtime::bridge::{self, LoopIo, RolloverPlanner};
 use crate::runtime::hostfs::{self, HostFsError, SocketEntry, SocketOwner};
@@ -96,10 +96,10 @@ pub fn plan(
                 // The default, with nothing but the two channels to pass: native handoff
                 // works with uWSGI 2.0.x (not with master, which crashes on it).
                 Some(fallback) => {
-                    eprintln!(
-                        "uwsgi-docker: vassal {}: the static launcher is not installed ({e}); using docker-handoff = native, which needs uWSGI 2.0.x in the image (uWSGI master crashes on it)",
+                    output::warn(&format!(
+                        "vassal {}: the static launcher is not installed ({e}); using docker-handoff = native, which needs uWSGI 2.0.x in the image (uWSGI master crashes on it)",
                         identity.name
-                    );
+                    ));
                     spec.handoff = fallback;
                     None
                 }
@@ -136,10 +136,11 @@ pub fn plan_vassal(
     inherited_socket: bool,
 ) -> Result<ContainerPlan, Fault> {
     let mut spec = requested.clone();
+    let tenant_mode = settings.policy.is_some();
     if let Some((tenant, decision)) = tenancy::apply(settings, name, origin, &mut spec)? {
         if settings.emperor.debug {
             for line in &decision.applied {
-                eprintln!("uwsgi-docker: vassal {name}: policy: {line}");
+                output::warn(&format!("vassal {name}: policy: {line}"));
             }
         }
         spec.labels.push((
@@ -169,7 +170,41 @@ pub fn plan_vassal(
             return Err(VassalFault::MissingMountSource(message).into());
         }
     }
+    if tenant_mode {
+        check_fixed_paths(name, &plan)?;
+    }
     Ok(plan)
+}
+
+/// Under a policy: every path the daemon will look up (the mount sources, and the proxy
+/// socket outside the Emperor's private runtime directory) must be one only root can
+/// redirect ([`hostfs::check_fixed_path`]). A symlink check alone would not do: the daemon
+/// looks the path up again when the container starts, after any check of ours.
+pub fn check_fixed_paths(name: &str, plan: &ContainerPlan) -> Result<(), Fault> {
+    for mount in &plan.spec.mounts {
+        if let Err(source) = hostfs::check_fixed_path(Path::new(&mount.host), false) {
+            return Err(VassalFault::MountPath {
+                vassal: name.to_owned(),
+                host: mount.host.clone(),
+                container: mount.container.clone(),
+                source,
+            }
+            .into());
+        }
+    }
+    if !plan.proxy_in_private_dir {
+        let path = &plan.proxy_host_path;
+        if let Err(source) = hostfs::check_fixed_path(Path::new(path), true) {
+            let (vassal, path) = (name.to_owned(), path.clone());
+            return Err(VassalFault::ProxyPath {
+                vassal,
+                path,
+                source,
+            }
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// Plans a rollover's container from a changed config, exactly as the start did.
@@ -206,7 +241,7 @@ pub fn run_bridge(
     let name = start.name.clone();
     let mut inherited = start.inherited_socket.take();
     if requested.socket.is_some() && inherited.take().is_some() {
-        eprintln!("uwsgi-docker: vassal {name}: docker-socket is set, so the Emperor's on-demand socket is not passed to the container");
+        output::warn(&format!("vassal {name}: docker-socket is set, so the Emperor's on-demand socket is not passed to the container"));
     }
     let plan = match plan_vassal(
         settings,

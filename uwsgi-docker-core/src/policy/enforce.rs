@@ -5,7 +5,8 @@ use super::rules::{
     SocketItem, UserRule, KERNEL_TREES,
 };
 use super::{
-    escape_controls, Decision, Policy, PolicyViolation, Tenant, DEFAULT_TENANT_SOCKET_DIR,
+    escape_controls, Bound, Decision, Policy, PolicyViolation, Tenant, BUILTIN_STOP_TIMEOUT_MAX,
+    BUILTIN_SWAP_MAX, BUILTIN_TMPFS_COUNT_MAX, BUILTIN_TMPFS_MAX, DEFAULT_TENANT_SOCKET_DIR,
     WELL_KNOWN_DAEMON_SOCKETS,
 };
 use crate::spec::{format_size, ListenAddress, Mount, Protocol, VassalSpec};
@@ -26,6 +27,7 @@ pub(super) fn enforce(
         vassal,
         tenant,
         daemon_socket,
+        daemon_groups: &policy.daemon_groups,
         rules: &rules,
         applied: Vec::new(),
         host_paths: Vec::new(),
@@ -60,6 +62,7 @@ struct Cx<'a> {
     vassal: &'a str,
     tenant: &'a Tenant,
     daemon_socket: &'a str,
+    daemon_groups: &'a [u32],
     rules: &'a Rules,
     applied: Vec<String>,
     host_paths: Vec<String>,
@@ -155,17 +158,35 @@ impl Cx<'_> {
             (UserRule::Owner, _) => owner,
             (UserRule::Fixed(uid, gid), _) => (uid, gid),
             (UserRule::AnyNonRoot | UserRule::Root, None) => owner,
-            (UserRule::Root, Some(_)) => return Ok(()),
+            (UserRule::Root, Some(asked)) => {
+                return match asked
+                    .split_once(':')
+                    .map(|(u, g)| (u.parse::<u32>(), g.parse::<u32>()))
+                {
+                    Some((Ok(uid), Ok(gid))) => self.asked_group(uid, gid, asked, rule_ref),
+                    _ => Ok(()),
+                }
+            }
             // The owner is what a vassal without docker-user gets, so it may also ask for it
             // (for a root-owned vassal file, 0:0: the operator's own).
             (UserRule::AnyNonRoot, Some(asked)) if asked == format!("{}:{}", owner.0, owner.1) => {
-                return Ok(())
+                return self.asked_group(owner.0, owner.1, asked, rule_ref)
             }
             (UserRule::AnyNonRoot, Some(asked)) => {
                 return self.any_nonroot(spec, asked.to_owned(), rule_ref)
             }
         };
         let forced_text = format!("{}:{}", forced.0, forced.1);
+        if let Err(why) = self.group_allowed(forced.0, forced.1) {
+            let asked = spec.user.clone().unwrap_or_else(|| forced_text.clone());
+            return Err(self.refuse(
+                "docker-user",
+                asked,
+                rule_ref,
+                why,
+                "ask the operator to give the tenant a primary group of its own (usermod -g), or to set user = UID:GID with another group",
+            ));
+        }
         match spec.user.as_deref() {
             None => {
                 self.note("docker-user", &forced_text, "forced", &rule_ref);
@@ -200,6 +221,33 @@ impl Cx<'_> {
         }
     }
 
+    /// A container group that must never be given: one owning a daemon socket (its
+    /// members reach the daemon, root on the host), or root's group for a non-root user.
+    fn group_allowed(&self, uid: u32, gid: u32) -> Result<(), String> {
+        if self.daemon_groups.contains(&gid) {
+            return Err(format!(
+                "group {gid} owns the container daemon's socket, and its members are root on the host"
+            ));
+        }
+        if uid != 0 && gid == 0 {
+            return Err(format!("gid 0 is root's group, and uid {uid} is not root"));
+        }
+        Ok(())
+    }
+
+    /// [`group_allowed`](Self::group_allowed) for the `docker-user` the vassal asked for.
+    fn asked_group(&self, uid: u32, gid: u32, asked: &str, rule: RuleRef) -> Checked {
+        self.group_allowed(uid, gid).map_err(|why| {
+            self.refuse(
+                "docker-user",
+                asked,
+                rule,
+                why,
+                "name another group, or remove docker-user",
+            )
+        })
+    }
+
     fn any_nonroot(&mut self, spec: &mut VassalSpec, asked: String, rule_ref: RuleRef) -> Checked {
         const FIX: &str = "set docker-user = UID:GID with numbers other than 0, or remove it to run as the vassal file's owner";
         let num = |s: &str| {
@@ -225,11 +273,13 @@ impl Cx<'_> {
                 "only a numeric UID[:GID] can be checked (a name is looked up inside the image)",
             )),
             Some(Some(0)) => Err(refuse("gid 0 is root's group")),
-            Some(Some(_)) => Ok(()),
+            Some(Some(gid)) => self.group_allowed(uid, gid).map_err(|why| refuse(&why)),
             None if self.tenant.gid == 0 => Err(refuse(
                 "without a gid the container's group would be root's; name a gid",
             )),
             None => {
+                self.group_allowed(uid, self.tenant.gid)
+                    .map_err(|why| refuse(&why))?;
                 let full = format!("{uid}:{}", self.tenant.gid);
                 self.note(
                     "docker-user",
@@ -721,6 +771,11 @@ impl Cx<'_> {
                 spec.swap = swap;
             }
         }
+        if rules.swap_max.is_none() {
+            self.builtin_max("docker-swap", spec.swap, &BUILTIN_SWAP_MAX, format_size)?;
+        }
+        self.tmpfs(spec)?;
+        self.stop_timeout(spec)?;
         self.limit(
             "docker-cpus",
             &mut spec.nano_cpus,
@@ -746,6 +801,173 @@ impl Cx<'_> {
         )?;
         spec.pids_limit = pids.map(|v| i64::try_from(v).unwrap_or(-1));
         Ok(())
+    }
+
+    /// A value above a built-in bound (one the policy does not set) is refused; nothing
+    /// is filled in.
+    fn builtin_max(
+        &self,
+        key: &str,
+        value: Option<u64>,
+        bound: &Bound,
+        show: impl Fn(u64) -> String,
+    ) -> Checked {
+        match value {
+            Some(value) if value > bound.value => Err(self.refuse(
+                key,
+                show(value),
+                RuleRef::builtin(format!(
+                    "{} = {} when the policy sets none",
+                    bound.key,
+                    show(bound.value)
+                )),
+                format!("it is above the maximum {}", show(bound.value)),
+                format!(
+                    "set {key} to at most {}, or ask the operator to set {} higher",
+                    show(bound.value),
+                    bound.key
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The policy's maximum for a key, else the built-in bound, as a scalar rule.
+    fn max_or_builtin(
+        set: Option<&Scalar<u64>>,
+        bound: &Bound,
+        show: impl Fn(u64) -> String,
+    ) -> Scalar<u64> {
+        set.cloned().unwrap_or_else(|| Scalar {
+            line: 0,
+            text: format!(
+                "{} = {} when the policy sets none",
+                bound.key,
+                show(bound.value)
+            ),
+            value: bound.value,
+        })
+    }
+
+    /// `docker-tmpfs`: at most `tmpfs-count-max` of them, each with a `size=` of at most
+    /// `tmpfs-max` (filled in when missing: Docker's default is half the host's memory).
+    fn tmpfs(&mut self, spec: &mut VassalSpec) -> Checked {
+        let count_max = Self::max_or_builtin(
+            self.rules.tmpfs_count_max.as_ref(),
+            &BUILTIN_TMPFS_COUNT_MAX,
+            |v| v.to_string(),
+        );
+        let count = u64::try_from(spec.tmpfs.len()).unwrap_or(u64::MAX);
+        if count > count_max.value {
+            let value = spec
+                .tmpfs
+                .iter()
+                .map(|(p, _)| p.clone())
+                .collect::<Vec<_>>()
+                .join(" ");
+            return Err(self.refuse(
+                "docker-tmpfs",
+                value,
+                count_max.rule(),
+                format!(
+                    "{count} tmpfs mounts are more than the {} allowed",
+                    count_max.value
+                ),
+                format!("use at most {} docker-tmpfs lines", count_max.value),
+            ));
+        }
+        let size_max = Self::max_or_builtin(
+            self.rules.tmpfs_max.as_ref(),
+            &BUILTIN_TMPFS_MAX,
+            format_size,
+        );
+        for (path, options) in &mut spec.tmpfs {
+            let value = if options.is_empty() {
+                path.clone()
+            } else {
+                format!("{path}:{options}")
+            };
+            let size = options.rsplit(',').find_map(|o| o.strip_prefix("size="));
+            match size.map(crate::spec::parse_size) {
+                None => {
+                    let filled = format!("size={}", format_size(size_max.value));
+                    *options = if options.is_empty() {
+                        filled
+                    } else {
+                        format!("{options},{filled}")
+                    };
+                    let shown = format!("{path}:{options}");
+                    let value = escape_controls(&shown).into_owned();
+                    self.applied.push(format!(
+                        "docker-tmpfs = {value}: the size bounded (policy {})",
+                        size_max.rule().at()
+                    ));
+                }
+                Some(Ok(bytes)) if bytes > 0 && bytes <= size_max.value => {}
+                Some(Ok(bytes)) => {
+                    let why = if bytes == 0 {
+                        "size=0 is no limit".to_string()
+                    } else {
+                        format!(
+                            "its size is above the maximum {}",
+                            format_size(size_max.value)
+                        )
+                    };
+                    return Err(self.refuse(
+                        "docker-tmpfs",
+                        value,
+                        size_max.rule(),
+                        why,
+                        format!("give it size= of at most {}", format_size(size_max.value)),
+                    ));
+                }
+                Some(Err(_)) => return Err(self.refuse(
+                    "docker-tmpfs",
+                    value,
+                    size_max.rule(),
+                    "its size= is not a size the policy can check (a % of memory, or not a number)",
+                    format!(
+                        "write size= as a size, at most {}, e.g. size=64m",
+                        format_size(size_max.value)
+                    ),
+                )),
+            }
+        }
+        Ok(())
+    }
+
+    /// `docker-stop-timeout`: at most `stop-timeout-max`, so a vassal that ignores its
+    /// stop signal is killed while its bridge still waits (within the curse tolerance).
+    fn stop_timeout(&mut self, spec: &mut VassalSpec) -> Checked {
+        let max = Self::max_or_builtin(
+            self.rules.stop_timeout_max.as_ref(),
+            &BUILTIN_STOP_TIMEOUT_MAX,
+            |v| v.to_string(),
+        );
+        let effective = u64::from(spec.stop_timeout_secs());
+        if effective <= max.value {
+            return Ok(());
+        }
+        match spec.stop_timeout {
+            Some(asked) => Err(self.refuse(
+                "docker-stop-timeout",
+                asked.to_string(),
+                max.rule(),
+                format!("it is above the maximum {} s", max.value),
+                format!("set docker-stop-timeout to at most {}", max.value),
+            )),
+            None => {
+                let value = u32::try_from(max.value).unwrap_or(u32::MAX);
+                spec.stop_timeout = Some(value);
+                self.note(
+                    "docker-stop-timeout",
+                    &value.to_string(),
+                    "the default",
+                    &max.rule(),
+                );
+                Ok(())
+            }
+        }
     }
 
     fn flags(&mut self, spec: &mut VassalSpec) {

@@ -90,12 +90,16 @@
 //! | `proxy` | directories for `docker-proxy`'s host path | `docker-proxy` refused |
 //! | `cidfile-dirs` | directories for `docker-cidfile` | `docker-cidfile` refused |
 //! | `memory-default`, `memory-max` | sizes (`512m`, as `docker-memory`) | no limit |
-//! | `swap-default`, `swap-max` | sizes, as `docker-swap` | Docker's default |
+//! | `swap-default`, `swap-max` | sizes, as `docker-swap` | Docker's default; at most `1g` |
 //! | `cpus-default`, `cpus-max` | CPUs (`0.5`, as `docker-cpus`) | no limit |
 //! | `pids-default`, `pids-max` | process counts (`pids-default` may be -1) | no limit |
 //! | `cap-add` | capabilities `docker-cap-add` may name (`ALL` allows any) | none |
 //! | `no-new-privileges` | boolean | `true` |
 //! | `read-only-rootfs` | boolean: `true` forces a read-only root filesystem | `false` |
+//! | `tmpfs-max` | size each `docker-tmpfs` may have (`size=` is filled in when missing) | `64m` |
+//! | `tmpfs-count-max` | how many `docker-tmpfs` a vassal may have | `4` |
+//! | `stop-timeout-max` | seconds `docker-stop-timeout` may be | `25` (the Emperor's default curse tolerance, 30 s, less the bridge's 5 s grace) |
+//! | `native-vassals` | boolean: this tenant's vassals without `docker-image` may run (on the host, as the Emperor's user: root) | `false` |
 //!
 //! * **mounts**: a mount no item allows is refused. A mount only read-only items allow is
 //!   made read-only (`docker-mount = /srv/alice/data:/data` runs as `…:ro`), and one that
@@ -129,9 +133,17 @@
 //!   (unlimited) is above every maximum. Swap is filled in only when memory is limited.
 //! * **capabilities**: under a policy `docker-cap-drop` is always `ALL`; `docker-cap-add`
 //!   may name only what `cap-add` lists.
-//! * `docker-hostname`, `docker-dns`, `docker-tmpfs`, `docker-env`, `docker-label`,
-//!   `docker-workdir`, `docker-tty`, `docker-stop-*`, `docker-uwsgi` and `docker-handoff`
-//!   are the vassal's own business.
+//! * **built-in bounds**: `swap-max`, `tmpfs-max`, `tmpfs-count-max` and
+//!   `stop-timeout-max` have a built-in value that applies when the policy sets none; a
+//!   value above it is refused (a tmpfs without `size=` gets the maximum).
+//! * **groups**: a container group that owns a daemon socket (the runtime stats them) is
+//!   refused under every `user` rule, and so is gid 0 for a non-root uid.
+//! * **native vassals**: a vassal without `docker-image` (or not an ini file) runs on the
+//!   host as the Emperor's user; under a policy only root's own vassal files may, or a
+//!   tenant whose section says `native-vassals = true` ([`Policy::judge_native`]).
+//! * `docker-hostname`, `docker-dns`, `docker-env`, `docker-label`, `docker-workdir`,
+//!   `docker-tty`, `docker-stop-signal`, `docker-uwsgi` and `docker-handoff` are the
+//!   vassal's own business.
 use crate::spec::VassalSpec;
 
 mod enforce;
@@ -153,6 +165,39 @@ pub const WELL_KNOWN_DAEMON_SOCKETS: &[&str] = &[
 /// `sockets` when the policy does not set it: a directory per tenant.
 pub const DEFAULT_TENANT_SOCKET_DIR: &str = "/run/uwsgi-docker/tenants/%u/";
 
+/// A bound that applies under every policy, unless the policy sets its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bound {
+    /// The policy key that replaces it.
+    pub key: &'static str,
+    /// The bound: bytes, a count or seconds.
+    pub value: u64,
+}
+
+/// `swap-max` when the policy sets none: 1 GiB of swap on top of the memory limit.
+pub const BUILTIN_SWAP_MAX: Bound = Bound {
+    key: "swap-max",
+    value: 1 << 30,
+};
+/// `tmpfs-max` when the policy sets none: each tmpfs at most 64 MiB (Docker's own default
+/// is half the host's memory).
+pub const BUILTIN_TMPFS_MAX: Bound = Bound {
+    key: "tmpfs-max",
+    value: 64 << 20,
+};
+/// `tmpfs-count-max` when the policy sets none.
+pub const BUILTIN_TMPFS_COUNT_MAX: Bound = Bound {
+    key: "tmpfs-count-max",
+    value: 4,
+};
+/// `stop-timeout-max` when the policy sets none, in seconds: the Emperor's default curse
+/// tolerance (30 s) less the 5 s the bridge waits past the stop timeout, so a container
+/// that ignores its stop signal is killed before the Emperor gives up on the bridge.
+pub const BUILTIN_STOP_TIMEOUT_MAX: Bound = Bound {
+    key: "stop-timeout-max",
+    value: 25,
+};
+
 /// A parsed policy file.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -161,6 +206,8 @@ pub struct Policy {
     users: Vec<(String, Rules)>,
     uids: Vec<(u32, Rules)>,
     vassals: Vec<VassalRule>,
+    /// The groups owning a daemon socket: never a container's group.
+    daemon_groups: Vec<u32>,
 }
 
 /// One `[vassals]` line.
@@ -180,6 +227,67 @@ impl Policy {
     /// key, a line without `=`, a bad value, a single-valued key written twice.
     pub fn parse(file: &str, text: &[u8]) -> Result<Policy, PolicyError> {
         parse::parse(file, text)
+    }
+
+    /// The groups that own the daemon sockets (the runtime stats them): never a
+    /// container's group, whatever the `user` rule. Root's group (0) is left out here: a
+    /// non-root user with gid 0 is refused anyway, and root is root.
+    #[must_use]
+    pub fn with_daemon_groups(mut self, gids: impl IntoIterator<Item = u32>) -> Policy {
+        self.daemon_groups = gids.into_iter().filter(|&g| g != 0).collect();
+        self.daemon_groups.sort_unstable();
+        self.daemon_groups.dedup();
+        self
+    }
+
+    /// Whether a vassal that is not a Docker vassal may run: uWSGI runs it on the host as
+    /// the Emperor's user (root, unless `emperor-tyrant`), so only root's own vassal files,
+    /// or a tenant the policy names with `native-vassals = true`. `file` is the vassal file
+    /// (`None`: a config pushed by an imperial monitor); `tenant` is judged as for
+    /// [`enforce`](Self::enforce).
+    ///
+    /// # Errors
+    ///
+    /// A [`NativeRefusal`] naming the file, its owner and the ways out.
+    pub fn judge_native(
+        &self,
+        vassal: &str,
+        file: Option<&str>,
+        tenant: &Tenant,
+    ) -> Result<NativeVerdict, NativeRefusal> {
+        let (section, rules) = self.rules_for(tenant);
+        if tenant.uid == 0 {
+            return Ok(NativeVerdict {
+                section,
+                reason: "root owns it: the operator's own vassal".into(),
+            });
+        }
+        if let Some(rule) = rules.native_vassals.as_ref().filter(|r| r.value) {
+            return Ok(NativeVerdict {
+                section,
+                reason: format!(
+                    "this tenant may run vassals outside containers (policy {})",
+                    rule.rule().at()
+                ),
+            });
+        }
+        let owner = match &tenant.name {
+            Some(name) => format!("{name} (uid {})", tenant.uid),
+            None => format!("uid {}", tenant.uid),
+        };
+        let rule = match &rules.native_vassals {
+            Some(r) => format!("policy {} line {}: {}", self.file, r.line, r.text),
+            None => format!(
+                "policy {}: native-vassals is not set for {section}",
+                self.file
+            ),
+        };
+        Err(NativeRefusal {
+            vassal: vassal.into(),
+            file: file.map(str::to_owned),
+            owner,
+            rule,
+        })
     }
 
     /// The policy file's path, as given to [`parse`](Self::parse).
@@ -326,6 +434,38 @@ pub struct Decision {
     /// write below an allowed directory can plant a symlink there, so the runtime must
     /// refuse these paths if any component is a symlink, and open them without following.
     pub host_paths: Vec<String>,
+}
+
+/// Why a vassal that is not a Docker vassal may run on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NativeVerdict {
+    /// The section that applied.
+    pub section: String,
+    /// Why, naming the rule.
+    pub reason: String,
+}
+
+/// A tenant's vassal that is not a Docker vassal: uWSGI would run it on the host as root.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "vassal {}: {} is owned by {}, not root, and has no docker-image: under a policy a tenant's vassal runs only in a container, since uWSGI would run it on the host as root ({}); give it a docker-image, or have root own it{}",
+    escape_controls(.vassal),
+    escape_controls(&.file.as_ref().map_or_else(|| "the pushed config".to_string(), |f| format!("the file {f}"))),
+    .owner,
+    escape_controls(.rule),
+    match .file { Some(f) => format!(" (chown root {})", escape_controls(f)), None => " (map it to root in the policy's [vassals])".to_string() }
+)]
+#[non_exhaustive]
+pub struct NativeRefusal {
+    /// The vassal's name.
+    pub vassal: String,
+    /// The vassal file; `None` for a pushed config.
+    pub file: Option<String>,
+    /// Its owner: `alice (uid 1001)` or `uid 4242`.
+    pub owner: String,
+    /// The rule that did not allow it.
+    pub rule: String,
 }
 
 /// A policy file we cannot use; the operator's mistake, named by line.

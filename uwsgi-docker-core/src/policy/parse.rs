@@ -34,6 +34,10 @@ pub const POLICY_KEYS: &[&str] = &[
     "no-new-privileges",
     "read-only-rootfs",
     "cidfile-dirs",
+    "tmpfs-max",
+    "tmpfs-count-max",
+    "stop-timeout-max",
+    "native-vassals",
 ];
 
 /// Which section the lines being read belong to.
@@ -56,6 +60,7 @@ pub(super) fn parse(file: &str, text: &[u8]) -> Result<Policy, PolicyError> {
         users: Vec::new(),
         uids: Vec::new(),
         vassals: Vec::new(),
+        daemon_groups: Vec::new(),
     };
     let mut section = Section::None;
     for (index, raw) in body.split(|&b| b == b'\n').enumerate() {
@@ -327,6 +332,22 @@ fn apply(rules: &mut Rules, key: &str, value: &str, line: usize, text: &str) -> 
             text,
             shared::boolean(value),
         ),
+        "tmpfs-max" => set_scalar(&mut rules.tmpfs_max, key, line, text, memory(value)),
+        "tmpfs-count-max" => set_scalar(&mut rules.tmpfs_count_max, key, line, text, count(value)),
+        "stop-timeout-max" => set_scalar(
+            &mut rules.stop_timeout_max,
+            key,
+            line,
+            text,
+            shared::stop_timeout(value).map(u64::from),
+        ),
+        "native-vassals" => set_scalar(
+            &mut rules.native_vassals,
+            key,
+            line,
+            text,
+            shared::boolean(value),
+        ),
         _ => Err(unknown_key(key)),
     }
 }
@@ -442,6 +463,14 @@ fn memory(value: &str) -> Result<u64, String> {
         0 => Err("0 is not a limit; write a size such as 512m".into()),
         bytes => Ok(bytes),
     }
+}
+
+fn count(value: &str) -> Result<u64, String> {
+    value
+        .parse::<u64>()
+        .ok()
+        .filter(|_| value.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| "expected a count: 0 or more, e.g. 4".into())
 }
 
 fn pids_max(value: &str) -> Result<i64, String> {

@@ -148,6 +148,10 @@ pub(super) struct Rules {
     pub no_new_privileges: Option<Scalar<bool>>,
     pub read_only_rootfs: Option<Scalar<bool>>,
     pub cidfile_dirs: Option<List<String>>,
+    pub tmpfs_max: Option<Scalar<u64>>,
+    pub tmpfs_count_max: Option<Scalar<u64>>,
+    pub stop_timeout_max: Option<Scalar<u64>>,
+    pub native_vassals: Option<Scalar<bool>>,
 }
 
 macro_rules! overlay {
@@ -182,6 +186,10 @@ impl Rules {
             no_new_privileges,
             read_only_rootfs,
             cidfile_dirs,
+            tmpfs_max,
+            tmpfs_count_max,
+            stop_timeout_max,
+            native_vassals,
         )
     }
 }

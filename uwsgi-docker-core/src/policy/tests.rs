@@ -1392,3 +1392,197 @@ proptest! {
         }
     }
 }
+
+fn enforce_with_groups(
+    policy_text: &str,
+    tenant: &Tenant,
+    groups: &[u32],
+    lines: &str,
+) -> Result<VassalSpec, Box<PolicyViolation>> {
+    let mut spec = vassal(lines);
+    policy(policy_text)
+        .with_daemon_groups(groups.iter().copied())
+        .enforce("app.ini", tenant, DOCKER, &mut spec)
+        .map(|_| spec)
+        .map_err(Box::new)
+}
+
+#[test]
+fn a_daemon_sockets_group_is_refused_under_every_user_rule() {
+    // alice's primary group is the docker group (999): user = owner would hand it over.
+    let in_docker = Tenant::new(1000, 999).with_name("alice");
+    let v = enforce_with_groups("", &in_docker, &[999], "").expect_err("owner");
+    assert_eq!(v.key, "docker-user");
+    assert!(
+        v.why
+            .contains("group 999 owns the container daemon's socket"),
+        "{v}"
+    );
+    for (rule, lines) in [
+        ("user = any-nonroot", "docker-user = 1000:999"),
+        ("user = any-nonroot", "docker-user = 1000"),
+        ("user = root", "docker-user = 1000:999"),
+        ("user = 1000:999", ""),
+    ] {
+        let text = format!("[default]\n{rule}\n");
+        let v = enforce_with_groups(&text, &in_docker, &[999], lines).expect_err(rule);
+        assert!(v.why.contains("group 999"), "{rule} {lines}: {v}");
+    }
+    // Other groups pass; root's own vassal stays 0:0 although a socket may be root:root.
+    enforce_with_groups(
+        "[default]\nuser = any-nonroot\n",
+        &alice(),
+        &[999],
+        "docker-user = 1000:1000",
+    )
+    .expect("another group");
+    let root = Tenant::new(0, 0).with_name("root");
+    let spec = enforce_with_groups("", &root, &[0, 999], "").expect("root");
+    assert_eq!(spec.user.as_deref(), Some("0:0"));
+    // A non-root tenant whose primary group is root's is refused.
+    let v = enforce_with_groups("", &Tenant::new(1001, 0), &[], "").expect_err("gid 0");
+    assert!(v.why.contains("gid 0 is root's group"), "{v}");
+}
+
+#[test]
+fn built_in_bounds_apply_when_the_policy_sets_none() {
+    // Swap: refused above 1g, nothing filled in.
+    let v = refused("", "docker-memory = 256m\ndocker-swap = 8000000g");
+    assert_rule(
+        &v,
+        "docker-swap",
+        "swap-max = 1g when the policy sets none",
+        0,
+    );
+    let (spec, _) = allowed("", "docker-memory = 256m");
+    assert_eq!(spec.swap, None);
+    let (spec, _) = allowed(
+        "[default]\nswap-max = 4g\n",
+        "docker-memory = 256m\ndocker-swap = 2g",
+    );
+    assert_eq!(spec.swap, Some(2 << 30));
+    // Stop timeout: at most 25 s, or the policy's own.
+    let v = refused(
+        "",
+        "docker-stop-timeout = 4294967295\ndocker-stop-signal = SIGCONT",
+    );
+    assert_rule(
+        &v,
+        "docker-stop-timeout",
+        "stop-timeout-max = 25 when the policy sets none",
+        0,
+    );
+    let (spec, _) = allowed("", "docker-stop-timeout = 25");
+    assert_eq!(spec.stop_timeout, Some(25));
+    let v = refused(
+        "[default]\nstop-timeout-max = 5\n",
+        "docker-stop-timeout = 6",
+    );
+    assert_rule(&v, "docker-stop-timeout", "stop-timeout-max = 5", 2);
+    // The default 10 s is above a maximum of 5: the maximum is filled in.
+    let (spec, d) = allowed("[default]\nstop-timeout-max = 5\n", "");
+    assert_eq!(spec.stop_timeout, Some(5));
+    assert!(
+        d.applied
+            .iter()
+            .any(|l| l.contains("docker-stop-timeout = 5")),
+        "{:?}",
+        d.applied
+    );
+    // tmpfs: a size filled in, a larger one or a percentage refused, and a count.
+    let (spec, d) = allowed("", "docker-tmpfs = /tmp\ndocker-tmpfs = /run:rw,mode=1777");
+    assert_eq!(
+        spec.tmpfs,
+        vec![
+            ("/tmp".to_string(), "size=64m".to_string()),
+            ("/run".to_string(), "rw,mode=1777,size=64m".to_string())
+        ]
+    );
+    assert!(
+        d.applied
+            .iter()
+            .any(|l| l.contains("docker-tmpfs = /tmp:size=64m")),
+        "{:?}",
+        d.applied
+    );
+    allowed("", "docker-tmpfs = /tmp:size=64m");
+    let v = refused("", "docker-tmpfs = /tmp:size=65m");
+    assert_rule(
+        &v,
+        "docker-tmpfs",
+        "tmpfs-max = 64m when the policy sets none",
+        0,
+    );
+    let v = refused(
+        "[default]\ntmpfs-max = 16m\n",
+        "docker-tmpfs = /tmp:size=50%",
+    );
+    assert_rule(&v, "docker-tmpfs", "tmpfs-max = 16m", 2);
+    let five: String = (0..5).map(|i| format!("docker-tmpfs = /t{i}\n")).collect();
+    let v = refused("", &five);
+    assert_rule(
+        &v,
+        "docker-tmpfs",
+        "tmpfs-count-max = 4 when the policy sets none",
+        0,
+    );
+    allowed("[default]\ntmpfs-count-max = 5\n", &five);
+    let v = refused("[default]\ntmpfs-count-max = 0\n", "docker-tmpfs = /tmp");
+    assert!(v.why.contains("more than the 0 allowed"), "{v}");
+}
+
+#[test]
+fn a_tenants_native_vassal_is_refused_unless_the_policy_allows_it() {
+    let p = policy("[default]\nmemory-max = 1g\n\n[user:bob]\nnative-vassals = true\n");
+    let err = p
+        .judge_native("app.ini", Some("/etc/uwsgi/vassals/app.ini"), &alice())
+        .expect_err("alice's native vassal");
+    let text = err.to_string();
+    for needle in [
+        "vassal app.ini",
+        "/etc/uwsgi/vassals/app.ini is owned by alice (uid 1000), not root",
+        "docker-image",
+        "chown root /etc/uwsgi/vassals/app.ini",
+        "native-vassals is not set for [default]",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+    let pushed = p
+        .judge_native("shop.ini", None, &Tenant::new(65534, 65534))
+        .expect_err("pushed");
+    assert!(
+        pushed
+            .to_string()
+            .contains("the pushed config is owned by uid 65534"),
+        "{pushed}"
+    );
+    assert!(pushed.to_string().contains("[vassals]"), "{pushed}");
+    let root = Tenant::new(0, 0).with_name("root");
+    let ok = p
+        .judge_native("app.ini", Some("/x.ini"), &root)
+        .expect("root's");
+    assert!(ok.reason.contains("root owns it"), "{ok:?}");
+    let bob = Tenant::new(1002, 1002).with_name("bob");
+    let ok = p
+        .judge_native("app.ini", Some("/x.ini"), &bob)
+        .expect("bob may");
+    assert_eq!(ok.section, "[user:bob]");
+    assert!(
+        ok.reason.contains("line 5: native-vassals = true"),
+        "{ok:?}"
+    );
+    // Said explicitly false, the refusal names the line.
+    let p = policy("[default]\nnative-vassals = false\n");
+    let err = p
+        .judge_native("a.ini", Some("/a.ini"), &alice())
+        .expect_err("false");
+    assert!(
+        err.to_string().contains("line 2: native-vassals = false"),
+        "{err}"
+    );
+    // A file name with control bytes is escaped.
+    let err = p
+        .judge_native("a\u{1b}.ini", Some("/a\u{1b}.ini"), &alice())
+        .expect_err("escaped");
+    assert!(!err.to_string().contains('\u{1b}'), "{err}");
+}

@@ -34,7 +34,6 @@ impl Runtime {
         }
         // Vassal names, values and container output are tenant text: no control byte
         // reaches the log raw.
-        self.log
-            .line(&uwsgi_docker_core::attach::escape_control(line));
+        self.log.line(&crate::output::escaped(line));
     }
 }

@@ -384,3 +384,47 @@ fn check_cidfile_refuses_early_what_write_would_refuse() {
     assert_eq!(std::fs::read(&victim).expect("kept"), b"precious");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 17's third route: a path the daemon looks up again must be one only root can
+/// redirect: every directory above it root's and writable by no one else, no symlink.
+#[test]
+fn fixed_paths_need_every_directory_above_to_be_roots() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("SKIP fixed_paths_need_every_directory_above_to_be_roots: needs root");
+        return;
+    }
+    // Not under /tmp: it is world-writable.
+    let base = Path::new("/run").join(format!("uwsgi-docker-fixed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(base.join("tenant/data")).expect("mkdir");
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let tenant = base.join("tenant");
+    std::os::unix::fs::chown(&tenant, Some(4242), Some(4242)).expect("chown");
+    // The tenant's own directory under root's: fine, its name cannot be swapped.
+    check_fixed_path(&tenant, false).expect("the tenant's dir itself");
+    // Something inside it: the tenant can rename it.
+    let err = check_fixed_path(&tenant.join("data"), false)
+        .expect_err("inside the tenant's dir")
+        .to_string();
+    assert!(
+        err.contains("can be changed by others than root") && err.contains("uid 4242"),
+        "{err}"
+    );
+    // A group- or world-writable directory, sticky or not.
+    let shared = base.join("shared");
+    std::fs::create_dir(&shared).expect("mkdir");
+    std::fs::create_dir(shared.join("x")).expect("mkdir");
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    assert!(check_fixed_path(&shared.join("x"), false).is_err());
+    assert!(check_fixed_path(Path::new("/tmp/x"), true).is_err());
+    // A symlink anywhere, and a missing last component only when allowed.
+    std::os::unix::fs::symlink(&tenant, base.join("link")).expect("symlink");
+    let err = check_fixed_path(&base.join("link"), false)
+        .expect_err("a symlink")
+        .to_string();
+    assert!(err.contains("is a symlink"), "{err}");
+    check_fixed_path(&base.join("absent.sock"), true).expect("a socket to be bound");
+    assert!(check_fixed_path(&base.join("absent"), false).is_err());
+    assert!(check_fixed_path(Path::new("/"), false).is_err());
+    let _ = std::fs::remove_dir_all(&base);
+}
