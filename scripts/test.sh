@@ -113,6 +113,9 @@ cargo package -q -p uwsgi-docker-core --allow-dirty
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "the CLI's layers (host < runtime < commands, wrapper; no import cycle)"
+scripts/check-layers.sh
+
 step "the static launcher (docker-socket)"
 # uwsgi-docker carries its own (build.rs); the e2e tests use that one, and check it is
 # static where it is mounted. A standalone copy, for UWSGIDOCKER_LAUNCHER: the 2.0.31

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-#[path = "src/elf.rs"]
+#[path = "src/host/elf.rs"]
 mod elf;
 
 /// Set for the inner cargo, whose run of this script must not start a third.

@@ -1,18 +1,14 @@
 //! `uwsgi-docker`: the runtime that runs uWSGI vassals in Docker containers. The one place
 //! that touches sockets and processes; every decision is the core's.
+// Layers, each importing only from those below it: `commands` and `wrapper` on top,
+// `runtime` (a bridge's start and loop) in the middle, `host` (files, users, processes,
+// sockets) at the bottom; `args`, `output` and `settings` are leaves any layer may use.
 mod args;
 mod commands;
-mod docker_client;
-mod elf;
-mod fault;
-mod launcher_binary;
+mod host;
 mod output;
-mod proxy;
 mod runtime;
 mod settings;
-mod sys;
-mod tenancy;
-mod vassal_file;
 mod wrapper;
 
 use std::process::ExitCode;

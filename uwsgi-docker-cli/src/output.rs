@@ -12,6 +12,15 @@ pub fn naming(name: &str, message: String) -> String {
     }
 }
 
+/// `message` without a leading `vassal NAME: `, for a caller that names the vassal itself.
+pub fn unnamed<'m>(name: &str, message: &'m str) -> &'m str {
+    message
+        .strip_prefix("vassal ")
+        .and_then(|rest| rest.strip_prefix(name))
+        .and_then(|rest| rest.strip_prefix(": "))
+        .unwrap_or(message)
+}
+
 /// Prints `error` as one line that names vassal `name` (see [`naming`]).
 pub fn fail_naming(name: &str, error: &dyn std::fmt::Display) -> ExitCode {
     fail(&naming(name, error.to_string()))
@@ -73,5 +82,11 @@ mod tests {
             naming("app.ini", "vassal app.ini: bad docker-memory".into()),
             "vassal app.ini: bad docker-memory"
         );
+        assert_eq!(
+            unnamed("app.ini", "vassal app.ini: bad docker-memory"),
+            "bad docker-memory"
+        );
+        assert_eq!(unnamed("app.ini", "vassal b.ini: x"), "vassal b.ini: x");
+        assert_eq!(unnamed("app.ini", "no name here"), "no name here");
     }
 }

@@ -23,11 +23,11 @@ use uwsgi_docker_core::emperor::{self, ConfigDecoder};
 use uwsgi_docker_core::spec;
 
 use crate::args::{ConfigSource, WrapperArgs};
+use crate::host::sys;
 use crate::output::{fail, fail_naming};
 use crate::runtime::start::{run_bridge, BridgeStart};
+use crate::runtime::tenancy::{self, Origin};
 use crate::settings::{self, var, RuntimeSettings};
-use crate::sys;
-use crate::tenancy::{self, Origin};
 
 /// A vassal waits this long for its config push; so do we.
 const CONFIG_WAIT: Duration = Duration::from_secs(5);
@@ -82,9 +82,8 @@ pub fn run(args: WrapperArgs) -> ExitCode {
         if settings.policy.is_some() {
             let origin = match &args.source {
                 ConfigSource::Emperor => Ok(Origin::Pushed),
-                ConfigSource::File(path) => {
-                    crate::vassal_file::open(path).and_then(|file| Origin::of_file(&file, path))
-                }
+                ConfigSource::File(path) => crate::host::vassal_file::open(path)
+                    .and_then(|file| Origin::of_file(&file, path)),
             };
             let origin = match origin {
                 Ok(origin) => origin,
@@ -101,7 +100,7 @@ pub fn run(args: WrapperArgs) -> ExitCode {
     // tenant is judged on the descriptor its text came from.
     let (text, packet_len, origin) = match &args.source {
         ConfigSource::File(path) => {
-            match crate::vassal_file::open(path).map(|file| {
+            match crate::host::vassal_file::open(path).map(|file| {
                 let origin = Origin::of_file(&file, path);
                 (file.text, origin)
             }) {
@@ -211,7 +210,7 @@ fn judge_native(
     name: &str,
     origin: Origin,
     source: &ConfigSource,
-) -> Result<(), crate::fault::Fault> {
+) -> Result<(), crate::runtime::start_error::StartError> {
     let file = match source {
         ConfigSource::File(path) => Some(path.as_path()),
         ConfigSource::Emperor => None,

@@ -9,12 +9,12 @@ use uwsgi_docker_core::plan::labels;
 use uwsgi_docker_core::spec;
 
 use crate::commands::run::vassal_name;
-use crate::fault::{Fault, VassalFault};
+use crate::host::vassal_file::VassalFile;
 use crate::output::{self, fail};
 use crate::runtime::start::{check_fixed_paths, identity, plan};
+use crate::runtime::start_error::{StartError, VassalStartError};
+use crate::runtime::tenancy::{self, Origin};
 use crate::settings::RuntimeSettings;
-use crate::tenancy::{self, Origin};
-use crate::vassal_file::VassalFile;
 
 /// Stands for the id dockerd gives the container at create.
 pub const CONTAINER_ID: &str = "CONTAINER_ID";
@@ -22,7 +22,7 @@ pub const CONTAINER_ID: &str = "CONTAINER_ID";
 pub const BRIDGE_ID: &str = "BRIDGE_ID";
 
 pub fn run(settings: &RuntimeSettings, file: &Path) -> ExitCode {
-    let read = match crate::vassal_file::open(file) {
+    let read = match crate::host::vassal_file::open(file) {
         Ok(read) => read,
         Err(e) => return fail(&format!("vassal {}: {e}", vassal_name(file))),
     };
@@ -39,12 +39,16 @@ pub fn run(settings: &RuntimeSettings, file: &Path) -> ExitCode {
 }
 
 /// The JSON report for vassal file `file`, read as `read`.
-pub fn report(settings: &RuntimeSettings, file: &Path, read: &VassalFile) -> Result<Value, Fault> {
+pub fn report(
+    settings: &RuntimeSettings,
+    file: &Path,
+    read: &VassalFile,
+) -> Result<Value, StartError> {
     let name = vassal_name(file);
     let text = read.text.as_slice();
     // The owner matters only in tenant mode (a policy is set).
     let origin = match &settings.policy {
-        Some(_) => Origin::of_file(read, file).map_err(VassalFault::from)?,
+        Some(_) => Origin::of_file(read, file).map_err(VassalStartError::from)?,
         None => Origin::Pushed,
     };
     // Not an ini file: never a Docker vassal; under a policy, the verdict on running it
@@ -142,9 +146,9 @@ fn native_report(
     name: &str,
     file: &Path,
     origin: Origin,
-) -> Result<Value, Fault> {
+) -> Result<Value, StartError> {
     let Some((tenant, verdict)) = tenancy::judge_native(settings, name, origin, Some(file))? else {
-        return Err(VassalFault::NotDocker {
+        return Err(VassalStartError::NotDocker {
             vassal: name.to_owned(),
         }
         .into());

@@ -9,11 +9,11 @@ use uwsgi_docker_core::docker::{self, ContainerSummary};
 use uwsgi_docker_core::plan::labels;
 
 use crate::commands::ps::{container_name, is_ours, label, list_owned};
-use crate::docker_client::Client;
+use crate::host::docker_client::Client;
+use crate::host::hostfs::{self, StaleOutcome};
+use crate::host::sys::{self, BridgeLabel};
 use crate::output::{self, fail, warn};
-use crate::runtime::hostfs::{self, StaleOutcome};
 use crate::settings::RuntimeSettings;
-use crate::sys::{self, BridgeLabel};
 
 /// What to do with one container.
 #[derive(Debug, Clone, PartialEq, Eq)]

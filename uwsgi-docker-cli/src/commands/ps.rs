@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use uwsgi_docker_core::docker::{self, ContainerSummary};
 use uwsgi_docker_core::plan::labels;
 
-use crate::docker_client::{Client, ClientError};
+use crate::host::docker_client::{Client, ClientError};
 use crate::output::{self, fail};
 use crate::settings::RuntimeSettings;
 

@@ -5,12 +5,12 @@ use std::process::ExitCode;
 
 use uwsgi_docker_core::spec;
 
-use crate::fault::VassalFault;
+use crate::host::vassal_file;
 use crate::output::{fail, fail_naming};
 use crate::runtime::start::{run_bridge, BridgeStart};
+use crate::runtime::start_error::VassalStartError;
+use crate::runtime::tenancy::Origin;
 use crate::settings::RuntimeSettings;
-use crate::tenancy::Origin;
-use crate::vassal_file;
 
 /// The vassal name of a file: its file name, as a `dir://` Emperor names it.
 pub fn vassal_name(file: &Path) -> String {
@@ -37,7 +37,7 @@ pub fn run(settings: &RuntimeSettings, file: &Path) -> ExitCode {
     }
     let spec = match spec::parse_vassal(&name, &text) {
         Ok(Some(spec)) => spec,
-        Ok(None) => return fail(&VassalFault::NoDockerImage { vassal: name }.to_string()),
+        Ok(None) => return fail(&VassalStartError::NoDockerImage { vassal: name }.to_string()),
         Err(e) => return fail(&e.to_string()),
     };
     run_bridge(

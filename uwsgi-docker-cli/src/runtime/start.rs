@@ -6,19 +6,18 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use uwsgi_docker_core::lifecycle::{BridgeConfig, EmperorChannels};
+use uwsgi_docker_core::lifecycle::{BridgeConfig, BridgeError, EmperorChannels, VassalError};
 use uwsgi_docker_core::plan::{ContainerPlan, PlanOptions, VassalIdentity};
-use uwsgi_docker_core::spec::{self, HandoffMode, ListenAddress, VassalSpec};
+use uwsgi_docker_core::spec::{self, HandoffMode, VassalSpec};
 
-use crate::fault::{Fault, OperatorFault, VassalFault};
+use crate::host::hostfs::{self, SocketOwner};
+use crate::host::users;
+use crate::host::{launcher_binary, listen, proxy, sys};
 use crate::output::{self, fail_naming};
-use crate::proxy::TcpBindError;
 use crate::runtime::bridge::{self, LoopIo, RolloverPlanner};
-use crate::runtime::hostfs::{self, HostFsError, SocketEntry, SocketOwner};
-use crate::runtime::users;
+use crate::runtime::start_error::{OperatorStartError, StartError, VassalStartError};
+use crate::runtime::tenancy::{self, Origin};
 use crate::settings::RuntimeSettings;
-use crate::tenancy::{self, Origin};
-use crate::{launcher_binary, proxy, sys};
 
 /// Extra time past the container's stop timeout before it is killed.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -82,7 +81,7 @@ pub fn plan(
     identity: &VassalIdentity,
     inherited_socket: bool,
     install_launcher: bool,
-) -> Result<ContainerPlan, Fault> {
+) -> Result<ContainerPlan, StartError> {
     let mut spec = spec;
     let (handoff, passes_socket) = spec.handoff_for(inherited_socket);
     let launcher_host_path = match handoff {
@@ -104,7 +103,7 @@ pub fn plan(
                     None
                 }
                 None => {
-                    return Err(OperatorFault::LauncherNeeded {
+                    return Err(OperatorStartError::LauncherNeeded {
                         vassal: identity.name.clone(),
                         mode: spec.handoff.as_str(),
                         source: e,
@@ -134,7 +133,7 @@ pub fn plan_vassal(
     origin: Origin,
     requested: &VassalSpec,
     inherited_socket: bool,
-) -> Result<ContainerPlan, Fault> {
+) -> Result<ContainerPlan, StartError> {
     let mut spec = requested.clone();
     let tenant_mode = settings.policy.is_some();
     if let Some((tenant, decision)) = tenancy::apply(settings, name, origin, &mut spec)? {
@@ -154,7 +153,7 @@ pub fn plan_vassal(
     if let Some(path) = &plan.spec.cidfile {
         if let Err(source) = hostfs::check_cidfile(Path::new(path)) {
             let path = path.clone();
-            return Err(VassalFault::Cidfile { path, source }.into());
+            return Err(VassalStartError::Cidfile { path, source }.into());
         }
     }
     // A missing mount source is refused, not created: Docker refuses it for
@@ -167,7 +166,7 @@ pub fn plan_vassal(
             Err(e) if e.kind() == std::io::ErrorKind::NotFound
         ) {
             let message = uwsgi_docker_core::docker::missing_mount_source(mount);
-            return Err(VassalFault::MissingMountSource(message).into());
+            return Err(VassalStartError::MissingMountSource(message).into());
         }
     }
     if tenant_mode {
@@ -180,10 +179,10 @@ pub fn plan_vassal(
 /// socket outside the Emperor's private runtime directory) must be one only root can
 /// redirect ([`hostfs::check_fixed_path`]). A symlink check alone would not do: the daemon
 /// looks the path up again when the container starts, after any check of ours.
-pub fn check_fixed_paths(name: &str, plan: &ContainerPlan) -> Result<(), Fault> {
+pub fn check_fixed_paths(name: &str, plan: &ContainerPlan) -> Result<(), StartError> {
     for mount in &plan.spec.mounts {
         if let Err(source) = hostfs::check_fixed_path(Path::new(&mount.host), false) {
-            return Err(VassalFault::MountPath {
+            return Err(VassalStartError::MountPath {
                 vassal: name.to_owned(),
                 host: mount.host.clone(),
                 container: mount.container.clone(),
@@ -196,7 +195,7 @@ pub fn check_fixed_paths(name: &str, plan: &ContainerPlan) -> Result<(), Fault> 
         let path = &plan.proxy_host_path;
         if let Err(source) = hostfs::check_fixed_path(Path::new(path), true) {
             let (vassal, path) = (name.to_owned(), path.clone());
-            return Err(VassalFault::ProxyPath {
+            return Err(VassalStartError::ProxyPath {
                 vassal,
                 path,
                 source,
@@ -217,12 +216,18 @@ fn rollover_planner(
     let name = start.name.clone();
     let origin = start.origin;
     RolloverPlanner(Box::new(move |config: &[u8]| {
-        let Some(requested) = spec::parse_vassal(&name, config)? else {
-            let vassal = name.clone();
-            return Err(VassalFault::NotDocker { vassal }.into());
-        };
-        let plan = plan_vassal(&settings, &name, origin, &requested, inherited)?;
-        Ok((plan, requested))
+        let planned = (|| {
+            let Some(requested) = spec::parse_vassal(&name, config)? else {
+                let vassal = name.clone();
+                return Err(VassalStartError::NotDocker { vassal }.into());
+            };
+            let plan = plan_vassal(&settings, &name, origin, &requested, inherited)?;
+            Ok((plan, requested))
+        })();
+        planned.map_err(|e: StartError| {
+            let reason = output::unnamed(&name, &e.to_string()).to_owned();
+            BridgeError::from(VassalError::SettingsRefused { reason })
+        })
     }))
 }
 
@@ -263,13 +268,13 @@ pub fn run_bridge(
         Some(address) => {
             let owner = match (&plan.spec.socket_owner, &settings.socket_owner) {
                 (Some(value), _) => users::resolve_owner(value).map_err(|source| {
-                    Fault::from(VassalFault::SocketOwner {
+                    StartError::from(VassalStartError::SocketOwner {
                         value: value.clone(),
                         source,
                     })
                 }),
                 (None, Some(value)) => users::resolve_owner(value).map_err(|source| {
-                    Fault::from(OperatorFault::SocketOwner {
+                    StartError::from(OperatorStartError::SocketOwner {
                         value: value.clone(),
                         source,
                     })
@@ -280,11 +285,11 @@ pub fn run_bridge(
                 Ok(owner) => owner,
                 Err(e) => return fail_naming(&name, &e),
             };
-            match bind_listen_socket(address, socket_mode, owner) {
+            match listen::bind_listen_socket(address, socket_mode, owner) {
                 Ok((fd, entry)) => (Some(fd), entry),
                 Err(source) => {
                     let address = address.to_string();
-                    return fail_naming(&name, &VassalFault::Socket { address, source });
+                    return fail_naming(&name, &VassalStartError::Socket { address, source });
                 }
             }
         }
@@ -315,44 +320,6 @@ pub fn run_bridge(
     match bridge::run(config, io) {
         Ok(code) => exit_code(code),
         Err(e) => fail_naming(&start.name, &e),
-    }
-}
-
-/// Why `docker-socket` cannot be bound.
-#[derive(Debug, thiserror::Error)]
-pub enum ListenSocketError {
-    #[error(transparent)]
-    Unix(#[from] HostFsError),
-    #[error("cannot make the socket blocking: {0}")]
-    Blocking(rustix::io::Errno),
-    #[error("{0}; another process listens there: stop it or choose another docker-socket")]
-    InUse(TcpBindError),
-    #[error(transparent)]
-    Tcp(TcpBindError),
-}
-
-/// Bind `docker-socket` as uWSGI would: a blocking listener (uWSGI sets its own flags),
-/// mode from the Emperor settings and `owner` for a unix path, bound with no symlink
-/// following (see [`hostfs::bind_unix`]). Returns the socket file's entry, removed at exit.
-fn bind_listen_socket(
-    address: &ListenAddress,
-    mode: u32,
-    owner: SocketOwner,
-) -> Result<(OwnedFd, Option<SocketEntry>), ListenSocketError> {
-    match address {
-        ListenAddress::Unix(path) => {
-            let bound = hostfs::bind_unix(Path::new(path), mode, owner)?;
-            if let Err(e) = rustix::io::ioctl_fionbio(&bound.listener, false) {
-                let _ = bound.entry.remove();
-                return Err(ListenSocketError::Blocking(e));
-            }
-            Ok((bound.listener, Some(bound.entry)))
-        }
-        ListenAddress::Tcp { ip, port } => match proxy::bind_tcp(ip, *port) {
-            Ok(fd) => Ok((fd, None)),
-            Err(e) if e.is_in_use() => Err(ListenSocketError::InUse(e)),
-            Err(e) => Err(ListenSocketError::Tcp(e)),
-        },
     }
 }
 

@@ -8,7 +8,7 @@ use rustix::event::PollFlags;
 use uwsgi_docker_core::lifecycle::Generation;
 
 use super::{head, read_some, Channel, ReadOutcome, Runtime, SetupError};
-use crate::proxy;
+use crate::host::proxy;
 
 /// One generation's relayed channels: the bridge's ends, and the vassal's ends, held until
 /// the handoff. The first generation's are made at start, a rollover's on
@@ -169,7 +169,7 @@ impl Runtime {
     /// The vassal file again, for a reload (a pushed config has none).
     pub(super) fn read_config(&mut self, now: Instant) {
         let config = match &self.io.config_file {
-            Some(path) => crate::vassal_file::read(path).map_err(io::Error::other),
+            Some(path) => crate::host::vassal_file::read(path).map_err(io::Error::other),
             None => Err(io::Error::other(
                 "the config came from the Emperor; there is no file to read again",
             )),

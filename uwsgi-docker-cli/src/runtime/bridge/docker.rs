@@ -8,7 +8,7 @@ use rustix::event::PollFlags;
 use uwsgi_docker_core::lifecycle::DockerConn;
 
 use super::{head, read_some, Channel, ReadOutcome, Runtime};
-use crate::runtime::hostfs;
+use crate::host::hostfs;
 
 impl Runtime {
     pub(super) fn docker_connect(&mut self, conn: DockerConn, now: Instant) {

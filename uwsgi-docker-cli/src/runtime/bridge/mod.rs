@@ -17,15 +17,12 @@ use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 use uwsgi_docker_core::lifecycle::{
     Action, Bridge, BridgeConfig, BridgeError, DockerConn, Generation, LogLevel, ProxyPeer,
-    VassalError,
 };
 use uwsgi_docker_core::plan::ContainerPlan;
 use uwsgi_docker_core::spec::VassalSpec;
 
-use crate::fault::Fault;
-use crate::output::naming;
-use crate::proxy;
-use crate::runtime::hostfs::{self, CidFile, SocketEntry};
+use crate::host::hostfs::{self, CidFile, SocketEntry};
+use crate::host::proxy;
 
 mod channels;
 mod docker;
@@ -71,7 +68,9 @@ pub struct LoopIo {
 pub struct RolloverPlanner(pub Box<PlanFn>);
 
 /// A config in; the container plan and the `[emperor]` section it asks for out.
-pub type PlanFn = dyn Fn(&[u8]) -> Result<(ContainerPlan, VassalSpec), Fault>;
+/// A refusal is the core's error, as the core reports it (the vassal named once, by the
+/// log line).
+pub type PlanFn = dyn Fn(&[u8]) -> Result<(ContainerPlan, VassalSpec), BridgeError>;
 
 impl std::fmt::Debug for RolloverPlanner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -426,7 +425,7 @@ impl Runtime {
             Action::BindProxy { path } => self.proxy_bind(Path::new(&path), now),
             Action::AcceptProxy => self.proxy_accepting(),
             Action::QueryPidNamespace { pid } => {
-                let ns = crate::sys::pid_namespace(pid);
+                let ns = crate::host::sys::pid_namespace(pid);
                 self.bridge.handle_pid_namespace(pid, ns, now);
             }
             Action::Handoff {
@@ -439,7 +438,7 @@ impl Runtime {
                 self.peers.remove(&peer);
             }
             Action::QueryBridgeAlive { label } => {
-                let alive = crate::sys::bridge_label_alive(&label);
+                let alive = crate::host::sys::bridge_label_alive(&label);
                 self.bridge.handle_bridge_alive(alive, now);
             }
             Action::CloseProxy => self.close_proxy(),
@@ -455,10 +454,7 @@ impl Runtime {
                 self.vassals.remove(&generation);
             }
             Action::PlanRollover { config } => {
-                let planned = (self.io.planner.0)(&config).map_err(|fault| {
-                    let reason = naming(&self.io.vassal, fault.to_string());
-                    BridgeError::from(VassalError::SettingsRefused { reason })
-                });
+                let planned = (self.io.planner.0)(&config);
                 self.bridge.handle_rollover_plan(planned, now);
             }
             Action::ReadConfig => self.read_config(now),

@@ -10,8 +10,8 @@ use uwsgi_docker_core::handoff::HandedFd;
 use uwsgi_docker_core::lifecycle::{Generation, LogLevel, ProxyPeer};
 
 use super::Runtime;
-use crate::proxy;
-use crate::runtime::hostfs::{self, SocketEntry, SocketOwner};
+use crate::host::hostfs::{self, SocketEntry, SocketOwner};
+use crate::host::proxy;
 
 /// Mode of proxy sockets in the Emperor's private runtime directory: the directory keeps
 /// host users out, the container reaches the socket through its bind mount whatever its
@@ -64,7 +64,7 @@ impl Runtime {
             match proxy::accept(listener.fd.as_fd()) {
                 Ok(Some(fd)) => {
                     let pid = proxy::peer_pid(fd.as_fd());
-                    let pid_ns = pid.and_then(crate::sys::pid_namespace);
+                    let pid_ns = pid.and_then(crate::host::sys::pid_namespace);
                     let peer = ProxyPeer(self.next_peer);
                     self.next_peer += 1;
                     self.peers.insert(peer, fd);

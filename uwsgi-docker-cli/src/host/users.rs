@@ -4,7 +4,7 @@ use std::path::Path;
 
 use uwsgi_docker_core::policy::Tenant;
 
-use crate::runtime::hostfs::SocketOwner;
+use crate::host::hostfs::SocketOwner;
 
 /// Why `USER[:GROUP]` names no one on this host.
 #[derive(Debug, thiserror::Error)]

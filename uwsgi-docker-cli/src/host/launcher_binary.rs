@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use crate::runtime::hostfs;
+use crate::host::hostfs;
 
 /// The launcher this binary carries.
 static EMBEDDED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/uwsgi-docker-launcher"));
@@ -80,7 +80,7 @@ pub fn check(path: &Path) -> Result<(), LauncherError> {
     if mode.is_ok_and(|m| m & 0o111 == 0) {
         return Err(LauncherError::NotExecutable { path: shown() });
     }
-    match crate::elf::is_static_elf(&bytes) {
+    match crate::host::elf::is_static_elf(&bytes) {
         Some(true) => Ok(()),
         Some(false) => Err(LauncherError::Dynamic { path: shown() }),
         None => Err(LauncherError::NotElf { path: shown() }),
@@ -90,7 +90,7 @@ pub fn check(path: &Path) -> Result<(), LauncherError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::elf::is_static_elf;
+    use crate::host::elf::is_static_elf;
 
     #[test]
     fn a_dynamic_executable_is_refused_with_what_to_do() {

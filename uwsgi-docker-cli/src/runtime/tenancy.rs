@@ -11,14 +11,14 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use uwsgi_docker_core::policy::{
-    Decision, NativeVerdict, Policy, PolicyError, Tenant, TenantName, WELL_KNOWN_DAEMON_SOCKETS,
+    Decision, NativeRefusal, NativeVerdict, Policy, PolicyError, PolicyViolation, Tenant,
+    TenantName, WELL_KNOWN_DAEMON_SOCKETS,
 };
 use uwsgi_docker_core::spec::VassalSpec;
 
-use crate::fault::{Fault, VassalFault};
-use crate::runtime::users;
+use crate::host::users;
+use crate::host::vassal_file::{VassalFile, VassalFileError};
 use crate::settings::RuntimeSettings;
-use crate::vassal_file::{VassalFile, VassalFileError};
 
 /// The largest policy file we read.
 pub const MAX_POLICY_FILE: u64 = 1024 * 1024;
@@ -52,7 +52,7 @@ pub fn apply(
     vassal: &str,
     origin: Origin,
     spec: &mut VassalSpec,
-) -> Result<Option<(Tenant, Decision)>, Fault> {
+) -> Result<Option<(Tenant, Decision)>, TenancyError> {
     let Some(path) = &settings.policy else {
         return Ok(None);
     };
@@ -70,16 +70,14 @@ pub fn judge_native(
     vassal: &str,
     origin: Origin,
     file: Option<&Path>,
-) -> Result<Option<(Tenant, NativeVerdict)>, Fault> {
+) -> Result<Option<(Tenant, NativeVerdict)>, TenancyError> {
     let Some(path) = &settings.policy else {
         return Ok(None);
     };
     let policy = load(path)?;
     let tenant = tenant(&policy, vassal, origin)?;
     let file = file.map(|f| f.display().to_string());
-    let verdict = policy
-        .judge_native(vassal, file.as_deref(), &tenant)
-        .map_err(VassalFault::from)?;
+    let verdict = policy.judge_native(vassal, file.as_deref(), &tenant)?;
     Ok(Some((tenant, verdict)))
 }
 
@@ -91,6 +89,30 @@ fn daemon_groups(in_use: &str) -> Vec<u32> {
         .filter_map(|socket| std::fs::metadata(socket).ok())
         .map(|meta| meta.gid())
         .collect()
+}
+
+/// Why tenant mode cannot let a vassal start: the operator's policy file is unusable, or
+/// the vassal goes beyond what the policy allows its tenant.
+#[derive(Debug, thiserror::Error)]
+pub enum TenancyError {
+    /// The operator fixes the policy file.
+    #[error(transparent)]
+    PolicyFile(#[from] PolicyFileError),
+    /// The vassal asks for what its tenant's rules refuse.
+    #[error(transparent)]
+    Violation(Box<PolicyViolation>),
+    /// A tenant's vassal that would run on the host.
+    #[error(transparent)]
+    Native(#[from] NativeRefusal),
+    /// A pushed config mapped to a user the host does not have.
+    #[error("vassal {vassal}: the policy maps it to user {user:?}, who does not exist on this host; add the user or fix the [vassals] section")]
+    UnknownTenant { vassal: String, user: String },
+}
+
+impl From<PolicyViolation> for TenancyError {
+    fn from(e: PolicyViolation) -> TenancyError {
+        TenancyError::Violation(Box::new(e))
+    }
 }
 
 /// Why the policy file is not used; the operator fixes it.
@@ -148,18 +170,17 @@ pub fn load(path: &Path) -> Result<Policy, PolicyFileError> {
 }
 
 /// The tenant of a vassal: its file's owner, or for a pushed config the policy's mapping.
-pub fn tenant(policy: &Policy, vassal: &str, origin: Origin) -> Result<Tenant, Fault> {
+pub fn tenant(policy: &Policy, vassal: &str, origin: Origin) -> Result<Tenant, TenancyError> {
     match origin {
         Origin::File { uid } => Ok(tenant_of_uid(uid)),
         Origin::Pushed => match policy.tenant_for_vassal(vassal) {
             Some(TenantName::Uid(uid)) => Ok(tenant_of_uid(uid)),
             Some(TenantName::User(name)) => match users::user_by_name(&name) {
                 Some(user) => Ok(user.into_tenant()),
-                None => Err(VassalFault::UnknownTenant {
+                None => Err(TenancyError::UnknownTenant {
                     vassal: vassal.to_owned(),
                     user: name,
-                }
-                .into()),
+                }),
             },
             None => Ok(tenant_of_uid(NOBODY)),
         },

@@ -1,5 +1,5 @@
 //! The proxy socket and the handoff: accept, read the peer's pid (SO_PEERCRED), and pass
-//! fds with SCM_RIGHTS. Unix listeners are bound by [`crate::runtime::hostfs`]; TCP ones here.
+//! fds with SCM_RIGHTS. Unix listeners are bound by [`crate::host::hostfs`]; TCP ones here.
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -174,7 +174,7 @@ mod tests {
 
     #[test]
     fn accept_and_peer_credentials_on_a_bound_socket() {
-        use crate::runtime::hostfs::{bind_unix, SocketOwner};
+        use crate::host::hostfs::{bind_unix, SocketOwner};
         let dir = std::env::temp_dir().join(format!("uwsgi-docker-proxy-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");

@@ -57,9 +57,9 @@ fn request(socket: &str, bytes: &[u8]) -> Result<Response, ClientError> {
         path: socket.to_owned(),
         source,
     };
-    let connected = crate::runtime::hostfs::connect_unix(
+    let connected = crate::host::hostfs::connect_unix(
         std::path::Path::new(socket),
-        crate::runtime::hostfs::CONNECT_TIMEOUT,
+        crate::host::hostfs::CONNECT_TIMEOUT,
     );
     let mut stream = UnixStream::from(connected.map_err(|source| ClientError::Connect {
         path: socket.to_owned(),

@@ -1,72 +1,67 @@
-//! The runtime's errors, by who has to act on them: the vassal file's author, the operator
-//! (the Emperor's settings, the policy file, the launcher), or the host the bridge runs on.
-//! (The Docker daemon's errors are [`crate::docker_client::ClientError`] and the core's
-//! `Outcome`.) Each wraps the typed error of the step that failed; the message is that
-//! error's, and the front-end names the vassal once when it prints it.
+//! Why a bridge cannot start, by who has to act on it: the vassal file's author, the
+//! operator (the Emperor's settings, the policy file, the launcher), or the host the bridge
+//! runs on. Once started, a bridge's
+//! failures are the core's `BridgeError`s. Each wraps the typed error of the step that
+//! failed; the message is that error's, and the front-end names the vassal once when it
+//! prints it.
 
 use uwsgi_docker_core::plan::PlanError;
-use uwsgi_docker_core::policy::{NativeRefusal, PolicyViolation};
 use uwsgi_docker_core::settings::SettingsError;
 use uwsgi_docker_core::spec::SpecError;
 
-use crate::launcher_binary::LauncherError;
-use crate::runtime::hostfs::HostFsError;
-use crate::runtime::users::OwnerError;
-use crate::tenancy::PolicyFileError;
-use crate::vassal_file::VassalFileError;
+use crate::host::hostfs::HostFsError;
+use crate::host::launcher_binary::LauncherError;
+use crate::host::users::OwnerError;
+use crate::host::vassal_file::VassalFileError;
+use crate::runtime::tenancy::{PolicyFileError, TenancyError};
 
 /// A bridge that cannot start, by fault family (boxed: a `Result` stays small).
 #[derive(Debug, thiserror::Error)]
-pub enum Fault {
+pub enum StartError {
     #[error(transparent)]
-    Vassal(Box<VassalFault>),
+    Vassal(Box<VassalStartError>),
     #[error(transparent)]
-    Operator(Box<OperatorFault>),
+    Operator(Box<OperatorStartError>),
     #[error(transparent)]
-    Environment(Box<EnvironmentFault>),
+    Environment(Box<EnvironmentStartError>),
 }
 
-impl From<VassalFault> for Fault {
-    fn from(e: VassalFault) -> Fault {
-        Fault::Vassal(Box::new(e))
+impl From<VassalStartError> for StartError {
+    fn from(e: VassalStartError) -> StartError {
+        StartError::Vassal(Box::new(e))
     }
 }
 
-impl From<OperatorFault> for Fault {
-    fn from(e: OperatorFault) -> Fault {
-        Fault::Operator(Box::new(e))
+impl From<OperatorStartError> for StartError {
+    fn from(e: OperatorStartError) -> StartError {
+        StartError::Operator(Box::new(e))
     }
 }
 
-impl From<EnvironmentFault> for Fault {
-    fn from(e: EnvironmentFault) -> Fault {
-        Fault::Environment(Box::new(e))
+impl From<EnvironmentStartError> for StartError {
+    fn from(e: EnvironmentStartError) -> StartError {
+        StartError::Environment(Box::new(e))
     }
 }
 
 /// What the vassal file asks for that cannot be done; its author fixes the file.
 #[derive(Debug, thiserror::Error)]
-pub enum VassalFault {
+pub enum VassalStartError {
     #[error(transparent)]
     Spec(#[from] SpecError),
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(transparent)]
     File(#[from] VassalFileError),
-    /// The policy refuses it.
+    /// The policy refuses it, or it runs on the host for a tenant.
     #[error(transparent)]
-    Policy(#[from] PolicyViolation),
-    /// A tenant's vassal that would run on the host.
-    #[error(transparent)]
-    Native(#[from] NativeRefusal),
+    Tenancy(TenancyError),
     #[error(
         "vassal {vassal} has no docker-image in its [emperor] section; add one, or run it with uwsgi itself"
     )]
     NoDockerImage { vassal: String },
     #[error("vassal {vassal} has no docker-image in its [emperor] section: the Emperor runs it with uwsgi, not in Docker")]
     NotDocker { vassal: String },
-    #[error("vassal {vassal}: the policy maps it to user {user:?}, who does not exist on this host; add the user or fix the [vassals] section")]
-    UnknownTenant { vassal: String, user: String },
     #[error("vassal {vassal}: docker-mount = {host}:{container}: {source}; under a policy a mount source must be an existing real path that only root can redirect (README: Hosting many tenants)")]
     MountPath {
         vassal: String,
@@ -90,17 +85,17 @@ pub enum VassalFault {
     #[error("docker-socket = {address}: {source}")]
     Socket {
         address: String,
-        source: crate::runtime::start::ListenSocketError,
+        source: crate::host::listen::ListenSocketError,
     },
 }
 
 /// What the operator set up that does not work: settings, the policy file, the launcher.
 #[derive(Debug, thiserror::Error)]
-pub enum OperatorFault {
+pub enum OperatorStartError {
     #[error(transparent)]
     Settings(#[from] SettingsError),
     #[error(transparent)]
-    PolicyFile(#[from] PolicyFileError),
+    PolicyFile(PolicyFileError),
     #[error("vassal {vassal}: docker-handoff = {mode} needs the static launcher: {source}")]
     LauncherNeeded {
         vassal: String,
@@ -113,31 +108,28 @@ pub enum OperatorFault {
 
 /// What the host or the Emperor did not give the bridge.
 #[derive(Debug, thiserror::Error)]
-pub enum EnvironmentFault {
+pub enum EnvironmentStartError {
     #[error(transparent)]
     Setup(#[from] crate::runtime::bridge::SetupError),
 }
 
-impl From<SpecError> for Fault {
-    fn from(e: SpecError) -> Fault {
-        VassalFault::from(e).into()
+impl From<SpecError> for StartError {
+    fn from(e: SpecError) -> StartError {
+        VassalStartError::from(e).into()
     }
 }
 
-impl From<PlanError> for Fault {
-    fn from(e: PlanError) -> Fault {
-        VassalFault::from(e).into()
+impl From<PlanError> for StartError {
+    fn from(e: PlanError) -> StartError {
+        VassalStartError::from(e).into()
     }
 }
 
-impl From<PolicyViolation> for Fault {
-    fn from(e: PolicyViolation) -> Fault {
-        VassalFault::from(e).into()
-    }
-}
-
-impl From<PolicyFileError> for Fault {
-    fn from(e: PolicyFileError) -> Fault {
-        OperatorFault::from(e).into()
+impl From<TenancyError> for StartError {
+    fn from(e: TenancyError) -> StartError {
+        match e {
+            TenancyError::PolicyFile(e) => OperatorStartError::PolicyFile(e).into(),
+            e => VassalStartError::Tenancy(e).into(),
+        }
     }
 }
