@@ -9,9 +9,10 @@
 use serde::Deserialize;
 
 /// Docker's health status of a container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum HealthStatus {
     /// No health check (neither the vassal's nor the image's).
+    #[default]
     None,
     /// Checks run, none has passed yet (or the start period runs).
     Starting,

@@ -5,6 +5,7 @@
 //! * [`hostfs`]: safe file and socket operations on paths a vassal names;
 //! * [`users`]: the little it needs to know about host users.
 pub mod bridge;
+pub mod cgroup;
 pub mod hostfs;
 pub mod start;
 pub mod users;

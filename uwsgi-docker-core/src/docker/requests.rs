@@ -323,6 +323,14 @@ impl Api {
         build(Method::GET, target, None)
     }
 
+    /// `GET /containers/{id}/stats?stream=false&one-shot=true`: one sample of the
+    /// container's memory and CPU ([`super::parse_stats`]), without the second sample the
+    /// daemon otherwise waits for (`one-shot`, API 1.41; older daemons ignore it).
+    pub fn stats(&self, id: &str, out: &mut Vec<u8>) {
+        let target = format!("{}/stats?stream=false&one-shot=true", self.container(id));
+        build(Method::GET, target, None).write(out);
+    }
+
     fn prefix(&self) -> String {
         format!("/v{}", self.version)
     }
@@ -1151,7 +1159,10 @@ mod tests {
     #[test]
     fn a_health_check_is_the_container_configs_healthcheck() {
         let body = create_body(&plan_for(minimal_spec()));
-        assert!(body.get("Healthcheck").is_none(), "the image's own check stays");
+        assert!(
+            body.get("Healthcheck").is_none(),
+            "the image's own check stays"
+        );
         let mut spec = minimal_spec();
         spec.health.test = Some(crate::spec::HealthTest::Shell("exit 0".into()));
         spec.health.interval_ns = Some(2_000_000_000);

@@ -25,17 +25,22 @@ use uwsgi_docker_core::spec::VassalSpec;
 use crate::fault::Fault;
 use crate::output::naming;
 use crate::proxy;
-use crate::runtime::hostfs::{self, CidFile, SocketEntry};
+use crate::runtime::hostfs::{self, CidFile, SocketEntry, StateFile};
 
 mod channels;
 mod docker;
+mod health;
 mod log_sink;
 mod logs;
 mod peers;
+mod state;
 
 use channels::VassalChannels;
+pub use health::poll_interval as health_poll_interval;
+use health::HealthWatch;
 use log_sink::LogSink;
 use peers::ProxyListener;
+use state::VassalStateFile;
 
 /// Bytes read per readiness event.
 const READ_CHUNK: usize = 64 * 1024;
@@ -64,6 +69,11 @@ pub struct LoopIo {
     pub log_prefix: bool,
     /// Plans a rollover's container from a changed config, as the start did.
     pub planner: RolloverPlanner,
+    /// The vassal's state file (for `metrics` and `ps`), with the Emperor's id and this
+    /// bridge's label; `None` when the private runtime directory cannot be had.
+    pub state_file: Option<(StateFile, String, String)>,
+    /// `docker-health-restart`: how often the serving container's health is read.
+    pub health_watch: Option<std::time::Duration>,
 }
 
 /// What [`Action::PlanRollover`] runs: the same planning as at start (spec, policy,
@@ -153,6 +163,7 @@ enum Slot {
     VassalConfig(Generation),
     Docker(DockerConn),
     Proxy,
+    Health,
 }
 
 #[derive(Debug)]
@@ -175,6 +186,10 @@ struct Runtime {
     exit: Option<i32>,
     /// Log lines (relayed and our own), written once per loop turn.
     log: LogSink<io::Stderr>,
+    /// The vassal's counters, written for `metrics` and `ps`.
+    state: Option<VassalStateFile>,
+    /// The watcher of the serving container's health (`docker-health-restart`).
+    health: Option<HealthWatch>,
 }
 
 #[derive(Debug)]
@@ -233,8 +248,18 @@ fn run_with(config: BridgeConfig, io: LoopIo, entry: Option<SocketEntry>) -> Set
         }
     };
     let vassal = config.plan.vassal_name.clone();
+    let started = Instant::now();
+    let state = io.state_file.map(|(file, emperor, bridge)| {
+        VassalStateFile::open(file, &emperor, &bridge, &vassal, started)
+    });
+    let mut health_failure = None;
+    let health = io.health_watch.and_then(|every| {
+        HealthWatch::spawn(io.daemon_socket.clone(), every)
+            .map_err(|e| health_failure = Some(e))
+            .ok()
+    });
     let mut runtime = Runtime {
-        bridge: Bridge::new(config, Instant::now()),
+        bridge: Bridge::new(config, started),
         io: LoopIoFacts {
             vassal,
             config_file: io.config_file,
@@ -258,7 +283,13 @@ fn run_with(config: BridgeConfig, io: LoopIo, entry: Option<SocketEntry>) -> Set
         cidfile: None,
         exit: None,
         log: LogSink::stderr(),
+        state,
+        health,
     };
+    if let Some(e) = health_failure {
+        let message = format!("cannot watch the container's health (docker-health-restart): {e}");
+        runtime.say(LogLevel::Error, &message);
+    }
     Ok(runtime.run())
 }
 
@@ -294,6 +325,8 @@ impl Runtime {
         let mut poll_failures = 0u32;
         loop {
             self.drain_actions();
+            self.track_state();
+            self.track_health();
             if let Some(code) = self.exit {
                 self.cleanup();
                 return code;
@@ -367,7 +400,16 @@ impl Runtime {
             slots.push(Slot::Proxy);
             fds.push(PollFd::new(&listener.fd, PollFlags::IN));
         }
-        let timeout = self.bridge.poll_timeout().map(|deadline| {
+        if let Some(watch) = &self.health {
+            slots.push(Slot::Health);
+            fds.push(PollFd::new(&watch.alarm, PollFlags::IN));
+        }
+        let state_due = self.state.as_ref().and_then(VassalStateFile::poll_timeout);
+        let deadline = match (self.bridge.poll_timeout(), state_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let timeout = deadline.map(|deadline| {
             let left = deadline.saturating_duration_since(Instant::now());
             Timespec {
                 tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
@@ -403,6 +445,7 @@ impl Runtime {
             Slot::VassalConfig(generation) => self.vassal_config_ready(generation, revents),
             Slot::Docker(conn) => self.docker_ready(conn, revents, readable, buf, now),
             Slot::Proxy => self.accept_peers(now),
+            Slot::Health => self.health_alarm(now),
         }
     }
 
@@ -473,7 +516,10 @@ impl Runtime {
                         .handle_cidfile_written(Err(io::Error::other(e.to_string())), now),
                 }
             }
-            Action::Log(event) => self.log_event(&event),
+            Action::Log(event) => {
+                self.track_event(&event);
+                self.log_event(&event);
+            }
             Action::Exit(code) => self.exit = Some(code),
         }
     }
@@ -492,6 +538,7 @@ impl Runtime {
         if let Some(entry) = self.io.listen_socket_entry.take() {
             self.remove_entry(entry);
         }
+        self.finish_state();
         self.log.flush();
     }
 }
