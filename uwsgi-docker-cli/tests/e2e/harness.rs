@@ -912,13 +912,15 @@ impl World {
     }
 
     /// Socket files of this test: `*.sock` beside the vassals, and anything in the
-    /// Emperor's private runtime directory.
+    /// Emperor's private runtime directory but the vassals' state files (`*.state`, kept
+    /// for metrics by a vassal that failed, for the bridge the Emperor starts next).
     fn sockets(&self) -> Vec<PathBuf> {
         let in_dir = |dir: &Path, any: bool| -> Vec<PathBuf> {
             fs::read_dir(dir)
                 .map(|d| {
                     d.filter_map(|e| e.ok().map(|e| e.path()))
                         .filter(|p| any || p.extension().is_some_and(|x| x == "sock"))
+                        .filter(|p| p.extension().is_none_or(|x| x != "state"))
                         .collect()
                 })
                 .unwrap_or_default()
@@ -989,7 +991,16 @@ impl Drop for World {
             let _ = fs::remove_file(sock);
         }
         if self.proxy_dir_private {
-            // Each World's Emperor has its own; empty by now.
+            // Each World's Emperor has its own; empty by now but for state files.
+            let states = fs::read_dir(&self.proxy_dir)
+                .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                .unwrap_or_else(|_| Vec::new());
+            for state in states
+                .iter()
+                .filter(|p: &&PathBuf| p.extension().is_some_and(|x| x == "state"))
+            {
+                let _ = fs::remove_file(state);
+            }
             let _ = fs::remove_dir(&self.proxy_dir);
         }
         if thread::panicking() {

@@ -2,7 +2,7 @@
 //! and says when its bytes are written (through [`StateFile`], atomically).
 use std::time::Instant;
 
-use uwsgi_docker_core::lifecycle::{Event, LogLevel};
+use uwsgi_docker_core::lifecycle::{Event, LogLevel, Outcome};
 use uwsgi_docker_core::vassal_state::{StateTracker, VassalState, MAX_STATE_FILE};
 
 use super::Runtime;
@@ -69,11 +69,25 @@ impl Runtime {
         }
     }
 
-    /// At exit: the vassal is no longer up.
+    /// At exit: a vassal stopped on request (the Emperor, a signal) leaves no state file,
+    /// so a removed vassal does not linger in `ps` and `metrics`; any other end keeps its
+    /// counters, not up, for the bridge the Emperor starts next.
     pub(super) fn finish_state(&mut self) {
-        if let Some(state) = self.state.as_mut() {
-            state.tracker.finish();
+        let stopped = matches!(self.bridge.is_finished(), Some(Outcome::Stopped));
+        let Some(state) = self.state.as_mut() else {
+            return;
+        };
+        if stopped {
+            if let Err(e) = state.file.remove() {
+                self.say(
+                    LogLevel::Error,
+                    &format!("cannot remove the state file: {e}"),
+                );
+            }
+            self.state = None;
+            return;
         }
+        state.tracker.finish();
         self.write_state(Instant::now(), unix_now());
     }
 

@@ -148,6 +148,18 @@ impl StateFile {
         )
     }
 
+    /// Remove the file (the vassal was stopped on purpose: nothing to continue from).
+    pub fn remove(&self) -> Result<()> {
+        match rustix::fs::unlinkat(&self.dir, self.name.as_str(), AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => Ok(()),
+            Err(e) => Err(HostFsError::io(
+                "remove",
+                &self.dir_path.join(&self.name),
+                e,
+            )),
+        }
+    }
+
     /// Replace the file's content.
     pub fn write(&self, bytes: &[u8]) -> Result<()> {
         replace_file(self.dir.as_fd(), &self.dir_path, &self.name, bytes)
