@@ -118,6 +118,34 @@ pub fn read_state_files(base: &Path, max: usize) -> Result<Vec<(PathBuf, Vec<u8>
     Ok(out)
 }
 
+/// Remove the state file at `path` (one that [`read_state_files`] returned) under `base`:
+/// its directory is checked as a private runtime directory again, and only a regular file
+/// is unlinked.
+pub fn remove_state_file(base: &Path, path: &Path) -> Result<bool> {
+    let (Some(sub), Some(name)) = (
+        path.parent().and_then(|p| p.strip_prefix(base).ok()),
+        path.file_name(),
+    ) else {
+        return Err(HostFsError::refused(
+            path,
+            "not a state file under the runtime directory",
+        ));
+    };
+    let sub = sub
+        .to_str()
+        .filter(|s| !s.contains('/'))
+        .unwrap_or_default();
+    let dir = super::private_dir(base, sub)?;
+    let Some((_, st)) = open_read(dir.as_fd(), name, path)? else {
+        return Ok(false);
+    };
+    if !is_type(&st, FileType::RegularFile) {
+        return Ok(false);
+    }
+    super::unlink_same_entry(dir.as_fd(), name, &st, path)?;
+    Ok(true)
+}
+
 /// A vassal's state file in its Emperor's private runtime directory, pinned.
 #[derive(Debug)]
 pub struct StateFile {

@@ -407,15 +407,27 @@ fn state_files_are_replaced_whole_and_read_back_from_every_private_dir() {
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
     assert_eq!(names[0], "emperor-a/app.ini.state");
-    assert!(names[1].starts_with("emperor-b/v") && names[1].matches('/').count() == 1, "{names:?}");
+    assert!(
+        names[1].starts_with("emperor-b/v") && names[1].matches('/').count() == 1,
+        "{names:?}"
+    );
     // Too large: skipped.
-    assert!(read_state_files(&base, 4).expect("read").iter().all(|(_, b)| b.len() <= 4));
+    assert!(read_state_files(&base, 4)
+        .expect("read")
+        .iter()
+        .all(|(_, b)| b.len() <= 4));
     // A group-writable base is not read.
     std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o777)).expect("chmod");
     assert!(read_state_files(&base, 1024).is_err());
     std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let other_path = found[1].0.clone();
+    assert!(remove_state_file(&base, &other_path).expect("gc removes it"));
+    assert!(!remove_state_file(&base, &other_path).expect("gone"));
+    assert!(remove_state_file(&base, Path::new("/etc/passwd")).is_err());
     first.remove().expect("remove");
     first.remove().expect("removing twice is fine");
     assert_eq!(first.read(1024), None);
-    assert!(read_state_files(&base.join("missing"), 1024).expect("none").is_empty());
+    assert!(read_state_files(&base.join("missing"), 1024)
+        .expect("none")
+        .is_empty());
 }
