@@ -3,7 +3,7 @@
 //! blocking HTTP/1.1 server on TCP or a unix socket: one request per connection, the
 //! request head capped, anything but `GET /metrics` a 404.
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::ExitCode;
@@ -323,19 +323,10 @@ impl Conn for UnixStream {
     }
 }
 
-/// SIGTERM and SIGINT end the server (the unix socket file is removed).
-fn signal_pipe() -> std::io::Result<OwnedFd> {
-    let (read, write) = UnixStream::pair()?;
-    read.set_nonblocking(true)?;
-    write.set_nonblocking(true)?;
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::low_level::pipe::register(signal, write.try_clone()?)?;
-    }
-    Ok(OwnedFd::from(read))
-}
-
 fn serve(settings: &RuntimeSettings, emperor: Option<&str>, listener: &Listener) -> ExitCode {
-    let signals = match signal_pipe() {
+    let stops = [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT];
+    // SIGTERM and SIGINT end the server (the unix socket file is removed).
+    let signals = match crate::runtime::bridge::signal_pipe(&stops) {
         Ok(fd) => fd,
         Err(e) => return fail(&format!("metrics: cannot set up signal handling: {e}")),
     };

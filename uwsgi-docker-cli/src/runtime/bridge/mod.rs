@@ -295,7 +295,12 @@ fn run_with(config: BridgeConfig, io: LoopIo, entry: Option<SocketEntry>) -> Set
 
 /// What can fail before the bridge starts: the signal pipe and the first relayed channels.
 fn setup(io: &LoopIo) -> Result<(OwnedFd, VassalChannels), SetupError> {
-    let signals = signal_pipe().map_err(SetupError::Signals)?;
+    let signals = signal_pipe(&[
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ])
+    .map_err(SetupError::Signals)?;
     let first = VassalChannels::new()?;
     if let Some(fd) = &io.emperor_config {
         proxy::set_nonblocking(fd)
@@ -304,17 +309,14 @@ fn setup(io: &LoopIo) -> Result<(OwnedFd, VassalChannels), SetupError> {
     Ok((signals, first))
 }
 
-/// SIGTERM, SIGINT and SIGHUP each write a byte to a nonblocking pipe we poll.
-fn signal_pipe() -> io::Result<OwnedFd> {
+/// Each of `signals` writes a byte to a nonblocking pipe we poll (the bridge: SIGTERM,
+/// SIGINT and SIGHUP; `metrics`: SIGTERM and SIGINT).
+pub fn signal_pipe(signals: &[i32]) -> io::Result<OwnedFd> {
     let (read, write) = UnixStream::pair()?;
     read.set_nonblocking(true)?;
     write.set_nonblocking(true)?;
-    for signal in [
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGHUP,
-    ] {
-        signal_hook::low_level::pipe::register(signal, write.try_clone()?)?;
+    for signal in signals {
+        signal_hook::low_level::pipe::register(*signal, write.try_clone()?)?;
     }
     Ok(OwnedFd::from(read))
 }
