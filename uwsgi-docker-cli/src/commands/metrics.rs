@@ -20,6 +20,7 @@ use uwsgi_docker_core::vassal_state::SPAWN_BUCKETS;
 
 use crate::commands::ps::unix_now;
 use crate::commands::vassals::{self, VassalView};
+use crate::docker_client::Client;
 use crate::output::{self, fail};
 use crate::runtime::hostfs::{self, SocketOwner};
 use crate::settings::RuntimeSettings;
@@ -37,8 +38,9 @@ pub fn run(
     emperor: Option<&str>,
     once: bool,
 ) -> ExitCode {
+    let mut client = None;
     if once {
-        return match scrape(settings, emperor) {
+        return match scrape(&mut client, settings, emperor) {
             Ok(text) => {
                 output::say(text.trim_end());
                 ExitCode::SUCCESS
@@ -54,15 +56,27 @@ pub fn run(
         Err(e) => return fail(&format!("metrics: cannot listen on {address}: {e}")),
     };
     eprintln!("uwsgi-docker: metrics: serving GET /metrics on {address}");
-    let code = serve(settings, emperor, &listener);
+    let code = serve(&mut client, settings, emperor, &listener);
     listener.close();
     code
 }
 
-/// The exposition for one scrape.
-pub fn scrape(settings: &RuntimeSettings, emperor: Option<&str>) -> Result<String, String> {
-    let views = vassals::collect(settings, emperor, u64::try_from(unix_now()).unwrap_or(0))
-        .map_err(|e| e.to_string())?;
+/// The exposition for one scrape. The daemon's API version is negotiated once and kept in
+/// `client` (dropped after an error, so a restarted daemon is negotiated with again): a
+/// scrape is then one list request, plus a stats request for each running container whose
+/// cgroup cannot be read.
+pub fn scrape(
+    client: &mut Option<Client>,
+    settings: &RuntimeSettings,
+    emperor: Option<&str>,
+) -> Result<String, String> {
+    let api = match client.take() {
+        Some(api) => api,
+        None => Client::negotiate(&settings.emperor.daemon_socket).map_err(|e| e.to_string())?,
+    };
+    let now = u64::try_from(unix_now()).unwrap_or(0);
+    let views = vassals::collect(&api, settings, emperor, now).map_err(|e| e.to_string())?;
+    *client = Some(api);
     encode(views).map_err(|e| format!("cannot encode the metrics: {e}"))
 }
 
@@ -323,7 +337,12 @@ impl Conn for UnixStream {
     }
 }
 
-fn serve(settings: &RuntimeSettings, emperor: Option<&str>, listener: &Listener) -> ExitCode {
+fn serve(
+    client: &mut Option<Client>,
+    settings: &RuntimeSettings,
+    emperor: Option<&str>,
+    listener: &Listener,
+) -> ExitCode {
     let stops = [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT];
     // SIGTERM and SIGINT end the server (the unix socket file is removed).
     let signals = match crate::runtime::bridge::signal_pipe(&stops) {
@@ -348,7 +367,7 @@ fn serve(settings: &RuntimeSettings, emperor: Option<&str>, listener: &Listener)
         }
         match listener.accept() {
             Ok(mut conn) => {
-                if let Err(e) = answer(settings, emperor, conn.as_mut()) {
+                if let Err(e) = answer(client, settings, emperor, conn.as_mut()) {
                     eprintln!("uwsgi-docker: metrics: {e}");
                 }
             }
@@ -392,6 +411,7 @@ fn route(head: &[u8]) -> Route {
 }
 
 fn answer(
+    client: &mut Option<Client>,
     settings: &RuntimeSettings,
     emperor: Option<&str>,
     conn: &mut dyn Conn,
@@ -418,7 +438,7 @@ fn answer(
     }
     let is_head = head.starts_with(b"HEAD ");
     match route(&head) {
-        Route::Metrics => match scrape(settings, emperor) {
+        Route::Metrics => match scrape(client, settings, emperor) {
             Ok(text) => respond(conn, "200 OK", CONTENT_TYPE, text.as_bytes(), is_head),
             Err(e) => respond(
                 conn,

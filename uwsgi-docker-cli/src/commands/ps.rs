@@ -192,7 +192,10 @@ fn json_row(view: &VassalView, now: i64) -> serde_json::Value {
 
 pub fn run(settings: &RuntimeSettings, json: bool, emperor: Option<&str>) -> ExitCode {
     let now = unix_now();
-    let views = match vassals::collect(settings, emperor, u64::try_from(now).unwrap_or(0)) {
+    let now_unsigned = u64::try_from(now).unwrap_or(0);
+    let views = match Client::negotiate(&settings.emperor.daemon_socket)
+        .and_then(|client| vassals::collect(&client, settings, emperor, now_unsigned))
+    {
         Ok(views) => views,
         Err(e) => return fail(&e.to_string()),
     };

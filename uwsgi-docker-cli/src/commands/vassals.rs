@@ -41,15 +41,16 @@ impl VassalView {
     }
 }
 
-/// Everything, or one Emperor's (`emperor`). One list request, and one stats request per
-/// running container whose cgroup cannot be read here.
+/// Everything, or one Emperor's (`emperor`), through `client` (its API version already
+/// negotiated). One list request, and one stats request per running container whose cgroup
+/// cannot be read here.
 pub fn collect(
+    client: &Client,
     settings: &RuntimeSettings,
     emperor: Option<&str>,
     now: u64,
 ) -> Result<Vec<VassalView>, ClientError> {
-    let client = Client::negotiate(&settings.emperor.daemon_socket)?;
-    let containers = list_owned(&client)?;
+    let containers = list_owned(client)?;
     let states: Vec<VassalState> = hostfs::read_state_files(&settings.runtime_dir, MAX_STATE_FILE)
         .unwrap_or_else(|e| {
             eprintln!("uwsgi-docker: cannot read the vassals' state files: {e}");
