@@ -143,6 +143,14 @@ pub fn should_end_vassal(restart: bool, report: &HealthReport) -> bool {
     restart && report.status == HealthStatus::Unhealthy
 }
 
+/// Whether a rollover may switch to a new container with this report: one without a health
+/// check (neither the vassal's nor the image's) as soon as it accepts requests, one with a
+/// check only once the daemon says it is healthy. (For the lifecycle's rollover; not wired
+/// in yet.)
+pub fn switch_allowed(report: &HealthReport) -> bool {
+    matches!(report.status, HealthStatus::None | HealthStatus::Healthy)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +174,10 @@ mod tests {
 
         let none = parse_inspect_health(br#"{"State":{"Status":"running"}}"#).expect("parses");
         assert_eq!(none.status, HealthStatus::None);
+        assert!(switch_allowed(&none) && switch_allowed(&report));
+        let starting = br#"{"State":{"Health":{"Status":"starting","FailingStreak":0}}}"#;
+        let starting = parse_inspect_health(starting).expect("parses");
+        assert!(!switch_allowed(&starting));
         assert!(parse_inspect_health(b"garbage").is_none());
     }
 
