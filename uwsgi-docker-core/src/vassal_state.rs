@@ -76,19 +76,20 @@ impl SpawnHistogram {
         self.count += 1;
     }
 
-    /// `(upper bound, cumulative count)` for each bucket, `+Inf` last, as Prometheus
-    /// exposes them.
-    pub fn cumulative(&self) -> Vec<(f64, u64)> {
-        let mut total = 0;
+    /// `(upper bound, count)` for each bucket, not cumulative, with the observations above
+    /// the last bound under `f64::INFINITY` last: the counts add up to [`count`](Self::count).
+    pub fn counts(&self) -> Vec<(f64, u64)> {
+        let mut total = 0u64;
         let mut out: Vec<(f64, u64)> = SPAWN_BUCKETS
             .iter()
             .enumerate()
             .map(|(i, bound)| {
-                total += self.buckets.get(i).copied().unwrap_or(0);
-                (*bound, total)
+                let n = self.buckets.get(i).copied().unwrap_or(0);
+                total = total.saturating_add(n);
+                (*bound, n)
             })
             .collect();
-        out.push((f64::INFINITY, self.count.max(total)));
+        out.push((f64::INFINITY, self.count.saturating_sub(total)));
         out
     }
 }
@@ -319,11 +320,21 @@ mod tests {
         assert!(t.state().up);
         assert_eq!(t.state().container.as_deref(), Some("abc"));
         assert_eq!(t.state().spawn.count, 1);
-        // 1.5 s is in the 2 s bucket: cumulative 0 at 1 s, 1 from 2 s on.
-        let cumulative = t.state().spawn.cumulative();
-        assert_eq!(cumulative.get(1), Some(&(1.0, 0)));
-        assert_eq!(cumulative.get(2), Some(&(2.0, 1)));
-        assert_eq!(cumulative.last(), Some(&(f64::INFINITY, 1)));
+        // 1.5 s is in the 2 s bucket, and only there.
+        let counts = t.state().spawn.counts();
+        assert_eq!(counts.get(1), Some(&(1.0, 0)));
+        assert_eq!(counts.get(2), Some(&(2.0, 1)));
+        assert_eq!(counts.get(3), Some(&(3.0, 0)));
+        assert_eq!(counts.last(), Some(&(f64::INFINITY, 0)));
+        let mut slow = SpawnHistogram::default();
+        slow.observe(90.0);
+        slow.observe(0.1);
+        assert_eq!(slow.counts().first(), Some(&(0.5, 1)));
+        assert_eq!(
+            slow.counts().last(),
+            Some(&(f64::INFINITY, 1)),
+            "above the last bound"
+        );
         t.observe_phase(Phase::Stopping, Some("abc"), 103);
         assert!(!t.state().up);
     }

@@ -221,7 +221,12 @@ impl prometheus_client::collector::Collector for Vassals {
             let Some(state) = &view.state else { continue };
             let spawn = &state.spawn;
             let labels = labels(view);
-            let buckets = spawn.cumulative();
+            // Not cumulative (the encoder adds them up), and `f64::MAX` is its `+Inf`.
+            let buckets: Vec<(f64, u64)> = spawn
+                .counts()
+                .into_iter()
+                .map(|(bound, n)| (if bound.is_finite() { bound } else { f64::MAX }, n))
+                .collect();
             debug_assert_eq!(buckets.len(), SPAWN_BUCKETS.len() + 1);
             metric
                 .encode_family(&labels)?
@@ -545,7 +550,10 @@ mod tests {
             format!("uwsgi_docker_container_cpu_seconds_total{labels} 1.5"),
             format!("uwsgi_docker_container_oom_kills_total{labels} 0"),
             format!("uwsgi_docker_log_bytes_total{labels} 42"),
+            r#"uwsgi_docker_spawn_seconds_bucket{le="1.0",vassal="app.ini",emperor="h:1"} 0"#.to_owned(),
             r#"uwsgi_docker_spawn_seconds_bucket{le="2.0",vassal="app.ini",emperor="h:1"} 1"#.to_owned(),
+            r#"uwsgi_docker_spawn_seconds_bucket{le="60.0",vassal="app.ini",emperor="h:1"} 1"#.to_owned(),
+            r#"uwsgi_docker_spawn_seconds_bucket{le="+Inf",vassal="app.ini",emperor="h:1"} 1"#.to_owned(),
             format!("uwsgi_docker_spawn_seconds_count{labels} 1"),
             "# TYPE uwsgi_docker_vassal_starts_total counter".to_owned(),
             "# TYPE uwsgi_docker_spawn_seconds histogram".to_owned(),
