@@ -195,6 +195,12 @@ fn metrics_of_two_vassals_pass_promtool_grow_on_respawn_and_reach_prometheus() {
             Some(1.0),
             "{text}"
         );
+        let inf = format!("uwsgi_docker_spawn_seconds_bucket{{le=\"+Inf\",vassal=\"{v}\",");
+        let inf_line = text.lines().find(|l| l.starts_with(&inf));
+        assert!(
+            inf_line.is_some_and(|l| l.ends_with(" 1")),
+            "{v}: {inf_line:?}\n{text}"
+        );
     }
     assert_eq!(
         sample(&text, "uwsgi_docker_container_memory_limit_bytes", &b),
