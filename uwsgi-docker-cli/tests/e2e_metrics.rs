@@ -297,6 +297,7 @@ fn an_unhealthy_container_with_health_restart_is_respawned_and_a_healthy_one_say
         Duration::from_secs(60),
     );
     assert!(line.contains("failed checks in a row"), "{line}");
+    eprintln!("the unhealthy vassal's line: {line}");
     let respawned = wait_for(SPAWN_TIMEOUT, || {
         container_id(&sick).filter(|id| *id != first)
     });
