@@ -27,6 +27,8 @@ cleanup() {
     [[ -n "$EMPEROR" ]] && kill -INT "$EMPEROR" 2>/dev/null && wait "$EMPEROR" 2>/dev/null
     [[ -n "$SERVER" ]] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
     docker ps -aq --filter "label=io.uwsgi-docker.emperor=$ID" | xargs -r docker rm -f >/dev/null
+    # The Emperor's private runtime directory, empty once its vassals are gone.
+    rmdir "${UWSGIDOCKER_RUNTIME_DIR:-/run/uwsgi-docker}/$ID" 2>/dev/null || true
     rm -rf "$DIR"
 }
 trap cleanup EXIT
