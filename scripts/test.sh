@@ -60,8 +60,10 @@ need=()
 # postgresql, uwsgi-plugin-emperor-pg: e2e_fleet starts its own private PostgreSQL per test
 # (scripts/pg-fleet.sh: unix socket and data directory in a temp dir, removed after) and
 # Emperors fed from it by the pg imperial monitor.
+# prometheus: e2e_metrics checks the exposition with its promtool and starts its own server
+# (127.0.0.1, temp config and data dir) to scrape it; the package's service is not used.
 for pkg in uwsgi-core uwsgi-plugin-psgi curl nginx postgresql uwsgi-plugin-emperor-pg \
-    libcap-dev libpcre3-dev libssl-dev uuid-dev zlib1g-dev; do
+    libcap-dev libpcre3-dev libssl-dev uuid-dev zlib1g-dev prometheus; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if ((${#need[@]})); then
@@ -69,6 +71,10 @@ if ((${#need[@]})); then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
     echo "installed ${need[*]}" >&2
+    if [[ " ${need[*]} " == *" prometheus "* ]]; then
+        # Its postinst may start the packaged service (on :9090); the tests run their own.
+        { systemctl disable --now prometheus || service prometheus stop; } >/dev/null 2>&1 || true
+    fi
 else
     echo "all present" >&2
 fi

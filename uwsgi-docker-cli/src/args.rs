@@ -15,15 +15,17 @@ pub enum Subcommand {
     Check,
     Ps,
     Gc,
+    Metrics,
 }
 
 impl Subcommand {
     /// Every subcommand.
-    pub const ALL: [Subcommand; 4] = [
+    pub const ALL: [Subcommand; 5] = [
         Subcommand::Run,
         Subcommand::Check,
         Subcommand::Ps,
         Subcommand::Gc,
+        Subcommand::Metrics,
     ];
 
     /// Its name on the command line.
@@ -33,6 +35,7 @@ impl Subcommand {
             Subcommand::Check => "check",
             Subcommand::Ps => "ps",
             Subcommand::Gc => "gc",
+            Subcommand::Metrics => "metrics",
         }
     }
 
@@ -46,6 +49,9 @@ impl Subcommand {
             RawOption::Help => true,
             RawOption::DryRun => self == Subcommand::Gc,
             RawOption::Policy => self == Subcommand::Check,
+            RawOption::Json => self == Subcommand::Ps,
+            RawOption::Emperor => matches!(self, Subcommand::Ps | Subcommand::Metrics),
+            RawOption::Listen | RawOption::Once => self == Subcommand::Metrics,
         }
     }
 }
@@ -75,8 +81,14 @@ pub enum Command {
         file: PathBuf,
         policy: Option<PathBuf>,
     },
-    /// List the containers we own.
-    Ps,
+    /// List the vassals and containers we own (of one Emperor), as a table or JSON.
+    Ps { json: bool, emperor: Option<String> },
+    /// Serve (or print once) the Prometheus metrics of our vassals.
+    Metrics {
+        listen: Option<String>,
+        emperor: Option<String>,
+        once: bool,
+    },
     /// Remove containers whose bridge is gone.
     Gc { dry_run: bool },
     /// Print help: the general usage, or one subcommand's.
@@ -193,6 +205,14 @@ pub enum RawOption {
     DryRun,
     /// `--policy FILE`, `--policy=FILE`.
     Policy,
+    /// `--json`.
+    Json,
+    /// `--emperor ID`.
+    Emperor,
+    /// `--listen ADDR`.
+    Listen,
+    /// `--once`.
+    Once,
 }
 
 /// Stage one: what argv says, before any subcommand's rules.
@@ -203,6 +223,10 @@ pub struct RawArgs {
     pub options: Vec<(RawOption, String)>,
     /// The value of the last `--policy`.
     pub policy: Option<PathBuf>,
+    /// The value of the last `--emperor`.
+    pub emperor: Option<String>,
+    /// The value of the last `--listen`.
+    pub listen: Option<String>,
     pub positionals: Vec<OsString>,
 }
 
@@ -254,6 +278,18 @@ impl RawArgs {
                     raw.policy = Some(PathBuf::from(parser.value().map_err(malformed)?));
                     (RawOption::Policy, "--policy".to_owned())
                 }
+                Arg::Long("json") => (RawOption::Json, "--json".to_owned()),
+                Arg::Long("once") => (RawOption::Once, "--once".to_owned()),
+                Arg::Long("emperor") => {
+                    let value = parser.value().map_err(malformed)?;
+                    raw.emperor = Some(value.to_string_lossy().into_owned());
+                    (RawOption::Emperor, "--emperor".to_owned())
+                }
+                Arg::Long("listen") => {
+                    let value = parser.value().map_err(malformed)?;
+                    raw.listen = Some(value.to_string_lossy().into_owned());
+                    (RawOption::Listen, "--listen".to_owned())
+                }
                 Arg::Short(other) => return Err(unknown(subcommand, format!("-{other}"))),
                 Arg::Long(other) => return Err(unknown(subcommand, format!("--{other}"))),
             };
@@ -267,6 +303,8 @@ impl RawArgs {
             first,
             options: Vec::new(),
             policy: None,
+            emperor: None,
+            listen: None,
             positionals: Vec::new(),
         }
     }
@@ -331,7 +369,26 @@ pub fn validate(raw: RawArgs) -> Result<Command, ArgsError> {
             file: one_file(raw.positionals)?,
             policy: raw.policy,
         }),
-        Subcommand::Ps => none().map(|()| Command::Ps),
+        Subcommand::Ps => none().map(|()| Command::Ps {
+            json: raw.has(RawOption::Json),
+            emperor: raw.emperor,
+        }),
+        Subcommand::Metrics => {
+            none()?;
+            let once = raw.has(RawOption::Once);
+            if raw.listen.is_none() && !once {
+                return Err(ArgsError::Arity {
+                    subcommand: sub.name(),
+                    expected: "--listen HOST:PORT (or a unix socket path), or --once",
+                    got: 0,
+                });
+            }
+            Ok(Command::Metrics {
+                listen: raw.listen,
+                emperor: raw.emperor,
+                once,
+            })
+        }
         Subcommand::Gc => none().map(|()| Command::Gc {
             dry_run: raw.has(RawOption::DryRun),
         }),
@@ -382,7 +439,10 @@ Usage:
   uwsgi-docker run FILE.ini      run one vassal without an Emperor (Ctrl-C stops it)
   uwsgi-docker check [--policy POLICY.ini] FILE.ini
                                  validate a vassal and print the API requests (dry run)
-  uwsgi-docker ps                list the containers uwsgi-docker owns
+  uwsgi-docker ps [--json] [--emperor ID]
+                                 list the vassals: state, health, uptime, starts, image, memory, CPU
+  uwsgi-docker metrics --listen HOST:PORT|PATH [--emperor ID]
+                                 serve GET /metrics (Prometheus) for every vassal of ours
   uwsgi-docker gc [--dry-run]    remove containers whose bridge is gone
   uwsgi-docker --version
 
@@ -431,10 +491,24 @@ what the policy forced, and a refusal names the rule and its line.
         }
         Some(Subcommand::Ps) => {
             "\
-Usage: uwsgi-docker ps
+Usage: uwsgi-docker ps [--json] [--emperor ID]
 
-List the containers uwsgi-docker owns (label io.uwsgi-docker.managed=1): vassal,
-container name, state, age and Emperor.
+List the vassals of every Emperor on this host (or of one, with --emperor): the
+containers uwsgi-docker owns (label io.uwsgi-docker.managed=1) joined with what their
+bridges recorded. Per vassal: state, health, uptime, starts, image and digest, memory
+and CPU, and the Emperor. --json prints one JSON array for scripts.
+"
+        }
+        Some(Subcommand::Metrics) => {
+            "\
+Usage: uwsgi-docker metrics --listen HOST:PORT|PATH [--emperor ID]
+       uwsgi-docker metrics --once [--emperor ID]
+
+Serve GET /metrics in the Prometheus text format for every vassal of ours on this host
+(or of one Emperor): up, starts, rollovers, failures by reason, health, container memory,
+memory limit, CPU seconds and OOM kills (from the container's cgroup, else the daemon's
+stats), log bytes and spawn time. PATH (with a /) listens on a unix socket (mode 600).
+--once prints the exposition to stdout and exits.
 "
         }
         Some(Subcommand::Gc) => {
@@ -496,7 +570,13 @@ mod tests {
             parse(&argv(&["ud", "check", "--policy", "a.ini"]), false),
             Err(ArgsError::Arity { .. })
         ));
-        assert_eq!(parse(&argv(&["ud", "ps"]), false), Ok(Command::Ps));
+        assert_eq!(
+            parse(&argv(&["ud", "ps"]), false),
+            Ok(Command::Ps {
+                json: false,
+                emperor: None
+            })
+        );
         assert_eq!(
             parse(&argv(&["ud", "gc"]), false),
             Ok(Command::Gc { dry_run: false })
@@ -505,6 +585,26 @@ mod tests {
             parse(&argv(&["ud", "gc", "--dry-run"]), false),
             Ok(Command::Gc { dry_run: true })
         );
+        assert_eq!(
+            parse(&argv(&["ud", "ps", "--json", "--emperor", "h:1"]), false),
+            Ok(Command::Ps {
+                json: true,
+                emperor: Some("h:1".into())
+            })
+        );
+        assert_eq!(
+            parse(
+                &argv(&["ud", "metrics", "--listen", "127.0.0.1:9200"]),
+                false
+            ),
+            Ok(Command::Metrics {
+                listen: Some("127.0.0.1:9200".into()),
+                emperor: None,
+                once: false
+            })
+        );
+        assert!(parse(&argv(&["ud", "metrics"]), false).is_err());
+        assert!(parse(&argv(&["ud", "gc", "--json"]), false).is_err());
         assert_eq!(
             parse(&argv(&["ud", "--version"]), false),
             Ok(Command::Version)
@@ -687,7 +787,13 @@ mod tests {
     #[test]
     fn wrapper_mode_needs_the_env_and_a_non_subcommand() {
         // A subcommand stays a subcommand under an Emperor.
-        assert_eq!(parse(&argv(&["ud", "ps"]), true), Ok(Command::Ps));
+        assert_eq!(
+            parse(&argv(&["ud", "ps"]), true),
+            Ok(Command::Ps {
+                json: false,
+                emperor: None
+            })
+        );
         // Without UWSGI_EMPEROR_FD, the Emperor's argv is just a bad subcommand.
         assert_eq!(
             parse(&argv(&["ud", "--ini", "a.ini"]), false),

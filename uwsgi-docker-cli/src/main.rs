@@ -43,7 +43,16 @@ fn main() -> ExitCode {
             }
             commands::check::run(&settings, &file)
         }),
-        Command::Ps => with_settings(commands::ps::run),
+        Command::Ps { json, emperor } => {
+            with_settings(|s| commands::ps::run(s, json, emperor.as_deref()))
+        }
+        Command::Metrics {
+            listen,
+            emperor,
+            once,
+        } => with_settings(|s| {
+            commands::metrics::run(s, listen.as_deref(), emperor.as_deref(), once)
+        }),
         Command::Gc { dry_run } => with_settings(|s| commands::gc::run(s, dry_run)),
     }
 }

@@ -26,6 +26,8 @@
 //! * [`emperor`]: the Emperor's control bytes and config packets.
 //! * [`handoff`]: the proxy handoff message.
 //! * [`lifecycle`]: one vassal's whole life as a state machine.
+//! * [`health`]: the container's health as the daemon reports it, and when it ends the vassal.
+//! * [`vassal_state`]: a vassal's counters kept between bridges, for metrics and `ps`.
 //!
 //! # From a vassal file to a create request
 //!
@@ -60,12 +62,14 @@ pub mod attach;
 pub mod docker;
 pub mod emperor;
 pub mod handoff;
+pub mod health;
 pub mod http_reader;
 pub mod lifecycle;
 pub mod plan;
 pub mod policy;
 pub mod settings;
 pub mod spec;
+pub mod vassal_state;
 
 /// The crate README's example, run as a doctest.
 #[cfg(doctest)]

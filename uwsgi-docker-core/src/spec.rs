@@ -236,6 +236,64 @@ pub struct VassalSpec {
     pub uwsgi: String,
     /// `docker-handoff`: how the Emperor's fds reach uWSGI in the container.
     pub handoff: HandoffMode,
+    /// `docker-healthcheck` and its `docker-health-*` settings.
+    pub health: HealthSpec,
+}
+
+/// The container's health check: Docker's `HealthConfig`, and what a failing one does.
+/// A field left `None` keeps what the image says (its `HEALTHCHECK`), as `docker run` does.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct HealthSpec {
+    /// `docker-healthcheck`: the check to run in the container.
+    pub test: Option<HealthTest>,
+    /// `docker-health-interval`, nanoseconds between checks.
+    pub interval_ns: Option<u64>,
+    /// `docker-health-timeout`, nanoseconds a check may take.
+    pub timeout_ns: Option<u64>,
+    /// `docker-health-retries`: failures in a row before the container is unhealthy.
+    pub retries: Option<u32>,
+    /// `docker-health-start-period`, nanoseconds after the start when failures do not count.
+    pub start_period_ns: Option<u64>,
+    /// `docker-health-restart`: an unhealthy container ends the vassal, so that the
+    /// Emperor starts it again.
+    pub restart: bool,
+}
+
+impl HealthSpec {
+    /// Anything to send in the create request's `Healthcheck`.
+    pub fn is_set(&self) -> bool {
+        self.test.is_some()
+            || self.interval_ns.is_some()
+            || self.timeout_ns.is_some()
+            || self.retries.is_some()
+            || self.start_period_ns.is_some()
+    }
+}
+
+/// `docker-healthcheck`'s value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HealthTest {
+    /// Plain text: run by the container's shell (`CMD-SHELL`; the image needs `/bin/sh`).
+    Shell(String),
+    /// A JSON array (`["/bin/check", "--quick"]`): run as it is (`CMD`), no shell needed.
+    Exec(Vec<String>),
+    /// `none`: no check, not even the image's.
+    Disabled,
+}
+
+impl HealthTest {
+    /// Docker's `Healthcheck.Test`.
+    pub fn to_docker(&self) -> Vec<String> {
+        match self {
+            HealthTest::Shell(command) => vec!["CMD-SHELL".to_owned(), command.clone()],
+            HealthTest::Exec(argv) => std::iter::once("CMD".to_owned())
+                .chain(argv.iter().cloned())
+                .collect(),
+            HealthTest::Disabled => vec!["NONE".to_owned()],
+        }
+    }
 }
 
 impl VassalSpec {
@@ -276,6 +334,7 @@ impl VassalSpec {
             tty: true,
             uwsgi: DEFAULT_UWSGI.into(),
             handoff: HandoffMode::Auto,
+            health: HealthSpec::default(),
         }
     }
 }
@@ -343,6 +402,12 @@ pub const KNOWN_KEYS: &[&str] = &[
     "docker-tty",
     "docker-uwsgi",
     "docker-handoff",
+    "docker-healthcheck",
+    "docker-health-interval",
+    "docker-health-timeout",
+    "docker-health-retries",
+    "docker-health-start-period",
+    "docker-health-restart",
 ];
 
 /// Keys that may appear more than once; every other key is single-valued.
@@ -777,6 +842,13 @@ fn check_combinations(vassal: &str, spec: &VassalSpec, docker: &[Entry]) -> Resu
             ));
         }
     }
+    if spec.health.restart && spec.health.test == Some(HealthTest::Disabled) {
+        return Err(conflict(
+            "docker-health-restart",
+            "docker-healthcheck",
+            "with no health check the container never turns unhealthy; give docker-healthcheck a command, or remove docker-health-restart",
+        ));
+    }
     let joins_a_container = spec
         .network_mode
         .as_deref()
@@ -889,6 +961,14 @@ fn apply(spec: &mut VassalSpec, entry: &Entry) -> Result<(), String> {
         "docker-tty" => spec.tty = values::boolean(v)?,
         "docker-uwsgi" => spec.uwsgi = values::uwsgi(v)?,
         "docker-handoff" => spec.handoff = values::handoff(v)?,
+        "docker-healthcheck" => spec.health.test = Some(values::health_test(v)?),
+        "docker-health-interval" => spec.health.interval_ns = Some(values::health_duration(v)?),
+        "docker-health-timeout" => spec.health.timeout_ns = Some(values::health_duration(v)?),
+        "docker-health-retries" => spec.health.retries = Some(values::health_retries(v)?),
+        "docker-health-start-period" => {
+            spec.health.start_period_ns = Some(values::health_duration(v)?)
+        }
+        "docker-health-restart" => spec.health.restart = values::boolean(v)?,
         // `check_keys` has rejected every other key already.
         _ => {
             return Err(format!(

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use uwsgi_docker_core::docker::{self, ContainerSummary};
 use uwsgi_docker_core::plan::labels;
 
-use crate::commands::ps::{container_name, is_ours, label, list_owned};
+use crate::commands::vassals::{container_name, is_ours, label, list_owned};
 use crate::host::docker_client::Client;
 use crate::host::hostfs::{self, StaleOutcome};
 use crate::host::sys::{self, BridgeLabel};
@@ -105,10 +105,53 @@ pub fn run(settings: &RuntimeSettings, dry_run: bool) -> ExitCode {
             remove_cidfile(path, &summary.id, dry_run);
         }
     }
+    remove_stale_states(settings, &owned, &host, dry_run);
     if failures > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// Remove the state files (for `metrics` and `ps`) of vassals gone for good: no container
+/// of ours for them, their bridge (on this host) gone, and not written for
+/// [`STALE_AFTER_SECS`](crate::commands::vassals::STALE_AFTER_SECS).
+fn remove_stale_states(
+    settings: &RuntimeSettings,
+    owned: &[ContainerSummary],
+    host: &str,
+    dry_run: bool,
+) {
+    use uwsgi_docker_core::vassal_state::{VassalState, MAX_STATE_FILE};
+    let base = &settings.runtime_dir;
+    let Ok(files) = hostfs::read_state_files(base, MAX_STATE_FILE) else {
+        return;
+    };
+    let now = u64::try_from(crate::commands::vassals::unix_now()).unwrap_or(0);
+    for (path, bytes) in files {
+        let Some(state) = VassalState::decode(&bytes) else {
+            continue;
+        };
+        let has_container = owned.iter().any(|c| {
+            label(c, labels::VASSAL) == Some(state.vassal.as_str())
+                && label(c, labels::EMPEROR) == Some(state.emperor.as_str())
+        });
+        let bridge_gone = sys::parse_bridge_label(&state.bridge)
+            .is_some_and(|b| b.host == host && !sys::bridge_alive(&b));
+        let old = now.saturating_sub(state.updated_at) > crate::commands::vassals::STALE_AFTER_SECS;
+        if has_container || !bridge_gone || !old {
+            continue;
+        }
+        let shown = path.display();
+        if dry_run {
+            output::say(format_args!("would remove state file {shown}"));
+            continue;
+        }
+        match hostfs::remove_state_file(base, &path) {
+            Ok(true) => output::say(format_args!("removed state file {shown}")),
+            Ok(false) => {}
+            Err(e) => output::warn(&format!("kept {e}")),
+        }
     }
 }
 

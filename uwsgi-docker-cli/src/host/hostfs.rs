@@ -860,5 +860,8 @@ fn check_dir(dir: BorrowedFd<'_>, path: &Path, euid: u32, forbidden: u32) -> Res
     Ok(())
 }
 
+mod state_files;
+pub use state_files::{read_state_files, remove_state_file, StateFile};
+
 #[cfg(test)]
 mod tests;

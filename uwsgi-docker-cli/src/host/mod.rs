@@ -8,8 +8,10 @@
 //! * [`proxy`]: the proxy socket's fd passing and TCP listeners;
 //! * [`listen`]: the vassal's `docker-socket`, bound as uWSGI would;
 //! * [`sys`]: processes, namespaces and signals;
+//! * [`cgroup`]: a container's memory and CPU from its cgroup files;
 //! * [`docker_client`]: a blocking client for the commands (`ps`, `gc`);
 //! * [`launcher_binary`] and [`elf`]: the static launcher written out and checked.
+pub mod cgroup;
 pub mod docker_client;
 pub mod elf;
 pub mod hostfs;

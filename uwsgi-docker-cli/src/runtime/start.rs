@@ -294,6 +294,12 @@ pub fn run_bridge(
             }
         }
     };
+    let state_file = open_state_file(settings, &identity);
+    let health_watch = plan
+        .spec
+        .health
+        .restart
+        .then(|| bridge::health_poll_interval(plan.spec.health.interval_ns));
     let mut config = BridgeConfig::new(plan, requested, start.config);
     config.emperor = match (&start.emperor_control, &start.emperor_config) {
         (None, _) => EmperorChannels::None,
@@ -316,10 +322,36 @@ pub fn run_bridge(
         debug: settings.emperor.debug,
         log_prefix: settings.log_prefix,
         planner,
+        state_file,
+        health_watch,
     };
     match bridge::run(config, io) {
         Ok(code) => exit_code(code),
         Err(e) => fail_naming(&start.name, &e),
+    }
+}
+
+/// The vassal's state file in the Emperor's private runtime directory (made if needed),
+/// with the Emperor's id and this bridge's label. Metrics are not worth a vassal: when the
+/// directory cannot be had, the vassal runs without one, and the log says why.
+fn open_state_file(
+    settings: &RuntimeSettings,
+    identity: &VassalIdentity,
+) -> Option<(hostfs::StateFile, String, String)> {
+    let (base, sub) = private_dir(settings, &identity.emperor_id);
+    match hostfs::StateFile::open(&base, &sub, &identity.name) {
+        Ok(file) => Some((
+            file,
+            identity.emperor_id.clone(),
+            identity.bridge_id.clone(),
+        )),
+        Err(e) => {
+            output::warn(&format!(
+                "vassal {}: no state file for metrics: {e}",
+                identity.name
+            ));
+            None
+        }
     }
 }
 

@@ -576,6 +576,9 @@ pub struct World {
     pub proxy_dir: PathBuf,
     /// The proxy directory is the private runtime directory, which the harness removes.
     proxy_dir_private: bool,
+    /// The Emperor's private runtime directory (when its id is a plain name), where the
+    /// bridges keep their vassals' state files even when proxy sockets go elsewhere.
+    runtime_private: Option<PathBuf>,
     emperor: Option<Child>,
     /// Vassal (and container) names this test used.
     names: BTreeSet<String>,
@@ -631,6 +634,17 @@ impl World {
             .rev()
             .find(|(k, _)| k == "UWSGIDOCKER_EMPEROR_ID")
             .map_or_else(|| id.clone(), |(_, v)| v.clone());
+        let plain_id = emperor_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+            && !emperor_id.starts_with('.');
+        let runtime_private = plain_id.then(|| {
+            Path::new(
+                &setting("UWSGIDOCKER_RUNTIME_DIR")
+                    .unwrap_or_else(|| "/run/uwsgi-docker".to_owned()),
+            )
+            .join(&emperor_id)
+        });
         let (proxy_dir, proxy_dir_private) = match setting("UWSGIDOCKER_SOCKET_DIR") {
             Some(dir) => (PathBuf::from(dir), false),
             None => {
@@ -651,6 +665,7 @@ impl World {
             id,
             proxy_dir,
             proxy_dir_private,
+            runtime_private,
             log_path: root.join("emperor.log"),
             root,
             vassal_dir,
@@ -912,13 +927,15 @@ impl World {
     }
 
     /// Socket files of this test: `*.sock` beside the vassals, and anything in the
-    /// Emperor's private runtime directory.
+    /// Emperor's private runtime directory but the vassals' state files (`*.state`, kept
+    /// for metrics by a vassal that failed, for the bridge the Emperor starts next).
     fn sockets(&self) -> Vec<PathBuf> {
         let in_dir = |dir: &Path, any: bool| -> Vec<PathBuf> {
             fs::read_dir(dir)
                 .map(|d| {
                     d.filter_map(|e| e.ok().map(|e| e.path()))
                         .filter(|p| any || p.extension().is_some_and(|x| x == "sock"))
+                        .filter(|p| p.extension().is_none_or(|x| x != "state"))
                         .collect()
                 })
                 .unwrap_or_default()
@@ -988,8 +1005,20 @@ impl Drop for World {
         for sock in self.sockets() {
             let _ = fs::remove_file(sock);
         }
+        if let Some(private) = &self.runtime_private {
+            // Each World's Emperor has its own; empty by now but for state files.
+            let states: Vec<PathBuf> = fs::read_dir(private)
+                .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                .unwrap_or_default();
+            for state in states
+                .iter()
+                .filter(|p| p.extension().is_some_and(|x| x == "state"))
+            {
+                let _ = fs::remove_file(state);
+            }
+            let _ = fs::remove_dir(private);
+        }
         if self.proxy_dir_private {
-            // Each World's Emperor has its own; empty by now.
             let _ = fs::remove_dir(&self.proxy_dir);
         }
         if thread::panicking() {

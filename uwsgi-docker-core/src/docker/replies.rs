@@ -376,11 +376,19 @@ pub struct ContainerSummary {
     pub created: i64,
     /// The container's labels, sorted by key.
     pub labels: Vec<(String, String)>,
+    /// The image as the create request named it.
+    pub image: String,
+    /// The image's id (`sha256:…`): the digest of what runs.
+    pub image_id: String,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct SummaryBody {
+    #[serde(default)]
+    image: String,
+    #[serde(default, rename = "ImageID")]
+    image_id: String,
     id: String,
     #[serde(default)]
     names: Option<Vec<String>>,
@@ -416,8 +424,70 @@ pub fn parse_list(response: &Response) -> Result<Vec<ContainerSummary>, DaemonEr
             status: c.status,
             created: c.created,
             labels: sorted_labels(c.labels),
+            image: c.image,
+            image_id: c.image_id,
         })
         .collect())
+}
+
+/// A container's resource use, as its cgroup or the daemon's stats report it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ContainerUsage {
+    /// Memory in use, bytes (page cache included, as the cgroup counts it).
+    pub memory_bytes: Option<u64>,
+    /// The memory limit, bytes; `None` when unlimited.
+    pub memory_limit_bytes: Option<u64>,
+    /// CPU time used, nanoseconds.
+    pub cpu_nanoseconds: Option<u64>,
+    /// Processes the OOM killer killed in the container.
+    pub oom_kills: Option<u64>,
+}
+
+/// A limit at or above this many bytes is "no limit" (cgroup v1 reports its page-rounded
+/// `i64::MAX`; the daemon's stats report the host's memory).
+pub const UNLIMITED_MEMORY: u64 = 1 << 62;
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct StatsBody {
+    memory_stats: MemoryStats,
+    cpu_stats: CpuStats,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct MemoryStats {
+    usage: Option<u64>,
+    limit: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CpuStats {
+    cpu_usage: CpuUsage,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CpuUsage {
+    total_usage: Option<u64>,
+}
+
+/// `GET /containers/{id}/stats?stream=false`: memory and CPU (no OOM count: the stats do
+/// not carry one).
+///
+/// # Errors
+///
+/// [`DaemonError::Status`] for an error status, [`DaemonError::Malformed`] for a body
+/// that is not a stats object.
+pub fn parse_stats(response: &Response) -> Result<ContainerUsage, DaemonError> {
+    let body: StatsBody = json_reply(response, "container stats")?;
+    Ok(ContainerUsage {
+        memory_bytes: body.memory_stats.usage,
+        memory_limit_bytes: body.memory_stats.limit.filter(|l| *l < UNLIMITED_MEMORY),
+        cpu_nanoseconds: body.cpu_stats.cpu_usage.total_usage,
+        oom_kills: None,
+    })
 }
 
 #[cfg(test)]
@@ -701,8 +771,20 @@ mod tests {
     }
 
     #[test]
+    fn stats_reply() {
+        let body = r#"{"read":"x","memory_stats":{"usage":1048576,"limit":268435456},"cpu_stats":{"cpu_usage":{"total_usage":2500000000}}}"#;
+        let usage = parse_stats(&reply(200, &[], body)).unwrap();
+        assert_eq!(usage.memory_bytes, Some(1 << 20));
+        assert_eq!(usage.memory_limit_bytes, Some(256 << 20));
+        assert_eq!(usage.cpu_nanoseconds, Some(2_500_000_000));
+        let exited =
+            parse_stats(&reply(200, &[], r#"{"memory_stats":{},"cpu_stats":{}}"#)).unwrap();
+        assert_eq!(exited, ContainerUsage::default());
+    }
+
+    #[test]
     fn list_reply() {
-        let body = r#"[{"Id":"4fa6e0f0c678","Names":["/app.ini"],"Image":"psgi001","Command":"uwsgi --ini emperor://app.ini",
+        let body = r#"[{"Id":"4fa6e0f0c678","Names":["/app.ini"],"Image":"psgi001","ImageID":"sha256:77aa","Command":"uwsgi --ini emperor://app.ini",
             "Created":1795860000,"Ports":[{"IP":"0.0.0.0","PrivatePort":3031,"PublicPort":9001,"Type":"tcp"}],
             "Labels":{"io.uwsgi-docker.managed":"1"},"State":"running","Status":"Up 5 minutes",
             "HostConfig":{"NetworkMode":"default"},"NetworkSettings":{"Networks":{}},"Mounts":[]},
@@ -717,6 +799,8 @@ mod tests {
                 status: "Up 5 minutes".into(),
                 created: 1795860000,
                 labels: vec![("io.uwsgi-docker.managed".into(), "1".into())],
+                image: "psgi001".into(),
+                image_id: "sha256:77aa".into(),
             }
         );
         assert_eq!(list[1].names, Vec::<String>::new());

@@ -323,6 +323,14 @@ impl Api {
         build(Method::GET, target, None)
     }
 
+    /// `GET /containers/{id}/stats?stream=false&one-shot=true`: one sample of the
+    /// container's memory and CPU ([`super::parse_stats`]), without the second sample the
+    /// daemon otherwise waits for (`one-shot`, API 1.41; older daemons ignore it).
+    pub fn stats(&self, id: &str, out: &mut Vec<u8>) {
+        let target = format!("{}/stats?stream=false&one-shot=true", self.container(id));
+        build(Method::GET, target, None).write(out);
+    }
+
     fn prefix(&self) -> String {
         format!("/v{}", self.version)
     }
@@ -629,9 +637,34 @@ pub fn create_body(plan: &ContainerPlan) -> Value {
     }
     host.insert("AutoRemove".into(), json!(true));
     host.insert("Init".into(), json!(false));
+    if spec.health.is_set() {
+        config.insert("Healthcheck".into(), health_config(&spec.health));
+    }
 
     config.insert("HostConfig".into(), Value::Object(host));
     Value::Object(config)
+}
+
+/// Docker's `HealthConfig` (in the container config, not `HostConfig`): durations in
+/// nanoseconds; a field left out (or 0) keeps the image's `HEALTHCHECK` value.
+fn health_config(health: &crate::spec::HealthSpec) -> Value {
+    let mut out = Map::new();
+    if let Some(test) = &health.test {
+        out.insert("Test".into(), json!(test.to_docker()));
+    }
+    for (key, value) in [
+        ("Interval", health.interval_ns),
+        ("Timeout", health.timeout_ns),
+        ("StartPeriod", health.start_period_ns),
+    ] {
+        if let Some(ns) = value {
+            out.insert(key.into(), json!(ns));
+        }
+    }
+    if let Some(retries) = health.retries {
+        out.insert("Retries".into(), json!(retries));
+    }
+    Value::Object(out)
 }
 
 #[cfg(test)]
@@ -1121,6 +1154,26 @@ mod tests {
         for key in ["Memory", "Mounts", "PortBindings", "Dns", "NetworkMode"] {
             assert!(body.get(key).is_none(), "{key}");
         }
+    }
+
+    #[test]
+    fn a_health_check_is_the_container_configs_healthcheck() {
+        let body = create_body(&plan_for(minimal_spec()));
+        assert!(
+            body.get("Healthcheck").is_none(),
+            "the image's own check stays"
+        );
+        let mut spec = minimal_spec();
+        spec.health.test = Some(crate::spec::HealthTest::Shell("exit 0".into()));
+        spec.health.interval_ns = Some(2_000_000_000);
+        spec.health.retries = Some(2);
+        spec.health.restart = true;
+        let body = create_body(&plan_for(spec));
+        assert_eq!(
+            body["Healthcheck"],
+            json!({"Test": ["CMD-SHELL", "exit 0"], "Interval": 2_000_000_000u64, "Retries": 2})
+        );
+        assert!(body["HostConfig"].get("Healthcheck").is_none());
     }
 
     #[test]

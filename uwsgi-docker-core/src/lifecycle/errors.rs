@@ -43,6 +43,11 @@ pub enum BridgeError {
 }
 
 impl BridgeError {
+    /// The vassal ended because its container turned unhealthy.
+    pub fn is_unhealthy(&self) -> bool {
+        matches!(self, BridgeError::Vassal(VassalError::Unhealthy { .. }))
+    }
+
     /// Who has to act.
     pub fn fault(&self) -> Fault {
         match self {
@@ -80,6 +85,12 @@ pub enum VassalError {
     /// The daemon refused to start the container (a port in use, a bad command).
     #[error("cannot start the container: {0}")]
     StartRefused(DaemonError),
+    /// The container's health check says unhealthy and `docker-health-restart` is set.
+    #[error("the container is unhealthy ({detail}); docker-health-restart is set, so the vassal ends and the Emperor starts it again")]
+    Unhealthy {
+        /// The failing streak and the last check's output, as the daemon reported them.
+        detail: String,
+    },
     /// A changed `[emperor]` section that the runtime cannot plan a container for (a bad
     /// attribute, the operator's policy).
     #[error("the new settings are refused: {reason}")]

@@ -410,6 +410,13 @@ impl Bridge {
         });
     }
 
+    /// The container turned unhealthy and `docker-health-restart` is set (the runtime
+    /// watches its health, see [`crate::health`]): the vassal fails, so that the Emperor
+    /// starts it again in a new container.
+    pub fn handle_unhealthy(&mut self, detail: String, now: Instant) {
+        self.input(|b| b.fail(VassalError::Unhealthy { detail }.into(), now));
+    }
+
     /// A deadline from [`poll_timeout`](Self::poll_timeout) is due (calling it early is harmless).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.input(|b| b.on_timeout(now));

@@ -125,6 +125,12 @@ docker-stop-timeout = 20
 docker-tty = off
 docker-uwsgi = /usr/local/bin/uwsgi
 docker-handoff = launcher
+docker-healthcheck = [\"/usr/bin/uwsgi\", \"--version\"]
+docker-health-interval = 2s
+docker-health-timeout = 500ms
+docker-health-retries = 3
+docker-health-start-period = 1m
+docker-health-restart = true
 ";
     let spec = parse(text).unwrap().unwrap();
     let want = VassalSpec {
@@ -201,6 +207,17 @@ docker-handoff = launcher
         tty: false,
         uwsgi: "/usr/local/bin/uwsgi".into(),
         handoff: HandoffMode::Launcher,
+        health: HealthSpec {
+            test: Some(HealthTest::Exec(vec![
+                "/usr/bin/uwsgi".into(),
+                "--version".into(),
+            ])),
+            interval_ns: Some(2_000_000_000),
+            timeout_ns: Some(500_000_000),
+            retries: Some(3),
+            start_period_ns: Some(60_000_000_000),
+            restart: true,
+        },
     };
     assert_eq!(spec, want);
 }
@@ -1034,4 +1051,49 @@ fn docker_socket_owner_needs_a_unix_docker_socket() {
     ));
     let err = bad("docker-socket = /run/app.sock\ndocker-socket-owner = www data");
     assert!(expected_of(&err).contains("USER:GROUP"), "{err}");
+}
+
+#[test]
+fn healthchecks_shell_exec_none_and_bad_values() {
+    let shell = spec("docker-healthcheck = curl -fs http://127.0.0.1:3031/ || exit 1");
+    assert_eq!(
+        shell.health.test.as_ref().map(HealthTest::to_docker),
+        Some(vec![
+            "CMD-SHELL".to_owned(),
+            "curl -fs http://127.0.0.1:3031/ || exit 1".to_owned()
+        ])
+    );
+    assert!(!shell.health.restart);
+    let none = spec("docker-healthcheck = none");
+    assert_eq!(none.health.test, Some(HealthTest::Disabled));
+    assert_eq!(
+        none.health.test.as_ref().map(HealthTest::to_docker),
+        Some(vec!["NONE".to_owned()])
+    );
+    assert!(!spec("").health.is_set());
+    assert!(spec("docker-health-retries = 2").health.is_set());
+    for (line, key) in [
+        ("docker-health-interval = 0s", "docker-health-interval"),
+        ("docker-health-interval = 5x", "docker-health-interval"),
+        (
+            "docker-health-timeout = 99999999999h",
+            "docker-health-timeout",
+        ),
+        ("docker-health-retries = 0", "docker-health-retries"),
+        ("docker-healthcheck = [1, 2]", "docker-healthcheck"),
+        ("docker-healthcheck = []", "docker-healthcheck"),
+        ("docker-health-restart = maybe", "docker-health-restart"),
+    ] {
+        let err = bad(line);
+        assert!(
+            matches!(&err, SpecError::BadValue { key: k, .. } if k == key),
+            "{line}: {err}"
+        );
+    }
+    let err = bad("docker-healthcheck = none\ndocker-health-restart = yes");
+    let text = err.to_string();
+    assert!(
+        text.contains("docker-health-restart") && text.contains("never turns unhealthy"),
+        "{text}"
+    );
 }

@@ -1,7 +1,7 @@
 //! Parsers for single attribute values. Each returns `Err(expected)`: what would have been
 //! accepted, phrased for the user (it ends up in `SpecError::BadValue::expected`).
 use super::{
-    is_ip, HandoffMode, ListenAddress, Mount, PortMapping, Protocol, ProxyPaths,
+    is_ip, HandoffMode, HealthTest, ListenAddress, Mount, PortMapping, Protocol, ProxyPaths,
     RESERVED_LABEL_PREFIX,
 };
 use crate::plan::LAUNCHER_CONTAINER_PATH;
@@ -658,4 +658,57 @@ pub(super) fn edit_distance(a: &str, b: &str) -> usize {
         core::mem::swap(&mut prev, &mut cur);
     }
     prev[b.len()]
+}
+
+/// `docker-healthcheck`: `none`, a JSON array of strings (run as it is), or a shell command.
+pub(super) fn health_test(v: &str) -> Result<HealthTest, String> {
+    const EXPECTED: &str = "expected a shell command (run with the image's /bin/sh), a JSON array such as [\"/usr/bin/uwsgi\", \"--version\"] (run without a shell), or none";
+    if v.eq_ignore_ascii_case("none") {
+        return Ok(HealthTest::Disabled);
+    }
+    if v.is_empty() || v.chars().any(char::is_control) {
+        return Err(EXPECTED.into());
+    }
+    if v.starts_with('[') {
+        return match serde_json::from_str::<Vec<String>>(v) {
+            Ok(argv) if argv.first().is_some_and(|a| !a.is_empty()) => Ok(HealthTest::Exec(argv)),
+            _ => Err(format!(
+                "{EXPECTED}; a JSON array must hold strings, the program first"
+            )),
+        };
+    }
+    Ok(HealthTest::Shell(v.into()))
+}
+
+/// `docker-health-interval` and friends: a number with `ms`, `s`, `m` or `h` (a bare
+/// number is seconds), at least 1 ms (the daemon's smallest), in nanoseconds.
+pub(super) fn health_duration(v: &str) -> Result<u64, String> {
+    const EXPECTED: &str =
+        "expected a duration such as 30s, 500ms, 2m or 1h (a bare number is seconds), at least 1ms";
+    let digits = v.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = v.split_at(digits);
+    let scale: u64 = match unit {
+        "" | "s" => 1_000_000_000,
+        "ms" => 1_000_000,
+        "m" => 60 * 1_000_000_000,
+        "h" => 3600 * 1_000_000_000,
+        _ => return Err(EXPECTED.into()),
+    };
+    let n: u64 = number.parse().map_err(|_| EXPECTED.to_owned())?;
+    let ns = n
+        .checked_mul(scale)
+        .filter(|ns| i64::try_from(*ns).is_ok())
+        .ok_or_else(|| format!("{EXPECTED}; that is too long"))?;
+    if ns < 1_000_000 {
+        return Err(EXPECTED.into());
+    }
+    Ok(ns)
+}
+
+/// `docker-health-retries`: a count from 1.
+pub(super) fn health_retries(v: &str) -> Result<u32, String> {
+    match v.parse::<u32>() {
+        Ok(n) if n >= 1 && i32::try_from(n).is_ok() => Ok(n),
+        _ => Err("expected a whole number of failed checks in a row, 1 or more, e.g. 3".into()),
+    }
 }

@@ -428,3 +428,50 @@ fn fixed_paths_need_every_directory_above_to_be_roots() {
     assert!(check_fixed_path(Path::new("/"), false).is_err());
     let _ = std::fs::remove_dir_all(&base);
 }
+
+#[test]
+fn state_files_are_replaced_whole_and_read_back_from_every_private_dir() {
+    let base = temp_dir("state").join("run");
+    let first = StateFile::open(&base, "emperor-a", "app.ini").expect("open");
+    assert_eq!(first.read(1024), None, "nothing yet");
+    first.write(b"{\"starts\":1}").expect("write");
+    first.write(b"{\"starts\":2}").expect("replace");
+    assert_eq!(first.read(1024).as_deref(), Some(&b"{\"starts\":2}"[..]));
+    let other = StateFile::open(&base, "emperor-b", "x/../y.ini").expect("open");
+    other.write(b"{}").expect("write");
+    // A symlink named like a state file is not followed; a non-state file is skipped.
+    let dir_a = base.join("emperor-a");
+    std::os::unix::fs::symlink("/etc/passwd", dir_a.join("evil.ini.state")).expect("symlink");
+    std::fs::write(dir_a.join("app.ini.sock"), b"x").expect("write");
+    let mut found = read_state_files(&base, 1024).expect("read");
+    found.sort();
+    let names: Vec<String> = found
+        .iter()
+        .map(|(p, _)| p.strip_prefix(&base).unwrap().display().to_string())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(names[0], "emperor-a/app.ini.state");
+    assert!(
+        names[1].starts_with("emperor-b/v") && names[1].matches('/').count() == 1,
+        "{names:?}"
+    );
+    // Too large: skipped.
+    assert!(read_state_files(&base, 4)
+        .expect("read")
+        .iter()
+        .all(|(_, b)| b.len() <= 4));
+    // A group-writable base is not read.
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    assert!(read_state_files(&base, 1024).is_err());
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let other_path = found[1].0.clone();
+    assert!(remove_state_file(&base, &other_path).expect("gc removes it"));
+    assert!(!remove_state_file(&base, &other_path).expect("gone"));
+    assert!(remove_state_file(&base, Path::new("/etc/passwd")).is_err());
+    first.remove().expect("remove");
+    first.remove().expect("removing twice is fine");
+    assert_eq!(first.read(1024), None);
+    assert!(read_state_files(&base.join("missing"), 1024)
+        .expect("none")
+        .is_empty());
+}

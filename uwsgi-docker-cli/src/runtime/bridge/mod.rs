@@ -21,18 +21,23 @@ use uwsgi_docker_core::lifecycle::{
 use uwsgi_docker_core::plan::ContainerPlan;
 use uwsgi_docker_core::spec::VassalSpec;
 
-use crate::host::hostfs::{self, CidFile, SocketEntry};
+use crate::host::hostfs::{self, CidFile, SocketEntry, StateFile};
 use crate::host::proxy;
 
 mod channels;
 mod docker;
+mod health;
 mod log_sink;
 mod logs;
 mod peers;
+mod state;
 
 use channels::VassalChannels;
+pub use health::poll_interval as health_poll_interval;
+use health::HealthWatch;
 use log_sink::LogSink;
 use peers::ProxyListener;
+use state::VassalStateFile;
 
 /// Bytes read per readiness event.
 const READ_CHUNK: usize = 64 * 1024;
@@ -61,6 +66,11 @@ pub struct LoopIo {
     pub log_prefix: bool,
     /// Plans a rollover's container from a changed config, as the start did.
     pub planner: RolloverPlanner,
+    /// The vassal's state file (for `metrics` and `ps`), with the Emperor's id and this
+    /// bridge's label; `None` when the private runtime directory cannot be had.
+    pub state_file: Option<(StateFile, String, String)>,
+    /// `docker-health-restart`: how often the serving container's health is read.
+    pub health_watch: Option<std::time::Duration>,
 }
 
 /// What [`Action::PlanRollover`] runs: the same planning as at start (spec, policy,
@@ -152,6 +162,7 @@ enum Slot {
     VassalConfig(Generation),
     Docker(DockerConn),
     Proxy,
+    Health,
 }
 
 #[derive(Debug)]
@@ -174,6 +185,10 @@ struct Runtime {
     exit: Option<i32>,
     /// Log lines (relayed and our own), written once per loop turn.
     log: LogSink<io::Stderr>,
+    /// The vassal's counters, written for `metrics` and `ps`.
+    state: Option<VassalStateFile>,
+    /// The watcher of the serving container's health (`docker-health-restart`).
+    health: Option<HealthWatch>,
 }
 
 #[derive(Debug)]
@@ -232,8 +247,18 @@ fn run_with(config: BridgeConfig, io: LoopIo, entry: Option<SocketEntry>) -> Set
         }
     };
     let vassal = config.plan.vassal_name.clone();
+    let started = Instant::now();
+    let state = io.state_file.map(|(file, emperor, bridge)| {
+        VassalStateFile::open(file, &emperor, &bridge, &vassal, started)
+    });
+    let mut health_failure = None;
+    let health = io.health_watch.and_then(|every| {
+        HealthWatch::spawn(io.daemon_socket.clone(), every)
+            .map_err(|e| health_failure = Some(e))
+            .ok()
+    });
     let mut runtime = Runtime {
-        bridge: Bridge::new(config, Instant::now()),
+        bridge: Bridge::new(config, started),
         io: LoopIoFacts {
             vassal,
             config_file: io.config_file,
@@ -257,13 +282,24 @@ fn run_with(config: BridgeConfig, io: LoopIo, entry: Option<SocketEntry>) -> Set
         cidfile: None,
         exit: None,
         log: LogSink::stderr(),
+        state,
+        health,
     };
+    if let Some(e) = health_failure {
+        let message = format!("cannot watch the container's health (docker-health-restart): {e}");
+        runtime.say(LogLevel::Error, &message);
+    }
     Ok(runtime.run())
 }
 
 /// What can fail before the bridge starts: the signal pipe and the first relayed channels.
 fn setup(io: &LoopIo) -> Result<(OwnedFd, VassalChannels), SetupError> {
-    let signals = signal_pipe().map_err(SetupError::Signals)?;
+    let signals = signal_pipe(&[
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ])
+    .map_err(SetupError::Signals)?;
     let first = VassalChannels::new()?;
     if let Some(fd) = &io.emperor_config {
         proxy::set_nonblocking(fd)
@@ -272,17 +308,14 @@ fn setup(io: &LoopIo) -> Result<(OwnedFd, VassalChannels), SetupError> {
     Ok((signals, first))
 }
 
-/// SIGTERM, SIGINT and SIGHUP each write a byte to a nonblocking pipe we poll.
-fn signal_pipe() -> io::Result<OwnedFd> {
+/// Each of `signals` writes a byte to a nonblocking pipe we poll (the bridge: SIGTERM,
+/// SIGINT and SIGHUP; `metrics`: SIGTERM and SIGINT).
+pub fn signal_pipe(signals: &[i32]) -> io::Result<OwnedFd> {
     let (read, write) = UnixStream::pair()?;
     read.set_nonblocking(true)?;
     write.set_nonblocking(true)?;
-    for signal in [
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGHUP,
-    ] {
-        signal_hook::low_level::pipe::register(signal, write.try_clone()?)?;
+    for signal in signals {
+        signal_hook::low_level::pipe::register(*signal, write.try_clone()?)?;
     }
     Ok(OwnedFd::from(read))
 }
@@ -293,6 +326,8 @@ impl Runtime {
         let mut poll_failures = 0u32;
         loop {
             self.drain_actions();
+            self.track_state();
+            self.track_health();
             if let Some(code) = self.exit {
                 self.cleanup();
                 return code;
@@ -366,7 +401,16 @@ impl Runtime {
             slots.push(Slot::Proxy);
             fds.push(PollFd::new(&listener.fd, PollFlags::IN));
         }
-        let timeout = self.bridge.poll_timeout().map(|deadline| {
+        if let Some(watch) = &self.health {
+            slots.push(Slot::Health);
+            fds.push(PollFd::new(&watch.alarm, PollFlags::IN));
+        }
+        let state_due = self.state.as_ref().and_then(VassalStateFile::poll_timeout);
+        let deadline = match (self.bridge.poll_timeout(), state_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let timeout = deadline.map(|deadline| {
             let left = deadline.saturating_duration_since(Instant::now());
             Timespec {
                 tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
@@ -402,6 +446,7 @@ impl Runtime {
             Slot::VassalConfig(generation) => self.vassal_config_ready(generation, revents),
             Slot::Docker(conn) => self.docker_ready(conn, revents, readable, buf, now),
             Slot::Proxy => self.accept_peers(now),
+            Slot::Health => self.health_alarm(now),
         }
     }
 
@@ -469,7 +514,10 @@ impl Runtime {
                         .handle_cidfile_written(Err(io::Error::other(e.to_string())), now),
                 }
             }
-            Action::Log(event) => self.log_event(&event),
+            Action::Log(event) => {
+                self.track_event(&event);
+                self.log_event(&event);
+            }
             Action::Exit(code) => self.exit = Some(code),
         }
     }
@@ -488,6 +536,7 @@ impl Runtime {
         if let Some(entry) = self.io.listen_socket_entry.take() {
             self.remove_entry(entry);
         }
+        self.finish_state();
         self.log.flush();
     }
 }
