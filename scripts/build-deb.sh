@@ -13,7 +13,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 out="${1:-target/deb}"
-target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 uwsgi=/usr/bin/uwsgi-core
 [[ -x "$uwsgi" ]] || { echo "build-deb.sh: $uwsgi is missing: apt-get install uwsgi-core" >&2; exit 1; }
 command -v dpkg-deb >/dev/null || { echo "build-deb.sh: dpkg-deb is missing" >&2; exit 1; }
@@ -23,14 +22,16 @@ arch="$(dpkg --print-architecture)"
 abi="$(dpkg-query -W -f='${Provides}' uwsgi-core | tr ',' '\n' | grep -o 'uwsgi-abi-[0-9a-f]*' | head -n1)"
 [[ -n "$version" && -n "$abi" ]] || { echo "build-deb.sh: cannot read the version ($version) or uwsgi-core's ABI ($abi)" >&2; exit 1; }
 
-UWSGI_BIN="$uwsgi" cargo build --release -q -p uwsgi-docker-cli -p uwsgi-docker-plugin >&2
-
 root="$(mktemp -d)"
 chmod 0755 "$root" # the package's ./ entry: mktemp makes it 0700
 trap 'rm -rf "$root"' EXIT
-install -D -m 0755 "$target_dir/release/uwsgi-docker" "$root/usr/bin/uwsgi-docker"
-install -D -m 0644 "$target_dir/release/libuwsgi_docker_plugin.so" \
+# `uwsgi-core --build-plugin` (through build-plugin.sh), and the release bridge beside it.
+UWSGI_BIN="$uwsgi" scripts/build-plugin.sh "$root/plugin" >/dev/null
+install -D -m 0755 "$root/plugin/uwsgi-docker" "$root/usr/bin/uwsgi-docker"
+# Stripped, as dh_strip would: uWSGI's cflags build the glue with -g.
+install -D -m 0644 -s --strip-program=strip "$root/plugin/docker_plugin.so" \
     "$root/usr/lib/uwsgi/plugins/docker_plugin.so"
+rm -rf "$root/plugin"
 install -D -m 0644 README.md "$root/usr/share/doc/uwsgi-docker/README.md"
 install -D -m 0644 /dev/stdin "$root/usr/share/doc/uwsgi-docker/copyright" <<EOF
 uwsgi-docker $version
