@@ -718,7 +718,7 @@ mod tests {
         let help = help(None);
         let in_help: Vec<&str> = help
             .lines()
-            .filter_map(|line| line.trim_start().split_whitespace().next())
+            .filter_map(|line| line.split_whitespace().next())
             .filter(|word| word.starts_with("UWSGIDOCKER_"))
             .collect();
         let readme = include_str!("../../README.md");
