@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Build the Debian package uwsgi-docker_VERSION_ARCH.deb and print its path:
 #   /usr/bin/uwsgi-docker                    the bridge, with its static launcher built in
-#   /usr/lib/uwsgi/plugins/docker_plugin.so  built against Debian's uWSGI, so that an
+#   /usr/lib/uwsgi/plugins/docker_plugin.so  `uwsgi-core --build-plugin`, so that an
 #                                            Emperor's `plugins = docker` loads it by name
+#   /usr/share/uwsgi-docker/uwsgi-emperor.ini what the uwsgi-emperor service's emperor.ini
+#                                            includes (one line) to run Docker vassals
+#   /usr/share/man/man1/uwsgi-docker.1.gz    help2man, from the help text
+#   /usr/share/bash-completion/completions/uwsgi-docker
 #
 #   scripts/build-deb.sh [OUT_DIR]     # default: target/deb
 #
-# Needs Debian's uwsgi-core and the headers its uwsgi.h includes (see README), and dpkg-deb.
+# Needs Debian's uwsgi-core and the headers its uwsgi.h includes (see README), python3,
+# dpkg-deb and help2man.
 # The package depends on the uWSGI ABI it was built against (uwsgi-core's uwsgi-abi-*), as
 # Debian's own plugin packages do. CARGO_TARGET_DIR is honoured.
 set -euo pipefail
@@ -16,6 +21,7 @@ out="${1:-target/deb}"
 uwsgi=/usr/bin/uwsgi-core
 [[ -x "$uwsgi" ]] || { echo "build-deb.sh: $uwsgi is missing: apt-get install uwsgi-core" >&2; exit 1; }
 command -v dpkg-deb >/dev/null || { echo "build-deb.sh: dpkg-deb is missing" >&2; exit 1; }
+command -v help2man >/dev/null || { echo "build-deb.sh: help2man is missing: apt-get install help2man" >&2; exit 1; }
 
 version="$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)"
 arch="$(dpkg --print-architecture)"
@@ -33,6 +39,26 @@ install -D -m 0644 -s --strip-program=strip "$root/plugin/docker_plugin.so" \
     "$root/usr/lib/uwsgi/plugins/docker_plugin.so"
 rm -rf "$root/plugin"
 install -D -m 0644 README.md "$root/usr/share/doc/uwsgi-docker/README.md"
+install -D -m 0644 packaging/uwsgi-emperor.ini "$root/usr/share/uwsgi-docker/uwsgi-emperor.ini"
+install -D -m 0644 packaging/uwsgi-docker.bash-completion \
+    "$root/usr/share/bash-completion/completions/uwsgi-docker"
+# The man page is the help text (`--help`, each subcommand's `help`, `--version`).
+bin="$root/usr/bin/uwsgi-docker"
+{
+    echo "[SUBCOMMANDS]"
+    for sub in run check ps gc; do
+        echo ".SS $sub"
+        echo ".nf"
+        "$bin" help "$sub" | sed 's/\\/\\e/g; s/^[.'"'"']/\\\&&/'
+        echo ".fi"
+    done
+    echo "[SEE ALSO]"
+    echo "uwsgi-core(1), /usr/share/doc/uwsgi-docker/README.md, /usr/share/uwsgi-docker/uwsgi-emperor.ini"
+} >"$root/help2man.include"
+mkdir -p "$root/usr/share/man/man1"
+help2man --no-info --section=1 --name="run uWSGI Emperor vassals in Docker containers" \
+    --include="$root/help2man.include" "$bin" | gzip -9n >"$root/usr/share/man/man1/uwsgi-docker.1.gz"
+rm "$root/help2man.include"
 install -D -m 0644 /dev/stdin "$root/usr/share/doc/uwsgi-docker/copyright" <<EOF
 uwsgi-docker $version
 License: MIT
@@ -52,6 +78,8 @@ Description: run uWSGI Emperor vassals in Docker containers
  container, started, reloaded and stopped by the Emperor like a local one.
  Wrapper mode: emperor-wrapper = /usr/bin/uwsgi-docker. Plugin mode:
  plugins = docker, with the original uwsgi-docker plugin's options.
+ For the uwsgi-emperor service: ini = /usr/share/uwsgi-docker/uwsgi-emperor.ini
+ at the end of /etc/uwsgi-emperor/emperor.ini.
 EOF
 
 mkdir -p "$out"

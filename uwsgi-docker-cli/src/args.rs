@@ -388,7 +388,8 @@ Usage:
                                  validate a vassal and print the API requests (dry run)
   uwsgi-docker ps                list the containers uwsgi-docker owns
   uwsgi-docker gc [--dry-run]    remove containers whose bridge is gone
-  uwsgi-docker help [SUBCOMMAND] this text, or a subcommand's
+  uwsgi-docker help [SUBCOMMAND]
+                                 this text, or a subcommand's
   uwsgi-docker --version         the version and the git commit it was built from
 
 As an Emperor's `emperor-wrapper = /path/to/uwsgi-docker`, every vassal with a
@@ -400,7 +401,7 @@ Environment (prefix UWSGIDOCKER_, so uWSGI does not take them as options):
     let width = DESCRIBED.iter().map(|s| s.name.len()).max().unwrap_or(0);
     for setting in DESCRIBED {
         text.push_str(&format!(
-            "  {:width$}  {}\n  {:width$}  default: {}\n",
+            "  {:width$}  {}\n  {:width$}  (default: {})\n",
             setting.name, setting.meaning, "", setting.default
         ));
     }
@@ -744,7 +745,7 @@ mod tests {
     /// subcommand exactly the long options it accepts.
     #[test]
     fn bash_completion_offers_what_the_parser_takes() {
-        let script = include_str!("../completions/uwsgi-docker.bash");
+        let script = include_str!("../../packaging/uwsgi-docker.bash-completion");
         let words_after = |marker: &str| -> Vec<String> {
             let line = script
                 .lines()
