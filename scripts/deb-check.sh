@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Install the Debian package, run one plugin-mode vassal through an Emperor that loads the
-# plugin by name (`plugins = docker`), check its answer over HTTP, and remove the package.
+# Install the Debian package and check what it ships: the man page, the bash completion,
+# `--version`; one plugin-mode vassal through an Emperor that loads the plugin by name
+# (`plugins = docker`), answering over HTTP; then Debian's uwsgi-emperor service, turned on
+# by the one line the README documents, serving a vassal from /etc/uwsgi-emperor/vassals/
+# and leaving no container, socket file or process once `/etc/init.d/uwsgi-emperor stop`
+# returns. Removes the package (and uwsgi-emperor, when it installed it) at the end.
 #
 #   scripts/deb-check.sh DEB
 #
-# Needs root, a running Docker daemon and the test image (scripts/build-test-image.sh).
-# Fails if uwsgi-docker is already installed as a package: it would not be ours to remove.
+# Needs root, a running Docker daemon, the test image (scripts/build-test-image.sh) and
+# unshare (util-linux). Fails if uwsgi-docker is already installed as a package (it would
+# not be ours to remove), or if the uwsgi-emperor service is already running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +27,10 @@ fi
 
 dir="$(mktemp -d /tmp/uwsgi-docker-deb.XXXXXX)"
 vassal="debcheck$$.ini"
+service_vassal="debcheck$$-service.ini"
 emperor_pid=""
+emperor_installed=0 # 1: this run installed uwsgi-emperor, and removes it again
+emperor_ini=/etc/uwsgi-emperor/emperor.ini
 cleanup() {
     local rc=$?
     if [[ -n "$emperor_pid" ]] && kill -0 "$emperor_pid" 2>/dev/null; then
@@ -31,12 +39,23 @@ cleanup() {
         for _ in $(seq 1 30); do kill -0 "$emperor_pid" 2>/dev/null || break; sleep 1; done
         kill -KILL "$emperor_pid" 2>/dev/null || true
     fi
-    # Only our own vassal's container, if its bridge could not remove it.
-    docker ps -aq --filter "label=io.uwsgi-docker.vassal=$vassal" | xargs -r docker rm -f >/dev/null
+    # Only our own vassals' containers, if their bridges could not remove them.
+    for v in "$vassal" "$service_vassal"; do
+        docker ps -aq --filter "label=io.uwsgi-docker.vassal=$v" | xargs -r docker rm -f >/dev/null
+    done
+    rm -f "/etc/uwsgi-emperor/vassals/$service_vassal"
+    [[ -f "$dir/emperor.ini.orig" ]] && cp "$dir/emperor.ini.orig" "$emperor_ini"
+    if ((emperor_installed)); then
+        apt-get purge -y -qq uwsgi-emperor >/dev/null || rc=1
+        rm -f /run/uwsgi-emperor.pid
+    fi
     if dpkg-query -W -f='${Status}' uwsgi-docker 2>/dev/null | grep -q 'install ok installed'; then
         apt-get remove -y -qq uwsgi-docker >/dev/null || rc=1
     fi
-    ((rc == 0)) || { say "log:"; cat "$dir/emperor.log" >&2 2>/dev/null || true; }
+    if ((rc != 0)); then
+        say "log:"; cat "$dir/emperor.log" >&2 2>/dev/null || true
+        say "the service's log:"; tail -n 60 /var/log/uwsgi/emperor.log >&2 2>/dev/null || true
+    fi
     rm -rf "$dir"
     exit "$rc"
 }
@@ -46,6 +65,18 @@ say "installing $deb"
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$(realpath "$deb")" >/dev/null
 [[ -x /usr/bin/uwsgi-docker ]] || die "/usr/bin/uwsgi-docker is not installed"
 [[ -f /usr/lib/uwsgi/plugins/docker_plugin.so ]] || die "docker_plugin.so is not in /usr/lib/uwsgi/plugins"
+man -w uwsgi-docker >/dev/null || die "man -w uwsgi-docker finds no page"
+man_text="$(MANWIDTH=200 man uwsgi-docker 2>/dev/null)"
+for word in UWSGIDOCKER_NAME_PREFIX "uwsgi-docker gc"; do
+    grep -qF -- "$word" <<<"$man_text" || die "the man page does not mention $word"
+done
+[[ -f /usr/share/bash-completion/completions/uwsgi-docker ]] || die "no bash completion"
+bash -c 'source /usr/share/bash-completion/completions/uwsgi-docker && complete -p uwsgi-docker' >/dev/null \
+    || die "the bash completion does not register for uwsgi-docker"
+version="$(/usr/bin/uwsgi-docker --version)"
+commit="$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
+[[ "$version" == "uwsgi-docker "*" (git $commit)" ]] || die "--version says \"$version\", not the commit $commit"
+say "man page, bash completion and \"$version\" are there"
 
 # A free port on 127.0.0.1, from the kernel.
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
@@ -92,6 +123,64 @@ kill -0 "$emperor_pid" 2>/dev/null && die "the Emperor did not stop within 30 s"
 emperor_pid=""
 [[ -z "$(docker ps -aq --filter "label=io.uwsgi-docker.vassal=$vassal")" ]] \
     || die "the container of $vassal was left behind"
+
+# Debian's uwsgi-emperor service, with the one line the README documents.
+say "Debian's uwsgi-emperor service"
+if ! dpkg-query -W -f='${Status}' uwsgi-emperor 2>/dev/null | grep -q 'install ok installed'; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends uwsgi-emperor >/dev/null
+    emperor_installed=1
+fi
+service_pid() { [[ -s /run/uwsgi-emperor.pid ]] && kill -0 "$(cat /run/uwsgi-emperor.pid)" 2>/dev/null; }
+if service_pid; then
+    # Started by the install (no policy-rc.d), with Debian's own emperor.ini: its pidfile is
+    # world-writable (see packaging/uwsgi-emperor.ini), so the init script cannot stop it.
+    ((emperor_installed)) || die "the uwsgi-emperor service is running; stop it first"
+    kill -TERM "$(cat /run/uwsgi-emperor.pid)"
+    for _ in $(seq 1 30); do service_pid || break; sleep 1; done
+    service_pid && die "the uwsgi-emperor service that its install started did not stop"
+    rm -f /run/uwsgi-emperor.pid
+fi
+cp "$emperor_ini" "$dir/emperor.ini.orig"
+echo "ini = /usr/share/uwsgi-docker/uwsgi-emperor.ini" >>"$emperor_ini"
+port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+sed "s/^docker-port = .*/docker-port = 127.0.0.1:$port:3031/" "$dir/vassals/$vassal" \
+    >"/etc/uwsgi-emperor/vassals/$service_vassal"
+# The runtime directories that were there before: any new one must be empty at the end.
+runtime_before="$(ls -A /run/uwsgi-docker 2>/dev/null || true)"
+
+# In a pid namespace of its own: the init script's stop ends with
+# `start-stop-daemon --stop --retry=0/30/KILL/5 --exec /usr/bin/uwsgi` and no pidfile, which
+# matches every process running /usr/bin/uwsgi-core on the host (other Emperors, other
+# tests'), waits 30 s for them and then kills them. Here it sees only this service's. When
+# the namespace's first process exits, whatever is left in it is killed.
+service_run() {
+    set -euo pipefail
+    local port="$1" vassal="$2" greeting="$3" body=""
+    /etc/init.d/uwsgi-emperor start >/dev/null
+    for _ in $(seq 1 60); do
+        body="$(curl -fsS --max-time 2 "http://127.0.0.1:$port/" 2>/dev/null || true)"
+        [[ "$body" == "$greeting" ]] && break
+        sleep 1
+    done
+    [[ "$body" == "$greeting" ]] || { echo "the service's vassal did not answer on port $port (last: \"$body\")" >&2; exit 1; }
+    echo "deb-check: the service's vassal answered \"$body\" from its container" >&2
+    /etc/init.d/uwsgi-emperor stop >/dev/null || { echo "/etc/init.d/uwsgi-emperor stop failed" >&2; exit 1; }
+    # stop returns once no process runs /usr/bin/uwsgi-core; the bridges, then, are gone too.
+    local left
+    left="$(ps -e -o pid=,comm= | awk '$2 ~ /^uwsgi/' || true)"
+    [[ -z "$left" ]] || { echo "processes left after stop: $left" >&2; exit 1; }
+    [[ -z "$(docker ps -aq --filter "label=io.uwsgi-docker.vassal=$vassal")" ]] \
+        || { echo "the container of $vassal was left behind" >&2; exit 1; }
+}
+unshare --pid --fork --mount-proc bash -c "$(declare -f service_run); service_run \"\$@\"" \
+    service_run "$port" "$service_vassal" "$greeting" \
+    || die "Debian's uwsgi-emperor service did not serve the vassal, or left something behind"
+for entry in $(ls -A /run/uwsgi-docker 2>/dev/null || true); do
+    grep -qxF "$entry" <<<"$runtime_before" && continue
+    [[ ! -d "/run/uwsgi-docker/$entry" || -z "$(ls -A "/run/uwsgi-docker/$entry")" ]] \
+        || die "/run/uwsgi-docker/$entry is not empty after stop: $(ls -A "/run/uwsgi-docker/$entry")"
+done
+say "the service served its vassal, and stop left no container, socket or process"
 
 say "removing the package"
 apt-get remove -y -qq uwsgi-docker >/dev/null

@@ -60,8 +60,10 @@ need=()
 # postgresql, uwsgi-plugin-emperor-pg: e2e_fleet starts its own private PostgreSQL per test
 # (scripts/pg-fleet.sh: unix socket and data directory in a temp dir, removed after) and
 # Emperors fed from it by the pg imperial monitor.
+# python3: runs uWSGI's build script for `uwsgi --build-plugin`. help2man: the .deb's man page.
+# (uwsgi-emperor is installed, and removed again, by scripts/deb-check.sh, which owns its service.)
 for pkg in uwsgi-core uwsgi-plugin-psgi curl nginx postgresql uwsgi-plugin-emperor-pg \
-    libcap-dev libpcre3-dev libssl-dev uuid-dev zlib1g-dev; do
+    libcap-dev libpcre3-dev libssl-dev uuid-dev zlib1g-dev python3 help2man; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if ((${#need[@]})); then
@@ -95,8 +97,9 @@ UWSGIDOCKER_TEST_PLUGINS="psgi corerouter forkptyrouter pty" \
     scripts/build-test-image.sh uwsgi-docker-test:forkpty
 export UWSGIDOCKER_TEST_FORKPTY_IMAGE=uwsgi-docker-test:forkpty
 
-step "build docker_plugin.so"
-# Release plugin + bridge side by side, as users install them; the e2e tests load this one.
+step "build docker_plugin.so (uwsgi --build-plugin)"
+# `uwsgi --build-plugin uwsgi-docker-plugin`, as uWSGI users build it, against Debian's 2.0.21;
+# the release bridge beside it, as users install them; the e2e tests load this one.
 UWSGIDOCKER_E2E_PLUGIN="$(scripts/build-plugin.sh target/plugin)"
 export UWSGIDOCKER_E2E_PLUGIN
 
@@ -144,10 +147,12 @@ step "end to end again, in plugin mode"
 UWSGIDOCKER_E2E_MODE=plugin RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}" \
     cargo_test -p uwsgi-docker-cli --test e2e
 
-step "the Debian package: build, install, plugins = docker, remove"
-# /usr/bin/uwsgi-docker and /usr/lib/uwsgi/plugins/docker_plugin.so (built against Debian's
-# uWSGI): one vassal through an Emperor that loads the plugin by name answers over HTTP,
-# then apt-get removes the package again.
+step "the Debian package: build, install, plugins = docker, the uwsgi-emperor service, remove"
+# /usr/bin/uwsgi-docker, /usr/lib/uwsgi/plugins/docker_plugin.so (uwsgi-core --build-plugin),
+# the man page and bash completion: one vassal through an Emperor that loads the plugin by
+# name answers over HTTP; then Debian's uwsgi-emperor service (installed here), with the
+# README's one line in its emperor.ini, serves a vassal and leaves nothing once its init
+# script's stop returns; then apt-get removes the packages again.
 DEB="$(scripts/build-deb.sh target/deb)"
 scripts/deb-check.sh "$DEB"
 
@@ -184,8 +189,8 @@ echo "with the standalone launcher (UWSGIDOCKER_LAUNCHER=$LAUNCHER)" >&2
 UWSGIDOCKER_LAUNCHER="$LAUNCHER" UWSGIDOCKER_E2E_UWSGI="$UWSGI_2031" RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}" \
     cargo_test -p uwsgi-docker-cli --test e2e --test e2e_socket -- "${SKIP_HOST_PSGI[@]}"
 
-step "docker_plugin.so against uWSGI 2.0.31"
-# Its own header and flags (`uwsgi --dot-h`, `--cflags`), as for Debian's.
+step "docker_plugin.so against uWSGI 2.0.31 (uwsgi --build-plugin)"
+# That uWSGI's own `--build-plugin`: its uwsgi.h, cflags and build script.
 PLUGIN_2031="$(UWSGI_BIN="$UWSGI_2031" scripts/build-plugin.sh target/plugin-2.0.31)"
 
 step "end to end with uWSGI 2.0.31, plugin mode"
