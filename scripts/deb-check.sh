@@ -3,14 +3,14 @@
 # `--version`; one plugin-mode vassal through an Emperor that loads the plugin by name
 # (`plugins = docker`), answering over HTTP; then Debian's uwsgi-emperor service, turned on
 # by the one line the README documents, serving a vassal from /etc/uwsgi-emperor/vassals/
-# and leaving no container, socket file or process once `/etc/init.d/uwsgi-emperor stop`
+# and leaving no container, socket file or process once `sh /etc/init.d/uwsgi-emperor stop`
 # returns. Removes the package (and uwsgi-emperor, when it installed it) at the end.
 #
 #   scripts/deb-check.sh DEB
 #
-# Needs root, a running Docker daemon, the test image (scripts/build-test-image.sh) and
-# unshare (util-linux). Fails if uwsgi-docker is already installed as a package (it would
-# not be ours to remove), or if the uwsgi-emperor service is already running.
+# Needs root, a running Docker daemon and the test image (scripts/build-test-image.sh).
+# Fails if uwsgi-docker is already installed as a package (it would not be ours to remove),
+# or if the uwsgi-emperor service is already running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +18,8 @@ deb="${1:?usage: scripts/deb-check.sh path/to/uwsgi-docker_VERSION_ARCH.deb}"
 image="${UWSGIDOCKER_TEST_IMAGE:-uwsgi-docker-test:latest}"
 greeting="Hello World from Docker"
 
+# Running, not a zombie (an init that is not a real one may be slow to reap them).
+alive() { local state; state="$(ps -o stat= -p "$1" 2>/dev/null)"; [[ -n "$state" && "$state" != Z* ]]; }
 say() { printf 'deb-check: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
@@ -31,8 +33,16 @@ service_vassal="debcheck$$-service.ini"
 emperor_pid=""
 emperor_installed=0 # 1: this run installed uwsgi-emperor, and removes it again
 emperor_ini=/etc/uwsgi-emperor/emperor.ini
+service_master="" # the uwsgi-emperor service's master, while this run has it started
 cleanup() {
     local rc=$?
+    if [[ -n "$service_master" ]] && alive "$service_master"; then
+        # Not the init script's stop (see below): just this service, as --die-on-term stops it.
+        kill -TERM "$service_master" 2>/dev/null || true
+        for _ in $(seq 1 30); do alive "$service_master" || break; sleep 1; done
+        kill -KILL "$service_master" 2>/dev/null || true
+        rm -f /run/uwsgi-emperor.pid
+    fi
     if [[ -n "$emperor_pid" ]] && kill -0 "$emperor_pid" 2>/dev/null; then
         # SIGINT: the Emperor stops its vassals, and each bridge removes its container.
         kill -INT "$emperor_pid" 2>/dev/null || true
@@ -52,10 +62,7 @@ cleanup() {
     if dpkg-query -W -f='${Status}' uwsgi-docker 2>/dev/null | grep -q 'install ok installed'; then
         apt-get remove -y -qq uwsgi-docker >/dev/null || rc=1
     fi
-    if ((rc != 0)); then
-        say "log:"; cat "$dir/emperor.log" >&2 2>/dev/null || true
-        say "the service's log:"; tail -n 60 /var/log/uwsgi/emperor.log >&2 2>/dev/null || true
-    fi
+    ((rc == 0)) || { say "log:"; cat "$dir/emperor.log" >&2 2>/dev/null || true; }
     rm -rf "$dir"
     exit "$rc"
 }
@@ -130,7 +137,7 @@ if ! dpkg-query -W -f='${Status}' uwsgi-emperor 2>/dev/null | grep -q 'install o
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends uwsgi-emperor >/dev/null
     emperor_installed=1
 fi
-service_pid() { [[ -s /run/uwsgi-emperor.pid ]] && kill -0 "$(cat /run/uwsgi-emperor.pid)" 2>/dev/null; }
+service_pid() { [[ -s /run/uwsgi-emperor.pid ]] && alive "$(cat /run/uwsgi-emperor.pid)"; }
 if service_pid; then
     # Started by the install (no policy-rc.d), with Debian's own emperor.ini: its pidfile is
     # world-writable (see packaging/uwsgi-emperor.ini), so the init script cannot stop it.
@@ -148,33 +155,49 @@ sed "s/^docker-port = .*/docker-port = 127.0.0.1:$port:3031/" "$dir/vassals/$vas
 # The runtime directories that were there before: any new one must be empty at the end.
 runtime_before="$(ls -A /run/uwsgi-docker 2>/dev/null || true)"
 
-# In a pid namespace of its own: the init script's stop ends with
-# `start-stop-daemon --stop --retry=0/30/KILL/5 --exec /usr/bin/uwsgi` and no pidfile, which
-# matches every process running /usr/bin/uwsgi-core on the host (other Emperors, other
-# tests'), waits 30 s for them and then kills them. Here it sees only this service's. When
-# the namespace's first process exits, whatever is left in it is killed.
-service_run() {
-    set -euo pipefail
-    local port="$1" vassal="$2" greeting="$3" body=""
-    /etc/init.d/uwsgi-emperor start >/dev/null
-    for _ in $(seq 1 60); do
-        body="$(curl -fsS --max-time 2 "http://127.0.0.1:$port/" 2>/dev/null || true)"
-        [[ "$body" == "$greeting" ]] && break
-        sleep 1
-    done
-    [[ "$body" == "$greeting" ]] || { echo "the service's vassal did not answer on port $port (last: \"$body\")" >&2; exit 1; }
-    echo "deb-check: the service's vassal answered \"$body\" from its container" >&2
-    /etc/init.d/uwsgi-emperor stop >/dev/null || { echo "/etc/init.d/uwsgi-emperor stop failed" >&2; exit 1; }
-    # stop returns once no process runs /usr/bin/uwsgi-core; the bridges, then, are gone too.
-    local left
-    left="$(ps -e -o pid=,comm= | awk '$2 ~ /^uwsgi/' || true)"
-    [[ -z "$left" ]] || { echo "processes left after stop: $left" >&2; exit 1; }
-    [[ -z "$(docker ps -aq --filter "label=io.uwsgi-docker.vassal=$vassal")" ]] \
-        || { echo "the container of $vassal was left behind" >&2; exit 1; }
-}
-unshare --pid --fork --mount-proc bash -c "$(declare -f service_run); service_run \"\$@\"" \
-    service_run "$port" "$service_vassal" "$greeting" \
-    || die "Debian's uwsgi-emperor service did not serve the vassal, or left something behind"
+service_log() { say "the service's log:"; tail -n 60 /var/log/uwsgi/emperor.log >&2 2>/dev/null || true; }
+# `sh`: executed itself (or by `service`), Debian 12's script does nothing and exits 0: its
+# kFreeBSD block re-sources /lib/init/init-d-script as the script's name, which exits.
+sh /etc/init.d/uwsgi-emperor start >&2 || die "/etc/init.d/uwsgi-emperor start failed"
+for _ in $(seq 1 10); do service_pid && break; sleep 1; done
+service_pid || { service_log; die "the uwsgi-emperor service did not start"; }
+service_master="$(cat /run/uwsgi-emperor.pid)"
+body=""
+for _ in $(seq 1 60); do
+    body="$(curl -fsS --max-time 2 "http://127.0.0.1:$port/" 2>/dev/null || true)"
+    [[ "$body" == "$greeting" ]] && break
+    sleep 1
+done
+[[ "$body" == "$greeting" ]] || { service_log; die "the service's vassal did not answer on port $port (last: \"$body\")"; }
+say "the service's vassal answered \"$body\" from its container"
+container="$(docker ps -q --filter "label=io.uwsgi-docker.vassal=$service_vassal")"
+[[ -n "$container" ]] || die "no running container labelled io.uwsgi-docker.vassal=$service_vassal"
+
+# The init script's stop ends with `start-stop-daemon --stop --retry=0/30/KILL/5
+# --exec /usr/bin/uwsgi` and no pidfile: it waits for every process on the host whose
+# executable is /usr/bin/uwsgi-core (any other Emperor, any other test's) and kills it
+# after 30 s. Run it only when every such process is this service's or its container's.
+ours="$(
+    echo "$service_master"
+    ps -e -o pid=,ppid= | awk -v root="$service_master" '
+        { parent[$1] = $2 }
+        END { for (p in parent) { q = p; while (q > 1) { if (parent[q] == root) { print p; break } q = parent[q] } } }'
+    docker top "$container" -eo pid | tail -n +2
+)"
+for pid in $(start-stop-daemon --stop --test --quiet --exec /usr/bin/uwsgi 2>/dev/null | grep -o '[0-9]\+' || true); do
+    grep -qx "$pid" <<<"$ours" || {
+        service_log
+        die "refusing to run the init script's stop: it would also kill pid $pid ($(ps -o args= -p "$pid"))"
+    }
+done
+sh /etc/init.d/uwsgi-emperor stop >&2 || die "/etc/init.d/uwsgi-emperor stop failed"
+alive "$service_master" && { service_log; die "the service's master $service_master outlived its stop"; }
+service_master=""
+# stop returns once no process runs /usr/bin/uwsgi-core; the bridges are gone with the Emperor.
+left="$(for pid in $ours; do alive "$pid" && ps -o pid=,args= -p "$pid"; done || true)"
+[[ -z "$left" ]] || { service_log; die "processes left after the service's stop: $left"; }
+[[ -z "$(docker ps -aq --filter "label=io.uwsgi-docker.vassal=$service_vassal")" ]] \
+    || { service_log; die "the container of $service_vassal was left behind after the service's stop"; }
 for entry in $(ls -A /run/uwsgi-docker 2>/dev/null || true); do
     grep -qxF "$entry" <<<"$runtime_before" && continue
     [[ ! -d "/run/uwsgi-docker/$entry" || -z "$(ls -A "/run/uwsgi-docker/$entry")" ]] \
