@@ -200,8 +200,11 @@ left="$(for pid in $ours; do alive "$pid" && ps -o pid=,args= -p "$pid"; done ||
     || { service_log; die "the container of $service_vassal was left behind after the service's stop"; }
 for entry in $(ls -A /run/uwsgi-docker 2>/dev/null || true); do
     grep -qxF "$entry" <<<"$runtime_before" && continue
-    [[ ! -d "/run/uwsgi-docker/$entry" || -z "$(ls -A "/run/uwsgi-docker/$entry")" ]] \
+    [[ -d "/run/uwsgi-docker/$entry" ]] || continue
+    [[ -z "$(ls -A "/run/uwsgi-docker/$entry")" ]] \
         || die "/run/uwsgi-docker/$entry is not empty after stop: $(ls -A "/run/uwsgi-docker/$entry")"
+    # The service's private runtime directory, empty: by design the bridges leave it.
+    rmdir "/run/uwsgi-docker/$entry"
 done
 say "the service served its vassal, and stop left no container, socket or process"
 
