@@ -152,7 +152,7 @@ echo "ini = /usr/share/uwsgi-docker/uwsgi-emperor.ini" >>"$emperor_ini"
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 sed "s/^docker-port = .*/docker-port = 127.0.0.1:$port:3031/" "$dir/vassals/$vassal" \
     >"/etc/uwsgi-emperor/vassals/$service_vassal"
-# The runtime directories that were there before: any new one must be empty at the end.
+# The runtime directories that were there before: the service's new one must be empty at the end.
 runtime_before="$(ls -A /run/uwsgi-docker 2>/dev/null || true)"
 
 service_log() { say "the service's log:"; tail -n 60 /var/log/uwsgi/emperor.log >&2 2>/dev/null || true; }
@@ -162,6 +162,8 @@ sh /etc/init.d/uwsgi-emperor start >&2 || die "/etc/init.d/uwsgi-emperor start f
 for _ in $(seq 1 10); do service_pid && break; sleep 1; done
 service_pid || { service_log; die "the uwsgi-emperor service did not start"; }
 service_master="$(cat /run/uwsgi-emperor.pid)"
+# The master's children: the Emperor, whose default id, HOST:PID, names its runtime directory.
+service_emperors="$(ps -o pid= --ppid "$service_master" | tr -d ' ')"
 body=""
 for _ in $(seq 1 60); do
     body="$(curl -fsS --max-time 2 "http://127.0.0.1:$port/" 2>/dev/null || true)"
@@ -198,14 +200,19 @@ left="$(for pid in $ours; do alive "$pid" && ps -o pid=,args= -p "$pid"; done ||
 [[ -z "$left" ]] || { service_log; die "processes left after the service's stop: $left"; }
 [[ -z "$(docker ps -aq --filter "label=io.uwsgi-docker.vassal=$service_vassal")" ]] \
     || { service_log; die "the container of $service_vassal was left behind after the service's stop"; }
+runtime_found=""
 for entry in $(ls -A /run/uwsgi-docker 2>/dev/null || true); do
     grep -qxF "$entry" <<<"$runtime_before" && continue
     [[ -d "/run/uwsgi-docker/$entry" ]] || continue
+    # Only the service's Emperor's (`v<host>_<pid>-<hash>`): others may run meanwhile.
+    [[ "$entry" =~ _([0-9]+)-[0-9a-f]+$ ]] && grep -qx "${BASH_REMATCH[1]}" <<<"$service_emperors" || continue
     [[ -z "$(ls -A "/run/uwsgi-docker/$entry")" ]] \
         || die "/run/uwsgi-docker/$entry is not empty after stop: $(ls -A "/run/uwsgi-docker/$entry")"
     # The service's private runtime directory, empty: by design the bridges leave it.
     rmdir "/run/uwsgi-docker/$entry"
+    runtime_found="$entry"
 done
+[[ -n "$runtime_found" ]] || die "no runtime directory of the service's Emperor ($service_emperors) in /run/uwsgi-docker"
 say "the service served its vassal, and stop left no container, socket or process"
 
 say "removing the package"
