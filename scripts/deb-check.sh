@@ -34,6 +34,7 @@ emperor_pid=""
 emperor_installed=0 # 1: this run installed uwsgi-emperor, and removes it again
 emperor_ini=/etc/uwsgi-emperor/emperor.ini
 service_master="" # the uwsgi-emperor service's master, while this run has it started
+service_emperors=""
 cleanup() {
     local rc=$?
     if [[ -n "$service_master" ]] && alive "$service_master"; then
@@ -43,6 +44,10 @@ cleanup() {
         kill -KILL "$service_master" 2>/dev/null || true
         rm -f /run/uwsgi-emperor.pid
     fi
+    # The service's Emperor's private runtime directory, if its bridges left it empty.
+    for pid in $service_emperors; do
+        find /run/uwsgi-docker -maxdepth 1 -type d -empty -name "*_$pid-*" -delete 2>/dev/null || true
+    done
     if [[ -n "$emperor_pid" ]] && kill -0 "$emperor_pid" 2>/dev/null; then
         # SIGINT: the Emperor stops its vassals, and each bridge removes its container.
         kill -INT "$emperor_pid" 2>/dev/null || true
