@@ -12,7 +12,9 @@
 #   uWSGI 2.0.21 (Debian) x Podman  x wrapper           every e2e suite (tests/e2e*.rs)
 #   uWSGI 2.0.31 (pip)    x Docker  x wrapper, plugin   e2e + e2e_socket / e2e + e2e_plugin,
 #                                                       less the two host-psgi tests
-#   uWSGI 2.0.21 (Debian) x Docker  x the .deb's plugin  one vassal, `plugins = docker`
+#   uWSGI 2.0.21 (Debian) x Docker  x the .deb's plugin  one vassal, `plugins = docker`; one
+#                                                       through the uwsgi-emperor service
+# docker_plugin.so is built with `uwsgi --build-plugin` by the uWSGI that loads it.
 # Each stage prints its time, and the total is printed at the end (budget: 40 minutes).
 set -euo pipefail
 
