@@ -104,6 +104,13 @@ step "build docker_plugin.so (uwsgi --build-plugin)"
 # the release bridge beside it, as users install them; the e2e tests load this one.
 UWSGIDOCKER_E2E_PLUGIN="$(scripts/build-plugin.sh target/plugin)"
 export UWSGIDOCKER_E2E_PLUGIN
+# Without cargo it fails, saying what to install.
+NO_CARGO_DIR="$(mktemp -d)"
+NO_CARGO="$(cd "$NO_CARGO_DIR" && CARGO=/nonexistent/cargo PYTHON=python3 \
+    uwsgi --build-plugin "$OLDPWD/uwsgi-docker-plugin" 2>&1)" && NO_CARGO_RC=0 || NO_CARGO_RC=$?
+rm -rf "$NO_CARGO_DIR"
+((NO_CARGO_RC != 0)) && grep -q "install Rust" <<<"$NO_CARGO" \
+    || { echo "uwsgi --build-plugin without cargo (exit $NO_CARGO_RC) did not say so: $NO_CARGO" >&2; exit 1; }
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -393,7 +393,9 @@ Usage:
   uwsgi-docker --version         the version and the git commit it was built from
 
 As an Emperor's `emperor-wrapper = /path/to/uwsgi-docker`, every vassal with a
-docker-image runs in a container; the others are exec'd to the real uWSGI.
+docker-image runs in a container; the others are exec'd to the real uWSGI. With
+docker_plugin.so (`plugins = docker`) the Emperor execs it for those vassals itself,
+and the plugin's docker-* options set the settings below.
 
 Environment (prefix UWSGIDOCKER_, so uWSGI does not take them as options):
 ",
