@@ -12,7 +12,9 @@
 #   uWSGI 2.0.21 (Debian) x Podman  x wrapper           every e2e suite (tests/e2e*.rs)
 #   uWSGI 2.0.31 (pip)    x Docker  x wrapper, plugin   e2e + e2e_socket / e2e + e2e_plugin,
 #                                                       less the two host-psgi tests
-#   uWSGI 2.0.21 (Debian) x Docker  x the .deb's plugin  one vassal, `plugins = docker`
+#   uWSGI 2.0.21 (Debian) x Docker  x the .deb's plugin  one vassal, `plugins = docker`; one
+#                                                       through the uwsgi-emperor service
+# docker_plugin.so is built with `uwsgi --build-plugin` by the uWSGI that loads it.
 # Each stage prints its time, and the total is printed at the end (budget: 40 minutes).
 set -euo pipefail
 
@@ -62,8 +64,10 @@ need=()
 # Emperors fed from it by the pg imperial monitor.
 # prometheus: e2e_metrics checks the exposition with its promtool and starts its own server
 # (127.0.0.1, temp config and data dir) to scrape it; the package's service is not used.
+# python3: runs uWSGI's build script for `uwsgi --build-plugin`. help2man: the .deb's man page.
+# (uwsgi-emperor is installed, and removed again, by scripts/deb-check.sh, which owns its service.)
 for pkg in uwsgi-core uwsgi-plugin-psgi curl nginx postgresql uwsgi-plugin-emperor-pg \
-    libcap-dev libpcre3-dev libssl-dev uuid-dev zlib1g-dev prometheus; do
+    libcap-dev libpcre3-dev libssl-dev uuid-dev zlib1g-dev prometheus python3 help2man; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if ((${#need[@]})); then
@@ -101,10 +105,18 @@ UWSGIDOCKER_TEST_PLUGINS="psgi corerouter forkptyrouter pty" \
     scripts/build-test-image.sh uwsgi-docker-test:forkpty
 export UWSGIDOCKER_TEST_FORKPTY_IMAGE=uwsgi-docker-test:forkpty
 
-step "build docker_plugin.so"
-# Release plugin + bridge side by side, as users install them; the e2e tests load this one.
+step "build docker_plugin.so (uwsgi --build-plugin)"
+# `uwsgi --build-plugin uwsgi-docker-plugin`, as uWSGI users build it, against Debian's 2.0.21;
+# the release bridge beside it, as users install them; the e2e tests load this one.
 UWSGIDOCKER_E2E_PLUGIN="$(scripts/build-plugin.sh target/plugin)"
 export UWSGIDOCKER_E2E_PLUGIN
+# Without cargo it fails, saying what to install.
+NO_CARGO_DIR="$(mktemp -d)"
+NO_CARGO="$(cd "$NO_CARGO_DIR" && CARGO=/nonexistent/cargo PYTHON=python3 \
+    uwsgi --build-plugin "$OLDPWD/uwsgi-docker-plugin" 2>&1)" && NO_CARGO_RC=0 || NO_CARGO_RC=$?
+rm -rf "$NO_CARGO_DIR"
+((NO_CARGO_RC != 0)) && grep -q "install Rust" <<<"$NO_CARGO" \
+    || { echo "uwsgi --build-plugin without cargo (exit $NO_CARGO_RC) did not say so: $NO_CARGO" >&2; exit 1; }
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -153,10 +165,12 @@ step "end to end again, in plugin mode"
 UWSGIDOCKER_E2E_MODE=plugin RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}" \
     cargo_test -p uwsgi-docker-cli --test e2e
 
-step "the Debian package: build, install, plugins = docker, remove"
-# /usr/bin/uwsgi-docker and /usr/lib/uwsgi/plugins/docker_plugin.so (built against Debian's
-# uWSGI): one vassal through an Emperor that loads the plugin by name answers over HTTP,
-# then apt-get removes the package again.
+step "the Debian package: build, install, plugins = docker, the uwsgi-emperor service, remove"
+# /usr/bin/uwsgi-docker, /usr/lib/uwsgi/plugins/docker_plugin.so (uwsgi-core --build-plugin),
+# the man page and bash completion: one vassal through an Emperor that loads the plugin by
+# name answers over HTTP; then Debian's uwsgi-emperor service (installed here), with the
+# README's one line in its emperor.ini, serves a vassal and leaves nothing once its init
+# script's stop returns; then apt-get removes the packages again.
 DEB="$(scripts/build-deb.sh target/deb)"
 scripts/deb-check.sh "$DEB"
 
@@ -193,8 +207,8 @@ echo "with the standalone launcher (UWSGIDOCKER_LAUNCHER=$LAUNCHER)" >&2
 UWSGIDOCKER_LAUNCHER="$LAUNCHER" UWSGIDOCKER_E2E_UWSGI="$UWSGI_2031" RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}" \
     cargo_test -p uwsgi-docker-cli --test e2e --test e2e_socket -- "${SKIP_HOST_PSGI[@]}"
 
-step "docker_plugin.so against uWSGI 2.0.31"
-# Its own header and flags (`uwsgi --dot-h`, `--cflags`), as for Debian's.
+step "docker_plugin.so against uWSGI 2.0.31 (uwsgi --build-plugin)"
+# That uWSGI's own `--build-plugin`: its uwsgi.h, cflags and build script.
 PLUGIN_2031="$(UWSGI_BIN="$UWSGI_2031" scripts/build-plugin.sh target/plugin-2.0.31)"
 
 step "end to end with uWSGI 2.0.31, plugin mode"

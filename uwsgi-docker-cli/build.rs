@@ -17,6 +17,7 @@ mod elf;
 const INNER: &str = "UWSGIDOCKER_INNER_LAUNCHER_BUILD";
 
 fn main() {
+    git_commit();
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let embedded = out_dir.join("uwsgi-docker-launcher");
     println!("cargo:rerun-if-env-changed={INNER}");
@@ -74,4 +75,30 @@ fn copy_if_changed(bytes: &[u8], to: &Path) {
         return;
     }
     std::fs::write(to, bytes).unwrap_or_else(|e| panic!("cannot write {}: {e}", to.display()));
+}
+
+/// `UWSGIDOCKER_GIT_COMMIT` for `uwsgi-docker --version`: the commit being built, or
+/// `unknown` outside a git checkout (a source tarball, a crate).
+fn git_commit() {
+    let git = |args: &[&str]| -> Option<String> {
+        let out = Command::new("git").args(args).output().ok()?;
+        let text = String::from_utf8(out.stdout).ok()?;
+        (out.status.success() && !text.trim().is_empty()).then(|| text.trim().to_owned())
+    };
+    let commit = git(&["rev-parse", "--short=12", "HEAD"]);
+    // Rebuilt when HEAD moves: HEAD itself (a checkout) and the branch it names (a commit).
+    for file in ["HEAD", "packed-refs"] {
+        if let Some(path) = git(&["rev-parse", "--git-path", file]) {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    }
+    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
+        if let Some(path) = git(&["rev-parse", "--git-path", &branch]) {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    }
+    println!(
+        "cargo:rustc-env=UWSGIDOCKER_GIT_COMMIT={}",
+        commit.as_deref().unwrap_or("unknown")
+    );
 }

@@ -7,6 +7,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use lexopt::Arg;
+use uwsgi_docker_core::settings::DESCRIBED;
 
 /// Our subcommands: the one list of their names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -432,7 +433,10 @@ fn parse_wrapper(argv: &[OsString]) -> Result<WrapperArgs, ArgsError> {
     })
 }
 
-pub const USAGE: &str = "\
+/// The general usage, with every `UWSGIDOCKER_*` setting from the one list of them.
+fn usage() -> String {
+    let mut text = String::from(
+        "\
 uwsgi-docker: run uWSGI vassals in Docker containers
 
 Usage:
@@ -444,26 +448,31 @@ Usage:
   uwsgi-docker metrics --listen HOST:PORT|PATH [--emperor ID]
                                  serve GET /metrics (Prometheus) for every vassal of ours
   uwsgi-docker gc [--dry-run]    remove containers whose bridge is gone
-  uwsgi-docker --version
+  uwsgi-docker help [SUBCOMMAND]
+                                 this text, or a subcommand's
+  uwsgi-docker --version         the version and the git commit it was built from
 
 As an Emperor's `emperor-wrapper = /path/to/uwsgi-docker`, every vassal with a
-docker-image runs in a container; the others are exec'd to the real uWSGI.
+docker-image runs in a container; the others are exec'd to the real uWSGI. With
+docker_plugin.so (`plugins = docker`) the Emperor execs it for those vassals itself,
+and the plugin's docker-* options set the settings below.
 
 Environment (prefix UWSGIDOCKER_, so uWSGI does not take them as options):
-  UWSGIDOCKER_DAEMON_SOCKET  dockerd's socket (else DOCKER_HOST=unix://..., else /var/run/docker.sock)
-  UWSGIDOCKER_SOCKET_DIR     directory for proxy sockets (default: beside the vassal file)
-  UWSGIDOCKER_REQUIRED       1: refuse vassals without docker-image
-  UWSGIDOCKER_DEBUG          1: debug log lines
-  UWSGIDOCKER_LOG_PREFIX     0: the container's log lines without the [VASSAL] prefix
-  UWSGIDOCKER_SOCKET_MODE    octal mode of the sockets we bind (default 600)
-  UWSGIDOCKER_UWSGI          the real uWSGI binary for non-Docker vassals (default: uwsgi on PATH)
-  UWSGIDOCKER_EMPEROR_ID     the Emperor label value (default HOST:PPID)
-  UWSGIDOCKER_POLICY         the operator's policy file: tenant mode (each vassal under its file owner's rules)
-";
+",
+    );
+    let width = DESCRIBED.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    for setting in DESCRIBED {
+        text.push_str(&format!(
+            "  {:width$}  {}\n  {:width$}  (default: {})\n",
+            setting.name, setting.meaning, "", setting.default
+        ));
+    }
+    text
+}
 
 /// Help text of one subcommand, or the general usage.
-pub fn help(sub: Option<Subcommand>) -> &'static str {
-    match sub {
+pub fn help(sub: Option<Subcommand>) -> String {
+    let text = match sub {
         Some(Subcommand::Run) => {
             "\
 Usage: uwsgi-docker run FILE.ini
@@ -521,8 +530,9 @@ are never touched; containers of bridges on other hosts are left alone.
   -n, --dry-run   only list what would be removed
 "
         }
-        None => USAGE,
-    }
+        None => return usage(),
+    };
+    text.to_owned()
 }
 
 #[cfg(test)]
@@ -807,5 +817,96 @@ mod tests {
             parse(&argv(&["ud", "--ini"]), true),
             Err(ArgsError::NoVassalConfig(_))
         ));
+    }
+
+    /// The settings `--help` lists, the README's settings table and the core's list are
+    /// one list, in one order.
+    #[test]
+    fn help_readme_and_core_list_the_same_settings() {
+        use uwsgi_docker_core::settings::var;
+        let help = help(None);
+        let in_help: Vec<&str> = help
+            .lines()
+            .filter_map(|line| line.split_whitespace().next())
+            .filter(|word| word.starts_with("UWSGIDOCKER_"))
+            .collect();
+        let readme = include_str!("../../README.md");
+        let table = readme
+            .split("\n### Settings\n")
+            .nth(1)
+            .expect("the README has a ### Settings section");
+        let in_readme: Vec<&str> = table
+            .lines()
+            .skip_while(|line| !line.starts_with('|'))
+            .take_while(|line| line.starts_with('|'))
+            .filter_map(|row| row.strip_prefix("| `")?.split('`').next())
+            .collect();
+        assert_eq!(in_help, var::ALL, "uwsgi-docker --help");
+        assert_eq!(in_readme, var::ALL, "the README's settings table");
+        assert!(
+            help.contains("the Emperor's private runtime directory"),
+            "the proxy sockets' default directory"
+        );
+    }
+
+    /// The bash completion offers what the parser takes: the subcommands, and for each
+    /// subcommand exactly the long options it accepts.
+    #[test]
+    fn bash_completion_offers_what_the_parser_takes() {
+        let script = include_str!("../../packaging/uwsgi-docker.bash-completion");
+        let words_after = |marker: &str| -> Vec<String> {
+            let line = script
+                .lines()
+                .find(|line| line.contains(marker))
+                .unwrap_or_else(|| panic!("no {marker:?} in the completion"));
+            let quoted = line
+                .split(marker)
+                .nth(1)
+                .and_then(|rest| rest.split('"').next());
+            quoted
+                .unwrap_or("")
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect()
+        };
+        let mut first: Vec<String> = Subcommand::ALL
+            .iter()
+            .map(|s| s.name().to_owned())
+            .collect();
+        first.extend([HELP_WORD, HELP_FLAGS[0], VERSION_FLAGS[0]].map(str::to_owned));
+        assert_eq!(words_after("compgen -W \""), first, "the first word");
+        let names: Vec<String> = Subcommand::ALL
+            .iter()
+            .map(|s| s.name().to_owned())
+            .collect();
+        assert_eq!(
+            script
+                .lines()
+                .skip_while(|line| !line.trim_start().starts_with("help)"))
+                .find_map(|line| line.split("compgen -W \"").nth(1))
+                .and_then(|rest| rest.split('"').next())
+                .map(|w| w.split_whitespace().map(str::to_owned).collect::<Vec<_>>()),
+            Some(names),
+            "after help"
+        );
+        for sub in Subcommand::ALL {
+            let offered = words_after(&format!("{}) options=\"", sub.name()));
+            for option in ["--help", "--dry-run", "--policy"] {
+                let mut args = vec!["ud", sub.name(), option];
+                if option == "--policy" {
+                    args.push("p.ini");
+                }
+                let taken = !matches!(
+                    parse(&argv(&args), false),
+                    Err(ArgsError::UnknownOption { .. })
+                );
+                assert_eq!(
+                    offered.iter().any(|o| o == option),
+                    taken,
+                    "{} {option}",
+                    sub.name()
+                );
+            }
+        }
     }
 }

@@ -32,7 +32,11 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Version => {
-            output::say(format_args!("uwsgi-docker {}", env!("CARGO_PKG_VERSION")));
+            output::say(format_args!(
+                "uwsgi-docker {} (git {})",
+                env!("CARGO_PKG_VERSION"),
+                env!("UWSGIDOCKER_GIT_COMMIT")
+            ));
             ExitCode::SUCCESS
         }
         Command::Run { file } => with_settings(|s| commands::run::run(s, &file)),

@@ -58,24 +58,106 @@ pub mod var {
     /// removes it before anything else runs.
     pub const TITLED: &str = "UWSGIDOCKER_TITLED";
 
-    /// Every setting, in the order [`super::RuntimeSettings::to_env`] writes them.
-    pub const ALL: &[&str] = &[
-        DAEMON_SOCKET,
-        SOCKET_DIR,
-        RUNTIME_DIR,
-        REQUIRED,
-        DEBUG,
-        LOG_PREFIX,
-        SOCKET_MODE,
-        SOCKET_OWNER,
-        LAUNCHER,
-        HANDOFF_TIMEOUT,
-        UWSGI,
-        EMPEROR_ID,
-        POLICY,
-        NAME_PREFIX,
-    ];
+    /// Every setting, in the order [`super::RuntimeSettings::to_env`] writes them: the
+    /// names of [`super::DESCRIBED`].
+    pub const ALL: &[&str] = &super::NAMES;
 }
+
+/// One setting as `uwsgi-docker --help` (and so its man page) describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Described {
+    /// The variable.
+    pub name: &'static str,
+    /// What it sets, in a line.
+    pub meaning: &'static str,
+    /// What holds when it is not set.
+    pub default: &'static str,
+}
+
+/// Every setting with its meaning and default: the one list the help text, the README's
+/// settings table (a test holds it to this) and [`var::ALL`] come from.
+pub const DESCRIBED: &[Described] = &[
+    Described {
+        name: var::DAEMON_SOCKET,
+        meaning: "dockerd's unix socket",
+        default: "DOCKER_HOST=unix://..., else /var/run/docker.sock",
+    },
+    Described {
+        name: var::SOCKET_DIR,
+        meaning: "directory for proxy sockets",
+        default: "the Emperor's private runtime directory",
+    },
+    Described {
+        name: var::RUNTIME_DIR,
+        meaning: "where each Emperor's private runtime directory is made",
+        default: DEFAULT_RUNTIME_DIR,
+    },
+    Described {
+        name: var::REQUIRED,
+        meaning: "1: refuse vassals without docker-image",
+        default: "off",
+    },
+    Described {
+        name: var::DEBUG,
+        meaning: "1: debug log lines",
+        default: "off",
+    },
+    Described {
+        name: var::LOG_PREFIX,
+        meaning: "0: the container's log lines without the [VASSAL] prefix",
+        default: "on",
+    },
+    Described {
+        name: var::SOCKET_MODE,
+        meaning: "octal mode of docker-socket sockets, and of proxy sockets outside the runtime directory",
+        default: "600",
+    },
+    Described {
+        name: var::SOCKET_OWNER,
+        meaning: "USER[:GROUP] of docker-socket unix sockets",
+        default: "the bridge's user (root)",
+    },
+    Described {
+        name: var::LAUNCHER,
+        meaning: "another static in-container launcher",
+        default: "the one built into uwsgi-docker",
+    },
+    Described {
+        name: var::HANDOFF_TIMEOUT,
+        meaning: "seconds a container has to connect to its proxy socket (1 to 3600)",
+        default: "30",
+    },
+    Described {
+        name: var::UWSGI,
+        meaning: "the real uWSGI binary for non-Docker vassals",
+        default: "uwsgi on PATH",
+    },
+    Described {
+        name: var::EMPEROR_ID,
+        meaning: "the Emperor label value, and its runtime directory's name",
+        default: "HOST:PPID",
+    },
+    Described {
+        name: var::POLICY,
+        meaning: "the operator's policy file: tenant mode (each vassal under its file owner's rules)",
+        default: "none",
+    },
+    Described {
+        name: var::NAME_PREFIX,
+        meaning: "put before every container name, so that several Emperors can share one daemon",
+        default: "none",
+    },
+];
+
+const NAMES: [&str; DESCRIBED.len()] = {
+    let mut names = [""; DESCRIBED.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = DESCRIBED[i].name;
+        i += 1;
+    }
+    names
+};
 
 /// The default handoff deadline, in seconds: a container that has not connected to its
 /// proxy socket within this long is not going to (wrong `docker-uwsgi`, no uWSGI in the image).
