@@ -478,8 +478,8 @@ pub fn help(sub: Option<Subcommand>) -> String {
 Usage: uwsgi-docker run FILE.ini
 
 Run one Docker vassal in the foreground, without an Emperor: bind its proxy socket,
-create and start its container, relay its log to stderr. Ctrl-C (SIGINT), SIGTERM or
-SIGHUP stop and remove the container. Exit status: 0 when stopped on request, 1 on
+create and start its container, relay its log to stderr. Ctrl-C (SIGINT), SIGTERM,
+SIGHUP or SIGQUIT stop and remove the container. Exit status: 0 when stopped on request, 1 on
 failure or when the container exits by itself.
 "
         }

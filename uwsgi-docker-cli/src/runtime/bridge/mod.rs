@@ -298,6 +298,9 @@ fn setup(io: &LoopIo) -> Result<(OwnedFd, VassalChannels), SetupError> {
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGHUP,
+        // systemd's KillSignal for Debian's uwsgi-emperor service reaches every process
+        // of the service: the bridge must remove its container then too.
+        signal_hook::consts::SIGQUIT,
     ])
     .map_err(SetupError::Signals)?;
     let first = VassalChannels::new()?;
@@ -309,7 +312,7 @@ fn setup(io: &LoopIo) -> Result<(OwnedFd, VassalChannels), SetupError> {
 }
 
 /// Each of `signals` writes a byte to a nonblocking pipe we poll (the bridge: SIGTERM,
-/// SIGINT and SIGHUP; `metrics`: SIGTERM and SIGINT).
+/// SIGINT, SIGHUP and SIGQUIT; `metrics`: SIGTERM and SIGINT).
 pub fn signal_pipe(signals: &[i32]) -> io::Result<OwnedFd> {
     let (read, write) = UnixStream::pair()?;
     read.set_nonblocking(true)?;
