@@ -63,8 +63,8 @@ enum HandoffError {
     Path(Errno),
     #[error("cannot create a socket: {0}")]
     Socket(Errno),
-    #[error("cannot connect within {secs} s: {source}")]
-    Timeout { secs: u64, source: Errno },
+    #[error("cannot connect within {secs} s: {cause}")]
+    Timeout { secs: u64, cause: Errno },
     #[error("cannot connect: {0}")]
     Connect(Errno),
     #[error("cannot receive the handoff: {0}")]
@@ -162,7 +162,7 @@ fn connect(addr: &SocketAddrUnix) -> Result<OwnedFd, HandoffError> {
                 if Instant::now() >= deadline {
                     return Err(HandoffError::Timeout {
                         secs: CONNECT_TIMEOUT.as_secs(),
-                        source: e,
+                        cause: e,
                     });
                 }
                 std::thread::sleep(CONNECT_RETRY);

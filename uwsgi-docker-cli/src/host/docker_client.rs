@@ -9,18 +9,12 @@ use uwsgi_docker_core::http_reader::{HttpError, Limits, Progress, Response, Resp
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot connect to the docker daemon at {path}: {source}; is dockerd running? (set UWSGIDOCKER_DAEMON_SOCKET or DOCKER_HOST)")]
-    Connect {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("talking to the docker daemon at {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("docker daemon at {path}: {source}")]
-    Http { path: String, source: HttpError },
+    #[error("cannot connect to the docker daemon at {path}: {cause}; is dockerd running? (set UWSGIDOCKER_DAEMON_SOCKET or DOCKER_HOST)")]
+    Connect { path: String, cause: std::io::Error },
+    #[error("talking to the docker daemon at {path}: {cause}")]
+    Io { path: String, cause: std::io::Error },
+    #[error("docker daemon at {path}: {cause}")]
+    Http { path: String, cause: HttpError },
     #[error(transparent)]
     Daemon(#[from] DaemonError),
 }
@@ -55,7 +49,7 @@ impl Client {
 fn request(socket: &str, bytes: &[u8]) -> Result<Response, ClientError> {
     let io = |source| ClientError::Io {
         path: socket.to_owned(),
-        source,
+        cause: source,
     };
     let connected = crate::host::hostfs::connect_unix(
         std::path::Path::new(socket),
@@ -63,7 +57,7 @@ fn request(socket: &str, bytes: &[u8]) -> Result<Response, ClientError> {
     );
     let mut stream = UnixStream::from(connected.map_err(|source| ClientError::Connect {
         path: socket.to_owned(),
-        source,
+        cause: source,
     })?);
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
@@ -76,7 +70,7 @@ fn request(socket: &str, bytes: &[u8]) -> Result<Response, ClientError> {
     let mut reader = ResponseReader::new(head_request, Limits::default());
     let http = |source| ClientError::Http {
         path: socket.to_owned(),
-        source,
+        cause: source,
     };
     let mut buf = vec![0u8; 64 * 1024];
     loop {

@@ -38,11 +38,11 @@ pub enum HostFsError {
     #[error("{path}: {why}")]
     Refused { path: String, why: String },
     /// A system call failed.
-    #[error("cannot {what} {path}: {source}")]
+    #[error("cannot {what} {path}: {cause}")]
     Io {
         what: &'static str,
         path: String,
-        source: Errno,
+        cause: Errno,
     },
 }
 
@@ -58,7 +58,7 @@ impl HostFsError {
         HostFsError::Io {
             what,
             path: path.display().to_string(),
-            source,
+            cause: source,
         }
     }
 }

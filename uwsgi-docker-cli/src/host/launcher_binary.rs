@@ -15,11 +15,8 @@ const HOW_TO_BUILD: &str = "point UWSGIDOCKER_LAUNCHER at a statically linked la
 /// Why there is no launcher to mount; the operator fixes it (or picks native handoff).
 #[derive(Debug, thiserror::Error)]
 pub enum LauncherError {
-    #[error("the launcher {path} cannot be read ({source}); {HOW_TO_BUILD}")]
-    Unreadable {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("the launcher {path} cannot be read ({cause}); {HOW_TO_BUILD}")]
+    Unreadable { path: String, cause: std::io::Error },
     #[error("the launcher {path} is not executable; chmod +x it")]
     NotExecutable { path: String },
     #[error("the launcher {path} is dynamically linked, so it would not run in every image; {HOW_TO_BUILD}")]
@@ -73,7 +70,7 @@ pub fn check(path: &Path) -> Result<(), LauncherError> {
     let shown = || path.display().to_string();
     let bytes = std::fs::read(path).map_err(|source| LauncherError::Unreadable {
         path: shown(),
-        source,
+        cause: source,
     })?;
     let mode =
         std::fs::metadata(path).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()));

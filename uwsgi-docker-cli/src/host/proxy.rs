@@ -19,11 +19,11 @@ pub const DEFAULT_SOCKET_MODE: u32 = 0o600;
 pub enum TcpBindError {
     #[error("docker-socket address {ip:?} is not an IP address")]
     NotAnIp { ip: String },
-    #[error("cannot {what} {addr}: {source}")]
+    #[error("cannot {what} {addr}: {cause}")]
     Sys {
         what: &'static str,
         addr: SocketAddr,
-        source: rustix::io::Errno,
+        cause: rustix::io::Errno,
     },
 }
 
@@ -33,7 +33,7 @@ impl TcpBindError {
         matches!(
             self,
             TcpBindError::Sys {
-                source: rustix::io::Errno::ADDRINUSE,
+                cause: rustix::io::Errno::ADDRINUSE,
                 ..
             }
         )
@@ -56,7 +56,11 @@ pub fn bind_tcp(ip: &str, port: u16) -> Result<OwnedFd, TcpBindError> {
     } else {
         AddressFamily::INET6
     };
-    let fail = |what, source| TcpBindError::Sys { what, addr, source };
+    let fail = |what, source| TcpBindError::Sys {
+        what,
+        addr,
+        cause: source,
+    };
     let fd = rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None)
         .map_err(|e| fail("create a socket for", e))?;
     rustix::net::sockopt::set_socket_reuseaddr(&fd, true)

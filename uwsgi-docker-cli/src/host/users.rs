@@ -9,11 +9,8 @@ use crate::host::hostfs::SocketOwner;
 /// Why `USER[:GROUP]` names no one on this host.
 #[derive(Debug, thiserror::Error)]
 pub enum OwnerError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot read {path}: {cause}")]
+    Read { path: String, cause: std::io::Error },
     #[error("no user {name:?} in {path}; use a user name from it or a number")]
     NoUser { name: String, path: String },
     #[error("no group {name:?} in {path}; use a group name from it or a number")]
@@ -38,7 +35,7 @@ pub fn resolve_owner_in(
     let read = |path: &Path| {
         std::fs::read_to_string(path).map_err(|source| OwnerError::Read {
             path: path.display().to_string(),
-            source,
+            cause: source,
         })
     };
     let uid = match user.parse::<u32>() {

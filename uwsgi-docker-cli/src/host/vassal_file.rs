@@ -81,7 +81,7 @@ pub fn open(path: &Path) -> Result<VassalFile, VassalFileError> {
     let shown = || path.display().to_string();
     let unreadable = |e: std::io::Error| VassalFileError::Read {
         path: shown(),
-        source: e,
+        cause: e,
     };
     let (handle, stat, walked) = resolve(path).map_err(|e| unreadable(e.into()))?;
     let kind = FileType::from_raw_mode(stat.st_mode);
@@ -194,11 +194,8 @@ fn resolve(path: &Path) -> rustix::io::Result<(OwnedFd, Stat, Walked)> {
 /// Why a vassal file is not read.
 #[derive(Debug, thiserror::Error)]
 pub enum VassalFileError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot read {path}: {cause}")]
+    Read { path: String, cause: std::io::Error },
     #[error("{path} is {kind}, not a regular file; a vassal file must be a regular file")]
     NotRegular { path: String, kind: &'static str },
     #[error("{path} is {size} bytes, more than the {MAX_VASSAL_FILE} (1 MiB) a vassal file may have; a config pushed to a Docker vassal is at most 65535 bytes anyway")]

@@ -106,7 +106,7 @@ pub fn plan(
                     return Err(OperatorStartError::LauncherNeeded {
                         vassal: identity.name.clone(),
                         mode: spec.handoff.as_str(),
-                        source: e,
+                        cause: e,
                     }
                     .into());
                 }
@@ -153,7 +153,11 @@ pub fn plan_vassal(
     if let Some(path) = &plan.spec.cidfile {
         if let Err(source) = hostfs::check_cidfile(Path::new(path)) {
             let path = path.clone();
-            return Err(VassalStartError::Cidfile { path, source }.into());
+            return Err(VassalStartError::Cidfile {
+                path,
+                cause: source,
+            }
+            .into());
         }
     }
     // A missing mount source is refused, not created: Docker refuses it for
@@ -186,7 +190,7 @@ pub fn check_fixed_paths(name: &str, plan: &ContainerPlan) -> Result<(), StartEr
                 vassal: name.to_owned(),
                 host: mount.host.clone(),
                 container: mount.container.clone(),
-                source,
+                cause: source,
             }
             .into());
         }
@@ -198,7 +202,7 @@ pub fn check_fixed_paths(name: &str, plan: &ContainerPlan) -> Result<(), StartEr
             return Err(VassalStartError::ProxyPath {
                 vassal,
                 path,
-                source,
+                cause: source,
             }
             .into());
         }
@@ -270,13 +274,13 @@ pub fn run_bridge(
                 (Some(value), _) => users::resolve_owner(value).map_err(|source| {
                     StartError::from(VassalStartError::SocketOwner {
                         value: value.clone(),
-                        source,
+                        cause: source,
                     })
                 }),
                 (None, Some(value)) => users::resolve_owner(value).map_err(|source| {
                     StartError::from(OperatorStartError::SocketOwner {
                         value: value.clone(),
-                        source,
+                        cause: source,
                     })
                 }),
                 (None, None) => Ok(SocketOwner::default()),
@@ -289,7 +293,13 @@ pub fn run_bridge(
                 Ok((fd, entry)) => (Some(fd), entry),
                 Err(source) => {
                     let address = address.to_string();
-                    return fail_naming(&name, &VassalStartError::Socket { address, source });
+                    return fail_naming(
+                        &name,
+                        &VassalStartError::Socket {
+                            address,
+                            cause: source,
+                        },
+                    );
                 }
             }
         }

@@ -62,30 +62,30 @@ pub enum VassalStartError {
     NoDockerImage { vassal: String },
     #[error("vassal {vassal} has no docker-image in its [emperor] section: the Emperor runs it with uwsgi, not in Docker")]
     NotDocker { vassal: String },
-    #[error("vassal {vassal}: docker-mount = {host}:{container}: {source}; under a policy a mount source must be an existing real path that only root can redirect (README: Hosting many tenants)")]
+    #[error("vassal {vassal}: docker-mount = {host}:{container}: {cause}; under a policy a mount source must be an existing real path that only root can redirect (README: Hosting many tenants)")]
     MountPath {
         vassal: String,
         host: String,
         container: String,
-        source: HostFsError,
+        cause: HostFsError,
     },
-    #[error("vassal {vassal}: the proxy socket {path}: {source}; under a policy the proxy socket's directory must be one only root can change, as the daemon mounts the socket by its path (leave docker-proxy and UWSGIDOCKER_SOCKET_DIR unset for the Emperor's private runtime directory)")]
+    #[error("vassal {vassal}: the proxy socket {path}: {cause}; under a policy the proxy socket's directory must be one only root can change, as the daemon mounts the socket by its path (leave docker-proxy and UWSGIDOCKER_SOCKET_DIR unset for the Emperor's private runtime directory)")]
     ProxyPath {
         vassal: String,
         path: String,
-        source: HostFsError,
+        cause: HostFsError,
     },
     /// `docker-mount` names a host path that does not exist (the core's message).
     #[error("{0}")]
     MissingMountSource(String),
-    #[error("docker-cidfile = {path}: {source}")]
-    Cidfile { path: String, source: HostFsError },
-    #[error("docker-socket-owner = {value}: {source}")]
-    SocketOwner { value: String, source: OwnerError },
-    #[error("docker-socket = {address}: {source}")]
+    #[error("docker-cidfile = {path}: {cause}")]
+    Cidfile { path: String, cause: HostFsError },
+    #[error("docker-socket-owner = {value}: {cause}")]
+    SocketOwner { value: String, cause: OwnerError },
+    #[error("docker-socket = {address}: {cause}")]
     Socket {
         address: String,
-        source: crate::host::listen::ListenSocketError,
+        cause: crate::host::listen::ListenSocketError,
     },
 }
 
@@ -96,14 +96,14 @@ pub enum OperatorStartError {
     Settings(#[from] SettingsError),
     #[error(transparent)]
     PolicyFile(PolicyFileError),
-    #[error("vassal {vassal}: docker-handoff = {mode} needs the static launcher: {source}")]
+    #[error("vassal {vassal}: docker-handoff = {mode} needs the static launcher: {cause}")]
     LauncherNeeded {
         vassal: String,
         mode: &'static str,
-        source: LauncherError,
+        cause: LauncherError,
     },
-    #[error("UWSGIDOCKER_SOCKET_OWNER = {value}: {source}")]
-    SocketOwner { value: String, source: OwnerError },
+    #[error("UWSGIDOCKER_SOCKET_OWNER = {value}: {cause}")]
+    SocketOwner { value: String, cause: OwnerError },
 }
 
 /// What the host or the Emperor did not give the bridge.
@@ -131,5 +131,43 @@ impl From<TenancyError> for StartError {
             TenancyError::PolicyFile(e) => OperatorStartError::PolicyFile(e).into(),
             e => VassalStartError::Tenancy(e).into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+
+    use super::*;
+
+    /// One convention: a cause printed in the message is not handed out again as the
+    /// `source()`, so a caller that walks the chain prints it once.
+    #[test]
+    fn a_printed_cause_is_not_also_the_source() {
+        let cause = HostFsError::Io {
+            what: "open",
+            path: "/srv/a/cid".into(),
+            cause: rustix::io::Errno::ACCESS,
+        };
+        let error = StartError::from(VassalStartError::Cidfile {
+            path: "/srv/a/cid".into(),
+            cause,
+        });
+        let text = error.to_string();
+        assert!(
+            text.contains("docker-cidfile = /srv/a/cid: cannot open /srv/a/cid"),
+            "{text}"
+        );
+        let mut chain = 0;
+        let mut next = error.source();
+        while let Some(e) = next {
+            assert!(
+                !text.contains(&e.to_string()) || e.to_string() == text,
+                "{e} printed twice"
+            );
+            chain += 1;
+            next = e.source();
+        }
+        assert!(chain <= 1, "transparent wrappers only");
     }
 }

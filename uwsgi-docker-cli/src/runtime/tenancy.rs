@@ -118,22 +118,16 @@ impl From<PolicyViolation> for TenancyError {
 /// Why the policy file is not used; the operator fixes it.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyFileError {
-    #[error("cannot read the policy {path}: {source} (UWSGIDOCKER_POLICY)")]
-    Missing {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot read the policy {path}: {cause} (UWSGIDOCKER_POLICY)")]
+    Missing { path: String, cause: std::io::Error },
     #[error("the policy {path} is not a regular file")]
     NotRegular { path: String },
     #[error("the policy {path} is {size} bytes; the limit is {MAX_POLICY_FILE}")]
     TooLarge { path: String, size: u64 },
     #[error("the policy {path} can be changed by others (owner uid {uid}, mode {mode:o}); make it owned by root and not group- or world-writable (chown root: {path}; chmod go-w {path})")]
     Writable { path: String, uid: u32, mode: u32 },
-    #[error("cannot read the policy {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot read the policy {path}: {cause}")]
+    Read { path: String, cause: std::io::Error },
     #[error(transparent)]
     Parse(#[from] PolicyError),
 }
@@ -143,7 +137,7 @@ pub fn load(path: &Path) -> Result<Policy, PolicyFileError> {
     let shown = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|source| PolicyFileError::Missing {
         path: shown.clone(),
-        source,
+        cause: source,
     })?;
     if !meta.file_type().is_file() {
         return Err(PolicyFileError::NotRegular { path: shown });
@@ -164,7 +158,7 @@ pub fn load(path: &Path) -> Result<Policy, PolicyFileError> {
     }
     let text = std::fs::read(path).map_err(|source| PolicyFileError::Read {
         path: shown.clone(),
-        source,
+        cause: source,
     })?;
     Ok(Policy::parse(&shown, &text)?)
 }

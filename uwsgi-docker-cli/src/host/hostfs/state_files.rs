@@ -89,7 +89,7 @@ pub fn read_state_files(base: &Path, max: usize) -> Result<Vec<(PathBuf, Vec<u8>
     let base_fd = match open_dir(base) {
         Ok(fd) => fd,
         Err(HostFsError::Io {
-            source: Errno::NOENT,
+            cause: Errno::NOENT,
             ..
         }) => return Ok(Vec::new()),
         Err(e) => return Err(e),
