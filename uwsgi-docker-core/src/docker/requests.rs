@@ -62,23 +62,30 @@ pub struct Api {
 }
 
 impl Api {
-    /// `min(ours, daemon's)`, where `daemon_max` is what [`super::parse_version`] read
-    /// from the daemon's `/version` reply.
+    /// `min(ours, daemon's newest)`, from what [`super::parse_version`] read from the
+    /// daemon's `/version` reply (or just the daemon's newest [`ApiVersion`]).
     ///
     /// # Errors
     ///
     /// [`super::DaemonError::TooOld`], naming both versions, when the daemon is older
-    /// than [`ApiVersion::MINIMUM`].
-    pub fn negotiate(daemon_max: ApiVersion) -> Result<Api, super::DaemonError> {
-        if daemon_max < ApiVersion::MINIMUM {
+    /// than [`ApiVersion::MINIMUM`]; [`super::DaemonError::TooNew`] when the daemon's
+    /// minimum is above [`ApiVersion::OURS`] (it would refuse every request we send).
+    pub fn negotiate(daemon: impl Into<super::DaemonApi>) -> Result<Api, super::DaemonError> {
+        let daemon = daemon.into();
+        if daemon.newest < ApiVersion::MINIMUM {
             return Err(super::DaemonError::TooOld {
-                daemon: daemon_max,
+                daemon: daemon.newest,
                 minimum: ApiVersion::MINIMUM,
             });
         }
-        Ok(Api {
-            version: daemon_max.min(ApiVersion::OURS),
-        })
+        let version = daemon.newest.min(ApiVersion::OURS);
+        if let Some(minimum) = daemon.minimum.filter(|&minimum| minimum > version) {
+            return Err(super::DaemonError::TooNew {
+                daemon_minimum: minimum,
+                ours: ApiVersion::OURS,
+            });
+        }
+        Ok(Api { version })
     }
 
     /// An `Api` for `version` as it is, without negotiating (for dry runs, tests, or a
@@ -763,6 +770,47 @@ mod tests {
                 minimum: ApiVersion::MINIMUM
             })
         );
+    }
+
+    #[test]
+    fn negotiates_within_the_daemons_range() {
+        let v = |minor| ApiVersion { major: 1, minor };
+        let range = |newest, minimum| crate::docker::DaemonApi {
+            newest: v(newest),
+            minimum: Some(v(minimum)),
+        };
+        // Docker 29.0–29.2 (newest 1.52, minimum 1.44), 29.3 (minimum 1.40), 28.5, 20.10,
+        // Podman 4.3 (1.41, minimum 1.24).
+        for (newest, minimum, want) in [
+            (52, 44, 44),
+            (54, 40, 44),
+            (51, 24, 44),
+            (41, 12, 41),
+            (41, 24, 41),
+        ] {
+            assert_eq!(
+                Api::negotiate(range(newest, minimum)).unwrap().version,
+                v(want)
+            );
+        }
+        // A daemon whose minimum is above our newest would refuse every request.
+        let err = Api::negotiate(range(60, 45)).expect_err("minimum 1.45 is above ours");
+        assert_eq!(
+            err,
+            crate::docker::DaemonError::TooNew {
+                daemon_minimum: v(45),
+                ours: ApiVersion::OURS
+            }
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("API 1.45")
+                && message.contains("API 1.44")
+                && message.contains("upgrade uwsgi-docker"),
+            "{message}"
+        );
+        // A minimum above the newest (a confused daemon) is refused, not sent.
+        assert!(Api::negotiate(range(41, 42)).is_err());
     }
 
     #[test]
