@@ -1,13 +1,26 @@
 //! The `/wait` stream: armed when its head arrives, done when its body (the exit status)
 //! arrives, which is when the container exits.
-use std::time::Instant;
+//!
+//! An engine may lose the exit: Podman up to 5.8.2 subscribes to the container's "died"
+//! event only after answering `wait?condition=next-exit`, so a container that exits at once
+//! is never reported on that wait (podman#28514). The end of the container's output (the
+//! attach stream's EOF) is the sign it exited; if the wait has not said so
+//! [`EXIT_REPORT_GRACE`] later, it is asked again with `condition=not-running`, which
+//! answers at once for a container that is not running.
+use std::time::{Duration, Instant};
 
 use super::errors::DaemonFault;
 use super::interface::{Action, DockerConn};
 use super::outbox::Outbox;
 use super::requests::Pending;
+use super::timers::Timer;
+use super::{Bridge, Container};
 use crate::docker::{self, Api};
 use crate::http_reader::{Limits, Progress, ResponseReader};
+
+/// How long after the container's output ended its wait may take to report the exit
+/// before it is asked again (Docker reports it within milliseconds).
+pub(super) const EXIT_REPORT_GRACE: Duration = Duration::from_secs(1);
 
 /// Which exit the wait reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +122,40 @@ impl ExitWatch {
                 source,
             }),
         }
+    }
+}
+
+impl Bridge {
+    /// The container's output ended: its exit should follow on the wait soon.
+    pub(super) fn expect_exit_report(&mut self, now: Instant) {
+        let waiting = self
+            .current
+            .exit_watch
+            .as_ref()
+            .is_some_and(ExitWatch::is_armed);
+        if waiting && !self.is_stopping() && matches!(self.current.container, Container::Started(_))
+        {
+            self.timers.set(Timer::ExitReport, now + EXIT_REPORT_GRACE);
+        }
+    }
+
+    /// The wait did not report the exit in time: ask again with `condition=not-running`
+    /// on a new connection (the old one may never answer).
+    pub(super) fn on_exit_report_overdue(&mut self, now: Instant) {
+        let Some(api) = self.api else { return };
+        let Container::Started(id) = &self.current.container else {
+            return;
+        };
+        if self.is_stopping() {
+            return;
+        }
+        let id = id.clone();
+        if let Some(lost) = self.current.exit_watch.take() {
+            self.out.push(Action::DockerClose(lost.conn()));
+        }
+        let deadline = now + self.config.request_timeout;
+        let wait = ExitWatch::open(&mut self.out, api, &id, WaitFor::NotRunning, now, deadline);
+        self.current.exit_watch = Some(wait);
     }
 }
 

@@ -128,6 +128,7 @@ impl Bridge {
             self.out.push(Action::DockerClose(conn));
             if logs.is_upgraded() {
                 logs.flush(&mut self.out);
+                self.expect_exit_report(now);
             } else if !self.is_stopping() {
                 let fault = DaemonFault::StreamClosed {
                     stream: "attach",

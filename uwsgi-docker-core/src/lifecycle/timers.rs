@@ -15,9 +15,11 @@ pub(super) enum Timer {
     /// The deadline of the rollover's current stage (handoff, accepting, the old
     /// container's graceful exit).
     Rollover,
+    /// The container's output ended: the wait has until then to report its exit.
+    ExitReport,
 }
 
-const TIMERS: usize = 5;
+const TIMERS: usize = 6;
 
 impl Timer {
     fn slot(self) -> usize {
@@ -27,6 +29,7 @@ impl Timer {
             Timer::VassalGone => 2,
             Timer::Reconnect => 3,
             Timer::Rollover => 4,
+            Timer::ExitReport => 5,
         }
     }
 }
