@@ -27,11 +27,20 @@ fn world(test: &str) -> Option<World> {
 }
 
 /// The seed's "Simplifying socket management" vassal: no `socket` option, `protocol = http`.
+/// With `UWSGIDOCKER_E2E_NETWORK_MODE` set, it says `docker-network-mode = THAT`: a
+/// rootless engine without a usable container network (no /dev/net/tun for slirp4netns)
+/// runs it with `none`, which a `docker-socket` vassal needs no more than.
 fn socket_vassal(socket: &str, extra_uwsgi: &str) -> String {
+    let network = std::env::var("UWSGIDOCKER_E2E_NETWORK_MODE")
+        .ok()
+        .filter(|m| !m.is_empty())
+        .map(|m| format!("docker-network-mode = {m}\n"))
+        .unwrap_or_default();
     format!(
         "[emperor]\n\
          docker-image = {image}\n\
          docker-socket = {socket}\n\
+         {network}\
          \n\
          [uwsgi]\n\
          master = true\n\
