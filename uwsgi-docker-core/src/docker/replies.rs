@@ -78,13 +78,16 @@ impl DaemonError {
 
     /// The name is held by another container: Docker's 409 ("Conflict. The container name
     /// … is already in use by container …"), or Podman's 500 ("the container name … is
-    /// already in use by …"). A 409 that says a removal is in progress is not a name conflict.
+    /// already in use by …"). Another 409 (a removal in progress, a running container that
+    /// cannot be removed without force) is not a name conflict.
     pub fn is_conflict(&self) -> bool {
         match self {
             DaemonError::Status { status, message } => {
                 let message = message.to_ascii_lowercase();
                 match status {
-                    409 => !message.contains("in progress"),
+                    409 => {
+                        message.contains("is already in use") && !message.contains("in progress")
+                    }
                     500 => message.contains("name") && message.contains("is already in use"),
                     _ => false,
                 }
@@ -620,6 +623,20 @@ mod tests {
         assert!(!parse_create(&reply(400, &[], odd))
             .unwrap_err()
             .is_conflict());
+    }
+
+    /// The real answers of Docker 28.5.2 and Podman 4.3.1 (2026-12) to a remove without
+    /// force of a running container (409 and 500) and to a stop of a stopped one (304).
+    #[test]
+    fn running_refusals_and_stops_of_stopped_containers_are_read_by_meaning() {
+        let docker = r#"{"message":"cannot remove container \"df4e14a8ccf2\": container is running: stop the container before removing or force remove"}"#;
+        let podman = r#"{"cause":"container state improper","message":"cannot remove container 38f93c05b18d as it is running - running or paused containers cannot be removed without force: container state improper","response":500}"#;
+        for (status, body) in [(409, docker), (500, podman)] {
+            let error = parse_empty(&reply(status, &[], body)).unwrap_err();
+            assert!(!error.is_conflict() && !error.is_not_found(), "{error:?}");
+        }
+        // Stop of a stopped container: nothing to do, on both.
+        assert_eq!(parse_empty(&reply(304, &[], "")), Ok(304));
     }
 
     #[test]
