@@ -222,7 +222,7 @@ UWSGIDOCKER_DAEMON_SOCKET="$ROOTLESS_SOCKET" UWSGIDOCKER_E2E_NETWORK_MODE=none \
     UWSGIDOCKER_SOCKET_DIR=/run/uwsgi-docker-rootless/sockets UWSGIDOCKER_SOCKET_MODE=666 \
     RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}" \
     cargo_test -p uwsgi-docker-cli --test e2e_socket -- unix_socket_serves tcp_socket_serves \
-    an_address_in_use the_socket_survives
+    an_address_in_use the_socket_survives a_rootless_engine_without_the_operators_settings
 
 step "uWSGI 2.0.31 (pip build, cached in /opt)"
 UWSGI_2031="$(scripts/uwsgi-2.0.31.sh)"

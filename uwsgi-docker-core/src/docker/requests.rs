@@ -498,6 +498,11 @@ pub fn create_failure(error: &super::DaemonError, plan: &ContainerPlan) -> Strin
 /// The part of [`create_failure`] after the daemon's words: `; ` and which attribute is at
 /// fault and what to do, or nothing when that cannot be told.
 pub fn create_failure_hint(error: &super::DaemonError, plan: &ContainerPlan) -> String {
+    if let Some(path) = unreachable_own_path(error, plan) {
+        return format!(
+            "; the engine cannot reach {path}: a rootless engine resolves bind-mount sources as its own user. Put the proxy sockets and the launcher where that user can reach them: UWSGIDOCKER_SOCKET_DIR and UWSGIDOCKER_RUNTIME_DIR under a directory of mode 0711, with UWSGIDOCKER_SOCKET_MODE=666"
+        );
+    }
     const MISSING: &str = "bind source path does not exist: ";
     let missing = match error {
         super::DaemonError::Status { message, .. } => message
@@ -517,6 +522,24 @@ pub fn create_failure_hint(error: &super::DaemonError, plan: &ContainerPlan) -> 
         ),
         None => format!("; the host path {path} does not exist"),
     }
+}
+
+/// The proxy socket or launcher path a "permission denied" names: rootless Podman cannot
+/// look into the Emperor's private runtime directory ("making volume mountpoint for volume
+/// PATH: mkdir …: permission denied").
+fn unreachable_own_path<'a>(
+    error: &super::DaemonError,
+    plan: &'a ContainerPlan,
+) -> Option<&'a str> {
+    let super::DaemonError::Status { message, .. } = error else {
+        return None;
+    };
+    if !message.contains("permission denied") {
+        return None;
+    }
+    std::iter::once(plan.proxy_host_path.as_str())
+        .chain(plan.launcher_host_path.as_deref())
+        .find(|path| !path.is_empty() && message.contains(path))
 }
 
 /// The JSON body of the create request.
@@ -1393,5 +1416,33 @@ mod tests {
                 prop_assert!(labels.is_empty());
             }
         }
+    }
+
+    /// Rootless Podman 4.3's answer when the proxy socket sits in the Emperor's private
+    /// (0700) runtime directory: the hint names the path and the settings that fix it.
+    #[test]
+    fn a_rootless_engine_that_cannot_reach_our_paths_is_explained() {
+        let mut plan = plan_for(minimal_spec());
+        plan.proxy_host_path = "/run/uwsgi-docker/e1/app.ini.sock".into();
+        plan.launcher_host_path = Some("/run/uwsgi-docker/uwsgi-docker-launcher-f0e9".into());
+        let podman = |message: &str| crate::docker::DaemonError::Status {
+            status: 500,
+            message: message.into(),
+        };
+        for (message, path) in [
+            ("make cli opts(): making volume mountpoint for volume /run/uwsgi-docker/e1/app.ini.sock: mkdir /run/uwsgi-docker/e1: permission denied", "/run/uwsgi-docker/e1/app.ini.sock"),
+            ("make cli opts(): making volume mountpoint for volume /run/uwsgi-docker/uwsgi-docker-launcher-f0e9: mkdir /run/uwsgi-docker/uwsgi-docker-launcher-f0e9: permission denied", "/run/uwsgi-docker/uwsgi-docker-launcher-f0e9"),
+        ] {
+            let text = create_failure(&podman(message), &plan);
+            assert!(
+                text.contains(&format!("the engine cannot reach {path}"))
+                    && text.contains("UWSGIDOCKER_SOCKET_DIR")
+                    && text.contains("UWSGIDOCKER_SOCKET_MODE=666"),
+                "{text}"
+            );
+        }
+        // Another path denied is the daemon's words alone.
+        let other = create_failure(&podman("open /etc/secret: permission denied"), &plan);
+        assert!(!other.contains("cannot reach"), "{other}");
     }
 }
