@@ -54,13 +54,18 @@ runtime_dir() { echo "/run/user/$(uid)"; }
 dir() { echo "$(runtime_dir)/podman"; }
 sock() { echo "$(dir)/podman.sock"; }
 
-# Runs a command as the user, with the environment a login gives it.
-as_user() {
+# The command prefix that runs a command as the user, with the environment a login gives it.
+as_user_prefix() {
     local home
     home="$(getent passwd "$USER_NAME" | cut -d: -f6)"
-    (cd / && setpriv --reuid="$(uid)" --regid="$(id -g "$USER_NAME")" --init-groups \
-        env -i HOME="$home" USER="$USER_NAME" LOGNAME="$USER_NAME" PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-        XDG_RUNTIME_DIR="$(runtime_dir)" "$@")
+    AS_USER=(setpriv --reuid="$(uid)" --regid="$(id -g "$USER_NAME")" --init-groups
+        env -i HOME="$home" USER="$USER_NAME" LOGNAME="$USER_NAME" PATH=/usr/sbin:/usr/bin:/sbin:/bin
+        XDG_RUNTIME_DIR="$(runtime_dir)")
+}
+
+as_user() {
+    as_user_prefix
+    (cd / && "${AS_USER[@]}" "$@")
 }
 
 ping_ok() {
@@ -74,10 +79,16 @@ start_service() {
     rd="$(runtime_dir)"
     install -d -m 0700 -o "$USER_NAME" -g "$(id -g "$USER_NAME")" "$rd" "$(dir)"
     rm -f "$(sock)"
-    as_user setsid podman system service --time=0 "unix://$(sock)" >>"$(dir)/service.log" 2>&1 </dev/null &
-    echo $! >"$(dir)/podman.pid"
+    # Its own session and process group (setsid), whose id the shell inside writes before
+    # it becomes the service: rootless podman re-executes itself in the user namespace as a
+    # child of that process, and stop ends the whole group.
+    as_user_prefix
+    (cd / && setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$(dir)/podman.pid" \
+        "${AS_USER[@]}" podman system service --time=0 "unix://$(sock)" \
+        >>"$(dir)/service.log" 2>&1 </dev/null &)
     for _ in $(seq 1 100); do
         ping_ok && break
+        [[ -s "$(dir)/podman.pid" ]] || { sleep 0.1; continue; }
         kill -0 "$(cat "$(dir)/podman.pid")" 2>/dev/null || die "the service exited; its log:
 $(tail -20 "$(dir)/service.log")"
         sleep 0.2
@@ -103,13 +114,14 @@ stop_service() {
     # The user's containers outlive the service (conmon): stop them first.
     as_user podman rm -f -a -t 0 >/dev/null 2>&1 || true
     pid="$(cat "$pidfile" 2>/dev/null || true)"
-    if [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
+    if [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null &&
+        tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "podman system service"; then
+        kill -TERM -- "-$pid" 2>/dev/null || true
         for _ in $(seq 1 50); do
-            kill -0 "$pid" 2>/dev/null || break
+            kill -0 -- "-$pid" 2>/dev/null || break
             sleep 0.2
         done
-        kill -KILL "$pid" 2>/dev/null || true
+        kill -KILL -- "-$pid" 2>/dev/null || true
     fi
     rm -f "$pidfile" "$(sock)"
     # The pause process that holds the user namespace.
