@@ -83,9 +83,11 @@ start_service() {
     # it becomes the service: rootless podman re-executes itself in the user namespace as a
     # child of that process, and stop ends the whole group.
     as_user_prefix
-    (cd / && setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$(dir)/podman.pid" \
-        "${AS_USER[@]}" podman system service --time=0 "unix://$(sock)" \
-        >>"$(dir)/service.log" 2>&1 </dev/null &)
+    # Every fd of the subshell is redirected before it execs: nothing the service holds
+    # keeps a caller's `$(…)` open.
+    (cd / && exec setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$(dir)/podman.pid" \
+        "${AS_USER[@]}" podman system service --time=0 "unix://$(sock)") \
+        >>"$(dir)/service.log" 2>&1 </dev/null &
     for _ in $(seq 1 100); do
         ping_ok && break
         [[ -s "$(dir)/podman.pid" ]] || { sleep 0.1; continue; }
