@@ -901,3 +901,94 @@ fn pushed_config_is_relayed_both_ways() {
     });
     assert!(gone.is_some(), "the container outlived the stop");
 }
+
+/// A PSGI app that tries to write below its read-only mount, into a submount of it.
+const SUBMOUNT_PROBE_APP: &str = r#"my $app = sub {
+    my $ok = open(my $f, '>', '/data/sub/probe');
+    my $what = $ok ? 'writable' : "read-only: $!";
+    close $f if $ok;
+    return [200, ['Content-Type' => 'text/plain'], [$what]];
+};
+"#;
+
+/// A tmpfs mounted by the test, unmounted on drop.
+struct TestTmpfs(std::path::PathBuf);
+
+impl TestTmpfs {
+    fn mount(at: &std::path::Path) -> TestTmpfs {
+        std::fs::create_dir_all(at).expect("the submount's directory");
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                "size=64k,mode=1777",
+                "uwsgi-docker-sub",
+            ])
+            .arg(at)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "cannot mount a tmpfs (root needed): {}",
+            lossy(&out.stderr)
+        );
+        TestTmpfs(at.to_owned())
+    }
+}
+
+impl Drop for TestTmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// The create body at the negotiated API: from 1.44 on, Docker makes a `:ro` bind
+/// recursively read-only (kernels >= 5.12), so a mount below it is read-only in the
+/// container too; below 1.44 (Docker 20.10) only the top is. The bridge speaks
+/// min(1.44, the daemon's), so Docker 28.5 shows the first and 20.10 the second.
+#[test]
+fn a_read_only_mount_is_read_only_below_too_from_api_1_44() {
+    if engine() != Engine::Docker {
+        eprintln!(
+            "skipping a_read_only_mount_is_read_only_below_too_from_api_1_44: Docker's API-version behaviour, not Podman's"
+        );
+        return;
+    }
+    let Some(mut w) = World::start("ro-recursive") else {
+        return;
+    };
+    let dir = w.root.join("rodata");
+    std::fs::create_dir_all(&dir).expect("the mount's directory");
+    std::fs::write(dir.join("app.pl"), SUBMOUNT_PROBE_APP).expect("write the app");
+    let sub = TestTmpfs::mount(&dir.join("sub"));
+    let port = free_port();
+    let name = w.vassal_name("ro");
+    let text = format!(
+        "[emperor]\ndocker-image = {image}\ndocker-port = 127.0.0.1:{port}:3031\ndocker-mount = {dir}:/data:ro\n\n[uwsgi]\nmaster = true\nplugin = psgi\npsgi = /data/app.pl\nhttp-socket = 0.0.0.0:3031\n",
+        image = image(),
+        dir = dir.display()
+    );
+    w.write_vassal(&name, &text);
+    let body = wait_for(SPAWN_TIMEOUT, || match http_get(port, "/") {
+        Ok((200, body)) => Some(body),
+        _ => None,
+    })
+    .unwrap_or_else(|| panic!("the probe did not answer:\n{}", w.log_tail(40)));
+    let api = docker_ok(&["version", "--format", "{{.Server.APIVersion}}"]);
+    let minor: u32 = api
+        .split_once('.')
+        .and_then(|(_, minor)| minor.parse().ok())
+        .unwrap_or_else(|| panic!("the engine's API version: {api:?}"));
+    if minor >= 44 {
+        assert!(
+            body.starts_with("read-only"),
+            "API {api}: the submount is {body}"
+        );
+    } else {
+        assert_eq!(body, "writable", "API {api}");
+    }
+    w.remove_vassal(&name);
+    w.assert_clean_within(Duration::from_secs(30), "after the vassal was removed");
+    drop(sub);
+}

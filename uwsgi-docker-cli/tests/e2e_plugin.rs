@@ -176,10 +176,9 @@ fn seed_quickstart_vassal_serves_its_page() {
         &format!("docker-image = {PSGI001}"),
     );
     // The seed's `socket = 172.*:3031` trick matches Docker's default bridge (172.17.0.0/16);
-    // Podman's default network is 10.88.0.0/16, so the same trick there reads `10.*`.
-    if engine() == Engine::Podman {
-        text = text.replace("socket = 172.*:3031", "socket = 10.*:3031");
-    }
+    // on another engine's network the same trick names that network's first octet.
+    let octet = default_network_first_octet();
+    text = text.replace("socket = 172.*:3031", &format!("socket = {octet}.*:3031"));
     w.write_vassal(&name, &text);
 
     let mut last = None;

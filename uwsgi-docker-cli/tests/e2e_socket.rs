@@ -27,11 +27,20 @@ fn world(test: &str) -> Option<World> {
 }
 
 /// The seed's "Simplifying socket management" vassal: no `socket` option, `protocol = http`.
+/// With `UWSGIDOCKER_E2E_NETWORK_MODE` set, it says `docker-network-mode = THAT`: a
+/// rootless engine without a usable container network (no /dev/net/tun for slirp4netns)
+/// runs it with `none`, which a `docker-socket` vassal needs no more than.
 fn socket_vassal(socket: &str, extra_uwsgi: &str) -> String {
+    let network = std::env::var("UWSGIDOCKER_E2E_NETWORK_MODE")
+        .ok()
+        .filter(|m| !m.is_empty())
+        .map(|m| format!("docker-network-mode = {m}\n"))
+        .unwrap_or_default();
     format!(
         "[emperor]\n\
          docker-image = {image}\n\
          docker-socket = {socket}\n\
+         {network}\
          \n\
          [uwsgi]\n\
          master = true\n\
@@ -475,4 +484,50 @@ fn an_on_demand_socket_reaches_the_container() {
         "processes left: {:?}",
         processes_matching(&id)
     );
+}
+
+/// The engine under test is rootless: its socket belongs to an unprivileged user
+/// (scripts/podman-rootless.sh).
+fn rootless_engine() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    daemon_socket()
+        .and_then(|socket| std::fs::metadata(socket).ok())
+        .is_some_and(|meta| meta.uid() != 0)
+}
+
+/// A rootless engine as it is, without the operator's settings: the proxy socket and the
+/// launcher sit in the Emperor's private (0700) runtime directory, which the engine's user
+/// cannot reach. The vassal fails with an error that names the path and the settings that
+/// fix it, and leaves no container. (With the settings, the tests above run on it.)
+#[test]
+fn a_rootless_engine_without_the_operators_settings_says_what_to_set() {
+    if !rootless_engine() {
+        eprintln!(
+            "skipping a_rootless_engine_without_the_operators_settings_says_what_to_set: the engine under test is not rootless (scripts/podman-rootless.sh)"
+        );
+        return;
+    }
+    prerequisites("rootless_as_is").expect("the rootless engine is up, its prerequisites are too");
+    // Empty is unset, for the bridges and for the harness.
+    let options = EmperorOptions::from_env()
+        .with_env("UWSGIDOCKER_SOCKET_DIR", "")
+        .with_env("UWSGIDOCKER_RUNTIME_DIR", "")
+        .with_env("UWSGIDOCKER_SOCKET_MODE", "");
+    let Some(mut w) = World::start_with("rootless_as_is", options) else {
+        return;
+    };
+    let socket = w.root.join("app.sock");
+    let name = w.vassal_name("asis");
+    w.write_vassal(&name, &socket_vassal(&socket.to_string_lossy(), ""));
+    let line = w.wait_for_log_line(&[&name, "the engine cannot reach"], SPAWN_TIMEOUT);
+    assert!(
+        line.contains("UWSGIDOCKER_SOCKET_DIR") && line.contains("UWSGIDOCKER_SOCKET_MODE=666"),
+        "{line}"
+    );
+    w.remove_vassal(&name);
+    let gone = wait_for(CLEANUP_TIMEOUT, || {
+        container_id(&name).is_none().then_some(())
+    });
+    assert!(gone.is_some(), "a container is left: {:#?}", w.leftovers());
+    w.assert_clean_within(CLEANUP_TIMEOUT, "the vassal was removed");
 }

@@ -31,10 +31,10 @@ impl Client {
         let mut out = Vec::new();
         docker::version_request(&mut out);
         let response = request(socket, &out)?;
-        let daemon_max = docker::parse_version(&response)?;
+        let daemon = docker::parse_version(&response)?;
         Ok(Client {
             socket: socket.to_owned(),
-            api: Api::negotiate(daemon_max)?,
+            api: Api::negotiate(daemon)?,
         })
     }
 

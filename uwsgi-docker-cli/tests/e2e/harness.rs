@@ -128,6 +128,29 @@ pub fn engine() -> Engine {
     })
 }
 
+/// The first octet of the engine's default bridge network, for the seed's `socket = 172.*`
+/// trick: Docker's default bridge is 172.17.0.0/16, Podman's network 10.88.0.0/16, and a
+/// private engine's bridge what it was given (scripts/docker-28.sh: 10.231.0.0/24).
+pub fn default_network_first_octet() -> String {
+    if engine() == Engine::Podman {
+        return "10".to_owned();
+    }
+    let out = docker(&[
+        "network",
+        "inspect",
+        "bridge",
+        "--format",
+        "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
+    ]);
+    let subnet = lossy(&out.stdout);
+    let octet = subnet.trim().split('.').next().unwrap_or_default();
+    assert!(
+        !octet.is_empty() && octet.bytes().all(|b| b.is_ascii_digit()),
+        "the bridge network's subnet: {subnet:?}"
+    );
+    octet.to_owned()
+}
+
 /// `docker` aimed at the engine under test (`-H unix://$UWSGIDOCKER_DAEMON_SOCKET` when set).
 pub fn docker_command() -> Command {
     let mut cmd = Command::new("docker");

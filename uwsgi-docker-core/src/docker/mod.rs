@@ -2,7 +2,9 @@
 //!
 //! Negotiate the API version once: send [`version_request`] (unversioned), read the
 //! reply with [`crate::http_reader::ResponseReader`], and pass [`parse_version`]'s result
-//! to [`Api::negotiate`]. From then on every request goes to `/v<min(ours, daemon's)>/…`.
+//! to [`Api::negotiate`]. From then on every request goes to `/v<min(ours, daemon's)>/…`,
+//! which must not be below the daemon's own minimum (Docker 29.0–29.2 refuse anything
+//! below 1.44 with 400 "client version … is too old"; 29.3 lowered that to 1.40).
 //!
 //! Each [`Api`] method comes in two forms: `*_request` returns the
 //! `http::Request<Vec<u8>>`, for a caller with an HTTP client of its own, and the plain
@@ -56,6 +58,27 @@ impl ApiVersion {
         major: 1,
         minor: 30,
     };
+}
+
+/// The API versions a daemon's `/version` reply names: its newest (`ApiVersion`) and, when
+/// it says, its oldest (`MinAPIVersion`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DaemonApi {
+    /// The newest version the daemon speaks.
+    pub newest: ApiVersion,
+    /// The oldest version the daemon accepts; `None` when its reply does not say (an old
+    /// daemon, or only an `Api-Version` header).
+    pub minimum: Option<ApiVersion>,
+}
+
+impl From<ApiVersion> for DaemonApi {
+    /// A daemon known only by its newest version.
+    fn from(newest: ApiVersion) -> DaemonApi {
+        DaemonApi {
+            newest,
+            minimum: None,
+        }
+    }
 }
 
 impl ApiVersion {

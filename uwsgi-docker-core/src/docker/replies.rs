@@ -2,7 +2,7 @@
 //!
 //! Success bodies are read with serde into private structs that name only the fields we
 //! use; `null` and missing fields take their defaults, since daemons omit them freely.
-use super::ApiVersion;
+use super::{ApiVersion, DaemonApi};
 use crate::http_reader::Response;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -34,6 +34,22 @@ pub enum DaemonError {
         /// The oldest we speak.
         minimum: ApiVersion,
     },
+    /// The daemon's oldest API (`MinAPIVersion`) is newer than the newest we speak.
+    #[error("the docker daemon accepts API {daemon_minimum} at the earliest, and uwsgi-docker speaks API {ours} at most; upgrade uwsgi-docker")]
+    TooNew {
+        /// The daemon's oldest API version.
+        daemon_minimum: ApiVersion,
+        /// The newest we speak.
+        ours: ApiVersion,
+    },
+    /// A request was refused for its API version (dockerd's 400 "client version … is too
+    /// old"): the daemon's minimum moved above the version negotiated, e.g. an upgrade to
+    /// Docker 29.0 under a running bridge.
+    #[error("the docker daemon refused the API version uwsgi-docker negotiated ({message}); restart the vassal to negotiate again, or upgrade uwsgi-docker")]
+    ApiVersionRefused {
+        /// The daemon's message.
+        message: String,
+    },
 }
 
 impl DaemonError {
@@ -62,13 +78,16 @@ impl DaemonError {
 
     /// The name is held by another container: Docker's 409 ("Conflict. The container name
     /// … is already in use by container …"), or Podman's 500 ("the container name … is
-    /// already in use by …"). A 409 that says a removal is in progress is not a name conflict.
+    /// already in use by …"). Another 409 (a removal in progress, a running container that
+    /// cannot be removed without force) is not a name conflict.
     pub fn is_conflict(&self) -> bool {
         match self {
             DaemonError::Status { status, message } => {
                 let message = message.to_ascii_lowercase();
                 match status {
-                    409 => !message.contains("in progress"),
+                    409 => {
+                        message.contains("is already in use") && !message.contains("in progress")
+                    }
                     500 => message.contains("name") && message.contains("is already in use"),
                     _ => false,
                 }
@@ -113,10 +132,20 @@ fn status_error(response: &Response) -> DaemonError {
             .unwrap_or("no message")
             .to_owned();
     }
+    if response.status == 400 && is_client_too_old(&message) {
+        return DaemonError::ApiVersionRefused { message };
+    }
     DaemonError::Status {
         status: response.status,
         message,
     }
+}
+
+/// dockerd's words for a request below its minimum API: "client version 1.41 is too old.
+/// Minimum supported API version is 1.44, please upgrade your client to a newer version".
+fn is_client_too_old(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    message.contains("client version") && message.contains("too old")
 }
 
 /// The body of a 2xx reply as `T`, or the daemon's error.
@@ -136,10 +165,13 @@ fn sorted_labels(labels: Option<BTreeMap<String, String>>) -> Vec<(String, Strin
 #[serde(rename_all = "PascalCase", default)]
 struct VersionBody {
     api_version: Option<String>,
+    #[serde(rename = "MinAPIVersion")]
+    min_api_version: Option<String>,
 }
 
 /// `GET /version`: the daemon's newest API version (from the `ApiVersion` field, or the
-/// `Api-Version` header when the body says nothing).
+/// `Api-Version` header when the body says nothing) and its oldest (`MinAPIVersion`, when
+/// the body has it).
 ///
 /// ```
 /// use uwsgi_docker_core::docker::{parse_version, Api, ApiVersion};
@@ -156,22 +188,29 @@ struct VersionBody {
 /// # Errors
 ///
 /// [`DaemonError::Status`] for a non-2xx reply, [`DaemonError::Malformed`] when no
-/// version can be read.
-pub fn parse_version(response: &Response) -> Result<ApiVersion, DaemonError> {
+/// version can be read, or a `MinAPIVersion` that is not a version.
+pub fn parse_version(response: &Response) -> Result<DaemonApi, DaemonError> {
     if !is_success(response.status) {
         return Err(status_error(response));
     }
-    let from_body = serde_json::from_slice::<VersionBody>(&response.body)
-        .ok()
-        .and_then(|body| body.api_version);
+    let body = serde_json::from_slice::<VersionBody>(&response.body).unwrap_or_default();
+    let minimum = match body.min_api_version {
+        None => None,
+        Some(text) => Some(ApiVersion::parse(&text).ok_or_else(|| {
+            DaemonError::Malformed(format!("version reply: bad MinAPIVersion {text:?}"))
+        })?),
+    };
+    let from_body = body.api_version;
     let from_header = response
         .header("api-version")
         .map(|v| String::from_utf8_lossy(v).into_owned());
     let text = from_body.or(from_header).ok_or_else(|| {
         DaemonError::Malformed("version reply has no ApiVersion nor Api-Version header".into())
     })?;
-    ApiVersion::parse(&text)
-        .ok_or_else(|| DaemonError::Malformed(format!("version reply: bad API version {text:?}")))
+    let newest = ApiVersion::parse(&text).ok_or_else(|| {
+        DaemonError::Malformed(format!("version reply: bad API version {text:?}"))
+    })?;
+    Ok(DaemonApi { newest, minimum })
 }
 
 /// What create answered: the new container.
@@ -521,9 +560,22 @@ mod tests {
             minor: 41,
         };
         let ok = reply(200, &[("Api-Version", "1.40")], body);
-        assert_eq!(parse_version(&ok), Ok(v141));
+        assert_eq!(
+            parse_version(&ok),
+            Ok(DaemonApi {
+                newest: v141,
+                minimum: Some(ApiVersion {
+                    major: 1,
+                    minor: 12
+                })
+            })
+        );
         let ping = reply(200, &[("Api-Version", "1.41")], "OK");
-        assert_eq!(parse_version(&ping), Ok(v141));
+        assert_eq!(parse_version(&ping), Ok(DaemonApi::from(v141)));
+        assert!(matches!(
+            parse_version(&reply(200, &[], r#"{"ApiVersion":"1.41","MinAPIVersion":"new"}"#)),
+            Err(DaemonError::Malformed(m)) if m.contains("MinAPIVersion")
+        ));
         assert!(matches!(
             parse_version(&reply(200, &[], "{}")),
             Err(DaemonError::Malformed(_))
@@ -641,6 +693,20 @@ mod tests {
         assert!(!parse_create(&reply(400, &[], odd))
             .unwrap_err()
             .is_conflict());
+    }
+
+    /// The real answers of Docker 28.5.2 and Podman 4.3.1 (2026-12) to a remove without
+    /// force of a running container (409 and 500) and to a stop of a stopped one (304).
+    #[test]
+    fn running_refusals_and_stops_of_stopped_containers_are_read_by_meaning() {
+        let docker = r#"{"message":"cannot remove container \"df4e14a8ccf2\": container is running: stop the container before removing or force remove"}"#;
+        let podman = r#"{"cause":"container state improper","message":"cannot remove container 38f93c05b18d as it is running - running or paused containers cannot be removed without force: container state improper","response":500}"#;
+        for (status, body) in [(409, docker), (500, podman)] {
+            let error = parse_empty(&reply(status, &[], body)).unwrap_err();
+            assert!(!error.is_conflict() && !error.is_not_found(), "{error:?}");
+        }
+        // Stop of a stopped container: nothing to do, on both.
+        assert_eq!(parse_empty(&reply(304, &[], "")), Ok(304));
     }
 
     #[test]
@@ -810,5 +876,58 @@ mod tests {
             parse_list(&reply(200, &[], "{}")),
             Err(DaemonError::Malformed(_))
         ));
+    }
+
+    /// Docker 29's `/version` replies (shortened): 29.0–29.2 accept 1.44 at the earliest,
+    /// 29.3 lowered that to 1.40. Both negotiate our newest, 1.44.
+    #[test]
+    fn docker_29_version_replies_negotiate_within_their_range() {
+        let v = |minor| ApiVersion { major: 1, minor };
+        for (body, minimum) in [
+            (
+                r#"{"Platform":{"Name":"Docker Engine - Community"},"Components":[{"Name":"Engine","Version":"29.0.4","Details":{"ApiVersion":"1.52","MinAPIVersion":"1.44"}}],"Version":"29.0.4","ApiVersion":"1.52","MinAPIVersion":"1.44","Os":"linux","Arch":"amd64"}"#,
+                44,
+            ),
+            (
+                r#"{"Platform":{"Name":"Docker Engine - Community"},"Components":[{"Name":"Engine","Version":"29.3.0","Details":{"ApiVersion":"1.54","MinAPIVersion":"1.40"}}],"Version":"29.3.0","ApiVersion":"1.54","MinAPIVersion":"1.40","Os":"linux","Arch":"amd64"}"#,
+                40,
+            ),
+        ] {
+            let daemon = parse_version(&reply(200, &[], body)).unwrap();
+            assert_eq!(daemon.minimum, Some(v(minimum)), "{body}");
+            let api = crate::docker::Api::negotiate(daemon).unwrap();
+            assert_eq!(api.version, v(44), "{body}");
+        }
+    }
+
+    /// Docker 29.0's answer to a request below its minimum, on any endpoint, is named as such.
+    #[test]
+    fn a_client_version_too_old_reply_is_named() {
+        let refused = reply(
+            400,
+            &[],
+            r#"{"message":"client version 1.41 is too old. Minimum supported API version is 1.44, please upgrade your client to a newer version"}"#,
+        );
+        for error in [
+            parse_version(&refused).unwrap_err(),
+            parse_create(&refused).unwrap_err(),
+            parse_empty(&refused).unwrap_err(),
+            parse_inspect(&refused).unwrap_err(),
+        ] {
+            assert!(
+                matches!(&error, DaemonError::ApiVersionRefused { message } if message.starts_with("client version 1.41 is too old")),
+                "{error:?}"
+            );
+            let text = error.to_string();
+            assert!(
+                text.contains("refused the API version") && text.contains("1.44"),
+                "{text}"
+            );
+        }
+        // Any other 400 stays a status error with the daemon's words.
+        assert_eq!(
+            parse_empty(&reply(400, &[], r#"{"message":"invalid signal"}"#)),
+            Err(status(400, "invalid signal"))
+        );
     }
 }

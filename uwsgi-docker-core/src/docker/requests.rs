@@ -62,23 +62,30 @@ pub struct Api {
 }
 
 impl Api {
-    /// `min(ours, daemon's)`, where `daemon_max` is what [`super::parse_version`] read
-    /// from the daemon's `/version` reply.
+    /// `min(ours, daemon's newest)`, from what [`super::parse_version`] read from the
+    /// daemon's `/version` reply (or just the daemon's newest [`ApiVersion`]).
     ///
     /// # Errors
     ///
     /// [`super::DaemonError::TooOld`], naming both versions, when the daemon is older
-    /// than [`ApiVersion::MINIMUM`].
-    pub fn negotiate(daemon_max: ApiVersion) -> Result<Api, super::DaemonError> {
-        if daemon_max < ApiVersion::MINIMUM {
+    /// than [`ApiVersion::MINIMUM`]; [`super::DaemonError::TooNew`] when the daemon's
+    /// minimum is above [`ApiVersion::OURS`] (it would refuse every request we send).
+    pub fn negotiate(daemon: impl Into<super::DaemonApi>) -> Result<Api, super::DaemonError> {
+        let daemon = daemon.into();
+        if daemon.newest < ApiVersion::MINIMUM {
             return Err(super::DaemonError::TooOld {
-                daemon: daemon_max,
+                daemon: daemon.newest,
                 minimum: ApiVersion::MINIMUM,
             });
         }
-        Ok(Api {
-            version: daemon_max.min(ApiVersion::OURS),
-        })
+        let version = daemon.newest.min(ApiVersion::OURS);
+        if let Some(minimum) = daemon.minimum.filter(|&minimum| minimum > version) {
+            return Err(super::DaemonError::TooNew {
+                daemon_minimum: minimum,
+                ours: ApiVersion::OURS,
+            });
+        }
+        Ok(Api { version })
     }
 
     /// An `Api` for `version` as it is, without negotiating (for dry runs, tests, or a
@@ -499,6 +506,11 @@ pub fn create_failure(error: &super::DaemonError, plan: &ContainerPlan) -> Strin
 /// The part of [`create_failure`] after the daemon's words: `; ` and which attribute is at
 /// fault and what to do, or nothing when that cannot be told.
 pub fn create_failure_hint(error: &super::DaemonError, plan: &ContainerPlan) -> String {
+    if let Some(path) = unreachable_own_path(error, plan) {
+        return format!(
+            "; the engine cannot reach {path}: a rootless engine resolves bind-mount sources as its own user. Put the proxy sockets and the launcher where that user can reach them: UWSGIDOCKER_SOCKET_DIR and UWSGIDOCKER_RUNTIME_DIR under a directory of mode 0711, with UWSGIDOCKER_SOCKET_MODE=666"
+        );
+    }
     const MISSING: &str = "bind source path does not exist: ";
     let missing = match error {
         super::DaemonError::Status { message, .. } => message
@@ -518,6 +530,24 @@ pub fn create_failure_hint(error: &super::DaemonError, plan: &ContainerPlan) -> 
         ),
         None => format!("; the host path {path} does not exist"),
     }
+}
+
+/// The proxy socket or launcher path a "permission denied" names: rootless Podman cannot
+/// look into the Emperor's private runtime directory ("making volume mountpoint for volume
+/// PATH: mkdir …: permission denied").
+fn unreachable_own_path<'a>(
+    error: &super::DaemonError,
+    plan: &'a ContainerPlan,
+) -> Option<&'a str> {
+    let super::DaemonError::Status { message, .. } = error else {
+        return None;
+    };
+    if !message.contains("permission denied") {
+        return None;
+    }
+    std::iter::once(plan.proxy_host_path.as_str())
+        .chain(plan.launcher_host_path.as_deref())
+        .find(|path| !path.is_empty() && message.contains(path))
 }
 
 /// The JSON body of the create request.
@@ -796,6 +826,47 @@ mod tests {
                 minimum: ApiVersion::MINIMUM
             })
         );
+    }
+
+    #[test]
+    fn negotiates_within_the_daemons_range() {
+        let v = |minor| ApiVersion { major: 1, minor };
+        let range = |newest, minimum| crate::docker::DaemonApi {
+            newest: v(newest),
+            minimum: Some(v(minimum)),
+        };
+        // Docker 29.0–29.2 (newest 1.52, minimum 1.44), 29.3 (minimum 1.40), 28.5, 20.10,
+        // Podman 4.3 (1.41, minimum 1.24).
+        for (newest, minimum, want) in [
+            (52, 44, 44),
+            (54, 40, 44),
+            (51, 24, 44),
+            (41, 12, 41),
+            (41, 24, 41),
+        ] {
+            assert_eq!(
+                Api::negotiate(range(newest, minimum)).unwrap().version,
+                v(want)
+            );
+        }
+        // A daemon whose minimum is above our newest would refuse every request.
+        let err = Api::negotiate(range(60, 45)).expect_err("minimum 1.45 is above ours");
+        assert_eq!(
+            err,
+            crate::docker::DaemonError::TooNew {
+                daemon_minimum: v(45),
+                ours: ApiVersion::OURS
+            }
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("API 1.45")
+                && message.contains("API 1.44")
+                && message.contains("upgrade uwsgi-docker"),
+            "{message}"
+        );
+        // A minimum above the newest (a confused daemon) is refused, not sent.
+        assert!(Api::negotiate(range(41, 42)).is_err());
     }
 
     #[test]
@@ -1398,5 +1469,33 @@ mod tests {
                 prop_assert!(labels.is_empty());
             }
         }
+    }
+
+    /// Rootless Podman 4.3's answer when the proxy socket sits in the Emperor's private
+    /// (0700) runtime directory: the hint names the path and the settings that fix it.
+    #[test]
+    fn a_rootless_engine_that_cannot_reach_our_paths_is_explained() {
+        let mut plan = plan_for(minimal_spec());
+        plan.proxy_host_path = "/run/uwsgi-docker/e1/app.ini.sock".into();
+        plan.launcher_host_path = Some("/run/uwsgi-docker/uwsgi-docker-launcher-f0e9".into());
+        let podman = |message: &str| crate::docker::DaemonError::Status {
+            status: 500,
+            message: message.into(),
+        };
+        for (message, path) in [
+            ("make cli opts(): making volume mountpoint for volume /run/uwsgi-docker/e1/app.ini.sock: mkdir /run/uwsgi-docker/e1: permission denied", "/run/uwsgi-docker/e1/app.ini.sock"),
+            ("make cli opts(): making volume mountpoint for volume /run/uwsgi-docker/uwsgi-docker-launcher-f0e9: mkdir /run/uwsgi-docker/uwsgi-docker-launcher-f0e9: permission denied", "/run/uwsgi-docker/uwsgi-docker-launcher-f0e9"),
+        ] {
+            let text = create_failure(&podman(message), &plan);
+            assert!(
+                text.contains(&format!("the engine cannot reach {path}"))
+                    && text.contains("UWSGIDOCKER_SOCKET_DIR")
+                    && text.contains("UWSGIDOCKER_SOCKET_MODE=666"),
+                "{text}"
+            );
+        }
+        // Another path denied is the daemon's words alone.
+        let other = create_failure(&podman("open /etc/secret: permission denied"), &plan);
+        assert!(!other.contains("cannot reach"), "{other}");
     }
 }

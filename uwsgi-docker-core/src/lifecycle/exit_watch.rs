@@ -1,6 +1,13 @@
 //! The `/wait` stream: armed when its head arrives, done when its body (the exit status)
 //! arrives, which is when the container exits.
-use std::time::Instant;
+//!
+//! An engine may lose the exit: Podman up to 5.8.2 subscribes to the container's "died"
+//! event only after answering `wait?condition=next-exit`, so a container that exits at once
+//! is never reported on that wait (podman#28514). The end of the container's output (the
+//! attach stream's EOF) is the sign it exited; if the wait has not said so
+//! [`EXIT_REPORT_GRACE`] later, it is asked again with `condition=not-running`, which
+//! answers at once for a container that is not running.
+use std::time::{Duration, Instant};
 
 use super::errors::DaemonFault;
 use super::interface::{Action, DockerConn};
@@ -8,6 +15,10 @@ use super::outbox::Outbox;
 use super::requests::Pending;
 use crate::docker::{self, Api};
 use crate::http_reader::{Limits, Progress, ResponseReader};
+
+/// How long after the container's output ended its wait may take to report the exit
+/// before it is asked again (Docker reports it within milliseconds).
+pub(super) const EXIT_REPORT_GRACE: Duration = Duration::from_secs(1);
 
 /// Which exit the wait reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -36,6 +36,9 @@ impl Container {
 #[derive(Debug)]
 pub(super) enum StreamEvent {
     Nothing,
+    /// The container's output ended (the attach stream closed after upgrading): its exit
+    /// should follow on the wait.
+    OutputEnded,
     /// The attach upgraded or the wait's head arrived.
     Armed,
     /// The wait reported the exit with this status (the wait is closed).
@@ -160,7 +163,7 @@ impl Instance {
             out.push(Action::DockerClose(conn));
             if logs.is_upgraded() {
                 logs.flush(out);
-                return StreamEvent::Nothing;
+                return StreamEvent::OutputEnded;
             }
             return StreamEvent::Failed(DaemonFault::StreamClosed {
                 stream: "attach",

@@ -655,6 +655,9 @@ impl Bridge {
         if self.timers.take_due(Timer::Rollover, now) {
             self.on_rollover_timer(now);
         }
+        if self.timers.take_due(Timer::ExitReport, now) {
+            self.on_exit_report_overdue(now);
+        }
         self.on_overdue_requests(now);
         self.on_overdue_rollover(now);
     }

@@ -346,7 +346,8 @@ impl Bridge {
             return;
         };
         match event {
-            StreamEvent::Nothing => {}
+            // The new container's exit is watched on its wait alone.
+            StreamEvent::Nothing | StreamEvent::OutputEnded => {}
             StreamEvent::Armed => {
                 rollover.other.on_armed();
                 self.advance_rollover(now);

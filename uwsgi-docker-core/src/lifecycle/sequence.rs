@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use super::errors::{BridgeError, DaemonFault};
 use super::events::{Event, Notice};
-use super::exit_watch::{ExitWatch, WaitFor};
+use super::exit_watch::{ExitWatch, WaitFor, EXIT_REPORT_GRACE};
 use super::instance::{Container, StreamEvent};
-use super::interface::{DockerConn, Outcome};
+use super::interface::{Action, DockerConn, Outcome};
 use super::log_relay::LogRelay;
 use super::requests::{ApiRequest, Reply};
 use super::timers::Timer;
@@ -137,6 +137,7 @@ impl Bridge {
         }
         match event {
             StreamEvent::Nothing => {}
+            StreamEvent::OutputEnded => self.expect_exit_report(now),
             StreamEvent::Armed => self.on_armed(now),
             StreamEvent::Exited(status) => {
                 if !self.is_stopping() {
@@ -147,6 +148,39 @@ impl Bridge {
             }
             StreamEvent::Failed(fault) => self.stream_failed(fault, now),
         }
+    }
+
+    /// The container's output ended: its exit should follow on the wait soon. An engine
+    /// may lose it (see [`EXIT_REPORT_GRACE`]), so the wait has that long.
+    fn expect_exit_report(&mut self, now: Instant) {
+        let instance = &self.current.instance;
+        let waiting = instance
+            .exit_watch
+            .as_ref()
+            .is_some_and(ExitWatch::is_armed);
+        if waiting && !self.is_stopping() && matches!(instance.container, Container::Started(_)) {
+            self.timers.set(Timer::ExitReport, now + EXIT_REPORT_GRACE);
+        }
+    }
+
+    /// The wait did not report the exit in time: ask again with `condition=not-running`
+    /// on a new connection (the old one may never answer).
+    pub(super) fn on_exit_report_overdue(&mut self, now: Instant) {
+        let Some(api) = self.api else { return };
+        if self.is_stopping() {
+            return;
+        }
+        let instance = &mut self.current.instance;
+        let Container::Started(id) = &instance.container else {
+            return;
+        };
+        let id = id.clone();
+        if let Some(lost) = instance.exit_watch.take() {
+            self.out.push(Action::DockerClose(lost.conn()));
+        }
+        let deadline = now + self.config.request_timeout;
+        let wait = ExitWatch::open(&mut self.out, api, &id, WaitFor::NotRunning, now, deadline);
+        instance.exit_watch = Some(wait);
     }
 
     /// Both streams armed: start follows (the launch), or a re-attach is done.

@@ -2176,3 +2176,69 @@ fn a_wait_that_ends_in_no_such_container_ends_the_vassal_as_gone() {
 }
 
 mod rollover;
+
+/// Podman up to 5.8.2 can lose the exit of a container that exits at once: its
+/// `next-exit` wait stays open and silent. The end of the container's output makes the
+/// bridge ask again with `not-running`, which reports the exit; the vassal ends well
+/// before the handoff deadline, with the container's status, and leaves nothing.
+#[test]
+fn an_exit_the_wait_never_reports_is_asked_again_once_the_output_ends() {
+    let mut h = Harness::new(test_config());
+    h.run();
+    let lost_wait = h.daemon.wait_conn.expect("waiting");
+    // uWSGI exits before connecting: its output ends, the next-exit wait says nothing.
+    h.daemon.running = false;
+    let attach = h.daemon.attach_conn.expect("attached");
+    h.bridge.handle_docker_eof(attach, h.now);
+    h.run();
+    assert!(
+        !h.daemon
+            .targets
+            .iter()
+            .any(|t| t.contains("condition=not-running")),
+        "not asked again before the grace"
+    );
+    h.advance(Duration::from_millis(1500));
+    assert!(
+        h.daemon
+            .targets
+            .iter()
+            .any(|t| t.ends_with("/wait?condition=not-running")),
+        "{:?}",
+        h.daemon.targets
+    );
+    assert!(
+        !h.open_conns.contains(&lost_wait),
+        "the silent wait is closed"
+    );
+    assert_ne!(h.daemon.wait_conn, Some(lost_wait), "a new wait");
+    h.container_exits(1);
+    assert!(
+        h.saw(|e| matches!(e, Event::ContainerExited { status: 1 })),
+        "{:?}",
+        h.logs()
+    );
+    h.assert_clean(1);
+    assert!(matches!(
+        h.bridge.is_finished(),
+        Some(Outcome::ContainerExited(1))
+    ));
+}
+
+/// A wait that reports the exit in time is not asked again.
+#[test]
+fn an_exit_reported_after_the_output_ends_asks_nothing_more() {
+    let mut h = Harness::running();
+    let attach = h.daemon.attach_conn.expect("attached");
+    h.bridge.handle_docker_eof(attach, h.now);
+    h.run();
+    h.advance(Duration::from_millis(200));
+    h.container_exits(0);
+    h.advance(Duration::from_secs(2));
+    assert!(
+        !h.daemon.targets.iter().any(|t| t.contains("not-running")),
+        "{:?}",
+        h.daemon.targets
+    );
+    h.assert_clean(1);
+}

@@ -11,9 +11,11 @@ pub(super) enum Timer {
     /// The deadline of the rollover's own stage (the new vassal accepting, the old
     /// container's graceful exit).
     Rollover,
+    /// The container's output ended: the wait has until then to report its exit.
+    ExitReport,
 }
 
-const TIMERS: usize = 3;
+const TIMERS: usize = 4;
 
 impl Timer {
     fn slot(self) -> usize {
@@ -21,6 +23,7 @@ impl Timer {
             Timer::VassalGone => 0,
             Timer::Reconnect => 1,
             Timer::Rollover => 2,
+            Timer::ExitReport => 3,
         }
     }
 }
