@@ -125,6 +125,7 @@ docker-stop-timeout = 20
 docker-tty = off
 docker-uwsgi = /usr/local/bin/uwsgi
 docker-handoff = launcher
+docker-pull = always
 ";
     let spec = parse(text).unwrap().unwrap();
     let want = VassalSpec {
@@ -201,6 +202,7 @@ docker-handoff = launcher
         tty: false,
         uwsgi: "/usr/local/bin/uwsgi".into(),
         handoff: HandoffMode::Launcher,
+        pull: Some(crate::spec::PullPolicy::Always),
     };
     assert_eq!(spec, want);
 }
