@@ -114,7 +114,10 @@ fn the_handoff_deadline_is_whole_seconds_within_bounds() {
 fn the_pull_policy_and_deadline_are_checked() {
     let pull = |v: &str| with(&[(var::PULL, v)]).map(|s| s.pull);
     assert_eq!(pull("never"), Ok(crate::spec::PullPolicy::Never));
-    assert!(matches!(pull("sometimes"), Err(SettingsError::BadPull { .. })));
+    assert!(matches!(
+        pull("sometimes"),
+        Err(SettingsError::BadPull { .. })
+    ));
     let secs = |v: &str| with(&[(var::PULL_TIMEOUT, v)]).map(|s| s.pull_timeout_secs);
     assert_eq!(secs("86400"), Ok(86_400));
     for bad in ["0", "86401", "10m"] {
