@@ -118,8 +118,6 @@ impl PullFailure {
             // "pull access denied … may require 'docker login'" is also Docker Hub's
             // answer for a repository that does not exist.
             PullFailure::Unauthorized(message)
-        } else if status == Some(404) || has(&["not found", "manifest unknown", "no such"]) {
-            PullFailure::NotFound(message)
         } else if has(&[
             "connection refused",
             "no such host",
@@ -130,6 +128,8 @@ impl PullFailure {
             "server gave http response to https client",
         ]) {
             PullFailure::Unreachable(message)
+        } else if status == Some(404) || has(&["not found", "manifest unknown", "no such"]) {
+            PullFailure::NotFound(message)
         } else {
             PullFailure::Other(message)
         }

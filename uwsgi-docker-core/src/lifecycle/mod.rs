@@ -35,7 +35,7 @@ pub use errors::{BridgeError, DaemonFault, Fault, HostError, OperatorError, Vass
 pub use events::{Event, LogLevel, Notice};
 pub use interface::{
     Action, BridgeConfig, DockerConn, EmperorChannels, Generation, Outcome, Phase, ProxyPeer,
-    DEFAULT_REATTACH_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_PULL_TIMEOUT, DEFAULT_REATTACH_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
 };
 
 use channels::ChannelRelay;
@@ -512,6 +512,9 @@ impl Bridge {
             config,
             request_timeout: self.config.request_timeout,
             handoff_timeout: self.config.handoff_timeout,
+            pull: plan.spec.pull.unwrap_or(self.config.pull),
+            pull_timeout: self.config.pull_timeout,
+            credentials: &self.config.registry_credentials,
         };
         Some((launch, env))
     }

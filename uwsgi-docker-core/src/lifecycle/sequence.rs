@@ -116,13 +116,18 @@ impl Bridge {
                     launch.on_answer(env, request, &response, now)
                 });
             }
+            Reply::Body(request, body) if request.is_launch() => {
+                self.drive(owner, now, |launch, env| {
+                    launch.on_pull_body(env, &body, now)
+                });
+            }
             Reply::Failed(request, fault) if request.is_launch() => {
                 self.drive(owner, now, |launch, _| {
                     launch.on_request_failed(request, fault)
                 });
             }
             reply if owner == Owner::Rollover => self.on_rollover_reply(reply, now),
-            Reply::Nothing => {}
+            Reply::Nothing | Reply::Body(..) => {}
             Reply::Answer(request, response) => self.on_api_response(request, response, now),
             Reply::Failed(request, fault) => self.api_failed(request, fault, now),
             Reply::Idle(fault) => self.fail(fault.into(), now),

@@ -248,9 +248,10 @@ fn a_new_container_failing_at_any_step_is_removed_and_the_old_one_serves_on() {
         (Channels, |e| {
             matches!(e, BridgeError::Host(HostError::Channels { .. }))
         }),
+        // A changed image not on the host, whose pull fails.
         (
             ImageMissing,
-            |e| matches!(e, BridgeError::Vassal(VassalError::ImageNotFound { image, .. }) if image == "app:2"),
+            |e| matches!(e, BridgeError::Vassal(VassalError::PullFailed { image, cause: crate::docker::PullFailure::NotFound(_), .. }) if image == "app:2"),
         ),
         (StartRefused, |e| {
             matches!(e, BridgeError::Vassal(VassalError::StartRefused(_)))
@@ -284,6 +285,7 @@ fn a_new_container_failing_at_any_step_is_removed_and_the_old_one_serves_on() {
             }
             ImageMissing => {
                 h.daemon.quirks.insert(Quirk::ImageMissing);
+                h.daemon.pull_answer = PullAnswer::NotFound;
             }
             StartRefused => h.daemon.other_fails.push("POST /containers/beef02/start"),
             _ => {}
@@ -336,6 +338,7 @@ fn a_new_container_failing_at_any_step_is_removed_and_the_old_one_serves_on() {
 fn a_later_change_tries_again_after_a_failed_rollover() {
     let mut h = Harness::running_with_socket();
     h.daemon.quirks.insert(Quirk::ImageMissing);
+    h.daemon.pull_answer = PullAnswer::NotFound;
     h.file_changes_to(NEW_CONFIG);
     assert!(h.abandoned().is_some());
     h.daemon.quirks.remove(&Quirk::ImageMissing);
@@ -637,4 +640,45 @@ fn a_stop_while_the_new_proxy_binds_waits_for_its_answer_then_exits_clean() {
         assert_eq!(h.dropped, [SECOND], "bound: {bound}");
         h.assert_clean(0);
     }
+}
+
+#[test]
+fn a_changed_image_not_on_the_host_is_pulled_before_the_old_container_is_touched() {
+    let mut h = Harness::running_with_socket();
+    h.daemon.quirks.insert(Quirk::ImageMissing);
+    let seen = h.daemon.targets.len();
+    h.file_changes_to(NEW_CONFIG);
+    let since: Vec<&str> = h.daemon.targets[seen..]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    let pull = since
+        .iter()
+        .position(|t| *t == "POST /images/create?fromImage=app&tag=2")
+        .unwrap_or_else(|| panic!("pulled: {since:#?}"));
+    assert!(
+        !since[..pull].iter().any(|t| t.contains(CONTAINER_ID)),
+        "nothing touched the old container before the pull: {since:#?}"
+    );
+    assert!(h.noticed(|n| matches!(n, Notice::Pulled { image, .. } if image == "app:2")));
+    h.new_vassal_connects(2);
+    h.generation_sends(SECOND, &[5]);
+    assert_eq!(h.bridge.current_generation(), SECOND, "{:#?}", h.logs());
+    assert_eq!(h.bridge.container_id(), Some(NEW_ID));
+}
+
+#[test]
+fn a_stop_during_a_rollover_s_pull_ends_the_pull_and_the_old_container_stops_as_usual() {
+    let mut h = Harness::running_with_socket();
+    h.daemon.quirks.insert(Quirk::ImageMissing);
+    h.daemon.pull_answer = PullAnswer::Hang;
+    h.file_changes_to(NEW_CONFIG);
+    let conn = h.daemon.pull_conn.expect("pulling");
+    h.bridge.handle_signal(h.now);
+    h.run();
+    assert!(!h.open_conns.contains(&conn), "the pull ends at once");
+    h.container_exits(0);
+    h.advance(Duration::from_secs(10));
+    assert_eq!(h.exit, Some(0), "{:#?}", h.logs());
+    assert!(h.daemon.containers.is_empty(), "{:?}", h.daemon.containers);
 }
