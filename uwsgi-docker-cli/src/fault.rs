@@ -101,6 +101,8 @@ pub enum OperatorFault {
     },
     #[error("UWSGIDOCKER_SOCKET_OWNER = {value}: {source}")]
     SocketOwner { value: String, source: OwnerError },
+    #[error(transparent)]
+    RegistryAuth(#[from] crate::registry_auth::RegistryAuthError),
 }
 
 /// What the host or the Emperor did not give the bridge.

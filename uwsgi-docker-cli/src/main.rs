@@ -8,6 +8,7 @@ mod fault;
 mod launcher_binary;
 mod output;
 mod proxy;
+mod registry_auth;
 mod runtime;
 mod settings;
 mod sys;

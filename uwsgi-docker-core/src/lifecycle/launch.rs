@@ -259,7 +259,15 @@ impl Launch {
             }
             (Stage::Creating, _) => {
                 self.create_attempts += 1;
-                api.create(env.plan, &mut bytes);
+                match self.pull.as_ref().and_then(|p| p.progress.digest()) {
+                    Some(digest) => {
+                        let mut plan = env.plan.clone();
+                        let label = crate::plan::labels::IMAGE_DIGEST.to_owned();
+                        plan.labels.push((label, digest.to_owned()));
+                        api.create(&plan, &mut bytes);
+                    }
+                    None => api.create(env.plan, &mut bytes),
+                }
                 ApiRequest::Create
             }
             (Stage::InspectingConflict, _) => {

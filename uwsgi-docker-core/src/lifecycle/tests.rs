@@ -168,6 +168,8 @@ struct FakeDaemon {
     /// The connection of the last pull, and the `X-Registry-Auth` it carried.
     pull_conn: Option<DockerConn>,
     pull_auth: Option<String>,
+    /// The `Labels` of the last create.
+    created_labels: Option<serde_json::Value>,
 }
 
 impl FakeDaemon {
@@ -255,6 +257,13 @@ impl FakeDaemon {
                 }
             }
             ("POST", ["containers", "create"]) => {
+                let body = request
+                    .windows(4)
+                    .position(|w| w == b"\r\n\r\n")
+                    .map_or(&[][..], |i| &request[i + 4..]);
+                self.created_labels = serde_json::from_slice::<serde_json::Value>(body)
+                    .ok()
+                    .map(|json| json["Labels"].clone());
                 let name = full_path
                     .split("name=")
                     .nth(1)

@@ -45,6 +45,8 @@ fn a_missing_image_is_pulled_then_created_and_the_digest_is_logged() {
         h.logs()
     );
     assert_eq!(h.daemon.pull_auth, None, "no credentials, no header");
+    let labels = h.daemon.created_labels.as_ref().expect("created");
+    assert_eq!(labels[crate::plan::labels::IMAGE_DIGEST], "sha256:feed");
 }
 
 #[test]
@@ -63,6 +65,11 @@ fn always_pulls_before_the_first_create_and_missing_pulls_nothing_that_is_there(
     );
     let h = Harness::running();
     assert_eq!(creates_and_pulls(&h), ["POST /containers/create"]);
+    let labels = h.daemon.created_labels.as_ref().expect("created");
+    assert!(
+        labels.get(crate::plan::labels::IMAGE_DIGEST).is_none(),
+        "not pulled: no digest known"
+    );
 }
 
 #[test]
