@@ -60,8 +60,10 @@ need=()
 # postgresql, uwsgi-plugin-emperor-pg: e2e_fleet starts its own private PostgreSQL per test
 # (scripts/pg-fleet.sh: unix socket and data directory in a temp dir, removed after) and
 # Emperors fed from it by the pg imperial monitor.
+# docker-registry, apache2-utils: e2e_registry starts its own registry (htpasswd auth, a
+# free loopback port, config and storage in a temp dir, killed and removed after).
 for pkg in uwsgi-core uwsgi-plugin-psgi curl nginx postgresql uwsgi-plugin-emperor-pg \
-    libcap-dev libpcre3-dev libssl-dev uuid-dev zlib1g-dev; do
+    libcap-dev libpcre3-dev libssl-dev uuid-dev zlib1g-dev docker-registry apache2-utils; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if ((${#need[@]})); then
@@ -69,6 +71,10 @@ if ((${#need[@]})); then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
     echo "installed ${need[*]}" >&2
+    # The package's own service (port 5000) is not ours to run: the tests start their own.
+    if [[ " ${need[*]} " == *" docker-registry "* ]]; then
+        (systemctl disable --now docker-registry || service docker-registry stop) >/dev/null 2>&1 || true
+    fi
 else
     echo "all present" >&2
 fi
