@@ -399,6 +399,9 @@ Environment (prefix UWSGIDOCKER_, so uWSGI does not take them as options):
   UWSGIDOCKER_UWSGI          the real uWSGI binary for non-Docker vassals (default: uwsgi on PATH)
   UWSGIDOCKER_EMPEROR_ID     the Emperor label value (default HOST:PPID)
   UWSGIDOCKER_POLICY         the operator's policy file: tenant mode (each vassal under its file owner's rules)
+  UWSGIDOCKER_PULL           missing (default), always or never: when images are pulled (docker-pull wins)
+  UWSGIDOCKER_PULL_TIMEOUT   seconds a pull may take (default 600)
+  UWSGIDOCKER_REGISTRY_AUTH  registry credentials, Docker's config.json format, mode 600
 ";
 
 /// Help text of one subcommand, or the general usage.
