@@ -23,8 +23,11 @@ section_registry() {
     BG_PIDS+=("$registry_pid")
     wait_200_url "http://127.0.0.1:$REGISTRY_PORT/v2/" 10 || die "the registry did not start"
     ref="127.0.0.1:$REGISTRY_PORT/$PREFIX/app:1"
-    printf 'FROM %s\nRUN head -c %s /dev/urandom >/blob\n' "$IMAGE" "$((REGISTRY_LAYER_MB << 20))" |
-        docker build -q -t "$ref" - >/dev/null
+    # The test image has no shell: the layer is a file copied from the build context.
+    mkdir -p "$reg/context"
+    head -c "$((REGISTRY_LAYER_MB << 20))" /dev/urandom >"$reg/context/blob"
+    printf 'FROM %s\nCOPY blob /blob\n' "$IMAGE" >"$reg/context/Dockerfile"
+    docker build -q -t "$ref" "$reg/context" >/dev/null
     docker push -q "$ref" >/dev/null
     CLEANUPS+=("docker rmi -f $ref")
     local image="$IMAGE"
