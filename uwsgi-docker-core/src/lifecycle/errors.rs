@@ -130,7 +130,7 @@ pub enum VassalError {
 fn pull_hint(cause: &PullFailure, registry: &str) -> String {
     match cause {
         PullFailure::NotFound(_) => "check docker-image's name and tag, and that it was pushed".to_owned(),
-        PullFailure::Unauthorized(_) => format!("check that the registry credentials (UWSGIDOCKER_REGISTRY_AUTH, or the tenant's registry-auth in the policy) have an entry for {registry} that the registry accepts"),
+        PullFailure::Unauthorized(_) => format!("check docker-image's name (a registry also refuses a repository that does not exist this way) and that UWSGIDOCKER_REGISTRY_AUTH has an entry for {registry} that the registry accepts"),
         PullFailure::Unreachable(_) => format!("check that {registry} is up and reachable from the container engine"),
         _ => "the image was not pulled".to_owned(),
     }
