@@ -497,6 +497,27 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
     (bits < 6).then_some(out)
 }
 
+/// `GET /images/{name}/json`: the image's id (`sha256:…`), what a container's `Image`
+/// names.
+///
+/// # Errors
+///
+/// [`super::DaemonError::Status`] (404: no such image), or
+/// [`super::DaemonError::Malformed`] for a body without an `Id`.
+pub fn parse_image_id(
+    response: &crate::http_reader::Response,
+) -> Result<String, super::DaemonError> {
+    super::parse_empty(response)?;
+    let value: serde_json::Value = serde_json::from_slice(&response.body)
+        .map_err(|e| super::DaemonError::Malformed(format!("image inspect: {e}")))?;
+    match value.get("Id").and_then(serde_json::Value::as_str) {
+        Some(id) if !id.is_empty() => Ok(truncated(id).to_owned()),
+        _ => Err(super::DaemonError::Malformed(
+            "image inspect without an Id".into(),
+        )),
+    }
+}
+
 fn truncated(text: &str) -> &str {
     truncated_to(text, MAX_TEXT)
 }

@@ -344,6 +344,12 @@ impl Api {
         outgoing.write(out);
     }
 
+    /// `GET /images/{name}/json`; expects 200 ([`super::parse_image_id`]), or 404.
+    pub fn inspect_image(&self, name: &str, out: &mut Vec<u8>) {
+        let target = format!("{}/images/{}/json", self.prefix(), encode(name));
+        build(Method::GET, target, None).write(out);
+    }
+
     fn prefix(&self) -> String {
         format!("/v{}", self.version)
     }

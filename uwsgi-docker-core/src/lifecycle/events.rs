@@ -173,6 +173,13 @@ pub enum Notice {
     /// A reload brought an invalid `[emperor]` section; the config is pushed anyway.
     #[error("the new config is invalid ({0}); it is pushed anyway")]
     ConfigInvalid(SpecError),
+    /// A reload with unchanged settings found the image's tag naming another image than
+    /// the running container's (`uwsgi-docker update` pulled it).
+    #[error("the tag {image} names another image now: moving to it")]
+    ImageMoved {
+        /// The image as the vassal names it.
+        image: String,
+    },
     /// A pull's progress, at most once a second.
     #[error("pulling {image}: {progress}")]
     Pulling {

@@ -111,6 +111,8 @@ pub(super) struct Launch {
     cidfile_at_create: bool,
     /// The pull in flight, or done.
     pull: Option<Pull>,
+    /// The id of the image its container runs, once inspected.
+    pub(super) image_id: Option<String>,
 }
 
 /// A pull: its progress, since when, and when progress was last reported.
@@ -131,6 +133,7 @@ impl Launch {
             create_attempts: 0,
             cidfile_at_create,
             pull: None,
+            image_id: None,
         }
     }
 
@@ -404,6 +407,7 @@ impl Launch {
             },
             ApiRequest::Inspect => match docker::parse_inspect(response) {
                 Ok(info) if info.running && info.pid > 0 => {
+                    self.image_id = Some(info.image).filter(|id| !id.is_empty());
                     self.instance.proxy.set_init(info.pid);
                     if matches!(self.stage, Stage::Inspecting) {
                         self.stage = Stage::ResolvingNamespace;

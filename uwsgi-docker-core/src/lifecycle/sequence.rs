@@ -224,6 +224,12 @@ impl Bridge {
     /// The request connection broke while `request` was in flight.
     fn api_failed(&mut self, request: ApiRequest, fault: DaemonFault, now: Instant) {
         match request {
+            ApiRequest::InspectImage => {
+                self.out
+                    .debug(|| format!("cannot tell which image the tag names now: {fault}"));
+                self.on_image_checked(None, now);
+                self.advance(now);
+            }
             ApiRequest::InspectReattach => self.retry_reattach(fault, now),
             // Cleanup goes on even when the daemon misbehaves: the next step reconnects.
             _ => {
@@ -236,6 +242,10 @@ impl Bridge {
 
     fn on_api_response(&mut self, request: ApiRequest, response: Response, now: Instant) {
         match request {
+            ApiRequest::InspectImage => {
+                let image_id = docker::parse_image_id(&response).ok();
+                self.on_image_checked(image_id, now);
+            }
             ApiRequest::InspectReattach => match docker::parse_inspect(&response) {
                 Ok(info) => self.rearm(info.running, now),
                 Err(e) if e.is_not_found() => self.container_gone(now),

@@ -170,7 +170,14 @@ struct FakeDaemon {
     pull_auth: Option<String>,
     /// The `Labels` of the last create.
     created_labels: Option<serde_json::Value>,
+    /// The image id the tag names (empty: [`FIRST_IMAGE_ID`]); a container runs the one
+    /// the tag named at its create.
+    tag_names: &'static str,
+    image_of: BTreeMap<String, &'static str>,
 }
+
+/// The image id the test image's tag names until a test moves it.
+const FIRST_IMAGE_ID: &str = "sha256:0001";
 
 impl FakeDaemon {
     fn answer(&mut self, conn: DockerConn, request: &[u8]) -> Option<Reply> {
@@ -221,6 +228,13 @@ impl FakeDaemon {
             ("GET", ["version"]) => reply(
                 "200 OK",
                 r#"{"Version":"20.10.24","ApiVersion":"1.41","MinAPIVersion":"1.12"}"#,
+            ),
+            ("GET", ["images", _name, "json"]) => reply(
+                "200 OK",
+                &format!(
+                    r#"{{"Id":"{}","RepoTags":["app:latest"]}}"#,
+                    self.tag_image()
+                ),
             ),
             ("POST", ["images", "create"]) => {
                 self.pull_conn = Some(conn);
@@ -311,6 +325,7 @@ impl FakeDaemon {
                     std::collections::btree_map::Entry::Vacant(free) => {
                         let id = self.next_id.unwrap_or(CONTAINER_ID);
                         free.insert(id.into());
+                        self.image_of.insert(id.into(), self.tag_image());
                         reply("201 Created", &format!(r#"{{"Id":"{id}","Warnings":[]}}"#))
                     }
                 }
@@ -360,10 +375,11 @@ impl FakeDaemon {
                 let running = (ours && self.running) || self.running_others.contains(&id);
                 let pid = if ours { INIT_PID } else { NEW_INIT_PID };
                 let labels = self.labels.get(&id).map_or("{}", String::as_str);
+                let image = self.image_of.get(&id).copied().unwrap_or(FIRST_IMAGE_ID);
                 reply(
                     "200 OK",
                     &format!(
-                        r#"{{"Id":"{id}","Name":"/{name}","State":{{"Running":{running},"Pid":{},"OOMKilled":{}}},"Config":{{"Labels":{labels}}}}}"#,
+                        r#"{{"Id":"{id}","Name":"/{name}","Image":"{image}","State":{{"Running":{running},"Pid":{},"OOMKilled":{}}},"Config":{{"Labels":{labels}}}}}"#,
                         if running { pid } else { 0 },
                         self.quirks.contains(&Quirk::OomKilled)
                     ),
@@ -391,6 +407,14 @@ impl FakeDaemon {
             }
             other => panic!("unexpected request {other:?}"),
         })
+    }
+
+    fn tag_image(&self) -> &'static str {
+        if self.tag_names.is_empty() {
+            FIRST_IMAGE_ID
+        } else {
+            self.tag_names
+        }
     }
 
     fn no_such_container(&self, id: &str) -> Reply {

@@ -682,3 +682,71 @@ fn a_stop_during_a_rollover_s_pull_ends_the_pull_and_the_old_container_stops_as_
     assert_eq!(h.exit, Some(0), "{:#?}", h.logs());
     assert!(h.daemon.containers.is_empty(), "{:?}", h.daemon.containers);
 }
+
+#[test]
+fn a_reload_whose_tag_now_names_another_image_rolls_over_to_it() {
+    let mut h = Harness::running_with_socket();
+    // `uwsgi-docker update` pulled the moved tag, then touched the file.
+    h.daemon.tag_names = "sha256:0002";
+    let relayed = h.to_vassal_control.len();
+    h.file_changes_to(SOCKET_CONFIG);
+    assert!(h
+        .daemon
+        .requests
+        .iter()
+        .any(|r| r == "GET /images/app/json"));
+    assert_eq!(
+        h.to_vassal_control.len(),
+        relayed,
+        "the reload is not relayed"
+    );
+    assert!(h.noticed(|n| matches!(n, Notice::ImageMoved { image } if image == "app")));
+    assert_eq!(h.bridge.phase(), Phase::RollingOver, "{:#?}", h.logs());
+    h.new_vassal_connects(2);
+    h.generation_sends(SECOND, &[5]);
+    assert_eq!(h.bridge.container_id(), Some(NEW_ID));
+    assert_eq!(h.daemon.image_of.get(NEW_ID).copied(), Some("sha256:0002"));
+    h.container_exits(0);
+    // The new container runs what the tag names: the next reload is an ordinary one.
+    let relayed = h.control_of.get(&SECOND).map_or(0, Vec::len);
+    h.file_changes_to(SOCKET_CONFIG);
+    let reload = EmperorMessage::Reload.to_byte();
+    assert_eq!(h.control_of[&SECOND].len(), relayed + 1, "{:#?}", h.logs());
+    assert_eq!(h.control_of[&SECOND].last(), Some(&reload));
+    assert_eq!(h.bridge.phase(), Phase::Running);
+}
+
+#[test]
+fn a_reload_whose_tag_names_the_running_image_is_relayed_after_one_request() {
+    let mut h = Harness::running_with_socket();
+    let (requests, relayed) = (h.daemon.requests.len(), h.to_vassal_control.len());
+    h.file_changes_to(SOCKET_CONFIG);
+    assert_eq!(&h.daemon.requests[requests..], ["GET /images/app/json"]);
+    assert_eq!(h.to_vassal_control.len(), relayed + 1);
+    assert_eq!(h.bridge.phase(), Phase::Running);
+    // The daemon cannot tell: the reload is relayed all the same.
+    h.daemon.hang.push("GET /images");
+    let relayed = h.to_vassal_control.len();
+    h.file_changes_to(SOCKET_CONFIG);
+    assert_eq!(
+        h.to_vassal_control.len(),
+        relayed,
+        "held while the daemon is asked"
+    );
+    h.advance(DEFAULT_REQUEST_TIMEOUT);
+    assert_eq!(h.to_vassal_control.len(), relayed + 1, "{:#?}", h.logs());
+    assert_eq!(h.bridge.phase(), Phase::Running);
+}
+
+#[test]
+fn a_moved_tag_recreates_a_vassal_that_cannot_roll_over() {
+    let mut h = Harness::running();
+    h.daemon.tag_names = "sha256:0002";
+    h.emperor_sends(&[EmperorMessage::Reload.to_byte()]);
+    assert!(
+        h.noticed(|n| matches!(n, Notice::ImageMoved { .. })),
+        "{:#?}",
+        h.logs()
+    );
+    assert!(h.noticed(|n| matches!(n, Notice::Recreating)));
+}
