@@ -50,6 +50,9 @@ fn main() -> ExitCode {
         }),
         Command::Ps => with_settings(commands::ps::run),
         Command::Gc { dry_run } => with_settings(|s| commands::gc::run(s, dry_run)),
+        Command::Update { dirs, dry_run } => {
+            with_settings(|s| commands::update::run(s, &dirs, dry_run))
+        }
     }
 }
 

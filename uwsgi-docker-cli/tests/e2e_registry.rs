@@ -159,6 +159,37 @@ impl Registry {
         reference
     }
 
+    /// Builds an image that differs from the test image by one small file (`marker`),
+    /// pushes it as `repository:tag` (moving the tag if it was pushed before) and untags
+    /// it on the engine.
+    fn push_variant(&mut self, repository: &str, tag: &str, marker: &str) -> String {
+        let reference = format!("{}/{repository}:{tag}", self.host());
+        let context = self.dir.join(format!("context-{marker}"));
+        fs::create_dir_all(&context).expect("build context");
+        fs::write(context.join("marker"), marker).expect("marker");
+        fs::write(
+            context.join("Dockerfile"),
+            format!("FROM {}\nCOPY marker /marker\n", image()),
+        )
+        .expect("Dockerfile");
+        let context = context.display().to_string();
+        docker_ok(&["build", "-q", "-t", &reference, &context]);
+        self.tags.push(reference.clone());
+        let out = docker_command()
+            .env("DOCKER_CONFIG", &self.docker_config)
+            .args(["push", "-q", &reference])
+            .output()
+            .expect("docker push runs");
+        assert!(
+            out.status.success(),
+            "push {reference}: {}",
+            lossy(&out.stderr)
+        );
+        let id = docker_ok(&["image", "inspect", "-f", "{{.Id}}", &reference]);
+        docker_ok(&["rmi", &reference]);
+        id.trim().to_owned()
+    }
+
     /// A World whose bridges have this registry's credentials in `auth`.
     fn world(&self, test: &str, auth: &Path) -> Option<World> {
         let options = EmperorOptions::from_env()
@@ -367,6 +398,105 @@ fn an_image_change_to_a_tag_only_in_the_registry_rolls_over_under_load() {
     let now = containers_labelled(LABEL_VASSAL, &name);
     assert_eq!(now.len(), 1);
     assert_ne!(now, first);
+    w.remove_vassal(&name);
+    w.assert_clean_within(CLEANUP_TIMEOUT, "after the vassal was removed");
+}
+
+/// Done means: a re-pushed tag plus `uwsgi-docker update` rolls the vassal over to the new
+/// image under load with no failed request; a second update finds it up to date.
+#[test]
+fn a_re_pushed_tag_and_update_roll_over_under_load() {
+    let test = "registry_update";
+    if registry_prerequisites(test).is_none() {
+        return;
+    }
+    let mut registry = Registry::start(test);
+    let repository = repository(test);
+    registry.push_variant(&repository, "live", "one");
+    let reference = format!("{}/{repository}:live", registry.host());
+    let auth = registry.auth_file();
+    let Some(mut w) = registry.world(test, &auth) else {
+        return;
+    };
+    let port = free_port();
+    let name = w.vassal_name("update");
+    w.write_vassal(&name, &rolling_vassal(port, &reference, "live", ""));
+    w.wait_for_body(port, "live", SPAWN_TIMEOUT);
+    let first = containers_labelled(LABEL_VASSAL, &name);
+    let update = |dry_run: bool| {
+        let mut command = Command::new(bin());
+        command.arg("update");
+        if dry_run {
+            command.arg("--dry-run");
+        }
+        command
+            .arg(&w.vassal_dir)
+            .env("UWSGIDOCKER_REGISTRY_AUTH", &auth)
+            .env("UWSGIDOCKER_EMPEROR_ID", &w.id);
+        if let Some(socket) = daemon_socket() {
+            command.env("UWSGIDOCKER_DAEMON_SOCKET", socket);
+        }
+        let out = command.output().expect("uwsgi-docker update runs");
+        (out.status.success(), lossy(&out.stdout), lossy(&out.stderr))
+    };
+    let (ok, table, stderr) = update(false);
+    assert!(ok, "{table}{stderr}");
+    let line = table
+        .lines()
+        .find(|l| l.starts_with(&name))
+        .unwrap_or_default();
+    assert!(line.contains("up to date"), "{table}");
+
+    let new_id = registry.push_variant(&repository, "live", "two");
+    let mtime = || {
+        fs::metadata(w.vassal_path(&name))
+            .and_then(|m| m.modified())
+            .ok()
+    };
+    let before = mtime();
+    let (ok, table, stderr) = update(true);
+    assert!(ok, "{table}{stderr}");
+    assert!(table.contains("would reload (rollover)"), "{table}");
+    assert_eq!(mtime(), before, "a dry run touches no file");
+
+    let load = Load::start(port);
+    let warm = wait_for(Duration::from_secs(10), || (load.ok() > 20).then_some(()));
+    assert!(warm.is_some(), "the clients get answers before the update");
+    let (ok, table, stderr) = update(false);
+    assert!(ok, "{table}{stderr}");
+    eprintln!("{table}");
+    assert!(table.contains("reloaded (rollover)"), "{table}");
+    w.wait_for_log_line(&[&name, "names another image now"], SPAWN_TIMEOUT);
+    w.wait_for_log_line(&[&name, "the rollover is complete"], SPAWN_TIMEOUT);
+    let ok_after = load.ok();
+    let more = wait_for(Duration::from_secs(10), || {
+        (load.ok() > ok_after + 20).then_some(())
+    });
+    assert!(more.is_some(), "the clients get answers after the update");
+    let tally = load.finish();
+    eprintln!(
+        "update + rollover under {CLIENTS} clients: {} ok, {} failed",
+        tally.ok,
+        tally.failures.len()
+    );
+    assert!(
+        tally.failures.is_empty(),
+        "{} requests failed: {:?}\n{}",
+        tally.failures.len(),
+        &tally.failures[..tally.failures.len().min(10)],
+        w.log_tail(60)
+    );
+    let now = containers_labelled(LABEL_VASSAL, &name);
+    assert_eq!(now.len(), 1);
+    assert_ne!(now, first);
+    assert_eq!(inspect(&now[0], "{{.Image}}").trim(), new_id);
+    let (ok, table, _) = update(false);
+    assert!(
+        ok && table
+            .lines()
+            .any(|l| l.starts_with(&name) && l.contains("up to date")),
+        "{table}"
+    );
     w.remove_vassal(&name);
     w.assert_clean_within(CLEANUP_TIMEOUT, "after the vassal was removed");
 }

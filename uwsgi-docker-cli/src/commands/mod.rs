@@ -3,3 +3,4 @@ pub mod check;
 pub mod gc;
 pub mod ps;
 pub mod run;
+pub mod update;
