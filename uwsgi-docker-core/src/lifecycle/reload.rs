@@ -120,8 +120,10 @@ impl Bridge {
         let Some((config, spec)) = self.image_check.take() else {
             return;
         };
+        // Docker and Podman both write `sha256:…` in both places; a bare id is the same id.
+        let bare = |id: &str| id.strip_prefix("sha256:").unwrap_or(id).to_owned();
         let moved = match (&image_id, &self.current.image_id) {
-            (Some(now_named), Some(running)) => now_named != running,
+            (Some(now_named), Some(running)) => bare(now_named) != bare(running),
             _ => false,
         };
         if !moved || self.is_stopping() {
