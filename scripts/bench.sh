@@ -17,6 +17,8 @@
 #   rollover   an image change under wrk load: rollover (docker-socket) vs recreate
 #              (published port) vs `docker restart` (scripts/bench/rollover.sh, which
 #              also runs on its own)
+#   registry   first 200 for a vassal whose image is only in a local registry vs `docker
+#              run -d` of the same image after `docker rmi` (both pull)
 #
 # Env: BENCH_OUT (default target/bench: results.md, *.dat, *.png), SPAWN_ROUNDS (20),
 #      RELOAD_SECS (30), LOG_MB (100), STORM_N (100), SCALE_N (300), BENCH_BASE_PORT
@@ -30,7 +32,7 @@ cd "$(dirname "$0")/.."
 REPO="$PWD"
 # shellcheck source=bench/lib.sh
 source scripts/bench/lib.sh
-for part in spawn reload logs storm report; do
+for part in spawn reload logs storm report registry; do
     # shellcheck source=/dev/null
     source "scripts/bench/$part.sh"
 done
@@ -40,7 +42,7 @@ section_rollover() {
     bash scripts/bench/rollover.sh "${RELOAD_SECS:-20}"
 }
 
-ALL=(spawn reload logs storm scale callgrind plots rollover)
+ALL=(spawn reload logs storm scale callgrind plots rollover registry)
 SECTIONS=("$@")
 ((${#SECTIONS[@]})) || SECTIONS=("${ALL[@]}")
 for s in "${SECTIONS[@]}"; do

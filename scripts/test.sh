@@ -79,8 +79,11 @@ need=()
 # (127.0.0.1, temp config and data dir) to scrape it; the package's service is not used.
 # python3: runs uWSGI's build script for `uwsgi --build-plugin`. help2man: the .deb's man page.
 # (uwsgi-emperor is installed, and removed again, by scripts/deb-check.sh, which owns its service.)
+# docker-registry, apache2-utils: e2e_registry starts its own registry (htpasswd auth, a
+# free loopback port, config and storage in a temp dir, killed and removed after).
 for pkg in uwsgi-core uwsgi-plugin-psgi curl nginx postgresql uwsgi-plugin-emperor-pg \
-    libcap-dev libpcre3-dev libssl-dev uuid-dev zlib1g-dev prometheus python3 help2man; do
+    libcap-dev libpcre3-dev libssl-dev uuid-dev zlib1g-dev prometheus python3 help2man \
+    docker-registry apache2-utils; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if ((${#need[@]})); then
@@ -88,10 +91,13 @@ if ((${#need[@]})); then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
     echo "installed ${need[*]}" >&2
-    if [[ " ${need[*]} " == *" prometheus "* ]]; then
-        # Its postinst may start the packaged service (on :9090); the tests run their own.
-        { systemctl disable --now prometheus || service prometheus stop; } >/dev/null 2>&1 || true
-    fi
+    # The packages' own services are not ours to run: the tests start their own (prometheus
+    # on :9090, docker-registry on :5000).
+    for service in prometheus docker-registry; do
+        if [[ " ${need[*]} " == *" $service "* ]]; then
+            { systemctl disable --now "$service" || service "$service" stop; } >/dev/null 2>&1 || true
+        fi
+    done
 else
     echo "all present" >&2
 fi

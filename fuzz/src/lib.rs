@@ -28,6 +28,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("emperor_codec", check_emperor_codec),
     ("lifecycle_ops", check_lifecycle_ops),
     ("policy_parse", check_policy_parse),
+    ("pull_progress", check_pull_progress),
 ];
 
 /// Splits `data` into a knob byte, a split point and the rest; short inputs get zeros.
@@ -188,6 +189,42 @@ pub fn check_http_reader(data: &[u8]) {
     if let HttpOutcome::Complete { response, .. } = &whole {
         assert!(response.body.len() <= limits.max_body);
     }
+}
+
+/// What a pull's progress stream came to: its summary, digest and failure, or an error.
+fn read_pull(
+    pieces: [&[u8]; 2],
+) -> Result<(docker::PullSummary, Option<String>, Option<String>), docker::PullStreamError> {
+    let mut progress = docker::PullProgress::new();
+    for piece in pieces {
+        progress.feed(piece)?;
+        let summary = progress.summary();
+        assert!(summary.layers_done <= summary.layers);
+        assert!(summary.layers <= docker::MAX_PULL_LAYERS);
+        assert!(summary.bytes_done <= summary.bytes_total);
+    }
+    progress.finish()?;
+    let digest = progress.digest().map(str::to_owned);
+    let failure = progress.failure().map(str::to_owned);
+    Ok((progress.summary(), digest, failure))
+}
+
+/// The pull progress reader: never a panic, caps hold after every piece, and where the
+/// stream is cut does not change what it comes to (or that it fails). Its failure text is
+/// sorted by cause without a panic either.
+pub fn check_pull_progress(data: &[u8]) {
+    let (_, at, input) = knobs(data);
+    let whole = read_pull([input, &[]]);
+    let (a, b) = input.split_at(at);
+    let split = read_pull([a, b]);
+    match (&whole, &split) {
+        (Err(_), Err(_)) => {}
+        _ => assert_eq!(whole, split, "split at {at}"),
+    }
+    if let Ok((_, _, Some(failure))) = &whole {
+        let _ = docker::PullFailure::classify(None, failure);
+    }
+    let _ = docker::ImageRef::parse(&String::from_utf8_lossy(input)).registry();
 }
 
 /// Output pieces with adjacent pieces of one stream merged, then the first error.

@@ -66,7 +66,8 @@ replay!(
     attach_demux,
     emperor_codec,
     lifecycle_ops,
-    policy_parse
+    policy_parse,
+    pull_progress
 );
 
 /// The committed `lifecycle_ops` input `rollover` goes the whole rollover path: the first

@@ -17,16 +17,18 @@ pub enum Subcommand {
     Ps,
     Gc,
     Metrics,
+    Update,
 }
 
 impl Subcommand {
     /// Every subcommand.
-    pub const ALL: [Subcommand; 5] = [
+    pub const ALL: [Subcommand; 6] = [
         Subcommand::Run,
         Subcommand::Check,
         Subcommand::Ps,
         Subcommand::Gc,
         Subcommand::Metrics,
+        Subcommand::Update,
     ];
 
     /// Its name on the command line.
@@ -37,6 +39,7 @@ impl Subcommand {
             Subcommand::Ps => "ps",
             Subcommand::Gc => "gc",
             Subcommand::Metrics => "metrics",
+            Subcommand::Update => "update",
         }
     }
 
@@ -48,7 +51,7 @@ impl Subcommand {
     fn takes(self, option: RawOption) -> bool {
         match option {
             RawOption::Help => true,
-            RawOption::DryRun => self == Subcommand::Gc,
+            RawOption::DryRun => matches!(self, Subcommand::Gc | Subcommand::Update),
             RawOption::Policy => self == Subcommand::Check,
             RawOption::Json => self == Subcommand::Ps,
             RawOption::Emperor => matches!(self, Subcommand::Ps | Subcommand::Metrics),
@@ -92,6 +95,8 @@ pub enum Command {
     },
     /// Remove containers whose bridge is gone.
     Gc { dry_run: bool },
+    /// Pull each vassal's tag in the directories and reload those whose tag moved.
+    Update { dirs: Vec<PathBuf>, dry_run: bool },
     /// Print help: the general usage, or one subcommand's.
     Help(Option<Subcommand>),
     /// Print the version.
@@ -393,6 +398,11 @@ pub fn validate(raw: RawArgs) -> Result<Command, ArgsError> {
         Subcommand::Gc => none().map(|()| Command::Gc {
             dry_run: raw.has(RawOption::DryRun),
         }),
+        Subcommand::Update if count == 0 => Err(arity("one or more vassal directories")),
+        Subcommand::Update => Ok(Command::Update {
+            dry_run: raw.has(RawOption::DryRun),
+            dirs: raw.positionals.into_iter().map(PathBuf::from).collect(),
+        }),
     }
 }
 
@@ -448,6 +458,8 @@ Usage:
   uwsgi-docker metrics --listen HOST:PORT|PATH [--emperor ID]
                                  serve GET /metrics (Prometheus) for every vassal of ours
   uwsgi-docker gc [--dry-run]    remove containers whose bridge is gone
+  uwsgi-docker update [--dry-run] DIR...
+                                 pull each vassal's tag; reload the vassals whose tag moved
   uwsgi-docker help [SUBCOMMAND]
                                  this text, or a subcommand's
   uwsgi-docker --version         the version and the git commit it was built from
@@ -528,6 +540,19 @@ Remove the containers we own whose bridge process (on this host) is gone, and th
 stale proxy socket files. A live bridge's container and containers without our label
 are never touched; containers of bridges on other hosts are left alone.
   -n, --dry-run   only list what would be removed
+"
+        }
+        Some(Subcommand::Update) => {
+            "\
+Usage: uwsgi-docker update [--dry-run] DIR...
+
+For each Docker vassal file in each DIR, pull its image's tag (with
+UWSGIDOCKER_REGISTRY_AUTH's credentials); where the tag now names another image than
+the vassal's running container runs, move the file's mtime forward: the Emperor
+reloads it, and the bridge rolls over (docker-socket vassals) or recreates the
+container. Prints VASSAL, IMAGE, RUNNING -> NEW image id, ACTION. For cron or a
+systemd timer.
+  -n, --dry-run   pull, but touch no file
 "
         }
         None => return usage(),

@@ -58,6 +58,9 @@ fn main() -> ExitCode {
             commands::metrics::run(s, listen.as_deref(), emperor.as_deref(), once)
         }),
         Command::Gc { dry_run } => with_settings(|s| commands::gc::run(s, dry_run)),
+        Command::Update { dirs, dry_run } => {
+            with_settings(|s| commands::update::run(s, &dirs, dry_run))
+        }
     }
 }
 

@@ -239,6 +239,13 @@ impl ResponseReader {
             .map(|(status, headers)| (*status, headers.as_slice()))
     }
 
+    /// Takes the body read so far, for a caller that reads a long streamed body (a pull's
+    /// progress) as it comes: the body cap then bounds what is held between two calls, and
+    /// the completed response carries only the rest.
+    pub fn take_body(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.body)
+    }
+
     /// Reads `input`, the next bytes from the connection.
     ///
     /// [`Progress::Partial`] when all of it was used and the response is not complete

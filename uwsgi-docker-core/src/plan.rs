@@ -38,6 +38,9 @@ pub mod labels {
     pub const TENANT: &str = "io.uwsgi-docker.tenant";
     /// The `docker-cidfile` path on the host, when one is set, so `ps` and `gc` see it.
     pub const CIDFILE: &str = "io.uwsgi-docker.cidfile";
+    /// The image's digest (`sha256:…`), when the bridge pulled the image just before
+    /// creating the container (a pull reports it; an image already there is not asked).
+    pub const IMAGE_DIGEST: &str = "io.uwsgi-docker.image-digest";
 }
 
 /// Who a vassal is and where it lives; supplied by the runtime.

@@ -22,7 +22,7 @@
 //! ```
 use std::path::PathBuf;
 
-use crate::spec::EmperorSettings;
+use crate::spec::{EmperorSettings, PullPolicy};
 
 /// The variable names, one constant each.
 pub mod var {
@@ -46,6 +46,12 @@ pub mod var {
     pub const LAUNCHER: &str = "UWSGIDOCKER_LAUNCHER";
     /// Seconds a container has to connect to its proxy socket.
     pub const HANDOFF_TIMEOUT: &str = "UWSGIDOCKER_HANDOFF_TIMEOUT";
+    /// The default `docker-pull`: `missing`, `always` or `never`.
+    pub const PULL: &str = "UWSGIDOCKER_PULL";
+    /// Seconds a pull may take, before the handoff deadline starts.
+    pub const PULL_TIMEOUT: &str = "UWSGIDOCKER_PULL_TIMEOUT";
+    /// The operator's registry credentials: a file in Docker's `config.json` format.
+    pub const REGISTRY_AUTH: &str = "UWSGIDOCKER_REGISTRY_AUTH";
     /// The real uWSGI binary for vassals that run on the host.
     pub const UWSGI: &str = "UWSGIDOCKER_UWSGI";
     /// The `io.uwsgi-docker.emperor` label value.
@@ -128,6 +134,21 @@ pub const DESCRIBED: &[Described] = &[
         default: "30",
     },
     Described {
+        name: var::PULL,
+        meaning: "missing, always or never: when images are pulled (a vassal's docker-pull wins)",
+        default: "missing",
+    },
+    Described {
+        name: var::PULL_TIMEOUT,
+        meaning: "seconds a pull may take (1 to 86400); the handoff deadline starts after it",
+        default: "600",
+    },
+    Described {
+        name: var::REGISTRY_AUTH,
+        meaning: "registry credentials, a file in Docker's config.json format, mode 600",
+        default: "none",
+    },
+    Described {
         name: var::UWSGI,
         meaning: "the real uWSGI binary for non-Docker vassals",
         default: "uwsgi on PATH",
@@ -164,6 +185,10 @@ const NAMES: [&str; DESCRIBED.len()] = {
 pub const DEFAULT_HANDOFF_TIMEOUT_SECS: u64 = 30;
 /// The longest handoff deadline [`var::HANDOFF_TIMEOUT`] takes, in seconds (an hour).
 pub const MAX_HANDOFF_TIMEOUT_SECS: u64 = 3600;
+/// The default pull deadline, in seconds ([`var::PULL_TIMEOUT`]).
+pub const DEFAULT_PULL_TIMEOUT_SECS: u64 = 600;
+/// The longest pull deadline [`var::PULL_TIMEOUT`] takes, in seconds (a day).
+pub const MAX_PULL_TIMEOUT_SECS: u64 = 86_400;
 /// The default base of the Emperors' private runtime directories.
 pub const DEFAULT_RUNTIME_DIR: &str = "/run/uwsgi-docker";
 
@@ -193,6 +218,13 @@ pub struct RuntimeSettings {
     pub handoff_timeout_secs: u64,
     /// The static launcher ([`var::LAUNCHER`]); `None`: the runtime's own.
     pub launcher: Option<PathBuf>,
+    /// The `docker-pull` of a vassal that does not say ([`var::PULL`], default `missing`).
+    pub pull: PullPolicy,
+    /// How long a pull may take, in seconds ([`var::PULL_TIMEOUT`], default
+    /// [`DEFAULT_PULL_TIMEOUT_SECS`]).
+    pub pull_timeout_secs: u64,
+    /// The operator's registry credentials file ([`var::REGISTRY_AUTH`]).
+    pub registry_auth: Option<PathBuf>,
 }
 
 impl Default for RuntimeSettings {
@@ -207,6 +239,9 @@ impl Default for RuntimeSettings {
             socket_owner: None,
             handoff_timeout_secs: DEFAULT_HANDOFF_TIMEOUT_SECS,
             launcher: None,
+            pull: PullPolicy::Missing,
+            pull_timeout_secs: DEFAULT_PULL_TIMEOUT_SECS,
+            registry_auth: None,
         }
     }
 }
@@ -266,6 +301,20 @@ pub enum SettingsError {
         /// Its value.
         value: String,
     },
+    /// [`var::PULL`] is not a pull policy.
+    #[error("UWSGIDOCKER_PULL={value:?}: {reason}")]
+    BadPull {
+        /// Its value.
+        value: String,
+        /// What is expected.
+        reason: String,
+    },
+    /// [`var::PULL_TIMEOUT`] is not whole seconds in range.
+    #[error("UWSGIDOCKER_PULL_TIMEOUT={value:?} is not a whole number of seconds from 1 to {MAX_PULL_TIMEOUT_SECS}")]
+    BadPullTimeout {
+        /// Its value.
+        value: String,
+    },
 }
 
 // Not `#[from]`: the cause is printed, so it is not also the `source()`.
@@ -286,6 +335,8 @@ impl SettingsError {
             SettingsError::DockerHost(_) => "DOCKER_HOST",
             SettingsError::BadNamePrefix { .. } => var::NAME_PREFIX,
             SettingsError::BadHandoffTimeout { .. } => var::HANDOFF_TIMEOUT,
+            SettingsError::BadPull { .. } => var::PULL,
+            SettingsError::BadPullTimeout { .. } => var::PULL_TIMEOUT,
         }
     }
 }
@@ -345,6 +396,20 @@ impl RuntimeSettings {
             },
             None => DEFAULT_HANDOFF_TIMEOUT_SECS,
         };
+        let pull = match non_empty(var::PULL) {
+            Some(value) => match PullPolicy::parse(&value) {
+                Ok(pull) => pull,
+                Err(reason) => return Err(SettingsError::BadPull { value, reason }),
+            },
+            None => PullPolicy::Missing,
+        };
+        let pull_timeout_secs = match non_empty(var::PULL_TIMEOUT) {
+            Some(value) => match value.parse::<u64>() {
+                Ok(secs) if (1..=MAX_PULL_TIMEOUT_SECS).contains(&secs) => secs,
+                _ => return Err(SettingsError::BadPullTimeout { value }),
+            },
+            None => DEFAULT_PULL_TIMEOUT_SECS,
+        };
         Ok(RuntimeSettings {
             emperor,
             uwsgi: non_empty(var::UWSGI).map(PathBuf::from),
@@ -356,6 +421,10 @@ impl RuntimeSettings {
             socket_owner,
             handoff_timeout_secs,
             launcher: non_empty(var::LAUNCHER).map(PathBuf::from),
+            pull,
+            pull_timeout_secs,
+            registry_auth: absolute(var::REGISTRY_AUTH, non_empty(var::REGISTRY_AUTH))?
+                .map(PathBuf::from),
         })
     }
 
@@ -393,6 +462,16 @@ impl RuntimeSettings {
                 (self.handoff_timeout_secs != DEFAULT_HANDOFF_TIMEOUT_SECS)
                     .then(|| self.handoff_timeout_secs.to_string()),
             ),
+            (
+                var::PULL,
+                (self.pull != PullPolicy::Missing).then(|| self.pull.as_str().to_owned()),
+            ),
+            (
+                var::PULL_TIMEOUT,
+                (self.pull_timeout_secs != DEFAULT_PULL_TIMEOUT_SECS)
+                    .then(|| self.pull_timeout_secs.to_string()),
+            ),
+            (var::REGISTRY_AUTH, path(&self.registry_auth)),
             (var::UWSGI, path(&self.uwsgi)),
             (var::EMPEROR_ID, self.emperor_id.clone()),
             (var::POLICY, path(&self.policy)),

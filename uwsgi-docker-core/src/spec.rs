@@ -128,6 +128,44 @@ pub enum HandoffMode {
     Launcher,
 }
 
+/// When the image is pulled from its registry (`docker-pull`, operator default
+/// `UWSGIDOCKER_PULL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PullPolicy {
+    /// Only when the host does not have the image (create answers "No such image").
+    #[default]
+    Missing,
+    /// At every start and rollover: a moved tag is followed (cheap when unchanged).
+    Always,
+    /// Never: the image must be on the host, and no registry is asked.
+    Never,
+}
+
+impl PullPolicy {
+    /// Reads `missing`, `always` or `never`.
+    ///
+    /// # Errors
+    ///
+    /// What is expected, for any other text.
+    pub fn parse(v: &str) -> Result<PullPolicy, String> {
+        match v {
+            "missing" => Ok(PullPolicy::Missing),
+            "always" => Ok(PullPolicy::Always),
+            "never" => Ok(PullPolicy::Never),
+            _ => Err("expected missing (pull when the image is not on the host, the default), always (pull the tag at every start) or never (the image must be on the host)".into()),
+        }
+    }
+
+    /// The word [`PullPolicy::parse`] reads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullPolicy::Missing => "missing",
+            PullPolicy::Always => "always",
+            PullPolicy::Never => "never",
+        }
+    }
+}
+
 impl VassalSpec {
     /// The handoff this vassal gets: a socket goes with it when `docker-socket` is set or
     /// the Emperor gave an on-demand socket (`inherited_socket`), and `Auto` follows that.
@@ -238,6 +276,8 @@ pub struct VassalSpec {
     pub handoff: HandoffMode,
     /// `docker-healthcheck` and its `docker-health-*` settings.
     pub health: HealthSpec,
+    /// `docker-pull`; `None`: the operator's default (`UWSGIDOCKER_PULL`).
+    pub pull: Option<PullPolicy>,
 }
 
 /// The container's health check: Docker's `HealthConfig`, and what a failing one does.
@@ -335,6 +375,7 @@ impl VassalSpec {
             uwsgi: DEFAULT_UWSGI.into(),
             handoff: HandoffMode::Auto,
             health: HealthSpec::default(),
+            pull: None,
         }
     }
 }
@@ -408,6 +449,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "docker-health-retries",
     "docker-health-start-period",
     "docker-health-restart",
+    "docker-pull",
 ];
 
 /// Keys that may appear more than once; every other key is single-valued.
@@ -969,6 +1011,7 @@ fn apply(spec: &mut VassalSpec, entry: &Entry) -> Result<(), String> {
             spec.health.start_period_ns = Some(values::health_duration(v)?)
         }
         "docker-health-restart" => spec.health.restart = values::boolean(v)?,
+        "docker-pull" => spec.pull = Some(PullPolicy::parse(v)?),
         // `check_keys` has rejected every other key already.
         _ => {
             return Err(format!(

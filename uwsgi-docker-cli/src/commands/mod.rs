@@ -4,4 +4,5 @@ pub mod gc;
 pub mod metrics;
 pub mod ps;
 pub mod run;
+pub mod update;
 pub mod vassals;

@@ -7,6 +7,7 @@
 //! * [`users`]: the little it needs to know about host users;
 //! * [`proxy`]: the proxy socket's fd passing and TCP listeners;
 //! * [`listen`]: the vassal's `docker-socket`, bound as uWSGI would;
+//! * [`registry_auth`]: the operator's registry credentials file, read safely;
 //! * [`sys`]: processes, namespaces and signals;
 //! * [`cgroup`]: a container's memory and CPU from its cgroup files;
 //! * [`docker_client`]: a blocking client for the commands (`ps`, `gc`);
@@ -18,6 +19,7 @@ pub mod hostfs;
 pub mod launcher_binary;
 pub mod listen;
 pub mod proxy;
+pub mod registry_auth;
 pub mod sys;
 pub mod users;
 pub mod vassal_file;

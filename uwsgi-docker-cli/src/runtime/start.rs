@@ -267,6 +267,16 @@ pub fn run_bridge(
     let proxy_private_dir = plan
         .proxy_in_private_dir
         .then(|| private_dir(settings, &identity.emperor_id));
+    // Before anything is bound: a refused file leaves nothing behind.
+    let credentials = match settings
+        .registry_auth
+        .as_deref()
+        .map(crate::host::registry_auth::read)
+    {
+        None => Default::default(),
+        Some(Ok(credentials)) => credentials,
+        Some(Err(e)) => return fail_naming(&name, &OperatorStartError::from(e)),
+    };
     let (listen_socket, listen_socket_entry) = match &plan.spec.socket {
         None => (inherited, None),
         Some(address) => {
@@ -317,6 +327,9 @@ pub fn run_bridge(
         (Some(_), Some(_)) => EmperorChannels::ControlAndConfig,
     };
     config.handoff_timeout = Duration::from_secs(settings.handoff_timeout_secs);
+    config.pull = settings.pull;
+    config.pull_timeout = Duration::from_secs(settings.pull_timeout_secs);
+    config.registry_credentials = credentials;
     config.stop_grace = STOP_GRACE;
     config.daemon_socket = settings.emperor.daemon_socket.clone();
     config.debug = settings.emperor.debug;

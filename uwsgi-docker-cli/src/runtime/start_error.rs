@@ -104,6 +104,8 @@ pub enum OperatorStartError {
     },
     #[error("UWSGIDOCKER_SOCKET_OWNER = {value}: {cause}")]
     SocketOwner { value: String, cause: OwnerError },
+    #[error(transparent)]
+    RegistryAuth(#[from] crate::host::registry_auth::RegistryAuthError),
 }
 
 /// What the host or the Emperor did not give the bridge.

@@ -24,13 +24,16 @@
 //! | start, stop, kill, remove | 204 (or 304: nothing to do) | [`parse_empty`] |
 //! | inspect | 200 | [`parse_inspect`] |
 //! | list | 200 | [`parse_list`] |
+//! | pull (`POST /images/create`) | 200, then a progress stream | [`PullProgress`] |
 //!
 //! Errors are a [`DaemonError`] carrying the daemon's own message; Docker's and Podman's
 //! error shapes are both understood.
 
+mod pull;
 mod replies;
 mod requests;
 
+pub use pull::*;
 pub use replies::*;
 pub use requests::*;
 

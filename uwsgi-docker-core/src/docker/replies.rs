@@ -350,6 +350,8 @@ pub struct ContainerInfo {
     pub labels: Vec<(String, String)>,
     /// `State.OOMKilled`: the kernel's OOM killer ended (a process of) the container.
     pub oom_killed: bool,
+    /// `Image`: the id (`sha256:…`) of the image it runs.
+    pub image: String,
 }
 
 #[derive(Deserialize)]
@@ -362,6 +364,8 @@ struct InspectBody {
     state: Option<InspectState>,
     #[serde(default)]
     config: Option<InspectConfig>,
+    #[serde(default)]
+    image: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -396,6 +400,7 @@ pub fn parse_inspect(response: &Response) -> Result<ContainerInfo, DaemonError> 
         pid: u32::try_from(state.pid).unwrap_or(0),
         labels: sorted_labels(body.config.and_then(|c| c.labels)),
         oom_killed: state.oom_killed,
+        image: body.image,
     })
 }
 
@@ -801,7 +806,7 @@ mod tests {
     fn inspect_reply() {
         let body = r#"{"Id":"4fa6e0f0c678","Created":"2026-11-28T10:00:00Z","Path":"uwsgi","Args":["--ini","emperor://app.ini"],
             "State":{"Status":"running","Running":true,"Paused":false,"Pid":4242,"ExitCode":0,"Error":""},
-            "Name":"/app.ini","RestartCount":0,
+            "Name":"/app.ini","RestartCount":0,"Image":"sha256:0ddba11",
             "Config":{"Hostname":"4fa6e0f0c678","Tty":true,"Image":"psgi001",
                       "Labels":{"io.uwsgi-docker.vassal":"app.ini","io.uwsgi-docker.managed":"1"}},
             "HostConfig":{"AutoRemove":true}}"#;
@@ -817,6 +822,7 @@ mod tests {
                     ("io.uwsgi-docker.vassal".into(), "app.ini".into()),
                 ],
                 oom_killed: false,
+                image: "sha256:0ddba11".into(),
             })
         );
         let exited = r#"{"Id":"abc","Name":"/x","State":{"Running":false,"Pid":0},"Config":{"Labels":null}}"#;

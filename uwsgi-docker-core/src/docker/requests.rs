@@ -338,6 +338,33 @@ impl Api {
         build(Method::GET, target, None).write(out);
     }
 
+    /// `POST /images/create?fromImage=…&tag=…` for `image` (see [`super::ImageRef`]),
+    /// with `X-Registry-Auth` when `auth` is given
+    /// ([`super::RegistryCredentials::header_for`]); expects 200 and a progress stream
+    /// ([`super::PullProgress`]).
+    pub fn pull(&self, image: &str, auth: Option<&str>, out: &mut Vec<u8>) {
+        let image = super::ImageRef::parse(image);
+        let target = format!(
+            "{}/images/create?fromImage={}&tag={}",
+            self.prefix(),
+            encode(image.repository),
+            encode(image.tag)
+        );
+        let mut outgoing = build(Method::POST, target, None);
+        if let Some(Ok(mut value)) = auth.map(HeaderValue::from_str) {
+            value.set_sensitive(true);
+            let headers = outgoing.request.headers_mut();
+            headers.insert(http::HeaderName::from_static("x-registry-auth"), value);
+        }
+        outgoing.write(out);
+    }
+
+    /// `GET /images/{name}/json`; expects 200 ([`super::parse_image_id`]), or 404.
+    pub fn inspect_image(&self, name: &str, out: &mut Vec<u8>) {
+        let target = format!("{}/images/{}/json", self.prefix(), encode(name));
+        build(Method::GET, target, None).write(out);
+    }
+
     fn prefix(&self) -> String {
         format!("/v{}", self.version)
     }

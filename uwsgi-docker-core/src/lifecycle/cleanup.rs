@@ -159,7 +159,7 @@ impl Launch {
                 self.on_cleanup_answer(cleanup, request, &response, plan, out)
             }
             Reply::Failed(request, fault) => self.on_cleanup_failed(request, fault, plan, out),
-            Reply::Nothing | Reply::Idle(_) => {}
+            Reply::Nothing | Reply::Body(..) | Reply::Idle(_) => {}
         }
     }
 

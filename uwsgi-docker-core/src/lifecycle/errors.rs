@@ -4,7 +4,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::docker::DaemonError;
+use crate::docker::{DaemonError, PullFailure, PullStreamError};
 use crate::emperor::ConfigError;
 use crate::http_reader::HttpError;
 
@@ -67,12 +67,24 @@ pub enum VassalError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// `docker-image` names an image this host does not have.
-    #[error("docker image {image:?} not found ({cause}); build or load it on this host (no registry pull is attempted)")]
+    #[error("docker image {image:?} not found ({cause}); {}", if *.pulled { "it was pulled, yet create does not find it: check docker-image" } else { "build or load it on this host, or set docker-pull = missing to pull it from its registry (docker-pull = never asks no registry)" })]
     ImageNotFound {
         /// The image as the vassal names it.
         image: String,
         /// The daemon's answer.
         cause: DaemonError,
+        /// It was pulled just before.
+        pulled: bool,
+    },
+    /// The image could not be pulled; nothing was created.
+    #[error("cannot pull docker image {image:?}: {cause}; {}", pull_hint(.cause, .registry))]
+    PullFailed {
+        /// The image as the vassal names it.
+        image: String,
+        /// The registry it belongs to.
+        registry: String,
+        /// What the daemon said, sorted by cause.
+        cause: PullFailure,
     },
     /// The daemon refused to create the container with these settings.
     #[error("cannot create the container: {cause}{hint}")]
@@ -123,6 +135,16 @@ pub enum VassalError {
         /// The likely causes, and what to do.
         hint: String,
     },
+}
+
+/// What to check after a failed pull.
+fn pull_hint(cause: &PullFailure, registry: &str) -> String {
+    match cause {
+        PullFailure::NotFound(_) => "check docker-image's name and tag, and that it was pushed".to_owned(),
+        PullFailure::Unauthorized(_) => format!("check docker-image's name (a registry also refuses a repository that does not exist this way) and that UWSGIDOCKER_REGISTRY_AUTH has an entry for {registry} that the registry accepts"),
+        PullFailure::Unreachable(_) => format!("check that {registry} is up and reachable from the container engine"),
+        _ => "the image was not pulled".to_owned(),
+    }
 }
 
 /// The operator's setup stands in the way.
@@ -211,6 +233,9 @@ pub enum DaemonFault {
     /// Bytes on an idle connection.
     #[error("docker daemon sent data nobody asked for")]
     Unsolicited,
+    /// The pull's progress stream could not be read.
+    #[error("docker daemon sent a pull progress stream we cannot read: {0}")]
+    BadPullStream(PullStreamError),
     /// The daemon answered a request with an error.
     #[error("{action}: {cause}")]
     Refused {
@@ -311,6 +336,7 @@ mod tests {
             VassalError::ImageNotFound {
                 image: "app".into(),
                 cause: daemon(),
+                pulled: false,
             }
             .into(),
             VassalError::CreateRefused {

@@ -2,10 +2,11 @@
 //! (which vassal it names, whether container output gets a prefix, how text is escaped).
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
-use super::errors::{BridgeError, DaemonFault};
+use super::errors::{seconds, BridgeError, DaemonFault};
 use crate::attach::{AttachError, StreamKind};
-use crate::docker::DaemonError;
+use crate::docker::{DaemonError, PullSummary};
 use crate::emperor::ConfigError;
 use crate::spec::SpecError;
 
@@ -172,6 +173,31 @@ pub enum Notice {
     /// A reload brought an invalid `[emperor]` section; the config is pushed anyway.
     #[error("the new config is invalid ({0}); it is pushed anyway")]
     ConfigInvalid(SpecError),
+    /// A reload with unchanged settings found the image's tag naming another image than
+    /// the running container's (`uwsgi-docker update` pulled it).
+    #[error("the tag {image} names another image now: moving to it")]
+    ImageMoved {
+        /// The image as the vassal names it.
+        image: String,
+    },
+    /// A pull's progress, at most once a second.
+    #[error("pulling {image}: {progress}")]
+    Pulling {
+        /// The image as the vassal names it.
+        image: String,
+        /// Layers and megabytes so far.
+        progress: PullSummary,
+    },
+    /// A pull is done.
+    #[error("pulled {image} ({}) in {}", .digest.as_deref().unwrap_or("digest not reported"), seconds(*.took))]
+    Pulled {
+        /// The image as the vassal names it.
+        image: String,
+        /// `sha256:…`, when the daemon said it.
+        digest: Option<String>,
+        /// How long the pull took.
+        took: Duration,
+    },
     /// The daemon warned at create.
     #[error("docker: {0}")]
     DaemonWarning(String),

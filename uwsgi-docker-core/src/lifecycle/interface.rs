@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use super::errors::BridgeError;
 use super::events::Event;
+use crate::docker::RegistryCredentials;
 use crate::handoff::HandedFd;
 use crate::plan::ContainerPlan;
-use crate::spec;
+use crate::spec::{self, PullPolicy};
 
 /// One connection to dockerd; the runtime opens it on [`Action::DockerConnect`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -61,7 +62,17 @@ pub struct BridgeConfig {
     pub daemon_socket: String,
     /// Emit [`Event::Debug`] lines. Default: `false`.
     pub debug: bool,
+    /// The `docker-pull` of a vassal that does not say. Default: [`PullPolicy::Missing`].
+    pub pull: PullPolicy,
+    /// The most a pull may take; the handoff deadline starts after it. Default:
+    /// [`DEFAULT_PULL_TIMEOUT`].
+    pub pull_timeout: Duration,
+    /// Credentials for pulls, each sent only to its own registry. Default: none.
+    pub registry_credentials: RegistryCredentials,
 }
+
+/// The default [`BridgeConfig::pull_timeout`]: 600 s.
+pub const DEFAULT_PULL_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl BridgeConfig {
     /// Settings for `plan` with the defaults each field names.
@@ -77,6 +88,9 @@ impl BridgeConfig {
             reattach_timeout: DEFAULT_REATTACH_TIMEOUT,
             daemon_socket: "/var/run/docker.sock".to_owned(),
             debug: false,
+            pull: PullPolicy::Missing,
+            pull_timeout: DEFAULT_PULL_TIMEOUT,
+            registry_credentials: RegistryCredentials::default(),
         }
     }
 }

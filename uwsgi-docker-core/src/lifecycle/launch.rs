@@ -1,5 +1,6 @@
 //! Bringing one container up to its handoff: bind the proxy → negotiate (once per bridge)
-//! → create (settling a name conflict) → attach and wait → start → inspect → the init's
+//! → pull (`docker-pull = always`, or `missing` once create finds no image) → create
+//! (settling a name conflict) → attach and wait → start → inspect → the init's
 //! pid namespace → accept → hand off. The first start and each rollover own one
 //! [`Launch`]; it answers [`Progress`], and its owner decides what a failure means (the
 //! vassal fails, or the rollover is abandoned).
@@ -17,9 +18,12 @@ use super::outbox::Outbox;
 use super::proxy_gate::ProxyState;
 use super::requests::{ApiRequest, Requests};
 use super::short_id;
-use crate::docker::{self, Api, ContainerInfo, DaemonError};
+use crate::docker::{
+    self, Api, ContainerInfo, DaemonError, ImageRef, PullFailure, PullProgress, RegistryCredentials,
+};
 use crate::http_reader::Response;
 use crate::plan::ContainerPlan;
+use crate::spec::PullPolicy;
 
 /// How many times create is tried when the name is taken (the first try included).
 pub(super) const MAX_CREATE_ATTEMPTS: u8 = 6;
@@ -28,6 +32,8 @@ pub(super) const MAX_CREATE_ATTEMPTS: u8 = 6;
 /// [`MAX_CONFLICT_BACKOFF`] (so a live bridge gets about 6 s in all).
 const CONFLICT_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_CONFLICT_BACKOFF: Duration = Duration::from_secs(2);
+/// How often a pull's progress reaches the log, at most.
+const PULL_REPORT_EVERY: Duration = Duration::from_secs(1);
 
 /// What the launch needs of its owner for one input.
 pub(super) struct Env<'a> {
@@ -39,6 +45,10 @@ pub(super) struct Env<'a> {
     pub(super) config: &'a [u8],
     pub(super) request_timeout: Duration,
     pub(super) handoff_timeout: Duration,
+    /// The vassal's `docker-pull`, or the operator's default.
+    pub(super) pull: PullPolicy,
+    pub(super) pull_timeout: Duration,
+    pub(super) credentials: &'a RegistryCredentials,
 }
 
 /// What an input to a [`Launch`] came to.
@@ -57,6 +67,8 @@ enum Stage {
     Idle,
     BindingProxy,
     Negotiating,
+    /// The image is to be pulled (the request goes out when the connection is free).
+    Pulling,
     Creating,
     /// Create said the name is taken: inspect the container that holds it.
     InspectingConflict,
@@ -97,6 +109,19 @@ pub(super) struct Launch {
     /// The first start writes `docker-cidfile` at create; a rollover's container only
     /// once it has the Emperor's channels.
     cidfile_at_create: bool,
+    /// The pull in flight, or done.
+    pull: Option<Pull>,
+    /// The id of the image its container runs, once inspected.
+    pub(super) image_id: Option<String>,
+}
+
+/// A pull: its progress, since when, and when progress was last reported.
+#[derive(Debug)]
+struct Pull {
+    progress: PullProgress,
+    since: Instant,
+    reported: Instant,
+    done: bool,
 }
 
 impl Launch {
@@ -107,7 +132,21 @@ impl Launch {
             requests: Requests::default(),
             create_attempts: 0,
             cidfile_at_create,
+            pull: None,
+            image_id: None,
         }
+    }
+
+    /// After the bind and the negotiation: a pull first (`always`, once), else create.
+    fn first_step(&self, env: &Env<'_>) -> Stage {
+        match env.pull {
+            PullPolicy::Always if self.pull.is_none() => Stage::Pulling,
+            _ => Stage::Creating,
+        }
+    }
+
+    fn pulled(&self) -> bool {
+        self.pull.as_ref().is_some_and(|p| p.done)
     }
 
     /// Starts with the proxy socket: nothing is created before it is bound.
@@ -117,8 +156,12 @@ impl Launch {
         self.instance.proxy.bind(path, env.out);
     }
 
-    /// Stops the launch where it is (a handed-off one is done already).
-    pub(super) fn halt(&mut self) {
+    /// Stops the launch where it is (a handed-off one is done already). A pull in flight
+    /// ends at once: its connection is closed, which makes the daemon cancel it.
+    pub(super) fn halt(&mut self, out: &mut Outbox) {
+        if self.pull.as_ref().is_some_and(|p| !p.done) && !self.requests.is_idle() {
+            self.requests.close(out);
+        }
         if !matches!(self.stage, Stage::HandedOff) {
             self.stage = Stage::Halted;
         }
@@ -201,9 +244,33 @@ impl Launch {
             return;
         };
         let request = match (&self.stage, self.instance.container.id()) {
+            (Stage::Pulling, _) => {
+                let image = &env.plan.spec.image;
+                let auth = env.credentials.header_for(image);
+                api.pull(image, auth.as_deref(), &mut bytes);
+                self.pull = Some(Pull {
+                    progress: PullProgress::new(),
+                    since: now,
+                    reported: now,
+                    done: false,
+                });
+                // The pull has its own deadline; the handoff's starts after it.
+                let deadline = now + env.pull_timeout;
+                self.requests
+                    .send(env.out, ApiRequest::Pull, bytes, deadline, now);
+                return;
+            }
             (Stage::Creating, _) => {
                 self.create_attempts += 1;
-                api.create(env.plan, &mut bytes);
+                match self.pull.as_ref().and_then(|p| p.progress.digest()) {
+                    Some(digest) => {
+                        let mut plan = env.plan.clone();
+                        let label = crate::plan::labels::IMAGE_DIGEST.to_owned();
+                        plan.labels.push((label, digest.to_owned()));
+                        api.create(&plan, &mut bytes);
+                    }
+                    None => api.create(env.plan, &mut bytes),
+                }
                 ApiRequest::Create
             }
             (Stage::InspectingConflict, _) => {
@@ -246,7 +313,7 @@ impl Launch {
                 }
                 if matches!(self.stage, Stage::BindingProxy) {
                     self.stage = match env.api {
-                        Some(_) => Stage::Creating,
+                        Some(_) => self.first_step(env),
                         None => Stage::Negotiating,
                     };
                 }
@@ -293,6 +360,7 @@ impl Launch {
         let halted = self.is_halted();
         let result = match request {
             ApiRequest::Version => self.on_version(env, response),
+            ApiRequest::Pull => self.on_pulled(env, response, now),
             ApiRequest::Create => self.on_created(env, response, now),
             ApiRequest::InspectConflict if !halted => match docker::parse_inspect(response) {
                 Ok(holder) => self.judge_holder(env, holder),
@@ -339,6 +407,7 @@ impl Launch {
             },
             ApiRequest::Inspect => match docker::parse_inspect(response) {
                 Ok(info) if info.running && info.pid > 0 => {
+                    self.image_id = Some(info.image).filter(|id| !id.is_empty());
                     self.instance.proxy.set_init(info.pid);
                     if matches!(self.stage, Stage::Inspecting) {
                         self.stage = Stage::ResolvingNamespace;
@@ -377,6 +446,80 @@ impl Launch {
             .debug(|| format!("negotiated docker API {}", api.version));
         *env.api = Some(api);
         if matches!(self.stage, Stage::Negotiating) {
+            self.stage = self.first_step(env);
+        }
+        Ok(())
+    }
+
+    // ---- the pull ----
+
+    /// More of the pull's progress stream; reported at most once a second.
+    pub(super) fn on_pull_body(
+        &mut self,
+        env: &mut Env<'_>,
+        body: &[u8],
+        now: Instant,
+    ) -> Progress {
+        let halted = self.is_halted();
+        let Some(pull) = self.pull.as_mut().filter(|p| !p.done) else {
+            return Progress::Pending;
+        };
+        if let Err(e) = pull.progress.feed(body) {
+            self.requests.close(env.out);
+            return Progress::Failed(DaemonFault::BadPullStream(e).into());
+        }
+        if now >= pull.reported + PULL_REPORT_EVERY && !halted {
+            pull.reported = now;
+            let image = env.plan.spec.image.clone();
+            let progress = pull.progress.summary();
+            env.out.notice(Notice::Pulling { image, progress });
+        }
+        Progress::Pending
+    }
+
+    /// The pull's answer: its end (the rest of the stream), or the daemon's refusal.
+    fn on_pulled(
+        &mut self,
+        env: &mut Env<'_>,
+        response: &Response,
+        now: Instant,
+    ) -> Result<(), BridgeError> {
+        let Some(pull) = self.pull.as_mut() else {
+            return Ok(());
+        };
+        pull.done = true;
+        let image = env.plan.spec.image.clone();
+        let registry = ImageRef::parse(&image).registry().to_owned();
+        let failure = match docker::parse_empty(response) {
+            Err(DaemonError::Status { status, message }) => {
+                Some(PullFailure::classify(Some(status), &message))
+            }
+            Err(other) => Some(PullFailure::Other(other.to_string())),
+            Ok(_) => {
+                let read = pull.progress.feed(&response.body);
+                read.and_then(|()| pull.progress.finish())
+                    .map_err(DaemonFault::BadPullStream)?;
+                pull.progress
+                    .failure()
+                    .map(|message| PullFailure::classify(None, message))
+            }
+        };
+        if let Some(cause) = failure {
+            return Err(VassalError::PullFailed {
+                image,
+                registry,
+                cause,
+            }
+            .into());
+        }
+        let digest = pull.progress.digest().map(str::to_owned);
+        let took = now.saturating_duration_since(pull.since);
+        env.out.notice(Notice::Pulled {
+            image,
+            digest,
+            took,
+        });
+        if matches!(self.stage, Stage::Pulling) {
             self.stage = Stage::Creating;
         }
         Ok(())
@@ -410,11 +553,23 @@ impl Launch {
                 self.stage = Stage::InspectingConflict;
                 Ok(())
             }
+            // `missing`: not on the host, so it is pulled, and created again.
+            Err(source)
+                if source.is_not_found()
+                    && env.pull == PullPolicy::Missing
+                    && self.pull.is_none() =>
+            {
+                env.out
+                    .debug(|| format!("the image is not on the host ({source}): pulling it"));
+                self.stage = Stage::Pulling;
+                Ok(())
+            }
             Err(source) if source.is_not_found() => {
                 let image = env.plan.spec.image.clone();
                 Err(VassalError::ImageNotFound {
                     image,
                     cause: source,
+                    pulled: self.pulled(),
                 }
                 .into())
             }

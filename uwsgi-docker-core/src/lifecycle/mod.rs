@@ -35,7 +35,7 @@ pub use errors::{BridgeError, DaemonFault, Fault, HostError, OperatorError, Vass
 pub use events::{Event, LogLevel, Notice};
 pub use interface::{
     Action, BridgeConfig, DockerConn, EmperorChannels, Generation, Outcome, Phase, ProxyPeer,
-    DEFAULT_REATTACH_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_PULL_TIMEOUT, DEFAULT_REATTACH_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
 };
 
 use channels::ChannelRelay;
@@ -203,6 +203,10 @@ pub struct Bridge {
     /// The Emperor's reload byte waits while the file is read again: a changed
     /// `[emperor]` section then rolls over without reloading the running vassal.
     held_reload: bool,
+    /// A reload of unchanged settings waits while the daemon says which image the tag
+    /// names now: another than the container runs (`uwsgi-docker update` pulled a moved
+    /// tag) rolls over or recreates, as a changed section does.
+    image_check: Option<(Vec<u8>, crate::spec::VassalSpec)>,
     channels: ChannelRelay,
     timers: Timers,
 }
@@ -218,6 +222,7 @@ impl Bridge {
             current: Launch::new(Generation::default(), true),
             rollover: None,
             held_reload: false,
+            image_check: None,
             channels: ChannelRelay::default(),
             timers: Timers::default(),
         };
@@ -519,6 +524,9 @@ impl Bridge {
             config,
             request_timeout: self.config.request_timeout,
             handoff_timeout: self.config.handoff_timeout,
+            pull: plan.spec.pull.unwrap_or(self.config.pull),
+            pull_timeout: self.config.pull_timeout,
+            credentials: &self.config.registry_credentials,
         };
         Some((launch, env))
     }

@@ -8,6 +8,7 @@ use super::channels::{ChannelRelay, ConfigVerdict};
 use super::events::Notice;
 use super::instance::Container;
 use super::interface::{Action, Outcome};
+use super::requests::ApiRequest;
 use super::{Bridge, Step};
 use crate::emperor::{encode_config, EmperorMessage};
 use crate::spec::{self, VassalSpec};
@@ -60,12 +61,18 @@ impl Bridge {
     /// (the running vassal serves on, not reloading) and recreates the container where it
     /// cannot; anything else is an ordinary reload, relayed now.
     pub(super) fn on_reload_read(&mut self, config: io::Result<Vec<u8>>, now: Instant) {
-        let changed = config.ok().and_then(|config| {
+        let read_again = config.ok().and_then(|config| {
             match spec::parse_vassal(&self.config.plan.vassal_name, &config) {
-                Ok(Some(spec)) if spec != self.config.requested_spec => Some((config, spec)),
+                Ok(Some(spec)) => Some((config, spec)),
                 _ => None,
             }
         });
+        let (changed, read_again) = match read_again {
+            Some((config, spec)) if spec != self.config.requested_spec => {
+                (Some((config, spec)), None)
+            }
+            unchanged => (None, unchanged),
+        };
         match changed {
             Some((config, spec)) if self.can_roll_over(&spec) && !self.is_stopping() => {
                 self.start_rollover(&config, spec)
@@ -74,11 +81,62 @@ impl Bridge {
                 self.out.notice(Notice::Recreating);
                 self.stop(Outcome::Recreate, now);
             }
-            _ => {
-                let relaying = self.relaying().then_some(self.current.generation());
-                let reload = [EmperorMessage::Reload.to_byte()];
-                ChannelRelay::relay_emperor_control(&reload, relaying, &mut self.out);
-            }
+            None if self.image_check.is_none() => match read_again {
+                Some((config, spec)) => self.check_image(config, spec, now),
+                None => self.relay_reload(),
+            },
+            _ => self.relay_reload(),
+        }
+    }
+
+    fn relay_reload(&mut self) {
+        let relaying = self.relaying().then_some(self.current.generation());
+        let reload = [EmperorMessage::Reload.to_byte()];
+        ChannelRelay::relay_emperor_control(&reload, relaying, &mut self.out);
+    }
+
+    /// Unchanged settings: the reload waits while the daemon says which image the tag
+    /// names now (one request; relayed as it is when that cannot be asked).
+    fn check_image(&mut self, config: Vec<u8>, spec: VassalSpec, now: Instant) {
+        let (Some(api), Some(_)) = (self.api, &self.current.image_id) else {
+            return self.relay_reload();
+        };
+        if self.is_stopping() || !self.current.requests.is_idle() {
+            return self.relay_reload();
+        }
+        let mut bytes = Vec::new();
+        api.inspect_image(&spec.image, &mut bytes);
+        let deadline = now + self.config.request_timeout;
+        let request = ApiRequest::InspectImage;
+        self.current
+            .requests
+            .send(&mut self.out, request, bytes, deadline, now);
+        self.image_check = Some((config, spec));
+    }
+
+    /// Which image the tag names now (`None`: it could not be told): another than the
+    /// container runs rolls over or recreates; else the held reload is relayed.
+    pub(super) fn on_image_checked(&mut self, image_id: Option<String>, now: Instant) {
+        let Some((config, spec)) = self.image_check.take() else {
+            return;
+        };
+        // Docker and Podman both write `sha256:…` in both places; a bare id is the same id.
+        let bare = |id: &str| id.strip_prefix("sha256:").unwrap_or(id).to_owned();
+        let moved = match (&image_id, &self.current.image_id) {
+            (Some(now_named), Some(running)) => bare(now_named) != bare(running),
+            _ => false,
+        };
+        if !moved || self.is_stopping() {
+            return self.relay_reload();
+        }
+        self.out.notice(Notice::ImageMoved {
+            image: spec.image.clone(),
+        });
+        if self.can_roll_over(&spec) {
+            self.start_rollover(&config, spec);
+        } else {
+            self.out.notice(Notice::Recreating);
+            self.stop(Outcome::Recreate, now);
         }
     }
 

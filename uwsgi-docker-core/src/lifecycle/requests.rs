@@ -11,6 +11,8 @@ use crate::http_reader::{Limits, Progress, Response, ResponseReader};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum ApiRequest {
     Version,
+    /// `POST /images/create`: its answer streams progress ([`Reply::Body`]).
+    Pull,
     Create,
     /// Once stopping, after a create whose answer was lost: did it make our container?
     InspectCreated,
@@ -22,6 +24,9 @@ pub(super) enum ApiRequest {
     InspectExit,
     /// The daemon came back while re-attaching: does the container still run?
     InspectReattach,
+    /// A reload of unchanged settings: does the tag still name the image the container
+    /// runs?
+    InspectImage,
     Stop,
     Remove,
 }
@@ -33,12 +38,20 @@ impl ApiRequest {
         matches!(
             self,
             ApiRequest::Version
+                | ApiRequest::Pull
                 | ApiRequest::Create
                 | ApiRequest::InspectConflict
                 | ApiRequest::RemoveConflict
                 | ApiRequest::Start
                 | ApiRequest::Inspect
         )
+    }
+}
+
+impl ApiRequest {
+    /// Its `200` answer's body is passed on as it comes ([`Reply::Body`]).
+    pub(super) fn streams(self) -> bool {
+        self == ApiRequest::Pull
     }
 }
 
@@ -86,6 +99,9 @@ pub(super) enum Reply {
     Nothing,
     /// The request in flight was answered.
     Answer(ApiRequest, Response),
+    /// More of a streamed answer's body (a pull's progress); its end comes as an
+    /// [`Reply::Answer`] carrying the rest.
+    Body(ApiRequest, Vec<u8>),
     /// The request in flight failed; the connection is closed.
     Failed(ApiRequest, DaemonFault),
     /// The connection failed with no request in flight.
@@ -156,6 +172,15 @@ impl Requests {
             return Reply::Idle(DaemonFault::Unsolicited);
         };
         match api.reader.feed(data) {
+            Ok(Progress::Partial)
+                if request.streams()
+                    && api.reader.head().is_some_and(|(status, _)| status == 200) =>
+            {
+                match api.reader.take_body() {
+                    body if body.is_empty() => Reply::Nothing,
+                    body => Reply::Body(request, body),
+                }
+            }
             Ok(Progress::Partial) => Reply::Nothing,
             Ok(Progress::Complete { response, .. }) => {
                 api.in_flight = None;

@@ -489,7 +489,7 @@ impl Bridge {
 /// The other container goes: its launch (if any) stops, its streams and proxy close, and
 /// it is removed (after a lost create answer, only once the name shows it is ours).
 fn remove_other(rollover: &mut Rollover, leaving: Leaving, cleanup: Cleanup, out: &mut Outbox) {
-    rollover.other.halt();
+    rollover.other.halt(out);
     rollover.other.instance.close_streams(out);
     // While a bind is unanswered, its answer closes it.
     rollover.other.instance.proxy.close(out);

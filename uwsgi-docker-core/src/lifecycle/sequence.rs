@@ -116,13 +116,18 @@ impl Bridge {
                     launch.on_answer(env, request, &response, now)
                 });
             }
+            Reply::Body(request, body) if request.is_launch() => {
+                self.drive(owner, now, |launch, env| {
+                    launch.on_pull_body(env, &body, now)
+                });
+            }
             Reply::Failed(request, fault) if request.is_launch() => {
                 self.drive(owner, now, |launch, _| {
                     launch.on_request_failed(request, fault)
                 });
             }
             reply if owner == Owner::Rollover => self.on_rollover_reply(reply, now),
-            Reply::Nothing => {}
+            Reply::Nothing | Reply::Body(..) => {}
             Reply::Answer(request, response) => self.on_api_response(request, response, now),
             Reply::Failed(request, fault) => self.api_failed(request, fault, now),
             Reply::Idle(fault) => self.fail(fault.into(), now),
@@ -253,6 +258,12 @@ impl Bridge {
     /// The request connection broke while `request` was in flight.
     fn api_failed(&mut self, request: ApiRequest, fault: DaemonFault, now: Instant) {
         match request {
+            ApiRequest::InspectImage => {
+                self.out
+                    .debug(|| format!("cannot tell which image the tag names now: {fault}"));
+                self.on_image_checked(None, now);
+                self.advance(now);
+            }
             ApiRequest::InspectReattach => self.retry_reattach(fault, now),
             // Cleanup goes on even when the daemon misbehaves: the next step reconnects.
             _ => {
@@ -265,6 +276,10 @@ impl Bridge {
 
     fn on_api_response(&mut self, request: ApiRequest, response: Response, now: Instant) {
         match request {
+            ApiRequest::InspectImage => {
+                let image_id = docker::parse_image_id(&response).ok();
+                self.on_image_checked(image_id, now);
+            }
             ApiRequest::InspectReattach => match docker::parse_inspect(&response) {
                 Ok(info) => self.rearm(info.running, now),
                 Err(e) if e.is_not_found() => self.container_gone(now),

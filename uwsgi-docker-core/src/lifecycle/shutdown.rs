@@ -52,7 +52,7 @@ impl Bridge {
             self.step = Step::Stopping(Shutdown { outcome, cleanup });
             // The launch (if any) goes no further; streams not yet armed no longer
             // matter: nothing waits for them now.
-            self.current.halt();
+            self.current.halt(&mut self.out);
             self.current.instance.forget_deadlines();
             // What is in flight gets the grace, no more.
             self.current.requests.cap_deadline(now + grace);

@@ -106,6 +106,35 @@ enum Quirk {
     WaitNotFound,
 }
 
+/// How the fake daemon answers `POST /images/create`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum PullAnswer {
+    /// A progress stream, then the digest: the image is on the host from then on.
+    #[default]
+    Pushed,
+    /// `200`, then an error line: no such tag.
+    NotFound,
+    /// `200`, then an error line: the registry wants credentials.
+    Unauthorized,
+    /// `500`: the registry cannot be reached.
+    Unreachable,
+    /// `200`, then a line that is not JSON.
+    Garbage,
+    /// Taken and never answered.
+    Hang,
+}
+
+/// A `200` whose body is `lines`, each its own chunk, as dockerd streams a pull.
+fn streamed(lines: &[&str]) -> Reply {
+    let mut bytes = b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for line in lines {
+        let line = format!("{line}\r\n");
+        bytes.extend_from_slice(format!("{:x}\r\n{line}\r\n", line.len()).as_bytes());
+    }
+    bytes.extend_from_slice(b"0\r\n\r\n");
+    Reply::Bytes(bytes)
+}
+
 /// A scripted dockerd: it keeps the containers that exist by name.
 #[derive(Debug, Default)]
 struct FakeDaemon {
@@ -134,7 +163,21 @@ struct FakeDaemon {
     /// Requests (by `METHOD /path` prefix) answered 500 for containers other than
     /// [`CONTAINER_ID`]: a rollover's new container failing at that step.
     other_fails: Vec<&'static str>,
+    /// How a pull goes.
+    pull_answer: PullAnswer,
+    /// The connection of the last pull, and the `X-Registry-Auth` it carried.
+    pull_conn: Option<DockerConn>,
+    pull_auth: Option<String>,
+    /// The `Labels` of the last create.
+    created_labels: Option<serde_json::Value>,
+    /// The image id the tag names (empty: [`FIRST_IMAGE_ID`]); a container runs the one
+    /// the tag named at its create.
+    tag_names: &'static str,
+    image_of: BTreeMap<String, &'static str>,
 }
+
+/// The image id the test image's tag names until a test moves it.
+const FIRST_IMAGE_ID: &str = "sha256:0001";
 
 impl FakeDaemon {
     fn answer(&mut self, conn: DockerConn, request: &[u8]) -> Option<Reply> {
@@ -186,7 +229,55 @@ impl FakeDaemon {
                 "200 OK",
                 r#"{"Version":"20.10.24","ApiVersion":"1.41","MinAPIVersion":"1.12"}"#,
             ),
+            ("GET", ["images", _name, "json"]) => reply(
+                "200 OK",
+                &format!(
+                    r#"{{"Id":"{}","RepoTags":["app:latest"]}}"#,
+                    self.tag_image()
+                ),
+            ),
+            ("POST", ["images", "create"]) => {
+                self.pull_conn = Some(conn);
+                self.pull_auth = parsed
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("x-registry-auth"))
+                    .map(|h| String::from_utf8_lossy(h.value).into_owned());
+                match self.pull_answer {
+                    PullAnswer::Pushed => {
+                        self.quirks.remove(&Quirk::ImageMissing);
+                        streamed(&[
+                            r#"{"status":"Pulling from app","id":"latest"}"#,
+                            r#"{"status":"Pulling fs layer","progressDetail":{},"id":"aaa"}"#,
+                            r#"{"status":"Downloading","progressDetail":{"current":1000000,"total":3000000},"id":"aaa"}"#,
+                            r#"{"status":"Pull complete","progressDetail":{},"id":"aaa"}"#,
+                            r#"{"status":"Digest: sha256:feed"}"#,
+                            r#"{"status":"Status: Downloaded newer image for app:latest"}"#,
+                        ])
+                    }
+                    PullAnswer::NotFound => streamed(&[
+                        r#"{"errorDetail":{"message":"manifest for app:latest not found: manifest unknown"},"error":"manifest for app:latest not found: manifest unknown"}"#,
+                    ]),
+                    PullAnswer::Unauthorized => streamed(&[
+                        r#"{"status":"Pulling from app","id":"latest"}"#,
+                        r#"{"errorDetail":{"message":"unauthorized: authentication required"},"error":"unauthorized: authentication required"}"#,
+                    ]),
+                    PullAnswer::Unreachable => reply(
+                        "500 Internal Server Error",
+                        r#"{"message":"Get \"https://r.example/v2/\": dial tcp: lookup r.example: no such host"}"#,
+                    ),
+                    PullAnswer::Garbage => streamed(&["<html>"]),
+                    PullAnswer::Hang => return None,
+                }
+            }
             ("POST", ["containers", "create"]) => {
+                let body = request
+                    .windows(4)
+                    .position(|w| w == b"\r\n\r\n")
+                    .map_or(&[][..], |i| &request[i + 4..]);
+                self.created_labels = serde_json::from_slice::<serde_json::Value>(body)
+                    .ok()
+                    .map(|json| json["Labels"].clone());
                 let name = full_path
                     .split("name=")
                     .nth(1)
@@ -234,6 +325,7 @@ impl FakeDaemon {
                     std::collections::btree_map::Entry::Vacant(free) => {
                         let id = self.next_id.unwrap_or(CONTAINER_ID);
                         free.insert(id.into());
+                        self.image_of.insert(id.into(), self.tag_image());
                         reply("201 Created", &format!(r#"{{"Id":"{id}","Warnings":[]}}"#))
                     }
                 }
@@ -283,10 +375,11 @@ impl FakeDaemon {
                 let running = (ours && self.running) || self.running_others.contains(&id);
                 let pid = if ours { INIT_PID } else { NEW_INIT_PID };
                 let labels = self.labels.get(&id).map_or("{}", String::as_str);
+                let image = self.image_of.get(&id).copied().unwrap_or(FIRST_IMAGE_ID);
                 reply(
                     "200 OK",
                     &format!(
-                        r#"{{"Id":"{id}","Name":"/{name}","State":{{"Running":{running},"Pid":{},"OOMKilled":{}}},"Config":{{"Labels":{labels}}}}}"#,
+                        r#"{{"Id":"{id}","Name":"/{name}","Image":"{image}","State":{{"Running":{running},"Pid":{},"OOMKilled":{}}},"Config":{{"Labels":{labels}}}}}"#,
                         if running { pid } else { 0 },
                         self.quirks.contains(&Quirk::OomKilled)
                     ),
@@ -314,6 +407,14 @@ impl FakeDaemon {
             }
             other => panic!("unexpected request {other:?}"),
         })
+    }
+
+    fn tag_image(&self) -> &'static str {
+        if self.tag_names.is_empty() {
+            FIRST_IMAGE_ID
+        } else {
+            self.tag_names
+        }
     }
 
     fn no_such_container(&self, id: &str) -> Reply {
@@ -1096,7 +1197,10 @@ fn with_a_name_prefix_only_a_holder_of_that_prefix_is_ours() {
 
 #[test]
 fn missing_image_names_vassal_and_image_and_leaves_nothing() {
-    let mut h = Harness::new(test_config());
+    // docker-pull = never: today's error, and no registry is asked.
+    let mut config = test_config();
+    config.pull = crate::spec::PullPolicy::Never;
+    let mut h = Harness::new(config);
     h.daemon.quirks.insert(Quirk::ImageMissing);
     h.run();
     let failure = h.failure().expect("the vassal fails");
@@ -1109,9 +1213,14 @@ fn missing_image_names_vassal_and_image_and_leaves_nothing() {
     let error = log_line(&Event::Failed(failure.clone()));
     assert!(error.contains("vassal app.ini"), "{error}");
     assert!(error.contains("\"app\""), "{error}");
+    assert!(error.contains("docker-pull = missing"), "{error}");
     assert!(
         !h.daemon.requests.iter().any(|r| r.starts_with("DELETE")),
         "nothing was created"
+    );
+    assert!(
+        !h.daemon.requests.iter().any(|r| r == "POST /images/create"),
+        "never asks no registry"
     );
     h.assert_clean(1);
 }
@@ -2175,6 +2284,7 @@ fn a_wait_that_ends_in_no_such_container_ends_the_vassal_as_gone() {
     );
 }
 
+mod pull;
 mod rollover;
 
 /// Podman up to 5.8.2 can lose the exit of a container that exits at once: its

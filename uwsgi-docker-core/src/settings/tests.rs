@@ -43,6 +43,9 @@ fn every_variable_is_read_and_written_back() {
         (var::SOCKET_OWNER, "root:www-data"),
         (var::LAUNCHER, "/opt/ud/launcher"),
         (var::HANDOFF_TIMEOUT, "5"),
+        (var::PULL, "always"),
+        (var::PULL_TIMEOUT, "120"),
+        (var::REGISTRY_AUTH, "/etc/uwsgi/registry.json"),
         (var::UWSGI, "/usr/bin/uwsgi-core"),
         (var::EMPEROR_ID, "host-a:emperor"),
         (var::POLICY, "/etc/uwsgi/policy.ini"),
@@ -59,6 +62,12 @@ fn every_variable_is_read_and_written_back() {
     assert_eq!(s.socket_owner.as_deref(), Some("root:www-data"));
     assert_eq!(s.launcher, Some(PathBuf::from("/opt/ud/launcher")));
     assert_eq!(s.handoff_timeout_secs, 5);
+    assert_eq!(s.pull, crate::spec::PullPolicy::Always);
+    assert_eq!(s.pull_timeout_secs, 120);
+    assert_eq!(
+        s.registry_auth,
+        Some(PathBuf::from("/etc/uwsgi/registry.json"))
+    );
     assert_eq!(s.uwsgi, Some(PathBuf::from("/usr/bin/uwsgi-core")));
     assert_eq!(s.emperor_id.as_deref(), Some("host-a:emperor"));
     assert_eq!(s.policy, Some(PathBuf::from("/etc/uwsgi/policy.ini")));
@@ -99,6 +108,28 @@ fn the_handoff_deadline_is_whole_seconds_within_bounds() {
             "{bad}"
         );
     }
+}
+
+#[test]
+fn the_pull_policy_and_deadline_are_checked() {
+    let pull = |v: &str| with(&[(var::PULL, v)]).map(|s| s.pull);
+    assert_eq!(pull("never"), Ok(crate::spec::PullPolicy::Never));
+    assert!(matches!(
+        pull("sometimes"),
+        Err(SettingsError::BadPull { .. })
+    ));
+    let secs = |v: &str| with(&[(var::PULL_TIMEOUT, v)]).map(|s| s.pull_timeout_secs);
+    assert_eq!(secs("86400"), Ok(86_400));
+    for bad in ["0", "86401", "10m"] {
+        assert!(
+            matches!(secs(bad), Err(SettingsError::BadPullTimeout { .. })),
+            "{bad}"
+        );
+    }
+    assert!(matches!(
+        with(&[(var::REGISTRY_AUTH, "auth.json")]),
+        Err(SettingsError::NotAbsolute { .. })
+    ));
 }
 
 #[test]

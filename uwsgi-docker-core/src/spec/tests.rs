@@ -131,6 +131,7 @@ docker-health-timeout = 500ms
 docker-health-retries = 3
 docker-health-start-period = 1m
 docker-health-restart = true
+docker-pull = always
 ";
     let spec = parse(text).unwrap().unwrap();
     let want = VassalSpec {
@@ -218,6 +219,7 @@ docker-health-restart = true
             start_period_ns: Some(60_000_000_000),
             restart: true,
         },
+        pull: Some(crate::spec::PullPolicy::Always),
     };
     assert_eq!(spec, want);
 }

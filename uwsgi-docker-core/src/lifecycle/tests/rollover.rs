@@ -248,9 +248,10 @@ fn a_new_container_failing_at_any_step_is_removed_and_the_old_one_serves_on() {
         (Channels, |e| {
             matches!(e, BridgeError::Host(HostError::Channels { .. }))
         }),
+        // A changed image not on the host, whose pull fails.
         (
             ImageMissing,
-            |e| matches!(e, BridgeError::Vassal(VassalError::ImageNotFound { image, .. }) if image == "app:2"),
+            |e| matches!(e, BridgeError::Vassal(VassalError::PullFailed { image, cause: crate::docker::PullFailure::NotFound(_), .. }) if image == "app:2"),
         ),
         (StartRefused, |e| {
             matches!(e, BridgeError::Vassal(VassalError::StartRefused(_)))
@@ -284,6 +285,7 @@ fn a_new_container_failing_at_any_step_is_removed_and_the_old_one_serves_on() {
             }
             ImageMissing => {
                 h.daemon.quirks.insert(Quirk::ImageMissing);
+                h.daemon.pull_answer = PullAnswer::NotFound;
             }
             StartRefused => h.daemon.other_fails.push("POST /containers/beef02/start"),
             _ => {}
@@ -336,6 +338,7 @@ fn a_new_container_failing_at_any_step_is_removed_and_the_old_one_serves_on() {
 fn a_later_change_tries_again_after_a_failed_rollover() {
     let mut h = Harness::running_with_socket();
     h.daemon.quirks.insert(Quirk::ImageMissing);
+    h.daemon.pull_answer = PullAnswer::NotFound;
     h.file_changes_to(NEW_CONFIG);
     assert!(h.abandoned().is_some());
     h.daemon.quirks.remove(&Quirk::ImageMissing);
@@ -637,4 +640,113 @@ fn a_stop_while_the_new_proxy_binds_waits_for_its_answer_then_exits_clean() {
         assert_eq!(h.dropped, [SECOND], "bound: {bound}");
         h.assert_clean(0);
     }
+}
+
+#[test]
+fn a_changed_image_not_on_the_host_is_pulled_before_the_old_container_is_touched() {
+    let mut h = Harness::running_with_socket();
+    h.daemon.quirks.insert(Quirk::ImageMissing);
+    let seen = h.daemon.targets.len();
+    h.file_changes_to(NEW_CONFIG);
+    let since: Vec<&str> = h.daemon.targets[seen..]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    let pull = since
+        .iter()
+        .position(|t| *t == "POST /images/create?fromImage=app&tag=2")
+        .unwrap_or_else(|| panic!("pulled: {since:#?}"));
+    assert!(
+        !since[..pull].iter().any(|t| t.contains(CONTAINER_ID)),
+        "nothing touched the old container before the pull: {since:#?}"
+    );
+    assert!(h.noticed(|n| matches!(n, Notice::Pulled { image, .. } if image == "app:2")));
+    h.new_vassal_connects(2);
+    h.generation_sends(SECOND, &[5]);
+    assert_eq!(h.bridge.current_generation(), SECOND, "{:#?}", h.logs());
+    assert_eq!(h.bridge.container_id(), Some(NEW_ID));
+}
+
+#[test]
+fn a_stop_during_a_rollover_s_pull_ends_the_pull_and_the_old_container_stops_as_usual() {
+    let mut h = Harness::running_with_socket();
+    h.daemon.quirks.insert(Quirk::ImageMissing);
+    h.daemon.pull_answer = PullAnswer::Hang;
+    h.file_changes_to(NEW_CONFIG);
+    let conn = h.daemon.pull_conn.expect("pulling");
+    h.bridge.handle_signal(h.now);
+    h.run();
+    assert!(!h.open_conns.contains(&conn), "the pull ends at once");
+    h.container_exits(0);
+    h.advance(Duration::from_secs(10));
+    assert_eq!(h.exit, Some(0), "{:#?}", h.logs());
+    assert!(h.daemon.containers.is_empty(), "{:?}", h.daemon.containers);
+}
+
+#[test]
+fn a_reload_whose_tag_now_names_another_image_rolls_over_to_it() {
+    let mut h = Harness::running_with_socket();
+    // `uwsgi-docker update` pulled the moved tag, then touched the file.
+    h.daemon.tag_names = "sha256:0002";
+    let relayed = h.to_vassal_control.len();
+    h.file_changes_to(SOCKET_CONFIG);
+    assert!(h
+        .daemon
+        .requests
+        .iter()
+        .any(|r| r == "GET /images/app/json"));
+    assert_eq!(
+        h.to_vassal_control.len(),
+        relayed,
+        "the reload is not relayed"
+    );
+    assert!(h.noticed(|n| matches!(n, Notice::ImageMoved { image } if image == "app")));
+    assert_eq!(h.bridge.phase(), Phase::RollingOver, "{:#?}", h.logs());
+    h.new_vassal_connects(2);
+    h.generation_sends(SECOND, &[5]);
+    assert_eq!(h.bridge.container_id(), Some(NEW_ID));
+    assert_eq!(h.daemon.image_of.get(NEW_ID).copied(), Some("sha256:0002"));
+    h.container_exits(0);
+    // The new container runs what the tag names: the next reload is an ordinary one.
+    let relayed = h.control_of.get(&SECOND).map_or(0, Vec::len);
+    h.file_changes_to(SOCKET_CONFIG);
+    let reload = EmperorMessage::Reload.to_byte();
+    assert_eq!(h.control_of[&SECOND].len(), relayed + 1, "{:#?}", h.logs());
+    assert_eq!(h.control_of[&SECOND].last(), Some(&reload));
+    assert_eq!(h.bridge.phase(), Phase::Running);
+}
+
+#[test]
+fn a_reload_whose_tag_names_the_running_image_is_relayed_after_one_request() {
+    let mut h = Harness::running_with_socket();
+    let (requests, relayed) = (h.daemon.requests.len(), h.to_vassal_control.len());
+    h.file_changes_to(SOCKET_CONFIG);
+    assert_eq!(&h.daemon.requests[requests..], ["GET /images/app/json"]);
+    assert_eq!(h.to_vassal_control.len(), relayed + 1);
+    assert_eq!(h.bridge.phase(), Phase::Running);
+    // The daemon cannot tell: the reload is relayed all the same.
+    h.daemon.hang.push("GET /images");
+    let relayed = h.to_vassal_control.len();
+    h.file_changes_to(SOCKET_CONFIG);
+    assert_eq!(
+        h.to_vassal_control.len(),
+        relayed,
+        "held while the daemon is asked"
+    );
+    h.advance(DEFAULT_REQUEST_TIMEOUT);
+    assert_eq!(h.to_vassal_control.len(), relayed + 1, "{:#?}", h.logs());
+    assert_eq!(h.bridge.phase(), Phase::Running);
+}
+
+#[test]
+fn a_moved_tag_recreates_a_vassal_that_cannot_roll_over() {
+    let mut h = Harness::running();
+    h.daemon.tag_names = "sha256:0002";
+    h.emperor_sends(&[EmperorMessage::Reload.to_byte()]);
+    assert!(
+        h.noticed(|n| matches!(n, Notice::ImageMoved { .. })),
+        "{:#?}",
+        h.logs()
+    );
+    assert!(h.noticed(|n| matches!(n, Notice::Recreating)));
 }
