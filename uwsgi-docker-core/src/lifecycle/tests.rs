@@ -174,6 +174,8 @@ struct FakeDaemon {
     /// the tag named at its create.
     tag_names: &'static str,
     image_of: BTreeMap<String, &'static str>,
+    /// `State.Health.Status` of containers by id (none: no health check).
+    health: BTreeMap<String, &'static str>,
 }
 
 /// The image id the test image's tag names until a test moves it.
@@ -376,10 +378,20 @@ impl FakeDaemon {
                 let pid = if ours { INIT_PID } else { NEW_INIT_PID };
                 let labels = self.labels.get(&id).map_or("{}", String::as_str);
                 let image = self.image_of.get(&id).copied().unwrap_or(FIRST_IMAGE_ID);
+                let health = match self.health.get(&id) {
+                    Some(&status) => {
+                        let failing = u8::from(status == "unhealthy") * 3;
+                        format!(
+                            r#","Health":{{"Status":"{status}","FailingStreak":{failing},"Log":[{{"ExitCode":{},"Output":"check says {status}"}}]}}"#,
+                            u8::from(status != "healthy")
+                        )
+                    }
+                    None => String::new(),
+                };
                 reply(
                     "200 OK",
                     &format!(
-                        r#"{{"Id":"{id}","Name":"/{name}","Image":"{image}","State":{{"Running":{running},"Pid":{},"OOMKilled":{}}},"Config":{{"Labels":{labels}}}}}"#,
+                        r#"{{"Id":"{id}","Name":"/{name}","Image":"{image}","State":{{"Running":{running},"Pid":{},"OOMKilled":{}{health}}},"Config":{{"Labels":{labels}}}}}"#,
                         if running { pid } else { 0 },
                         self.quirks.contains(&Quirk::OomKilled)
                     ),
