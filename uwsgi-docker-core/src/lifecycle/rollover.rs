@@ -15,7 +15,9 @@
 //! shutdown removes a container. The Emperor sees one vassal throughout.
 //!
 //! If the new container fails at any step, it is removed, the log says why
-//! ([`Notice::RolloverAbandoned`]) and the old one serves on. A config that comes during a
+//! ([`Notice::RolloverAbandoned`]) and the old one serves on. One that failed the health
+//! gate already takes requests from the shared socket: it gets the graceful stop byte
+//! first, as the old one does at the switch, so that it finishes what it accepted. A config that comes during a
 //! rollover is judged again when it is done. A stop removes the other container beside
 //! the current one, within the shutdown bound.
 use std::io;
@@ -67,9 +69,10 @@ enum Stage {
     /// It accepts, and its vassal sets a health check: waiting for the daemon to say it
     /// is healthy (the deadline is the rollover timer's).
     AwaitingHealth(HealthWait),
-    /// Switched: the old vassal has the graceful stop byte; its exit is waited for as
-    /// long as its stop timeout and the grace.
-    Retiring(Duration),
+    /// The other vassal has the graceful stop byte, and its exit is waited for as long as
+    /// its stop timeout and the grace: the old one after the switch, or a new one that
+    /// serves requests but failed its health check (it finishes what it accepted).
+    Retiring(Leaving, Duration),
     /// The other container is removed (the old one stopped first if it did not exit in
     /// time), as the shutdown removes the current one.
     Removing(Leaving, Cleanup),
@@ -313,7 +316,7 @@ impl Bridge {
                     action,
                     cause: source,
                 };
-                return self.rollover_failed(fault.into(), now);
+                return self.health_failed(fault.into(), now);
             }
         };
         if health::switch_allowed(&report) {
@@ -323,7 +326,7 @@ impl Bridge {
         }
         if report.status == HealthStatus::Unhealthy {
             let detail = report.describe();
-            return self.rollover_failed(VassalError::UnhealthyBeforeSwitch { detail }.into(), now);
+            return self.health_failed(VassalError::UnhealthyBeforeSwitch { detail }.into(), now);
         }
         wait.ask_at = Some(now + wait.every);
         wait.last = Some(report);
@@ -344,7 +347,6 @@ impl Bridge {
         std::mem::swap(&mut self.config.plan, plan);
         std::mem::swap(&mut self.config.requested_spec, &mut rollover.target);
         self.config.config = rollover.config.clone();
-        let old_stop_wait = plan.spec.stop_timeout_secs();
         let from = rollover.other.instance.container.id();
         let to = self.current.instance.container.id();
         let (from, to) = (from.map_or("?", short_id), to.map_or("?", short_id));
@@ -359,11 +361,23 @@ impl Bridge {
             let (path, id) = (path.clone(), id.to_owned());
             self.out.push(Action::WriteCidFile { path, id });
         }
+        self.stop_other_gracefully(Leaving::Retired, now);
+    }
+
+    /// The other vassal gets the graceful stop byte on its own channel; its exit is waited
+    /// for as long as its stop timeout and the grace, then it is stopped and removed.
+    fn stop_other_gracefully(&mut self, leaving: Leaving, now: Instant) {
+        let Some(rollover) = self.rollover.as_mut() else {
+            return;
+        };
+        // Its own plan: the old one's after the switch, the new one's before it.
+        let stop_timeout = rollover.plan.as_ref().map(|p| p.spec.stop_timeout_secs());
         let graceful_stop = vec![EmperorMessage::GracefulStop.to_byte()];
-        let old = rollover.other.generation();
-        self.out.push(Action::ToVassalControl(old, graceful_stop));
-        let wait = Duration::from_secs(u64::from(old_stop_wait)) + self.config.stop_grace;
-        rollover.stage = Stage::Retiring(wait);
+        let other = rollover.other.generation();
+        self.out.push(Action::ToVassalControl(other, graceful_stop));
+        let stop_timeout = Duration::from_secs(u64::from(stop_timeout.unwrap_or_default()));
+        let wait = stop_timeout + self.config.stop_grace;
+        rollover.stage = Stage::Retiring(leaving, wait);
         self.timers.set(Timer::Rollover, now + wait);
     }
 
@@ -427,7 +441,7 @@ impl Bridge {
                 self.on_health_report(&response, now)
             }
             Reply::Failed(ApiRequest::InspectHealth, fault) => {
-                self.rollover_failed(fault.into(), now)
+                self.health_failed(fault.into(), now)
             }
             // The other container's cleanup.
             reply => {
@@ -467,10 +481,10 @@ impl Bridge {
                 self.rollover_failed(error.into(), now);
             }
             StreamEvent::Exited(_) => {
-                if matches!(rollover.stage, Stage::Retiring(_)) {
+                if let Stage::Retiring(leaving, _) = rollover.stage {
                     self.timers.clear(Timer::Rollover);
                     let cleanup = Cleanup::remove(self.config.request_timeout, now);
-                    rollover.stage = Stage::Removing(Leaving::Retired, cleanup);
+                    rollover.stage = Stage::Removing(leaving, cleanup);
                 }
                 self.advance_rollover(now);
             }
@@ -496,14 +510,14 @@ impl Bridge {
                 );
                 let within = wait.within;
                 let error = VassalError::NeverHealthy { within, detail };
-                self.rollover_failed(error.into(), now)
+                self.health_failed(error.into(), now)
             }
-            Stage::Retiring(wait) => {
+            Stage::Retiring(leaving, wait) => {
                 self.out
-                    .debug(|| "the old container did not exit in time; stopping it".into());
+                    .debug(|| "the other container did not exit in time; stopping it".into());
                 let cleanup =
                     Cleanup::remove(self.config.request_timeout, now).stopping_by(now + wait);
-                rollover.stage = Stage::Removing(Leaving::Retired, cleanup);
+                rollover.stage = Stage::Removing(leaving, cleanup);
                 self.advance_rollover(now);
             }
             _ => {}
@@ -543,6 +557,21 @@ impl Bridge {
         self.advance_rollover(now);
     }
 
+    /// The new vassal accepts requests (on the shared socket) but its container failed the
+    /// health gate: say why, and stop it gracefully, so that it finishes the requests it
+    /// took; then it is removed. The current container serves on.
+    fn health_failed(&mut self, error: BridgeError, now: Instant) {
+        let waiting = self
+            .rollover
+            .as_ref()
+            .is_some_and(|r| matches!(r.stage, Stage::AwaitingHealth(_)));
+        if !waiting {
+            return self.rollover_failed(error, now);
+        }
+        self.out.notice(Notice::RolloverAbandoned(Box::new(error)));
+        self.stop_other_gracefully(Leaving::Abandoned, now);
+    }
+
     /// The vassal stops: the other container is removed beside the current one, each
     /// request capped at `grace_by` and all of it at `bound_by`.
     pub(super) fn abandon_rollover_for_shutdown(
@@ -562,6 +591,7 @@ impl Bridge {
                 None
             }
             stage if stage.is_bringing_up() => Some(Leaving::Abandoned),
+            Stage::Retiring(leaving, _) => Some(*leaving),
             _ => Some(Leaving::Retired),
         };
         if let Some(leaving) = leaving {

@@ -874,6 +874,15 @@ fn an_unhealthy_new_container_is_abandoned_and_the_old_one_serves_on() {
         .logs()
         .iter()
         .any(|l| l.contains("the rollover is abandoned and the running container keeps serving: the new container turned unhealthy before the switch (3 failed checks in a row")), "{context}");
+    // It took requests on the shared socket: it is stopped gracefully, as the old one
+    // would be at a switch, and removed once it exited.
+    let graceful_stop = EmperorMessage::GracefulStop.to_byte();
+    assert_eq!(h.control_of[&SECOND], [graceful_stop], "{context}");
+    assert_eq!(h.bridge.phase(), Phase::RollingOver);
+    assert_eq!(h.bridge.current_generation(), FIRST);
+    assert!(h.daemon.containers.contains_key(&sibling_name()));
+    h.other_container_exits(NEW_ID, 0);
+    let context = format!("{:#?}", h.logs());
     assert_eq!(
         h.daemon.containers,
         BTreeMap::from([("app.ini".to_owned(), CONTAINER_ID.to_owned())]),
@@ -886,9 +895,10 @@ fn an_unhealthy_new_container_is_abandoned_and_the_old_one_serves_on() {
     assert_eq!(h.exit, None);
     assert_eq!(h.bridge.poll_timeout(), None, "{context}");
     assert!(h.proxy == ProxySeen::Closed);
-    // The Emperor's bytes still reach the old vassal; the new one got none.
+    assert!(!h.noticed(|n| matches!(n, Notice::RetiredRemoved(_))));
+    // The Emperor's bytes still reach the old vassal; the new one got only its stop.
     h.emperor_sends(&[0]);
-    assert!(h.control_of.is_empty());
+    assert_eq!(h.control_of[&SECOND], [graceful_stop]);
     assert_eq!(h.to_vassal_control.last(), Some(&0));
     h.assert_clean(0);
 }
@@ -909,6 +919,16 @@ fn a_new_container_not_healthy_in_time_is_abandoned_at_the_verdict_deadline() {
             Some(BridgeError::Vassal(VassalError::NeverHealthy { within, detail }))
                 if *within == HEALTH_VERDICT && detail.starts_with("starting; 0 failed checks")
         ),
+        "{context}"
+    );
+    // It does not exit after its graceful stop: after its stop timeout (3 s) and the
+    // grace (5 s) it is stopped and removed.
+    assert!(h.daemon.containers.contains_key(&sibling_name()));
+    h.run_clock_until(waiting_since + HEALTH_VERDICT + Duration::from_secs(8));
+    let context = format!("{:#?}", h.logs());
+    assert_eq!(
+        h.last_requests(2),
+        ["POST /containers/beef02/stop", "DELETE /containers/beef02"],
         "{context}"
     );
     assert_eq!(
@@ -941,8 +961,9 @@ fn a_daemon_that_does_not_answer_the_health_inspect_abandons_the_rollover() {
         "{:#?}",
         h.logs()
     );
-    // The inspect in flight has its own deadline; then the new container is removed.
-    h.run_clock_until(waiting_since + DEFAULT_REQUEST_TIMEOUT);
+    // The inspect in flight has its own deadline; then the new container is removed (by
+    // force: a daemon that left a request unanswered gets no graceful stop).
+    h.run_clock_until(waiting_since + HEALTH_VERDICT + DEFAULT_REQUEST_TIMEOUT);
     assert_eq!(
         h.daemon.containers,
         BTreeMap::from([("app.ini".to_owned(), CONTAINER_ID.to_owned())]),
@@ -956,7 +977,7 @@ fn a_daemon_that_does_not_answer_the_health_inspect_abandons_the_rollover() {
 
 #[test]
 fn a_stop_while_waiting_for_health_removes_the_new_container_and_then_the_old() {
-    for inspect_hangs in [false, true] {
+    for (inspect_hangs, turns_unhealthy) in [(false, false), (true, false), (false, true)] {
         let mut h = Harness::running_with_socket();
         h.daemon.health.insert(NEW_ID.into(), "starting");
         h.file_changes_to(HEALTH_CONFIG);
@@ -965,12 +986,20 @@ fn a_stop_while_waiting_for_health_removes_the_new_container_and_then_the_old() 
             h.daemon.hang.push(NEW_INSPECT);
         }
         h.generation_sends(SECOND, &[5]);
+        if turns_unhealthy {
+            // The stop comes while the unhealthy one finishes its requests.
+            h.daemon.health.insert(NEW_ID.into(), "unhealthy");
+        }
         h.advance(HEALTH_POLL);
+        assert_eq!(h.abandoned().is_some(), turns_unhealthy);
         let stopped_at = h.now;
         let bound = h.bridge.shutdown_bound();
         h.emperor_sends(&[EmperorMessage::Stop.to_byte()]);
         h.run_clock_until(stopped_at + bound);
-        let context = format!("inspect hangs: {inspect_hangs}: {:#?}", h.logs());
+        let context = format!(
+            "inspect hangs: {inspect_hangs}, unhealthy: {turns_unhealthy}: {:#?}",
+            h.logs()
+        );
         assert!(h.daemon.containers.is_empty(), "{context}");
         assert!(h.now <= stopped_at + bound, "{context}");
         assert!(h.dropped.contains(&SECOND), "{context}");
