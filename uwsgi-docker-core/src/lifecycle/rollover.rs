@@ -9,16 +9,16 @@
 //! ([`crate::health::gates_rollover`]), the daemon's word that the new container is
 //! healthy: it is inspected every [`crate::health::poll_every`] until then, and an
 //! unhealthy one, or one not healthy within [`crate::health::verdict_within`], is
-//! abandoned → the switch: the Emperor's bytes go to
-//! the new vassal, the old one gets the graceful stop byte on its own channel → retire: once
-//! the old container exited (or was stopped after its stop timeout) it is removed, as the
-//! shutdown removes a container. The Emperor sees one vassal throughout.
+//! abandoned → the switch: the Emperor's bytes go to the new vassal, the old one gets the
+//! graceful stop byte on its own channel → retire: once the old container exited (or was
+//! stopped after its stop timeout) it is removed, as the shutdown removes a container. The
+//! Emperor sees one vassal throughout.
 //!
 //! If the new container fails at any step, it is removed, the log says why
 //! ([`Notice::RolloverAbandoned`]) and the old one serves on. One that failed the health
 //! gate already takes requests from the shared socket: it gets the graceful stop byte
-//! first, as the old one does at the switch, so that it finishes what it accepted. A config that comes during a
-//! rollover is judged again when it is done. A stop removes the other container beside
+//! first, as the old one does at the switch, so that it finishes what it accepted. A config
+//! that comes during a rollover is judged again when it is done. A stop removes the other container beside
 //! the current one, within the shutdown bound.
 use std::io;
 use std::sync::Arc;
@@ -320,8 +320,11 @@ impl Bridge {
             }
         };
         if health::switch_allowed(&report) {
-            self.out
-                .debug(|| format!("the new container is {}", report.status.as_str()));
+            let status = match report.status {
+                HealthStatus::Healthy => "healthy",
+                _ => "reported without a health check",
+            };
+            self.out.debug(|| format!("the new container is {status}"));
             return self.switch(now);
         }
         if report.status == HealthStatus::Unhealthy {
