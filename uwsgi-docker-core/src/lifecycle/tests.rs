@@ -2364,3 +2364,36 @@ fn an_exit_reported_after_the_output_ends_asks_nothing_more() {
     );
     h.assert_clean(1);
 }
+
+/// The output ended, then the daemon broke off the wait too: re-attaching asks with
+/// `not-running` itself, and the end-of-output timer opens no wait of its own (one that
+/// would be left open). Found by the `lifecycle_ops` fuzz target.
+#[test]
+fn an_output_end_then_a_lost_daemon_leaves_one_wait_after_the_re_attach() {
+    let mut h = Harness::running();
+    let attach = h.daemon.attach_conn.take().expect("attached");
+    h.bridge.handle_docker_eof(attach, h.now);
+    h.run();
+    let wait = h.daemon.wait_conn.take().expect("waiting");
+    h.bridge.handle_docker_eof(wait, h.now);
+    h.run();
+    assert_eq!(h.bridge.phase(), Phase::Reattaching);
+    h.advance(Duration::from_secs(1));
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.bridge.phase(), Phase::Running, "{:#?}", h.logs());
+    let waits = h
+        .daemon
+        .requests
+        .iter()
+        .filter(|r| r.ends_with("/wait"))
+        .count();
+    assert_eq!(
+        waits, 2,
+        "the first and the re-attach's: {:?}",
+        h.daemon.targets
+    );
+    h.emperor_sends(&[EmperorMessage::Stop.to_byte()]);
+    h.container_exits(0);
+    h.advance(Duration::from_secs(10));
+    h.assert_clean(0);
+}
