@@ -9,7 +9,10 @@
 //! socket): `PlanRollover` is answered with a real plan, and the rules know generations —
 //! each is handed off at most once, only the current one gets the Emperor's bytes (the old
 //! one only its graceful stop), nothing is written to dropped channels, and after the exit
-//! every generation but the current one was dropped.
+//! every generation but the current one was dropped. One changed section sets a health
+//! check: its new vassal's `Accepting` byte makes the bridge inspect the container, and
+//! only the answer (canned: starting, healthy, unhealthy; or the cooperative daemon's,
+//! without a check) switches or abandons.
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -37,12 +40,18 @@ const CANNED: &[&[u8]] = &[
     b"HTTP/1.1 404 Not Found\r\nContent-Length: 27\r\n\r\n{\"message\":\"No such image\"}",
     b"HTTP/1.1 409 Conflict\r\nContent-Length: 23\r\n\r\n{\"message\":\"Conflict.\"}",
     b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
+    // Inspects of a container with a health check: starting, healthy, unhealthy.
+    b"HTTP/1.1 200 OK\r\nContent-Length: 95\r\n\r\n{\"Id\":\"abc\",\"State\":{\"Running\":true,\"Pid\":77,\"Health\":{\"Status\":\"starting\",\"FailingStreak\":0}}}",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 94\r\n\r\n{\"Id\":\"abc\",\"State\":{\"Running\":true,\"Pid\":77,\"Health\":{\"Status\":\"healthy\",\"FailingStreak\":0}}}",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 96\r\n\r\n{\"Id\":\"abc\",\"State\":{\"Running\":true,\"Pid\":77,\"Health\":{\"Status\":\"unhealthy\",\"FailingStreak\":3}}}",
 ];
 
-/// Configs op 12 can pick: the running one, a changed image (a rollover, with a socket),
-/// and one that cannot run beside the old container (a recreate).
+/// Configs op 12 can pick: the running one, a changed image with a health check (a
+/// rollover that waits for the daemon's word that it is healthy), a changed image (a
+/// rollover, with a socket), and one that cannot run beside the old container (a recreate).
 const CONFIGS: &[&[u8]] = &[
     b"[emperor]\ndocker-image = app\ndocker-stop-timeout = 2\n",
+    b"[emperor]\ndocker-image = app:2\ndocker-stop-timeout = 2\ndocker-healthcheck = [\"/check\"]\ndocker-health-interval = 1s\ndocker-health-timeout = 1s\n",
     b"[emperor]\ndocker-image = app:2\ndocker-stop-timeout = 2\n",
     b"[emperor]\ndocker-image = app:3\ndocker-port = 9000:3031\n",
 ];

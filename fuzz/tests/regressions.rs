@@ -82,3 +82,16 @@ fn a_committed_lifecycle_input_rolls_over() {
     assert_eq!(reached.handoffs, [Generation(0), Generation(1)]);
     assert_eq!(reached.current, Generation(1), "switched to the new vassal");
 }
+
+/// The committed `lifecycle_ops` input `rollover-health` is `rollover` with a changed
+/// section that sets a health check: the switch waits for the daemon's answer about the
+/// new container's health (a cooperative daemon's inspect reports none), then comes.
+#[test]
+fn a_committed_lifecycle_input_rolls_over_after_the_health_inspect() {
+    use uwsgi_docker_core::lifecycle::Generation;
+    let path = regressions_dir().join("lifecycle_ops/rollover-health");
+    let data = fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let reached = uwsgi_docker_fuzz::lifecycle_ops_reach(&data);
+    assert_eq!(reached.handoffs, [Generation(0), Generation(1)]);
+    assert_eq!(reached.current, Generation(1), "switched to the new vassal");
+}

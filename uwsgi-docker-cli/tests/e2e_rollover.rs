@@ -253,3 +253,180 @@ fn a_bridge_killed_after_a_rollover_leaves_nothing_for_gc() {
     w.remove_vassal(&name);
     w.assert_clean_within(CLEANUP_TIMEOUT, "after the vassal was removed");
 }
+
+/// A health check that passes in the test image (it has no shell: exec form), checked
+/// every second.
+const PASSING_CHECK: &str =
+    "docker-healthcheck = [\"uwsgi\", \"--version\"]\ndocker-health-interval = 1s";
+/// One that never passes: the daemon reports unhealthy after two failures in a row.
+const FAILING_CHECK: &str = "docker-healthcheck = [\"/no/such/check\"]\ndocker-health-interval = 1s\ndocker-health-retries = 2";
+
+/// Where `needles` first shows in the log, as a line number.
+fn log_position(w: &World, needles: &[&str]) -> Option<usize> {
+    w.log()
+        .lines()
+        .position(|l| needles.iter().all(|n| l.contains(n)))
+}
+
+/// Done means: a rollover to a container with a health check waits, under load, for the
+/// daemon's word that it is healthy before the old container is stopped, and no request
+/// fails.
+#[test]
+fn a_health_gated_rollover_under_load_switches_once_healthy_without_a_failed_request() {
+    let Some(mut w) = world("rollover_health") else {
+        return;
+    };
+    let (image_a, image_b) = (tagged(TAG_A), tagged(TAG_B));
+    let port = free_port();
+    let name = w.vassal_name("healthy");
+    w.write_vassal(&name, &rolling_vassal(port, &image_a, "from-a", ""));
+    w.wait_for_body(port, "from-a", SPAWN_TIMEOUT);
+    let first = containers_labelled(LABEL_VASSAL, &name);
+    let bridges = bridge_pids(&name);
+
+    let load = Load::start(port);
+    let warm = wait_for(Duration::from_secs(10), || (load.ok() > 20).then_some(()));
+    assert!(warm.is_some(), "the clients get answers before the change");
+    let changed_at = Instant::now();
+    w.rewrite_vassal(
+        &name,
+        &rolling_vassal(port, &image_b, "from-b", PASSING_CHECK),
+    );
+    let waiting = w.wait_for_log_line(
+        &[
+            &name,
+            "waiting up to",
+            "health check to pass before switching",
+        ],
+        SPAWN_TIMEOUT,
+    );
+    w.wait_for_log_line(
+        &[&name, "accepts requests and has the Emperor's channels"],
+        SPAWN_TIMEOUT,
+    );
+    let switched_after = changed_at.elapsed();
+    w.wait_for_log_line(&[&name, "the rollover is complete"], SPAWN_TIMEOUT);
+    let ok_after = load.ok();
+    let more = wait_for(Duration::from_secs(10), || {
+        (load.ok() > ok_after + 20).then_some(())
+    });
+    assert!(more.is_some(), "the clients get answers after the change");
+    let tally = load.finish();
+    eprintln!(
+        "health-gated rollover under {CLIENTS} clients: {} ok, {} failed, switched after {switched_after:?}, answers {:?}; {waiting}",
+        tally.ok,
+        tally.failures.len(),
+        tally.bodies
+    );
+    assert!(
+        tally.failures.is_empty(),
+        "{} of {} requests failed during the rollover: {:?}\n{}",
+        tally.failures.len(),
+        tally.ok + tally.failures.len(),
+        &tally.failures[..tally.failures.len().min(10)],
+        w.log_tail(60)
+    );
+    assert!(tally.bodies.contains_key("from-a") && tally.bodies.contains_key("from-b"));
+    // The switch came after the wait, and the container switched to is healthy.
+    let waited = log_position(&w, &[&name, "health check to pass before switching"]);
+    let switched = log_position(&w, &[&name, "has the Emperor's channels"]);
+    assert!(waited < switched, "{}", w.log_tail(40));
+    assert!(
+        !w.log().contains("the rollover is abandoned"),
+        "{}",
+        w.log_tail(40)
+    );
+    let now = containers_labelled(LABEL_VASSAL, &name);
+    assert_eq!(now.len(), 1, "one container left: {now:?}");
+    assert_ne!(now, first, "it is the new one");
+    assert_eq!(inspect(&now[0], "{{.State.Health.Status}}"), "healthy");
+    w.wait_for_body(port, "from-b", Duration::from_secs(5));
+    assert_eq!(bridge_pids(&name), bridges, "the same bridge");
+
+    w.remove_vassal(&name);
+    w.assert_clean_within(CLEANUP_TIMEOUT, "after the vassal was removed");
+}
+
+/// Done means: a new container whose health check fails is abandoned, under load: the old
+/// container serves on, the new one finishes what it took from the shared socket and is
+/// removed, and no request fails.
+#[test]
+fn a_new_container_failing_its_health_check_is_abandoned_under_load_without_a_failed_request() {
+    let Some(mut w) = world("rollover_unhealthy") else {
+        return;
+    };
+    let image_a = tagged(TAG_A);
+    let port = free_port();
+    let name = w.vassal_name("unhealthy");
+    w.write_vassal(&name, &rolling_vassal(port, &image_a, "still-a", ""));
+    w.wait_for_body(port, "still-a", SPAWN_TIMEOUT);
+    let first = containers_labelled(LABEL_VASSAL, &name);
+    let bridges = bridge_pids(&name);
+
+    let load = Load::start(port);
+    let warm = wait_for(Duration::from_secs(10), || (load.ok() > 20).then_some(()));
+    assert!(warm.is_some(), "the clients get answers before the change");
+    w.rewrite_vassal(
+        &name,
+        &rolling_vassal(port, &image_a, "sick", FAILING_CHECK),
+    );
+    w.wait_for_log_line(
+        &[&name, "health check to pass before switching"],
+        SPAWN_TIMEOUT,
+    );
+    let line = w.wait_for_log_line(
+        &[
+            &name,
+            "the rollover is abandoned",
+            "turned unhealthy before the switch",
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(line.contains("failed checks in a row"), "{line}");
+    // The new container is removed once it has stopped; the old one is the only one.
+    let settled = wait_for(CLEANUP_TIMEOUT, || {
+        (containers_labelled(LABEL_VASSAL, &name) == first).then_some(())
+    });
+    assert!(
+        settled.is_some(),
+        "containers: {:?}\n{}",
+        containers_labelled(LABEL_VASSAL, &name),
+        w.log_tail(40)
+    );
+    let ok_after = load.ok();
+    let more = wait_for(Duration::from_secs(10), || {
+        (load.ok() > ok_after + 20).then_some(())
+    });
+    assert!(
+        more.is_some(),
+        "the clients get answers after the abandonment"
+    );
+    let tally = load.finish();
+    eprintln!(
+        "abandoned health-gated rollover under {CLIENTS} clients: {} ok, {} failed, answers {:?}",
+        tally.ok,
+        tally.failures.len(),
+        tally.bodies
+    );
+    assert!(
+        tally.failures.is_empty(),
+        "{} of {} requests failed during the abandoned rollover: {:?}\n{}",
+        tally.failures.len(),
+        tally.ok + tally.failures.len(),
+        &tally.failures[..tally.failures.len().min(10)],
+        w.log_tail(60)
+    );
+    assert!(!w
+        .log()
+        .contains("has the Emperor's channels; stopping the old"));
+    w.wait_for_body(port, "still-a", Duration::from_secs(5));
+    assert_eq!(bridge_pids(&name), bridges, "the same bridge serves on");
+    assert!(
+        !w.log().contains("curse"),
+        "the Emperor cursed a vassal:\n{}",
+        w.log_tail(60)
+    );
+
+    w.remove_vassal(&name);
+    w.assert_clean_within(CLEANUP_TIMEOUT, "after the vassal was removed");
+}

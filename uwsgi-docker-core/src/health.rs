@@ -6,7 +6,15 @@
 //! unhealthy report is the decision: the runtime reads inspect's `State.Health` on a timer
 //! and calls [`Bridge::handle_unhealthy`](crate::lifecycle::Bridge::handle_unhealthy)
 //! when [`should_end_vassal`] says so.
+//!
+//! A rollover to a container whose vassal sets a check ([`gates_rollover`]) switches only
+//! once the daemon says it is healthy: the lifecycle inspects it every [`poll_every`] and
+//! gives up after [`verdict_within`].
+use std::time::Duration;
+
 use serde::Deserialize;
+
+use crate::spec::{HealthSpec, HealthTest};
 
 /// Docker's health status of a container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -145,10 +153,51 @@ pub fn should_end_vassal(restart: bool, report: &HealthReport) -> bool {
 
 /// Whether a rollover may switch to a new container with this report: one without a health
 /// check (neither the vassal's nor the image's) as soon as it accepts requests, one with a
-/// check only once the daemon says it is healthy. (For the lifecycle's rollover; not wired
-/// in yet.)
+/// check only once the daemon says it is healthy.
 pub fn switch_allowed(report: &HealthReport) -> bool {
     matches!(report.status, HealthStatus::None | HealthStatus::Healthy)
+}
+
+/// Docker's values for what `docker-health-*` leaves unset (the image's `HEALTHCHECK` may
+/// set others; these are what the daemon uses without either).
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_RETRIES: u32 = 3;
+/// No wait for a verdict is longer, whatever the settings say.
+const MAX_VERDICT_WAIT: Duration = Duration::from_secs(24 * 3600);
+/// How often a rollover asks for the new container's health: its check's interval, within
+/// these bounds (the daemon's state changes at most once per check).
+const MIN_HEALTH_POLL: Duration = Duration::from_millis(100);
+const MAX_HEALTH_POLL: Duration = Duration::from_secs(1);
+
+/// Whether a rollover waits for the new container to be healthy before it switches: the
+/// vassal sets a health check (any `docker-health*` setting, unless `docker-healthcheck =
+/// none`). A container the daemon then reports without a check switches at once.
+pub fn gates_rollover(spec: &HealthSpec) -> bool {
+    spec.is_set() && spec.test != Some(HealthTest::Disabled)
+}
+
+/// How long a rollover waits for the daemon's verdict on the new container. A check that
+/// keeps failing makes it unhealthy by start-period + retries × (interval + timeout) (each
+/// check starts at most interval + timeout after the previous one, and none counts during
+/// the start period); one more interval + timeout is the margin for the check that
+/// straddles the start period's end. At most a day.
+pub fn verdict_within(spec: &HealthSpec) -> Duration {
+    let ns = |value: Option<u64>, default: Duration| value.map_or(default, Duration::from_nanos);
+    let cycle =
+        ns(spec.interval_ns, DEFAULT_INTERVAL).saturating_add(ns(spec.timeout_ns, DEFAULT_TIMEOUT));
+    let cycles = spec.retries.unwrap_or(DEFAULT_RETRIES).saturating_add(1);
+    ns(spec.start_period_ns, Duration::ZERO)
+        .saturating_add(cycle.saturating_mul(cycles))
+        .min(MAX_VERDICT_WAIT)
+}
+
+/// How often a rollover asks for the new container's health: its check's interval, at
+/// least 100 ms and at most 1 s.
+pub fn poll_every(spec: &HealthSpec) -> Duration {
+    spec.interval_ns
+        .map_or(DEFAULT_INTERVAL, Duration::from_nanos)
+        .clamp(MIN_HEALTH_POLL, MAX_HEALTH_POLL)
 }
 
 #[cfg(test)]
@@ -179,6 +228,51 @@ mod tests {
         let starting = parse_inspect_health(starting).expect("parses");
         assert!(!switch_allowed(&starting));
         assert!(parse_inspect_health(b"garbage").is_none());
+    }
+
+    #[test]
+    fn a_set_check_gates_the_rollover_within_the_daemon_s_verdict_time() {
+        let unset = HealthSpec::default();
+        assert!(!gates_rollover(&unset));
+        let disabled = HealthSpec {
+            test: Some(HealthTest::Disabled),
+            ..HealthSpec::default()
+        };
+        assert!(!gates_rollover(&disabled));
+        let exec = HealthSpec {
+            test: Some(HealthTest::Exec(vec!["/bin/check".into()])),
+            ..HealthSpec::default()
+        };
+        assert!(gates_rollover(&exec));
+        // Docker's defaults: 30 s interval, 30 s timeout, 3 retries, no start period.
+        assert_eq!(verdict_within(&exec), Duration::from_secs(4 * 60));
+        assert_eq!(poll_every(&exec), Duration::from_secs(1));
+        // Only an interval set: the image's own check (if any) is waited for too.
+        let second = 1_000_000_000;
+        let tuned = HealthSpec {
+            interval_ns: Some(second / 2),
+            timeout_ns: Some(2 * second),
+            retries: Some(2),
+            start_period_ns: Some(5 * second),
+            ..HealthSpec::default()
+        };
+        assert!(gates_rollover(&tuned));
+        assert_eq!(
+            verdict_within(&tuned),
+            Duration::from_millis(5000 + 3 * 2500)
+        );
+        assert_eq!(poll_every(&tuned), Duration::from_millis(500));
+        let huge = HealthSpec {
+            interval_ns: Some(i64::MAX as u64),
+            retries: Some(i32::MAX as u32),
+            ..exec
+        };
+        assert_eq!(verdict_within(&huge), MAX_VERDICT_WAIT);
+        let tiny = HealthSpec {
+            interval_ns: Some(1_000_000),
+            ..HealthSpec::default()
+        };
+        assert_eq!(poll_every(&tiny), MIN_HEALTH_POLL);
     }
 
     #[test]

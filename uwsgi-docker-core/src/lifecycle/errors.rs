@@ -122,6 +122,20 @@ pub enum VassalError {
         /// The deadline.
         within: Duration,
     },
+    /// A rollover's new container turned unhealthy before the switch.
+    #[error("the new container turned unhealthy before the switch ({detail})")]
+    UnhealthyBeforeSwitch {
+        /// The failing streak and the last check's output, as the daemon reported them.
+        detail: String,
+    },
+    /// A rollover's new container accepted requests but was not healthy in time.
+    #[error("the new container was not healthy within {} of accepting requests ({detail}); that is its start period plus one more check than its retries (docker-health-*)", seconds(*.within))]
+    NeverHealthy {
+        /// The wait, from the health settings ([`crate::health::verdict_within`]).
+        within: Duration,
+        /// The last report: the status, the streak and the last check's output.
+        detail: String,
+    },
     /// A rollover's new vassal closed its channel, or asked to be stopped, before accepting.
     #[error("the new vassal left (closed its Emperor channel or asked to stop) before it accepted requests")]
     LeftBeforeAccepting,

@@ -145,6 +145,13 @@ pub enum Notice {
         /// The new container's image.
         image: String,
     },
+    /// The new vassal accepts requests; its container has a health check, and the switch
+    /// waits until the daemon says it is healthy.
+    #[error("the new vassal accepts requests; waiting up to {} for its container's health check to pass before switching", seconds(*.within))]
+    AwaitingHealth {
+        /// The longest wait ([`crate::health::verdict_within`]).
+        within: Duration,
+    },
     /// The new container accepts requests and has the Emperor's channels.
     #[error("the new container {to} accepts requests and has the Emperor's channels; stopping the old container {from} gracefully")]
     RolledOver {

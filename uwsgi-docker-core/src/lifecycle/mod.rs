@@ -176,7 +176,8 @@ const VASSAL_EXIT_GRACE: Duration = Duration::from_secs(2);
 /// (`docker-socket`, an on-demand socket), under an Emperor and with no published port,
 /// rolls over instead of recreating: a second container is brought up beside the first on
 /// the same socket, gets fresh channels ([`Generation`]s), and takes the Emperor's channels
-/// once its uWSGI accepts requests; the old one is stopped gracefully and removed
+/// once its uWSGI accepts requests (and, when the vassal sets a health check, once the
+/// daemon says its container is healthy); the old one is stopped gracefully and removed
 /// ([`Phase::RollingOver`] meanwhile). If the new one fails, it is removed and the old one
 /// serves on. The runtime plans the new container ([`Action::PlanRollover`]) and makes its
 /// channels ([`Action::PrepareChannels`]); see the `rollover` module for the whole path.
@@ -442,6 +443,7 @@ impl Bridge {
             self.timers.next(),
             self.current.deadline(),
             self.rollover.as_ref().and_then(|r| r.other.deadline()),
+            self.rollover.as_ref().and_then(Rollover::health_poll_at),
         ]
         .into_iter()
         .flatten()
@@ -659,6 +661,10 @@ impl Bridge {
         }
         if self.timers.take_due(Timer::Reconnect, now) {
             self.reconnect(now);
+        }
+        let health_poll = self.rollover.as_ref().and_then(Rollover::health_poll_at);
+        if health_poll.is_some_and(|at| now >= at) {
+            self.advance_rollover(now);
         }
         if self.timers.take_due(Timer::Rollover, now) {
             self.on_rollover_timer(now);

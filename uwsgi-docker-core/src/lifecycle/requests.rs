@@ -27,6 +27,8 @@ pub(super) enum ApiRequest {
     /// A reload of unchanged settings: does the tag still name the image the container
     /// runs?
     InspectImage,
+    /// A rollover's new container accepts requests: is its health check passing yet?
+    InspectHealth,
     Stop,
     Remove,
 }

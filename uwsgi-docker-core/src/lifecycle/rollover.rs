@@ -5,14 +5,20 @@
 //! Plan (the runtime applies the operator policy, [`Action::PlanRollover`]) → fresh
 //! relayed channels ([`Action::PrepareChannels`]) → the start-up's own [`Launch`], under
 //! the sibling name ([`crate::plan::sibling_container_name`]) → the new vassal's
-//! `Accepting` byte, within the handoff deadline → the switch: the Emperor's bytes go to
-//! the new vassal, the old one gets the graceful stop byte on its own channel → retire: once
-//! the old container exited (or was stopped after its stop timeout) it is removed, as the
-//! shutdown removes a container. The Emperor sees one vassal throughout.
+//! `Accepting` byte, within the handoff deadline → when the vassal sets a health check
+//! ([`crate::health::gates_rollover`]), the daemon's word that the new container is
+//! healthy: it is inspected every [`crate::health::poll_every`] until then, and an
+//! unhealthy one, or one not healthy within [`crate::health::verdict_within`], is
+//! abandoned → the switch: the Emperor's bytes go to the new vassal, the old one gets the
+//! graceful stop byte on its own channel → retire: once the old container exited (or was
+//! stopped after its stop timeout) it is removed, as the shutdown removes a container. The
+//! Emperor sees one vassal throughout.
 //!
 //! If the new container fails at any step, it is removed, the log says why
-//! ([`Notice::RolloverAbandoned`]) and the old one serves on. A config that comes during a
-//! rollover is judged again when it is done. A stop removes the other container beside
+//! ([`Notice::RolloverAbandoned`]) and the old one serves on. One that failed the health
+//! gate already takes requests from the shared socket: it gets the graceful stop byte
+//! first, as the old one does at the switch, so that it finishes what it accepted. A config
+//! that comes during a rollover is judged again when it is done. A stop removes the other container beside
 //! the current one, within the shutdown bound.
 use std::io;
 use std::sync::Arc;
@@ -20,16 +26,19 @@ use std::time::{Duration, Instant};
 
 use super::channels::ChannelRelay;
 use super::cleanup::Cleanup;
-use super::errors::{BridgeError, HostError, VassalError};
+use super::errors::{BridgeError, DaemonFault, HostError, VassalError};
 use super::events::Notice;
 use super::instance::StreamEvent;
 use super::interface::{Action, Generation, Outcome};
 use super::launch::{Launch, Progress};
 use super::outbox::Outbox;
-use super::requests::Reply;
+use super::requests::{ApiRequest, Reply};
 use super::timers::Timer;
 use super::{short_id, Bridge, Owner};
+use crate::docker::{self, DaemonError};
 use crate::emperor::{encode_config, EmperorMessage, VassalMessage};
+use crate::health::{self, HealthReport, HealthStatus};
+use crate::http_reader::Response;
 use crate::plan::{sibling_container_name, ContainerPlan};
 use crate::spec::VassalSpec;
 
@@ -57,12 +66,27 @@ enum Stage {
     Launching,
     /// Handed off: waiting for the new vassal's `Accepting` byte.
     AwaitingAccepting,
-    /// Switched: the old vassal has the graceful stop byte; its exit is waited for as
-    /// long as its stop timeout and the grace.
-    Retiring(Duration),
+    /// It accepts, and its vassal sets a health check: waiting for the daemon to say it
+    /// is healthy (the deadline is the rollover timer's).
+    AwaitingHealth(HealthWait),
+    /// The other vassal has the graceful stop byte, and its exit is waited for as long as
+    /// its stop timeout and the grace: the old one after the switch, or a new one that
+    /// serves requests but failed its health check (it finishes what it accepted).
+    Retiring(Leaving, Duration),
     /// The other container is removed (the old one stopped first if it did not exit in
     /// time), as the shutdown removes the current one.
     Removing(Leaving, Cleanup),
+}
+
+/// The wait for the new container's health.
+#[derive(Debug)]
+struct HealthWait {
+    /// When to inspect it next; `None` while an inspect is in flight.
+    ask_at: Option<Instant>,
+    every: Duration,
+    within: Duration,
+    /// The last report, for the message if time runs out.
+    last: Option<HealthReport>,
 }
 
 /// Why the other container is removed.
@@ -83,7 +107,18 @@ impl Stage {
                 | Stage::PreparingChannels
                 | Stage::Launching
                 | Stage::AwaitingAccepting
+                | Stage::AwaitingHealth(_)
         )
+    }
+}
+
+impl Rollover {
+    /// When the new container's health is to be asked for next.
+    pub(super) fn health_poll_at(&self) -> Option<Instant> {
+        match &self.stage {
+            Stage::AwaitingHealth(wait) => wait.ask_at,
+            _ => None,
+        }
     }
 }
 
@@ -209,6 +244,20 @@ impl Bridge {
         for (at, &byte) in data.iter().enumerate() {
             match VassalMessage::from_byte(byte) {
                 VassalMessage::Accepting if matches!(rollover.stage, Stage::AwaitingAccepting) => {
+                    let gated = rollover.plan.as_ref().map(|p| &p.spec.health);
+                    if let Some(spec) = gated.filter(|spec| health::gates_rollover(spec)) {
+                        let within = health::verdict_within(spec);
+                        rollover.stage = Stage::AwaitingHealth(HealthWait {
+                            ask_at: Some(now),
+                            every: health::poll_every(spec),
+                            within,
+                            last: None,
+                        });
+                        self.timers.set(Timer::Rollover, now + within);
+                        self.out.notice(Notice::AwaitingHealth { within });
+                        // What follows is not relayed: the Emperor hears the old vassal.
+                        return self.advance_rollover(now);
+                    }
                     self.switch(now);
                     // Whatever followed is the current vassal's, for the Emperor.
                     let rest = data.get(at + 1..).unwrap_or_default();
@@ -237,15 +286,58 @@ impl Bridge {
 
     pub(super) fn on_other_vassal_control_eof(&mut self, generation: Generation, now: Instant) {
         let handed_off = self.rollover.as_ref().is_some_and(|r| {
-            r.other.generation() == generation && matches!(r.stage, Stage::AwaitingAccepting)
+            r.other.generation() == generation
+                && matches!(r.stage, Stage::AwaitingAccepting | Stage::AwaitingHealth(_))
         });
         if handed_off {
             self.rollover_failed(VassalError::LeftBeforeAccepting.into(), now);
         }
     }
 
-    /// The new vassal accepts requests: it becomes the current one, and the old one is
-    /// stopped gracefully on its own channel.
+    /// The daemon's answer about the new container's health: healthy (or no check at
+    /// all) switches, unhealthy abandons the rollover, starting asks again later.
+    fn on_health_report(&mut self, response: &Response, now: Instant) {
+        let Some(Rollover {
+            stage: Stage::AwaitingHealth(wait),
+            ..
+        }) = self.rollover.as_mut()
+        else {
+            return;
+        };
+        let report = docker::parse_empty(response).and_then(|_| {
+            health::parse_inspect_health(&response.body)
+                .ok_or_else(|| DaemonError::Malformed("inspect without a state".into()))
+        });
+        let report = match report {
+            Ok(report) => report,
+            Err(source) => {
+                let action = "cannot inspect the new container's health";
+                let fault = DaemonFault::Refused {
+                    action,
+                    cause: source,
+                };
+                return self.health_failed(fault.into(), now);
+            }
+        };
+        if health::switch_allowed(&report) {
+            let status = match report.status {
+                HealthStatus::Healthy => "healthy",
+                _ => "reported without a health check",
+            };
+            self.out.debug(|| format!("the new container is {status}"));
+            return self.switch(now);
+        }
+        if report.status == HealthStatus::Unhealthy {
+            let detail = report.describe();
+            return self.health_failed(VassalError::UnhealthyBeforeSwitch { detail }.into(), now);
+        }
+        wait.ask_at = Some(now + wait.every);
+        wait.last = Some(report);
+    }
+
+    /// The new vassal accepts requests (and its container is healthy, if it has a check):
+    /// it becomes the current one, and the old one is stopped gracefully on its own
+    /// channel.
     fn switch(&mut self, now: Instant) {
         let Some(rollover) = self.rollover.as_mut() else {
             return;
@@ -258,7 +350,6 @@ impl Bridge {
         std::mem::swap(&mut self.config.plan, plan);
         std::mem::swap(&mut self.config.requested_spec, &mut rollover.target);
         self.config.config = rollover.config.clone();
-        let old_stop_wait = plan.spec.stop_timeout_secs();
         let from = rollover.other.instance.container.id();
         let to = self.current.instance.container.id();
         let (from, to) = (from.map_or("?", short_id), to.map_or("?", short_id));
@@ -273,11 +364,23 @@ impl Bridge {
             let (path, id) = (path.clone(), id.to_owned());
             self.out.push(Action::WriteCidFile { path, id });
         }
+        self.stop_other_gracefully(Leaving::Retired, now);
+    }
+
+    /// The other vassal gets the graceful stop byte on its own channel; its exit is waited
+    /// for as long as its stop timeout and the grace, then it is stopped and removed.
+    fn stop_other_gracefully(&mut self, leaving: Leaving, now: Instant) {
+        let Some(rollover) = self.rollover.as_mut() else {
+            return;
+        };
+        // Its own plan: the old one's after the switch, the new one's before it.
+        let stop_timeout = rollover.plan.as_ref().map(|p| p.spec.stop_timeout_secs());
         let graceful_stop = vec![EmperorMessage::GracefulStop.to_byte()];
-        let old = rollover.other.generation();
-        self.out.push(Action::ToVassalControl(old, graceful_stop));
-        let wait = Duration::from_secs(u64::from(old_stop_wait)) + self.config.stop_grace;
-        rollover.stage = Stage::Retiring(wait);
+        let other = rollover.other.generation();
+        self.out.push(Action::ToVassalControl(other, graceful_stop));
+        let stop_timeout = Duration::from_secs(u64::from(stop_timeout.unwrap_or_default()));
+        let wait = stop_timeout + self.config.stop_grace;
+        rollover.stage = Stage::Retiring(leaving, wait);
         self.timers.set(Timer::Rollover, now + wait);
     }
 
@@ -285,7 +388,7 @@ impl Bridge {
 
     /// Issues the next request the rollover calls for, if its connection is free: its
     /// launch's, or the other container's cleanup.
-    fn advance_rollover(&mut self, now: Instant) {
+    pub(super) fn advance_rollover(&mut self, now: Instant) {
         let Some(api) = self.api else { return };
         let Some(rollover) = self.rollover.as_mut() else {
             return;
@@ -297,6 +400,22 @@ impl Bridge {
             (Stage::Launching, _) => {
                 if let Some((launch, mut env)) = self.launch_env(Owner::Rollover) {
                     launch.advance(&mut env, now);
+                }
+                return;
+            }
+            (Stage::AwaitingHealth(wait), _) => {
+                let (Some(at), Some(id)) = (wait.ask_at, rollover.other.instance.container.id())
+                else {
+                    return;
+                };
+                if now >= at {
+                    let mut bytes = Vec::new();
+                    api.inspect(id, &mut bytes);
+                    let deadline = now + self.config.request_timeout;
+                    let request = ApiRequest::InspectHealth;
+                    let requests = &mut rollover.other.requests;
+                    requests.send(&mut self.out, request, bytes, deadline, now);
+                    wait.ask_at = None;
                 }
                 return;
             }
@@ -315,10 +434,18 @@ impl Bridge {
         }
     }
 
-    /// A reply to the other container's cleanup (the launch's go to the launch).
+    /// A reply to the health inspect or to the other container's cleanup (the launch's go
+    /// to the launch).
     pub(super) fn on_rollover_reply(&mut self, reply: Reply, now: Instant) {
         match reply {
             Reply::Idle(fault) => self.rollover_failed(fault.into(), now),
+            // Once the rollover is abandoned, neither says anything more.
+            Reply::Answer(ApiRequest::InspectHealth, response) => {
+                self.on_health_report(&response, now)
+            }
+            Reply::Failed(ApiRequest::InspectHealth, fault) => {
+                self.health_failed(fault.into(), now)
+            }
             // The other container's cleanup.
             reply => {
                 let rollover = self.rollover.as_mut();
@@ -357,10 +484,10 @@ impl Bridge {
                 self.rollover_failed(error.into(), now);
             }
             StreamEvent::Exited(_) => {
-                if matches!(rollover.stage, Stage::Retiring(_)) {
+                if let Stage::Retiring(leaving, _) = rollover.stage {
                     self.timers.clear(Timer::Rollover);
                     let cleanup = Cleanup::remove(self.config.request_timeout, now);
-                    rollover.stage = Stage::Removing(Leaving::Retired, cleanup);
+                    rollover.stage = Stage::Removing(leaving, cleanup);
                 }
                 self.advance_rollover(now);
             }
@@ -379,12 +506,21 @@ impl Bridge {
             Stage::AwaitingAccepting => {
                 self.rollover_failed(VassalError::NeverAccepting { within }.into(), now)
             }
-            Stage::Retiring(wait) => {
+            Stage::AwaitingHealth(ref wait) => {
+                let detail = wait.last.as_ref().map_or_else(
+                    || "the daemon has not answered".to_owned(),
+                    |r| format!("{}; {}", r.status.as_str(), r.describe()),
+                );
+                let within = wait.within;
+                let error = VassalError::NeverHealthy { within, detail };
+                self.health_failed(error.into(), now)
+            }
+            Stage::Retiring(leaving, wait) => {
                 self.out
-                    .debug(|| "the old container did not exit in time; stopping it".into());
+                    .debug(|| "the other container did not exit in time; stopping it".into());
                 let cleanup =
                     Cleanup::remove(self.config.request_timeout, now).stopping_by(now + wait);
-                rollover.stage = Stage::Removing(Leaving::Retired, cleanup);
+                rollover.stage = Stage::Removing(leaving, cleanup);
                 self.advance_rollover(now);
             }
             _ => {}
@@ -424,6 +560,21 @@ impl Bridge {
         self.advance_rollover(now);
     }
 
+    /// The new vassal accepts requests (on the shared socket) but its container failed the
+    /// health gate: say why, and stop it gracefully, so that it finishes the requests it
+    /// took; then it is removed. The current container serves on.
+    fn health_failed(&mut self, error: BridgeError, now: Instant) {
+        let waiting = self
+            .rollover
+            .as_ref()
+            .is_some_and(|r| matches!(r.stage, Stage::AwaitingHealth(_)));
+        if !waiting {
+            return self.rollover_failed(error, now);
+        }
+        self.out.notice(Notice::RolloverAbandoned(Box::new(error)));
+        self.stop_other_gracefully(Leaving::Abandoned, now);
+    }
+
     /// The vassal stops: the other container is removed beside the current one, each
     /// request capped at `grace_by` and all of it at `bound_by`.
     pub(super) fn abandon_rollover_for_shutdown(
@@ -443,6 +594,7 @@ impl Bridge {
                 None
             }
             stage if stage.is_bringing_up() => Some(Leaving::Abandoned),
+            Stage::Retiring(leaving, _) => Some(*leaving),
             _ => Some(Leaving::Retired),
         };
         if let Some(leaving) = leaving {

@@ -172,7 +172,9 @@ impl Bridge {
     /// on a new connection (the old one may never answer).
     pub(super) fn on_exit_report_overdue(&mut self, now: Instant) {
         let Some(api) = self.api else { return };
-        if self.is_stopping() {
+        // Once stopping nothing waits for the exit; while re-attaching, the re-attach
+        // asks with `not-running` itself (a wait opened here would be left open).
+        if !matches!(self.step, Step::Launching | Step::Running) {
             return;
         }
         let instance = &mut self.current.instance;

@@ -174,6 +174,8 @@ struct FakeDaemon {
     /// the tag named at its create.
     tag_names: &'static str,
     image_of: BTreeMap<String, &'static str>,
+    /// `State.Health.Status` of containers by id (none: no health check).
+    health: BTreeMap<String, &'static str>,
 }
 
 /// The image id the test image's tag names until a test moves it.
@@ -376,10 +378,20 @@ impl FakeDaemon {
                 let pid = if ours { INIT_PID } else { NEW_INIT_PID };
                 let labels = self.labels.get(&id).map_or("{}", String::as_str);
                 let image = self.image_of.get(&id).copied().unwrap_or(FIRST_IMAGE_ID);
+                let health = match self.health.get(&id) {
+                    Some(&status) => {
+                        let failing = u8::from(status == "unhealthy") * 3;
+                        format!(
+                            r#","Health":{{"Status":"{status}","FailingStreak":{failing},"Log":[{{"ExitCode":{},"Output":"check says {status}"}}]}}"#,
+                            u8::from(status != "healthy")
+                        )
+                    }
+                    None => String::new(),
+                };
                 reply(
                     "200 OK",
                     &format!(
-                        r#"{{"Id":"{id}","Name":"/{name}","Image":"{image}","State":{{"Running":{running},"Pid":{},"OOMKilled":{}}},"Config":{{"Labels":{labels}}}}}"#,
+                        r#"{{"Id":"{id}","Name":"/{name}","Image":"{image}","State":{{"Running":{running},"Pid":{},"OOMKilled":{}{health}}},"Config":{{"Labels":{labels}}}}}"#,
                         if running { pid } else { 0 },
                         self.quirks.contains(&Quirk::OomKilled)
                     ),
@@ -2351,4 +2363,37 @@ fn an_exit_reported_after_the_output_ends_asks_nothing_more() {
         h.daemon.targets
     );
     h.assert_clean(1);
+}
+
+/// The output ended, then the daemon broke off the wait too: re-attaching asks with
+/// `not-running` itself, and the end-of-output timer opens no wait of its own (one that
+/// would be left open). Found by the `lifecycle_ops` fuzz target.
+#[test]
+fn an_output_end_then_a_lost_daemon_leaves_one_wait_after_the_re_attach() {
+    let mut h = Harness::running();
+    let attach = h.daemon.attach_conn.take().expect("attached");
+    h.bridge.handle_docker_eof(attach, h.now);
+    h.run();
+    let wait = h.daemon.wait_conn.take().expect("waiting");
+    h.bridge.handle_docker_eof(wait, h.now);
+    h.run();
+    assert_eq!(h.bridge.phase(), Phase::Reattaching);
+    h.advance(Duration::from_secs(1));
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.bridge.phase(), Phase::Running, "{:#?}", h.logs());
+    let waits = h
+        .daemon
+        .requests
+        .iter()
+        .filter(|r| r.ends_with("/wait"))
+        .count();
+    assert_eq!(
+        waits, 2,
+        "the first and the re-attach's: {:?}",
+        h.daemon.targets
+    );
+    h.emperor_sends(&[EmperorMessage::Stop.to_byte()]);
+    h.container_exits(0);
+    h.advance(Duration::from_secs(10));
+    h.assert_clean(0);
 }

@@ -8,8 +8,8 @@ pub(super) enum Timer {
     VassalGone,
     /// Try the daemon again while re-attaching.
     Reconnect,
-    /// The deadline of the rollover's own stage (the new vassal accepting, the old
-    /// container's graceful exit).
+    /// The deadline of the rollover's own stage (the new vassal accepting, its
+    /// container's health, the old container's graceful exit).
     Rollover,
     /// The container's output ended: the wait has until then to report its exit.
     ExitReport,

@@ -750,3 +750,267 @@ fn a_moved_tag_recreates_a_vassal_that_cannot_roll_over() {
     );
     assert!(h.noticed(|n| matches!(n, Notice::Recreating)));
 }
+
+/// A changed image whose vassal sets a health check: checks every 500 ms, 2 s each, 2
+/// retries, so the daemon's verdict comes within 3 × 2.5 s.
+const HEALTH_CONFIG: &[u8] = b"[emperor]\ndocker-image = app:2\ndocker-stop-timeout = 3\ndocker-socket = 127.0.0.1:3031\ndocker-healthcheck = [\"/usr/bin/uwsgi\", \"--version\"]\ndocker-health-interval = 500ms\ndocker-health-timeout = 2s\ndocker-health-retries = 2\n\n[uwsgi]\nmaster = true\n";
+const HEALTH_VERDICT: Duration = Duration::from_millis(7500);
+const HEALTH_POLL: Duration = Duration::from_millis(500);
+const NEW_INSPECT: &str = "GET /containers/beef02/json";
+
+impl Harness {
+    /// A rollover to [`HEALTH_CONFIG`] up to the new vassal's `Accepting` byte, its
+    /// container's check still starting.
+    fn rolling_to_a_checked_container() -> Harness {
+        let mut h = Harness::running_with_socket();
+        h.daemon.health.insert(NEW_ID.into(), "starting");
+        h.file_changes_to(HEALTH_CONFIG);
+        h.new_vassal_connects(2);
+        h.generation_sends(SECOND, &[5]);
+        h
+    }
+
+    /// How many times the new container was inspected.
+    fn new_inspects(&self) -> usize {
+        self.daemon
+            .requests
+            .iter()
+            .filter(|r| *r == NEW_INSPECT)
+            .count()
+    }
+}
+
+#[test]
+fn a_checked_container_takes_over_only_once_the_daemon_says_it_is_healthy() {
+    let mut h = Harness::rolling_to_a_checked_container();
+    assert!(
+        h.noticed(|n| matches!(n, Notice::AwaitingHealth { within } if *within == HEALTH_VERDICT)),
+        "{:#?}",
+        h.logs()
+    );
+    assert!(h
+        .logs()
+        .contains(&"[uwsgi-docker] vassal app.ini: the new vassal accepts requests; waiting up to 7.5 s for its container's health check to pass before switching".to_owned()));
+    // Asked at once (the launch's inspect was the first); still starting: no switch.
+    assert_eq!(h.new_inspects(), 2);
+    assert_eq!(h.bridge.current_generation(), FIRST);
+    assert_eq!(h.bridge.phase(), Phase::RollingOver);
+    assert_eq!(h.bridge.poll_timeout(), Some(h.now + HEALTH_POLL));
+    // Meanwhile the old vassal serves: the Emperor's bytes go to it.
+    h.emperor_sends(&[1]);
+    assert!(h.control_of.is_empty());
+    assert_eq!(h.to_vassal_control.last(), Some(&1));
+    h.advance(HEALTH_POLL);
+    assert_eq!(h.new_inspects(), 3);
+    assert_eq!(h.bridge.current_generation(), FIRST);
+    // Its check passes: the next answer switches.
+    h.daemon.health.insert(NEW_ID.into(), "healthy");
+    h.advance(HEALTH_POLL);
+    assert_eq!(h.new_inspects(), 4);
+    assert_eq!(h.bridge.current_generation(), SECOND, "{:#?}", h.logs());
+    assert_eq!(h.bridge.container_id(), Some(NEW_ID));
+    assert!(h.noticed(|n| matches!(n, Notice::RolledOver { to, .. } if to == NEW_ID)));
+    assert!(h.abandoned().is_none());
+    // No more asking; the old one retires as usual.
+    h.advance(HEALTH_POLL);
+    assert_eq!(h.new_inspects(), 4);
+    h.container_exits(0);
+    assert_eq!(h.daemon.containers.values().collect::<Vec<_>>(), [NEW_ID]);
+    assert_eq!(h.bridge.phase(), Phase::Running);
+    assert_eq!(h.bridge.poll_timeout(), None);
+    h.emperor_sends(&[0]);
+    h.assert_clean(0);
+}
+
+#[test]
+fn a_checked_container_the_daemon_runs_no_check_for_takes_over_after_one_answer() {
+    // Only a health setting without a check (no image HEALTHCHECK): the daemon reports no
+    // health, and the switch follows its first answer.
+    let config = b"[emperor]\ndocker-image = app:2\ndocker-stop-timeout = 3\ndocker-socket = 127.0.0.1:3031\ndocker-health-interval = 1s\n\n[uwsgi]\nmaster = true\n";
+    let mut h = Harness::running_with_socket();
+    h.file_changes_to(config);
+    h.new_vassal_connects(2);
+    h.generation_sends(SECOND, &[5]);
+    assert!(h.noticed(|n| matches!(n, Notice::AwaitingHealth { .. })));
+    assert_eq!(h.new_inspects(), 2);
+    assert_eq!(h.bridge.current_generation(), SECOND, "{:#?}", h.logs());
+}
+
+#[test]
+fn without_a_check_the_switch_comes_with_accepting_and_no_extra_request() {
+    let disabled = b"[emperor]\ndocker-image = app:2\ndocker-stop-timeout = 3\ndocker-socket = 127.0.0.1:3031\ndocker-healthcheck = none\n\n[uwsgi]\nmaster = true\n";
+    for config in [NEW_CONFIG, &disabled[..]] {
+        let mut h = Harness::running_with_socket();
+        h.file_changes_to(config);
+        h.new_vassal_connects(2);
+        let requests = h.daemon.requests.len();
+        h.generation_sends(SECOND, &[5]);
+        assert_eq!(h.bridge.current_generation(), SECOND);
+        assert!(!h.noticed(|n| matches!(n, Notice::AwaitingHealth { .. })));
+        assert_eq!(
+            h.daemon.requests[requests..],
+            [] as [&str; 0],
+            "the switch asks the daemon nothing"
+        );
+    }
+}
+
+#[test]
+fn an_unhealthy_new_container_is_abandoned_and_the_old_one_serves_on() {
+    let mut h = Harness::rolling_to_a_checked_container();
+    h.advance(HEALTH_POLL);
+    h.daemon.health.insert(NEW_ID.into(), "unhealthy");
+    h.advance(HEALTH_POLL);
+    let context = format!("{:#?}", h.logs());
+    assert!(
+        matches!(
+            h.abandoned(),
+            Some(BridgeError::Vassal(VassalError::UnhealthyBeforeSwitch { detail }))
+                if detail.contains("3 failed checks in a row") && detail.contains("check says unhealthy")
+        ),
+        "{context}"
+    );
+    assert!(h
+        .logs()
+        .iter()
+        .any(|l| l.contains("the rollover is abandoned and the running container keeps serving: the new container turned unhealthy before the switch (3 failed checks in a row")), "{context}");
+    // It took requests on the shared socket: it is stopped gracefully, as the old one
+    // would be at a switch, and removed once it exited.
+    let graceful_stop = EmperorMessage::GracefulStop.to_byte();
+    assert_eq!(h.control_of[&SECOND], [graceful_stop], "{context}");
+    assert_eq!(h.bridge.phase(), Phase::RollingOver);
+    assert_eq!(h.bridge.current_generation(), FIRST);
+    assert!(h.daemon.containers.contains_key(&sibling_name()));
+    h.other_container_exits(NEW_ID, 0);
+    let context = format!("{:#?}", h.logs());
+    assert_eq!(
+        h.daemon.containers,
+        BTreeMap::from([("app.ini".to_owned(), CONTAINER_ID.to_owned())]),
+        "{context}"
+    );
+    assert_eq!(h.bridge.container_id(), Some(CONTAINER_ID));
+    assert_eq!(h.bridge.current_generation(), FIRST);
+    assert_eq!(h.bridge.phase(), Phase::Running);
+    assert_eq!(h.dropped, [SECOND]);
+    assert_eq!(h.exit, None);
+    assert_eq!(h.bridge.poll_timeout(), None, "{context}");
+    assert!(h.proxy == ProxySeen::Closed);
+    assert!(!h.noticed(|n| matches!(n, Notice::RetiredRemoved(_))));
+    // The Emperor's bytes still reach the old vassal; the new one got only its stop.
+    h.emperor_sends(&[0]);
+    assert_eq!(h.control_of[&SECOND], [graceful_stop]);
+    assert_eq!(h.to_vassal_control.last(), Some(&0));
+    h.assert_clean(0);
+}
+
+#[test]
+fn a_new_container_not_healthy_in_time_is_abandoned_at_the_verdict_deadline() {
+    let mut h = Harness::rolling_to_a_checked_container();
+    let waiting_since = h.now;
+    h.run_clock_until(waiting_since + HEALTH_VERDICT - Duration::from_millis(1));
+    assert!(h.abandoned().is_none());
+    // Asked every poll interval, not more.
+    assert_eq!(h.new_inspects(), 2 + 14);
+    h.run_clock_until(waiting_since + HEALTH_VERDICT);
+    let context = format!("{:#?}", h.logs());
+    assert!(
+        matches!(
+            h.abandoned(),
+            Some(BridgeError::Vassal(VassalError::NeverHealthy { within, detail }))
+                if *within == HEALTH_VERDICT && detail.starts_with("starting; 0 failed checks")
+        ),
+        "{context}"
+    );
+    // It does not exit after its graceful stop: after its stop timeout (3 s) and the
+    // grace (5 s) it is stopped and removed.
+    assert!(h.daemon.containers.contains_key(&sibling_name()));
+    h.run_clock_until(waiting_since + HEALTH_VERDICT + Duration::from_secs(8));
+    let context = format!("{:#?}", h.logs());
+    assert_eq!(
+        h.last_requests(2),
+        ["POST /containers/beef02/stop", "DELETE /containers/beef02"],
+        "{context}"
+    );
+    assert_eq!(
+        h.daemon.containers,
+        BTreeMap::from([("app.ini".to_owned(), CONTAINER_ID.to_owned())]),
+        "{context}"
+    );
+    assert_eq!(h.bridge.current_generation(), FIRST);
+    assert_eq!(h.bridge.poll_timeout(), None, "{context}");
+    assert_eq!(h.exit, None);
+}
+
+#[test]
+fn a_daemon_that_does_not_answer_the_health_inspect_abandons_the_rollover() {
+    let mut h = Harness::running_with_socket();
+    h.daemon.health.insert(NEW_ID.into(), "starting");
+    h.file_changes_to(HEALTH_CONFIG);
+    h.new_vassal_connects(2);
+    // From now on the new container's inspect is never answered.
+    h.daemon.hang.push(NEW_INSPECT);
+    h.generation_sends(SECOND, &[5]);
+    let waiting_since = h.now;
+    h.run_clock_until(waiting_since + HEALTH_VERDICT);
+    assert!(
+        matches!(
+            h.abandoned(),
+            Some(BridgeError::Vassal(VassalError::NeverHealthy { detail, .. }))
+                if detail == "the daemon has not answered"
+        ),
+        "{:#?}",
+        h.logs()
+    );
+    // The inspect in flight has its own deadline; then the new container is removed (by
+    // force: a daemon that left a request unanswered gets no graceful stop).
+    h.run_clock_until(waiting_since + HEALTH_VERDICT + DEFAULT_REQUEST_TIMEOUT);
+    assert_eq!(
+        h.daemon.containers,
+        BTreeMap::from([("app.ini".to_owned(), CONTAINER_ID.to_owned())]),
+        "{:#?}",
+        h.logs()
+    );
+    assert_eq!(h.bridge.current_generation(), FIRST);
+    assert_eq!(h.bridge.poll_timeout(), None);
+    assert_eq!(h.exit, None);
+}
+
+#[test]
+fn a_stop_while_waiting_for_health_removes_the_new_container_and_then_the_old() {
+    for (inspect_hangs, turns_unhealthy) in [(false, false), (true, false), (false, true)] {
+        let mut h = Harness::running_with_socket();
+        h.daemon.health.insert(NEW_ID.into(), "starting");
+        h.file_changes_to(HEALTH_CONFIG);
+        h.new_vassal_connects(2);
+        if inspect_hangs {
+            h.daemon.hang.push(NEW_INSPECT);
+        }
+        h.generation_sends(SECOND, &[5]);
+        if turns_unhealthy {
+            // The stop comes while the unhealthy one finishes its requests.
+            h.daemon.health.insert(NEW_ID.into(), "unhealthy");
+        }
+        h.advance(HEALTH_POLL);
+        assert_eq!(h.abandoned().is_some(), turns_unhealthy);
+        let stopped_at = h.now;
+        let bound = h.bridge.shutdown_bound();
+        h.emperor_sends(&[EmperorMessage::Stop.to_byte()]);
+        h.run_clock_until(stopped_at + bound);
+        let context = format!(
+            "inspect hangs: {inspect_hangs}, unhealthy: {turns_unhealthy}: {:#?}",
+            h.logs()
+        );
+        assert!(h.daemon.containers.is_empty(), "{context}");
+        assert!(h.now <= stopped_at + bound, "{context}");
+        assert!(h.dropped.contains(&SECOND), "{context}");
+        assert!(
+            !h.noticed(|n| matches!(n, Notice::RolledOver { .. })),
+            "{context}"
+        );
+        assert!(
+            !h.noticed(|n| matches!(n, Notice::CleanupFailed(_))) || inspect_hangs,
+            "{context}"
+        );
+        h.assert_clean(0);
+    }
+}
