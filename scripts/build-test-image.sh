@@ -25,8 +25,9 @@ PLUGIN_DIR=/usr/lib/uwsgi/plugins
 ENGINE="${ENGINE:-docker}"
 case "$ENGINE" in docker | podman) ;; *) printf 'build-test-image: error: ENGINE=%s: docker or podman\n' "$ENGINE" >&2; exit 1 ;; esac
 
-say() { printf 'build-test-image: %s\n' "$*" >&2; }
-die() { say "error: $*"; exit 1; }
+SAY_PREFIX="build-test-image:"
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 command -v "$ENGINE" >/dev/null || die "$ENGINE is not installed"
 "$ENGINE" info >/dev/null 2>&1 || die "$ENGINE info fails (is the engine running? are you allowed to use it?)"

@@ -20,7 +20,9 @@ METRICS_PORT=$((PORT_BASE + 9))
 EMPEROR=""
 SERVER=""
 
-say() { printf 'metrics-plot: %s\n' "$*" >&2; }
+SAY_PREFIX="metrics-plot:"
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 cleanup() {
     rm -f "$DIR"/vassals/*.ini

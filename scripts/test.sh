@@ -26,6 +26,9 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+SAY_PREFIX="test.sh:"
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 STEP="start"
 STEP_START=$SECONDS
@@ -74,7 +77,6 @@ on_exit() {
 trap on_exit EXIT
 
 step "install host packages"
-need=()
 # libcap-dev and libpcre3-dev: headers the installed uwsgi.h includes (docker_plugin.so's build).
 # nginx: hostfs:: runs Debian's nginx (workers as www-data) in front of a docker-socket.
 # postgresql, uwsgi-plugin-emperor-pg: fleet:: starts its own private PostgreSQL per test
@@ -86,20 +88,15 @@ need=()
 # (uwsgi-emperor is installed, and removed again, by scripts/deb-check.sh, which owns its service.)
 # docker-registry, apache2-utils: registry:: starts its own registry (htpasswd auth, a
 # free loopback port, config and storage in a temp dir, killed and removed after).
-for pkg in uwsgi-core uwsgi-plugin-psgi curl nginx postgresql uwsgi-plugin-emperor-pg \
+install_packages uwsgi-core uwsgi-plugin-psgi curl nginx postgresql uwsgi-plugin-emperor-pg \
     libcap-dev libpcre3-dev libssl-dev uuid-dev zlib1g-dev prometheus python3 help2man \
-    docker-registry apache2-utils; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
-done
-if ((${#need[@]})); then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-    echo "installed ${need[*]}" >&2
+    docker-registry apache2-utils
+if ((${#INSTALLED[@]})); then
+    echo "installed ${INSTALLED[*]}" >&2
     # The packages' own services are not ours to run: the tests start their own (prometheus
     # on :9090, docker-registry on :5000).
     for service in prometheus docker-registry; do
-        if [[ " ${need[*]} " == *" $service "* ]]; then
+        if [[ " ${INSTALLED[*]} " == *" $service "* ]]; then
             { systemctl disable --now "$service" || service "$service" stop; } >/dev/null 2>&1 || true
         fi
     done
@@ -111,8 +108,7 @@ step "docker daemon"
 if ! docker info >/dev/null 2>&1; then
     # Machines whose daemon is not started for us: try the service once.
     (service docker start || systemctl start docker) >/dev/null 2>&1 || true
-    for _ in $(seq 1 30); do docker info >/dev/null 2>&1 && break; sleep 1; done
-    docker info >/dev/null 2>&1 || { echo "the Docker daemon does not answer" >&2; exit 1; }
+    wait_until 30 docker info >/dev/null 2>&1 || die "the Docker daemon does not answer"
 fi
 echo "docker $(docker version -f '{{.Server.Version}}') API $(docker version -f '{{.Server.APIVersion}}')" >&2
 

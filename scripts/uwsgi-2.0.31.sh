@@ -17,7 +17,9 @@ VERSION=2.0.31
 PREFIX="${UWSGI_2031_PREFIX:-/opt/uwsgi-$VERSION}"
 BIN="$PREFIX/bin/uwsgi"
 
-say() { printf 'uwsgi-%s: %s\n' "$VERSION" "$*" >&2; }
+SAY_PREFIX="uwsgi-$VERSION:"
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 if [[ -x "$BIN" && "$("$BIN" --version 2>/dev/null)" == "$VERSION" ]]; then
     say "$BIN is there"

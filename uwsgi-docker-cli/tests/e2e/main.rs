@@ -18,5 +18,6 @@ mod metrics;
 mod plugin;
 mod registry;
 mod rollover;
+mod soak;
 mod socket;
 mod tenants;
