@@ -137,10 +137,8 @@ emperor_pid=""
 
 # Debian's uwsgi-emperor service, with the one line the README documents.
 say "Debian's uwsgi-emperor service"
-if ! dpkg-query -W -f='${Status}' uwsgi-emperor 2>/dev/null | grep -q 'install ok installed'; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends uwsgi-emperor >/dev/null
-    emperor_installed=1
-fi
+install_packages uwsgi-emperor
+if ((${#INSTALLED[@]})); then emperor_installed=1; fi
 service_pid() { [[ -s /run/uwsgi-emperor.pid ]] && alive "$(cat /run/uwsgi-emperor.pid)"; }
 if service_pid; then
     # Started by the install (no policy-rc.d), with Debian's own emperor.ini: its pidfile is

@@ -35,10 +35,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-command -v gnuplot >/dev/null || {
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq --no-install-recommends gnuplot-nox >/dev/null
-}
+command -v gnuplot >/dev/null || install_packages gnuplot-nox
 cargo build --release -q -p uwsgi-docker-cli
 BIN="$PWD/${CARGO_TARGET_DIR:-target}/release/uwsgi-docker"
 mkdir -p "$DIR/vassals"
