@@ -25,23 +25,15 @@ PLUGIN_DIR=/usr/lib/uwsgi/plugins
 ENGINE="${ENGINE:-docker}"
 case "$ENGINE" in docker | podman) ;; *) printf 'build-test-image: error: ENGINE=%s: docker or podman\n' "$ENGINE" >&2; exit 1 ;; esac
 
-say() { printf 'build-test-image: %s\n' "$*" >&2; }
-die() { say "error: $*"; exit 1; }
+SAY_PREFIX="build-test-image:"
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 command -v "$ENGINE" >/dev/null || die "$ENGINE is not installed"
 "$ENGINE" info >/dev/null 2>&1 || die "$ENGINE info fails (is the engine running? are you allowed to use it?)"
 
 # --- host packages -----------------------------------------------------------------------
-need_pkgs=()
-for pkg in uwsgi-core uwsgi-plugin-psgi; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$pkg")
-done
-if ((${#need_pkgs[@]})); then
-    say "installing ${need_pkgs[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
-fi
+install_packages uwsgi-core uwsgi-plugin-psgi
 
 UWSGI_BIN="$(readlink -f "${UWSGIDOCKER_TEST_UWSGI:-/usr/bin/uwsgi}")"
 [[ -x "$UWSGI_BIN" ]] || die "${UWSGIDOCKER_TEST_UWSGI:-/usr/bin/uwsgi} does not resolve to an executable"

@@ -20,8 +20,9 @@ greeting="Hello World from Docker"
 
 # Running, not a zombie (an init that is not a real one may be slow to reap them).
 alive() { local state; state="$(ps -o stat= -p "$1" 2>/dev/null)"; [[ -n "$state" && "$state" != Z* ]]; }
-say() { printf 'deb-check: %s\n' "$*" >&2; }
-die() { say "error: $*"; exit 1; }
+SAY_PREFIX="deb-check:"
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 if dpkg-query -W -f='${Status}' uwsgi-docker 2>/dev/null | grep -q 'install ok installed'; then
     die "the uwsgi-docker package is already installed; remove it first"
@@ -51,8 +52,7 @@ cleanup() {
     if [[ -n "$emperor_pid" ]] && kill -0 "$emperor_pid" 2>/dev/null; then
         # SIGINT: the Emperor stops its vassals, and each bridge removes its container.
         kill -INT "$emperor_pid" 2>/dev/null || true
-        for _ in $(seq 1 30); do kill -0 "$emperor_pid" 2>/dev/null || break; sleep 1; done
-        kill -KILL "$emperor_pid" 2>/dev/null || true
+        wait_gone "$emperor_pid" 30 || kill -KILL "$emperor_pid" 2>/dev/null || true
     fi
     # Only our own vassals' containers, if their bridges could not remove them.
     for v in "$vassal" "$service_vassal"; do
@@ -130,18 +130,15 @@ docker ps -q --filter "label=io.uwsgi-docker.vassal=$vassal" | grep -q . \
 
 say "stopping the Emperor: the bridge removes the container"
 kill -INT "$emperor_pid"
-for _ in $(seq 1 30); do kill -0 "$emperor_pid" 2>/dev/null || break; sleep 1; done
-kill -0 "$emperor_pid" 2>/dev/null && die "the Emperor did not stop within 30 s"
+wait_gone "$emperor_pid" 30 || die "the Emperor did not stop within 30 s"
 emperor_pid=""
 [[ -z "$(docker ps -aq --filter "label=io.uwsgi-docker.vassal=$vassal")" ]] \
     || die "the container of $vassal was left behind"
 
 # Debian's uwsgi-emperor service, with the one line the README documents.
 say "Debian's uwsgi-emperor service"
-if ! dpkg-query -W -f='${Status}' uwsgi-emperor 2>/dev/null | grep -q 'install ok installed'; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends uwsgi-emperor >/dev/null
-    emperor_installed=1
-fi
+install_packages uwsgi-emperor
+if ((${#INSTALLED[@]})); then emperor_installed=1; fi
 service_pid() { [[ -s /run/uwsgi-emperor.pid ]] && alive "$(cat /run/uwsgi-emperor.pid)"; }
 if service_pid; then
     # Started by the install (no policy-rc.d), with Debian's own emperor.ini: its pidfile is
@@ -164,8 +161,7 @@ service_log() { say "the service's log:"; tail -n 60 /var/log/uwsgi/emperor.log 
 # `sh`: executed itself (or by `service`), Debian 12's script does nothing and exits 0: its
 # kFreeBSD block re-sources /lib/init/init-d-script as the script's name, which exits.
 sh /etc/init.d/uwsgi-emperor start >&2 || die "/etc/init.d/uwsgi-emperor start failed"
-for _ in $(seq 1 10); do service_pid && break; sleep 1; done
-service_pid || { service_log; die "the uwsgi-emperor service did not start"; }
+wait_until 10 service_pid || { service_log; die "the uwsgi-emperor service did not start"; }
 service_master="$(cat /run/uwsgi-emperor.pid)"
 # The master's children: the Emperor, whose default id, HOST:PID, names its runtime directory.
 service_emperors="$(ps -o pid= --ppid "$service_master" | tr -d ' ')"

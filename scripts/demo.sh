@@ -21,8 +21,9 @@ PORT="${DEMO_PORT:-9001}"
 VASSAL="demo-hello.ini"
 IMAGE="uwsgi-docker-test"
 
-say() { printf '\033[1mdemo:\033[0m %s\n' "$*" >&2; }
-die() { say "error: $*"; exit 1; }
+SAY_PREFIX=$'\033[1mdemo:\033[0m'
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 command -v docker >/dev/null || die "docker is not installed"
 docker info >/dev/null 2>&1 || die "the Docker daemon does not answer"
@@ -67,8 +68,7 @@ cleanup() {
     if [[ -n "$EMPEROR_PID" ]] && kill -0 "$EMPEROR_PID" 2>/dev/null; then
         say "stopping the Emperor (it stops its vassals)"
         kill -INT "$EMPEROR_PID" 2>/dev/null || true
-        for _ in $(seq 1 400); do kill -0 "$EMPEROR_PID" 2>/dev/null || break; sleep 0.1; done
-        if kill -0 "$EMPEROR_PID" 2>/dev/null; then
+        if ! wait_gone "$EMPEROR_PID" 40; then
             say "the Emperor did not stop in 40 s; killing it"
             kill -KILL "$EMPEROR_PID" 2>/dev/null || true
         fi

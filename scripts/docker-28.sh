@@ -45,11 +45,9 @@ BRIDGE_CIDR=10.231.0.1/24
 IMAGES="${UWSGIDOCKER_D28_IMAGES:-uwsgi-docker-test:latest uwsgi-docker-test:forkpty}"
 BINARIES=(dockerd docker-proxy containerd containerd-shim-runc-v2)
 
-say() { printf 'docker-28: %s\n' "$*" >&2; }
-die() {
-    say "error: $*"
-    exit 1
-}
+SAY_PREFIX="docker-28:"
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 ping_ok() {
     [[ -S "$SOCK" ]] && [[ "$(curl -fsS --max-time 2 --unix-socket "$SOCK" http://d28/_ping 2>/dev/null)" == OK ]]
@@ -134,16 +132,6 @@ EOF
     cat >"$RUN/daemon.json" <<EOF
 { "init-path": "$(command -v tini-static)" }
 EOF
-}
-
-# Waits up to $2 tenths of a second for process $1 to end.
-wait_gone() {
-    local i
-    for ((i = 0; i < $2; i++)); do
-        kill -0 "$1" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    return 1
 }
 
 pid_of() {
@@ -233,11 +221,11 @@ stop_quietly() {
         ids="$(docker -H "unix://$SOCK" ps -q 2>/dev/null || true)"
         [[ -z "$ids" ]] || docker -H "unix://$SOCK" kill $ids >/dev/null 2>&1 || true
         kill -TERM "$pid" 2>/dev/null || true
-        wait_gone "$pid" 300 || kill -KILL "$pid" 2>/dev/null || true
+        wait_gone "$pid" 30 || kill -KILL "$pid" 2>/dev/null || true
     fi
     if pid="$(pid_of "$RUN/containerd.pid")"; then
         kill -TERM "$pid" 2>/dev/null || true
-        wait_gone "$pid" 100 || kill -KILL "$pid" 2>/dev/null || true
+        wait_gone "$pid" 10 || kill -KILL "$pid" 2>/dev/null || true
     fi
     # Shims (and their containers) outlive containerd by design: any left are ours.
     for pid in $(our_processes); do kill -KILL "$pid" 2>/dev/null || true; done

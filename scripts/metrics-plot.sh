@@ -20,7 +20,9 @@ METRICS_PORT=$((PORT_BASE + 9))
 EMPEROR=""
 SERVER=""
 
-say() { printf 'metrics-plot: %s\n' "$*" >&2; }
+SAY_PREFIX="metrics-plot:"
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 cleanup() {
     rm -f "$DIR"/vassals/*.ini
@@ -33,10 +35,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-command -v gnuplot >/dev/null || {
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq --no-install-recommends gnuplot-nox >/dev/null
-}
+command -v gnuplot >/dev/null || install_packages gnuplot-nox
 cargo build --release -q -p uwsgi-docker-cli
 BIN="$PWD/${CARGO_TARGET_DIR:-target}/release/uwsgi-docker"
 mkdir -p "$DIR/vassals"

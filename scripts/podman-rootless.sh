@@ -25,23 +25,9 @@ cd "$(dirname "$0")/.."
 USER_NAME="${UWSGIDOCKER_ROOTLESS_USER:-uwsgi-rootless}"
 IMAGES="${UWSGIDOCKER_ROOTLESS_IMAGES:-uwsgi-docker-test:latest}"
 
-say() { printf 'podman-rootless: %s\n' "$*" >&2; }
-die() {
-    say "error: $*"
-    exit 1
-}
-
-install_packages() {
-    local need=() pkg
-    for pkg in podman uidmap catatonit curl; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
-    done
-    ((${#need[@]})) || return 0
-    say "installing ${need[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-}
+SAY_PREFIX="podman-rootless:"
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 ensure_user() {
     id -u "$USER_NAME" >/dev/null 2>&1 || useradd -m -s /usr/sbin/nologin "$USER_NAME"
@@ -132,7 +118,7 @@ stop_service() {
 
 case "${1:-}" in
     start)
-        install_packages
+        install_packages podman uidmap catatonit curl
         ensure_user
         ping_ok || start_service
         load_images

@@ -45,11 +45,9 @@ LOG="$DIR/service.log"
 CONF="${CONTAINERS_CONF:-/etc/containers/containers.conf}"
 MARK="# set by uwsgi-docker's scripts/podman-service.sh: at most the hard limits of the process that runs podman"
 
-say() { printf 'podman-service: %s\n' "$*" >&2; }
-die() {
-    say "error: $*"
-    exit 1
-}
+SAY_PREFIX="podman-service:"
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 ping_ok() {
     [[ -S "$SOCK" ]] && [[ "$(curl -fsS --max-time 2 --unix-socket "$SOCK" http://podman/_ping 2>/dev/null)" == OK ]]
@@ -61,18 +59,6 @@ service_pid() {
     [[ "$pid" =~ ^[0-9]+$ ]] || return 1
     tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "podman system service" || return 1
     echo "$pid"
-}
-
-install_podman() {
-    local need=() pkg
-    for pkg in podman netavark catatonit curl; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
-    done
-    ((${#need[@]})) || return 0
-    say "installing ${need[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 }
 
 # A limit for containers.conf: the hard limit of this shell, or a large number when unlimited.
@@ -173,7 +159,7 @@ $(tail -20 "$LOG")"
 
 case "${1:-}" in
     start)
-        install_podman
+        install_packages podman netavark catatonit curl
         ping_ok || start_service
         # Containers get their rlimits from the process that runs Podman, and Podman sets
         # some of its own at start (4.3 lowers nproc to 32768 where this shell has more), so

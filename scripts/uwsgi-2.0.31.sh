@@ -17,7 +17,9 @@ VERSION=2.0.31
 PREFIX="${UWSGI_2031_PREFIX:-/opt/uwsgi-$VERSION}"
 BIN="$PREFIX/bin/uwsgi"
 
-say() { printf 'uwsgi-%s: %s\n' "$VERSION" "$*" >&2; }
+SAY_PREFIX="uwsgi-$VERSION:"
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 if [[ -x "$BIN" && "$("$BIN" --version 2>/dev/null)" == "$VERSION" ]]; then
     say "$BIN is there"
@@ -25,16 +27,7 @@ if [[ -x "$BIN" && "$("$BIN" --version 2>/dev/null)" == "$VERSION" ]]; then
     exit 0
 fi
 
-need=()
-for pkg in python3-dev python3-venv gcc libpcre3-dev libssl-dev zlib1g-dev libcap-dev uuid-dev; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
-done
-if ((${#need[@]})); then
-    say "installing ${need[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+install_packages python3-dev python3-venv gcc libpcre3-dev libssl-dev zlib1g-dev libcap-dev uuid-dev
 
 say "building into $PREFIX (pip install uwsgi==$VERSION; a few minutes)"
 rm -rf "$PREFIX"

@@ -9,8 +9,9 @@ BG_PIDS=()
 # Commands the cleanup runs first (a section's own teardown), newest last.
 CLEANUPS=()
 
-say() { printf 'bench: %s\n' "$*" >&2; }
-die() { say "error: $*"; exit 1; }
+SAY_PREFIX="bench:"
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 now_us() { echo $(($(date +%s%N) / 1000)); }
 
@@ -20,23 +21,10 @@ max_of() { sort -n | tail -1; }
 # A / B with two decimals, "n/a" when B is 0 or either is not a number.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 == a && b + 0 == b && b != 0) printf "%.2f", a / b; else print "n/a" }'; }
 
-# Installs the Debian packages named that are missing.
-need_packages() {
-    local missing=() pkg
-    for pkg in "$@"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-    done
-    ((${#missing[@]})) || return 0
-    say "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
-
 # Builds the release binary, the static launcher and the test image; makes the run's
 # scratch directory and the output directory.
 bench_setup() {
-    need_packages curl wrk gnuplot-nox valgrind strace uwsgi-core uwsgi-plugin-psgi
+    install_packages curl wrk gnuplot-nox valgrind strace uwsgi-core uwsgi-plugin-psgi
     say "building (release)"
     cargo build --release -q -p uwsgi-docker-cli
     # BENCH_BIN: another build to measure (say, the one before a change), same harness.

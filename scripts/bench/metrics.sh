@@ -25,7 +25,9 @@ RUNTIME="$DIR/run"
 PORT="${BENCH_METRICS_PORT:-19930}"
 SERVER=""
 
-say() { printf 'bench-metrics: %s\n' "$*" >&2; }
+SAY_PREFIX="bench-metrics:"
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 median() { sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 cleanup() {

@@ -12,7 +12,7 @@ REGISTRY_LAYER_MB="${REGISTRY_LAYER_MB:-32}"
 REGISTRY_PORT="$((${BENCH_BASE_PORT:-19100} + 900))"
 
 section_registry() {
-    need_packages docker-registry
+    install_packages docker-registry
     bridge_env
     local reg="$DIR/registry" ref round name pulled=() plain=()
     mkdir -p "$reg"

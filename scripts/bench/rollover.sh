@@ -28,8 +28,9 @@ BASE_PORT="${BENCH_BASE_PORT:-19300}"
 IMAGE="uwsgi-docker-test"
 PREFIX="broll$$"
 
-say() { printf 'bench/rollover: %s\n' "$*" >&2; }
-die() { say "error: $*"; exit 1; }
+SAY_PREFIX="bench/rollover:"
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 command -v wrk >/dev/null || die "wrk is not installed (apt-get install wrk)"

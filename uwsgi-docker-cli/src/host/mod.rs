@@ -21,5 +21,10 @@ pub mod listen;
 pub mod proxy;
 pub mod registry_auth;
 pub mod sys;
+/// A unit test that cannot run here (not root): `SKIPPED …`, and a failure under `CI`;
+/// the end-to-end suites' own helper.
+#[cfg(test)]
+#[path = "../../tests/e2e/skip.rs"]
+pub mod test_skip;
 pub mod users;
 pub mod vassal_file;

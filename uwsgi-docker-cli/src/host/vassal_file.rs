@@ -265,10 +265,7 @@ mod tests {
     #[test]
     fn the_tenant_is_the_one_non_root_controller_on_the_way() {
         if !rustix::process::geteuid().is_root() {
-            eprintln!(
-                "SKIP the_tenant_is_the_one_non_root_controller_on_the_way: needs root to chown"
-            );
-            return;
+            return crate::host::test_skip::skip("needs root to chown");
         }
         let dir = scratch("owners");
         let roots = dir.join("roots.ini");

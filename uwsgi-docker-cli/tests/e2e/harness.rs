@@ -23,8 +23,9 @@
 //!   It is also the "real uWSGI" the wrapper execs for host vassals, and the one the plugin
 //!   is built against when `UWSGIDOCKER_E2E_PLUGIN` is not given. Docker vassals run the
 //!   image's own uWSGI whatever this says.
-//! * `CI`: when set, missing prerequisites fail the test instead of skipping it.
-#![allow(dead_code)]
+//! * `CI`: when set, missing prerequisites fail the test instead of skipping it
+//!   ([`skip`]).
+//! * `UWSGIDOCKER_SKIP_LOG`: a file each skip appends its `SKIPPED <test>: <why>` line to.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -36,6 +37,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
+
+pub use crate::skip::skip;
 
 pub const DEFAULT_IMAGE: &str = "uwsgi-docker-test:latest";
 /// What the test image's app answers when `GREETING` is not set.
@@ -84,16 +87,16 @@ pub fn host_psgi() -> bool {
     })
 }
 
-/// `true` (after saying why) when `test` needs host vassals with psgi and cannot have them.
+/// `true` (after [`skip`]) when `test` needs host vassals with psgi and cannot have them.
 pub fn skip_without_host_psgi(test: &str) -> bool {
     if host_psgi() {
         return false;
     }
-    eprintln!(
-        "skipping {test}: it runs a psgi vassal on the host, and the Emperor's uWSGI ({}) \
-         has no psgi plugin (only Debian's uWSGI has one here)",
+    skip(format_args!(
+        "{test} runs a psgi vassal on the host, and the Emperor's uWSGI ({}) has no psgi \
+         plugin (only Debian's uWSGI has one here)",
         uwsgi_bin().display()
-    );
+    ));
     true
 }
 
@@ -158,10 +161,6 @@ pub fn docker_command() -> Command {
         cmd.arg("-H").arg(format!("unix://{socket}"));
     }
     cmd
-}
-
-pub fn in_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
 }
 
 fn wrapper() -> PathBuf {
@@ -379,16 +378,15 @@ fn missing_prerequisite() -> Option<String> {
         .clone()
 }
 
-/// `Some(())` when the tests can run; otherwise fails under `CI` or prints why and skips.
+/// `Some(())` when the tests can run; otherwise [`skip`] (a failure under `CI`).
 pub fn prerequisites(test: &str) -> Option<()> {
-    match missing_prerequisite() {
-        None => Some(()),
-        Some(why) if in_ci() => panic!("{test}: end-to-end prerequisites missing in CI: {why}"),
-        Some(why) => {
-            eprintln!("skipping {test}: {why}");
-            None
-        }
-    }
+    let Some(why) = missing_prerequisite() else {
+        return Some(());
+    };
+    skip(format_args!(
+        "{test}: end-to-end prerequisites missing: {why}"
+    ));
+    None
 }
 
 pub fn lossy(bytes: &[u8]) -> String {
@@ -625,15 +623,16 @@ impl World {
             Mode::Wrapper => None,
             Mode::Plugin => match plugin() {
                 Ok(path) => Some(path),
-                Err(why) if in_ci() => panic!("{test}: cannot build docker_plugin.so in CI: {why}"),
                 Err(why) => {
-                    eprintln!("skipping {test}: cannot build docker_plugin.so: {why}");
+                    skip(format_args!("{test}: cannot build docker_plugin.so: {why}"));
                     return None;
                 }
             },
         };
+        // Three digits: no id is the start of another (`…x1` of `…x12`), since processes
+        // and containers are found by the id in their names (every suite shares one process).
         let id = format!(
-            "e2e{}x{}",
+            "e2e{}x{:03}",
             std::process::id(),
             NEXT_TEST.fetch_add(1, Ordering::Relaxed)
         );

@@ -1,12 +1,12 @@
 //! Client threads that loop `GET /` on a port while a vassal changes, and what they saw:
-//! the zero-downtime tests' measure (shared by e2e_rollover and e2e_registry).
+//! the zero-downtime tests' measure (shared by rollover:: and registry::).
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use super::harness::{http_get, APP_IN_IMAGE};
+use crate::harness::{http_get, APP_IN_IMAGE};
 
 /// Client threads that loop requests during the whole change.
 pub const CLIENTS: usize = 4;

@@ -390,8 +390,7 @@ fn check_cidfile_refuses_early_what_write_would_refuse() {
 #[test]
 fn fixed_paths_need_every_directory_above_to_be_roots() {
     if !rustix::process::geteuid().is_root() {
-        eprintln!("SKIP fixed_paths_need_every_directory_above_to_be_roots: needs root");
-        return;
+        return crate::host::test_skip::skip("needs root");
     }
     // Not under /tmp: it is world-writable.
     let base = Path::new("/run").join(format!("uwsgi-docker-fixed-{}", std::process::id()));

@@ -10,19 +10,14 @@
 //! left behind, skipped without Docker, uWSGI, the test image or the registry's packages
 //! (failing under `CI`).
 
-#[path = "e2e/harness.rs"]
-mod harness;
-#[path = "e2e/load.rs"]
-mod load;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::*;
-use load::{rolling_vassal, Load, CLIENTS};
+use crate::harness::*;
+use crate::load::{rolling_vassal, Load, CLIENTS};
 
 const USER: &str = "uwsgi-docker-e2e";
 const PASSWORD: &str = "pull-me-9b1c";
@@ -52,19 +47,18 @@ fn registry_prerequisites(test: &str) -> Option<()> {
             .is_ok_and(|s| s.success())
     });
     if engine() == Engine::Podman {
-        eprintln!("skipping {test}: Podman needs the registry in registries.conf (Docker only)");
+        skip(format_args!(
+            "{test}: Podman needs the registry in registries.conf (Docker only)"
+        ));
         return None;
     }
-    match missing {
-        None => Some(()),
-        Some(tool) if in_ci() => {
-            panic!("{test}: {tool} is missing (apt-get install docker-registry apache2-utils)")
-        }
-        Some(tool) => {
-            eprintln!("skipping {test}: {tool} is missing (apt-get install docker-registry apache2-utils)");
-            None
-        }
-    }
+    let Some(tool) = missing else {
+        return Some(());
+    };
+    skip(format_args!(
+        "{test}: {tool} is missing (apt-get install docker-registry apache2-utils)"
+    ));
+    None
 }
 
 impl Registry {

@@ -6,9 +6,6 @@
 //! Docker, uWSGI or the test image (failing under `CI`). The launcher is the one
 //! `uwsgi-docker` carries, unless `UWSGIDOCKER_LAUNCHER` names another.
 
-#[path = "e2e/harness.rs"]
-mod harness;
-
 use std::io::{ErrorKind, Write};
 use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::net::UnixStream;
@@ -19,7 +16,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use harness::*;
+use crate::harness::*;
 
 fn world(test: &str) -> Option<World> {
     prerequisites(test)?;
@@ -502,10 +499,7 @@ fn rootless_engine() -> bool {
 #[test]
 fn a_rootless_engine_without_the_operators_settings_says_what_to_set() {
     if !rootless_engine() {
-        eprintln!(
-            "skipping a_rootless_engine_without_the_operators_settings_says_what_to_set: the engine under test is not rootless (scripts/podman-rootless.sh)"
-        );
-        return;
+        return skip("the engine under test is not rootless (scripts/podman-rootless.sh)");
     }
     prerequisites("rootless_as_is").expect("the rootless engine is up, its prerequisites are too");
     // Empty is unset, for the bridges and for the harness.

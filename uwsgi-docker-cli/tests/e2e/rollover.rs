@@ -6,15 +6,10 @@
 //! the host's socket, nothing left behind, skipped without Docker, uWSGI or the test image
 //! (failing under `CI`).
 
-#[path = "e2e/harness.rs"]
-mod harness;
-#[path = "e2e/load.rs"]
-mod load;
-
 use std::time::{Duration, Instant};
 
-use harness::*;
-use load::{rolling_vassal, Load, CLIENTS};
+use crate::harness::*;
+use crate::load::{rolling_vassal, Load, CLIENTS};
 
 /// Two tags of the test image: the same files, told apart by the app's greeting.
 const TAG_A: &str = "roll-a";

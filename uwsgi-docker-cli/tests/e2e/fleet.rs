@@ -8,9 +8,6 @@
 //! The README's "Running a fleet" shows the same schema file and Emperor line
 //! ([`readme_shows_the_schema_and_the_emperor_line_the_tests_use`] checks it).
 
-#[path = "e2e/harness.rs"]
-mod harness;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use harness::*;
+use crate::harness::*;
 
 /// The pg imperial monitor, from Debian's `uwsgi-plugin-emperor-pg`.
 const EMPEROR_PG: &str = "/usr/lib/uwsgi/plugins/emperor_pg_plugin.so";
@@ -42,10 +39,6 @@ fn emperor_line(conninfo: &str, host: &str) -> String {
     format!("pg://{conninfo};{}", query(host))
 }
 
-fn in_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
-}
-
 /// Newest `/usr/lib/postgresql/N/bin` (Debian's layout), if any.
 fn pg_bin() -> Option<PathBuf> {
     let mut dirs: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
@@ -62,7 +55,7 @@ fn pg_bin() -> Option<PathBuf> {
 }
 
 /// `Some(())` when the fleet can run here: the e2e prerequisites, PostgreSQL and the pg
-/// monitor. Under `CI` a missing one fails the test; otherwise the test says why it skips.
+/// monitor; otherwise [`skip`] (a failure under `CI`).
 fn fleet_prerequisites(test: &str) -> Option<()> {
     prerequisites(test)?;
     let missing = if pg_bin().is_none() {
@@ -76,14 +69,11 @@ fn fleet_prerequisites(test: &str) -> Option<()> {
     } else {
         None
     };
-    match missing {
-        None => Some(()),
-        Some(why) if in_ci() => panic!("{test}: fleet prerequisites missing in CI: {why}"),
-        Some(why) => {
-            eprintln!("skipping {test}: {why}");
-            None
-        }
-    }
+    let Some(why) = missing else {
+        return Some(());
+    };
+    skip(format_args!("{test}: fleet prerequisites missing: {why}"));
+    None
 }
 
 static NEXT_FLEET: AtomicU32 = AtomicU32::new(0);

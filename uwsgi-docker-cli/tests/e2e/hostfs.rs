@@ -6,9 +6,6 @@
 //! Same rules as `e2e.rs`: a real Emperor and daemon per test, nothing left behind, skipped
 //! without Docker, uWSGI or the test image (failing under `CI`).
 
-#[path = "e2e/harness.rs"]
-mod harness;
-
 use std::io::ErrorKind;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixDatagram, UnixStream};
@@ -16,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use harness::*;
+use crate::harness::*;
 
 fn world(test: &str, options: EmperorOptions) -> Option<World> {
     prerequisites(test)?;
@@ -206,11 +203,7 @@ impl Nginx {
     fn start(prefix: &Path, port: u16, upstream: &Path) -> Option<Nginx> {
         let binary = Path::new("/usr/sbin/nginx");
         if !binary.exists() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "nginx is missing in CI; apt-get install nginx"
-            );
-            eprintln!("skipping: nginx is not installed (apt-get install nginx)");
+            skip("nginx is not installed (apt-get install nginx)");
             return None;
         }
         std::fs::create_dir_all(prefix.join("tmp")).expect("nginx prefix");

@@ -6,15 +6,12 @@
 //! socket, no process. Without Docker, uWSGI or the test image the tests skip, except under
 //! `CI`, where they fail. Build the image with `scripts/build-test-image.sh`.
 
-#[path = "e2e/harness.rs"]
-mod harness;
-
 use std::io::{ErrorKind, Read};
 use std::os::unix::net::UnixStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use harness::*;
+use crate::harness::*;
 
 const STOP_TIMEOUT_SECS: u64 = 5;
 
@@ -313,7 +310,7 @@ fn sigkilled_bridge_takes_its_container_with_it() {
 
 /// Scenario 6: a container of ours already holding the vassal's name, whose bridge is gone
 /// (as a crash leaves it), is replaced. (One that is not ours is left alone:
-/// `tests/e2e_conflicts.rs`.)
+/// `conflicts::`.)
 #[test]
 fn name_conflict_replaces_the_old_container() {
     let Some(mut w) = World::start("conflict") else {
@@ -950,10 +947,7 @@ impl Drop for TestTmpfs {
 #[test]
 fn a_read_only_mount_is_read_only_below_too_from_api_1_44() {
     if engine() != Engine::Docker {
-        eprintln!(
-            "skipping a_read_only_mount_is_read_only_below_too_from_api_1_44: Docker's API-version behaviour, not Podman's"
-        );
-        return;
+        return skip("Docker's API-version behaviour, not Podman's");
     }
     let Some(mut w) = World::start("ro-recursive") else {
         return;

@@ -2,9 +2,6 @@
 //! hangs (issue 8, items 5 and 6). A real daemon and real Emperors, except where the daemon
 //! is a stub on purpose; each test leaves nothing behind.
 
-#[path = "e2e/harness.rs"]
-mod harness;
-
 use std::io::{ErrorKind, Read};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -14,7 +11,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use harness::*;
+use crate::harness::*;
 
 /// A "daemon" that accepts every connection, reads what it is sent, and never answers.
 struct HungDaemon {

@@ -4,18 +4,15 @@
 //!
 //! The plugin is `UWSGIDOCKER_E2E_PLUGIN`, else built once with `scripts/build-plugin.sh`.
 
-#[path = "e2e/harness.rs"]
-mod harness;
-
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use harness::*;
+use crate::harness::*;
 
 /// The seed's quickstart vassal, verbatim (its image name is changed where it is used).
-const SEED_QUICKSTART: &str = include_str!("../../uwsgi-docker-core/tests/seed/quickstart.ini");
+const SEED_QUICKSTART: &str = include_str!("../../../uwsgi-docker-core/tests/seed/quickstart.ini");
 
 /// The seed's psgi001 had uWSGI built with psgi inside; Debian's uWSGI loads it as a plugin.
 /// `UWSGI_PLUGIN` in the image's env does that without touching the vassal file.
