@@ -217,9 +217,13 @@ step "end to end against Podman"
 # in turn, and on Podman that handover failed once (h2's container was up and ready, but
 # the port did not reach it within 60 s; the likely cause is the old container's port
 # forwarding being torn down after the new one's was set up). Real hosts each have their
-# own engine; the make-before-break move (two ports) runs on Podman too.
+# own engine; the make-before-break move (two ports) runs on Podman too. The two
+# health-gated rollovers: Podman runs health checks from systemd timers, and there is no
+# systemd here, so a check stays "starting" (README: Zero-downtime upgrades).
 PODMAN_SKIP=(--skip fleet::a_row_moved_to_another_host_is_served_there_after_a_graceful_stop
-    --skip basics::a_read_only_mount_is_read_only_below_too_from_api_1_44 "${NOT_ROOTLESS[@]}")
+    --skip basics::a_read_only_mount_is_read_only_below_too_from_api_1_44 "${NOT_ROOTLESS[@]}"
+    --skip rollover::a_health_gated_rollover_under_load_switches_once_healthy_without_a_failed_request
+    --skip rollover::a_new_container_failing_its_health_check_is_abandoned_under_load_without_a_failed_request)
 echo "not run against Podman: ${PODMAN_SKIP[*]}" >&2
 UWSGIDOCKER_DAEMON_SOCKET="$PODMAN_SOCKET" RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}" \
     cargo_test -p uwsgi-docker-cli --test e2e -- basics:: conflicts:: fleet:: hostfs:: plugin:: \
