@@ -6,12 +6,13 @@ use std::process::ExitCode;
 use serde_json::{json, Value};
 use uwsgi_docker_core::docker::{self, Api, ApiVersion};
 use uwsgi_docker_core::plan::labels;
+use uwsgi_docker_core::policy::RegistryAuth;
 use uwsgi_docker_core::spec;
 
 use crate::commands::run::vassal_name;
 use crate::host::vassal_file::VassalFile;
 use crate::output::{self, fail};
-use crate::runtime::start::{check_fixed_paths, identity, plan};
+use crate::runtime::start::{check_fixed_paths, identity, plan, registry_credentials};
 use crate::runtime::start_error::{StartError, VassalStartError};
 use crate::runtime::tenancy::{self, Origin};
 use crate::settings::RuntimeSettings;
@@ -67,12 +68,23 @@ pub fn report(
         Some((tenant, decision)) => {
             spec.labels
                 .push((labels::TENANT.to_owned(), tenant.uid.to_string()));
+            // As the bridge would read it (never shown): a file it would refuse fails here.
+            registry_credentials(settings, &decision.registry_auth)?;
+            let registry_auth = match &decision.registry_auth {
+                RegistryAuth::File { path, rule } => format!("{path} ({rule})"),
+                RegistryAuth::None { rule } => format!("none ({rule})"),
+                _ => match &settings.registry_auth {
+                    Some(path) => format!("{} (UWSGIDOCKER_REGISTRY_AUTH)", path.display()),
+                    None => "none".to_owned(),
+                },
+            };
             json!({
                 "file": settings.policy.as_ref().map(|p| p.display().to_string()),
                 "verdict": "allowed",
                 "tenant": { "uid": tenant.uid, "gid": tenant.gid, "name": tenant.name, "home": tenant.home },
                 "section": decision.section,
                 "applied": decision.applied,
+                "registry_auth": registry_auth,
             })
         }
     };
@@ -217,6 +229,93 @@ mod tests {
         assert_eq!(report["handoff"], "native");
         assert!(report["launcher"].is_null());
         assert_eq!(report["cmd"][0], "uwsgi");
+    }
+
+    /// A policy file of ours in a directory of our own (removed on drop).
+    struct PolicyDir(std::path::PathBuf);
+
+    impl PolicyDir {
+        fn new(test: &str, policy: &str) -> PolicyDir {
+            use std::os::unix::fs::PermissionsExt;
+            let dir = std::env::temp_dir().join(format!("ud-check-{test}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("dir");
+            let path = dir.join("policy.ini");
+            std::fs::write(&path, policy).expect("policy");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+            PolicyDir(dir)
+        }
+
+        fn settings(&self) -> RuntimeSettings {
+            let mut settings = settings();
+            settings.policy = Some(self.0.join("policy.ini"));
+            settings.launcher = Some("/nonexistent/launcher".into());
+            settings
+        }
+    }
+
+    impl Drop for PolicyDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn check_policy_shows_the_pull_verdict_and_the_credentials_file_never_its_content() {
+        let dir = PolicyDir::new(
+            "pull",
+            "[default]\npull-modes = never\nregistry-auth = /nonexistent/%u.json\n\n[uid:0]\npull-modes = missing always\npull-default = always\nregistry-auth =\n",
+        );
+        let file = Path::new("/srv/vassals/app.ini");
+        let vassal = |lines: &str| {
+            read_of(format!(
+                "[emperor]\ndocker-image = app\ndocker-handoff = native\n{lines}\n"
+            ))
+        };
+        let mut settings = dir.settings();
+        let out = report(&settings, file, &vassal("")).expect("allowed");
+        let policy = &out["policy"];
+        assert_eq!(policy["section"], "[uid:0]");
+        let applied = policy["applied"].as_array().expect("applied");
+        assert!(
+            applied
+                .iter()
+                .any(|l| l
+                    == "docker-pull = always: the default (policy line 7: pull-default = always)"),
+            "{applied:?}"
+        );
+        let line = format!(
+            "none (policy {} line 8: registry-auth =)",
+            dir.0.join("policy.ini").display()
+        );
+        assert_eq!(policy["registry_auth"], line.as_str());
+        let err = report_err(&settings, file, &vassal("docker-pull = never"));
+        assert!(
+            err.contains("docker-pull = \"never\" is not allowed")
+                && err.contains("line 6: pull-modes = missing always"),
+            "{err}"
+        );
+        // Without its own section the tenant's file is named, and one the bridge would
+        // refuse is refused here too.
+        settings.policy = Some(dir.0.join("policy.ini"));
+        let read = VassalFile {
+            controllers: vec![1000],
+            ..vassal("")
+        };
+        let err = report(&settings, file, &read)
+            .expect_err("no such file")
+            .to_string();
+        assert!(err.contains("registry-auth = /nonexistent/"), "{err}");
+        assert!(
+            err.contains("line 3: registry-auth = /nonexistent/%u.json"),
+            "{err}"
+        );
+    }
+
+    fn report_err(settings: &RuntimeSettings, file: &Path, read: &VassalFile) -> String {
+        report(settings, file, read)
+            .expect_err("refused")
+            .to_string()
     }
 
     #[test]

@@ -27,11 +27,9 @@ struct Row {
 }
 
 pub fn run(settings: &RuntimeSettings, dirs: &[PathBuf], dry_run: bool) -> ExitCode {
-    let credentials = match settings
-        .registry_auth
-        .as_deref()
-        .map(crate::host::registry_auth::read)
-    {
+    let credentials = match settings.registry_auth.as_deref().map(|path| {
+        crate::host::registry_auth::read(path, crate::host::registry_auth::NamedBy::Operator)
+    }) {
         None => RegistryCredentials::default(),
         Some(Ok(credentials)) => credentials,
         Some(Err(e)) => return fail(&e.to_string()),

@@ -6,9 +6,8 @@ use super::rules::{
 };
 use super::{
     escape_controls, Bound, Decision, Policy, PolicyViolation, RegistryAuth, Tenant,
-    BUILTIN_STOP_TIMEOUT_MAX,
-    BUILTIN_SWAP_MAX, BUILTIN_TMPFS_COUNT_MAX, BUILTIN_TMPFS_MAX, DEFAULT_TENANT_SOCKET_DIR,
-    WELL_KNOWN_DAEMON_SOCKETS,
+    BUILTIN_STOP_TIMEOUT_MAX, BUILTIN_SWAP_MAX, BUILTIN_TMPFS_COUNT_MAX, BUILTIN_TMPFS_MAX,
+    DEFAULT_TENANT_SOCKET_DIR, WELL_KNOWN_DAEMON_SOCKETS,
 };
 use crate::spec::{format_size, ListenAddress, Mount, Protocol, PullPolicy, VassalSpec};
 
@@ -986,7 +985,9 @@ impl Cx<'_> {
                 let names = join(list.items.iter().map(|i| i.value.as_str().to_owned()));
                 let fix = format!("use one of {names}, or remove docker-pull");
                 let why = match asked {
-                    PullPolicy::Missing => "this tenant's vassals may not pull an image the host lacks",
+                    PullPolicy::Missing => {
+                        "this tenant's vassals may not pull an image the host lacks"
+                    }
                     PullPolicy::Always => "this tenant's vassals may not pull at every start",
                     PullPolicy::Never => "this tenant's vassals must pull as the operator says",
                 };

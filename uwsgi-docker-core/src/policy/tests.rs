@@ -136,12 +136,16 @@ fn the_documented_example_parses_and_works() {
         decision.registry_auth,
         RegistryAuth::File {
             path: "/etc/uwsgi/registry-auth/alice.json".into(),
-            rule: format!("policy {FILE} line 25: registry-auth = /etc/uwsgi/registry-auth/%u.json"),
+            rule: format!(
+                "policy {FILE} line 25: registry-auth = /etc/uwsgi/registry-auth/%u.json"
+            ),
         }
     );
     let mut spec = vassal("docker-pull = always");
     spec.image = "alice/shop:1".into();
-    let v = p.enforce("app.ini", &alice(), DOCKER, &mut spec).unwrap_err();
+    let v = p
+        .enforce("app.ini", &alice(), DOCKER, &mut spec)
+        .unwrap_err();
     assert_eq!((v.key.as_str(), v.line), ("docker-pull", 24), "{v}");
 }
 
@@ -1605,13 +1609,17 @@ fn pull_modes_restrict_docker_pull_and_name_their_line() {
     let v = refused(text, "docker-pull = always");
     assert_rule(&v, "docker-pull", "pull-modes = missing, never", 2);
     assert!(
-        v.to_string().contains("use one of missing never, or remove docker-pull"),
+        v.to_string()
+            .contains("use one of missing never, or remove docker-pull"),
         "{v}"
     );
     for asked in ["missing", "never"] {
         let (spec, decision) = allowed(text, &format!("docker-pull = {asked}"));
         assert_eq!(spec.pull.map(PullPolicy::as_str), Some(asked));
-        assert!(!decision.applied.iter().any(|l| l.starts_with("docker-pull")));
+        assert!(!decision
+            .applied
+            .iter()
+            .any(|l| l.starts_with("docker-pull")));
     }
     // Not said: the operator's default when allowed, left for the runtime to fill in.
     let (spec, _) = allowed(text, "");
@@ -1622,9 +1630,9 @@ fn pull_modes_restrict_docker_pull_and_name_their_line() {
     let decision = p.enforce("app.ini", &alice(), DOCKER, &mut spec).unwrap();
     assert_eq!(spec.pull, Some(PullPolicy::Never));
     assert!(
-        decision
-            .applied
-            .contains(&"docker-pull = never: forced (policy line 2: pull-modes = never)".to_string()),
+        decision.applied.contains(
+            &"docker-pull = never: forced (policy line 2: pull-modes = never)".to_string()
+        ),
         "{:?}",
         decision.applied
     );
@@ -1635,9 +1643,9 @@ fn pull_modes_restrict_docker_pull_and_name_their_line() {
     let (spec, decision) = enforce_as(text, &Tenant::new(1001, 1001), "").unwrap();
     assert_eq!(spec.pull, Some(PullPolicy::Always));
     assert!(
-        decision
-            .applied
-            .contains(&"docker-pull = always: the default (policy line 2: pull-default = always)".to_string()),
+        decision.applied.contains(
+            &"docker-pull = always: the default (policy line 2: pull-default = always)".to_string()
+        ),
         "{:?}",
         decision.applied
     );
@@ -1655,12 +1663,22 @@ fn pull_keys_that_make_no_sense_are_refused_by_line() {
     assert!(e.message.contains("lists no mode"), "{e}");
     let e = bad_policy("[default]\npull-modes = never\npull-default = always\n");
     assert_eq!(e.line, 3, "{e}");
-    assert!(e.message.contains("is not among pull-modes = never (line 2)"), "{e}");
+    assert!(
+        e.message
+            .contains("is not among pull-modes = never (line 2)"),
+        "{e}"
+    );
     let e = bad_policy("[default]\npull-default = always\npull-default = never\n");
     assert!(e.message.contains("already set"), "{e}");
     let e = bad_policy("[default]\npull-mode = never\n");
     assert!(e.message.contains("did you mean pull-modes"), "{e}");
-    for bad in ["etc/auth.json", "/etc/auth dir.json", "/etc/%x.json", "/etc/auth/", "/etc/../auth.json"] {
+    for bad in [
+        "etc/auth.json",
+        "/etc/auth dir.json",
+        "/etc/%x.json",
+        "/etc/auth/",
+        "/etc/../auth.json",
+    ] {
         let e = bad_policy(&format!("[default]\nregistry-auth = {bad}\n"));
         assert_eq!(e.line, 2, "{bad}: {e}");
     }
@@ -1688,5 +1706,10 @@ fn registry_auth_names_the_tenants_file_or_none() {
     );
     // A tenant without a home cannot have a %h file: refused, naming the rule.
     let v = enforce_as(text, &Tenant::new(1002, 1002), "").unwrap_err();
-    assert_rule(&v, "registry-auth", "registry-auth = %h/.docker/config.json", 2);
+    assert_rule(
+        &v,
+        "registry-auth",
+        "registry-auth = %h/.docker/config.json",
+        2,
+    );
 }
