@@ -49,6 +49,9 @@ pub const OPTION_VARS: &[(&str, &str)] = &[
     ("docker-name-prefix", var::NAME_PREFIX),
     ("chown-socket", var::SOCKET_OWNER),
     ("docker-policy", var::POLICY),
+    ("docker-pull", var::PULL),
+    ("docker-pull-timeout", var::PULL_TIMEOUT),
+    ("docker-registry-auth", var::REGISTRY_AUTH),
 ];
 
 impl Options {
@@ -572,6 +575,9 @@ mod tests {
             (var::DEBUG, "1"),
             (var::SOCKET_MODE, "666"),
             (var::SOCKET_OWNER, "root:www-data"),
+            (var::PULL, "always"),
+            (var::PULL_TIMEOUT, "120"),
+            (var::REGISTRY_AUTH, "/etc/uwsgi/registry-auth.json"),
             (var::POLICY, "/etc/uwsgi/policy.ini"),
             (var::NAME_PREFIX, "tenant1-"),
         ];
@@ -604,6 +610,14 @@ mod tests {
             why.starts_with("docker-socket-dir: ") && why.contains("absolute"),
             "{why}"
         );
+        for (var, value, option) in [
+            (var::PULL, "sometimes", "docker-pull: "),
+            (var::PULL_TIMEOUT, "0", "docker-pull-timeout: "),
+            (var::REGISTRY_AUTH, "auth.json", "docker-registry-auth: "),
+        ] {
+            let why = Options::from_values(&[(var, value.into())], None, None).expect_err(value);
+            assert!(why.starts_with(option) && why.contains(value), "{why}");
+        }
         let not_utf8 = OsString::from_vec(b"/run/\xff".to_vec());
         let why = Options::from_values(&[(var::DAEMON_SOCKET, not_utf8)], None, None)
             .expect_err("not UTF-8");
