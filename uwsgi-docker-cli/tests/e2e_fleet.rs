@@ -188,10 +188,17 @@ struct Fleet {
     tag: String,
     hosts: Vec<(String, World)>,
     pg: Pg,
+    /// What every host's Emperor starts from (the mode, extra settings).
+    base: EmperorOptions,
 }
 
 impl Fleet {
     fn start(test: &str, hosts: &[&str]) -> Option<Fleet> {
+        Fleet::start_with(test, hosts, EmperorOptions::from_env())
+    }
+
+    /// As [`Fleet::start`], each host's Emperor starting from `base`.
+    fn start_with(test: &str, hosts: &[&str], base: EmperorOptions) -> Option<Fleet> {
         fleet_prerequisites(test)?;
         let (pid, n) = (
             std::process::id(),
@@ -205,6 +212,7 @@ impl Fleet {
             tag,
             hosts: Vec::new(),
             pg,
+            base,
         };
         for host in hosts {
             let world = fleet.start_host(test, host)?;
@@ -216,7 +224,9 @@ impl Fleet {
     /// Host `host`'s Emperor: the pg monitor for its rows, prefix `host-`, id `<tag>-host`.
     fn start_host(&self, test: &str, host: &str) -> Option<World> {
         let prefix = format!("{host}-");
-        let options = EmperorOptions::from_env()
+        let options = self
+            .base
+            .clone()
             .with_arg("--plugin")
             .with_arg(EMPEROR_PG)
             // A vassal whose row goes finishes its requests (message 2, not 0).
@@ -855,4 +865,55 @@ fn readme_shows_the_schema_and_the_emperor_line_the_tests_use() {
         let shown = sql.strip_suffix("[emperor]$cfg$);").unwrap_or(&sql);
         assert!(readme.contains(shown), "README.md lacks {shown:?}");
     }
+}
+
+/// Issue 17's first route for pushed configs, in plugin mode: under a policy a row without
+/// `docker-image` runs on the host only when the policy's `[vassals]` maps it to root.
+/// The hook judges it as wrapper mode does (`check --policy emperor://NAME`, the config on
+/// stdin): an unmapped row is nobody's and refused, naming the way out; a mapped one runs.
+#[test]
+fn plugin_mode_judges_a_pushed_config_without_docker_image_by_its_tenant() {
+    let test = "fleet-native";
+    let base = std::env::temp_dir().join(format!("uwsgi-docker-{test}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&base);
+    fs::create_dir_all(&base).expect("dir");
+    let policy = base.join("policy.ini");
+    fs::write(&policy, "[vassals]\n*-legacy.ini = root\n").expect("policy");
+    let options =
+        EmperorOptions::plugin(false).with_option("docker-policy", &policy.display().to_string());
+    let Some(fleet) = Fleet::start_with(test, &["h1"], options) else {
+        let _ = fs::remove_dir_all(&base);
+        return;
+    };
+    let native = |marker: &Path| {
+        format!(
+            "[uwsgi]\nhook-as-root = exec:touch {}\nhttp-socket = 127.0.0.1:0\n",
+            marker.display()
+        )
+    };
+    let (pwned, ran) = (base.join("pwned"), base.join("legacy-ran"));
+    let unmapped = fleet.vassal("row");
+    let legacy = fleet.vassal("legacy");
+    fleet.insert("h1", &unmapped, &native(&pwned));
+    fleet.insert("h1", &legacy, &native(&ran));
+    let line = fleet.host("h1").wait_for_log_line(
+        &[
+            &unmapped,
+            "the pushed config is owned by nobody",
+            "has no docker-image",
+        ],
+        SPAWN_TIMEOUT,
+    );
+    assert!(
+        line.contains("map it to root in the policy's [vassals]"),
+        "{line}"
+    );
+    wait_for(SPAWN_TIMEOUT, || ran.exists().then_some(()))
+        .unwrap_or_else(|| panic!("the mapped row did not run:\n{}", fleet.logs()));
+    assert!(!pwned.exists(), "an unmapped row ran on the host as root");
+    fleet.delete("h1", &unmapped);
+    fleet.delete("h1", &legacy);
+    drop(fleet);
+    assert!(!pwned.exists(), "an unmapped row ran on the host as root");
+    let _ = fs::remove_dir_all(&base);
 }

@@ -23,11 +23,19 @@ pub const CONTAINER_ID: &str = "CONTAINER_ID";
 pub const BRIDGE_ID: &str = "BRIDGE_ID";
 
 pub fn run(settings: &RuntimeSettings, file: &Path) -> ExitCode {
-    let read = match crate::host::vassal_file::open(file) {
-        Ok(read) => read,
-        Err(e) => return fail(&format!("vassal {}: {e}", vassal_name(file))),
+    let result = match file.to_str().and_then(|f| f.strip_prefix("emperor://")) {
+        // A config an imperial monitor pushes: its text on stdin, judged as the bridge
+        // judges `--ini emperor://NAME` (no file owner: the policy's [vassals] tenant).
+        Some(name) => match read_pushed(name) {
+            Ok(text) => report_pushed(settings, name, &text),
+            Err(e) => return fail(&e),
+        },
+        None => match crate::host::vassal_file::open(file) {
+            Ok(read) => report(settings, file, &read),
+            Err(e) => return fail(&format!("vassal {}: {e}", vassal_name(file))),
+        },
     };
-    match report(settings, file, &read) {
+    match result {
         Ok(report) => match serde_json::to_string_pretty(&report) {
             Ok(out) => {
                 output::say(out);
@@ -39,6 +47,34 @@ pub fn run(settings: &RuntimeSettings, file: &Path) -> ExitCode {
     }
 }
 
+/// A pushed config's text from stdin: at most what the Emperor can push (65,535 bytes).
+fn read_pushed(name: &str) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let cap = usize::from(u16::MAX);
+    let mut text = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(cap as u64 + 1)
+        .read_to_end(&mut text)
+        .map_err(|e| format!("vassal {name}: cannot read its config from stdin: {e}"))?;
+    if text.len() > cap {
+        return Err(format!(
+            "vassal {name}: a pushed config is at most {cap} bytes (the Emperor pushes it as one packet)"
+        ));
+    }
+    Ok(text)
+}
+
+/// The JSON report for a config pushed by an imperial monitor as `emperor://NAME`.
+pub fn report_pushed(
+    settings: &RuntimeSettings,
+    name: &str,
+    text: &[u8],
+) -> Result<Value, StartError> {
+    let is_ini = Path::new(name).extension().is_some_and(|e| e == "ini");
+    report_text(settings, name, text, Origin::Pushed, None, is_ini)
+}
+
 /// The JSON report for vassal file `file`, read as `read`.
 pub fn report(
     settings: &RuntimeSettings,
@@ -46,15 +82,27 @@ pub fn report(
     read: &VassalFile,
 ) -> Result<Value, StartError> {
     let name = vassal_name(file);
-    let text = read.text.as_slice();
     // The owner matters only in tenant mode (a policy is set).
     let origin = match &settings.policy {
         Some(_) => Origin::of_file(read, file).map_err(VassalStartError::from)?,
         None => Origin::Pushed,
     };
+    let is_ini = file.extension().is_some_and(|e| e == "ini");
+    report_text(settings, &name, &read.text, origin, Some(file), is_ini)
+}
+
+/// The report on vassal `name` with config `text` (from `file`, or pushed when `None`).
+fn report_text(
+    settings: &RuntimeSettings,
+    name: &str,
+    text: &[u8],
+    origin: Origin,
+    file: Option<&Path>,
+    is_ini: bool,
+) -> Result<Value, StartError> {
+    let name = name.to_owned();
     // Not an ini file: never a Docker vassal; under a policy, the verdict on running it
     // on the host.
-    let is_ini = file.extension().is_some_and(|e| e == "ini");
     if !is_ini {
         return native_report(settings, &name, file, origin);
     }
@@ -156,10 +204,10 @@ pub fn report(
 fn native_report(
     settings: &RuntimeSettings,
     name: &str,
-    file: &Path,
+    file: Option<&Path>,
     origin: Origin,
 ) -> Result<Value, StartError> {
-    let Some((tenant, verdict)) = tenancy::judge_native(settings, name, origin, Some(file))? else {
+    let Some((tenant, verdict)) = tenancy::judge_native(settings, name, origin, file)? else {
         return Err(VassalStartError::NotDocker {
             vassal: name.to_owned(),
         }
@@ -310,6 +358,39 @@ mod tests {
             err.contains("line 3: registry-auth = /nonexistent/%u.json"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_pushed_config_is_judged_by_its_vassals_tenant() {
+        let dir = PolicyDir::new(
+            "pushed",
+            "[vassals]\nlegacy.ini = root\nlegacy.xml = root\n",
+        );
+        let settings = dir.settings();
+        let native = b"[uwsgi]\nhttp-socket = :3031\n";
+        // Unmapped: nobody's, refused with the way out for a pushed config.
+        for name in ["row.ini", "row.xml"] {
+            let err = report_pushed(&settings, name, native)
+                .expect_err(name)
+                .to_string();
+            assert!(
+                err.contains("the pushed config is owned by nobody (uid 65534)")
+                    && err.contains("[vassals]"),
+                "{err}"
+            );
+        }
+        for name in ["legacy.ini", "legacy.xml"] {
+            let out = report_pushed(&settings, name, native).expect(name);
+            assert_eq!(out["policy"]["verdict"], "allowed on the host", "{out}");
+        }
+        // A Docker vassal pushed is judged for its mapped tenant too (nobody here).
+        let out = report_pushed(
+            &settings,
+            "app.ini",
+            b"[emperor]\ndocker-image = app\ndocker-handoff = native\n",
+        )
+        .expect("docker");
+        assert_eq!(out["policy"]["tenant"]["uid"], 65534, "{out}");
     }
 
     fn report_err(settings: &RuntimeSettings, file: &Path, read: &VassalFile) -> String {
