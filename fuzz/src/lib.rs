@@ -382,6 +382,7 @@ const POLICY_VASSALS: &[&str] = &[
     "[emperor]\ndocker-image = alice/app:1\ndocker-mount = /srv/alice/data:/data\ndocker-port = 127.0.0.1:8080:3031\ndocker-socket = /run/uwsgi-docker/tenants/alice/app.sock\ndocker-socket-owner = alice:www-data\ndocker-memory = 512m\ndocker-cpus = 1.5\ndocker-pids-limit = 100\ndocker-cap-add = NET_BIND_SERVICE\n",
     "[emperor]\ndocker-image = psgi001\ndocker-mount = /:/host\ndocker-mount = /var/run/docker.sock:/var/run/docker.sock\ndocker-network-mode = host\ndocker-user = 0:0\ndocker-cidfile = /etc/passwd\n",
     "[emperor]\ndocker-image = psgi001\ndocker-mount = /home/alice/x:/x:rw\ndocker-user = 1000\ndocker-proxy = /run/alice/p.sock\ndocker-swap = 1g\ndocker-memory = 1g\ndocker-pids-limit = -1\n",
+    "[emperor]\ndocker-image = psgi001\ndocker-pull = always\n",
 ];
 
 /// `path` is `/`, under `/proc`, `/sys` or `/dev`, a daemon socket or above one, or not

@@ -508,6 +508,10 @@ file is refused.
 With --policy (or UWSGIDOCKER_POLICY), FILE.ini is judged as the bridge judges it in
 tenant mode: its owner is the tenant, the verdict names the section that applied and
 what the policy forced, and a refusal names the rule and its line.
+
+FILE emperor://NAME reads the config from stdin and judges it as a config an imperial
+monitor (pg://, ...) pushes as NAME: its tenant is the one the policy's [vassals] section
+maps NAME to (nobody when unmapped).
 "
         }
         Some(Subcommand::Ps) => {

@@ -325,21 +325,28 @@ impl LineSplitter {
     }
 }
 
-/// `text` with its control bytes made visible, for a log line: every C0 control byte
-/// but `\t`, and DEL, becomes `\xNN`. Vassal names, attribute values and container output
-/// are tenant text, and a raw `\n`, `\r` or escape sequence in a log line could forge
-/// other lines or rewrite the operator's terminal. Borrowed when there is nothing to do.
+/// `text` with its control characters made visible, for a log line: every C0 control
+/// byte but `\t`, and DEL, becomes `\xNN`; every C1 control (U+0080 to U+009F, which
+/// terminals also obey: U+009B is CSI) becomes `\u{NN}`. Vassal names, attribute values
+/// and container output are tenant text, and a raw `\n`, `\r` or escape sequence in a log
+/// line could forge other lines or rewrite the operator's terminal. Borrowed when there
+/// is nothing to do.
 pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
-    let needs = |c: char| (c.is_ascii_control() && c != '\t') || c == '\u{7f}';
-    // Control characters are all ASCII, so a byte scan finds them without decoding
-    // (this runs on every relayed line).
-    if !text.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+    // A byte scan finds them without decoding (this runs on every relayed line): C0 and
+    // DEL are ASCII bytes, and a C1 control is encoded as 0xC2 then 0x80 to 0x9F, a pair
+    // no other character's encoding contains.
+    let bytes = text.as_bytes();
+    let c1 =
+        |i: usize| bytes[i] == 0xc2 && bytes.get(i + 1).is_some_and(|b| (0x80..=0x9f).contains(b));
+    if !(0..bytes.len()).any(|i| (bytes[i].is_ascii_control() && bytes[i] != b'\t') || c1(i)) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if needs(c) {
+        if c.is_ascii_control() && c != '\t' {
             out.push_str(&format!("\\x{:02x}", u32::from(c)));
+        } else if ('\u{80}'..='\u{9f}').contains(&c) {
+            out.push_str(&format!("\\u{{{:02x}}}", u32::from(c)));
         } else {
             out.push(c);
         }
@@ -375,6 +382,29 @@ mod tests {
             escape_control("a\nforged [uwsgi-docker] line\r\x1b[2J\x00\x7f\x1f end"),
             "a\\x0aforged [uwsgi-docker] line\\x0d\\x1b[2J\\x00\\x7f\\x1f end"
         );
+    }
+
+    #[test]
+    fn c1_controls_are_escaped_and_their_neighbours_kept() {
+        // U+009B is CSI: `\u{9b}2J` clears a terminal that obeys C1 controls.
+        assert_eq!(
+            escape_control("a\u{80}b\u{85}c\u{9b}2J\u{9f}"),
+            "a\\u{80}b\\u{85}c\\u{9b}2J\\u{9f}"
+        );
+        // Next to them, and sharing their 0xC2 lead byte: not controls.
+        assert!(matches!(
+            escape_control("\u{7e}\u{a0}\u{a9}\u{100}é"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(relay_line("x\u{9b}31m".as_bytes()), "x\\u{9b}31m");
+    }
+
+    proptest! {
+        #[test]
+        fn no_control_character_survives_escaping(text in "\\PC*|[\\x00-\\x{ff}]*") {
+            let escaped = escape_control(&text);
+            prop_assert!(!escaped.chars().any(|c| c.is_control() && c != '\t'), "{escaped:?}");
+        }
     }
 
     #[test]

@@ -45,6 +45,9 @@ struct uwsgi_docker_vassal {
 	const char *name_prefix;
 	const char *socket_owner;
 	const char *policy;
+	const char *pull;
+	const char *pull_timeout;
+	const char *registry_auth;
 };
 
 /* The layout src/ffi.rs asserts too, in pointer sizes (P): change both or neither. */
@@ -66,7 +69,10 @@ DOCKER_AT(socket_mode, 7 * DOCKER_P + 16);
 DOCKER_AT(name_prefix, 8 * DOCKER_P + 16);
 DOCKER_AT(socket_owner, 9 * DOCKER_P + 16);
 DOCKER_AT(policy, 10 * DOCKER_P + 16);
-_Static_assert(sizeof(struct uwsgi_docker_vassal) == 11 * DOCKER_P + 16,
+DOCKER_AT(pull, 11 * DOCKER_P + 16);
+DOCKER_AT(pull_timeout, 12 * DOCKER_P + 16);
+DOCKER_AT(registry_auth, 13 * DOCKER_P + 16);
+_Static_assert(sizeof(struct uwsgi_docker_vassal) == 14 * DOCKER_P + 16,
 	"struct uwsgi_docker_vassal changed size; update RawVassal in src/ffi.rs");
 
 void uwsgi_docker_vassal_before_exec(const struct uwsgi_docker_vassal *);
@@ -80,6 +86,9 @@ static struct {
 	char *bridge;
 	char *name_prefix;
 	char *policy;
+	char *pull;
+	char *pull_timeout;
+	char *registry_auth;
 } docker;
 
 static struct uwsgi_option docker_options[] = {
@@ -93,6 +102,9 @@ static struct uwsgi_option docker_options[] = {
 	{"docker-bridge", required_argument, 0, "the uwsgi-docker binary (default: next to docker_plugin.so, then PATH)", uwsgi_opt_set_str, &docker.bridge, 0},
 	{"docker-name-prefix", required_argument, 0, "put this before every container name, so that several Emperors can share one daemon", uwsgi_opt_set_str, &docker.name_prefix, 0},
 	{"docker-policy", required_argument, 0, "the operator's policy file: tenant mode, each vassal under its file owner's rules", uwsgi_opt_set_str, &docker.policy, 0},
+	{"docker-pull", required_argument, 0, "missing, always or never: when images are pulled (a vassal's docker-pull wins; default missing)", uwsgi_opt_set_str, &docker.pull, 0},
+	{"docker-pull-timeout", required_argument, 0, "seconds a pull may take (default 600)", uwsgi_opt_set_str, &docker.pull_timeout, 0},
+	{"docker-registry-auth", required_argument, 0, "registry credentials: a file in Docker's config.json format, mode 600", uwsgi_opt_set_str, &docker.registry_auth, 0},
 	{0, 0, 0, 0, 0, 0, 0},
 };
 
@@ -123,6 +135,9 @@ static void docker_hand_over(struct uwsgi_instance *ui, char **argv) {
 		/* `chown-socket = USER[:GROUP]`, as uWSGI applies it to the sockets it binds. */
 		.socket_owner = uwsgi.chown_socket,
 		.policy = docker.policy,
+		.pull = docker.pull,
+		.pull_timeout = docker.pull_timeout,
+		.registry_auth = docker.registry_auth,
 	};
 	/* Returns only for a vassal uWSGI should run itself. */
 	uwsgi_docker_vassal_before_exec(&v);

@@ -31,6 +31,9 @@ pub struct RawVassal {
     name_prefix: *const c_char,
     socket_owner: *const c_char,
     policy: *const c_char,
+    pull: *const c_char,
+    pull_timeout: *const c_char,
+    registry_auth: *const c_char,
 }
 
 // The layout the glue asserts too, in pointer sizes (`P`), so that it holds on any
@@ -52,7 +55,10 @@ const _: () = {
     assert!(offset_of!(RawVassal, name_prefix) == 8 * P + 16);
     assert!(offset_of!(RawVassal, socket_owner) == 9 * P + 16);
     assert!(offset_of!(RawVassal, policy) == 10 * P + 16);
-    assert!(size_of::<RawVassal>() == 11 * P + 16);
+    assert!(offset_of!(RawVassal, pull) == 11 * P + 16);
+    assert!(offset_of!(RawVassal, pull_timeout) == 12 * P + 16);
+    assert!(offset_of!(RawVassal, registry_auth) == 13 * P + 16);
+    assert!(size_of::<RawVassal>() == 14 * P + 16);
 };
 
 /// Called by the glue's `vassal_before_exec` in the Emperor's forked child. Returns only
@@ -108,6 +114,9 @@ unsafe fn hook_input(raw: &RawVassal) -> Option<HookInput<'_>> {
         (var::NAME_PREFIX, string(raw.name_prefix)),
         (var::SOCKET_OWNER, string(raw.socket_owner)),
         (var::POLICY, string(raw.policy)),
+        (var::PULL, string(raw.pull)),
+        (var::PULL_TIMEOUT, string(raw.pull_timeout)),
+        (var::REGISTRY_AUTH, string(raw.registry_auth)),
     ]
     .into_iter()
     .filter_map(|(name, value)| Some((name, value?)))

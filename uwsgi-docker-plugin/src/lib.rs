@@ -49,6 +49,9 @@ pub const OPTION_VARS: &[(&str, &str)] = &[
     ("docker-name-prefix", var::NAME_PREFIX),
     ("chown-socket", var::SOCKET_OWNER),
     ("docker-policy", var::POLICY),
+    ("docker-pull", var::PULL),
+    ("docker-pull-timeout", var::PULL_TIMEOUT),
+    ("docker-registry-auth", var::REGISTRY_AUTH),
 ];
 
 impl Options {
@@ -102,12 +105,14 @@ pub enum Decision {
     Judge(Exec),
 }
 
-/// An exec of the bridge: program, argv after argv[0], and the settings env.
+/// An exec of the bridge: program, argv after argv[0], the settings env, and what it
+/// reads on stdin (a judged pushed config's text; `None`: /dev/null).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exec {
     pub program: PathBuf,
     pub args: Vec<OsString>,
     pub env: Vec<(&'static str, String)>,
+    pub stdin: Option<Vec<u8>>,
 }
 
 /// The host, as far as [`decide`] needs it; a trait so tests need no files.
@@ -186,25 +191,27 @@ pub fn decide(vassal: &Vassal<'_>, options: &Options, host: &dyn Host) -> Decisi
 }
 
 /// A vassal uWSGI would run on the host, as root: without a policy it passes; with one,
-/// a vassal file is judged by the bridge's `check --policy` (the one judgement of whose
-/// file it is, as wrapper mode makes it). A pushed config passes: the Emperor's monitor,
-/// which the operator configured, delivered it.
+/// it is judged by the bridge's `check --policy` (the one judgement of whose it is, as
+/// wrapper mode makes it): a vassal file by its name, a pushed config as
+/// `emperor://NAME` with its text on stdin (its tenant is the policy's `[vassals]` one).
 fn native(vassal: &Vassal<'_>, options: &Options, host: &dyn Host) -> Decision {
     let Some(policy) = &options.settings.policy else {
         return Decision::Pass;
     };
-    if vassal.pushed_config.is_some() {
-        return Decision::Pass;
-    }
+    let (config, stdin) = match vassal.pushed_config {
+        Some(text) => (format!("emperor://{}", vassal.name), Some(text.to_vec())),
+        None => (vassal.name.to_owned(), None),
+    };
     Decision::Judge(Exec {
         program: bridge_path(options, host),
         args: vec![
             OsString::from("check"),
             OsString::from("--policy"),
             policy.clone().into_os_string(),
-            OsString::from(vassal.name),
+            OsString::from(config),
         ],
         env: options.settings.to_env(),
+        stdin,
     })
 }
 
@@ -226,6 +233,7 @@ fn bridge_exec(vassal: &Vassal<'_>, options: &Options, host: &dyn Host) -> Exec 
         program: bridge_path(options, host),
         args,
         env: options.settings.to_env(),
+        stdin: None,
     }
 }
 
@@ -310,6 +318,28 @@ fn log(line: &str) {
     );
 }
 
+/// Runs a judgement: its stdout (the verdict) discarded, its stderr (a refusal) the
+/// Emperor's log, its stdin the pushed config's text, if any.
+fn judge(exec: &Exec) -> std::io::Result<std::process::ExitStatus> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = std::process::Command::new(&exec.program)
+        .args(&exec.args)
+        .envs(exec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(if exec.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::null())
+        .spawn()?;
+    if let (Some(text), Some(mut pipe)) = (&exec.stdin, child.stdin.take()) {
+        // A judge that exits early closes the pipe: its status says what happened.
+        let _ = pipe.write_all(text);
+    }
+    child.wait()
+}
+
 /// The hook's effect on the process: return for [`Decision::Pass`], otherwise never return.
 fn act(vassal_name: &str, decision: Decision, debug: bool) {
     use std::os::unix::process::CommandExt;
@@ -320,12 +350,7 @@ fn act(vassal_name: &str, decision: Decision, debug: bool) {
             std::process::exit(1);
         }
         Decision::Judge(exec) => {
-            let judged = std::process::Command::new(&exec.program)
-                .args(&exec.args)
-                .envs(exec.env.iter().map(|(k, v)| (k, v)))
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .status();
+            let judged = judge(&exec);
             match judged {
                 Ok(status) if status.success() => {}
                 // The judgement printed why on stderr, the Emperor's log.
@@ -515,14 +540,32 @@ mod tests {
                 ["check", "--policy", "/etc/uwsgi/policy.ini", name].map(OsString::from)
             );
         }
-        // A pushed config is the operator's monitor's: it passes.
+        // A pushed config is judged as emperor://NAME, its text on the judge's stdin;
+        // not one without a policy.
         let host = FakeHost::default();
-        let pushed = Vassal {
-            name: "row.ini",
-            pushed_config: Some(HOST),
-            argv: None,
-        };
-        assert_eq!(decide(&pushed, &with_policy, &host), Decision::Pass);
+        for name in ["row.ini", "row.xml"] {
+            let pushed = Vassal {
+                name,
+                pushed_config: Some(HOST),
+                argv: None,
+            };
+            let Decision::Judge(exec) = decide(&pushed, &with_policy, &host) else {
+                panic!("{name}: not judged");
+            };
+            let config = format!("emperor://{name}");
+            assert_eq!(
+                exec.args,
+                [
+                    "check",
+                    "--policy",
+                    "/etc/uwsgi/policy.ini",
+                    config.as_str()
+                ]
+                .map(OsString::from)
+            );
+            assert_eq!(exec.stdin.as_deref(), Some(HOST));
+            assert_eq!(decide(&pushed, &Options::default(), &host), Decision::Pass);
+        }
     }
 
     #[test]
@@ -572,6 +615,9 @@ mod tests {
             (var::DEBUG, "1"),
             (var::SOCKET_MODE, "666"),
             (var::SOCKET_OWNER, "root:www-data"),
+            (var::PULL, "always"),
+            (var::PULL_TIMEOUT, "120"),
+            (var::REGISTRY_AUTH, "/etc/uwsgi/registry-auth.json"),
             (var::POLICY, "/etc/uwsgi/policy.ini"),
             (var::NAME_PREFIX, "tenant1-"),
         ];
@@ -604,6 +650,14 @@ mod tests {
             why.starts_with("docker-socket-dir: ") && why.contains("absolute"),
             "{why}"
         );
+        for (var, value, option) in [
+            (var::PULL, "sometimes", "docker-pull: "),
+            (var::PULL_TIMEOUT, "0", "docker-pull-timeout: "),
+            (var::REGISTRY_AUTH, "auth.json", "docker-registry-auth: "),
+        ] {
+            let why = Options::from_values(&[(var, value.into())], None, None).expect_err(value);
+            assert!(why.starts_with(option) && why.contains(value), "{why}");
+        }
         let not_utf8 = OsString::from_vec(b"/run/\xff".to_vec());
         let why = Options::from_values(&[(var::DAEMON_SOCKET, not_utf8)], None, None)
             .expect_err("not UTF-8");

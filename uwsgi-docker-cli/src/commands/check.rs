@@ -6,12 +6,13 @@ use std::process::ExitCode;
 use serde_json::{json, Value};
 use uwsgi_docker_core::docker::{self, Api, ApiVersion};
 use uwsgi_docker_core::plan::labels;
+use uwsgi_docker_core::policy::RegistryAuth;
 use uwsgi_docker_core::spec;
 
 use crate::commands::run::vassal_name;
 use crate::host::vassal_file::VassalFile;
 use crate::output::{self, fail};
-use crate::runtime::start::{check_fixed_paths, identity, plan};
+use crate::runtime::start::{check_fixed_paths, identity, plan, registry_credentials};
 use crate::runtime::start_error::{StartError, VassalStartError};
 use crate::runtime::tenancy::{self, Origin};
 use crate::settings::RuntimeSettings;
@@ -22,11 +23,19 @@ pub const CONTAINER_ID: &str = "CONTAINER_ID";
 pub const BRIDGE_ID: &str = "BRIDGE_ID";
 
 pub fn run(settings: &RuntimeSettings, file: &Path) -> ExitCode {
-    let read = match crate::host::vassal_file::open(file) {
-        Ok(read) => read,
-        Err(e) => return fail(&format!("vassal {}: {e}", vassal_name(file))),
+    let result = match file.to_str().and_then(|f| f.strip_prefix("emperor://")) {
+        // A config an imperial monitor pushes: its text on stdin, judged as the bridge
+        // judges `--ini emperor://NAME` (no file owner: the policy's [vassals] tenant).
+        Some(name) => match read_pushed(name) {
+            Ok(text) => report_pushed(settings, name, &text),
+            Err(e) => return fail(&e),
+        },
+        None => match crate::host::vassal_file::open(file) {
+            Ok(read) => report(settings, file, &read),
+            Err(e) => return fail(&format!("vassal {}: {e}", vassal_name(file))),
+        },
     };
-    match report(settings, file, &read) {
+    match result {
         Ok(report) => match serde_json::to_string_pretty(&report) {
             Ok(out) => {
                 output::say(out);
@@ -38,6 +47,34 @@ pub fn run(settings: &RuntimeSettings, file: &Path) -> ExitCode {
     }
 }
 
+/// A pushed config's text from stdin: at most what the Emperor can push (65,535 bytes).
+fn read_pushed(name: &str) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let cap = usize::from(u16::MAX);
+    let mut text = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(cap as u64 + 1)
+        .read_to_end(&mut text)
+        .map_err(|e| format!("vassal {name}: cannot read its config from stdin: {e}"))?;
+    if text.len() > cap {
+        return Err(format!(
+            "vassal {name}: a pushed config is at most {cap} bytes (the Emperor pushes it as one packet)"
+        ));
+    }
+    Ok(text)
+}
+
+/// The JSON report for a config pushed by an imperial monitor as `emperor://NAME`.
+pub fn report_pushed(
+    settings: &RuntimeSettings,
+    name: &str,
+    text: &[u8],
+) -> Result<Value, StartError> {
+    let is_ini = Path::new(name).extension().is_some_and(|e| e == "ini");
+    report_text(settings, name, text, Origin::Pushed, None, is_ini)
+}
+
 /// The JSON report for vassal file `file`, read as `read`.
 pub fn report(
     settings: &RuntimeSettings,
@@ -45,15 +82,27 @@ pub fn report(
     read: &VassalFile,
 ) -> Result<Value, StartError> {
     let name = vassal_name(file);
-    let text = read.text.as_slice();
     // The owner matters only in tenant mode (a policy is set).
     let origin = match &settings.policy {
         Some(_) => Origin::of_file(read, file).map_err(VassalStartError::from)?,
         None => Origin::Pushed,
     };
+    let is_ini = file.extension().is_some_and(|e| e == "ini");
+    report_text(settings, &name, &read.text, origin, Some(file), is_ini)
+}
+
+/// The report on vassal `name` with config `text` (from `file`, or pushed when `None`).
+fn report_text(
+    settings: &RuntimeSettings,
+    name: &str,
+    text: &[u8],
+    origin: Origin,
+    file: Option<&Path>,
+    is_ini: bool,
+) -> Result<Value, StartError> {
+    let name = name.to_owned();
     // Not an ini file: never a Docker vassal; under a policy, the verdict on running it
     // on the host.
-    let is_ini = file.extension().is_some_and(|e| e == "ini");
     if !is_ini {
         return native_report(settings, &name, file, origin);
     }
@@ -67,12 +116,23 @@ pub fn report(
         Some((tenant, decision)) => {
             spec.labels
                 .push((labels::TENANT.to_owned(), tenant.uid.to_string()));
+            // As the bridge would read it (never shown): a file it would refuse fails here.
+            registry_credentials(settings, &decision.registry_auth)?;
+            let registry_auth = match &decision.registry_auth {
+                RegistryAuth::File { path, rule } => format!("{path} ({rule})"),
+                RegistryAuth::None { rule } => format!("none ({rule})"),
+                _ => match &settings.registry_auth {
+                    Some(path) => format!("{} (UWSGIDOCKER_REGISTRY_AUTH)", path.display()),
+                    None => "none".to_owned(),
+                },
+            };
             json!({
                 "file": settings.policy.as_ref().map(|p| p.display().to_string()),
                 "verdict": "allowed",
                 "tenant": { "uid": tenant.uid, "gid": tenant.gid, "name": tenant.name, "home": tenant.home },
                 "section": decision.section,
                 "applied": decision.applied,
+                "registry_auth": registry_auth,
             })
         }
     };
@@ -144,10 +204,10 @@ pub fn report(
 fn native_report(
     settings: &RuntimeSettings,
     name: &str,
-    file: &Path,
+    file: Option<&Path>,
     origin: Origin,
 ) -> Result<Value, StartError> {
-    let Some((tenant, verdict)) = tenancy::judge_native(settings, name, origin, Some(file))? else {
+    let Some((tenant, verdict)) = tenancy::judge_native(settings, name, origin, file)? else {
         return Err(VassalStartError::NotDocker {
             vassal: name.to_owned(),
         }
@@ -217,6 +277,126 @@ mod tests {
         assert_eq!(report["handoff"], "native");
         assert!(report["launcher"].is_null());
         assert_eq!(report["cmd"][0], "uwsgi");
+    }
+
+    /// A policy file of ours in a directory of our own (removed on drop).
+    struct PolicyDir(std::path::PathBuf);
+
+    impl PolicyDir {
+        fn new(test: &str, policy: &str) -> PolicyDir {
+            use std::os::unix::fs::PermissionsExt;
+            let dir = std::env::temp_dir().join(format!("ud-check-{test}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("dir");
+            let path = dir.join("policy.ini");
+            std::fs::write(&path, policy).expect("policy");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+            PolicyDir(dir)
+        }
+
+        fn settings(&self) -> RuntimeSettings {
+            let mut settings = settings();
+            settings.policy = Some(self.0.join("policy.ini"));
+            settings.launcher = Some("/nonexistent/launcher".into());
+            settings
+        }
+    }
+
+    impl Drop for PolicyDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn check_policy_shows_the_pull_verdict_and_the_credentials_file_never_its_content() {
+        let dir = PolicyDir::new(
+            "pull",
+            "[default]\npull-modes = never\nregistry-auth = /nonexistent/%u.json\n\n[uid:0]\npull-modes = missing always\npull-default = always\nregistry-auth =\n",
+        );
+        let file = Path::new("/srv/vassals/app.ini");
+        let vassal = |lines: &str| {
+            read_of(format!(
+                "[emperor]\ndocker-image = app\ndocker-handoff = native\n{lines}\n"
+            ))
+        };
+        let mut settings = dir.settings();
+        let out = report(&settings, file, &vassal("")).expect("allowed");
+        let policy = &out["policy"];
+        assert_eq!(policy["section"], "[uid:0]");
+        let applied = policy["applied"].as_array().expect("applied");
+        assert!(
+            applied
+                .iter()
+                .any(|l| l
+                    == "docker-pull = always: the default (policy line 7: pull-default = always)"),
+            "{applied:?}"
+        );
+        let line = format!(
+            "none (policy {} line 8: registry-auth =)",
+            dir.0.join("policy.ini").display()
+        );
+        assert_eq!(policy["registry_auth"], line.as_str());
+        let err = report_err(&settings, file, &vassal("docker-pull = never"));
+        assert!(
+            err.contains("docker-pull = \"never\" is not allowed")
+                && err.contains("line 6: pull-modes = missing always"),
+            "{err}"
+        );
+        // Without its own section the tenant's file is named, and one the bridge would
+        // refuse is refused here too.
+        settings.policy = Some(dir.0.join("policy.ini"));
+        let read = VassalFile {
+            controllers: vec![1000],
+            ..vassal("")
+        };
+        let err = report(&settings, file, &read)
+            .expect_err("no such file")
+            .to_string();
+        assert!(err.contains("registry-auth = /nonexistent/"), "{err}");
+        assert!(
+            err.contains("line 3: registry-auth = /nonexistent/%u.json"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_pushed_config_is_judged_by_its_vassals_tenant() {
+        let dir = PolicyDir::new(
+            "pushed",
+            "[vassals]\nlegacy.ini = root\nlegacy.xml = root\n",
+        );
+        let settings = dir.settings();
+        let native = b"[uwsgi]\nhttp-socket = :3031\n";
+        // Unmapped: nobody's, refused with the way out for a pushed config.
+        for name in ["row.ini", "row.xml"] {
+            let err = report_pushed(&settings, name, native)
+                .expect_err(name)
+                .to_string();
+            assert!(
+                err.contains("the pushed config is owned by nobody (uid 65534)")
+                    && err.contains("[vassals]"),
+                "{err}"
+            );
+        }
+        for name in ["legacy.ini", "legacy.xml"] {
+            let out = report_pushed(&settings, name, native).expect(name);
+            assert_eq!(out["policy"]["verdict"], "allowed on the host", "{out}");
+        }
+        // A Docker vassal pushed is judged for its mapped tenant too (nobody here).
+        let out = report_pushed(
+            &settings,
+            "app.ini",
+            b"[emperor]\ndocker-image = app\ndocker-handoff = native\n",
+        )
+        .expect("docker");
+        assert_eq!(out["policy"]["tenant"]["uid"], 65534, "{out}");
+    }
+
+    fn report_err(settings: &RuntimeSettings, file: &Path, read: &VassalFile) -> String {
+        report(settings, file, read)
+            .expect_err("refused")
+            .to_string()
     }
 
     #[test]

@@ -3,18 +3,23 @@
 //! runs, move the file's mtime forward, so that the Emperor reloads it and the bridge,
 //! seeing the moved tag, rolls over (socket vassals) or recreates (the others). Meant for
 //! cron or a systemd timer. `--dry-run` pulls (so the host holds the new image) but
-//! touches no file.
+//! touches no file. A vassal pulls as its bridge would: not at all with `docker-pull =
+//! never`, and under a policy with its tenant's credentials and `pull-modes`.
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use uwsgi_docker_core::docker::{self, PullFailure, PullProgress, RegistryCredentials};
 use uwsgi_docker_core::plan::labels;
-use uwsgi_docker_core::spec::{self, VassalSpec};
+use uwsgi_docker_core::policy::RegistryAuth;
+use uwsgi_docker_core::spec::{self, PullPolicy, VassalSpec};
 
 use crate::commands::vassals::{is_ours, label};
 use crate::host::docker_client::{Client, ClientError};
-use crate::output::fail;
+use crate::output::{self, fail};
+use crate::runtime::start::registry_credentials;
+use crate::runtime::start_error::{StartError, VassalStartError};
+use crate::runtime::tenancy::{self, Origin};
 use crate::settings::RuntimeSettings;
 
 /// One vassal's row.
@@ -27,11 +32,9 @@ struct Row {
 }
 
 pub fn run(settings: &RuntimeSettings, dirs: &[PathBuf], dry_run: bool) -> ExitCode {
-    let credentials = match settings
-        .registry_auth
-        .as_deref()
-        .map(crate::host::registry_auth::read)
-    {
+    let credentials = match settings.registry_auth.as_deref().map(|path| {
+        crate::host::registry_auth::read(path, crate::host::registry_auth::NamedBy::Operator)
+    }) {
         None => RegistryCredentials::default(),
         Some(Ok(credentials)) => credentials,
         Some(Err(e)) => return fail(&e.to_string()),
@@ -122,6 +125,18 @@ fn update_one(
         return row;
     };
     row.running = short(first);
+    let (pull_policy, tenants) = match pull_for(settings, name, path, spec) {
+        Ok(found) => found,
+        Err(e) => {
+            row.action = format!("error: {}", output::unnamed(name, &e.to_string()));
+            return row;
+        }
+    };
+    if pull_policy == PullPolicy::Never {
+        row.action = "not pulled (docker-pull = never)".into();
+        return row;
+    }
+    let credentials = tenants.as_ref().unwrap_or(credentials);
     let new = match pull(client, credentials, &spec.image).and_then(|()| {
         let response = client.call(|api, out| api.inspect_image(&spec.image, out))?;
         Ok::<_, UpdateError>(docker::parse_image_id(&response)?)
@@ -151,6 +166,31 @@ fn update_one(
         }
     };
     row
+}
+
+/// How the vassal pulls, as its bridge would: its `docker-pull` (under a policy, as the
+/// policy makes it), else the operator's; and under a policy its tenant's credentials
+/// (`None`: the operator's). A vassal the policy refuses is an error.
+fn pull_for(
+    settings: &RuntimeSettings,
+    name: &str,
+    path: &Path,
+    spec: &VassalSpec,
+) -> Result<(PullPolicy, Option<RegistryCredentials>), StartError> {
+    if settings.policy.is_none() {
+        return Ok((spec.pull.unwrap_or(settings.pull), None));
+    }
+    let file = crate::host::vassal_file::open(path).map_err(VassalStartError::from)?;
+    let origin = Origin::of_file(&file, path).map_err(VassalStartError::from)?;
+    let mut judged = spec.clone();
+    let Some((_, decision)) = tenancy::apply(settings, name, origin, &mut judged)? else {
+        return Ok((spec.pull.unwrap_or(settings.pull), None));
+    };
+    let credentials = match decision.registry_auth {
+        RegistryAuth::Operator => None,
+        ref own => Some(registry_credentials(settings, own)?),
+    };
+    Ok((judged.pull.unwrap_or(settings.pull), credentials))
 }
 
 /// The image ids of the vassal's running containers (ours, and this Emperor's prefix's).
@@ -288,5 +328,66 @@ fn print_table(rows: &[Row]) {
     line(header);
     for c in cells {
         line(c);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_vassal_pulls_as_its_bridge_would() {
+        let dir = std::env::temp_dir().join(format!("ud-update-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let write = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).expect("written");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+            path
+        };
+        let spec_of = |text: &str| {
+            spec::parse_vassal("app.ini", text.as_bytes())
+                .expect("parses")
+                .expect("a Docker vassal")
+        };
+        let (plain, never) = (
+            "[emperor]\ndocker-image = app\n",
+            "[emperor]\ndocker-image = app\ndocker-pull = never\n",
+        );
+        let mut settings = RuntimeSettings::default();
+        let vassal = write("app.ini", plain);
+        // Without a policy: the vassal's docker-pull, else the operator's.
+        let (pull, own) = pull_for(&settings, "app.ini", &vassal, &spec_of(never)).expect("ok");
+        assert_eq!((pull, own.is_none()), (PullPolicy::Never, true));
+        settings.pull = PullPolicy::Always;
+        let (pull, _) = pull_for(&settings, "app.ini", &vassal, &spec_of(plain)).expect("ok");
+        assert_eq!(pull, PullPolicy::Always);
+        // Under a policy: as the policy makes it (root's file: the [default] rules).
+        settings.policy = Some(write(
+            "policy.ini",
+            "[default]\npull-modes = never\nregistry-auth =\n",
+        ));
+        let (pull, own) = pull_for(&settings, "app.ini", &vassal, &spec_of(plain)).expect("ok");
+        assert_eq!(pull, PullPolicy::Never);
+        assert!(
+            own.is_some_and(|c| c.registries().count() == 0),
+            "no credentials"
+        );
+        let always = write(
+            "always.ini",
+            "[emperor]\ndocker-image = app\ndocker-pull = always\n",
+        );
+        let err = pull_for(
+            &settings,
+            "always.ini",
+            &always,
+            &spec_of("[emperor]\ndocker-image = app\ndocker-pull = always\n"),
+        )
+        .expect_err("refused")
+        .to_string();
+        assert!(err.contains("pull-modes = never"), "{err}");
+        std::fs::remove_dir_all(&dir).expect("cleaned up");
     }
 }

@@ -6,13 +6,15 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use uwsgi_docker_core::docker::RegistryCredentials;
 use uwsgi_docker_core::lifecycle::{BridgeConfig, BridgeError, EmperorChannels, VassalError};
 use uwsgi_docker_core::plan::{ContainerPlan, PlanOptions, VassalIdentity};
+use uwsgi_docker_core::policy::RegistryAuth;
 use uwsgi_docker_core::spec::{self, HandoffMode, VassalSpec};
 
 use crate::host::hostfs::{self, SocketOwner};
 use crate::host::users;
-use crate::host::{launcher_binary, listen, proxy, sys};
+use crate::host::{launcher_binary, listen, proxy, registry_auth, sys};
 use crate::output::{self, fail_naming};
 use crate::runtime::bridge::{self, LoopIo, RolloverPlanner};
 use crate::runtime::start_error::{OperatorStartError, StartError, VassalStartError};
@@ -126,17 +128,19 @@ pub fn plan(
 /// The container plan for a vassal's spec as its file asks for it: the operator policy
 /// applied (tenant mode), the launcher found, the plan validated, and the host paths it
 /// names checked, before anything is bound or created. The start and every rollover plan
-/// with this.
+/// with this. Also returns whose registry credentials the vassal's pulls use.
 pub fn plan_vassal(
     settings: &RuntimeSettings,
     name: &str,
     origin: Origin,
     requested: &VassalSpec,
     inherited_socket: bool,
-) -> Result<ContainerPlan, StartError> {
+) -> Result<(ContainerPlan, RegistryAuth), StartError> {
     let mut spec = requested.clone();
     let tenant_mode = settings.policy.is_some();
+    let mut registry_auth = RegistryAuth::Operator;
     if let Some((tenant, decision)) = tenancy::apply(settings, name, origin, &mut spec)? {
+        registry_auth = decision.registry_auth.clone();
         if settings.emperor.debug {
             for line in &decision.applied {
                 output::warn(&format!("vassal {name}: policy: {line}"));
@@ -176,7 +180,27 @@ pub fn plan_vassal(
     if tenant_mode {
         check_fixed_paths(name, &plan)?;
     }
-    Ok(plan)
+    Ok((plan, registry_auth))
+}
+
+/// The registry credentials a vassal's pulls use: the tenant's file when the policy names
+/// one, none when it says so, else the operator's `UWSGIDOCKER_REGISTRY_AUTH` (or none).
+/// Read when the bridge starts, before anything is bound; a rollover uses the same.
+pub fn registry_credentials(
+    settings: &RuntimeSettings,
+    auth: &RegistryAuth,
+) -> Result<RegistryCredentials, StartError> {
+    let read = match auth {
+        RegistryAuth::File { path, rule } => {
+            registry_auth::read(Path::new(path), registry_auth::NamedBy::Policy(rule))
+        }
+        RegistryAuth::None { .. } => return Ok(RegistryCredentials::default()),
+        _ => match &settings.registry_auth {
+            Some(path) => registry_auth::read(path, registry_auth::NamedBy::Operator),
+            None => return Ok(RegistryCredentials::default()),
+        },
+    };
+    read.map_err(|e| OperatorStartError::from(e).into())
 }
 
 /// Under a policy: every path the daemon will look up (the mount sources, and the proxy
@@ -225,7 +249,7 @@ fn rollover_planner(
                 let vassal = name.clone();
                 return Err(VassalStartError::NotDocker { vassal }.into());
             };
-            let plan = plan_vassal(&settings, &name, origin, &requested, inherited)?;
+            let (plan, _) = plan_vassal(&settings, &name, origin, &requested, inherited)?;
             Ok((plan, requested))
         })();
         planned.map_err(|e: StartError| {
@@ -252,14 +276,14 @@ pub fn run_bridge(
     if requested.socket.is_some() && inherited.take().is_some() {
         output::warn(&format!("vassal {name}: docker-socket is set, so the Emperor's on-demand socket is not passed to the container"));
     }
-    let plan = match plan_vassal(
+    let (plan, registry_auth) = match plan_vassal(
         settings,
         &name,
         start.origin,
         &requested,
         inherited.is_some(),
     ) {
-        Ok(plan) => plan,
+        Ok(planned) => planned,
         Err(e) => return fail_naming(&name, &e),
     };
     let planner = rollover_planner(settings, &start, inherited.is_some());
@@ -268,14 +292,9 @@ pub fn run_bridge(
         .proxy_in_private_dir
         .then(|| private_dir(settings, &identity.emperor_id));
     // Before anything is bound: a refused file leaves nothing behind.
-    let credentials = match settings
-        .registry_auth
-        .as_deref()
-        .map(crate::host::registry_auth::read)
-    {
-        None => Default::default(),
-        Some(Ok(credentials)) => credentials,
-        Some(Err(e)) => return fail_naming(&name, &OperatorStartError::from(e)),
+    let credentials = match registry_credentials(settings, &registry_auth) {
+        Ok(credentials) => credentials,
+        Err(e) => return fail_naming(&name, &e),
     };
     let (listen_socket, listen_socket_entry) = match &plan.spec.socket {
         None => (inherited, None),

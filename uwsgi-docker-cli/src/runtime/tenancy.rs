@@ -56,7 +56,9 @@ pub fn apply(
     let Some(path) = &settings.policy else {
         return Ok(None);
     };
-    let policy = load(path)?.with_daemon_groups(daemon_groups(&settings.emperor.daemon_socket));
+    let policy = load(path)?
+        .with_daemon_groups(daemon_groups(&settings.emperor.daemon_socket))
+        .with_operator_pull(settings.pull);
     let tenant = tenant(&policy, vassal, origin)?;
     let decision = policy.enforce(vassal, &tenant, &settings.emperor.daemon_socket, spec)?;
     Ok(Some((tenant, decision)))

@@ -17,6 +17,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
+use crate::load::{rolling_vassal, Load, CLIENTS};
 
 /// The pg imperial monitor, from Debian's `uwsgi-plugin-emperor-pg`.
 const EMPEROR_PG: &str = "/usr/lib/uwsgi/plugins/emperor_pg_plugin.so";
@@ -161,6 +162,12 @@ fn update_sql(host: &str, name: &str, config: &str) -> String {
     )
 }
 
+/// The same config, `ts` moved: a reload, at which the bridge asks which image the tag
+/// names (what `uwsgi-docker update` has the Emperor do for vassal files).
+fn reload_sql(host: &str, name: &str) -> String {
+    format!("UPDATE vassals SET ts = ts + interval '2 seconds' WHERE host = '{host}' AND name = '{name}';")
+}
+
 fn delete_sql(host: &str, name: &str) -> String {
     format!("DELETE FROM vassals WHERE host = '{host}' AND name = '{name}';")
 }
@@ -178,10 +185,17 @@ struct Fleet {
     tag: String,
     hosts: Vec<(String, World)>,
     pg: Pg,
+    /// What every host's Emperor starts from (the mode, extra settings).
+    base: EmperorOptions,
 }
 
 impl Fleet {
     fn start(test: &str, hosts: &[&str]) -> Option<Fleet> {
+        Fleet::start_with(test, hosts, EmperorOptions::from_env())
+    }
+
+    /// As [`Fleet::start`], each host's Emperor starting from `base`.
+    fn start_with(test: &str, hosts: &[&str], base: EmperorOptions) -> Option<Fleet> {
         fleet_prerequisites(test)?;
         let (pid, n) = (
             std::process::id(),
@@ -195,6 +209,7 @@ impl Fleet {
             tag,
             hosts: Vec::new(),
             pg,
+            base,
         };
         for host in hosts {
             let world = fleet.start_host(test, host)?;
@@ -206,7 +221,9 @@ impl Fleet {
     /// Host `host`'s Emperor: the pg monitor for its rows, prefix `host-`, id `<tag>-host`.
     fn start_host(&self, test: &str, host: &str) -> Option<World> {
         let prefix = format!("{host}-");
-        let options = EmperorOptions::from_env()
+        let options = self
+            .base
+            .clone()
             .with_arg("--plugin")
             .with_arg(EMPEROR_PG)
             // A vassal whose row goes finishes its requests (message 2, not 0).
@@ -838,6 +855,7 @@ fn readme_shows_the_schema_and_the_emperor_line_the_tests_use() {
     for sql in [
         insert_sql("h1", example, "[emperor]"),
         update_sql("h1", example, "…"),
+        reload_sql("h1", example),
         delete_sql("h1", example),
         move_sql("h1", "h2", example),
     ] {
@@ -845,4 +863,148 @@ fn readme_shows_the_schema_and_the_emperor_line_the_tests_use() {
         let shown = sql.strip_suffix("[emperor]$cfg$);").unwrap_or(&sql);
         assert!(readme.contains(shown), "README.md lacks {shown:?}");
     }
+}
+
+/// Issue 17's first route for pushed configs, in plugin mode: under a policy a row without
+/// `docker-image` runs on the host only when the policy's `[vassals]` maps it to root.
+/// The hook judges it as wrapper mode does (`check --policy emperor://NAME`, the config on
+/// stdin): an unmapped row is nobody's and refused, naming the way out; a mapped one runs.
+#[test]
+fn plugin_mode_judges_a_pushed_config_without_docker_image_by_its_tenant() {
+    let test = "fleet-native";
+    let base = std::env::temp_dir().join(format!("uwsgi-docker-{test}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&base);
+    fs::create_dir_all(&base).expect("dir");
+    let policy = base.join("policy.ini");
+    fs::write(&policy, "[vassals]\n*-legacy.ini = root\n").expect("policy");
+    let options =
+        EmperorOptions::plugin(false).with_option("docker-policy", &policy.display().to_string());
+    let Some(fleet) = Fleet::start_with(test, &["h1"], options) else {
+        let _ = fs::remove_dir_all(&base);
+        return;
+    };
+    let native = |marker: &Path| {
+        format!(
+            "[uwsgi]\nhook-as-root = exec:touch {}\nhttp-socket = 127.0.0.1:0\n",
+            marker.display()
+        )
+    };
+    let (pwned, ran) = (base.join("pwned"), base.join("legacy-ran"));
+    let unmapped = fleet.vassal("row");
+    let legacy = fleet.vassal("legacy");
+    fleet.insert("h1", &unmapped, &native(&pwned));
+    fleet.insert("h1", &legacy, &native(&ran));
+    let line = fleet.host("h1").wait_for_log_line(
+        &[
+            &unmapped,
+            "the pushed config is owned by nobody",
+            "has no docker-image",
+        ],
+        SPAWN_TIMEOUT,
+    );
+    assert!(
+        line.contains("map it to root in the policy's [vassals]"),
+        "{line}"
+    );
+    wait_for(SPAWN_TIMEOUT, || ran.exists().then_some(()))
+        .unwrap_or_else(|| panic!("the mapped row did not run:\n{}", fleet.logs()));
+    assert!(!pwned.exists(), "an unmapped row ran on the host as root");
+    fleet.delete("h1", &unmapped);
+    fleet.delete("h1", &legacy);
+    drop(fleet);
+    assert!(!pwned.exists(), "an unmapped row ran on the host as root");
+    let _ = fs::remove_dir_all(&base);
+}
+
+/// Image tags a test made on the engine, untagged on drop (also on failure).
+struct Tags(Vec<String>);
+
+impl Drop for Tags {
+    fn drop(&mut self) {
+        for tag in &self.0 {
+            let _ = docker(&["rmi", tag]);
+        }
+    }
+}
+
+/// Issue 18's fleet rows: after a host's tag moves (here `docker tag` of a new build, as a
+/// pull of a re-pushed tag leaves it), the README's reload SQL (`ts` moved, config as it
+/// was) has the Emperor reload the row; the bridge asks which image the tag names and
+/// rolls the socket vassal over to it, under load, with no failed request.
+#[test]
+fn a_rows_reload_after_its_tag_moved_rolls_over_under_load() {
+    let Some(fleet) = Fleet::start("fleet-tag", &["h1"]) else {
+        return;
+    };
+    let reference = format!("uwsgi-docker-e2e-{}:live", fleet.tag);
+    let mut tags = Tags(Vec::new());
+    docker_ok(&["tag", &image(), &reference]);
+    tags.0.push(reference.clone());
+    let port = free_port();
+    let name = fleet.vassal("tag");
+    fleet.insert("h1", &name, &rolling_vassal(port, &reference, "live", ""));
+    wait_serving(&fleet, port, "live");
+    let first = containers_labelled(LABEL_VASSAL, &name);
+    assert_eq!(first.len(), 1);
+    // A reload with the tag where it was: the same container (the monitor polls every
+    // 3 s; a reload relays to uWSGI in it).
+    fleet.pg.sql(&reload_sql("h1", &name));
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(containers_labelled(LABEL_VASSAL, &name), first);
+    assert!(!fleet.host("h1").log().contains("names another image now"));
+
+    // The tag moves to a new build.
+    let context = std::env::temp_dir().join(format!("uwsgi-docker-{}-context", fleet.tag));
+    fs::create_dir_all(&context).expect("build context");
+    fs::write(context.join("marker"), "two").expect("marker");
+    fs::write(
+        context.join("Dockerfile"),
+        format!("FROM {}\nCOPY marker /marker\n", image()),
+    )
+    .expect("Dockerfile");
+    docker_ok(&[
+        "build",
+        "-q",
+        "-t",
+        &reference,
+        &context.display().to_string(),
+    ]);
+    let _ = fs::remove_dir_all(&context);
+    let new_id = docker_ok(&["image", "inspect", "-f", "{{.Id}}", &reference])
+        .trim()
+        .to_owned();
+
+    let load = Load::start(port);
+    let warm = wait_for(Duration::from_secs(10), || (load.ok() > 20).then_some(()));
+    assert!(warm.is_some(), "the clients get answers before the reload");
+    fleet.pg.sql(&reload_sql("h1", &name));
+    let h1 = fleet.host("h1");
+    h1.wait_for_log_line(&[&name, "names another image now"], SPAWN_TIMEOUT);
+    h1.wait_for_log_line(&[&name, "the rollover is complete"], SPAWN_TIMEOUT);
+    let ok_after = load.ok();
+    let more = wait_for(Duration::from_secs(10), || {
+        (load.ok() > ok_after + 20).then_some(())
+    });
+    assert!(more.is_some(), "the clients get answers after the rollover");
+    let tally = load.finish();
+    eprintln!(
+        "row reload + rollover under {CLIENTS} clients: {} ok, {} failed",
+        tally.ok,
+        tally.failures.len()
+    );
+    assert!(
+        tally.failures.is_empty(),
+        "{} requests failed: {:?}\n{}",
+        tally.failures.len(),
+        &tally.failures[..tally.failures.len().min(10)],
+        fleet.logs()
+    );
+    let now = containers_labelled(LABEL_VASSAL, &name);
+    assert_eq!(now.len(), 1);
+    assert_ne!(now, first);
+    assert_eq!(inspect(&now[0], "{{.Image}}").trim(), new_id);
+    fleet.delete("h1", &name);
+    fleet.assert_clean_within(CLEANUP_TIMEOUT, "after the row was deleted");
+    drop(fleet);
+    drop(tags);
 }

@@ -45,6 +45,10 @@ fn help_lists_the_plugin_options() {
         "--docker-socket-dir",
         "--docker-bridge",
         "--docker-name-prefix",
+        "--docker-policy",
+        "--docker-pull",
+        "--docker-pull-timeout",
+        "--docker-registry-auth",
     ] {
         assert!(
             help.lines()
@@ -92,6 +96,37 @@ fn required_refuses_a_vassal_without_image_and_says_why() {
         processes_matching(&format!("--ini {name}")).is_empty(),
         "a uWSGI runs the refused vassal"
     );
+}
+
+/// The plugin's `docker-pull = never` reaches the bridge (as `UWSGIDOCKER_PULL`): an image
+/// the host lacks is not pulled, and the error says how to have it pulled. (Under the
+/// default, `missing`, the bridge would ask the registry named in the image, here a port
+/// where none listens, and say it is unreachable.)
+#[test]
+fn the_docker_pull_option_reaches_the_bridge() {
+    let options = EmperorOptions::plugin(true).with_option("docker-pull", "never");
+    let Some(mut w) = World::start_with("plugin-pull", options) else {
+        return;
+    };
+    let port = free_port();
+    let name = w.vassal_name("absent");
+    let text = docker_vassal(port, "", "").replace(
+        &format!("docker-image = {}", image()),
+        "docker-image = 127.0.0.1:9/ud-e2e/absent:1",
+    );
+    assert!(text.contains("127.0.0.1:9/"), "{text}");
+    w.write_vassal(&name, &text);
+    let line = w.wait_for_log_line(
+        &[&name, "not found", "set docker-pull = missing"],
+        Duration::from_secs(30),
+    );
+    eprintln!("plugin-pull: logged: {line}");
+    assert!(
+        container_id(&name).is_none(),
+        "a container was made for {name}"
+    );
+    w.remove_vassal(&name);
+    w.assert_clean_within(CLEANUP_TIMEOUT, "after the vassal was removed");
 }
 
 #[test]

@@ -494,3 +494,117 @@ fn a_re_pushed_tag_and_update_roll_over_under_load() {
     w.remove_vassal(&name);
     w.assert_clean_within(CLEANUP_TIMEOUT, "after the vassal was removed");
 }
+
+/// A directory of root's for a test's policy and the tenant's credentials, not under /tmp
+/// (every directory above a tenant's credentials file must be root's and not writable by
+/// others); removed on drop.
+struct RootDir(PathBuf);
+
+impl RootDir {
+    fn new(test: &str) -> RootDir {
+        let dir = Path::new("/run").join(format!("uwsgi-docker-e2e-{test}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("root dir");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod");
+        RootDir(dir)
+    }
+}
+
+impl Drop for RootDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The policy can give a tenant a credentials file of its own (`registry-auth`), used
+/// instead of the operator's: here the operator's is wrong and the tenant's right. A file
+/// the bridge refuses (readable by others) is named with its policy line, and no
+/// credential reaches the log or `check --policy`.
+#[test]
+fn a_tenants_own_credentials_file_is_used_instead_of_the_operators() {
+    let test = "registry_tenant_auth";
+    if registry_prerequisites(test).is_none() {
+        return;
+    }
+    let mut registry = Registry::start(test);
+    let reference = registry.push(&image(), &repository(test), "1");
+    let second = registry.push(&image(), &repository(test), "2");
+    let wrong_password = "not-the-password-88";
+    let operators = registry.write_auth(
+        "wrong.json",
+        &base64(format!("{USER}:{wrong_password}").as_bytes()),
+    );
+    let root = RootDir::new(test);
+    let tenants = root.0.join("tenant.json");
+    fs::copy(registry.auth_file(), &tenants).expect("the tenant's file");
+    fs::set_permissions(&tenants, fs::Permissions::from_mode(0o600)).expect("chmod 600");
+    let policy = root.0.join("policy.ini");
+    fs::write(
+        &policy,
+        format!(
+            "[default]\nsockets = 127.0.0.1:1024-65535\npull-modes = missing\nregistry-auth = {}\n",
+            tenants.display()
+        ),
+    )
+    .expect("policy");
+    let options = EmperorOptions::from_env()
+        .with_env(
+            "UWSGIDOCKER_REGISTRY_AUTH",
+            &operators.display().to_string(),
+        )
+        .with_env("UWSGIDOCKER_POLICY", &policy.display().to_string());
+    let Some(mut w) = World::start_with(test, options) else {
+        return;
+    };
+    let port = free_port();
+    let name = w.vassal_name("tenant");
+    w.write_vassal(&name, &rolling_vassal(port, &reference, "tenant", ""));
+    w.wait_for_body(port, "tenant", SPAWN_TIMEOUT);
+    w.wait_for_log_line(
+        &[&name, &format!("pulled {reference} (sha256:")],
+        SPAWN_TIMEOUT,
+    );
+
+    // check --policy names the file and its rule, never what is in it.
+    let out = Command::new(bin())
+        .args(["check", "--policy"])
+        .arg(&policy)
+        .arg(w.vassal_path(&name))
+        .env("UWSGIDOCKER_REGISTRY_AUTH", &operators)
+        .output()
+        .expect("check runs");
+    let shown = lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}{}", lossy(&out.stderr));
+    assert!(
+        shown.contains(&format!(
+            "{} (policy {} line 4: registry-auth",
+            tenants.display(),
+            policy.display()
+        )),
+        "{shown}"
+    );
+    let secret = base64(format!("{USER}:{PASSWORD}").as_bytes());
+    assert!(
+        !shown.contains(PASSWORD) && !shown.contains(&secret),
+        "{shown}"
+    );
+
+    // A file others may read is refused, naming the rule; nothing is made.
+    fs::set_permissions(&tenants, fs::Permissions::from_mode(0o644)).expect("chmod 644");
+    let other = w.vassal_name("exposed");
+    let other_port = free_port();
+    w.write_vassal(&other, &rolling_vassal(other_port, &second, "exposed", ""));
+    let line = w.wait_for_log_line(
+        &[&other, "may be read by its group or by others"],
+        SPAWN_TIMEOUT,
+    );
+    assert!(line.contains("line 4: registry-auth"), "{line}");
+    assert!(containers_labelled(LABEL_VASSAL, &other).is_empty());
+    let log = w.log();
+    for leaked in [PASSWORD, wrong_password, secret.as_str()] {
+        assert!(!log.contains(leaked), "{log}");
+    }
+    w.remove_vassal(&other);
+    w.remove_vassal(&name);
+    w.assert_clean_within(CLEANUP_TIMEOUT, "after the vassals were removed");
+}

@@ -204,10 +204,10 @@ pub struct Bridge {
     /// The Emperor's reload byte waits while the file is read again: a changed
     /// `[emperor]` section then rolls over without reloading the running vassal.
     held_reload: bool,
-    /// A reload of unchanged settings waits while the daemon says which image the tag
-    /// names now: another than the container runs (`uwsgi-docker update` pulled a moved
-    /// tag) rolls over or recreates, as a changed section does.
-    image_check: Option<(Vec<u8>, crate::spec::VassalSpec)>,
+    /// A reload of unchanged settings asks the daemon which image the tag names now:
+    /// another than the container runs (`uwsgi-docker update`, or a `docker pull`, moved
+    /// the tag) rolls over or recreates, as a changed section does.
+    image_check: Option<reload::ImageCheck>,
     channels: ChannelRelay,
     timers: Timers,
 }
@@ -344,7 +344,9 @@ impl Bridge {
     pub fn handle_emperor_config(&mut self, data: &[u8], now: Instant) {
         self.input(|b| {
             for config in b.channels.decode_emperor_config(data, &mut b.out) {
-                b.push_config(&config, now);
+                if b.push_config(&config, now) {
+                    b.check_pushed_image(config, now);
+                }
             }
         });
     }
@@ -378,7 +380,9 @@ impl Bridge {
     pub fn handle_config(&mut self, config: Result<Vec<u8>, io::Error>, now: Instant) {
         self.input(|b| match config {
             _ if std::mem::take(&mut b.held_reload) => b.on_reload_read(config, now),
-            Ok(config) => b.push_config(&config, now),
+            Ok(config) => {
+                b.push_config(&config, now);
+            }
             // Without a config the vassal exits after 5 s; the Emperor respawns it.
             Err(e) => b.out.notice(Notice::ConfigUnreadable(Arc::new(e))),
         });

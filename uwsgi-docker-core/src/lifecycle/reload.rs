@@ -13,10 +13,22 @@ use super::{Bridge, Step};
 use crate::emperor::{encode_config, EmperorMessage};
 use crate::spec::{self, VassalSpec};
 
+/// A reload of unchanged settings whose tag the daemon is being asked about.
+#[derive(Debug)]
+pub(super) struct ImageCheck {
+    config: Vec<u8>,
+    spec: VassalSpec,
+    /// The Emperor's reload byte waits for the answer (a file vassal); else the reload
+    /// went ahead (a pushed config: uWSGI reloads in place while the daemon is asked).
+    held: bool,
+}
+
 impl Bridge {
-    pub(super) fn push_config(&mut self, config: &[u8], now: Instant) {
+    /// Judges a config for the running vassal and pushes it or acts on its changed
+    /// section; `true` when it was pushed as it is (unchanged settings).
+    pub(super) fn push_config(&mut self, config: &[u8], now: Instant) -> bool {
         if self.is_stopping() {
-            return;
+            return false;
         }
         match ChannelRelay::judge(config, &self.config, &mut self.out) {
             ConfigVerdict::Push(packet) => {
@@ -24,9 +36,31 @@ impl Bridge {
                 self.config.config = config.to_vec();
                 let generation = self.current.generation();
                 self.out.push(Action::ToVassalConfig(generation, packet));
+                true
             }
-            ConfigVerdict::Changed(spec) => self.on_settings_changed(config, spec, now),
-            ConfigVerdict::Drop => {}
+            ConfigVerdict::Changed(spec) => {
+                self.on_settings_changed(config, spec, now);
+                false
+            }
+            ConfigVerdict::Drop => false,
+        }
+    }
+
+    /// A config the Emperor pushed (an imperial monitor's reload, e.g. a fleet row's `ts`
+    /// moved) with unchanged settings, now pushed to the reloading vassal: as for a file
+    /// vassal's reload, one request asks which image the tag names, and a moved tag rolls
+    /// over or recreates. Only for a running vassal with no rollover and no request in
+    /// flight; otherwise the reload is just the reload.
+    pub(super) fn check_pushed_image(&mut self, config: Vec<u8>, now: Instant) {
+        if self.rollover.is_some()
+            || self.image_check.is_some()
+            || !matches!(self.step, Step::Running)
+            || !self.current.instance.proxy.is_handed_off()
+        {
+            return;
+        }
+        if let Ok(Some(spec)) = spec::parse_vassal(&self.config.plan.vassal_name, &config) {
+            self.ask_image(config, spec, false, now);
         }
     }
 
@@ -98,11 +132,19 @@ impl Bridge {
     /// Unchanged settings: the reload waits while the daemon says which image the tag
     /// names now (one request; relayed as it is when that cannot be asked).
     fn check_image(&mut self, config: Vec<u8>, spec: VassalSpec, now: Instant) {
+        if !self.ask_image(config, spec, true, now) {
+            self.relay_reload();
+        }
+    }
+
+    /// Asks the daemon which image `spec`'s tag names now; `false` when it cannot be
+    /// asked (no daemon yet, no known running image, stopping, a request in flight).
+    fn ask_image(&mut self, config: Vec<u8>, spec: VassalSpec, held: bool, now: Instant) -> bool {
         let (Some(api), Some(_)) = (self.api, &self.current.image_id) else {
-            return self.relay_reload();
+            return false;
         };
         if self.is_stopping() || !self.current.requests.is_idle() {
-            return self.relay_reload();
+            return false;
         }
         let mut bytes = Vec::new();
         api.inspect_image(&spec.image, &mut bytes);
@@ -111,13 +153,14 @@ impl Bridge {
         self.current
             .requests
             .send(&mut self.out, request, bytes, deadline, now);
-        self.image_check = Some((config, spec));
+        self.image_check = Some(ImageCheck { config, spec, held });
+        true
     }
 
     /// Which image the tag names now (`None`: it could not be told): another than the
-    /// container runs rolls over or recreates; else the held reload is relayed.
+    /// container runs rolls over or recreates; else a held reload is relayed.
     pub(super) fn on_image_checked(&mut self, image_id: Option<String>, now: Instant) {
-        let Some((config, spec)) = self.image_check.take() else {
+        let Some(ImageCheck { config, spec, held }) = self.image_check.take() else {
             return;
         };
         // Docker and Podman both write `sha256:…` in both places; a bare id is the same id.
@@ -127,7 +170,10 @@ impl Bridge {
             _ => false,
         };
         if !moved || self.is_stopping() {
-            return self.relay_reload();
+            if held {
+                self.relay_reload();
+            }
+            return;
         }
         self.out.notice(Notice::ImageMoved {
             image: spec.image.clone(),

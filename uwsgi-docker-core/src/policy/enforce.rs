@@ -5,11 +5,11 @@ use super::rules::{
     SocketItem, UserRule, KERNEL_TREES,
 };
 use super::{
-    escape_controls, Bound, Decision, Policy, PolicyViolation, Tenant, BUILTIN_STOP_TIMEOUT_MAX,
-    BUILTIN_SWAP_MAX, BUILTIN_TMPFS_COUNT_MAX, BUILTIN_TMPFS_MAX, DEFAULT_TENANT_SOCKET_DIR,
-    WELL_KNOWN_DAEMON_SOCKETS,
+    escape_controls, Bound, Decision, Policy, PolicyViolation, RegistryAuth, Tenant,
+    BUILTIN_STOP_TIMEOUT_MAX, BUILTIN_SWAP_MAX, BUILTIN_TMPFS_COUNT_MAX, BUILTIN_TMPFS_MAX,
+    DEFAULT_TENANT_SOCKET_DIR, WELL_KNOWN_DAEMON_SOCKETS,
 };
-use crate::spec::{format_size, ListenAddress, Mount, Protocol, VassalSpec};
+use crate::spec::{format_size, ListenAddress, Mount, Protocol, PullPolicy, VassalSpec};
 
 /// The result of one check; boxed, as refusals are rare and large.
 type Checked = Result<(), Box<PolicyViolation>>;
@@ -49,11 +49,14 @@ pub(super) fn enforce(
     cx.capabilities(&mut out)?;
     cx.limits(&mut out)?;
     cx.flags(&mut out);
+    cx.pull(&mut out, policy.operator_pull)?;
+    let registry_auth = cx.registry_auth()?;
     *spec = out;
     Ok(Decision {
         section,
         applied: cx.applied,
         host_paths: cx.host_paths,
+        registry_auth,
     })
 }
 
@@ -967,6 +970,64 @@ impl Cx<'_> {
                 );
                 Ok(())
             }
+        }
+    }
+
+    /// `docker-pull`: one of `pull-modes`; a vassal without it gets `pull-default`, else
+    /// the operator's, else (when `pull-modes` allows neither) the first allowed mode.
+    fn pull(&mut self, spec: &mut VassalSpec, operator: PullPolicy) -> Checked {
+        let modes = self.rules.pull_modes.as_ref();
+        let allows = |p: PullPolicy| modes.is_none_or(|l| l.items.iter().any(|i| i.value == p));
+        match spec.pull {
+            Some(asked) if allows(asked) => Ok(()),
+            Some(asked) => {
+                let Some(list) = modes else { return Ok(()) };
+                let names = join(list.items.iter().map(|i| i.value.as_str().to_owned()));
+                let fix = format!("use one of {names}, or remove docker-pull");
+                let why = match asked {
+                    PullPolicy::Missing => {
+                        "this tenant's vassals may not pull an image the host lacks"
+                    }
+                    PullPolicy::Always => "this tenant's vassals may not pull at every start",
+                    PullPolicy::Never => "this tenant's vassals must pull as the operator says",
+                };
+                Err(self.refuse("docker-pull", asked.as_str(), list.rule(), why, fix))
+            }
+            None => {
+                let fill = match (&self.rules.pull_default, modes) {
+                    (Some(d), _) if allows(d.value) => Some((d.value, d.rule(), "the default")),
+                    (_, Some(list)) if !allows(operator) || self.rules.pull_default.is_some() => {
+                        list.items.first().map(|i| (i.value, list.rule(), "forced"))
+                    }
+                    _ => None,
+                };
+                if let Some((value, rule, what)) = fill {
+                    spec.pull = Some(value);
+                    self.note("docker-pull", value.as_str(), what, &rule);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// `registry-auth`: the tenant's own credentials file, `%u`/`%h` expanded.
+    fn registry_auth(&self) -> Result<RegistryAuth, Box<PolicyViolation>> {
+        let Some(rule) = &self.rules.registry_auth else {
+            return Ok(RegistryAuth::Operator);
+        };
+        let at = format!("policy {} line {}: {}", self.file, rule.line, rule.text);
+        let Some(template) = &rule.value else {
+            return Ok(RegistryAuth::None { rule: at });
+        };
+        match self.tenant.expand(template) {
+            Ok(path) => Ok(RegistryAuth::File { path, rule: at }),
+            Err(why) => Err(self.refuse(
+                "registry-auth",
+                template,
+                rule.rule(),
+                format!("the tenant's credentials file cannot be named: {why}"),
+                "ask the operator to name the file without %h, or give the tenant a home",
+            )),
         }
     }
 

@@ -38,6 +38,8 @@
 //! cap-add = NET_BIND_SERVICE
 //! no-new-privileges = true
 //! read-only-rootfs = false
+//! pull-modes = missing never
+//! registry-auth = /etc/uwsgi/registry-auth/%u.json
 //!
 //! ; a tenant's own section: each key it sets replaces [default]'s, the others fall through
 //! [user:alice]
@@ -100,6 +102,9 @@
 //! | `tmpfs-count-max` | how many `docker-tmpfs` a vassal may have | `4` |
 //! | `stop-timeout-max` | seconds `docker-stop-timeout` may be | `25` (the Emperor's default curse tolerance, 30 s, less the bridge's 5 s grace) |
 //! | `native-vassals` | boolean: this tenant's vassals without `docker-image` may run (on the host, as the Emperor's user: root) | `false` |
+//! | `pull-modes` | the `docker-pull` values a vassal may use: `missing`, `always`, `never` | any |
+//! | `pull-default` | the `docker-pull` of a vassal that does not say (one of `pull-modes`) | the operator's `UWSGIDOCKER_PULL` |
+//! | `registry-auth` | the tenant's own registry credentials file (`%u`, `%h`), used instead of the operator's; empty: none | the operator's `UWSGIDOCKER_REGISTRY_AUTH` |
 //!
 //! * **mounts**: a mount no item allows is refused. A mount only read-only items allow is
 //!   made read-only (`docker-mount = /srv/alice/data:/data` runs as `…:ro`), and one that
@@ -141,10 +146,19 @@
 //! * **native vassals**: a vassal without `docker-image` (or not an ini file) runs on the
 //!   host as the Emperor's user; under a policy only root's own vassal files may, or a
 //!   tenant whose section says `native-vassals = true` ([`Policy::judge_native`]).
+//! * **pulls**: a `docker-pull` that `pull-modes` does not list is refused. A vassal
+//!   without one gets `pull-default`, else the operator's `UWSGIDOCKER_PULL`
+//!   ([`Policy::with_operator_pull`]); when `pull-modes` does not allow that, the first
+//!   mode it lists (`pull-modes = never` keeps a tenant from asking any registry).
+//! * **registry-auth**: a vassal file never carries credentials. A tenant's pulls use
+//!   the operator's `UWSGIDOCKER_REGISTRY_AUTH`, or the file its section names
+//!   ([`Decision::registry_auth`]), which the runtime refuses unless it is root's, not
+//!   readable by group or others, and reached through root's directories with no symlink.
+//!   An empty value gives the tenant no credentials. Nothing read from it is ever printed.
 //! * `docker-hostname`, `docker-dns`, `docker-env`, `docker-label`, `docker-workdir`,
 //!   `docker-tty`, `docker-stop-signal`, `docker-uwsgi` and `docker-handoff` are the
 //!   vassal's own business.
-use crate::spec::VassalSpec;
+use crate::spec::{PullPolicy, VassalSpec};
 
 mod enforce;
 mod parse;
@@ -208,6 +222,8 @@ pub struct Policy {
     vassals: Vec<VassalRule>,
     /// The groups owning a daemon socket: never a container's group.
     daemon_groups: Vec<u32>,
+    /// The operator's `docker-pull` for a vassal that does not say (`UWSGIDOCKER_PULL`).
+    operator_pull: PullPolicy,
 }
 
 /// One `[vassals]` line.
@@ -237,6 +253,15 @@ impl Policy {
         self.daemon_groups = gids.into_iter().filter(|&g| g != 0).collect();
         self.daemon_groups.sort_unstable();
         self.daemon_groups.dedup();
+        self
+    }
+
+    /// The operator's default `docker-pull` (`UWSGIDOCKER_PULL`, default `missing`): what a
+    /// vassal without `docker-pull` (and a section without `pull-default`) gets, when
+    /// `pull-modes` allows it.
+    #[must_use]
+    pub fn with_operator_pull(mut self, pull: PullPolicy) -> Policy {
+        self.operator_pull = pull;
         self
     }
 
@@ -434,6 +459,30 @@ pub struct Decision {
     /// write below an allowed directory can plant a symlink there, so the runtime must
     /// refuse these paths if any component is a symlink, and open them without following.
     pub host_paths: Vec<String>,
+    /// Whose registry credentials the vassal's pulls use.
+    pub registry_auth: RegistryAuth,
+}
+
+/// Whose registry credentials a tenant's pulls use (`registry-auth`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum RegistryAuth {
+    /// The policy does not say: the operator's (`UWSGIDOCKER_REGISTRY_AUTH`, if set).
+    #[default]
+    Operator,
+    /// The tenant's own file, instead of the operator's. The runtime reads it as it reads
+    /// the operator's, and also refuses it unless root owns it and every directory above it.
+    File {
+        /// The path, `%u`/`%h` expanded.
+        path: String,
+        /// The rule, as `policy FILE line N: registry-auth = …`, for messages.
+        rule: String,
+    },
+    /// `registry-auth =` (empty): no credentials; pulls are anonymous.
+    None {
+        /// The rule, for messages.
+        rule: String,
+    },
 }
 
 /// Why a vassal that is not a Docker vassal may run on the host.

@@ -10,7 +10,7 @@ use super::rules::{
     Rules, Scalar, SocketItem, UserRule, KERNEL_TREES,
 };
 use super::{Policy, PolicyError, TenantName, VassalRule};
-use crate::spec::{self, shared, Protocol};
+use crate::spec::{self, shared, Protocol, PullPolicy};
 
 /// Every rule key, for suggestions and the docs.
 pub const POLICY_KEYS: &[&str] = &[
@@ -38,6 +38,9 @@ pub const POLICY_KEYS: &[&str] = &[
     "tmpfs-count-max",
     "stop-timeout-max",
     "native-vassals",
+    "pull-modes",
+    "pull-default",
+    "registry-auth",
 ];
 
 /// Which section the lines being read belong to.
@@ -61,6 +64,7 @@ pub(super) fn parse(file: &str, text: &[u8]) -> Result<Policy, PolicyError> {
         uids: Vec::new(),
         vassals: Vec::new(),
         daemon_groups: Vec::new(),
+        operator_pull: PullPolicy::Missing,
     };
     let mut section = Section::None;
     for (index, raw) in body.split(|&b| b == b'\n').enumerate() {
@@ -348,8 +352,40 @@ fn apply(rules: &mut Rules, key: &str, value: &str, line: usize, text: &str) -> 
             text,
             shared::boolean(value),
         ),
+        "pull-modes" => push_list(&mut rules.pull_modes, line, text, value, |i| {
+            PullPolicy::parse(i).map_err(|w| bad(i, w))
+        }),
+        "pull-default" => set_scalar(
+            &mut rules.pull_default,
+            key,
+            line,
+            text,
+            PullPolicy::parse(value),
+        ),
+        "registry-auth" => set_scalar(
+            &mut rules.registry_auth,
+            key,
+            line,
+            text,
+            credentials_file(value),
+        ),
         _ => Err(unknown_key(key)),
     }
+}
+
+/// `registry-auth`: a file path template, or nothing (no credentials for this tenant).
+fn credentials_file(value: &str) -> Result<Option<String>, String> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if value.chars().any(char::is_whitespace) {
+        return Err("write one absolute file path, e.g. /etc/uwsgi/registry-auth/%u.json, or nothing for no credentials".into());
+    }
+    check_template(value)?;
+    if value.ends_with('/') {
+        return Err("name a file, not a directory".into());
+    }
+    Ok(Some(value.into()))
 }
 
 fn unknown_key(key: &str) -> String {
@@ -503,7 +539,27 @@ fn check_limits(rules: &Rules) -> Result<(), (usize, String)> {
     pair(&rules.memory_default, &rules.memory_max, |v| *v)?;
     pair(&rules.swap_default, &rules.swap_max, |v| *v)?;
     pair(&rules.cpus_default, &rules.cpus_max, |v| *v)?;
-    pair(&rules.pids_default, &rules.pids_max, |v| pids_rank(*v))
+    pair(&rules.pids_default, &rules.pids_max, |v| pids_rank(*v))?;
+    if let Some(modes) = rules.pull_modes.as_ref().filter(|m| m.items.is_empty()) {
+        return Err((
+            modes.rule().line,
+            "pull-modes lists no mode; name at least one of missing, always, never (never: no registry is asked)".into(),
+        ));
+    }
+    if let (Some(default), Some(modes)) = (&rules.pull_default, &rules.pull_modes) {
+        if !modes.items.iter().any(|m| m.value == default.value) {
+            return Err((
+                default.line,
+                format!(
+                    "{} is not among {} (line {}); add it there or pick one of them",
+                    default.text,
+                    modes.rule().text,
+                    modes.rule().line
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Pids limits ordered as limits: -1 (unlimited) above every number.

@@ -3,7 +3,7 @@
 use core::net::IpAddr;
 
 use super::Tenant;
-use crate::spec::Protocol;
+use crate::spec::{Protocol, PullPolicy};
 
 /// Where a rule comes from: its text as written and its line (0: built in, not in the file).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,6 +152,10 @@ pub(super) struct Rules {
     pub tmpfs_count_max: Option<Scalar<u64>>,
     pub stop_timeout_max: Option<Scalar<u64>>,
     pub native_vassals: Option<Scalar<bool>>,
+    pub pull_modes: Option<List<PullPolicy>>,
+    pub pull_default: Option<Scalar<PullPolicy>>,
+    /// A path template; `None` inside: no credentials at all (`registry-auth =`).
+    pub registry_auth: Option<Scalar<Option<String>>>,
 }
 
 macro_rules! overlay {
@@ -190,6 +194,9 @@ impl Rules {
             tmpfs_count_max,
             stop_timeout_max,
             native_vassals,
+            pull_modes,
+            pull_default,
+            registry_auth,
         )
     }
 }

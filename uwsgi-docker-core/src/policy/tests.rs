@@ -97,7 +97,7 @@ fn the_documented_example_parses_and_works() {
     let p = policy(&text);
     // alice's own section allows only alice/* images.
     let v = enforce_as(&text, &alice(), "").unwrap_err();
-    assert_eq!((v.rule.as_str(), v.line), ("images = alice/*", 27), "{v}");
+    assert_eq!((v.rule.as_str(), v.line), ("images = alice/*", 29), "{v}");
     let mut spec = vassal(
         "docker-mount = /srv/alice/data:/data\ndocker-port = 127.0.0.1:8080:3031\ndocker-socket = /run/uwsgi-docker/tenants/alice/app.sock\ndocker-socket-owner = alice:www-data",
     );
@@ -121,7 +121,7 @@ fn the_documented_example_parses_and_works() {
     let tenant = Tenant::new(1002, 1002);
     let mut spec = vassal("docker-mount = /srv/1002:/data");
     let v = p.enforce("x.ini", &tenant, DOCKER, &mut spec).unwrap_err();
-    assert_eq!((v.rule.as_str(), v.line), ("mounts =", 32), "{v}");
+    assert_eq!((v.rule.as_str(), v.line), ("mounts =", 34), "{v}");
     assert_eq!(
         p.tenant_for_vassal("shop-1.ini"),
         Some(TenantName::User("alice".into()))
@@ -131,6 +131,22 @@ fn the_documented_example_parses_and_works() {
         Some(TenantName::Uid(1002))
     );
     assert_eq!(p.tenant_for_vassal("other.ini"), None);
+    // Pulls: missing or never, and alice's own credentials file.
+    assert_eq!(
+        decision.registry_auth,
+        RegistryAuth::File {
+            path: "/etc/uwsgi/registry-auth/alice.json".into(),
+            rule: format!(
+                "policy {FILE} line 25: registry-auth = /etc/uwsgi/registry-auth/%u.json"
+            ),
+        }
+    );
+    let mut spec = vassal("docker-pull = always");
+    spec.image = "alice/shop:1".into();
+    let v = p
+        .enforce("app.ini", &alice(), DOCKER, &mut spec)
+        .unwrap_err();
+    assert_eq!((v.key.as_str(), v.line), ("docker-pull", 24), "{v}");
 }
 
 #[test]
@@ -1585,4 +1601,115 @@ fn a_tenants_native_vassal_is_refused_unless_the_policy_allows_it() {
         .judge_native("a\u{1b}.ini", Some("/a\u{1b}.ini"), &alice())
         .expect_err("escaped");
     assert!(!err.to_string().contains('\u{1b}'), "{err}");
+}
+
+#[test]
+fn pull_modes_restrict_docker_pull_and_name_their_line() {
+    let text = "[default]\npull-modes = missing, never\n";
+    let v = refused(text, "docker-pull = always");
+    assert_rule(&v, "docker-pull", "pull-modes = missing, never", 2);
+    assert!(
+        v.to_string()
+            .contains("use one of missing never, or remove docker-pull"),
+        "{v}"
+    );
+    for asked in ["missing", "never"] {
+        let (spec, decision) = allowed(text, &format!("docker-pull = {asked}"));
+        assert_eq!(spec.pull.map(PullPolicy::as_str), Some(asked));
+        assert!(!decision
+            .applied
+            .iter()
+            .any(|l| l.starts_with("docker-pull")));
+    }
+    // Not said: the operator's default when allowed, left for the runtime to fill in.
+    let (spec, _) = allowed(text, "");
+    assert_eq!(spec.pull, None);
+    // The operator's default not allowed: the first allowed mode, noted.
+    let mut spec = vassal("");
+    let p = policy("[default]\npull-modes = never\n").with_operator_pull(PullPolicy::Always);
+    let decision = p.enforce("app.ini", &alice(), DOCKER, &mut spec).unwrap();
+    assert_eq!(spec.pull, Some(PullPolicy::Never));
+    assert!(
+        decision.applied.contains(
+            &"docker-pull = never: forced (policy line 2: pull-modes = never)".to_string()
+        ),
+        "{:?}",
+        decision.applied
+    );
+    // pull-default fills in; the tenant's section replaces [default]'s.
+    let text = "[default]\npull-default = always\n\n[user:alice]\npull-modes = never\n";
+    let (spec, decision) = allowed(text, "");
+    assert_eq!(spec.pull, Some(PullPolicy::Never), "{:?}", decision.applied);
+    let (spec, decision) = enforce_as(text, &Tenant::new(1001, 1001), "").unwrap();
+    assert_eq!(spec.pull, Some(PullPolicy::Always));
+    assert!(
+        decision.applied.contains(
+            &"docker-pull = always: the default (policy line 2: pull-default = always)".to_string()
+        ),
+        "{:?}",
+        decision.applied
+    );
+    // A refused docker-pull = never says why.
+    let v = refused("[default]\npull-modes = always\n", "docker-pull = never");
+    assert!(v.why.contains("must pull"), "{v}");
+}
+
+#[test]
+fn pull_keys_that_make_no_sense_are_refused_by_line() {
+    let e = bad_policy("[default]\npull-modes = sometimes\n");
+    assert_eq!(e.line, 2);
+    assert!(e.message.contains("\"sometimes\""), "{e}");
+    let e = bad_policy("[default]\npull-modes =\n");
+    assert!(e.message.contains("lists no mode"), "{e}");
+    let e = bad_policy("[default]\npull-modes = never\npull-default = always\n");
+    assert_eq!(e.line, 3, "{e}");
+    assert!(
+        e.message
+            .contains("is not among pull-modes = never (line 2)"),
+        "{e}"
+    );
+    let e = bad_policy("[default]\npull-default = always\npull-default = never\n");
+    assert!(e.message.contains("already set"), "{e}");
+    let e = bad_policy("[default]\npull-mode = never\n");
+    assert!(e.message.contains("did you mean pull-modes"), "{e}");
+    for bad in [
+        "etc/auth.json",
+        "/etc/auth dir.json",
+        "/etc/%x.json",
+        "/etc/auth/",
+        "/etc/../auth.json",
+    ] {
+        let e = bad_policy(&format!("[default]\nregistry-auth = {bad}\n"));
+        assert_eq!(e.line, 2, "{bad}: {e}");
+    }
+}
+
+#[test]
+fn registry_auth_names_the_tenants_file_or_none() {
+    let (_, decision) = allowed("[default]\nimages = **\n", "");
+    assert_eq!(decision.registry_auth, RegistryAuth::Operator);
+    let text = "[default]\nregistry-auth = %h/.docker/config.json\n\n[uid:1001]\nregistry-auth =\n";
+    let (_, decision) = allowed(text, "");
+    assert_eq!(
+        decision.registry_auth,
+        RegistryAuth::File {
+            path: "/home/alice/.docker/config.json".into(),
+            rule: format!("policy {FILE} line 2: registry-auth = %h/.docker/config.json"),
+        }
+    );
+    let (_, decision) = enforce_as(text, &Tenant::new(1001, 1001), "").unwrap();
+    assert_eq!(
+        decision.registry_auth,
+        RegistryAuth::None {
+            rule: format!("policy {FILE} line 5: registry-auth =")
+        }
+    );
+    // A tenant without a home cannot have a %h file: refused, naming the rule.
+    let v = enforce_as(text, &Tenant::new(1002, 1002), "").unwrap_err();
+    assert_rule(
+        &v,
+        "registry-auth",
+        "registry-auth = %h/.docker/config.json",
+        2,
+    );
 }

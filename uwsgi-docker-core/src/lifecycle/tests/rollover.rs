@@ -1014,3 +1014,93 @@ fn a_stop_while_waiting_for_health_removes_the_new_container_and_then_the_old() 
         h.assert_clean(0);
     }
 }
+
+/// A socket vassal fed by an imperial monitor (a config channel), running.
+fn pushed_running_with_socket() -> Harness {
+    let (plan, spec) = plan_for(SOCKET_CONFIG);
+    let mut config = BridgeConfig::new(plan, spec, SOCKET_CONFIG.to_vec());
+    config.emperor = EmperorChannels::ControlAndConfig;
+    let mut h = Harness::new(config);
+    h.run();
+    h.vassal_connects(1);
+    h.daemon.next_id = Some(NEW_ID);
+    h
+}
+
+/// The Emperor reloads a pushed vassal with `config` (a fleet row whose `ts` moved).
+fn emperor_reloads_with(h: &mut Harness, config: &[u8]) {
+    h.emperor_sends(&[EmperorMessage::Reload.to_byte()]);
+    h.bridge
+        .handle_emperor_config(&config_packet(config), h.now);
+    h.run();
+}
+
+#[test]
+fn a_pushed_reload_whose_tag_now_names_another_image_rolls_over_to_it() {
+    let mut h = pushed_running_with_socket();
+    // The host pulled the moved tag; the row's ts moved, its config did not.
+    h.daemon.tag_names = "sha256:0002";
+    let (requests, pushes) = (h.daemon.requests.len(), h.to_vassal_config.len());
+    emperor_reloads_with(&mut h, SOCKET_CONFIG);
+    assert_eq!(
+        &h.to_vassal_config[pushes..],
+        config_packet(SOCKET_CONFIG),
+        "the reloading vassal gets its config, and serves on"
+    );
+    assert_eq!(h.daemon.requests[requests], "GET /images/app/json");
+    assert!(h.noticed(|n| matches!(n, Notice::ImageMoved { image } if image == "app")));
+    assert_eq!(h.bridge.phase(), Phase::RollingOver, "{:#?}", h.logs());
+    h.new_vassal_connects(2);
+    h.generation_sends(SECOND, &[5]);
+    h.container_exits(0);
+    assert_eq!(h.bridge.container_id(), Some(NEW_ID));
+    assert_eq!(h.daemon.image_of.get(NEW_ID).copied(), Some("sha256:0002"));
+    assert_eq!(h.config_of[&SECOND], config_packet(SOCKET_CONFIG));
+    // Now the tag names the running image: the next pushed reload is an ordinary one.
+    let requests = h.daemon.requests.len();
+    emperor_reloads_with(&mut h, SOCKET_CONFIG);
+    assert_eq!(&h.daemon.requests[requests..], ["GET /images/app/json"]);
+    assert_eq!(h.bridge.phase(), Phase::Running);
+}
+
+#[test]
+fn a_pushed_reload_of_an_unmoved_tag_costs_one_request_and_nothing_else() {
+    let mut h = pushed_running_with_socket();
+    let (requests, pushes) = (h.daemon.requests.len(), h.to_vassal_config.len());
+    emperor_reloads_with(&mut h, SOCKET_CONFIG);
+    assert_eq!(&h.daemon.requests[requests..], ["GET /images/app/json"]);
+    assert_eq!(
+        h.to_vassal_config.len(),
+        pushes + config_packet(SOCKET_CONFIG).len()
+    );
+    assert_eq!(h.bridge.phase(), Phase::Running);
+    assert!(!h.noticed(|n| matches!(n, Notice::ImageMoved { .. })));
+    // A daemon that cannot tell changes nothing either.
+    h.daemon.hang.push("GET /images");
+    emperor_reloads_with(&mut h, SOCKET_CONFIG);
+    h.advance(DEFAULT_REQUEST_TIMEOUT);
+    assert_eq!(h.bridge.phase(), Phase::Running, "{:#?}", h.logs());
+    assert_eq!(h.bridge.container_id(), Some(CONTAINER_ID));
+}
+
+#[test]
+fn a_moved_tag_recreates_a_pushed_vassal_that_cannot_roll_over() {
+    let mut h = Harness::running();
+    // Harness::running has no config channel: give this one the Emperor's pushes.
+    let (plan, spec) = plan_for(h.file.as_slice());
+    let mut config = BridgeConfig::new(plan, spec, h.file.clone());
+    config.emperor = EmperorChannels::ControlAndConfig;
+    let file = h.file.clone();
+    h = Harness::new(config);
+    h.file = file.clone();
+    h.run();
+    h.vassal_connects(1);
+    h.daemon.tag_names = "sha256:0002";
+    emperor_reloads_with(&mut h, &file);
+    assert!(
+        h.noticed(|n| matches!(n, Notice::ImageMoved { .. })),
+        "{:#?}",
+        h.logs()
+    );
+    assert!(h.noticed(|n| matches!(n, Notice::Recreating)));
+}
