@@ -17,7 +17,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
-use crate::load::{rolling_vassal, Load, CLIENTS};
+use crate::load::{rolling_vassal, Load};
 
 /// The pg imperial monitor, from Debian's `uwsgi-plugin-emperor-pg`.
 const EMPEROR_PG: &str = "/usr/lib/uwsgi/plugins/emperor_pg_plugin.so";
@@ -975,30 +975,13 @@ fn a_rows_reload_after_its_tag_moved_rolls_over_under_load() {
         .to_owned();
 
     let load = Load::start(port);
-    let warm = wait_for(Duration::from_secs(10), || (load.ok() > 20).then_some(()));
-    assert!(warm.is_some(), "the clients get answers before the reload");
+    load.warm_up("the reload");
     fleet.pg.sql(&reload_sql("h1", &name));
     let h1 = fleet.host("h1");
     h1.wait_for_log_line(&[&name, "names another image now"], SPAWN_TIMEOUT);
     h1.wait_for_log_line(&[&name, "the rollover is complete"], SPAWN_TIMEOUT);
-    let ok_after = load.ok();
-    let more = wait_for(Duration::from_secs(10), || {
-        (load.ok() > ok_after + 20).then_some(())
-    });
-    assert!(more.is_some(), "the clients get answers after the rollover");
-    let tally = load.finish();
-    eprintln!(
-        "row reload + rollover under {CLIENTS} clients: {} ok, {} failed",
-        tally.ok,
-        tally.failures.len()
-    );
-    assert!(
-        tally.failures.is_empty(),
-        "{} requests failed: {:?}\n{}",
-        tally.failures.len(),
-        &tally.failures[..tally.failures.len().min(10)],
-        fleet.logs()
-    );
+    let tally = load.finish_after_more("the rollover");
+    tally.assert_none_failed("row reload + rollover", &fleet.logs());
     let now = containers_labelled(LABEL_VASSAL, &name);
     assert_eq!(now.len(), 1);
     assert_ne!(now, first);

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use crate::harness::{http_get, APP_IN_IMAGE};
+use crate::harness::{http_get, wait_for, APP_IN_IMAGE};
 
 /// Client threads that loop requests during the whole change.
 pub const CLIENTS: usize = 4;
@@ -15,6 +15,9 @@ pub const CLIENTS: usize = 4;
 /// worker stop (a worker told to stop just after it accepted a connection exits without
 /// answering it; a touch-reload has the same race), which no bridge can close.
 pub const CLIENT_PAUSE: Duration = Duration::from_millis(10);
+/// How many answers count as "the clients get answers".
+const SOME_ANSWERS: usize = 20;
+
 /// What the clients saw.
 #[derive(Debug, Default)]
 pub struct Tally {
@@ -22,6 +25,26 @@ pub struct Tally {
     /// By answer: how many times each body came.
     pub bodies: BTreeMap<String, usize>,
     pub failures: Vec<String>,
+}
+
+impl Tally {
+    /// Prints what the clients saw during `change` and fails the test on any failed
+    /// request, showing `log`.
+    pub fn assert_none_failed(&self, change: &str, log: &str) {
+        eprintln!(
+            "{change} under {CLIENTS} clients: {} ok, {} failed, answers {:?}",
+            self.ok,
+            self.failures.len(),
+            self.bodies
+        );
+        assert!(
+            self.failures.is_empty(),
+            "{} of {} requests failed during {change}: {:?}\n{log}",
+            self.failures.len(),
+            self.ok + self.failures.len(),
+            &self.failures[..self.failures.len().min(10)],
+        );
+    }
 }
 
 /// Clients that loop `GET /` on `port` until stopped.
@@ -64,6 +87,24 @@ impl Load {
 
     pub fn ok(&self) -> usize {
         self.tally.lock().unwrap_or_else(|e| e.into_inner()).ok
+    }
+
+    /// Waits until the clients get answers before `change`; fails the test if they do not.
+    pub fn warm_up(&self, change: &str) {
+        let warm = wait_for(Duration::from_secs(10), || {
+            (self.ok() > SOME_ANSWERS).then_some(())
+        });
+        assert!(warm.is_some(), "the clients get answers before {change}");
+    }
+
+    /// A moment more load after `change` (the clients must get answers), then stops them.
+    pub fn finish_after_more(self, change: &str) -> Tally {
+        let ok_after = self.ok();
+        let more = wait_for(Duration::from_secs(10), || {
+            (self.ok() > ok_after + SOME_ANSWERS).then_some(())
+        });
+        assert!(more.is_some(), "the clients get answers after {change}");
+        self.finish()
     }
 
     pub fn finish(self) -> Tally {

@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
-use crate::load::{rolling_vassal, Load, CLIENTS};
+use crate::load::{rolling_vassal, Load};
 
 const USER: &str = "uwsgi-docker-e2e";
 const PASSWORD: &str = "pull-me-9b1c";
@@ -363,30 +363,16 @@ fn an_image_change_to_a_tag_only_in_the_registry_rolls_over_under_load() {
     w.wait_for_body(port, "from-a", SPAWN_TIMEOUT);
     let first = containers_labelled(LABEL_VASSAL, &name);
     let load = Load::start(port);
-    let warm = wait_for(Duration::from_secs(10), || (load.ok() > 20).then_some(()));
-    assert!(warm.is_some(), "the clients get answers before the change");
+    load.warm_up("the change");
     let changed_at = Instant::now();
     w.rewrite_vassal(&name, &rolling_vassal(port, &image_b, "from-b", ""));
     w.wait_for_log_line(&[&name, &format!("pulled {image_b}")], SPAWN_TIMEOUT);
     w.wait_for_log_line(&[&name, "the rollover is complete"], SPAWN_TIMEOUT);
     let rolled_in = changed_at.elapsed();
-    let ok_after = load.ok();
-    let more = wait_for(Duration::from_secs(10), || {
-        (load.ok() > ok_after + 20).then_some(())
-    });
-    assert!(more.is_some(), "the clients get answers after the change");
-    let tally = load.finish();
-    eprintln!(
-        "pull + rollover under {CLIENTS} clients: {} ok, {} failed, in {rolled_in:?}",
-        tally.ok,
-        tally.failures.len()
-    );
-    assert!(
-        tally.failures.is_empty(),
-        "{} requests failed: {:?}\n{}",
-        tally.failures.len(),
-        &tally.failures[..tally.failures.len().min(10)],
-        w.log_tail(60)
+    let tally = load.finish_after_more("the change");
+    tally.assert_none_failed(
+        &format!("pull + rollover (in {rolled_in:?})"),
+        &w.log_tail(60),
     );
     w.wait_for_body(port, "from-b", Duration::from_secs(5));
     let now = containers_labelled(LABEL_VASSAL, &name);
@@ -454,32 +440,15 @@ fn a_re_pushed_tag_and_update_roll_over_under_load() {
     assert_eq!(mtime(), before, "a dry run touches no file");
 
     let load = Load::start(port);
-    let warm = wait_for(Duration::from_secs(10), || (load.ok() > 20).then_some(()));
-    assert!(warm.is_some(), "the clients get answers before the update");
+    load.warm_up("the update");
     let (ok, table, stderr) = update(false);
     assert!(ok, "{table}{stderr}");
     eprintln!("{table}");
     assert!(table.contains("reloaded (rollover)"), "{table}");
     w.wait_for_log_line(&[&name, "names another image now"], SPAWN_TIMEOUT);
     w.wait_for_log_line(&[&name, "the rollover is complete"], SPAWN_TIMEOUT);
-    let ok_after = load.ok();
-    let more = wait_for(Duration::from_secs(10), || {
-        (load.ok() > ok_after + 20).then_some(())
-    });
-    assert!(more.is_some(), "the clients get answers after the update");
-    let tally = load.finish();
-    eprintln!(
-        "update + rollover under {CLIENTS} clients: {} ok, {} failed",
-        tally.ok,
-        tally.failures.len()
-    );
-    assert!(
-        tally.failures.is_empty(),
-        "{} requests failed: {:?}\n{}",
-        tally.failures.len(),
-        &tally.failures[..tally.failures.len().min(10)],
-        w.log_tail(60)
-    );
+    let tally = load.finish_after_more("the update");
+    tally.assert_none_failed("update + rollover", &w.log_tail(60));
     let now = containers_labelled(LABEL_VASSAL, &name);
     assert_eq!(now.len(), 1);
     assert_ne!(now, first);

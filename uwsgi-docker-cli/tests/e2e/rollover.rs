@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
-use crate::load::{rolling_vassal, Load, CLIENTS};
+use crate::load::{rolling_vassal, Load};
 
 /// Two tags of the test image: the same files, told apart by the app's greeting.
 const TAG_A: &str = "roll-a";
@@ -57,8 +57,7 @@ fn an_image_change_under_load_rolls_over_without_a_failed_request() {
     assert_eq!(first.len(), 1);
 
     let load = Load::start(port);
-    let warm = wait_for(Duration::from_secs(10), || (load.ok() > 20).then_some(()));
-    assert!(warm.is_some(), "the clients get answers before the change");
+    load.warm_up("the change");
     let changed_at = Instant::now();
     w.rewrite_vassal(&name, &rolling_vassal(port, &image_b, "from-b", ""));
     w.wait_for_log_line(&[&name, "starting a new container (image"], SPAWN_TIMEOUT);
@@ -69,25 +68,10 @@ fn an_image_change_under_load_rolls_over_without_a_failed_request() {
     w.wait_for_log_line(&[&name, "the rollover is complete"], SPAWN_TIMEOUT);
     let rolled_in = changed_at.elapsed();
     // A moment of load on the new container alone.
-    let ok_after = load.ok();
-    let more = wait_for(Duration::from_secs(10), || {
-        (load.ok() > ok_after + 20).then_some(())
-    });
-    assert!(more.is_some(), "the clients get answers after the change");
-    let tally = load.finish();
-    eprintln!(
-        "rollover under {CLIENTS} clients: {} ok, {} failed, rolled over in {rolled_in:?}, answers {:?}",
-        tally.ok,
-        tally.failures.len(),
-        tally.bodies
-    );
-    assert!(
-        tally.failures.is_empty(),
-        "{} of {} requests failed during the rollover: {:?}\n{}",
-        tally.failures.len(),
-        tally.ok + tally.failures.len(),
-        &tally.failures[..tally.failures.len().min(10)],
-        w.log_tail(60)
+    let tally = load.finish_after_more("the change");
+    tally.assert_none_failed(
+        &format!("the rollover (rolled over in {rolled_in:?})"),
+        &w.log_tail(60),
     );
     assert!(tally.bodies.contains_key("from-a") && tally.bodies.contains_key("from-b"));
     w.wait_for_body(port, "from-b", Duration::from_secs(5));
@@ -280,8 +264,7 @@ fn a_health_gated_rollover_under_load_switches_once_healthy_without_a_failed_req
     let bridges = bridge_pids(&name);
 
     let load = Load::start(port);
-    let warm = wait_for(Duration::from_secs(10), || (load.ok() > 20).then_some(()));
-    assert!(warm.is_some(), "the clients get answers before the change");
+    load.warm_up("the change");
     let changed_at = Instant::now();
     w.rewrite_vassal(
         &name,
@@ -301,25 +284,10 @@ fn a_health_gated_rollover_under_load_switches_once_healthy_without_a_failed_req
     );
     let switched_after = changed_at.elapsed();
     w.wait_for_log_line(&[&name, "the rollover is complete"], SPAWN_TIMEOUT);
-    let ok_after = load.ok();
-    let more = wait_for(Duration::from_secs(10), || {
-        (load.ok() > ok_after + 20).then_some(())
-    });
-    assert!(more.is_some(), "the clients get answers after the change");
-    let tally = load.finish();
-    eprintln!(
-        "health-gated rollover under {CLIENTS} clients: {} ok, {} failed, switched after {switched_after:?}, answers {:?}; {waiting}",
-        tally.ok,
-        tally.failures.len(),
-        tally.bodies
-    );
-    assert!(
-        tally.failures.is_empty(),
-        "{} of {} requests failed during the rollover: {:?}\n{}",
-        tally.failures.len(),
-        tally.ok + tally.failures.len(),
-        &tally.failures[..tally.failures.len().min(10)],
-        w.log_tail(60)
+    let tally = load.finish_after_more("the change");
+    tally.assert_none_failed(
+        &format!("the health-gated rollover (switched after {switched_after:?}; {waiting})"),
+        &w.log_tail(60),
     );
     assert!(tally.bodies.contains_key("from-a") && tally.bodies.contains_key("from-b"));
     // The switch came after the wait, and the container switched to is healthy.
@@ -359,8 +327,7 @@ fn a_new_container_failing_its_health_check_is_abandoned_under_load_without_a_fa
     let bridges = bridge_pids(&name);
 
     let load = Load::start(port);
-    let warm = wait_for(Duration::from_secs(10), || (load.ok() > 20).then_some(()));
-    assert!(warm.is_some(), "the clients get answers before the change");
+    load.warm_up("the change");
     w.rewrite_vassal(
         &name,
         &rolling_vassal(port, &image_a, "sick", FAILING_CHECK),
@@ -388,29 +355,8 @@ fn a_new_container_failing_its_health_check_is_abandoned_under_load_without_a_fa
         containers_labelled(LABEL_VASSAL, &name),
         w.log_tail(40)
     );
-    let ok_after = load.ok();
-    let more = wait_for(Duration::from_secs(10), || {
-        (load.ok() > ok_after + 20).then_some(())
-    });
-    assert!(
-        more.is_some(),
-        "the clients get answers after the abandonment"
-    );
-    let tally = load.finish();
-    eprintln!(
-        "abandoned health-gated rollover under {CLIENTS} clients: {} ok, {} failed, answers {:?}",
-        tally.ok,
-        tally.failures.len(),
-        tally.bodies
-    );
-    assert!(
-        tally.failures.is_empty(),
-        "{} of {} requests failed during the abandoned rollover: {:?}\n{}",
-        tally.failures.len(),
-        tally.ok + tally.failures.len(),
-        &tally.failures[..tally.failures.len().min(10)],
-        w.log_tail(60)
-    );
+    let tally = load.finish_after_more("the abandonment");
+    tally.assert_none_failed("the abandoned health-gated rollover", &w.log_tail(60));
     assert!(!w
         .log()
         .contains("has the Emperor's channels; stopping the old"));
