@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use uwsgi_docker_core::emperor::EmperorMessage;
 use uwsgi_docker_core::handoff::{self, HandedFd};
 use uwsgi_docker_core::lifecycle::{
-    Action, Bridge, BridgeConfig, DockerConn, Generation, ProxyPeer, VassalError,
+    Action, Bridge, BridgeConfig, DockerConn, Generation, PeerIdentity, ProxyPeer, VassalError,
 };
 use uwsgi_docker_core::plan::{ContainerPlan, PlanOptions, VassalIdentity};
 use uwsgi_docker_core::spec::{self, VassalSpec};
@@ -185,7 +185,7 @@ impl Observer {
                         "config to dropped channels"
                     );
                 }
-                Action::ToEmperor(_) | Action::Log(..) => {}
+                Action::ToEmperor(_) | Action::Log(..) | Action::RememberApi(_) => {}
                 Action::PrepareChannels(generation) => {
                     assert_ne!(
                         generation,
@@ -366,12 +366,19 @@ pub fn lifecycle_ops_reach(data: &[u8]) -> Reached {
                 } else {
                     Some(u64::from(*arg))
                 };
-                bridge.handle_proxy_peer(
-                    ProxyPeer(u64::from(*arg)),
-                    Some(u32::from(*arg)),
-                    ns,
-                    now,
-                );
+                // The peer's cgroup names the container the canned create made, another
+                // one, or nothing (a rootless engine: the namespace decides).
+                let cgroup = match arg % 3 {
+                    0 => Some("0::/docker/abc\n".to_owned()),
+                    1 => Some(format!("12:pids:/docker/{arg:x}\n")),
+                    _ => None,
+                };
+                let identity = PeerIdentity {
+                    pid: Some(u32::from(*arg)),
+                    pid_ns: ns,
+                    cgroup,
+                };
+                bridge.handle_proxy_peer(ProxyPeer(u64::from(*arg)), identity, now);
             }
             6 => {
                 let pid = seen.pid_queries.last().copied().unwrap_or(INIT_PID);

@@ -789,6 +789,15 @@ pub fn install_file(base: &Path, name: &str, bytes: &[u8], mode: u32) -> Result<
     Ok(path)
 }
 
+/// What `base/name` holds (a regular file of at most `max` bytes) when `base` passes the
+/// checks [`install_file`] makes; `None` when it does not, or there is no such file.
+pub fn read_installed(base: &Path, name: &str, max: usize) -> Option<Vec<u8>> {
+    let dir = open_dir(base).ok()?;
+    let euid = rustix::process::geteuid().as_raw();
+    check_dir(dir.as_fd(), base, euid, 0o022).ok()?;
+    state_files::read_file(dir.as_fd(), base, OsStr::new(name), max)
+}
+
 /// Whether `dir/name` is a regular file owned by `euid` with `mode`, holding `bytes`.
 fn holds(dir: BorrowedFd<'_>, name: &OsStr, bytes: &[u8], mode: u32, euid: u32) -> bool {
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;

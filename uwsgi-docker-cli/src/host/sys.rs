@@ -83,6 +83,34 @@ pub fn pid_namespace(pid: u32) -> Option<u64> {
         .map(|st| st.st_ino)
 }
 
+/// Longest `/proc/PID/cgroup` read: a cgroup v1 host lists a dozen hierarchies.
+const MAX_PROC_CGROUP: usize = 4096;
+
+/// `/proc/PID/cgroup` (at most [`MAX_PROC_CGROUP`] bytes); `None` when it cannot be read.
+pub fn proc_cgroup(pid: u32) -> Option<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(format!("/proc/{pid}/cgroup")).ok()?;
+    let mut text = String::new();
+    file.take(MAX_PROC_CGROUP as u64)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
+}
+
+/// What tells this daemon from a restarted or replaced one: its socket's path, device,
+/// inode and change time (a daemon makes its socket anew when it starts). `None` when
+/// the path is not a unix socket.
+pub fn daemon_identity(socket: &str) -> Option<String> {
+    let st = rustix::fs::stat(socket).ok()?;
+    let is_socket = rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket;
+    is_socket.then(|| {
+        format!(
+            "{socket} {}:{}:{}.{}",
+            st.st_dev, st.st_ino, st.st_ctime, st.st_ctime_nsec
+        )
+    })
+}
+
 /// An Emperor channel variable that names no fd we can take.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InheritedFdError {
@@ -131,6 +159,16 @@ pub fn inherited_listening_socket() -> Option<OwnedFd> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proc_cgroup_reads_this_process() {
+        let text = proc_cgroup(std::process::id()).expect("our own cgroup");
+        assert!(
+            text.lines().all(|l| l.splitn(3, ':').count() == 3),
+            "{text:?}"
+        );
+        assert_eq!(proc_cgroup(u32::MAX), None);
+    }
 
     #[test]
     fn start_time_skips_a_tricky_comm() {

@@ -16,7 +16,7 @@ use crate::host::hostfs::{self, SocketOwner};
 use crate::host::users;
 use crate::host::{launcher_binary, listen, proxy, registry_auth, sys};
 use crate::output::{self, fail_naming};
-use crate::runtime::bridge::{self, LoopIo, RolloverPlanner};
+use crate::runtime::bridge::{self, ApiMemory, LoopIo, RolloverPlanner};
 use crate::runtime::start_error::{OperatorStartError, StartError, VassalStartError};
 use crate::runtime::tenancy::{self, Origin};
 use crate::settings::RuntimeSettings;
@@ -334,6 +334,7 @@ pub fn run_bridge(
         }
     };
     let state_file = open_state_file(settings, &identity);
+    let api_memory = ApiMemory::new(&settings.runtime_dir, &settings.emperor.daemon_socket);
     let health_watch = plan
         .spec
         .health
@@ -351,6 +352,7 @@ pub fn run_bridge(
     config.registry_credentials = credentials;
     config.stop_grace = STOP_GRACE;
     config.daemon_socket = settings.emperor.daemon_socket.clone();
+    config.known_api = api_memory.as_ref().and_then(ApiMemory::recall);
     config.debug = settings.emperor.debug;
     let io = LoopIo {
         emperor_control: start.emperor_control,
@@ -366,6 +368,7 @@ pub fn run_bridge(
         planner,
         state_file,
         health_watch,
+        api_memory,
     };
     match bridge::run(config, io) {
         Ok(code) => exit_code(code),

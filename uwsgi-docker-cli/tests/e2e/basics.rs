@@ -986,3 +986,142 @@ fn a_read_only_mount_is_read_only_below_too_from_api_1_44() {
     w.assert_clean_within(Duration::from_secs(30), "after the vassal was removed");
     drop(sub);
 }
+
+/// A unix socket in front of the engine's that passes everything through and records each
+/// request line a client sends (`METHOD /path HTTP/1.1`), with when it came.
+struct RecordingDaemon {
+    path: std::path::PathBuf,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(Instant, String)>>>,
+}
+
+impl RecordingDaemon {
+    fn start(path: std::path::PathBuf) -> RecordingDaemon {
+        use std::os::unix::net::UnixListener;
+        let upstream = daemon_socket().unwrap_or_else(|| "/var/run/docker.sock".to_owned());
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).expect("bind the recording socket");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = seen.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().map_while(Result::ok) {
+                let Ok(daemon) = UnixStream::connect(&upstream) else {
+                    continue;
+                };
+                let record = record.clone();
+                std::thread::spawn(move || pass_through(client, daemon, record));
+            }
+        });
+        RecordingDaemon { path, seen }
+    }
+
+    /// The request lines that came after the first `skip`, until `until`.
+    fn requests(&self, skip: usize, until: Instant) -> Vec<String> {
+        let seen = self.seen.lock().expect("not poisoned");
+        seen.iter()
+            .skip(skip)
+            .filter(|(at, _)| *at <= until)
+            .map(|(_, line)| line.clone())
+            .collect()
+    }
+
+    fn count(&self) -> usize {
+        self.seen.lock().expect("not poisoned").len()
+    }
+}
+
+/// Copies both ways until either side closes, recording the client's request lines (a
+/// request's head comes in one write; a body is one line of JSON).
+fn pass_through(
+    mut client: UnixStream,
+    mut daemon: UnixStream,
+    record: std::sync::Arc<std::sync::Mutex<Vec<(Instant, String)>>>,
+) {
+    use std::io::Write;
+    let (Ok(mut client_reader), Ok(mut daemon_writer)) = (client.try_clone(), daemon.try_clone())
+    else {
+        return;
+    };
+    let upward = std::thread::spawn(move || {
+        let mut buf = [0u8; 16 * 1024];
+        while let Ok(n @ 1..) = client_reader.read(&mut buf) {
+            let at = Instant::now();
+            let text = lossy(&buf[..n]);
+            let lines = text.lines().filter(|line| {
+                let mut words = line.split(' ');
+                matches!(
+                    words.next(),
+                    Some("GET" | "POST" | "DELETE" | "PUT" | "HEAD")
+                ) && words.next().is_some_and(|path| path.starts_with('/'))
+                    && words.next().is_some_and(|v| v.starts_with("HTTP/1."))
+            });
+            record
+                .lock()
+                .expect("not poisoned")
+                .extend(lines.map(|line| (at, line.to_owned())));
+            if daemon_writer.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = daemon_writer.shutdown(std::net::Shutdown::Write);
+    });
+    let _ = std::io::copy(&mut daemon, &mut client);
+    let _ = client.shutdown(std::net::Shutdown::Both);
+    let _ = upward.join();
+}
+
+/// Issue 22: once an Emperor's first bridge negotiated the API version, a spawn asks the
+/// daemon four things before its vassal answers (create, attach, wait, start: no
+/// `/version`, and no inspect, since the peer's cgroup names the container).
+#[test]
+fn a_spawn_asks_the_daemon_four_things_before_its_first_answer() {
+    let recorder_dir =
+        std::env::temp_dir().join(format!("uwsgi-docker-rec-{}", std::process::id()));
+    std::fs::create_dir_all(&recorder_dir).expect("a directory for the recording socket");
+    let recorder = RecordingDaemon::start(recorder_dir.join("daemon.sock"));
+    let socket = recorder.path.to_str().expect("utf-8").to_owned();
+    let options = EmperorOptions::from_env().with_env("UWSGIDOCKER_DAEMON_SOCKET", &socket);
+    let Some(mut w) = World::start_with("requests", options) else {
+        return;
+    };
+    let first_port = free_port();
+    let first = w.vassal_name("first");
+    w.write_vassal(&first, &docker_vassal(first_port, "", ""));
+    w.wait_for_body(first_port, DEFAULT_GREETING, SPAWN_TIMEOUT);
+    let negotiated = recorder.requests(0, Instant::now());
+    assert!(
+        negotiated.iter().any(|r| r.starts_with("GET /version")),
+        "the first bridge negotiates: {negotiated:?}"
+    );
+
+    let mark = recorder.count();
+    let port = free_port();
+    let name = w.vassal_name("second");
+    w.write_vassal(&name, &docker_vassal(port, "", ""));
+    let answered = wait_for(SPAWN_TIMEOUT, || {
+        matches!(http_get(port, "/"), Ok((200, _))).then(Instant::now)
+    })
+    .expect("the second vassal answers");
+    let before = recorder.requests(mark, answered);
+    let paths: Vec<&str> = before
+        .iter()
+        .map(|line| line.split(' ').nth(1).unwrap_or_default())
+        .collect();
+    assert_eq!(
+        before.len(),
+        4,
+        "requests before the first answer: {before:?}"
+    );
+    let asked = |what: &str| paths.iter().filter(|p| p.contains(what)).count();
+    assert_eq!(
+        [
+            asked("/containers/create"),
+            asked("/attach"),
+            asked("/wait"),
+            asked("/start")
+        ],
+        [1, 1, 1, 1],
+        "{before:?}"
+    );
+    drop(w);
+    let _ = std::fs::remove_dir_all(&recorder_dir);
+}

@@ -43,8 +43,9 @@ pub enum DaemonError {
         ours: ApiVersion,
     },
     /// A request was refused for its API version (dockerd's 400 "client version … is too
-    /// old"): the daemon's minimum moved above the version negotiated, e.g. an upgrade to
-    /// Docker 29.0 under a running bridge.
+    /// old" or "… too new"): the daemon's range moved since the version was negotiated,
+    /// e.g. an upgrade to Docker 29.0 under a running bridge, or a downgrade under a
+    /// remembered negotiation.
     #[error("the docker daemon refused the API version uwsgi-docker negotiated ({message}); restart the vassal to negotiate again, or upgrade uwsgi-docker")]
     ApiVersionRefused {
         /// The daemon's message.
@@ -132,7 +133,7 @@ fn status_error(response: &Response) -> DaemonError {
             .unwrap_or("no message")
             .to_owned();
     }
-    if response.status == 400 && is_client_too_old(&message) {
+    if response.status == 400 && is_api_version_refusal(&message) {
         return DaemonError::ApiVersionRefused { message };
     }
     DaemonError::Status {
@@ -141,11 +142,22 @@ fn status_error(response: &Response) -> DaemonError {
     }
 }
 
-/// dockerd's words for a request below its minimum API: "client version 1.41 is too old.
-/// Minimum supported API version is 1.44, please upgrade your client to a newer version".
-fn is_client_too_old(message: &str) -> bool {
+/// The daemon refused the request for its API version ([`DaemonError::ApiVersionRefused`]).
+pub fn refuses_api_version(response: &Response) -> bool {
+    response.status == 400
+        && matches!(
+            status_error(response),
+            DaemonError::ApiVersionRefused { .. }
+        )
+}
+
+/// dockerd's words for a request outside its API range: "client version 1.41 is too old.
+/// Minimum supported API version is 1.44, please upgrade your client to a newer version",
+/// or "client version 1.44 is too new. Maximum supported API version is 1.41".
+fn is_api_version_refusal(message: &str) -> bool {
     let message = message.to_ascii_lowercase();
-    message.contains("client version") && message.contains("too old")
+    message.contains("client version")
+        && (message.contains("too old") || message.contains("too new"))
 }
 
 /// The body of a 2xx reply as `T`, or the daemon's error.

@@ -61,6 +61,9 @@ pub struct Api {
     pub version: ApiVersion,
 }
 
+/// The first word of [`Api::cache_line`].
+const CACHE_TAG: &str = "uwsgi-docker-api";
+
 impl Api {
     /// `min(ours, daemon's newest)`, from what [`super::parse_version`] read from the
     /// daemon's `/version` reply (or just the daemon's newest [`ApiVersion`]).
@@ -92,6 +95,30 @@ impl Api {
     /// version already known).
     pub fn with_version(version: ApiVersion) -> Api {
         Api { version }
+    }
+
+    /// The line a runtime keeps to remember this negotiation for `daemon` (any text that
+    /// changes when the daemon is restarted or replaced: its socket's path, device, inode
+    /// and change time), so that the next bridge need not ask `/version`:
+    /// `uwsgi-docker-api <version> <daemon>`.
+    pub fn cache_line(&self, daemon: &str) -> String {
+        format!(
+            "{CACHE_TAG} {} {}\n",
+            self.version,
+            daemon.replace('\n', " ")
+        )
+    }
+
+    /// The negotiation a [`cache_line`](Self::cache_line) remembers, when it was made with
+    /// this very `daemon` and names a version we would still negotiate; `None` for anything
+    /// else (another daemon, an unknown format, a version out of our range).
+    pub fn from_cache_line(line: &[u8], daemon: &str) -> Option<Api> {
+        let line = std::str::from_utf8(line).ok()?.strip_suffix('\n')?;
+        let rest = line.strip_prefix(CACHE_TAG)?.strip_prefix(' ')?;
+        let (version, named) = rest.split_once(' ')?;
+        let version = ApiVersion::parse(version)?;
+        let in_range = (ApiVersion::MINIMUM..=ApiVersion::OURS).contains(&version);
+        (named == daemon.replace('\n', " ") && in_range).then_some(Api { version })
     }
 
     /// Unversioned `GET /version`, the request to send before there is an `Api`.
@@ -726,6 +753,45 @@ fn health_config(health: &crate::spec::HealthSpec) -> Value {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_cache_line_is_read_back_only_for_the_same_daemon_and_a_version_in_range() {
+        let api = Api::with_version(ApiVersion {
+            major: 1,
+            minor: 41,
+        });
+        let daemon = "/run/docker.sock 0:25:1765000000";
+        let line = api.cache_line(daemon);
+        assert_eq!(
+            line,
+            "uwsgi-docker-api 1.41 /run/docker.sock 0:25:1765000000\n"
+        );
+        assert_eq!(Api::from_cache_line(line.as_bytes(), daemon), Some(api));
+        // Restarted (a new socket), or another daemon: negotiate again.
+        assert_eq!(
+            Api::from_cache_line(line.as_bytes(), "/run/docker.sock 0:26:1765000009"),
+            None
+        );
+        for bad in [
+            "uwsgi-docker-api 1.41 /run/docker.sock 0:25:1765000000",
+            "uwsgi-docker-api 1.29 /run/docker.sock 0:25:1765000000\n",
+            "uwsgi-docker-api 1.99 /run/docker.sock 0:25:1765000000\n",
+            "uwsgi-docker-api x /run/docker.sock 0:25:1765000000\n",
+            "other 1.41 /run/docker.sock 0:25:1765000000\n",
+            "",
+        ] {
+            assert_eq!(
+                Api::from_cache_line(bad.as_bytes(), daemon),
+                None,
+                "{bad:?}"
+            );
+        }
+        // A daemon text with a newline cannot forge a second line.
+        let odd = "a\nb";
+        let line = api.cache_line(odd);
+        assert_eq!(line.matches('\n').count(), 1);
+        assert_eq!(Api::from_cache_line(line.as_bytes(), odd), Some(api));
+    }
+
     use super::*;
     use crate::spec::{Mount, PortMapping, VassalSpec};
     use proptest::prelude::*;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::errors::BridgeError;
 use super::events::Event;
-use crate::docker::RegistryCredentials;
+use crate::docker::{Api, RegistryCredentials};
 use crate::handoff::HandedFd;
 use crate::plan::ContainerPlan;
 use crate::spec::{self, PullPolicy};
@@ -22,6 +22,19 @@ pub struct Generation(pub u32);
 /// A pending connection on the proxy listener, numbered by the runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ProxyPeer(pub u64);
+
+/// What the runtime read about a peer on the proxy socket, in the host's view; each
+/// `None` when it could not be read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerIdentity {
+    /// Its pid (`SO_PEERCRED`).
+    pub pid: Option<u32>,
+    /// Its pid namespace id (`/proc/PID/ns/pid`).
+    pub pid_ns: Option<u64>,
+    /// Its `/proc/PID/cgroup`: when it places the peer in the container's own cgroup, the
+    /// peer is admitted without asking the daemon for the container's init.
+    pub cgroup: Option<String>,
+}
 
 /// The usual [`BridgeConfig::request_timeout`]: a daemon that has not answered one request
 /// in this long is not going to.
@@ -69,6 +82,10 @@ pub struct BridgeConfig {
     pub pull_timeout: Duration,
     /// Credentials for pulls, each sent only to its own registry. Default: none.
     pub registry_credentials: RegistryCredentials,
+    /// The API version an earlier bridge negotiated with this very daemon (the runtime's
+    /// cache, see [`Api::cache_line`]): no `/version` is asked, unless the daemon refuses
+    /// it. Default: none.
+    pub known_api: Option<Api>,
 }
 
 /// The default [`BridgeConfig::pull_timeout`]: 600 s.
@@ -91,6 +108,7 @@ impl BridgeConfig {
             pull: PullPolicy::Missing,
             pull_timeout: DEFAULT_PULL_TIMEOUT,
             registry_credentials: RegistryCredentials::default(),
+            known_api: None,
         }
     }
 }
@@ -146,7 +164,8 @@ pub enum Action {
     /// [`Bridge::handle_proxy_peer`](super::Bridge::handle_proxy_peer).
     AcceptProxy,
     /// Find the pid namespace of `pid` (host view); answer with
-    /// [`Bridge::handle_pid_namespace`](super::Bridge::handle_pid_namespace).
+    /// [`Bridge::handle_pid_namespace`](super::Bridge::handle_pid_namespace). Asked only
+    /// for a peer whose cgroup did not place it in the container.
     QueryPidNamespace {
         /// The container init's host pid.
         pid: u32,
@@ -208,6 +227,9 @@ pub enum Action {
         /// The container id.
         id: String,
     },
+    /// The bridge negotiated this API version with the daemon: keep it for the next
+    /// bridges ([`BridgeConfig::known_api`], [`Api::cache_line`]). Nothing answers it.
+    RememberApi(Api),
     /// Something for the Emperor's log.
     Log(Event),
     /// Everything is cleaned up: exit with this code.
@@ -221,7 +243,7 @@ pub enum Phase {
     /// Binding the proxy, negotiating the API, creating the container (and settling a
     /// name conflict).
     Creating,
-    /// Attaching, starting and inspecting the container.
+    /// Attaching and starting the container.
     Starting,
     /// Waiting for the vassal to connect to the proxy socket.
     AwaitingVassal,

@@ -1,7 +1,9 @@
-//! Bringing one container up to its handoff: bind the proxy → negotiate (once per bridge)
-//! → pull (`docker-pull = always`, or `missing` once create finds no image) → create
-//! (settling a name conflict) → attach and wait → start → inspect → the init's
-//! pid namespace → accept → hand off. The first start and each rollover own one
+//! Bringing one container up to its handoff: bind the proxy → negotiate (once per bridge,
+//! unless the runtime remembers the daemon's version) → pull (`docker-pull = always`, or
+//! `missing` once create finds no image) → create (settling a name conflict) → attach and
+//! wait → start → accept → hand off. A peer whose cgroup places it in the container is
+//! handed off at once; any other is held while the container is inspected for its init's
+//! pid namespace (see `proxy_gate`). The first start and each rollover own one
 //! [`Launch`]; it answers [`Progress`], and its owner decides what a failure means (the
 //! vassal fails, or the rollover is abandoned).
 use std::io;
@@ -12,10 +14,10 @@ use super::errors::{BridgeError, DaemonFault, HostError, OperatorError, VassalEr
 use super::events::Notice;
 use super::exit_watch::{ExitWatch, WaitFor};
 use super::instance::{Container, Instance};
-use super::interface::{Action, DockerConn, Generation, Phase, ProxyPeer};
+use super::interface::{Action, DockerConn, Generation, PeerIdentity, Phase, ProxyPeer};
 use super::log_relay::LogRelay;
 use super::outbox::Outbox;
-use super::proxy_gate::ProxyState;
+use super::proxy_gate::{PeerVerdict, ProxyState};
 use super::requests::{ApiRequest, Requests};
 use super::short_id;
 use crate::docker::{
@@ -38,8 +40,11 @@ const PULL_REPORT_EVERY: Duration = Duration::from_secs(1);
 /// What the launch needs of its owner for one input.
 pub(super) struct Env<'a> {
     pub(super) out: &'a mut Outbox,
-    /// The bridge's negotiated API; the first launch negotiates it.
+    /// The bridge's API version; the first launch negotiates it unless it is known.
     pub(super) api: &'a mut Option<Api>,
+    /// `api` came from the runtime's memory, not from this daemon's `/version`: a refusal
+    /// of it means negotiating again.
+    pub(super) api_remembered: &'a mut bool,
     pub(super) plan: &'a ContainerPlan,
     /// The config pushed to the vassal at its handoff.
     pub(super) config: &'a [u8],
@@ -81,8 +86,6 @@ enum Stage {
     /// Attach and wait are sent; start follows when both are armed.
     Arming,
     Starting,
-    Inspecting,
-    ResolvingNamespace,
     /// Accepting on the proxy until the vassal connects, by then.
     AwaitingVassal(Instant),
     HandedOff,
@@ -113,6 +116,8 @@ pub(super) struct Launch {
     pull: Option<Pull>,
     /// The id of the image its container runs, once inspected.
     pub(super) image_id: Option<String>,
+    /// The container was inspected for its init (a held peer needed it).
+    init_asked: bool,
 }
 
 /// A pull: its progress, since when, and when progress was last reported.
@@ -134,6 +139,7 @@ impl Launch {
             cidfile_at_create,
             pull: None,
             image_id: None,
+            init_asked: false,
         }
     }
 
@@ -178,9 +184,7 @@ impl Launch {
     /// Where the launch is, for [`Phase`].
     pub(super) fn phase(&self) -> Phase {
         match self.stage {
-            Stage::Arming | Stage::Starting | Stage::Inspecting | Stage::ResolvingNamespace => {
-                Phase::Starting
-            }
+            Stage::Arming | Stage::Starting => Phase::Starting,
             Stage::AwaitingVassal(_) => Phase::AwaitingVassal,
             Stage::HandedOff => Phase::Running,
             _ => Phase::Creating,
@@ -214,15 +218,19 @@ impl Launch {
         self.instance.proxy.state == ProxyState::Binding
     }
 
-    /// It waits for the pid namespace of this init.
+    /// Its held peers wait for the pid namespace of this init.
     pub(super) fn resolves(&self, pid: u32) -> bool {
-        matches!(self.stage, Stage::ResolvingNamespace)
+        matches!(self.stage, Stage::AwaitingVassal(_))
             && self.instance.proxy.init_pid() == Some(pid)
+            && self.instance.proxy.needs_namespace()
     }
 
-    /// A peer in `pid_ns` is the vassal it waits for.
-    pub(super) fn admits(&self, pid_ns: Option<u64>) -> bool {
-        matches!(self.stage, Stage::AwaitingVassal(_)) && self.instance.proxy.admits(pid_ns)
+    /// What becomes of a peer that reads as `identity`, if this launch waits for its vassal.
+    pub(super) fn judge_peer(&self, identity: &PeerIdentity) -> PeerVerdict {
+        match self.stage {
+            Stage::AwaitingVassal(_) => self.instance.proxy.judge(identity),
+            _ => PeerVerdict::Refuse,
+        }
     }
 
     /// It asked whether the bridge of its name's holder is alive.
@@ -286,7 +294,11 @@ impl Launch {
                 api.start(id, &mut bytes);
                 ApiRequest::Start
             }
-            (Stage::Inspecting, Some(id)) => {
+            // A held peer waits for the init's pid namespace.
+            (Stage::AwaitingVassal(_), Some(id))
+                if self.instance.proxy.needs_init() && !self.init_asked =>
+            {
+                self.init_asked = true;
                 api.inspect(id, &mut bytes);
                 ApiRequest::Inspect
             }
@@ -358,6 +370,9 @@ impl Launch {
         now: Instant,
     ) -> Progress {
         let halted = self.is_halted();
+        if *env.api_remembered && docker::refuses_api_version(response) {
+            return self.negotiate_again(env, request);
+        }
         let result = match request {
             ApiRequest::Version => self.on_version(env, response),
             ApiRequest::Pull => self.on_pulled(env, response, now),
@@ -397,8 +412,11 @@ impl Launch {
                     if let Container::Created(id) = &self.instance.container {
                         self.instance.container = Container::Started(id.clone());
                     }
-                    if matches!(self.stage, Stage::Starting) {
-                        self.stage = Stage::Inspecting;
+                    if let (Stage::Starting, Some(id)) = (&self.stage, self.instance.container.id())
+                    {
+                        self.stage = Stage::AwaitingVassal(now + env.handoff_timeout);
+                        let id = id.to_owned();
+                        self.instance.proxy.accept_in(&id, env.out);
                     }
                     Ok(())
                 }
@@ -409,8 +427,7 @@ impl Launch {
                 Ok(info) if info.running && info.pid > 0 => {
                     self.image_id = Some(info.image).filter(|id| !id.is_empty());
                     self.instance.proxy.set_init(info.pid);
-                    if matches!(self.stage, Stage::Inspecting) {
-                        self.stage = Stage::ResolvingNamespace;
+                    if matches!(self.stage, Stage::AwaitingVassal(_)) {
                         env.out.push(Action::QueryPidNamespace { pid: info.pid });
                     }
                     Ok(())
@@ -445,10 +462,31 @@ impl Launch {
         env.out
             .debug(|| format!("negotiated docker API {}", api.version));
         *env.api = Some(api);
+        *env.api_remembered = false;
+        env.out.push(Action::RememberApi(api));
         if matches!(self.stage, Stage::Negotiating) {
             self.stage = self.first_step(env);
         }
         Ok(())
+    }
+
+    /// The daemon refused the remembered API version (restarted as another version since):
+    /// ask `/version`, then send the refused request's stage again.
+    fn negotiate_again(&mut self, env: &mut Env<'_>, refused: ApiRequest) -> Progress {
+        env.out.debug(|| {
+            format!(
+                "the daemon refused the remembered API version for {refused:?}: negotiating again"
+            )
+        });
+        *env.api = None;
+        *env.api_remembered = false;
+        if refused == ApiRequest::Pull {
+            self.pull = None;
+        }
+        if !self.is_halted() {
+            self.stage = Stage::Negotiating;
+        }
+        Progress::Pending
     }
 
     // ---- the pull ----
@@ -703,28 +741,58 @@ impl Launch {
 
     // ---- the proxy ----
 
-    /// The answer to [`Action::QueryPidNamespace`] for its init: accept on the proxy.
-    pub(super) fn on_pid_namespace(
+    /// A peer connected to the proxy: admitted, it gets the channels; held, it waits for
+    /// the init's namespace (the next [`advance`](Self::advance) inspects the container);
+    /// refused, it is closed.
+    pub(super) fn on_peer_arrived(
         &mut self,
         env: &mut Env<'_>,
-        pid_ns: Option<u64>,
-        now: Instant,
+        peer: ProxyPeer,
+        identity: &PeerIdentity,
     ) -> Progress {
-        match pid_ns {
-            Some(ns) => {
-                self.stage = Stage::AwaitingVassal(now + env.handoff_timeout);
-                self.instance.proxy.accept_from(ns, env.out);
+        match self.judge_peer(identity) {
+            PeerVerdict::Admit => self.on_peer(env, peer),
+            PeerVerdict::Hold => {
+                env.out.debug(|| {
+                    format!(
+                        "peer {:?} is not in the container's cgroup: checking its pid namespace",
+                        identity.pid
+                    )
+                });
+                self.instance.proxy.hold(peer, identity);
+                if let Some(pid) = self.instance.proxy.init_pid() {
+                    if self.instance.proxy.needs_namespace() {
+                        env.out.push(Action::QueryPidNamespace { pid });
+                    }
+                }
                 Progress::Pending
             }
-            None => {
-                let pid = self.instance.proxy.init_pid().unwrap_or_default();
-                Progress::Failed(HostError::PidNamespace { pid }.into())
+            PeerVerdict::Refuse => {
+                refuse(env.out, peer, identity.pid);
+                Progress::Pending
             }
         }
     }
 
-    /// The vassal connected (see [`Launch::admits`]): it gets its channels.
-    pub(super) fn on_peer(&mut self, env: &mut Env<'_>, peer: ProxyPeer) -> Progress {
+    /// The answer to [`Action::QueryPidNamespace`] for its init: the held peer in its
+    /// namespace gets the channels, the others are refused.
+    pub(super) fn on_pid_namespace(&mut self, env: &mut Env<'_>, pid_ns: Option<u64>) -> Progress {
+        let Some(ns) = pid_ns else {
+            let pid = self.instance.proxy.init_pid().unwrap_or_default();
+            return Progress::Failed(HostError::PidNamespace { pid }.into());
+        };
+        let (admitted, refused) = self.instance.proxy.resolve_held(ns);
+        for (peer, pid) in refused {
+            refuse(env.out, peer, pid);
+        }
+        match admitted {
+            Some(peer) => self.on_peer(env, peer),
+            None => Progress::Pending,
+        }
+    }
+
+    /// The vassal connected (see [`Launch::judge_peer`]): it gets its channels.
+    fn on_peer(&mut self, env: &mut Env<'_>, peer: ProxyPeer) -> Progress {
         let generation = self.instance.generation;
         let passes_socket = env.plan.passes_socket;
         let handed =
@@ -752,6 +820,12 @@ impl Launch {
         }
         Progress::Pending
     }
+}
+
+/// Closes a peer that is not the vassal, and says so.
+fn refuse(out: &mut Outbox, peer: ProxyPeer, pid: Option<u32>) {
+    out.push(Action::RefusePeer { peer });
+    out.notice(Notice::RefusedPeer { pid });
 }
 
 /// Why the vassal did not connect in time, and what to check.

@@ -34,8 +34,8 @@ mod timers;
 pub use errors::{BridgeError, DaemonFault, Fault, HostError, OperatorError, VassalError};
 pub use events::{Event, LogLevel, Notice};
 pub use interface::{
-    Action, BridgeConfig, DockerConn, EmperorChannels, Generation, Outcome, Phase, ProxyPeer,
-    DEFAULT_PULL_TIMEOUT, DEFAULT_REATTACH_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
+    Action, BridgeConfig, DockerConn, EmperorChannels, Generation, Outcome, PeerIdentity, Phase,
+    ProxyPeer, DEFAULT_PULL_TIMEOUT, DEFAULT_REATTACH_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
 };
 
 use channels::ChannelRelay;
@@ -43,6 +43,7 @@ use exit_watch::ExitWatch;
 use instance::Container;
 use launch::{Env, Launch, Progress};
 use outbox::Outbox;
+use proxy_gate::PeerVerdict;
 use rollover::Rollover;
 use shutdown::Shutdown;
 use timers::{Timer, Timers};
@@ -140,9 +141,10 @@ const VASSAL_EXIT_GRACE: Duration = Duration::from_secs(2);
 /// let Some(Action::DockerConnect(conn)) = bridge.poll_action() else { panic!() };
 /// let Some(Action::DockerSend(_, request)) = bridge.poll_action() else { panic!() };
 /// assert!(request.starts_with(b"GET /version "));
-/// // The daemon's answer brings the create request.
+/// // The daemon's answer is for the runtime to remember, and brings the create request.
 /// let reply = b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Length: 2\r\n\r\n{}";
 /// bridge.handle_docker_data(conn, reply, Instant::now());
+/// assert!(matches!(bridge.poll_action(), Some(Action::RememberApi(_))));
 /// let Some(Action::DockerSend(_, create)) = bridge.poll_action() else { panic!() };
 /// assert!(create.starts_with(b"POST /v1.41/containers/create?name=app.ini "));
 /// assert_eq!(bridge.phase(), Phase::Creating);
@@ -151,11 +153,12 @@ const VASSAL_EXIT_GRACE: Duration = Duration::from_secs(2);
 ///
 /// # The path
 ///
-/// bind the proxy → `GET /version` (negotiate) → `POST /containers/create` → attach and
+/// bind the proxy → `GET /version` (negotiate, unless [`BridgeConfig::known_api`]) → `POST /containers/create` → attach and
 /// wait, each on its own connection, together → `POST /start` (no body) once the attach
 /// answered `101` and the wait's head arrived (its body comes at the container's exit) →
-/// inspect (the init's pid) → the pid's namespace → accept the vassal on the proxy (within
-/// [`BridgeConfig::handoff_timeout`]) → hand off → relay → stop → remove → exit. Every
+/// accept the vassal on the proxy (within [`BridgeConfig::handoff_timeout`]): a peer in the
+/// container's cgroup at once, any other only after an inspect (the init's pid) and the
+/// pid's namespace → hand off → relay → stop → remove → exit. Every
 /// failure path removes the container and the proxy socket.
 ///
 /// **A name conflict** at create (Docker's 409, Podman's 500) replaces the container that
@@ -195,6 +198,8 @@ pub struct Bridge {
     step: Step,
     out: Outbox,
     api: Option<Api>,
+    /// `api` is the runtime's memory of an earlier negotiation ([`BridgeConfig::known_api`]).
+    api_remembered: bool,
     /// The container that has the Emperor's channels (or is being launched for them), and
     /// its request connection.
     current: Launch,
@@ -215,11 +220,13 @@ pub struct Bridge {
 impl Bridge {
     /// A bridge for one vassal; its first action binds the proxy socket.
     pub fn new(config: BridgeConfig, now: Instant) -> Bridge {
+        let known_api = config.known_api;
         let mut bridge = Bridge {
             out: Outbox::new(config.debug),
             config,
             step: Step::Launching,
-            api: None,
+            api: known_api,
+            api_remembered: known_api.is_some(),
             current: Launch::new(Generation::default(), true),
             rollover: None,
             held_reload: false,
@@ -291,17 +298,12 @@ impl Bridge {
         self.input(|b| b.on_rollover_plan(plan, now));
     }
 
-    /// A connection on the proxy listener; `pid_ns` is the peer's pid namespace id (from
-    /// SO_PEERCRED and `/proc/PID/ns/pid`), `None` when it could not be read. Only a peer
-    /// in the container init's namespace gets the channels; others are refused.
-    pub fn handle_proxy_peer(
-        &mut self,
-        peer: ProxyPeer,
-        pid: Option<u32>,
-        pid_ns: Option<u64>,
-        now: Instant,
-    ) {
-        self.input(|b| b.on_proxy_peer(peer, pid, pid_ns, now));
+    /// A connection on the proxy listener, and what the runtime read of the peer. Only a
+    /// peer in the container gets the channels: one whose cgroup is the container's at
+    /// once, any other once the daemon named the container's init and the peer is in the
+    /// init's pid namespace ([`Action::QueryPidNamespace`]); others are refused.
+    pub fn handle_proxy_peer(&mut self, peer: ProxyPeer, identity: PeerIdentity, now: Instant) {
+        self.input(|b| b.on_proxy_peer(peer, &identity, now));
     }
 
     /// The answer to [`Action::QueryPidNamespace`].
@@ -526,6 +528,7 @@ impl Bridge {
         let env = Env {
             out: &mut self.out,
             api: &mut self.api,
+            api_remembered: &mut self.api_remembered,
             plan,
             config,
             request_timeout: self.config.request_timeout,
@@ -596,18 +599,21 @@ impl Bridge {
         }
     }
 
-    fn on_proxy_peer(
-        &mut self,
-        peer: ProxyPeer,
-        pid: Option<u32>,
-        pid_ns: Option<u64>,
-        now: Instant,
-    ) {
-        match self.launch_that(|launch| launch.admits(pid_ns)) {
-            Some(owner) => self.drive(owner, now, |launch, env| launch.on_peer(env, peer)),
+    fn on_proxy_peer(&mut self, peer: ProxyPeer, identity: &PeerIdentity, now: Instant) {
+        // The launch whose container the peer is in, else one that waits for a vassal
+        // (it holds or refuses it).
+        let owner = self
+            .launch_that(|launch| launch.judge_peer(identity) == PeerVerdict::Admit)
+            .or_else(|| {
+                self.launch_that(|launch| launch.judge_peer(identity) != PeerVerdict::Refuse)
+            });
+        match owner {
+            Some(owner) => self.drive(owner, now, |launch, env| {
+                launch.on_peer_arrived(env, peer, identity)
+            }),
             None => {
                 self.out.push(Action::RefusePeer { peer });
-                self.out.notice(Notice::RefusedPeer { pid });
+                self.out.notice(Notice::RefusedPeer { pid: identity.pid });
             }
         }
     }
@@ -615,7 +621,7 @@ impl Bridge {
     fn on_pid_namespace(&mut self, pid: u32, pid_ns: Option<u64>, now: Instant) {
         if let Some(owner) = self.launch_that(|launch| launch.resolves(pid)) {
             self.drive(owner, now, |launch, env| {
-                launch.on_pid_namespace(env, pid_ns, now)
+                launch.on_pid_namespace(env, pid_ns)
             });
         }
     }

@@ -137,24 +137,46 @@ impl Bridge {
         }
     }
 
-    /// Asks the daemon which image `spec`'s tag names now; `false` when it cannot be
-    /// asked (no daemon yet, no known running image, stopping, a request in flight).
+    /// Asks the daemon which image `spec`'s tag names now (first, once, which image the
+    /// container runs); `false` when it cannot be asked (no daemon yet, no container,
+    /// stopping, a request in flight).
     fn ask_image(&mut self, config: Vec<u8>, spec: VassalSpec, held: bool, now: Instant) -> bool {
-        let (Some(api), Some(_)) = (self.api, &self.current.image_id) else {
+        let Some(api) = self.api else {
             return false;
         };
         if self.is_stopping() || !self.current.requests.is_idle() {
             return false;
         }
         let mut bytes = Vec::new();
-        api.inspect_image(&spec.image, &mut bytes);
+        let request = match (&self.current.image_id, self.current.instance.container.id()) {
+            (Some(_), _) => {
+                api.inspect_image(&spec.image, &mut bytes);
+                ApiRequest::InspectImage
+            }
+            (None, Some(id)) => {
+                api.inspect(id, &mut bytes);
+                ApiRequest::InspectRunningImage
+            }
+            (None, None) => return false,
+        };
         let deadline = now + self.config.request_timeout;
-        let request = ApiRequest::InspectImage;
         self.current
             .requests
             .send(&mut self.out, request, bytes, deadline, now);
         self.image_check = Some(ImageCheck { config, spec, held });
         true
+    }
+
+    /// The image the container runs is known now: ask which one the tag names.
+    pub(super) fn on_running_image(&mut self, image_id: Option<String>, now: Instant) {
+        self.current.image_id = image_id.filter(|id| !id.is_empty());
+        let Some(ImageCheck { config, spec, held }) = self.image_check.take() else {
+            return;
+        };
+        let asked = self.current.image_id.is_some() && self.ask_image(config, spec, held, now);
+        if !asked && held {
+            self.relay_reload();
+        }
     }
 
     /// Which image the tag names now (`None`: it could not be told): another than the

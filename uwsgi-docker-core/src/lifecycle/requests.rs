@@ -24,6 +24,9 @@ pub(super) enum ApiRequest {
     InspectExit,
     /// The daemon came back while re-attaching: does the container still run?
     InspectReattach,
+    /// A reload of unchanged settings, before [`ApiRequest::InspectImage`]: which image does
+    /// the container run? (Its start-up does not ask.)
+    InspectRunningImage,
     /// A reload of unchanged settings: does the tag still name the image the container
     /// runs?
     InspectImage,

@@ -260,7 +260,7 @@ impl Bridge {
     /// The request connection broke while `request` was in flight.
     fn api_failed(&mut self, request: ApiRequest, fault: DaemonFault, now: Instant) {
         match request {
-            ApiRequest::InspectImage => {
+            ApiRequest::InspectImage | ApiRequest::InspectRunningImage => {
                 self.out
                     .debug(|| format!("cannot tell which image the tag names now: {fault}"));
                 self.on_image_checked(None, now);
@@ -278,6 +278,10 @@ impl Bridge {
 
     fn on_api_response(&mut self, request: ApiRequest, response: Response, now: Instant) {
         match request {
+            ApiRequest::InspectRunningImage => {
+                let info = docker::parse_inspect(&response).ok();
+                self.on_running_image(info.map(|info| info.image), now);
+            }
             ApiRequest::InspectImage => {
                 let image_id = docker::parse_image_id(&response).ok();
                 self.on_image_checked(image_id, now);

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::launch::MAX_CREATE_ATTEMPTS;
 use super::*;
+use crate::docker::ApiVersion;
 use crate::emperor::{encode_config, ConfigError, EmperorMessage};
 use crate::handoff::{self, HandedFd};
 use crate::plan::{ContainerPlan, PlanOptions, VassalIdentity};
@@ -176,6 +177,10 @@ struct FakeDaemon {
     image_of: BTreeMap<String, &'static str>,
     /// `State.Health.Status` of containers by id (none: no health check).
     health: BTreeMap<String, &'static str>,
+    /// Versioned requests above this are refused as dockerd refuses them (400).
+    refuse_api_above: Option<ApiVersion>,
+    /// The version prefix of each versioned request (`v1.41`).
+    versions_sent: Vec<String>,
 }
 
 /// The image id the test image's tag names until a test moves it.
@@ -206,6 +211,20 @@ impl FakeDaemon {
         self.requests.push(key.clone());
         let query = full_path.split_once('?').map_or("", |(_, q)| q);
         self.targets.push(format!("{key}?{query}"));
+        let version = full_path
+            .strip_prefix("/v")
+            .and_then(|rest| rest.split_once('/'))
+            .map(|(version, _)| version);
+        if let Some(version) = version {
+            self.versions_sent.push(format!("v{version}"));
+            let sent = ApiVersion::parse(version).expect("a version in the path");
+            if let Some(newest) = self.refuse_api_above.filter(|&newest| sent > newest) {
+                let body = format!(
+                    r#"{{"message":"client version {sent} is too new. Maximum supported API version is {newest}"}}"#
+                );
+                return Some(reply("400 Bad Request", &body));
+            }
+        }
         if self.close_mid_reply_on.is_some_and(|p| key.starts_with(p)) {
             return Some(Reply::CloseMidReply);
         }
@@ -499,6 +518,8 @@ struct Harness {
     to_vassal_config: Vec<u8>,
     handoffs: Vec<(ProxyPeer, Vec<u8>, Vec<HandedFd>)>,
     refused: Vec<ProxyPeer>,
+    /// What the bridge asked the runtime to remember of its negotiation.
+    remembered: Vec<Api>,
     /// What the bridge did with the proxy socket.
     proxy: ProxySeen,
     config_reads: usize,
@@ -547,6 +568,7 @@ impl Harness {
             to_vassal_config: Vec::new(),
             handoffs: Vec::new(),
             refused: Vec::new(),
+            remembered: Vec::new(),
             proxy: ProxySeen::Never,
             config_reads: 0,
             file: VASSAL_CONFIG.to_vec(),
@@ -713,6 +735,7 @@ impl Harness {
                         .map_or(Ok(()), |e| Err(std::io::Error::other(e)));
                     self.bridge.handle_cidfile_written(result, self.now);
                 }
+                Action::RememberApi(api) => self.remembered.push(api),
                 Action::Log(event) => self.events.push(event),
                 Action::Exit(code) => self.exit = Some(code),
             }
@@ -733,12 +756,26 @@ impl Harness {
             self.proxy == ProxySeen::Accepting,
             "the bridge is accepting"
         );
-        self.bridge.handle_proxy_peer(
-            ProxyPeer(peer),
-            Some(INIT_PID),
-            Some(CONTAINER_NS),
-            self.now,
+        let identity = PeerIdentity {
+            pid: Some(INIT_PID),
+            pid_ns: Some(CONTAINER_NS),
+            cgroup: Some(format!("12:pids:/docker/{CONTAINER_ID}\n")),
+        };
+        self.bridge
+            .handle_proxy_peer(ProxyPeer(peer), identity, self.now);
+        self.run();
+    }
+
+    /// The vassal connects, and its cgroup does not tell its container (a rootless engine):
+    /// it is held until the init's namespace is known.
+    fn held_peer_connects(&mut self, peer: u64) {
+        assert!(
+            self.proxy == ProxySeen::Accepting,
+            "the bridge is accepting"
         );
+        let identity = peer_in(Some(INIT_PID), Some(CONTAINER_NS));
+        self.bridge
+            .handle_proxy_peer(ProxyPeer(peer), identity, self.now);
         self.run();
     }
 
@@ -840,6 +877,30 @@ impl Harness {
     }
 }
 
+/// A peer known by its pid and pid namespace only (its cgroup unread).
+fn peer_in(pid: Option<u32>, pid_ns: Option<u64>) -> PeerIdentity {
+    PeerIdentity {
+        pid,
+        pid_ns,
+        cgroup: None,
+    }
+}
+
+/// A container's start-up once the API version is known.
+const START_UP: [&str; 4] = [
+    "POST /containers/create",
+    "POST /containers/c0ffee/attach",
+    "POST /containers/c0ffee/wait",
+    "POST /containers/c0ffee/start",
+];
+
+fn api_1_41() -> Api {
+    Api::with_version(ApiVersion {
+        major: 1,
+        minor: 41,
+    })
+}
+
 fn config_packet(config: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     encode_config(config, &mut out).expect("small config");
@@ -850,17 +911,9 @@ fn config_packet(config: &[u8]) -> Vec<u8> {
 fn happy_path_runs_the_docker_cli_order_and_hands_off() {
     let mut h = Harness::new(test_config());
     h.run();
-    assert_eq!(
-        h.daemon.requests,
-        [
-            "GET /version",
-            "POST /containers/create",
-            "POST /containers/c0ffee/attach",
-            "POST /containers/c0ffee/wait",
-            "POST /containers/c0ffee/start",
-            "GET /containers/c0ffee/json",
-        ]
-    );
+    assert_eq!(h.daemon.requests[0], "GET /version");
+    assert_eq!(h.daemon.requests[1..], START_UP);
+    assert_eq!(h.remembered, [api_1_41()]);
     assert!(h.proxy == ProxySeen::Accepting);
     assert_eq!(
         h.bridge.poll_timeout(),
@@ -946,6 +999,7 @@ fn signal_during_create_waits_for_the_id_then_removes() {
                     break;
                 }
             }
+            Action::RememberApi(_) => {}
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -1494,21 +1548,88 @@ fn with_an_emperor_config_channel_requests_and_pushes_are_relayed() {
 }
 
 #[test]
+fn a_remembered_api_version_leaves_four_requests_before_the_handoff() {
+    let mut config = test_config();
+    config.known_api = Some(api_1_41());
+    let mut h = Harness::new(config);
+    h.run();
+    h.vassal_connects(7);
+    assert_eq!(h.handoffs.len(), 1);
+    assert_eq!(h.daemon.requests, START_UP);
+    assert!(h.remembered.is_empty(), "nothing new to remember");
+}
+
+#[test]
+fn a_remembered_api_version_the_daemon_refuses_is_negotiated_again() {
+    let mut config = test_config();
+    config.known_api = Some(Api::with_version(ApiVersion {
+        major: 1,
+        minor: 44,
+    }));
+    let mut h = Harness::new(config);
+    h.daemon.refuse_api_above = Some(ApiVersion {
+        major: 1,
+        minor: 41,
+    });
+    h.run();
+    h.vassal_connects(7);
+    assert_eq!(h.handoffs.len(), 1);
+    // Refused, negotiated again, created again.
+    assert_eq!(
+        h.daemon.requests[..2],
+        ["POST /containers/create", "GET /version"]
+    );
+    assert_eq!(h.daemon.requests[2..], START_UP);
+    assert_eq!(h.remembered, [api_1_41()]);
+    assert!(h
+        .daemon
+        .versions_sent
+        .iter()
+        .skip(1)
+        .all(|v| v.as_str() == "v1.41"));
+}
+
+#[test]
+fn a_peer_whose_cgroup_does_not_tell_is_handed_off_once_its_namespace_is_the_inits() {
+    let mut h = Harness::new(test_config());
+    h.run();
+    let before = h.daemon.requests.len();
+    h.held_peer_connects(7);
+    assert_eq!(h.daemon.requests[before..], [HELD_PEER_INSPECT]);
+    assert_eq!(h.handoffs.len(), 1);
+    assert_eq!(h.handoffs[0].0, ProxyPeer(7));
+    assert_eq!(h.bridge.phase(), Phase::Running);
+}
+
+#[test]
 fn foreign_peer_is_refused_and_the_vassal_still_gets_the_fds() {
     let mut h = Harness::new(test_config());
     h.run();
+    // A host process is held (its cgroup tells nothing) until the init's namespace says
+    // it is not in the container; one that cannot be told by anything is refused at once;
+    // one in another container's cgroup is held and refused the same way.
     h.bridge
-        .handle_proxy_peer(ProxyPeer(1), Some(999), Some(HOST_NS), h.now);
-    h.bridge.handle_proxy_peer(ProxyPeer(2), None, None, h.now);
+        .handle_proxy_peer(ProxyPeer(1), peer_in(Some(999), Some(HOST_NS)), h.now);
+    h.bridge
+        .handle_proxy_peer(ProxyPeer(2), peer_in(None, None), h.now);
+    let elsewhere = PeerIdentity {
+        pid: Some(998),
+        pid_ns: Some(HOST_NS + 1),
+        cgroup: Some(format!("0::/docker/{}\n", "f".repeat(64))),
+    };
+    h.bridge.handle_proxy_peer(ProxyPeer(5), elsewhere, h.now);
     h.run();
-    assert_eq!(h.refused, [ProxyPeer(1), ProxyPeer(2)]);
+    assert_eq!(h.refused, [ProxyPeer(2), ProxyPeer(1), ProxyPeer(5)]);
     assert!(h.handoffs.is_empty());
     assert!(h.noticed(|n| matches!(n, Notice::RefusedPeer { pid: Some(999) })));
     h.vassal_connects(3);
     assert_eq!(h.handoffs.len(), 1);
     // Once handed off, even the container's own processes get nothing more.
-    h.bridge
-        .handle_proxy_peer(ProxyPeer(4), Some(INIT_PID), Some(CONTAINER_NS), h.now);
+    h.bridge.handle_proxy_peer(
+        ProxyPeer(4),
+        peer_in(Some(INIT_PID), Some(CONTAINER_NS)),
+        h.now,
+    );
     h.run();
     assert_eq!(h.refused.last(), Some(&ProxyPeer(4)));
 }
@@ -1580,20 +1701,25 @@ fn signal_while_binding_waits_for_the_bind_answer_then_unlinks() {
 }
 
 #[test]
-fn signal_while_resolving_the_namespace_never_accepts() {
+fn signal_while_a_held_peer_waits_for_the_namespace_never_hands_off() {
     let mut h = Harness::new(test_config());
-    // Stop short of answering the namespace query.
+    h.run();
+    assert!(h.proxy == ProxySeen::Accepting);
+    // Stop short of answering the namespace query for the held peer.
+    h.bridge.handle_proxy_peer(
+        ProxyPeer(7),
+        peer_in(Some(INIT_PID), Some(CONTAINER_NS)),
+        h.now,
+    );
+    let mut asked = false;
     while let Some(action) = h.bridge.poll_action() {
         match action {
             Action::QueryPidNamespace { pid } => {
+                asked = true;
                 h.bridge.handle_signal(h.now);
                 h.bridge
                     .handle_pid_namespace(pid, Some(CONTAINER_NS), h.now);
                 break;
-            }
-            Action::BindProxy { .. } => {
-                h.proxy = ProxySeen::Bound;
-                h.bridge.handle_proxy_bound(Ok(()), h.now);
             }
             Action::DockerConnect(c) => h.open_conns.push(c),
             Action::DockerSend(conn, bytes) => {
@@ -1605,8 +1731,9 @@ fn signal_while_resolving_the_namespace_never_accepts() {
             other => panic!("unexpected {other:?}"),
         }
     }
+    assert!(asked, "the held peer's namespace was asked for");
     h.run();
-    assert!(h.proxy != ProxySeen::Accepting);
+    assert!(h.handoffs.is_empty(), "stopping: no handoff");
     h.assert_clean(0);
 }
 
@@ -1833,14 +1960,16 @@ impl Harness {
 }
 
 /// Each step of the path, as the request the fake daemon takes and never answers.
-const STEPS: [&str; 6] = [
+const STEPS: [&str; 5] = [
     "GET /version",
     "POST /containers/create",
     "POST /containers/c0ffee/attach",
     "POST /containers/c0ffee/wait",
     "POST /containers/c0ffee/start",
-    "GET /containers/c0ffee/json",
 ];
+
+/// The inspect for the container's init, asked only for a peer held by its namespace.
+const HELD_PEER_INSPECT: &str = "GET /containers/c0ffee/json";
 
 #[test]
 fn a_daemon_that_never_answers_fails_the_vassal_naming_the_request() {
@@ -1931,6 +2060,27 @@ fn a_signal_ends_the_bridge_in_bounded_time_whatever_hangs() {
 }
 
 #[test]
+fn an_inspect_for_a_held_peer_that_never_comes_fails_the_vassal_naming_it() {
+    let mut config = test_config();
+    // Longer than the request timeout, so that the inspect's deadline comes first.
+    config.handoff_timeout = DEFAULT_REQUEST_TIMEOUT * 2;
+    let mut h = Harness::new(config);
+    h.daemon.hang = vec![HELD_PEER_INSPECT];
+    h.run();
+    h.held_peer_connects(7);
+    let start = h.now;
+    h.run_clock_until(start + DEFAULT_REQUEST_TIMEOUT + h.bridge.shutdown_bound());
+    let said = format!("docker daemon did not answer {HELD_PEER_INSPECT} within 30 s");
+    assert!(
+        matches!(h.bridge.is_finished(), Some(Outcome::Failed(e)) if e.to_string().contains(&said)),
+        "{:#?}",
+        h.logs()
+    );
+    assert!(h.handoffs.is_empty());
+    h.assert_clean(1);
+}
+
+#[test]
 fn the_emperors_stop_byte_ends_the_bridge_in_bounded_time_whatever_hangs() {
     for step in STEPS.map(Some).into_iter().chain([None]) {
         stop_with_everything_hanging(step, |h| h.emperor_sends(&[0]));
@@ -1939,11 +2089,16 @@ fn the_emperors_stop_byte_ends_the_bridge_in_bounded_time_whatever_hangs() {
 
 #[test]
 fn a_stop_answered_late_still_leaves_the_remove_its_grace() {
-    // The inspect hangs; stopping waits at most the grace for it, then skips the stop
-    // (the daemon is not answering) and removes by force.
+    // The inspect for a held peer hangs; stopping waits at most the grace for it, then
+    // skips the stop (the daemon is not answering) and removes by force.
     let mut h = Harness::new(test_config());
-    h.daemon.hang = vec!["GET /containers/c0ffee/json"];
+    h.daemon.hang = vec![HELD_PEER_INSPECT];
     h.run();
+    h.held_peer_connects(7);
+    assert_eq!(
+        h.daemon.requests.last().map(String::as_str),
+        Some(HELD_PEER_INSPECT)
+    );
     h.bridge.handle_signal(h.now);
     h.run();
     let start = h.now;

@@ -37,6 +37,7 @@ pub use health::poll_interval as health_poll_interval;
 use health::HealthWatch;
 use log_sink::LogSink;
 use peers::ProxyListener;
+pub use state::ApiMemory;
 use state::VassalStateFile;
 
 /// Bytes read per readiness event.
@@ -71,6 +72,8 @@ pub struct LoopIo {
     pub state_file: Option<(StateFile, String, String)>,
     /// `docker-health-restart`: how often the serving container's health is read.
     pub health_watch: Option<std::time::Duration>,
+    /// Where the daemon's negotiated API version is kept for the next bridges.
+    pub api_memory: Option<ApiMemory>,
 }
 
 /// What [`Action::PlanRollover`] runs: the same planning as at start (spec, policy,
@@ -203,6 +206,7 @@ struct LoopIoFacts {
     debug: bool,
     log_prefix: bool,
     planner: RolloverPlanner,
+    api_memory: Option<ApiMemory>,
 }
 
 /// Run the bridge to its end; returns the exit code it chose. When it cannot even start,
@@ -269,6 +273,7 @@ fn run_with(config: BridgeConfig, io: LoopIo, entry: Option<SocketEntry>) -> Set
             debug: io.debug,
             log_prefix: io.log_prefix,
             planner: io.planner,
+            api_memory: io.api_memory,
         },
         signals,
         emperor_control,
@@ -517,6 +522,7 @@ impl Runtime {
                         .handle_cidfile_written(Err(io::Error::other(e.to_string())), now),
                 }
             }
+            Action::RememberApi(api) => self.remember_api(api),
             Action::Log(event) => {
                 self.track_event(&event);
                 self.log_event(&event);

@@ -7,15 +7,16 @@ use std::path::Path;
 use std::time::Instant;
 
 use uwsgi_docker_core::handoff::HandedFd;
-use uwsgi_docker_core::lifecycle::{Generation, LogLevel, ProxyPeer};
+use uwsgi_docker_core::lifecycle::{Generation, LogLevel, PeerIdentity, ProxyPeer};
 
 use super::Runtime;
 use crate::host::hostfs::{self, SocketEntry, SocketOwner};
-use crate::host::proxy;
+use crate::host::{proxy, sys};
 
 /// Mode of proxy sockets in the Emperor's private runtime directory: the directory keeps
 /// host users out, the container reaches the socket through its bind mount whatever its
-/// user, and the pid-namespace peer check decides who gets the channels.
+/// user, and the peer check (its cgroup, else its pid namespace) decides who gets the
+/// channels.
 const PRIVATE_SOCKET_MODE: u32 = 0o666;
 
 #[derive(Debug)]
@@ -64,11 +65,15 @@ impl Runtime {
             match proxy::accept(listener.fd.as_fd()) {
                 Ok(Some(fd)) => {
                     let pid = proxy::peer_pid(fd.as_fd());
-                    let pid_ns = pid.and_then(crate::host::sys::pid_namespace);
+                    let identity = PeerIdentity {
+                        pid,
+                        pid_ns: pid.and_then(sys::pid_namespace),
+                        cgroup: pid.and_then(sys::proc_cgroup),
+                    };
                     let peer = ProxyPeer(self.next_peer);
                     self.next_peer += 1;
                     self.peers.insert(peer, fd);
-                    self.bridge.handle_proxy_peer(peer, pid, pid_ns, now);
+                    self.bridge.handle_proxy_peer(peer, identity, now);
                 }
                 Ok(None) => return,
                 Err(e) => {

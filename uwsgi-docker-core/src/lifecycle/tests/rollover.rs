@@ -49,12 +49,9 @@ impl Harness {
 
     fn new_vassal_connects(&mut self, peer: u64) {
         assert!(self.proxy == ProxySeen::Accepting, "{:#?}", self.logs());
-        self.bridge.handle_proxy_peer(
-            ProxyPeer(peer),
-            Some(NEW_INIT_PID),
-            Some(NEW_CONTAINER_NS),
-            self.now,
-        );
+        let identity = peer_in(Some(NEW_INIT_PID), Some(NEW_CONTAINER_NS));
+        self.bridge
+            .handle_proxy_peer(ProxyPeer(peer), identity, self.now);
         self.run();
     }
 
@@ -109,7 +106,7 @@ fn a_changed_section_rolls_over_to_a_new_container_and_the_emperor_sees_one_vass
         h.daemon.containers.get(&sibling).map(String::as_str),
         Some(NEW_ID)
     );
-    let tail = h.last_targets(5);
+    let tail = h.last_targets(4);
     assert_eq!(
         tail,
         [
@@ -117,15 +114,17 @@ fn a_changed_section_rolls_over_to_a_new_container_and_the_emperor_sees_one_vass
             "POST /containers/beef02/attach?stream=1&stdout=1&stderr=1",
             "POST /containers/beef02/wait?condition=next-exit",
             "POST /containers/beef02/start?",
-            "GET /containers/beef02/json?",
         ]
     );
     assert!(h.proxy == ProxySeen::Accepting, "the proxy is bound again");
     assert!(h.noticed(|n| matches!(n, Notice::RollingOver { image } if image == "app:2")));
 
     // A peer from the old container's namespace is not the new vassal.
-    h.bridge
-        .handle_proxy_peer(ProxyPeer(8), Some(INIT_PID), Some(CONTAINER_NS), h.now);
+    h.bridge.handle_proxy_peer(
+        ProxyPeer(8),
+        peer_in(Some(INIT_PID), Some(CONTAINER_NS)),
+        h.now,
+    );
     h.run();
     assert_eq!(h.refused, [ProxyPeer(8)]);
 
@@ -721,6 +720,14 @@ fn a_reload_whose_tag_names_the_running_image_is_relayed_after_one_request() {
     let mut h = Harness::running_with_socket();
     let (requests, relayed) = (h.daemon.requests.len(), h.to_vassal_control.len());
     h.file_changes_to(SOCKET_CONFIG);
+    // The first reload also asks which image the container runs (start-up did not).
+    assert_eq!(
+        &h.daemon.requests[requests..],
+        ["GET /containers/c0ffee/json", "GET /images/app/json"]
+    );
+    assert_eq!(h.to_vassal_control.len(), relayed + 1);
+    let (requests, relayed) = (h.daemon.requests.len(), h.to_vassal_control.len());
+    h.file_changes_to(SOCKET_CONFIG);
     assert_eq!(&h.daemon.requests[requests..], ["GET /images/app/json"]);
     assert_eq!(h.to_vassal_control.len(), relayed + 1);
     assert_eq!(h.bridge.phase(), Phase::Running);
@@ -1047,7 +1054,10 @@ fn a_pushed_reload_whose_tag_now_names_another_image_rolls_over_to_it() {
         config_packet(SOCKET_CONFIG),
         "the reloading vassal gets its config, and serves on"
     );
-    assert_eq!(h.daemon.requests[requests], "GET /images/app/json");
+    assert_eq!(
+        h.daemon.requests[requests..requests + 2],
+        ["GET /containers/c0ffee/json", "GET /images/app/json"]
+    );
     assert!(h.noticed(|n| matches!(n, Notice::ImageMoved { image } if image == "app")));
     assert_eq!(h.bridge.phase(), Phase::RollingOver, "{:#?}", h.logs());
     h.new_vassal_connects(2);
@@ -1064,11 +1074,14 @@ fn a_pushed_reload_whose_tag_now_names_another_image_rolls_over_to_it() {
 }
 
 #[test]
-fn a_pushed_reload_of_an_unmoved_tag_costs_one_request_and_nothing_else() {
+fn a_pushed_reload_of_an_unmoved_tag_costs_two_requests_and_nothing_else() {
     let mut h = pushed_running_with_socket();
     let (requests, pushes) = (h.daemon.requests.len(), h.to_vassal_config.len());
     emperor_reloads_with(&mut h, SOCKET_CONFIG);
-    assert_eq!(&h.daemon.requests[requests..], ["GET /images/app/json"]);
+    assert_eq!(
+        &h.daemon.requests[requests..],
+        ["GET /containers/c0ffee/json", "GET /images/app/json"]
+    );
     assert_eq!(
         h.to_vassal_config.len(),
         pushes + config_packet(SOCKET_CONFIG).len()
