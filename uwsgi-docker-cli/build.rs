@@ -24,6 +24,7 @@ fn main() {
     if std::env::var_os(INNER).is_some() {
         // The inner build compiles only the launcher, which embeds nothing.
         std::fs::write(&embedded, b"").expect("write the placeholder");
+        launcher_name(b"");
         return;
     }
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set"));
@@ -67,6 +68,17 @@ fn main() {
         built.display()
     );
     copy_if_changed(&bytes, &embedded);
+    launcher_name(&bytes);
+}
+
+/// `UWSGIDOCKER_LAUNCHER_NAME`, the launcher's file name in the runtime directory:
+/// `uwsgi-docker-launcher-<FNV-1a of its bytes>`, so that bridges of different builds
+/// sharing the directory each find their own. Hashed here, not at every spawn.
+fn launcher_name(bytes: &[u8]) {
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    println!("cargo:rustc-env=UWSGIDOCKER_LAUNCHER_NAME=uwsgi-docker-launcher-{hash:016x}");
 }
 
 /// Write only when the bytes differ, so `include_bytes!` does not rebuild for nothing.

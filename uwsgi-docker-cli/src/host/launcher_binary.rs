@@ -3,7 +3,6 @@
 //! (build.rs builds it static and embeds it) and writes it out, named by its content, in
 //! the runtime directory; `UWSGIDOCKER_LAUNCHER` names another.
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use crate::host::hostfs;
 
@@ -53,16 +52,10 @@ pub fn find(
     hostfs::install_file(runtime_dir, name, EMBEDDED, 0o755).map_err(LauncherError::Write)
 }
 
-/// `uwsgi-docker-launcher-<hash of its bytes>`: bridges of different builds sharing a
-/// runtime directory each find their own.
+/// `uwsgi-docker-launcher-<hash of its bytes>`, hashed by build.rs (not at every spawn):
+/// bridges of different builds sharing a runtime directory each find their own.
 fn embedded_name() -> &'static str {
-    static NAME: OnceLock<String> = OnceLock::new();
-    NAME.get_or_init(|| {
-        let hash = EMBEDDED.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-        });
-        format!("uwsgi-docker-launcher-{hash:016x}")
-    })
+    env!("UWSGIDOCKER_LAUNCHER_NAME")
 }
 
 /// A readable, executable, statically linked ELF file.
@@ -99,6 +92,18 @@ mod tests {
         assert!(
             err.contains("dynamically linked") && err.contains("UWSGIDOCKER_LAUNCHER"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn the_name_build_rs_gave_is_the_hash_of_the_embedded_bytes() {
+        // FNV-1a, as build.rs hashes it: a launcher of other bytes gets another name.
+        let hash = EMBEDDED.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        assert_eq!(
+            embedded_name(),
+            format!("uwsgi-docker-launcher-{hash:016x}")
         );
     }
 

@@ -1124,4 +1124,19 @@ fn a_spawn_asks_the_daemon_four_things_before_its_first_answer() {
     );
     drop(w);
     let _ = std::fs::remove_dir_all(&recorder_dir);
+    // The bridges remembered the recording socket's API version: a file for a socket that
+    // is gone now.
+    let runtime_dir =
+        std::env::var("UWSGIDOCKER_RUNTIME_DIR").unwrap_or_else(|_| "/run/uwsgi-docker".to_owned());
+    let ours = format!("uwsgi-docker-rec-{}", std::process::id());
+    for entry in std::fs::read_dir(&runtime_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("daemon-api.") && name.contains(&ours) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
