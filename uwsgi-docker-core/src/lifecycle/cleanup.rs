@@ -139,6 +139,7 @@ impl Launch {
             (_, None) => return false,
         };
         cleanup.sent = Some(step);
+        out.debug(|| format!("cleanup: {request:?} sent"));
         let deadline = cleanup
             .bound_by
             .map_or(deadline, |bound| deadline.min(bound));
@@ -172,6 +173,7 @@ impl Launch {
         plan: &ContainerPlan,
         out: &mut Outbox,
     ) {
+        out.debug(|| format!("cleanup: {request:?} answered {}", response.status));
         let inspect_refused = |source| DaemonFault::Refused {
             action: "cannot inspect the container",
             cause: source,
