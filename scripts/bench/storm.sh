@@ -147,14 +147,14 @@ storm_ours() { # run
     unset 'CLEANUPS[-1]'
     storm_events_end
     # The last bridges may still be exiting; their lines are wanted.
-    wait_no_process 30 "\\] $name[0-9]+\\.ini" || say "storm $run: some bridges are still there"
+    wait_no_process 30 "\\] ${name}[0-9]+\\.ini" || say "storm $run: some bridges are still there"
     sleep 0.5
-    names="$name[0-9]+\\.ini"
+    names="${name}[0-9]+\\.ini"
     storm_step "$run" "$log" "$t0" "ours: the Emperor's scan sends the stop byte" "\\[emperor\\] stop the uwsgi instance $names"
     storm_step "$run" "$log" "$t0" "ours: the byte reaches the bridge" "vassal $names: the Emperor asks the vassal to stop"
     storm_step "$run" "$log" "$t0" "ours: the bridge sends the stop request" "vassal $names: cleanup: Stop sent"
     storm_step "$run" "$log" "$t0" "ours: uWSGI in the container is done (its last line)" "\\[$names\\] goodbye to uWSGI"
-    storm_daemon_steps "$run" "$DIR/storm-events-ours-$run" "$t0" ours "$name[0-9]+"
+    storm_daemon_steps "$run" "$DIR/storm-events-ours-$run" "$t0" ours "${name}[0-9]+"
     storm_step "$run" "$log" "$t0" "ours: the wait reports the exit" "vassal $names: the container exited"
     storm_step "$run" "$log" "$t0" "ours: the stop request is answered" "vassal $names: cleanup: Stop answered"
     storm_step "$run" "$log" "$t0" "ours: the removal is answered" "vassal $names: cleanup: Remove answered"
@@ -189,7 +189,7 @@ storm_plain() { # run variant jobs
     STORM["down $variant,$run"]=$(($(now_ms) - t0))
     unset 'CLEANUPS[-1]'
     storm_events_end
-    storm_daemon_steps "$run" "$DIR/storm-events-$variant-$run" "$t0" "$variant" "$name[0-9]+"
+    storm_daemon_steps "$run" "$DIR/storm-events-$variant-$run" "$t0" "$variant" "${name}[0-9]+"
 }
 storm_par8() { storm_plain "$1" par8 8; }
 storm_all() { storm_plain "$1" all "$STORM_N"; }
@@ -224,10 +224,10 @@ storm_alone() { # run
     unset 'CLEANUPS[-1]'
     storm_events_end
     sleep 0.5
-    names="$name[0-9]+\\.ini"
+    names="${name}[0-9]+\\.ini"
     storm_step "$run" "$log" "$t0" "alone: the bridge sends the stop request" "vassal $names: cleanup: Stop sent"
     storm_step "$run" "$log" "$t0" "alone: uWSGI in the container is done (its last line)" "\\[$names\\] goodbye to uWSGI"
-    storm_daemon_steps "$run" "$DIR/storm-events-alone-$run" "$t0" alone "$name[0-9]+"
+    storm_daemon_steps "$run" "$DIR/storm-events-alone-$run" "$t0" alone "${name}[0-9]+"
     storm_step "$run" "$log" "$t0" "alone: the wait reports the exit" "vassal $names: the container exited"
     storm_step "$run" "$log" "$t0" "alone: the stop request is answered" "vassal $names: cleanup: Stop answered"
     storm_step "$run" "$log" "$t0" "alone: the removal is answered" "vassal $names: cleanup: Remove answered"
@@ -251,13 +251,13 @@ storm_plain_vassals() { # run
     STORM["up plain,$run"]=$(($(now_ms) - t0))
     t0=$(now_ms)
     rm -f "$DIR/vassals/$name"*.ini
-    wait_no_process 300 "$name[0-9]+\\.ini" || die "the plain vassals did not all stop"
+    wait_no_process 300 "${name}[0-9]+\\.ini" || die "the plain vassals did not all stop"
     STORM["down plain,$run"]=$(($(now_ms) - t0))
     unset 'CLEANUPS[-1]'
     sleep 0.5
-    storm_step "$run" "$log" "$t0" "plain: the Emperor's scan sends the stop byte" "\\[emperor\\] stop the uwsgi instance $name[0-9]+\\.ini"
+    storm_step "$run" "$log" "$t0" "plain: the Emperor's scan sends the stop byte" "\\[emperor\\] stop the uwsgi instance ${name}[0-9]+\\.ini"
     storm_step "$run" "$log" "$t0" "plain: uWSGI is done (its last line)" "^[0-9.]+ goodbye to uWSGI"
-    storm_step "$run" "$log" "$t0" "plain: the Emperor reaped the vassal" "\\[emperor\\] removed uwsgi instance $name[0-9]+\\.ini"
+    storm_step "$run" "$log" "$t0" "plain: the Emperor reaped the vassal" "\\[emperor\\] removed uwsgi instance ${name}[0-9]+\\.ini"
 }
 
 # FIGURE's cell per run, then their median, one a line, each with SUFFIX.
@@ -290,7 +290,9 @@ storm_table_head() { # label extra...
     shift
     mapfile -t cols < <(seq 1 "$STORM_RUNS" | sed 's/^/run /')
     row "$label" "${cols[@]}" "$@"
-    row $(printf -- '--- %.0s' $(seq 0 $((STORM_RUNS + $#))))
+    local rule=()
+    mapfile -t rule < <(seq 0 $((STORM_RUNS + $#)) | sed 's/.*/---/')
+    row "${rule[@]}"
 }
 
 section_storm() {
@@ -307,7 +309,8 @@ section_storm() {
             esac
         done
         if [[ -n "${STORM[down ours,$run]:-}" && -n "${STORM[down plain,$run]:-}" ]]; then
-            STORM["down share,$run"]=$((STORM[down ours,$run] - STORM[down plain,$run]))
+            local ours="${STORM[down ours,$run]}" plain="${STORM[down plain,$run]}"
+            STORM["down share,$run"]=$((ours - plain))
         fi
         say "storm $run done: $(for k in "${!STORM[@]}"; do [[ "$k" == *",$run" ]] && printf '%s=%s; ' "${k%,*}" "${STORM[$k]}"; done)"
     done
