@@ -50,8 +50,7 @@ plot_storm() { # gnuplot_script
                     plots+=("'$OUT/storm-$n-$v-$run.dat' using 1:2 with steps lw 1.5 dt $run lc rgb '${colour[$v]}' title '${label[$v]}, run $run'")
                 done
             done
-            local IFS=,
-            echo "plot ${plots[*]}"
+            (IFS=, && echo "plot ${plots[*]}")
         done
         echo "unset multiplot"
     } >"$gp"

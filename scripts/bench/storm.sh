@@ -40,6 +40,7 @@ serving_timeline() { # out t0_ms limit_s port...
     shift 3
     local -A pending=()
     for port in "$@"; do pending[$port]=1; done
+    : >"$out"
     while ((${#pending[@]})); do
         round=$(now_ms)
         ((round < deadline)) || { say "${#pending[@]} never answered: ${!pending[*]}"; return 1; }
