@@ -46,7 +46,7 @@ impl Bridge {
     /// on the stop signal, or gracefully on byte 2): its exit is awaited for its stop
     /// timeout before the daemon is asked to stop the container, which then kills it at
     /// once. The same bound as a stop request's, without one more signal and daemon
-    /// request per container (in a storm of removals, a `runc kill` each).
+    /// request per container (in a storm of removals, a kill through the runtime each).
     pub(super) fn stop_asked_vassal(&mut self, now: Instant) {
         self.stop_holding(Outcome::Stopped, true, now);
     }
