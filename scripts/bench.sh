@@ -10,7 +10,9 @@
 #              [emperor] change (recreate), vs `docker restart`
 #   logs       100 MB of 100-byte log lines into the Emperor's log vs a raw copy of the
 #              attach stream (curl) to /dev/null
-#   storm      100 vassal files dropped at once vs 100 parallel `docker run -d`; removal
+#   storm      STORM_N vassal files moved in at once vs STORM_N `docker run -d` (8 in
+#              parallel, and all at once), STORM_RUNS times; removal, split by step, against
+#              `docker stop` + `docker rm`, plain uWSGI vassals and bridges alone
 #   scale      300 idle vassals: bridge USS, fds, Emperor CPU, daemon RSS; 1,000 extrapolated
 #   callgrind  instruction counts of the core's hot paths
 #   plots      (after reload and spawn) the PNGs, with gnuplot
@@ -21,7 +23,8 @@
 #              run -d` of the same image after `docker rmi` (both pull)
 #
 # Env: BENCH_OUT (default target/bench: results.md, *.dat, *.png), SPAWN_ROUNDS (20),
-#      RELOAD_SECS (30), LOG_MB (100), STORM_N (100), SCALE_N (300), BENCH_BASE_PORT
+#      RELOAD_SECS (30), LOG_MB (100), STORM_N (100), STORM_RUNS (3), STORM_VARIANTS (see
+#      scripts/bench/storm.sh), SCALE_N (300), BENCH_BASE_PORT
 #      (19100; it uses up to BASE + 1000), BENCH_KEEP=1 keeps the scratch directory.
 # It installs what it needs from Debian's packages (wrk, gnuplot, valgrind, strace, uWSGI),
 # builds the release binary, the launcher and the test image, runs everything on

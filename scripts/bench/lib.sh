@@ -66,15 +66,28 @@ bench_cleanup() {
 }
 
 # Starts a stock Emperor on DIR/vassals with uwsgi-docker as its wrapper, the launcher
-# installed, and its proxy sockets in DIR/run.
+# installed, and its proxy sockets in DIR/run; UWSGIDOCKER_MAX_STARTS is passed on when
+# set. With EMPEROR_STAMPED=1 its bridges log debug lines and everything it and its vassals
+# log goes to DIR/emperor.log through stamp_lines (each line after the epoch ms it came
+# at), for splitting what takes the time; else the Emperor writes the file itself.
 start_emperor() {
     [[ -z "$EMPEROR_PID" ]] || return 0
-    UWSGIDOCKER_LAUNCHER="$LAUNCHER" UWSGIDOCKER_RUNTIME_DIR="$DIR/run" UWSGIDOCKER_EMPEROR_ID="$PREFIX" \
-        uwsgi --emperor "dir://$DIR/vassals" --emperor-wrapper "$BIN" --emperor-freq 1 \
-        --logto "$DIR/emperor.log" </dev/null >"$DIR/emperor.out" 2>&1 &
+    local env=(UWSGIDOCKER_LAUNCHER="$LAUNCHER" UWSGIDOCKER_RUNTIME_DIR="$DIR/run" UWSGIDOCKER_EMPEROR_ID="$PREFIX")
+    [[ -n "${UWSGIDOCKER_MAX_STARTS:-}" ]] && env+=(UWSGIDOCKER_MAX_STARTS="$UWSGIDOCKER_MAX_STARTS")
+    local emperor=(uwsgi --emperor "dir://$DIR/vassals" --emperor-wrapper "$BIN" --emperor-freq 1)
+    if [[ "${EMPEROR_STAMPED:-0}" == 1 ]]; then
+        env "${env[@]}" UWSGIDOCKER_DEBUG=1 "${emperor[@]}" </dev/null > >(stamp_lines >"$DIR/emperor.log") 2>&1 &
+    else
+        env "${env[@]}" "${emperor[@]}" --logto "$DIR/emperor.log" </dev/null >"$DIR/emperor.out" 2>&1 &
+    fi
     EMPEROR_PID=$!
     sleep 1
-    kill -0 "$EMPEROR_PID" 2>/dev/null || { cat "$DIR/emperor.out" >&2; die "the Emperor did not start"; }
+    kill -0 "$EMPEROR_PID" 2>/dev/null || { cat "$DIR/emperor.out" "$DIR/emperor.log" >&2 2>/dev/null; die "the Emperor did not start"; }
+}
+
+# Each line of stdin, prefixed with the epoch millisecond it arrived at.
+stamp_lines() {
+    perl -MTime::HiRes=time -ne 'BEGIN { $| = 1 } printf "%.1f %s", time * 1000, $_'
 }
 
 # SIGINT stops the Emperor and its vassals (each bridge removes its container).

@@ -30,6 +30,33 @@ $(row "spec parse of the seed's quickstart vassal" "$(per "$spec" 1000)" 1000)
 EOF
 }
 
+# The storm's timelines (storm-N-VARIANT-RUN.dat): containers answering 200 over time, ours
+# against `docker run -d` 8 in parallel, every run, one panel per N measured.
+plot_storm() { # gnuplot_script
+    local gp="$1" sizes n run v plots
+    mapfile -t sizes < <(find "$OUT" -maxdepth 1 -name 'storm-*-ours-*.dat' -printf '%f\n' | cut -d- -f2 | sort -nu)
+    ((${#sizes[@]})) || return 0
+    local -A colour=([ours]='#1f77b4' [par8]='#ff7f0e') label=([ours]='ours (mv of the files)' [par8]='docker run -d, 8 in parallel')
+    {
+        echo "set terminal pngcairo size 900,$((300 * ${#sizes[@]})) font 'sans,9'"
+        echo "set output '$OUT/storm.png'"
+        echo "set multiplot layout ${#sizes[@]},1 title 'Storm: containers answering 200 on their published port (probed about every 100 ms), each run'"
+        echo "set grid; set key top left; set xlabel 's after the mv / the first docker run'; set ylabel 'answering 200'"
+        for n in "${sizes[@]}"; do
+            echo "set title '$n at once'; set yrange [0:$((n + n / 10))]"
+            plots=()
+            for v in ours par8; do
+                for run in $(find "$OUT" -maxdepth 1 -name "storm-$n-$v-*.dat" -printf '%f\n' | sed 's/.*-\([0-9]*\)\.dat/\1/' | sort -n); do
+                    plots+=("'$OUT/storm-$n-$v-$run.dat' using 1:2 with steps lw 1.5 dt $run lc rgb '${colour[$v]}' title '${label[$v]}, run $run'")
+                done
+            done
+            (IFS=, && echo "plot ${plots[*]}")
+        done
+        echo "unset multiplot"
+    } >"$gp"
+    gnuplot "$gp" || die "gnuplot failed on the storm timelines"
+}
+
 # The reload timelines (one panel per variant) and the spawn latency distribution.
 section_plots() {
     local v panels=0 gp="$DIR/plots.gp"
@@ -73,6 +100,7 @@ plot '$DIR/spawn-ours.dat' using 2:(\$1/$n) with steps lw 2 lc rgb '#1f77b4' tit
 EOF
         gnuplot "$gp" || die "gnuplot failed on the spawn distribution"
     fi
+    plot_storm "$gp"
     cat <<EOF
 
 Plots: $(ls "$OUT"/*.png 2>/dev/null | xargs -r -n1 basename | tr '\n' ' ')(in $OUT).

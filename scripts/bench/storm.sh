@@ -1,35 +1,68 @@
 # Sections "storm" and "scale" (sourced by scripts/bench.sh).
 #
-# storm: STORM_N (100) vassal files moved into the Emperor's directory by one `mv`, until
-#   every one answers 200 on its published port; then all removed by one `rm`, until no
-#   container is left. Baseline: STORM_N `docker run -d` of the same image, app and command
-#   at once (one background job each), then `docker stop` + `docker rm` of all at once.
-#   Between the two, the Emperor's share: the same STORM_N vassals as STORM_N
-#   `uwsgi-docker run` at once (no Emperor), ended by one SIGINT each.
+# storm: STORM_RUNS (3) runs; in each, STORM_N (100) containers of the same image, app and
+#   command, one variant after the other, each started at once and removed at once:
+#   ours      STORM_N vassal files moved into the Emperor's directory by one `mv`, until
+#             every one answers 200 on its published port; then one `rm` of the files,
+#             until no container is left
+#   par8      STORM_N `docker run -d`, 8 in parallel (xargs -P8), until all answer 200; then
+#             `docker stop` + `docker rm` of each, all at once
+#   all       the same, all STORM_N `docker run -d` at once
+#   alone     the same vassals as STORM_N `uwsgi-docker run` at once (no Emperor), ended by
+#             a SIGINT each: the bridges' own share
+#   plain     the same Emperor running STORM_N plain uWSGI vassals of the same app on the
+#             host (no Docker), removed by one `rm` until no vassal process is left: the
+#             Emperor's own share of a removal
+#   STORM_VARIANTS picks some ("ours par8 all alone plain" by default). Each variant writes
+#   the number of containers answering 200 over time to OUT/storm-N-VARIANT-RUN.dat (the
+#   plots section draws ours and par8). The storm's Emperor and bridges log with
+#   UWSGIDOCKER_DEBUG=1 through a line stamper, and the removal is split by what the logs
+#   say when. UWSGIDOCKER_MAX_STARTS, when set, reaches the Emperor's bridges and the lone ones.
 # scale: SCALE_N (300) idle vassals (docker-socket, so no docker-proxy per vassal), added
 #   100 at a time; then the bridges' USS and fds, the Emperor's and the bridges' CPU over
 #   10 idle seconds, and dockerd's RSS against its RSS before.
 
 STORM_N="${STORM_N:-100}"
+STORM_RUNS="${STORM_RUNS:-3}"
+STORM_VARIANTS="${STORM_VARIANTS:-ours par8 all alone plain}"
 SCALE_N="${SCALE_N:-300}"
+# Three ranges of up to 100 ports: vassal files (ours, then the plain vassals), `docker run
+# -d` (par8, then all), `uwsgi-docker run`.
 STORM_PORT=$((${BENCH_BASE_PORT:-19100} + 200))
 SCALE_PORT=$((${BENCH_BASE_PORT:-19100} + 400))
 
+# Probes PORTS about every 100 ms until each has answered 200 once (one that did is not
+# probed again), appending "seconds-after-T0 number-answered" to OUT per round; fails after
+# LIMIT s. The probes of a round go out in parallel (one curl).
+serving_timeline() { # out t0_ms limit_s port...
+    local out="$1" t0="$2" deadline=$(($2 + $3 * 1000)) up=0 round code url port now
+    local config="$DIR/probe.curlrc"
+    shift 3
+    local -A pending=()
+    for port in "$@"; do pending[$port]=1; done
+    : >"$out"
+    while ((${#pending[@]})); do
+        round=$(now_ms)
+        ((round < deadline)) || { say "${#pending[@]} never answered: ${!pending[*]}"; return 1; }
+        for port in "${!pending[@]}"; do
+            printf 'url = "http://127.0.0.1:%s/"\noutput = "/dev/null"\n' "$port"
+        done >"$config"
+        while read -r code url; do
+            [[ "$code" == 200 ]] || continue
+            port="${url##*:}"
+            unset "pending[${port%/}]"
+            up=$((up + 1))
+        done < <(curl -sZ --parallel-max 100 --max-time 0.3 -K "$config" -w '%{http_code} %{url_effective}\n' 2>/dev/null)
+        now=$(now_ms)
+        printf '%s %d\n' "$(awk -v d=$((now - t0)) 'BEGIN { printf "%.2f", d / 1000 }')" "$up" >>"$out"
+        ((${#pending[@]})) || break
+        sleep "$(awk -v d=$((now - round)) 'BEGIN { printf "%.3f", d < 100 ? (100 - d) / 1000 : 0 }')"
+    done
+}
+
 # Waits up to LIMIT s until every port given answers 200; fails when some never did.
 wait_all_200() { # limit port...
-    local deadline=$(($(now_ms) + $1 * 1000)) pending next port
-    shift
-    pending=("$@")
-    while ((${#pending[@]})); do
-        next=()
-        for port in "${pending[@]}"; do
-            curl -fsS --max-time 0.2 -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null || next+=("$port")
-        done
-        pending=("${next[@]}")
-        ((${#pending[@]})) || break
-        (($(now_ms) < deadline)) || { say "${#pending[@]} never answered: ${pending[*]:0:10}"; return 1; }
-        sleep 0.05
-    done
+    serving_timeline /dev/null "$(now_ms)" "$@"
 }
 
 # Waits up to LIMIT s until no container of this run matches the regex.
@@ -41,84 +74,285 @@ wait_none_left() { # limit regex
     done
 }
 
-section_storm() {
-    start_emperor
-    local i ports=() stage="$DIR/storm-stage" t0 up_ours down_ours up_plain down_plain
+# Waits up to LIMIT s until no process has the extended regex in its command line.
+wait_no_process() { # limit regex
+    local deadline=$(($(now_ms) + $1 * 1000))
+    while pgrep -f -- "$2" >/dev/null; do
+        (($(now_ms) < deadline)) || return 1
+        sleep 0.05
+    done
+}
+
+# Results: STORM[figure,run] in ms (or a ratio); STEPS[step,run] as step_times prints them,
+# the steps in STEP_ORDER.
+declare -A STORM=() STEPS=()
+STEP_ORDER=()
+
+# "median / last (lines)": ms after T0 of the stamped LOG's lines that match the extended
+# regex (one a vassal), over the vassals.
+step_times() { # log t0_ms regex
+    awk -v t0="$2" -v re="$3" '$1 >= t0 && $0 ~ re { printf "%.0f\n", $1 - t0 }' "$1" | sort -n |
+        awk '{ a[NR] = $1 } END { if (NR == 0) print "-"; else printf "%s / %s (%d)\n", (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2), a[NR], NR }'
+}
+
+# The daemon's container events from now on, as "epoch-ms action name" lines in FILE,
+# until storm_events_end: when it saw each container die and destroyed it.
+storm_events_begin() { # file
+    docker events --filter type=container --format '{{.TimeNano}} {{.Action}} {{.Actor.Attributes.name}}' \
+        > >(awk '{ printf "%.1f %s %s\n", $1 / 1e6, $2, $3; fflush() }' >"$1") &
+    EVENTS_PID=$!
+    BG_PIDS+=("$EVENTS_PID")
+    sleep 0.2
+}
+storm_events_end() {
+    sleep 0.5
+    kill "$EVENTS_PID" 2>/dev/null || true
+    wait "$EVENTS_PID" 2>/dev/null || true
+}
+
+# The daemon's steps of RUN's removal of the containers named like REGEX, from the events.
+storm_daemon_steps() { # run events t0 variant regex
+    local action
+    for action in kill die destroy; do
+        storm_step "$1" "$2" "$3" "$4: the daemon's '$action' event" "^[0-9.]+ $action $5\$"
+    done
+}
+
+# One step of RUN's removal: the lines of LOG after T0 that match REGEX.
+storm_step() { # run log t0 label regex
+    STEPS["$4,$1"]="$(step_times "$2" "$3" "$5")"
+    [[ " ${STEP_ORDER[*]} " == *" ${4// /_} "* ]] || STEP_ORDER+=("${4// /_}")
+}
+
+# Ours: the files moved in by one `mv`, removed by one `rm`.
+storm_ours() { # run
+    local run="$1" i ports=() stage="$DIR/storm-stage" t0 log="$DIR/emperor.log"
+    local name="$PREFIX-storm" names
     mkdir -p "$stage"
     for i in $(seq 1 "$STORM_N"); do
-        write_vassal "$PREFIX-storm$i.ini" "$stage" $((STORM_PORT + i))
+        write_vassal "$name$i.ini" "$stage" $((STORM_PORT + i))
         ports+=($((STORM_PORT + i)))
     done
-    CLEANUPS+=("rm -f $DIR/vassals/$PREFIX-storm*.ini")
-    say "storm: $STORM_N vassal files at once"
+    CLEANUPS+=("rm -f $DIR/vassals/$name*.ini")
+    say "storm $run: ours, $STORM_N vassal files at once"
     t0=$(now_ms)
     mv "$stage"/*.ini "$DIR/vassals/"
-    wait_all_200 300 "${ports[@]}" || die "the storm's vassals did not all answer"
-    up_ours=$(($(now_ms) - t0))
+    serving_timeline "$OUT/storm-$STORM_N-ours-$run.dat" "$t0" 300 "${ports[@]}" ||
+        die "the storm's vassals did not all answer"
+    STORM["up ours,$run"]=$(($(now_ms) - t0))
+    storm_events_begin "$DIR/storm-events-ours-$run"
     t0=$(now_ms)
-    rm -f "$DIR/vassals/$PREFIX-storm"*.ini
-    wait_none_left 300 "-storm" || die "the storm's containers were not all removed"
-    down_ours=$(($(now_ms) - t0))
+    rm -f "$DIR/vassals/$name"*.ini
+    wait_none_left 300 "-storm[0-9]" || die "the storm's containers were not all removed"
+    STORM["down ours,$run"]=$(($(now_ms) - t0))
     unset 'CLEANUPS[-1]'
+    storm_events_end
+    # The last bridges may still be exiting; their lines are wanted.
+    wait_no_process 30 "\\] ${name}[0-9]+\\.ini" || say "storm $run: some bridges are still there"
+    sleep 0.5
+    names="${name}[0-9]+\\.ini"
+    storm_step "$run" "$log" "$t0" "ours: the Emperor's scan sends the stop byte" "\\[emperor\\] stop the uwsgi instance $names"
+    storm_step "$run" "$log" "$t0" "ours: the byte reaches the bridge" "vassal $names: the Emperor asks the vassal to stop"
+    storm_step "$run" "$log" "$t0" "ours: the bridge sends the stop request" "vassal $names: cleanup: Stop sent"
+    storm_step "$run" "$log" "$t0" "ours: uWSGI in the container is done (its last line)" "\\[$names\\] goodbye to uWSGI"
+    storm_daemon_steps "$run" "$DIR/storm-events-ours-$run" "$t0" ours "$names"
+    storm_step "$run" "$log" "$t0" "ours: the wait reports the exit" "vassal $names: the container exited"
+    storm_step "$run" "$log" "$t0" "ours: the stop request is answered" "vassal $names: cleanup: Stop answered"
+    storm_step "$run" "$log" "$t0" "ours: the removal is answered" "vassal $names: cleanup: Remove answered"
+    storm_step "$run" "$log" "$t0" "ours: the Emperor reaped the bridge" "\\[emperor\\] removed uwsgi instance $names"
+}
 
-    say "storm: $STORM_N uwsgi-docker run at once (no Emperor)"
-    bridge_env
-    local run_pids=() run_ports=() up_run down_run
+# `docker run -d` of each container, JOBS at a time, until all answer 200; then `docker stop`
+# + `docker rm` of each, all at once.
+storm_plain() { # run variant jobs
+    local run="$1" variant="$2" jobs="$3" i ports=() t0 name="$PREFIX-$2storm" pids=()
+    for i in $(seq 1 "$STORM_N"); do ports+=($((STORM_PORT + 100 + i))); done
+    CLEANUPS+=("docker ps -aq --filter name=^/?$name | xargs -r docker rm -f")
+    say "storm $run: $STORM_N docker run -d, $jobs at a time"
+    t0=$(now_ms)
+    printf '%s\n' "${ports[@]}" |
+        xargs -P "$jobs" -I{} docker run -d --name "$name{}" -p "127.0.0.1:{}:3031" \
+            "${PLAIN_RUN[@]}" "$IMAGE" "${PLAIN_CMD[@]}" >/dev/null &
+    pids+=($!)
+    serving_timeline "$OUT/storm-$STORM_N-$variant-$run.dat" "$t0" 300 "${ports[@]}" ||
+        die "the plain storm did not all answer"
+    STORM["up $variant,$run"]=$(($(now_ms) - t0))
+    wait "${pids[@]}" || true
+    pids=()
+    storm_events_begin "$DIR/storm-events-$variant-$run"
+    t0=$(now_ms)
+    for i in "${ports[@]}"; do
+        { docker stop -t 10 "$name$i" >/dev/null && docker rm "$name$i" >/dev/null; } &
+        pids+=($!)
+    done
+    wait "${pids[@]}" || true
+    wait_none_left 300 "-${variant}storm" || die "the plain storm's containers were not all removed"
+    STORM["down $variant,$run"]=$(($(now_ms) - t0))
+    unset 'CLEANUPS[-1]'
+    storm_events_end
+    storm_daemon_steps "$run" "$DIR/storm-events-$variant-$run" "$t0" "$variant" "${name}[0-9]+"
+}
+storm_par8() { storm_plain "$1" par8 8; }
+storm_all() { storm_plain "$1" all "$STORM_N"; }
+
+# The same vassals as `uwsgi-docker run` at once, ended by a SIGINT each.
+storm_alone() { # run
+    local run="$1" i pids=() ports=() t0 name="$PREFIX-runstorm" names log="$DIR/storm-alone-$1.log" sink
     mkdir -p "$DIR/storm-run"
     for i in $(seq 1 "$STORM_N"); do
-        write_vassal "$PREFIX-runstorm$i.ini" "$DIR/storm-run" $((STORM_PORT + 300 + i))
-        run_ports+=($((STORM_PORT + 300 + i)))
+        write_vassal "$name$i.ini" "$DIR/storm-run" $((STORM_PORT + 300 + i))
+        ports+=($((STORM_PORT + 300 + i)))
     done
+    say "storm $run: $STORM_N uwsgi-docker run at once (no Emperor)"
+    bridge_env
+    exec {sink}> >(stamp_lines >"$log")
     t0=$(now_ms)
     for i in $(seq 1 "$STORM_N"); do
-        "${BRIDGE_ENV[@]}" "$BIN" run "$DIR/storm-run/$PREFIX-runstorm$i.ini" >>"$DIR/run.log" 2>&1 &
-        run_pids+=($!)
+        "${BRIDGE_ENV[@]}" UWSGIDOCKER_DEBUG=1 "$BIN" run "$DIR/storm-run/$name$i.ini" >&"$sink" 2>&1 &
+        pids+=($!)
     done
-    CLEANUPS+=("kill -INT ${run_pids[*]} 2>/dev/null")
-    wait_all_200 300 "${run_ports[@]}" || die "the uwsgi-docker run storm did not all answer"
-    up_run=$(($(now_ms) - t0))
+    exec {sink}>&-
+    CLEANUPS+=("kill -INT ${pids[*]} 2>/dev/null")
+    serving_timeline "$OUT/storm-$STORM_N-alone-$run.dat" "$t0" 300 "${ports[@]}" ||
+        die "the uwsgi-docker run storm did not all answer"
+    STORM["up alone,$run"]=$(($(now_ms) - t0))
+    storm_events_begin "$DIR/storm-events-alone-$run"
     t0=$(now_ms)
-    kill -INT "${run_pids[@]}"
-    wait "${run_pids[@]}" 2>/dev/null || true
+    kill -INT "${pids[@]}"
+    wait "${pids[@]}" 2>/dev/null || true
     wait_none_left 300 "-runstorm" || die "the uwsgi-docker run storm's containers were not all removed"
-    down_run=$(($(now_ms) - t0))
+    STORM["down alone,$run"]=$(($(now_ms) - t0))
     unset 'CLEANUPS[-1]'
+    storm_events_end
+    sleep 0.5
+    names="${name}[0-9]+\\.ini"
+    storm_step "$run" "$log" "$t0" "alone: the bridge sends the stop request" "vassal $names: cleanup: Stop sent"
+    storm_step "$run" "$log" "$t0" "alone: uWSGI in the container is done (its last line)" "\\[$names\\] goodbye to uWSGI"
+    storm_daemon_steps "$run" "$DIR/storm-events-alone-$run" "$t0" alone "$names"
+    storm_step "$run" "$log" "$t0" "alone: the wait reports the exit" "vassal $names: the container exited"
+    storm_step "$run" "$log" "$t0" "alone: the stop request is answered" "vassal $names: cleanup: Stop answered"
+    storm_step "$run" "$log" "$t0" "alone: the removal is answered" "vassal $names: cleanup: Remove answered"
+}
 
-    say "storm: $STORM_N docker run -d at once"
-    CLEANUPS+=("docker ps -aq --filter name=^/?$PREFIX-plainstorm | xargs -r docker rm -f")
-    local plain_ports=() jobs=()
-    t0=$(now_ms)
+# The same Emperor with plain uWSGI vassals (no Docker) of the same app and options.
+storm_plain_vassals() { # run
+    local run="$1" i ports=() stage="$DIR/storm-stage" t0 name="$PREFIX-plainv" log="$DIR/emperor.log"
+    mkdir -p "$stage"
     for i in $(seq 1 "$STORM_N"); do
-        docker run -d --name "$PREFIX-plainstorm$i" -p "127.0.0.1:$((STORM_PORT + 100 + i)):3031" \
-            "${PLAIN_RUN[@]}" "$IMAGE" "${PLAIN_CMD[@]}" >/dev/null &
-        jobs+=($!)
-        plain_ports+=($((STORM_PORT + 100 + i)))
+        printf '[uwsgi]\nmaster = true\nplugin = psgi\npsgi = %s/app/app.pl\nhttp-socket = 127.0.0.1:%s\nenv = GREETING=plain\n' \
+            "$DIR" $((STORM_PORT + i)) >"$stage/$name$i.ini"
+        ports+=($((STORM_PORT + i)))
     done
-    wait_all_200 300 "${plain_ports[@]}" || die "the plain storm did not all answer"
-    up_plain=$(($(now_ms) - t0))
-    wait "${jobs[@]}" || true
-    jobs=()
+    CLEANUPS+=("rm -f $DIR/vassals/$name*.ini")
+    say "storm $run: $STORM_N plain uWSGI vassals at once"
     t0=$(now_ms)
-    for i in $(seq 1 "$STORM_N"); do
-        { docker stop -t 10 "$PREFIX-plainstorm$i" >/dev/null && docker rm "$PREFIX-plainstorm$i" >/dev/null; } &
-        jobs+=($!)
-    done
-    wait "${jobs[@]}" || true
-    wait_none_left 300 "-plainstorm" || die "the plain storm's containers were not all removed"
-    down_plain=$(($(now_ms) - t0))
+    mv "$stage"/*.ini "$DIR/vassals/"
+    serving_timeline "$OUT/storm-$STORM_N-plain-$run.dat" "$t0" 300 "${ports[@]}" ||
+        die "the plain vassals did not all answer"
+    STORM["up plain,$run"]=$(($(now_ms) - t0))
+    t0=$(now_ms)
+    rm -f "$DIR/vassals/$name"*.ini
+    wait_no_process 300 "${name}[0-9]+\\.ini" || die "the plain vassals did not all stop"
+    STORM["down plain,$run"]=$(($(now_ms) - t0))
     unset 'CLEANUPS[-1]'
-    say "storm: ours up $up_ours ms, down $down_ours ms; uwsgi-docker run up $up_run ms, down $down_run ms; docker run -d up $up_plain ms, down $down_plain ms"
+    sleep 0.5
+    storm_step "$run" "$log" "$t0" "plain: the Emperor's scan sends the stop byte" "\\[emperor\\] stop the uwsgi instance ${name}[0-9]+\\.ini"
+    storm_step "$run" "$log" "$t0" "plain: uWSGI is done (its last line)" "^[0-9.]+ goodbye to uWSGI"
+    storm_step "$run" "$log" "$t0" "plain: the Emperor reaped the vassal" "\\[emperor\\] removed uwsgi instance ${name}[0-9]+\\.ini"
+}
+
+# FIGURE's cell per run, then their median, one a line, each with SUFFIX.
+storm_cells() { # figure suffix
+    local run
+    for run in $(seq 1 "$STORM_RUNS"); do echo "${STORM[$1,$run]:-n/a}$2"; done
+    echo "$(for run in $(seq 1 "$STORM_RUNS"); do echo "${STORM[$1,$run]:-}"; done | grep -v '^$' | median)$2"
+}
+
+# A row of FIGURE (ms) per run and its median, if it was measured.
+storm_row() { # label figure
+    [[ -n "${STORM[$2,1]:-}" ]] || return 0
+    local cells
+    mapfile -t cells < <(storm_cells "$2" " ms")
+    row "$1" "${cells[@]}"
+}
+
+# A row of A / B per run, and the median of those ratios, if both were measured.
+storm_ratio_row() { # label figure_a figure_b
+    [[ -n "${STORM[$2,1]:-}" && -n "${STORM[$3,1]:-}" ]] || return 0
+    local run cells
+    for run in $(seq 1 "$STORM_RUNS"); do STORM["$2/$3,$run"]="$(ratio "${STORM[$2,$run]}" "${STORM[$3,$run]}")"; done
+    mapfile -t cells < <(storm_cells "$2/$3" "x")
+    row "$1" "${cells[@]}"
+}
+
+# A table's head: the label column, then run 1..STORM_RUNS and EXTRA more columns.
+storm_table_head() { # label extra...
+    local label="$1" cols=()
+    shift
+    mapfile -t cols < <(seq 1 "$STORM_RUNS" | sed 's/^/run /')
+    row "$label" "${cols[@]}" "$@"
+    local rule=()
+    mapfile -t rule < <(seq 0 $((STORM_RUNS + $#)) | sed 's/.*/---/')
+    row "${rule[@]}"
+}
+
+section_storm() {
+    # Its own Emperor: debug lines, stamped, so that the removal can be split.
+    stop_emperor
+    EMPEROR_STAMPED=1 start_emperor
+    local run variant
+    for run in $(seq 1 "$STORM_RUNS"); do
+        for variant in $STORM_VARIANTS; do
+            case "$variant" in
+                ours | par8 | all | alone) "storm_$variant" "$run" ;;
+                plain) storm_plain_vassals "$run" ;;
+                *) die "unknown storm variant $variant (known: ours par8 all alone plain)" ;;
+            esac
+        done
+        if [[ -n "${STORM[down ours,$run]:-}" && -n "${STORM[down plain,$run]:-}" ]]; then
+            local ours="${STORM[down ours,$run]}" plain="${STORM[down plain,$run]}"
+            STORM["down share,$run"]=$((ours - plain))
+        fi
+        say "storm $run done: $(for k in "${!STORM[@]}"; do [[ "$k" == *",$run" ]] && printf '%s=%s; ' "${k%,*}" "${STORM[$k]}"; done)"
+    done
+    stop_emperor
     cat <<EOF
 
-### Storm: $STORM_N at once
+### Storm: $STORM_N at once, $STORM_RUNS runs
 
-| figure | ours | baseline | ratio |
-| --- | --- | --- | --- |
-$(row "$STORM_N vassal files moved in by one \`mv\` -> all answer 200 (published ports) / $STORM_N \`docker run -d\` at once" "$up_ours ms" "$up_plain ms" "$(ratio "$up_ours" "$up_plain")x")
-$(row "all $STORM_N removed: one \`rm\` of the files / \`docker stop\` + \`docker rm\` of each, all at once -> no container left" "$down_ours ms" "$down_plain ms" "$(ratio "$down_ours" "$down_plain")x")
-$(row "the Emperor's share: $STORM_N \`uwsgi-docker run\` at once -> all answer 200 / \`docker run -d\`" "$up_run ms" "$up_plain ms" "$(ratio "$up_run" "$up_plain")x")
-$(row "the Emperor's share: one SIGINT to each of those bridges -> no container left / \`docker stop\` + \`docker rm\`" "$down_run ms" "$down_plain ms" "$(ratio "$down_run" "$down_plain")x")
+UWSGIDOCKER_MAX_STARTS: ${UWSGIDOCKER_MAX_STARTS:-not set}. In each run the variants ran one after the other ($STORM_VARIANTS); each ratio is of two figures of the same run, its median the median of the runs' ratios. Start: from the \`mv\` (or the first \`docker run\`) until every container answered 200 on its published port (probed about every 100 ms); removal: until no container (for plain vassals: no vassal process) was left.
+
 EOF
+    storm_table_head figure median
+    storm_row "start: ours, $STORM_N vassal files moved in by one \`mv\`" "up ours"
+    storm_row "start: $STORM_N \`docker run -d\`, 8 in parallel" "up par8"
+    storm_ratio_row "ours / 8 in parallel" "up ours" "up par8"
+    storm_row "start: $STORM_N \`docker run -d\` all at once" "up all"
+    storm_ratio_row "ours / all at once" "up ours" "up all"
+    storm_row "start: $STORM_N \`uwsgi-docker run\` at once (no Emperor)" "up alone"
+    storm_row "start: $STORM_N plain uWSGI vassals (no Docker), one \`mv\`" "up plain"
+    storm_row "removal: ours, one \`rm\` of the files" "down ours"
+    storm_row "removal: \`docker stop\` + \`docker rm\` of each, all at once (the 8-in-parallel set)" "down par8"
+    storm_ratio_row "ours / \`docker stop\` + \`docker rm\`" "down ours" "down par8"
+    storm_row "removal: the same, of the all-at-once set" "down all"
+    storm_ratio_row "ours / \`docker stop\` + \`docker rm\` (all-at-once set)" "down ours" "down all"
+    storm_row "removal: plain uWSGI vassals, one \`rm\` (the Emperor's own share)" "down plain"
+    storm_row "removal: the bridges' share (ours minus plain vassals)" "down share"
+    storm_row "removal: bridges alone, a SIGINT each" "down alone"
+    storm_ratio_row "the bridges' share / bridges alone" "down share" "down alone"
+    ((${#STEP_ORDER[@]})) || return 0
+    local step cells
+    cat <<EOF
+
+Where a removal's time goes, from the stamped logs (\`UWSGIDOCKER_DEBUG=1\`): ms after the \`rm\` (alone: after the SIGINTs) at which the median vassal and the last one got there, and how many lines said so.
+
+$(storm_table_head "step: median / last ms (lines)")
+EOF
+    for step in "${STEP_ORDER[@]}"; do
+        cells=()
+        for run in $(seq 1 "$STORM_RUNS"); do cells+=("${STEPS[${step//_/ },$run]:--}"); done
+        row "${step//_/ }" "${cells[@]}"
+    done
 }
 
 # Resident kB of PID.

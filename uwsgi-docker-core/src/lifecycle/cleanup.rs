@@ -42,6 +42,9 @@ pub(super) struct Cleanup {
     inspects_exit: bool,
     /// When the stop request must be answered by.
     stop_by: Instant,
+    /// The vassal was asked to stop on its own channel: the stop request waits until then
+    /// for its exit, and then kills at once (the vassal had its stop timeout).
+    stop_held_until: Option<Instant>,
     /// How long each other request may take.
     per_request: Duration,
     /// No request is waited on past this (once the vassal stops).
@@ -58,6 +61,7 @@ impl Cleanup {
             stops: false,
             inspects_exit: false,
             stop_by: now,
+            stop_held_until: None,
             per_request,
             bound_by: None,
             removed: false,
@@ -68,6 +72,12 @@ impl Cleanup {
     pub(super) fn stopping_by(mut self, stop_by: Instant) -> Cleanup {
         self.stops = true;
         self.stop_by = stop_by;
+        self
+    }
+
+    /// Holds the stop request until `until`, for the vassal's own exit.
+    pub(super) fn holding_stop_until(mut self, until: Instant) -> Cleanup {
+        self.stop_held_until = Some(until);
         self
     }
 
@@ -102,7 +112,8 @@ impl Launch {
         }
     }
 
-    /// Sends the next cleanup request; `false` when nothing is left to do.
+    /// Sends the next cleanup request; `false` when nothing is left to do. A held stop
+    /// sends nothing before its time and returns `true`: the exit or the timer moves on.
     pub(super) fn send_next_cleanup(
         &mut self,
         cleanup: &mut Cleanup,
@@ -118,6 +129,10 @@ impl Launch {
         let Some(step) = next else {
             return false;
         };
+        let held_until = cleanup.stop_held_until;
+        if step == CleanupStep::Stop && held_until.is_some_and(|until| now < until) {
+            return true;
+        }
         let mut bytes = Vec::new();
         let (request, deadline) = match (step, self.instance.container.id()) {
             (CleanupStep::InspectCreated, _) => {
@@ -129,7 +144,11 @@ impl Launch {
                 (ApiRequest::InspectExit, now + cleanup.per_request)
             }
             (CleanupStep::Stop, Some(id)) => {
-                api.stop(id, plan.spec.stop_timeout_secs(), &mut bytes);
+                let timeout = match held_until {
+                    Some(_) => 0,
+                    None => plan.spec.stop_timeout_secs(),
+                };
+                api.stop(id, timeout, &mut bytes);
                 (ApiRequest::Stop, cleanup.stop_by)
             }
             (CleanupStep::Remove, Some(id)) => {
@@ -139,6 +158,7 @@ impl Launch {
             (_, None) => return false,
         };
         cleanup.sent = Some(step);
+        out.debug(|| format!("cleanup: {request:?} sent"));
         let deadline = cleanup
             .bound_by
             .map_or(deadline, |bound| deadline.min(bound));
@@ -172,6 +192,7 @@ impl Launch {
         plan: &ContainerPlan,
         out: &mut Outbox,
     ) {
+        out.debug(|| format!("cleanup: {request:?} answered {}", response.status));
         let inspect_refused = |source| DaemonFault::Refused {
             action: "cannot inspect the container",
             cause: source,

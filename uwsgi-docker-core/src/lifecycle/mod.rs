@@ -327,7 +327,11 @@ impl Bridge {
             }
             let relaying = b.relaying().then_some(b.current.generation());
             if ChannelRelay::relay_emperor_control(data, relaying, &mut b.out) {
-                b.stop(Outcome::Stopped, now);
+                if relaying.is_some() {
+                    b.stop_asked_vassal(now);
+                } else {
+                    b.stop(Outcome::Stopped, now);
+                }
             }
         });
     }
@@ -681,6 +685,9 @@ impl Bridge {
         }
         if self.timers.take_due(Timer::ExitReport, now) {
             self.on_exit_report_overdue(now);
+        }
+        if self.timers.take_due(Timer::StopHeld, now) {
+            self.advance(now);
         }
         self.on_overdue_requests(now);
         self.on_overdue_rollover(now);

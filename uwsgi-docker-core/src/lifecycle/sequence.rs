@@ -145,7 +145,11 @@ impl Bridge {
             StreamEvent::OutputEnded => self.expect_exit_report(now),
             StreamEvent::Armed => self.on_armed(now),
             StreamEvent::Exited(status) => {
-                if !self.is_stopping() {
+                if self.is_stopping() {
+                    // Said only for docker-debug: the shutdown's own steps are timed by it.
+                    self.out
+                        .debug(|| format!("the container exited with status {status}"));
+                } else {
                     self.out.event(Event::ContainerExited { status });
                 }
                 // A stop already under way no longer needs to stop anything.

@@ -5,8 +5,11 @@ use std::time::Instant;
 use super::cleanup::Cleanup;
 use super::errors::BridgeError;
 use super::events::Event;
+use super::exit_watch::ExitWatch;
+use super::instance::Container;
 use super::interface::{Action, Outcome};
 use super::requests::ApiRequest;
+use super::timers::Timer;
 use super::{Bridge, Step};
 use crate::http_reader::Response;
 
@@ -36,6 +39,19 @@ impl Bridge {
 
     /// Starts the shutdown, or moves it on.
     pub(super) fn stop(&mut self, outcome: Outcome, now: Instant) {
+        self.stop_holding(outcome, false, now);
+    }
+
+    /// The Emperor's stop byte went to the vassal, which shuts down by itself (uWSGI: as
+    /// on the stop signal, or gracefully on byte 2): its exit is awaited for its stop
+    /// timeout before the daemon is asked to stop the container, which then kills it at
+    /// once. The same bound as a stop request's, without one more signal and daemon
+    /// request per container (in a storm of removals, a kill through the runtime each).
+    pub(super) fn stop_asked_vassal(&mut self, now: Instant) {
+        self.stop_holding(Outcome::Stopped, true, now);
+    }
+
+    fn stop_holding(&mut self, outcome: Outcome, vassal_asked: bool, now: Instant) {
         if matches!(self.step, Step::Exited(_)) {
             return;
         }
@@ -48,6 +64,19 @@ impl Bridge {
             // Killed by SIGKILL, not by us: the kernel's OOM killer?
             if matches!(outcome, Outcome::ContainerExited(SIGKILL_STATUS)) {
                 cleanup = cleanup.inspecting_exit();
+            }
+            // Only an exit the wait will report is awaited.
+            let instance = &self.current.instance;
+            if vassal_asked
+                && matches!(instance.container, Container::Started(_))
+                && instance
+                    .exit_watch
+                    .as_ref()
+                    .is_some_and(ExitWatch::is_armed)
+            {
+                let until = now + self.stop_wait();
+                cleanup = cleanup.holding_stop_until(until);
+                self.timers.set(Timer::StopHeld, until);
             }
             self.step = Step::Stopping(Shutdown { outcome, cleanup });
             // The launch (if any) goes no further; streams not yet armed no longer

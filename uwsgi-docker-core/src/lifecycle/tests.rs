@@ -799,6 +799,14 @@ impl Harness {
         self.run();
     }
 
+    /// The Emperor's stop byte, and the vassal (no uWSGI here) ignores it: the bridge stops
+    /// the container once its stop timeout has passed.
+    fn emperor_stops(&mut self) {
+        let start = self.now;
+        self.emperor_sends(&[EmperorMessage::Stop.to_byte()]);
+        self.run_clock_until(start + self.bridge.shutdown_bound());
+    }
+
     fn vassal_sends(&mut self, bytes: &[u8]) {
         self.generation_sends(Generation(0), bytes);
     }
@@ -945,13 +953,34 @@ fn happy_path_runs_the_docker_cli_order_and_hands_off() {
 }
 
 #[test]
-fn emperor_stop_byte_is_relayed_then_container_stopped_and_removed() {
+fn emperor_stop_byte_is_relayed_and_the_exit_awaited_then_the_container_removed() {
+    for byte in [EmperorMessage::Stop, EmperorMessage::GracefulStop].map(EmperorMessage::to_byte) {
+        let mut h = Harness::running();
+        h.emperor_sends(&[byte]);
+        assert_eq!(h.to_vassal_control, [byte]);
+        // uWSGI stops by itself on the byte: no stop signal on top of it.
+        h.advance(Duration::from_secs(2));
+        assert!(!h.daemon.requests.iter().any(|r| r.ends_with("/stop")));
+        h.container_exits(0);
+        assert_eq!(
+            h.daemon.requests.last().map(String::as_str),
+            Some("DELETE /containers/c0ffee")
+        );
+        assert!(!h.daemon.requests.iter().any(|r| r.ends_with("/stop")));
+        h.assert_clean(0);
+        assert!(matches!(h.bridge.is_finished(), Some(Outcome::Stopped)));
+    }
+}
+
+#[test]
+fn a_vassal_still_running_a_stop_timeout_after_the_stop_byte_is_killed_and_removed() {
     let mut h = Harness::running();
+    let start = h.now;
     h.emperor_sends(&[0]);
-    assert_eq!(h.to_vassal_control, [0]);
+    h.run_clock_until(start + Duration::from_secs(3));
     let tail: Vec<&str> = h
         .daemon
-        .requests
+        .targets
         .iter()
         .rev()
         .take(2)
@@ -959,10 +988,14 @@ fn emperor_stop_byte_is_relayed_then_container_stopped_and_removed() {
         .collect();
     assert_eq!(
         tail,
-        ["DELETE /containers/c0ffee", "POST /containers/c0ffee/stop"]
+        [
+            "DELETE /containers/c0ffee?force=1&v=1",
+            "POST /containers/c0ffee/stop?t=0"
+        ],
+        "its stop timeout (3 s) was spent waiting"
     );
     h.assert_clean(0);
-    assert!(matches!(h.bridge.is_finished(), Some(Outcome::Stopped)));
+    assert_eq!(h.now, start + Duration::from_secs(3));
 }
 
 #[test]
@@ -1671,7 +1704,7 @@ fn oversized_config_is_refused_before_anything_exists() {
 #[test]
 fn stop_requests_after_exit_do_nothing() {
     let mut h = Harness::running();
-    h.emperor_sends(&[0]);
+    h.emperor_stops();
     h.assert_clean(0);
     h.bridge.handle_signal(h.now);
     h.bridge.handle_emperor_control_eof(h.now);

@@ -13,9 +13,11 @@ pub(super) enum Timer {
     Rollover,
     /// The container's output ended: the wait has until then to report its exit.
     ExitReport,
+    /// Stopping: the vassal was asked to stop itself; the daemon's stop waits until then.
+    StopHeld,
 }
 
-const TIMERS: usize = 4;
+const TIMERS: usize = 5;
 
 impl Timer {
     fn slot(self) -> usize {
@@ -24,6 +26,7 @@ impl Timer {
             Timer::Reconnect => 1,
             Timer::Rollover => 2,
             Timer::ExitReport => 3,
+            Timer::StopHeld => 4,
         }
     }
 }

@@ -194,7 +194,7 @@ fn a_changed_section_rolls_over_to_a_new_container_and_the_emperor_sees_one_vass
     assert!(h.config_of[&SECOND].ends_with(&config_packet(NEW_CONFIG)));
 
     // The new container is the vassal's now: a stop removes it.
-    h.emperor_sends(&[0]);
+    h.emperor_stops();
     assert!(h
         .daemon
         .requests
@@ -327,7 +327,7 @@ fn a_new_container_failing_at_any_step_is_removed_and_the_old_one_serves_on() {
         );
         // The Emperor's bytes still go to the old vassal, and none went to the new one.
         assert!(h.control_of.is_empty(), "{context}");
-        h.emperor_sends(&[0]);
+        h.emperor_stops();
         assert_eq!(h.to_vassal_control.last(), Some(&0), "{context}");
         h.assert_clean(0);
     }
@@ -461,7 +461,7 @@ fn a_second_change_during_a_rollover_is_rolled_to_once_the_first_is_done() {
     assert_eq!(h.dropped, [FIRST, SECOND]);
     assert_eq!(h.bridge.config.requested_spec.image, "app:3");
     assert_eq!(h.bridge.phase(), Phase::Running);
-    h.emperor_sends(&[0]);
+    h.emperor_stops();
     h.assert_clean(0);
 }
 
@@ -637,6 +637,9 @@ fn a_stop_while_the_new_proxy_binds_waits_for_its_answer_then_exits_clean() {
         h.bridge.handle_proxy_bound(answer, h.now);
         h.run();
         assert_eq!(h.dropped, [SECOND], "bound: {bound}");
+        // The old vassal had the stop byte and ignores it here: stopped after its timeout.
+        let now = h.now;
+        h.run_clock_until(now + h.bridge.shutdown_bound());
         h.assert_clean(0);
     }
 }
@@ -825,7 +828,7 @@ fn a_checked_container_takes_over_only_once_the_daemon_says_it_is_healthy() {
     assert_eq!(h.daemon.containers.values().collect::<Vec<_>>(), [NEW_ID]);
     assert_eq!(h.bridge.phase(), Phase::Running);
     assert_eq!(h.bridge.poll_timeout(), None);
-    h.emperor_sends(&[0]);
+    h.emperor_stops();
     h.assert_clean(0);
 }
 
@@ -904,7 +907,7 @@ fn an_unhealthy_new_container_is_abandoned_and_the_old_one_serves_on() {
     assert!(h.proxy == ProxySeen::Closed);
     assert!(!h.noticed(|n| matches!(n, Notice::RetiredRemoved(_))));
     // The Emperor's bytes still reach the old vassal; the new one got only its stop.
-    h.emperor_sends(&[0]);
+    h.emperor_stops();
     assert_eq!(h.control_of[&SECOND], [graceful_stop]);
     assert_eq!(h.to_vassal_control.last(), Some(&0));
     h.assert_clean(0);
