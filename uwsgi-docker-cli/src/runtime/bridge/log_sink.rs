@@ -31,9 +31,15 @@ impl<W: Write> LogSink<W> {
 
     /// Adds `line` and its line end; writes the batch once it is full.
     pub fn line(&self, line: &str) {
+        self.line_with(|batch| batch.extend_from_slice(line.as_bytes()));
+    }
+
+    /// Adds the line `fill` appends to the batch, and its line end; writes the batch once
+    /// it is full. For lines built in place rather than in a string of their own.
+    pub fn line_with(&self, fill: impl FnOnce(&mut Vec<u8>)) {
         let full = {
             let mut batch = self.batch.borrow_mut();
-            batch.extend_from_slice(line.as_bytes());
+            fill(&mut batch);
             batch.push(b'\n');
             batch.len() >= BATCH_BYTES
         };

@@ -201,7 +201,9 @@ struct LoopIoFacts {
     socket_mode: u32,
     proxy_private_dir: Option<(PathBuf, String)>,
     debug: bool,
-    log_prefix: bool,
+    /// What each relayed line of container output starts with: `[vassal] ` (escaped), or
+    /// nothing when `UWSGIDOCKER_LOG_PREFIX=0`.
+    output_prefix: String,
     planner: RolloverPlanner,
 }
 
@@ -260,6 +262,7 @@ fn run_with(config: BridgeConfig, io: LoopIo, entry: Option<SocketEntry>) -> Set
     let mut runtime = Runtime {
         bridge: Bridge::new(config, started),
         io: LoopIoFacts {
+            output_prefix: logs::output_prefix(&vassal, io.log_prefix),
             vassal,
             config_file: io.config_file,
             listen_socket_entry: entry,
@@ -267,7 +270,6 @@ fn run_with(config: BridgeConfig, io: LoopIo, entry: Option<SocketEntry>) -> Set
             socket_mode: io.socket_mode,
             proxy_private_dir: io.proxy_private_dir,
             debug: io.debug,
-            log_prefix: io.log_prefix,
             planner: io.planner,
         },
         signals,
@@ -463,6 +465,14 @@ impl Runtime {
     }
 
     fn execute(&mut self, action: Action) {
+        // A chatty container's lines are most of the actions: they read no clock.
+        let action = match action {
+            Action::Log(event) => {
+                self.track_event(&event);
+                return self.log_event(&event);
+            }
+            action => action,
+        };
         let now = Instant::now();
         match action {
             Action::DockerConnect(conn) => self.docker_connect(conn, now),
@@ -517,10 +527,8 @@ impl Runtime {
                         .handle_cidfile_written(Err(io::Error::other(e.to_string())), now),
                 }
             }
-            Action::Log(event) => {
-                self.track_event(&event);
-                self.log_event(&event);
-            }
+            // Taken above, before the clock.
+            Action::Log(_) => {}
             Action::Exit(code) => self.exit = Some(code),
         }
     }
