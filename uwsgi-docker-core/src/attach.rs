@@ -383,9 +383,9 @@ pub fn relay_line(line: &[u8]) -> String {
 /// (most log lines) is copied as it is, without decoding or an allocation of its own: this
 /// runs on every relayed line.
 pub fn push_relay_line(line: &[u8], out: &mut Vec<u8>) {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if is_printable_ascii(line) {
-        out.extend_from_slice(line);
+    let content = line.strip_suffix(b"\r").unwrap_or(line);
+    if is_printable_ascii(content) {
+        out.extend_from_slice(content);
     } else {
         out.extend_from_slice(escape_control(&line_text(line)).as_bytes());
     }
@@ -721,15 +721,18 @@ mod tests {
 
         #[test]
         fn pieces_are_bounded_and_reassemble(input in prop::collection::vec(prop::sample::select(b"abc\r\n".to_vec()), 0..64), max_line in 1usize..6) {
-            let out = lines(Some("#"), max_line, &[&input]);
-            let mut content = Vec::new();
-            for piece in &out {
-                prop_assert!(piece.starts_with(b"#"));
-                prop_assert!(piece.len() <= max_line + 1);
-                content.extend_from_slice(&piece[1..]);
+            // Without a prefix, whole lines are passed on from the chunk itself.
+            for prefix in ["", "#"] {
+                let out = lines(Some(prefix).filter(|p| !p.is_empty()), max_line, &[&input]);
+                let mut content = Vec::new();
+                for piece in &out {
+                    prop_assert!(piece.starts_with(prefix.as_bytes()));
+                    prop_assert!(piece.len() <= max_line + prefix.len());
+                    content.extend_from_slice(&piece[prefix.len()..]);
+                }
+                let expected: Vec<u8> = model_lines(&input).concat();
+                prop_assert_eq!(content, expected);
             }
-            let expected: Vec<u8> = model_lines(&input).concat();
-            prop_assert_eq!(content, expected);
         }
     }
 }

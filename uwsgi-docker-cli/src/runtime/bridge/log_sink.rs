@@ -104,6 +104,17 @@ mod tests {
     }
 
     #[test]
+    fn lines_built_in_place_get_their_line_end_in_order() {
+        let sink = LogSink::new(Recorder::default());
+        sink.line("first");
+        sink.line_with(|batch| batch.extend_from_slice(b"[app.ini] second"));
+        sink.flush();
+        let out = sink.into_out();
+        assert_eq!(out.writes, 1);
+        assert_eq!(out.bytes, b"first\n[app.ini] second\n");
+    }
+
+    #[test]
     fn a_full_batch_is_written_at_once() {
         let sink = LogSink::new(Recorder::default());
         let line = "x".repeat(99);
