@@ -49,3 +49,15 @@ pub(super) fn output_prefix(vassal: &str, log_prefix: bool) -> String {
         String::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_output_prefix_names_the_vassal_escaped_or_is_empty() {
+        assert_eq!(output_prefix("app.ini", true), "[app.ini] ");
+        assert_eq!(output_prefix("a\u{1b}[2J.ini", true), "[a\\x1b[2J.ini] ");
+        assert_eq!(output_prefix("app.ini", false), "");
+    }
+}
