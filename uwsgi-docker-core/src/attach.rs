@@ -496,6 +496,8 @@ mod tests {
     fn relayed_lines_lose_a_trailing_cr_then_are_escaped() {
         assert_eq!(relay_line(b"worker 1 ready\r"), "worker 1 ready");
         assert_eq!(relay_line(b"50%\r100%\r"), "50%\\x0d100%");
+        // One CR is the line end's, the other content.
+        assert_eq!(relay_line(b"\r\r"), "\\x0d");
         assert_eq!(
             relay_line(b"\x1b[31mred\x1b[0m\tok"),
             "\\x1b[31mred\\x1b[0m\tok"
