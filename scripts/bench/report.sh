@@ -24,7 +24,7 @@ section_callgrind() {
 
 | path | instructions | repetitions |
 | --- | --- | --- |
-$(row "attach stream, per MB: multiplexed frames in 64 KiB reads -> demuxer -> line splitter -> \`relay_line\` (10,000 lines)" "$(per "$attach" 3)" 3)
+$(row "attach stream, per MB: multiplexed frames in 64 KiB reads -> demuxer -> line splitter -> \`push_relay_line\` into a batch (10,000 lines)" "$(per "$attach" 3)" 3)
 $(row "HTTP reader, per reply: a 201 create reply with Content-Length" "$(per "$http" 1000)" 1000)
 $(row "spec parse of the seed's quickstart vassal" "$(per "$spec" 1000)" 1000)
 EOF

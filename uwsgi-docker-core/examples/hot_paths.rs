@@ -5,13 +5,14 @@
 //!   hot_paths none|attach|http|spec REPEAT
 //!
 //! * `attach`: 1 MB of 100-byte log lines in multiplexed frames, fed in 64 KiB reads (as
-//!   the bridge reads) through the demuxer, a line splitter per stream and `relay_line`;
+//!   the bridge reads) through the demuxer, a line splitter per stream and `push_relay_line`
+//!   into a reused batch, as the bridge relays them;
 //! * `http`: one `POST /containers/create` reply (201, Content-Length) through a new
 //!   `ResponseReader`;
 //! * `spec`: the seed README's quickstart vassal through `spec::parse_vassal`.
 use std::hint::black_box;
 
-use uwsgi_docker_core::attach::{relay_line, Demuxer, LineSplitter, StreamKind};
+use uwsgi_docker_core::attach::{push_relay_line, Demuxer, LineSplitter, StreamKind};
 use uwsgi_docker_core::http_reader::{Limits, Progress, ResponseReader};
 use uwsgi_docker_core::spec;
 
@@ -45,9 +46,10 @@ fn framed_log() -> Vec<u8> {
 
 fn attach(stream: &[u8]) -> usize {
     let mut demuxer = Demuxer::new(false);
-    let mut stdout = LineSplitter::new(Some("[app.ini] ".into()), 16 * 1024);
-    let mut stderr = LineSplitter::new(Some("[app.ini] ".into()), 16 * 1024);
+    let mut stdout = LineSplitter::new(None, 16 * 1024);
+    let mut stderr = LineSplitter::new(None, 16 * 1024);
     let mut relayed = 0;
+    let mut batch = Vec::with_capacity(2 * READ_CHUNK);
     for read in stream.chunks(READ_CHUNK) {
         let result = demuxer.feed(read, &mut |kind, bytes| {
             let splitter = if kind == StreamKind::Stderr {
@@ -56,13 +58,18 @@ fn attach(stream: &[u8]) -> usize {
                 &mut stdout
             };
             splitter.push(bytes, &mut |line| {
-                relayed += black_box(relay_line(line)).len()
+                batch.extend_from_slice(b"[app.ini] ");
+                push_relay_line(line, &mut batch);
+                batch.push(b'\n');
             });
         });
         if let Err(e) = result {
             eprintln!("hot_paths: the framed log does not demux: {e}");
             std::process::exit(1);
         }
+        // The bridge writes its batch once per read.
+        relayed += black_box(&batch).len();
+        batch.clear();
     }
     relayed
 }

@@ -275,10 +275,16 @@ impl LineSplitter {
                 self.append(b"\r", emit);
             }
         }
-        while let Some(at) = chunk.iter().position(|&byte| byte == b'\n') {
+        while let Some(at) = memchr::memchr(b'\n', chunk) {
             let (content, rest) = chunk.split_at(at);
-            self.append(content.strip_suffix(b"\r").unwrap_or(content), emit);
-            self.end_line(emit);
+            let content = content.strip_suffix(b"\r").unwrap_or(content);
+            if self.line.is_empty() && content.len() <= self.max_line {
+                // A whole line in the chunk, nothing before it: passed on where it lies.
+                emit(content);
+            } else {
+                self.append(content, emit);
+                self.end_line(emit);
+            }
             chunk = rest.get(1..).unwrap_or_default();
         }
         match chunk.strip_suffix(b"\r") {
@@ -335,10 +341,13 @@ pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
     // A byte scan finds them without decoding (this runs on every relayed line): C0 and
     // DEL are ASCII bytes, and a C1 control is encoded as 0xC2 then 0x80 to 0x9F, a pair
     // no other character's encoding contains.
+    // Printable ASCII is skipped eight bytes at a time; the byte scan starts at the first
+    // word that holds anything else (a C1 pair's 0xC2 included).
     let bytes = text.as_bytes();
     let c1 =
         |i: usize| bytes[i] == 0xc2 && bytes.get(i + 1).is_some_and(|b| (0x80..=0x9f).contains(b));
-    if !(0..bytes.len()).any(|i| (bytes[i].is_ascii_control() && bytes[i] != b'\t') || c1(i)) {
+    let from = printable_ascii_words(bytes);
+    if !(from..bytes.len()).any(|i| (bytes[i].is_ascii_control() && bytes[i] != b'\t') || c1(i)) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
@@ -364,7 +373,60 @@ pub fn line_text(line: &[u8]) -> std::borrow::Cow<'_, str> {
 /// One line of container output as it is relayed to the log: [`line_text`], then control
 /// bytes escaped by [`escape_control`].
 pub fn relay_line(line: &[u8]) -> String {
-    escape_control(&line_text(line)).into_owned()
+    let mut out = Vec::with_capacity(line.len());
+    push_relay_line(line, &mut out);
+    // Both ways of filling `out` push UTF-8 only.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Appends [`relay_line`]'s text to `out`, without a line end. A line of printable ASCII
+/// (most log lines) is copied as it is, without decoding or an allocation of its own: this
+/// runs on every relayed line.
+pub fn push_relay_line(line: &[u8], out: &mut Vec<u8>) {
+    let content = line.strip_suffix(b"\r").unwrap_or(line);
+    if is_printable_ascii(content) {
+        out.extend_from_slice(content);
+    } else {
+        out.extend_from_slice(escape_control(&line_text(line)).as_bytes());
+    }
+}
+
+/// Whether every byte of `bytes` is printable ASCII (0x20 to 0x7E): text with nothing to
+/// decode or escape.
+fn is_printable_ascii(bytes: &[u8]) -> bool {
+    let from = printable_ascii_words(bytes);
+    bytes
+        .get(from..)
+        .unwrap_or_default()
+        .iter()
+        .all(|b| (0x20..0x7f).contains(b))
+}
+
+/// The length of the longest run of whole 8-byte words at the start of `bytes` that hold
+/// printable ASCII only (a multiple of 8). Word-at-a-time tests: the release profile
+/// optimises for size, which leaves byte loops unvectorised.
+fn printable_ascii_words(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    const SPACES: u64 = u64::from_ne_bytes([0x20; 8]);
+    const DELS: u64 = u64::from_ne_bytes([0x7f; 8]);
+    let mut words = bytes.chunks_exact(8);
+    let mut clean = 0;
+    for word in &mut words {
+        let mut eight = [0u8; 8];
+        eight.copy_from_slice(word);
+        let w = u64::from_ne_bytes(eight);
+        // A byte below 0x20, a byte equal to 0x7F (its XOR with 0x7F is zero), or a byte
+        // with its high bit set: each sets a high bit somewhere (the classic has-less and
+        // has-zero tests, exact as to whether any byte matches).
+        let below_space = w.wrapping_sub(SPACES) & !w;
+        let del = (w ^ DELS).wrapping_sub(ONES) & !(w ^ DELS);
+        if (w | below_space | del) & HIGH != 0 {
+            break;
+        }
+        clean += 8;
+    }
+    clean
 }
 
 #[cfg(test)]
@@ -407,10 +469,35 @@ mod tests {
         }
     }
 
+    proptest! {
+        #[test]
+        fn the_word_test_agrees_with_a_byte_loop(bytes in prop::collection::vec(prop::sample::select(vec![0u8, 0x09, 0x1f, 0x20, 0x41, 0x7e, 0x7f, 0x80, 0xc2, 0x9b, 0xff]), 0..40)) {
+            let printable = |b: &u8| (0x20..0x7f).contains(b);
+            prop_assert_eq!(is_printable_ascii(&bytes), bytes.iter().all(printable));
+            let words = printable_ascii_words(&bytes);
+            prop_assert_eq!(words % 8, 0);
+            prop_assert!(bytes[..words].iter().all(printable));
+            let next_word = bytes.get(words..words + 8);
+            prop_assert!(next_word.is_none_or(|word| !word.iter().all(printable)));
+        }
+
+        #[test]
+        fn pushed_lines_are_relay_lines(line in prop::collection::vec(any::<u8>(), 0..40), ascii in "[ -~\t\r]{0,40}") {
+            for line in [line.as_slice(), ascii.as_bytes()] {
+                let mut out = b"before ".to_vec();
+                push_relay_line(line, &mut out);
+                let expected = escape_control(&line_text(line)).into_owned();
+                prop_assert_eq!(out, [b"before ".as_slice(), expected.as_bytes()].concat());
+            }
+        }
+    }
+
     #[test]
     fn relayed_lines_lose_a_trailing_cr_then_are_escaped() {
         assert_eq!(relay_line(b"worker 1 ready\r"), "worker 1 ready");
         assert_eq!(relay_line(b"50%\r100%\r"), "50%\\x0d100%");
+        // One CR is the line end's, the other content.
+        assert_eq!(relay_line(b"\r\r"), "\\x0d");
         assert_eq!(
             relay_line(b"\x1b[31mred\x1b[0m\tok"),
             "\\x1b[31mred\\x1b[0m\tok"
@@ -636,15 +723,18 @@ mod tests {
 
         #[test]
         fn pieces_are_bounded_and_reassemble(input in prop::collection::vec(prop::sample::select(b"abc\r\n".to_vec()), 0..64), max_line in 1usize..6) {
-            let out = lines(Some("#"), max_line, &[&input]);
-            let mut content = Vec::new();
-            for piece in &out {
-                prop_assert!(piece.starts_with(b"#"));
-                prop_assert!(piece.len() <= max_line + 1);
-                content.extend_from_slice(&piece[1..]);
+            // Without a prefix, whole lines are passed on from the chunk itself.
+            for prefix in ["", "#"] {
+                let out = lines(Some(prefix).filter(|p| !p.is_empty()), max_line, &[&input]);
+                let mut content = Vec::new();
+                for piece in &out {
+                    prop_assert!(piece.starts_with(prefix.as_bytes()));
+                    prop_assert!(piece.len() <= max_line + prefix.len());
+                    content.extend_from_slice(&piece[prefix.len()..]);
+                }
+                let expected: Vec<u8> = model_lines(&input).concat();
+                prop_assert_eq!(content, expected);
             }
-            let expected: Vec<u8> = model_lines(&input).concat();
-            prop_assert_eq!(content, expected);
         }
     }
 }

@@ -31,9 +31,15 @@ impl<W: Write> LogSink<W> {
 
     /// Adds `line` and its line end; writes the batch once it is full.
     pub fn line(&self, line: &str) {
+        self.line_with(|batch| batch.extend_from_slice(line.as_bytes()));
+    }
+
+    /// Adds the line `fill` appends to the batch, and its line end; writes the batch once
+    /// it is full. For lines built in place rather than in a string of their own.
+    pub fn line_with(&self, fill: impl FnOnce(&mut Vec<u8>)) {
         let full = {
             let mut batch = self.batch.borrow_mut();
-            batch.extend_from_slice(line.as_bytes());
+            fill(&mut batch);
             batch.push(b'\n');
             batch.len() >= BATCH_BYTES
         };
@@ -95,6 +101,17 @@ mod tests {
         assert_eq!(out.writes, 1);
         let expected: String = (0..100).map(|n| format!("line {n}\n")).collect();
         assert_eq!(String::from_utf8(out.bytes).expect("utf-8"), expected);
+    }
+
+    #[test]
+    fn lines_built_in_place_get_their_line_end_in_order() {
+        let sink = LogSink::new(Recorder::default());
+        sink.line("first");
+        sink.line_with(|batch| batch.extend_from_slice(b"[app.ini] second"));
+        sink.flush();
+        let out = sink.into_out();
+        assert_eq!(out.writes, 1);
+        assert_eq!(out.bytes, b"first\n[app.ini] second\n");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The log relay: the bridge's events and the loop's own lines, to the Emperor's log
 //! (stderr, batched by [`LogSink`](super::log_sink::LogSink)), with control bytes escaped.
+use uwsgi_docker_core::attach::push_relay_line;
 use uwsgi_docker_core::lifecycle::{Event, LogLevel};
 
 use super::Runtime;
@@ -19,10 +20,11 @@ impl Runtime {
     /// prefix unless `UWSGIDOCKER_LOG_PREFIX=0`), or a line about the vassal.
     pub(super) fn log_event(&self, event: &Event) {
         match event {
-            Event::Output { .. } if self.io.log_prefix => {
-                self.log(LogLevel::Info, &format!("[{}] {event}", self.io.vassal))
-            }
-            Event::Output { .. } => self.log(LogLevel::Info, &event.to_string()),
+            // Straight into the batch: no line of its own is built for each relayed line.
+            Event::Output { line, .. } => self.log.line_with(|batch| {
+                batch.extend_from_slice(self.io.output_prefix.as_bytes());
+                push_relay_line(line, batch);
+            }),
             _ => self.say(event.level(), &event.to_string()),
         }
     }
@@ -35,5 +37,27 @@ impl Runtime {
         // Vassal names, values and container output are tenant text: no control byte
         // reaches the log raw.
         self.log.line(&crate::output::escaped(line));
+    }
+}
+
+/// The prefix of relayed output lines: the vassal's name (tenant text, escaped) unless
+/// `UWSGIDOCKER_LOG_PREFIX=0` asked for none.
+pub(super) fn output_prefix(vassal: &str, log_prefix: bool) -> String {
+    if log_prefix {
+        format!("[{}] ", crate::output::escaped(vassal))
+    } else {
+        String::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_output_prefix_names_the_vassal_escaped_or_is_empty() {
+        assert_eq!(output_prefix("app.ini", true), "[app.ini] ");
+        assert_eq!(output_prefix("a\u{1b}[2J.ini", true), "[a\\x1b[2J.ini] ");
+        assert_eq!(output_prefix("app.ini", false), "");
     }
 }

@@ -204,7 +204,9 @@ struct LoopIoFacts {
     socket_mode: u32,
     proxy_private_dir: Option<(PathBuf, String)>,
     debug: bool,
-    log_prefix: bool,
+    /// What each relayed line of container output starts with: `[vassal] ` (escaped), or
+    /// nothing when `UWSGIDOCKER_LOG_PREFIX=0`.
+    output_prefix: String,
     planner: RolloverPlanner,
     api_memory: Option<ApiMemory>,
 }
@@ -264,6 +266,7 @@ fn run_with(config: BridgeConfig, io: LoopIo, entry: Option<SocketEntry>) -> Set
     let mut runtime = Runtime {
         bridge: Bridge::new(config, started),
         io: LoopIoFacts {
+            output_prefix: logs::output_prefix(&vassal, io.log_prefix),
             vassal,
             config_file: io.config_file,
             listen_socket_entry: entry,
@@ -271,7 +274,6 @@ fn run_with(config: BridgeConfig, io: LoopIo, entry: Option<SocketEntry>) -> Set
             socket_mode: io.socket_mode,
             proxy_private_dir: io.proxy_private_dir,
             debug: io.debug,
-            log_prefix: io.log_prefix,
             planner: io.planner,
             api_memory: io.api_memory,
         },
@@ -468,6 +470,14 @@ impl Runtime {
     }
 
     fn execute(&mut self, action: Action) {
+        // A chatty container's lines are most of the actions: they read no clock.
+        let action = match action {
+            Action::Log(event) => {
+                self.track_event(&event);
+                return self.log_event(&event);
+            }
+            action => action,
+        };
         let now = Instant::now();
         match action {
             Action::DockerConnect(conn) => self.docker_connect(conn, now),
@@ -523,10 +533,8 @@ impl Runtime {
                 }
             }
             Action::RememberApi(api) => self.remember_api(api),
-            Action::Log(event) => {
-                self.track_event(&event);
-                self.log_event(&event);
-            }
+            // Taken above, before the clock.
+            Action::Log(_) => {}
             Action::Exit(code) => self.exit = Some(code),
         }
     }

@@ -104,10 +104,14 @@ impl Runtime {
     }
 
     pub(super) fn track_event(&mut self, event: &Event) {
-        if let Some(state) = self.state.as_mut() {
-            state
+        let Some(state) = self.state.as_mut() else {
+            return;
+        };
+        match event {
+            Event::Output { line, .. } => state.tracker.observe_output(line.len()),
+            _ => state
                 .tracker
-                .observe_event(event, Instant::now(), unix_now());
+                .observe_event(event, Instant::now(), unix_now()),
         }
     }
 
