@@ -8,7 +8,7 @@
 //! (self-pipe) or the bridge's own deadline passes, so an idle bridge uses no CPU.
 use std::collections::BTreeMap;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -324,9 +324,13 @@ pub fn signal_pipe(signals: &[i32]) -> io::Result<OwnedFd> {
     let (read, write) = UnixStream::pair()?;
     read.set_nonblocking(true)?;
     write.set_nonblocking(true)?;
+    let write = OwnedFd::from(write);
     for signal in signals {
-        signal_hook::low_level::pipe::register(*signal, write.try_clone()?)?;
+        signal_hook::low_level::pipe::register_raw(*signal, write.as_raw_fd())?;
     }
+    // The handlers write to it for the rest of the process's life: one fd for all of
+    // them (an fd of its own each would be three more per bridge).
+    std::mem::forget(write);
     Ok(OwnedFd::from(read))
 }
 
