@@ -45,7 +45,7 @@ impl Runtime {
         &mut self,
         revents: PollFlags,
         readable: bool,
-        buf: &mut [u8],
+        buf: &mut Vec<u8>,
         now: Instant,
     ) {
         let (flush_error, read) = service(&mut self.emperor_control, revents, readable, buf);
@@ -60,7 +60,7 @@ impl Runtime {
     }
 
     /// The Emperor pushed config bytes (or closed the config channel).
-    pub(super) fn emperor_config_ready(&mut self, buf: &mut [u8], now: Instant) {
+    pub(super) fn emperor_config_ready(&mut self, buf: &mut Vec<u8>, now: Instant) {
         let Some(fd) = self.emperor_config.as_ref() else {
             return;
         };
@@ -81,7 +81,7 @@ impl Runtime {
         generation: Generation,
         revents: PollFlags,
         readable: bool,
-        buf: &mut [u8],
+        buf: &mut Vec<u8>,
         now: Instant,
     ) {
         let Some(vassal) = self.vassals.get_mut(&generation) else {
@@ -184,7 +184,7 @@ fn service(
     channel: &mut Option<Channel>,
     revents: PollFlags,
     readable: bool,
-    buf: &mut [u8],
+    buf: &mut Vec<u8>,
 ) -> (Option<io::Error>, ReadOutcome) {
     let flush_error = if revents.contains(PollFlags::OUT) {
         channel.as_mut().and_then(|ch| ch.flush().err())

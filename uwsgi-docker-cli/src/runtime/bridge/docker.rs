@@ -38,7 +38,7 @@ impl Runtime {
         conn: DockerConn,
         revents: PollFlags,
         readable: bool,
-        buf: &mut [u8],
+        buf: &mut Vec<u8>,
         now: Instant,
     ) {
         if revents.contains(PollFlags::OUT) {

@@ -146,8 +146,12 @@ enum ReadOutcome {
     Nothing,
 }
 
-fn read_some(fd: BorrowedFd<'_>, buf: &mut [u8]) -> ReadOutcome {
-    match rustix::io::read(fd, buf) {
+/// Reads into `buf`'s spare capacity, and its length becomes what was read: the buffer's
+/// pages are written, and so made resident, only as far as reads reach (an idle bridge
+/// does not carry a 64 KiB buffer it filled with zeros).
+fn read_some(fd: BorrowedFd<'_>, buf: &mut Vec<u8>) -> ReadOutcome {
+    buf.clear();
+    match rustix::io::read(fd, rustix::buffer::spare_capacity(buf)) {
         Ok(0) => ReadOutcome::Eof,
         Ok(n) => ReadOutcome::Data(n),
         Err(Errno::AGAIN | Errno::INTR) => ReadOutcome::Nothing,
@@ -336,7 +340,7 @@ pub fn signal_pipe(signals: &[i32]) -> io::Result<OwnedFd> {
 
 impl Runtime {
     fn run(&mut self) -> i32 {
-        let mut buf = vec![0u8; READ_CHUNK];
+        let mut buf = Vec::with_capacity(READ_CHUNK);
         let mut poll_failures = 0u32;
         loop {
             self.drain_actions();
@@ -443,7 +447,7 @@ impl Runtime {
             .collect())
     }
 
-    fn on_ready(&mut self, slot: Slot, revents: PollFlags, buf: &mut [u8]) {
+    fn on_ready(&mut self, slot: Slot, revents: PollFlags, buf: &mut Vec<u8>) {
         let now = Instant::now();
         let readable = revents.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR);
         match slot {
@@ -605,8 +609,29 @@ mod tests {
         let (ours, theirs) = proxy::stream_pair().expect("pair");
         drop(theirs);
         assert!(matches!(
-            read_some(ours.as_fd(), &mut [0u8; 8]),
+            read_some(ours.as_fd(), &mut Vec::with_capacity(8)),
             ReadOutcome::Eof
         ));
+    }
+
+    #[test]
+    fn a_read_fills_the_buffers_spare_capacity_and_no_more() {
+        let (ours, theirs) = proxy::stream_pair().expect("pair");
+        let mut theirs = UnixStream::from(theirs);
+        std::io::Write::write_all(&mut theirs, b"hello").expect("write");
+        let mut buf = Vec::with_capacity(READ_CHUNK);
+        buf.extend_from_slice(b"an earlier read");
+        assert!(matches!(
+            read_some(ours.as_fd(), &mut buf),
+            ReadOutcome::Data(5)
+        ));
+        assert_eq!(
+            buf, b"hello",
+            "the earlier bytes are gone, the new ones are all there is"
+        );
+        assert!(
+            buf.capacity() >= READ_CHUNK,
+            "the buffer is not reallocated"
+        );
     }
 }
