@@ -95,7 +95,7 @@ pub const DESCRIBED: &[Described] = &[
     },
     Described {
         name: var::RUNTIME_DIR,
-        meaning: "where each Emperor's private runtime directory is made",
+        meaning: "root's directory for each Emperor's private runtime directory, the launcher and the daemons' remembered API versions",
         default: DEFAULT_RUNTIME_DIR,
     },
     Described {
