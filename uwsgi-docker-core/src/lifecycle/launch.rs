@@ -427,9 +427,7 @@ impl Launch {
                 Ok(info) if info.running && info.pid > 0 => {
                     self.image_id = Some(info.image).filter(|id| !id.is_empty());
                     self.instance.proxy.set_init(info.pid);
-                    if matches!(self.stage, Stage::AwaitingVassal(_)) {
-                        env.out.push(Action::QueryPidNamespace { pid: info.pid });
-                    }
+                    self.ask_init_namespace(env.out);
                     Ok(())
                 }
                 // It already exited; the wait reports how.
@@ -760,16 +758,23 @@ impl Launch {
                     )
                 });
                 self.instance.proxy.hold(peer, identity);
-                if let Some(pid) = self.instance.proxy.init_pid() {
-                    if self.instance.proxy.needs_namespace() {
-                        env.out.push(Action::QueryPidNamespace { pid });
-                    }
-                }
+                self.ask_init_namespace(env.out);
                 Progress::Pending
             }
             PeerVerdict::Refuse => {
                 refuse(env.out, peer, identity.pid);
                 Progress::Pending
+            }
+        }
+    }
+
+    /// Held peers wait and the init is known: ask for its pid namespace (until the init is
+    /// known, the next [`advance`](Self::advance) inspects the container for it).
+    fn ask_init_namespace(&self, out: &mut Outbox) {
+        let waiting = matches!(self.stage, Stage::AwaitingVassal(_));
+        if let Some(pid) = self.instance.proxy.init_pid().filter(|_| waiting) {
+            if self.instance.proxy.needs_namespace() {
+                out.push(Action::QueryPidNamespace { pid });
             }
         }
     }
@@ -823,7 +828,7 @@ impl Launch {
 }
 
 /// Closes a peer that is not the vassal, and says so.
-fn refuse(out: &mut Outbox, peer: ProxyPeer, pid: Option<u32>) {
+pub(super) fn refuse(out: &mut Outbox, peer: ProxyPeer, pid: Option<u32>) {
     out.push(Action::RefusePeer { peer });
     out.notice(Notice::RefusedPeer { pid });
 }

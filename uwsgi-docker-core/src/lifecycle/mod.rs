@@ -615,10 +615,7 @@ impl Bridge {
             Some(owner) => self.drive(owner, now, |launch, env| {
                 launch.on_peer_arrived(env, peer, identity)
             }),
-            None => {
-                self.out.push(Action::RefusePeer { peer });
-                self.out.notice(Notice::RefusedPeer { pid: identity.pid });
-            }
+            None => launch::refuse(&mut self.out, peer, identity.pid),
         }
     }
 
