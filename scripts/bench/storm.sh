@@ -110,6 +110,31 @@ storm_events_end() {
     wait "$EVENTS_PID" 2>/dev/null || true
 }
 
+# Busy CPU ticks of the whole machine (/proc/stat: user, nice, system, irq, softirq), and
+# of one process (utime + stime).
+busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
+proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# Around a start: the daemon's events (when it created the first container) and the CPU the
+# machine and dockerd used until every container answered.
+storm_up_begin() { # variant run
+    storm_events_begin "$DIR/storm-up-events-$1-$2"
+    UP_CPU=("$(busy_ticks)" "$(proc_ticks "$(pidof dockerd | awk '{ print $1 }')")")
+}
+storm_up_end() { # variant run t0
+    local variant="$1" run="$2" t0="$3" busy dockerd first hz
+    busy="$(busy_ticks)"
+    dockerd="$(proc_ticks "$(pidof dockerd | awk '{ print $1 }')")"
+    hz="$(getconf CLK_TCK)"
+    STORM["cpu $variant,$run"]="$(awk -v d=$((busy - UP_CPU[0])) -v hz="$hz" 'BEGIN { printf "%.1f", d / hz }')"
+    STORM["dockerd $variant,$run"]="$(awk -v d=$((dockerd - UP_CPU[1])) -v hz="$hz" 'BEGIN { printf "%.1f", d / hz }')"
+    storm_events_end
+    first="$(awk -v t0="$t0" '$2 == "create" { printf "%.0f", $1 - t0; exit }' "$DIR/storm-up-events-$variant-$run")"
+    [[ -n "$first" ]] || return 0
+    STORM["first create $variant,$run"]="$first"
+    STORM["up from create $variant,$run"]=$((STORM["up $variant,$run"] - first))
+}
+
 # The daemon's steps of RUN's removal of the containers named like REGEX, from the events.
 storm_daemon_steps() { # run events t0 variant regex
     local action
@@ -135,11 +160,13 @@ storm_ours() { # run
     done
     CLEANUPS+=("rm -f $DIR/vassals/$name*.ini")
     say "storm $run: ours, $STORM_N vassal files at once"
+    storm_up_begin ours "$run"
     t0=$(now_ms)
     mv "$stage"/*.ini "$DIR/vassals/"
     serving_timeline "$OUT/storm-$STORM_N-ours-$run.dat" "$t0" 300 "${ports[@]}" ||
         die "the storm's vassals did not all answer"
     STORM["up ours,$run"]=$(($(now_ms) - t0))
+    storm_up_end ours "$run" "$t0"
     storm_events_begin "$DIR/storm-events-ours-$run"
     t0=$(now_ms)
     rm -f "$DIR/vassals/$name"*.ini
@@ -169,6 +196,7 @@ storm_plain() { # run variant jobs
     for i in $(seq 1 "$STORM_N"); do ports+=($((STORM_PORT + 100 + i))); done
     CLEANUPS+=("docker ps -aq --filter name=^/?$name | xargs -r docker rm -f")
     say "storm $run: $STORM_N docker run -d, $jobs at a time"
+    storm_up_begin "$variant" "$run"
     t0=$(now_ms)
     printf '%s\n' "${ports[@]}" |
         xargs -P "$jobs" -I{} docker run -d --name "$name{}" -p "127.0.0.1:{}:3031" \
@@ -177,6 +205,7 @@ storm_plain() { # run variant jobs
     serving_timeline "$OUT/storm-$STORM_N-$variant-$run.dat" "$t0" 300 "${ports[@]}" ||
         die "the plain storm did not all answer"
     STORM["up $variant,$run"]=$(($(now_ms) - t0))
+    storm_up_end "$variant" "$run" "$t0"
     wait "${pids[@]}" || true
     pids=()
     storm_events_begin "$DIR/storm-events-$variant-$run"
@@ -206,6 +235,7 @@ storm_alone() { # run
     say "storm $run: $STORM_N uwsgi-docker run at once (no Emperor)"
     bridge_env
     exec {sink}> >(stamp_lines >"$log")
+    storm_up_begin alone "$run"
     t0=$(now_ms)
     for i in $(seq 1 "$STORM_N"); do
         "${BRIDGE_ENV[@]}" UWSGIDOCKER_DEBUG=1 "$BIN" run "$DIR/storm-run/$name$i.ini" >&"$sink" 2>&1 &
@@ -216,6 +246,7 @@ storm_alone() { # run
     serving_timeline "$OUT/storm-$STORM_N-alone-$run.dat" "$t0" 300 "${ports[@]}" ||
         die "the uwsgi-docker run storm did not all answer"
     STORM["up alone,$run"]=$(($(now_ms) - t0))
+    storm_up_end alone "$run" "$t0"
     storm_events_begin "$DIR/storm-events-alone-$run"
     t0=$(now_ms)
     kill -INT "${pids[@]}"
@@ -268,11 +299,11 @@ storm_cells() { # figure suffix
     echo "$(for run in $(seq 1 "$STORM_RUNS"); do echo "${STORM[$1,$run]:-}"; done | grep -v '^$' | median)$2"
 }
 
-# A row of FIGURE (ms) per run and its median, if it was measured.
-storm_row() { # label figure
+# A row of FIGURE per run and its median, if it was measured, in UNIT (ms unless given).
+storm_row() { # label figure [unit]
     [[ -n "${STORM[$2,1]:-}" ]] || return 0
     local cells
-    mapfile -t cells < <(storm_cells "$2" " ms")
+    mapfile -t cells < <(storm_cells "$2" " ${3:-ms}")
     row "$1" "${cells[@]}"
 }
 
@@ -320,7 +351,7 @@ section_storm() {
 
 ### Storm: $STORM_N at once, $STORM_RUNS runs
 
-UWSGIDOCKER_MAX_STARTS: ${UWSGIDOCKER_MAX_STARTS:-not set}. In each run the variants ran one after the other ($STORM_VARIANTS); each ratio is of two figures of the same run, its median the median of the runs' ratios. Start: from the \`mv\` (or the first \`docker run\`) until every container answered 200 on its published port (probed about every 100 ms); removal: until no container (for plain vassals: no vassal process) was left.
+UWSGIDOCKER_MAX_STARTS: ${UWSGIDOCKER_MAX_STARTS:-not set}. In each run the variants ran one after the other ($STORM_VARIANTS); each ratio is of two figures of the same run, its median the median of the runs' ratios. Start: from the \`mv\` (or the first \`docker run\`) until every container answered 200 on its published port (probed about every 100 ms); removal: until no container (for plain vassals: no vassal process) was left. The daemon's events split the start: what comes before its first 'create' (for ours the Emperor's scan, which runs once a second, so 0 to 1 s after the \`mv\`; for \`docker run\` the CLI's start-up), and the rest; the CPU rows are of the same span (the machine's busy time from /proc/stat, dockerd's from its /proc/PID/stat).
 
 EOF
     storm_table_head figure median
@@ -331,6 +362,17 @@ EOF
     storm_ratio_row "ours / all at once" "up ours" "up all"
     storm_row "start: $STORM_N \`uwsgi-docker run\` at once (no Emperor)" "up alone"
     storm_row "start: $STORM_N plain uWSGI vassals (no Docker), one \`mv\`" "up plain"
+    storm_row "ours: the daemon's first 'create' event after the \`mv\` (the Emperor's scan, its fork, the bridge's first request)" "first create ours"
+    storm_row "8 in parallel: the first 'create' after the first \`docker run\` (the CLI's start-up)" "first create par8"
+    storm_row "start from the first 'create': ours" "up from create ours"
+    storm_row "start from the first 'create': 8 in parallel" "up from create par8"
+    storm_ratio_row "from the first 'create': ours / 8 in parallel" "up from create ours" "up from create par8"
+    storm_row "start from the first 'create': bridges alone" "up from create alone"
+    storm_ratio_row "from the first 'create': bridges alone / 8 in parallel" "up from create alone" "up from create par8"
+    storm_row "the machine's busy CPU during the start: ours" "cpu ours" "core-s"
+    storm_row "the machine's busy CPU during the start: 8 in parallel" "cpu par8" "core-s"
+    storm_row "dockerd's CPU during the start: ours" "dockerd ours" "s"
+    storm_row "dockerd's CPU during the start: 8 in parallel" "dockerd par8" "s"
     storm_row "removal: ours, one \`rm\` of the files" "down ours"
     storm_row "removal: \`docker stop\` + \`docker rm\` of each, all at once (the 8-in-parallel set)" "down par8"
     storm_ratio_row "ours / \`docker stop\` + \`docker rm\`" "down ours" "down par8"

@@ -815,18 +815,30 @@ fn holds(dir: BorrowedFd<'_>, name: &OsStr, bytes: &[u8], mode: u32, euid: u32) 
     {
         return false;
     }
-    let mut content = vec![0u8; bytes.len()];
-    let mut filled = 0;
-    while filled < content.len() {
-        match rustix::io::read(&file, content.get_mut(filled..).unwrap_or_default()) {
+    // Compared a chunk at a time: the launcher is over a megabyte, and a bridge asks at
+    // every spawn.
+    let mut chunk = vec![0u8; COMPARE_CHUNK_LEN];
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let want = rest.len().min(chunk.len());
+        match rustix::io::read(&file, chunk.get_mut(..want).unwrap_or_default()) {
             Ok(0) => return false,
-            Ok(n) => filled += n,
+            Ok(n) => {
+                let (expected, after) = rest.split_at(n.min(rest.len()));
+                if chunk.get(..n) != Some(expected) {
+                    return false;
+                }
+                rest = after;
+            }
             Err(Errno::INTR) => {}
             Err(_) => return false,
         }
     }
-    content == bytes
+    true
 }
+
+/// How much of an installed file [`holds`] reads at a time.
+const COMPARE_CHUNK_LEN: usize = 16 * 1024;
 
 fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> rustix::io::Result<()> {
     while !bytes.is_empty() {

@@ -4,7 +4,7 @@
 //! the runtime directory; `UWSGIDOCKER_LAUNCHER` names another.
 use std::path::{Path, PathBuf};
 
-use crate::host::hostfs;
+use crate::host::{elf, hostfs};
 
 /// The launcher this binary carries.
 static EMBEDDED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/uwsgi-docker-launcher"));
@@ -58,23 +58,44 @@ fn embedded_name() -> &'static str {
     env!("UWSGIDOCKER_LAUNCHER_NAME")
 }
 
-/// A readable, executable, statically linked ELF file.
+/// The most of a launcher read to judge it: its headers, not the program.
+const MAX_HEADERS_LEN: usize = 64 * 1024;
+
+/// A readable, executable, statically linked ELF file. Only its headers are read: a bridge
+/// checks the operator's launcher at every spawn.
 pub fn check(path: &Path) -> Result<(), LauncherError> {
     let shown = || path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| LauncherError::Unreadable {
+    let unreadable = |source| LauncherError::Unreadable {
         path: shown(),
         cause: source,
-    })?;
-    let mode =
-        std::fs::metadata(path).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()));
+    };
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let mode = file
+        .metadata()
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()));
     if mode.is_ok_and(|m| m & 0o111 == 0) {
         return Err(LauncherError::NotExecutable { path: shown() });
     }
-    match crate::host::elf::is_static_elf(&bytes) {
+    let headers = read_headers(&file).map_err(unreadable)?;
+    match elf::is_static_elf(&headers) {
         Some(true) => Ok(()),
         Some(false) => Err(LauncherError::Dynamic { path: shown() }),
         None => Err(LauncherError::NotElf { path: shown() }),
     }
+}
+
+/// The ELF header, then as much more as its program headers reach (at most
+/// [`MAX_HEADERS_LEN`]); a file that is not ELF gives what its start holds.
+fn read_headers(file: &std::fs::File) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut headers = Vec::with_capacity(elf::ELF_HEADER_LEN);
+    let header_len = elf::ELF_HEADER_LEN as u64;
+    file.take(header_len).read_to_end(&mut headers)?;
+    let end = elf::headers_end(&headers).map_or(0, |end| end.min(MAX_HEADERS_LEN));
+    if let Some(more) = end.checked_sub(headers.len()).filter(|more| *more > 0) {
+        file.take(more as u64).read_to_end(&mut headers)?;
+    }
+    Ok(headers)
 }
 
 #[cfg(test)]
@@ -156,6 +177,45 @@ mod tests {
         std::fs::write(&path, b"not the launcher").expect("spoil");
         assert_eq!(find(None, &base, true).expect("again"), path);
         assert_eq!(std::fs::read(&path).expect("read"), EMBEDDED);
+        // So is one of the same size that differs in its last byte only.
+        let mut spoiled = EMBEDDED.to_vec();
+        if let Some(last) = spoiled.last_mut() {
+            *last ^= 0xff;
+        }
+        std::fs::write(&path, &spoiled).expect("spoil");
+        assert_eq!(find(None, &base, true).expect("again"), path);
+        assert_eq!(std::fs::read(&path).expect("read"), EMBEDDED);
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn a_launcher_is_judged_by_its_headers_alone() {
+        let base = std::env::temp_dir().join(format!("ud-launcher-head-{}", std::process::id()));
+        std::fs::create_dir_all(&base).expect("dir");
+        let cut = |from: &[u8], name: &str| {
+            // The headers and nothing after them: enough to judge, never enough to run.
+            let end = elf::headers_end(from).expect("an ELF header");
+            let path = base.join(name);
+            std::fs::write(&path, from.get(..end).expect("headers")).expect("write");
+            let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+            std::fs::set_permissions(&path, mode).expect("chmod");
+            path
+        };
+        check(&cut(EMBEDDED, "static")).expect("the embedded launcher's headers are static");
+        let exe = std::fs::read(std::env::current_exe().expect("exe")).expect("read");
+        let err = check(&cut(&exe, "dynamic")).expect_err("dynamic");
+        assert!(matches!(err, LauncherError::Dynamic { .. }), "{err}");
+        // Cut inside its program headers: not a file we can judge.
+        let short = base.join("short");
+        std::fs::write(
+            &short,
+            EMBEDDED.get(..elf::ELF_HEADER_LEN + 8).expect("start"),
+        )
+        .expect("write");
+        let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+        std::fs::set_permissions(&short, mode).expect("chmod");
+        let err = check(&short).expect_err("cut short");
+        assert!(matches!(err, LauncherError::NotElf { .. }), "{err}");
         let _ = std::fs::remove_dir_all(&base);
     }
 
