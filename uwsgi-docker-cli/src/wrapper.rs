@@ -168,6 +168,8 @@ pub fn run(args: WrapperArgs) -> ExitCode {
     }
     // Single-threaded here (the signal self-pipe starts no thread), so this is sound.
     std::env::remove_var(var::TITLED);
+    // Exec'd as /proc/self/exe, the process is named "exe" in top, pidof and ps -C.
+    let _ = rustix::thread::set_name(c"uwsgi-docker");
 
     // Now consume the config packet the peek left in place.
     let (config, config_file) = match (&args.source, packet_len) {

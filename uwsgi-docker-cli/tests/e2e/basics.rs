@@ -105,6 +105,9 @@ fn spawn_serves_and_container_has_the_settings() {
         "expected one bridge titled {:?}: {bridges:?}",
         bridge_title(&name)
     );
+    // Its name (top, pidof, ps -C) is ours, not that of the /proc/self/exe it re-execs.
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", bridges[0].0)).expect("comm");
+    assert_eq!(comm.trim(), "uwsgi-docker", "the bridge's process name");
 
     // The dry run agrees with what ran.
     let check = Command::new(bin())
