@@ -115,6 +115,23 @@ storm_events_end() {
 busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
 proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
+# Waits (up to 60 s) until the machine has been nearly idle for a second: the kernel tears
+# down a removed container's network namespace after the removal is answered, and that work
+# is not the next variant's to pay.
+storm_settle() {
+    local deadline=$(($(now_ms) + 60000)) hz busy0 busy1 cores
+    hz="$(getconf CLK_TCK)"
+    cores="$(nproc)"
+    while (($(now_ms) < deadline)); do
+        busy0="$(busy_ticks)"
+        sleep 1
+        busy1="$(busy_ticks)"
+        # Under a tenth of the machine busy over that second.
+        (((busy1 - busy0) * 10 < hz * cores)) && return 0
+    done
+    say "the machine did not settle in 60 s; going on"
+}
+
 # Around a start: the daemon's events (when it created the first container) and the CPU the
 # machine and dockerd used until every container answered.
 storm_up_begin() { # variant run
@@ -334,6 +351,7 @@ section_storm() {
     local run variant
     for run in $(seq 1 "$STORM_RUNS"); do
         for variant in $STORM_VARIANTS; do
+            storm_settle
             case "$variant" in
                 ours | par8 | all | alone) "storm_$variant" "$run" ;;
                 plain) storm_plain_vassals "$run" ;;
@@ -351,7 +369,7 @@ section_storm() {
 
 ### Storm: $STORM_N at once, $STORM_RUNS runs
 
-UWSGIDOCKER_MAX_STARTS: ${UWSGIDOCKER_MAX_STARTS:-not set}. In each run the variants ran one after the other ($STORM_VARIANTS); each ratio is of two figures of the same run, its median the median of the runs' ratios. Start: from the \`mv\` (or the first \`docker run\`) until every container answered 200 on its published port (probed about every 100 ms); removal: until no container (for plain vassals: no vassal process) was left. The daemon's events split the start: what comes before its first 'create' (for ours the Emperor's scan, which runs once a second, so 0 to 1 s after the \`mv\`; for \`docker run\` the CLI's start-up), and the rest; the CPU rows are of the same span (the machine's busy time from /proc/stat, dockerd's from its /proc/PID/stat).
+UWSGIDOCKER_MAX_STARTS: ${UWSGIDOCKER_MAX_STARTS:-not set}. In each run the variants ran one after the other ($STORM_VARIANTS), each once the machine had been nearly idle for a second (under a tenth of its CPU); each ratio is of two figures of the same run, its median the median of the runs' ratios. Start: from the \`mv\` (or the first \`docker run\`) until every container answered 200 on its published port (probed about every 100 ms); removal: until no container (for plain vassals: no vassal process) was left. The daemon's events split the start: what comes before its first 'create' (for ours the Emperor's scan, which runs once a second, so 0 to 1 s after the \`mv\`; for \`docker run\` the CLI's start-up), and the rest; the CPU rows are of the same span (the machine's busy time from /proc/stat, dockerd's from its /proc/PID/stat).
 
 EOF
     storm_table_head figure median
