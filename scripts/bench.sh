@@ -24,8 +24,9 @@
 #
 # Env: BENCH_OUT (default target/bench: results.md, *.dat, *.png), SPAWN_ROUNDS (20),
 #      RELOAD_SECS (30), LOG_MB (100), STORM_N (100), STORM_RUNS (3), STORM_VARIANTS (see
-#      scripts/bench/storm.sh), SCALE_N (300), BENCH_BASE_PORT
-#      (19100; it uses up to BASE + 1000), BENCH_KEEP=1 keeps the scratch directory.
+#      scripts/bench/storm.sh), SCALE_N (300), EMPEROR_NOFILE (4096, the Emperor's fd
+#      limit), BENCH_BASE_PORT (19100; it uses up to BASE + 1000), BENCH_KEEP=1 keeps the
+#      scratch directory.
 # It installs what it needs from Debian's packages (wrk, gnuplot, valgrind, strace, uWSGI),
 # builds the release binary, the launcher and the test image, runs everything on
 # 127.0.0.1 and removes everything it started, also when interrupted.
