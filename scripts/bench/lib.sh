@@ -66,17 +66,16 @@ bench_cleanup() {
 }
 
 # Starts a stock Emperor on DIR/vassals with uwsgi-docker as its wrapper, the launcher
-# installed, and its proxy sockets in DIR/run; UWSGIDOCKER_MAX_STARTS is passed on when
-# set. With EMPEROR_STAMPED=1 its bridges log debug lines and everything it and its vassals
-# log goes to DIR/emperor.log through stamp_lines (each line after the epoch ms it came
-# at), for splitting what takes the time; else the Emperor writes the file itself.
+# installed, and its proxy sockets in DIR/run. With EMPEROR_STAMPED=1 its bridges log
+# debug lines and everything it and its vassals log goes to DIR/emperor.log through
+# stamp_lines (each line after the epoch ms it came at), for splitting what takes the time;
+# else the Emperor writes the file itself.
 # Its fd limit is EMPEROR_NOFILE (4096: two fds a vassal, room for 2,000), not the hard
 # limit the bench raises its own to: every vassal's fork closes each fd up to the Emperor's
 # limit before it execs (core/emperor.c), so a higher one costs every spawn.
 start_emperor() {
     [[ -z "$EMPEROR_PID" ]] || return 0
     local env=(UWSGIDOCKER_LAUNCHER="$LAUNCHER" UWSGIDOCKER_RUNTIME_DIR="$DIR/run" UWSGIDOCKER_EMPEROR_ID="$PREFIX")
-    [[ -n "${UWSGIDOCKER_MAX_STARTS:-}" ]] && env+=(UWSGIDOCKER_MAX_STARTS="$UWSGIDOCKER_MAX_STARTS")
     local emperor=(uwsgi --emperor "dir://$DIR/vassals" --emperor-wrapper "$BIN" --emperor-freq 1)
     if [[ "${EMPEROR_STAMPED:-0}" == 1 ]]; then
         (ulimit -n "${EMPEROR_NOFILE:-4096}" && exec env "${env[@]}" UWSGIDOCKER_DEBUG=1 "${emperor[@]}" </dev/null) \

@@ -17,7 +17,7 @@
 #   the number of containers answering 200 over time to OUT/storm-N-VARIANT-RUN.dat (the
 #   plots section draws ours and par8). The storm's Emperor and bridges log with
 #   UWSGIDOCKER_DEBUG=1 through a line stamper, and the removal is split by what the logs
-#   say when. UWSGIDOCKER_MAX_STARTS, when set, reaches the Emperor's bridges and the lone ones.
+#   say when.
 # scale: SCALE_N (300) idle vassals (docker-socket, so no docker-proxy per vassal), added
 #   100 at a time; then the bridges' USS and fds, the Emperor's and the bridges' CPU over
 #   10 idle seconds, and dockerd's RSS against its RSS before.
@@ -369,7 +369,7 @@ section_storm() {
 
 ### Storm: $STORM_N at once, $STORM_RUNS runs
 
-UWSGIDOCKER_MAX_STARTS: ${UWSGIDOCKER_MAX_STARTS:-not set}. In each run the variants ran one after the other ($STORM_VARIANTS), each once the machine had been nearly idle for a second (under a tenth of its CPU); each ratio is of two figures of the same run, its median the median of the runs' ratios. Start: from the \`mv\` (or the first \`docker run\`) until every container answered 200 on its published port (probed about every 100 ms); removal: until no container (for plain vassals: no vassal process) was left. The daemon's events split the start: what comes before its first 'create' (for ours the Emperor's scan, which runs once a second, so 0 to 1 s after the \`mv\`; for \`docker run\` the CLI's start-up), and the rest; the CPU rows are of the same span (the machine's busy time from /proc/stat, dockerd's from its /proc/PID/stat).
+In each run the variants ran one after the other ($STORM_VARIANTS), each once the machine had been nearly idle for a second (under a tenth of its CPU); each ratio is of two figures of the same run, its median the median of the runs' ratios. Start: from the \`mv\` (or the first \`docker run\`) until every container answered 200 on its published port (probed about every 100 ms); removal: until no container (for plain vassals: no vassal process) was left. The daemon's events split the start: what comes before its first 'create' (for ours the Emperor's scan, which runs once a second, so 0 to 1 s after the \`mv\`; for \`docker run\` the CLI's start-up), and the rest; the CPU rows are of the same span (the machine's busy time from /proc/stat, dockerd's from its /proc/PID/stat).
 
 EOF
     storm_table_head figure median
