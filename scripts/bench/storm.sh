@@ -114,6 +114,8 @@ storm_events_end() {
 # of one process (utime + stime).
 busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
 proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# The pid of the first process named NAME (dockerd, containerd).
+first_pid() { pidof "$1" | awk '{ print $1 }'; }
 
 # Waits (up to 60 s) until the machine has been nearly idle for a second: the kernel tears
 # down a removed container's network namespace after the removal is answered, and that work
@@ -136,12 +138,12 @@ storm_settle() {
 # machine and dockerd used until every container answered.
 storm_up_begin() { # variant run
     storm_events_begin "$DIR/storm-up-events-$1-$2"
-    UP_CPU=("$(busy_ticks)" "$(proc_ticks "$(pidof dockerd | awk '{ print $1 }')")")
+    UP_CPU=("$(busy_ticks)" "$(proc_ticks "$(first_pid dockerd)")")
 }
 storm_up_end() { # variant run t0
     local variant="$1" run="$2" t0="$3" busy dockerd first hz
     busy="$(busy_ticks)"
-    dockerd="$(proc_ticks "$(pidof dockerd | awk '{ print $1 }')")"
+    dockerd="$(proc_ticks "$(first_pid dockerd)")"
     hz="$(getconf CLK_TCK)"
     STORM["cpu $variant,$run"]="$(awk -v d=$((busy - UP_CPU[0])) -v hz="$hz" 'BEGIN { printf "%.1f", d / hz }')"
     STORM["dockerd $variant,$run"]="$(awk -v d=$((dockerd - UP_CPU[1])) -v hz="$hz" 'BEGIN { printf "%.1f", d / hz }')"
@@ -422,8 +424,8 @@ uss_kb() { awk '/^Private_(Clean|Dirty):/ { kb += $2 } END { print kb }' "/proc/
 section_scale() {
     start_emperor
     local dockerd containerd rss0 crss0 i batch ports
-    dockerd="$(pidof dockerd | awk '{ print $1 }')"
-    containerd="$(pidof containerd | awk '{ print $1 }')"
+    dockerd="$(first_pid dockerd)"
+    containerd="$(first_pid containerd)"
     rss0="$(rss_kb "$dockerd")"
     crss0="$(rss_kb "$containerd")"
     CLEANUPS+=("rm -f $DIR/vassals/$PREFIX-scale*.ini")
