@@ -50,6 +50,8 @@ pub mod var {
     pub const PULL: &str = "UWSGIDOCKER_PULL";
     /// Seconds a pull may take, before the handoff deadline starts.
     pub const PULL_TIMEOUT: &str = "UWSGIDOCKER_PULL_TIMEOUT";
+    /// Containers being created and started at once against one daemon, host-wide.
+    pub const MAX_STARTS: &str = "UWSGIDOCKER_MAX_STARTS";
     /// The operator's registry credentials: a file in Docker's `config.json` format.
     pub const REGISTRY_AUTH: &str = "UWSGIDOCKER_REGISTRY_AUTH";
     /// The real uWSGI binary for vassals that run on the host.
@@ -144,6 +146,11 @@ pub const DESCRIBED: &[Described] = &[
         default: "600",
     },
     Described {
+        name: var::MAX_STARTS,
+        meaning: "containers being created and started at once against one daemon, host-wide (0: no limit)",
+        default: "8",
+    },
+    Described {
         name: var::REGISTRY_AUTH,
         meaning: "registry credentials, a file in Docker's config.json format, mode 600",
         default: "none",
@@ -189,6 +196,11 @@ pub const MAX_HANDOFF_TIMEOUT_SECS: u64 = 3600;
 pub const DEFAULT_PULL_TIMEOUT_SECS: u64 = 600;
 /// The longest pull deadline [`var::PULL_TIMEOUT`] takes, in seconds (a day).
 pub const MAX_PULL_TIMEOUT_SECS: u64 = 86_400;
+/// The default bound on creates and starts in flight against one daemon
+/// ([`var::MAX_STARTS`]): dockerd handles `docker run -d` 8 in parallel best.
+pub const DEFAULT_MAX_STARTS: u32 = 8;
+/// The largest bound [`var::MAX_STARTS`] takes (each slot is a file).
+pub const MAX_MAX_STARTS: u32 = 1024;
 /// The default base of the Emperors' private runtime directories.
 pub const DEFAULT_RUNTIME_DIR: &str = "/run/uwsgi-docker";
 
@@ -223,6 +235,9 @@ pub struct RuntimeSettings {
     /// How long a pull may take, in seconds ([`var::PULL_TIMEOUT`], default
     /// [`DEFAULT_PULL_TIMEOUT_SECS`]).
     pub pull_timeout_secs: u64,
+    /// How many containers may be being created and started at once against one daemon,
+    /// host-wide; 0: no limit ([`var::MAX_STARTS`], default [`DEFAULT_MAX_STARTS`]).
+    pub max_starts: u32,
     /// The operator's registry credentials file ([`var::REGISTRY_AUTH`]).
     pub registry_auth: Option<PathBuf>,
 }
@@ -241,6 +256,7 @@ impl Default for RuntimeSettings {
             launcher: None,
             pull: PullPolicy::Missing,
             pull_timeout_secs: DEFAULT_PULL_TIMEOUT_SECS,
+            max_starts: DEFAULT_MAX_STARTS,
             registry_auth: None,
         }
     }
@@ -315,6 +331,12 @@ pub enum SettingsError {
         /// Its value.
         value: String,
     },
+    /// [`var::MAX_STARTS`] is not a whole number in range.
+    #[error("UWSGIDOCKER_MAX_STARTS={value:?} is not a whole number from 0 (no limit) to {MAX_MAX_STARTS}")]
+    BadMaxStarts {
+        /// Its value.
+        value: String,
+    },
 }
 
 // Not `#[from]`: the cause is printed, so it is not also the `source()`.
@@ -337,6 +359,7 @@ impl SettingsError {
             SettingsError::BadHandoffTimeout { .. } => var::HANDOFF_TIMEOUT,
             SettingsError::BadPull { .. } => var::PULL,
             SettingsError::BadPullTimeout { .. } => var::PULL_TIMEOUT,
+            SettingsError::BadMaxStarts { .. } => var::MAX_STARTS,
         }
     }
 }
@@ -410,6 +433,13 @@ impl RuntimeSettings {
             },
             None => DEFAULT_PULL_TIMEOUT_SECS,
         };
+        let max_starts = match non_empty(var::MAX_STARTS) {
+            Some(value) => match value.parse::<u32>() {
+                Ok(count) if count <= MAX_MAX_STARTS => count,
+                _ => return Err(SettingsError::BadMaxStarts { value }),
+            },
+            None => DEFAULT_MAX_STARTS,
+        };
         Ok(RuntimeSettings {
             emperor,
             uwsgi: non_empty(var::UWSGI).map(PathBuf::from),
@@ -423,6 +453,7 @@ impl RuntimeSettings {
             launcher: non_empty(var::LAUNCHER).map(PathBuf::from),
             pull,
             pull_timeout_secs,
+            max_starts,
             registry_auth: absolute(var::REGISTRY_AUTH, non_empty(var::REGISTRY_AUTH))?
                 .map(PathBuf::from),
         })
@@ -470,6 +501,10 @@ impl RuntimeSettings {
                 var::PULL_TIMEOUT,
                 (self.pull_timeout_secs != DEFAULT_PULL_TIMEOUT_SECS)
                     .then(|| self.pull_timeout_secs.to_string()),
+            ),
+            (
+                var::MAX_STARTS,
+                (self.max_starts != DEFAULT_MAX_STARTS).then(|| self.max_starts.to_string()),
             ),
             (var::REGISTRY_AUTH, path(&self.registry_auth)),
             (var::UWSGI, path(&self.uwsgi)),

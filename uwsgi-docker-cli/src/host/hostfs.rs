@@ -47,14 +47,14 @@ pub enum HostFsError {
 }
 
 impl HostFsError {
-    fn refused(path: &Path, why: impl fmt::Display) -> HostFsError {
+    pub(crate) fn refused(path: &Path, why: impl fmt::Display) -> HostFsError {
         HostFsError::Refused {
             path: path.display().to_string(),
             why: why.to_string(),
         }
     }
 
-    fn io(what: &'static str, path: &Path, source: Errno) -> HostFsError {
+    pub(crate) fn io(what: &'static str, path: &Path, source: Errno) -> HostFsError {
         HostFsError::Io {
             what,
             path: path.display().to_string(),
@@ -748,10 +748,8 @@ pub fn sanitise_dir_name(id: &str) -> String {
 /// 0700 if missing and must be ours and writable by nobody else; `base/sub` is made 0700
 /// and must be a real directory, ours, with no group or other bits. Returns it pinned.
 pub fn private_dir(base: &Path, sub: &str) -> Result<OwnedFd> {
-    let (parent, base_name) = open_parent(base)?;
+    let base_fd = checked_base(base)?;
     let euid = rustix::process::geteuid().as_raw();
-    let base_fd = make_dir(parent.as_fd(), &base_name, base)?;
-    check_dir(base_fd.as_fd(), base, euid, 0o022)?;
     let path = base.join(sub);
     if sub.is_empty() || sub.contains('/') || sub == "." || sub == ".." {
         return Err(HostFsError::refused(&path, "not a directory name"));
@@ -761,15 +759,24 @@ pub fn private_dir(base: &Path, sub: &str) -> Result<OwnedFd> {
     Ok(dir)
 }
 
+/// The directory `base` for files of ours (the runtime directory), pinned: made 0700 if
+/// missing, and refused unless it is ours and writable by nobody else, so that no one else
+/// can put or swap an entry in it.
+pub(crate) fn checked_base(base: &Path) -> Result<OwnedFd> {
+    let (parent, base_name) = open_parent(base)?;
+    let euid = rustix::process::geteuid().as_raw();
+    let dir = make_dir(parent.as_fd(), &base_name, base)?;
+    check_dir(dir.as_fd(), base, euid, 0o022)?;
+    Ok(dir)
+}
+
 /// Make sure `base/name` is a regular file of ours holding exactly `bytes`, with `mode`,
 /// writing it (new, then renamed over the name) when it is not. `base` is made 0700 if
 /// missing and must be ours and writable by nobody else, as for [`private_dir`]; so no
 /// one else can have put, or change, what is there. Returns the file's path.
 pub fn install_file(base: &Path, name: &str, bytes: &[u8], mode: u32) -> Result<PathBuf> {
-    let (parent, base_name) = open_parent(base)?;
+    let dir = checked_base(base)?;
     let euid = rustix::process::geteuid().as_raw();
-    let dir = make_dir(parent.as_fd(), &base_name, base)?;
-    check_dir(dir.as_fd(), base, euid, 0o022)?;
     let path = base.join(name);
     if holds(dir.as_fd(), OsStr::new(name), bytes, mode, euid) {
         return Ok(path);

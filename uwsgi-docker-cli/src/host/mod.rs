@@ -8,6 +8,7 @@
 //! * [`proxy`]: the proxy socket's fd passing and TCP listeners;
 //! * [`listen`]: the vassal's `docker-socket`, bound as uWSGI would;
 //! * [`registry_auth`]: the operator's registry credentials file, read safely;
+//! * [`start_slots`]: the host-wide bound on containers being created and started at once;
 //! * [`sys`]: processes, namespaces and signals;
 //! * [`cgroup`]: a container's memory and CPU from its cgroup files;
 //! * [`docker_client`]: a blocking client for the commands (`ps`, `gc`);
@@ -20,6 +21,7 @@ pub mod launcher_binary;
 pub mod listen;
 pub mod proxy;
 pub mod registry_auth;
+pub mod start_slots;
 pub mod sys;
 /// A unit test that cannot run here (not root): `SKIPPED …`, and a failure under `CI`;
 /// the end-to-end suites' own helper.

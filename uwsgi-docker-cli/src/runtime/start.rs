@@ -13,6 +13,7 @@ use uwsgi_docker_core::policy::RegistryAuth;
 use uwsgi_docker_core::spec::{self, HandoffMode, VassalSpec};
 
 use crate::host::hostfs::{self, SocketOwner};
+use crate::host::start_slots::StartSlots;
 use crate::host::users;
 use crate::host::{launcher_binary, listen, proxy, registry_auth, sys};
 use crate::output::{self, fail_naming};
@@ -335,6 +336,11 @@ pub fn run_bridge(
     };
     let state_file = open_state_file(settings, &identity);
     let api_memory = ApiMemory::new(&settings.runtime_dir, &settings.emperor.daemon_socket);
+    let start_slots = StartSlots::new(
+        &settings.runtime_dir,
+        &settings.emperor.daemon_socket,
+        settings.max_starts,
+    );
     let health_watch = plan
         .spec
         .health
@@ -354,6 +360,7 @@ pub fn run_bridge(
     config.daemon_socket = settings.emperor.daemon_socket.clone();
     config.known_api = api_memory.as_ref().and_then(ApiMemory::recall);
     config.debug = settings.emperor.debug;
+    config.start_limit = start_slots.is_some();
     let io = LoopIo {
         emperor_control: start.emperor_control,
         emperor_config: start.emperor_config,
@@ -369,6 +376,7 @@ pub fn run_bridge(
         state_file,
         health_watch,
         api_memory,
+        start_slots,
     };
     match bridge::run(config, io) {
         Ok(code) => exit_code(code),

@@ -120,6 +120,9 @@ pub enum Notice {
     /// The Emperor's config channel sent something undecodable; it is no longer read.
     #[error("ignoring the Emperor's config channel: {0}")]
     EmperorConfigIgnored(ConfigError),
+    /// No start slot could be had: this launch goes on without one.
+    #[error("cannot take a start slot (UWSGIDOCKER_MAX_STARTS): {0}; creating the container without one")]
+    StartSlotUnavailable(Arc<io::Error>),
     /// The vassal closed its Emperor channel.
     #[error("the vassal closed its Emperor channel")]
     VassalClosedChannel,
@@ -276,7 +279,8 @@ impl Notice {
             | Notice::OutputLost(_)
             | Notice::DaemonLost(_)
             | Notice::RolloverAbandoned(_)
-            | Notice::CidfileStale(_) => LogLevel::Error,
+            | Notice::CidfileStale(_)
+            | Notice::StartSlotUnavailable(_) => LogLevel::Error,
             _ => LogLevel::Info,
         }
     }

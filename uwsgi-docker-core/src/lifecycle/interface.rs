@@ -86,6 +86,11 @@ pub struct BridgeConfig {
     /// cache, see [`Api::cache_line`]): no `/version` is asked, unless the daemon refuses
     /// it. Default: none.
     pub known_api: Option<Api>,
+    /// The runtime limits how many containers are being created and started at once
+    /// against the daemon (`UWSGIDOCKER_MAX_STARTS`): each launch takes a start slot
+    /// ([`Action::TakeStartSlot`]) before its create and gives it back
+    /// ([`Action::ReleaseStartSlot`]) once start is answered. Default: `false`.
+    pub start_limit: bool,
 }
 
 /// The default [`BridgeConfig::pull_timeout`]: 600 s.
@@ -109,6 +114,7 @@ impl BridgeConfig {
             pull_timeout: DEFAULT_PULL_TIMEOUT,
             registry_credentials: RegistryCredentials::default(),
             known_api: None,
+            start_limit: false,
         }
     }
 }
@@ -230,6 +236,12 @@ pub enum Action {
     /// The bridge negotiated this API version with the daemon: keep it for the next
     /// bridges ([`BridgeConfig::known_api`], [`Api::cache_line`]). Nothing answers it.
     RememberApi(Api),
+    /// Take one of the host's start slots for this generation's launch, without waiting;
+    /// answer with [`Bridge::handle_start_slot`](super::Bridge::handle_start_slot).
+    /// Asked only when [`BridgeConfig::start_limit`] is set.
+    TakeStartSlot(Generation),
+    /// Give back the start slot this generation's launch holds.
+    ReleaseStartSlot(Generation),
     /// Something for the Emperor's log.
     Log(Event),
     /// Everything is cleaned up: exit with this code.

@@ -36,6 +36,10 @@ const CONFLICT_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_CONFLICT_BACKOFF: Duration = Duration::from_secs(2);
 /// How often a pull's progress reaches the log, at most.
 const PULL_REPORT_EVERY: Duration = Duration::from_secs(1);
+/// Pause before asking for a start slot again when all were taken. Bridges waiting
+/// together ask at different moments, so a freed slot is taken again within a few ms
+/// while many wait.
+pub(super) const START_SLOT_RETRY: Duration = Duration::from_millis(100);
 
 /// What the launch needs of its owner for one input.
 pub(super) struct Env<'a> {
@@ -54,6 +58,8 @@ pub(super) struct Env<'a> {
     pub(super) pull: PullPolicy,
     pub(super) pull_timeout: Duration,
     pub(super) credentials: &'a RegistryCredentials,
+    /// Create waits for a start slot ([`super::BridgeConfig::start_limit`]).
+    pub(super) start_limit: bool,
 }
 
 /// What an input to a [`Launch`] came to.
@@ -74,6 +80,9 @@ enum Stage {
     Negotiating,
     /// The image is to be pulled (the request goes out when the connection is free).
     Pulling,
+    /// A start slot is asked for (`None`), or every one was taken and it is asked for
+    /// again then.
+    AwaitingStartSlot(Option<Instant>),
     Creating,
     /// Create said the name is taken: inspect the container that holds it.
     InspectingConflict,
@@ -118,6 +127,19 @@ pub(super) struct Launch {
     pub(super) image_id: Option<String>,
     /// The container was inspected for its init (a held peer needed it).
     init_asked: bool,
+    start_slot: StartSlot,
+}
+
+/// The launch's start slot: held from create until start is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StartSlot {
+    /// None held; `tries` asks found every slot taken.
+    NotHeld {
+        tries: u32,
+    },
+    Held,
+    /// The runtime could not give one: the launch goes on without.
+    Unavailable,
 }
 
 /// A pull: its progress, since when, and when progress was last reported.
@@ -140,14 +162,78 @@ impl Launch {
             pull: None,
             image_id: None,
             init_asked: false,
+            start_slot: StartSlot::NotHeld { tries: 0 },
         }
     }
 
     /// After the bind and the negotiation: a pull first (`always`, once), else create.
-    fn first_step(&self, env: &Env<'_>) -> Stage {
+    fn first_step(&mut self, env: &mut Env<'_>) -> Stage {
         match env.pull {
             PullPolicy::Always if self.pull.is_none() => Stage::Pulling,
-            _ => Stage::Creating,
+            _ => self.create_stage(env),
+        }
+    }
+
+    /// Create comes next: first a start slot, where the runtime limits starts and the
+    /// launch holds none yet. (A create tried again after a name conflict keeps its slot.)
+    fn create_stage(&mut self, env: &mut Env<'_>) -> Stage {
+        if env.start_limit && matches!(self.start_slot, StartSlot::NotHeld { .. }) {
+            env.out.push(Action::TakeStartSlot(self.generation()));
+            return Stage::AwaitingStartSlot(None);
+        }
+        Stage::Creating
+    }
+
+    /// The answer to [`Action::TakeStartSlot`]: taken, create goes out; all taken, it is
+    /// asked for again after [`START_SLOT_RETRY`]; not to be had, the launch goes on
+    /// without one. A slot given to a launch that no longer waits is given back.
+    pub(super) fn on_start_slot(
+        &mut self,
+        env: &mut Env<'_>,
+        taken: io::Result<bool>,
+        now: Instant,
+    ) -> Progress {
+        if !matches!(self.stage, Stage::AwaitingStartSlot(None)) {
+            if matches!(taken, Ok(true)) {
+                env.out.push(Action::ReleaseStartSlot(self.generation()));
+            }
+            return Progress::Pending;
+        }
+        let tries = match self.start_slot {
+            StartSlot::NotHeld { tries } => tries,
+            _ => 0,
+        };
+        match taken {
+            Ok(true) => {
+                if tries > 0 {
+                    env.out
+                        .debug(|| format!("took a start slot after {tries} tries"));
+                }
+                self.start_slot = StartSlot::Held;
+                self.stage = Stage::Creating;
+            }
+            Ok(false) => {
+                if tries == 0 {
+                    env.out
+                        .debug(|| "every start slot is taken: waiting for one".into());
+                }
+                self.start_slot = StartSlot::NotHeld { tries: tries + 1 };
+                self.stage = Stage::AwaitingStartSlot(Some(now + START_SLOT_RETRY));
+            }
+            Err(e) => {
+                env.out.notice(Notice::StartSlotUnavailable(Arc::new(e)));
+                self.start_slot = StartSlot::Unavailable;
+                self.stage = Stage::Creating;
+            }
+        }
+        Progress::Pending
+    }
+
+    /// Gives the start slot back, if the launch holds one.
+    fn release_start_slot(&mut self, out: &mut Outbox) {
+        if self.start_slot == StartSlot::Held {
+            out.push(Action::ReleaseStartSlot(self.generation()));
+            self.start_slot = StartSlot::NotHeld { tries: 0 };
         }
     }
 
@@ -168,6 +254,7 @@ impl Launch {
         if self.pull.as_ref().is_some_and(|p| !p.done) && !self.requests.is_idle() {
             self.requests.close(out);
         }
+        self.release_start_slot(out);
         if !matches!(self.stage, Stage::HandedOff) {
             self.stage = Stage::Halted;
         }
@@ -194,7 +281,9 @@ impl Launch {
     /// The earliest deadline: its request, its streams, its stage.
     pub(super) fn deadline(&self) -> Option<Instant> {
         let stage = match self.stage {
-            Stage::BackingOff(at) | Stage::AwaitingVassal(at) => Some(at),
+            Stage::BackingOff(at)
+            | Stage::AwaitingVassal(at)
+            | Stage::AwaitingStartSlot(Some(at)) => Some(at),
             _ => None,
         };
         [self.requests.deadline(), self.instance.deadline(), stage]
@@ -205,7 +294,11 @@ impl Launch {
 
     /// Its stage's deadline has come.
     pub(super) fn is_due(&self, now: Instant) -> bool {
-        matches!(self.stage, Stage::BackingOff(at) | Stage::AwaitingVassal(at) if now >= at)
+        matches!(
+            self.stage,
+            Stage::BackingOff(at) | Stage::AwaitingVassal(at) | Stage::AwaitingStartSlot(Some(at))
+                if now >= at
+        )
     }
 
     /// One of its connections.
@@ -372,6 +465,10 @@ impl Launch {
         let halted = self.is_halted();
         if *env.api_remembered && docker::refuses_api_version(response) {
             return self.negotiate_again(env, request);
+        }
+        if request == ApiRequest::Start {
+            // Started, or it will not be: the slot is free for another launch.
+            self.release_start_slot(env.out);
         }
         let result = match request {
             ApiRequest::Version => self.on_version(env, response),
@@ -556,7 +653,7 @@ impl Launch {
             took,
         });
         if matches!(self.stage, Stage::Pulling) {
-            self.stage = Stage::Creating;
+            self.stage = self.create_stage(env);
         }
         Ok(())
     }
@@ -817,6 +914,10 @@ impl Launch {
     pub(super) fn on_timeout(&mut self, env: &mut Env<'_>, now: Instant) -> Progress {
         match self.stage {
             Stage::BackingOff(at) if now >= at => self.stage = Stage::Creating,
+            Stage::AwaitingStartSlot(Some(at)) if now >= at => {
+                env.out.push(Action::TakeStartSlot(self.generation()));
+                self.stage = Stage::AwaitingStartSlot(None);
+            }
             Stage::AwaitingVassal(at) if now >= at => {
                 let error = never_connected(env.plan, env.handoff_timeout);
                 return Progress::Failed(error.into());

@@ -318,6 +318,18 @@ impl Bridge {
         self.input(|b| b.on_bridge_alive(alive, now));
     }
 
+    /// The answer to [`Action::TakeStartSlot`]: `Ok(true)` taken, `Ok(false)` every slot is
+    /// taken (asked again shortly), `Err` none can be had (the launch goes on without one,
+    /// and says why).
+    pub fn handle_start_slot(
+        &mut self,
+        generation: Generation,
+        taken: Result<bool, io::Error>,
+        now: Instant,
+    ) {
+        self.input(|b| b.on_start_slot(generation, taken, now));
+    }
+
     /// Bytes from the Emperor's control channel: relayed to the vassal; a stop byte stops it.
     pub fn handle_emperor_control(&mut self, data: &[u8], now: Instant) {
         self.input(|b| {
@@ -540,6 +552,7 @@ impl Bridge {
             pull: plan.spec.pull.unwrap_or(self.config.pull),
             pull_timeout: self.config.pull_timeout,
             credentials: &self.config.registry_credentials,
+            start_limit: self.config.start_limit,
         };
         Some((launch, env))
     }
@@ -624,6 +637,19 @@ impl Bridge {
             self.drive(owner, now, |launch, env| {
                 launch.on_pid_namespace(env, pid_ns)
             });
+        }
+    }
+
+    fn on_start_slot(&mut self, generation: Generation, taken: io::Result<bool>, now: Instant) {
+        match self.launch_that(|launch| launch.generation() == generation) {
+            Some(owner) => self.drive(owner, now, |launch, env| {
+                launch.on_start_slot(env, taken, now)
+            }),
+            // Its launch is gone: a slot it was given goes back at once.
+            None if matches!(taken, Ok(true)) => {
+                self.out.push(Action::ReleaseStartSlot(generation));
+            }
+            None => {}
         }
     }
 

@@ -2,7 +2,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use super::launch::MAX_CREATE_ATTEMPTS;
+use super::launch::{MAX_CREATE_ATTEMPTS, START_SLOT_RETRY};
 use super::*;
 use crate::docker::ApiVersion;
 use crate::emperor::{encode_config, ConfigError, EmperorMessage};
@@ -552,11 +552,20 @@ struct Harness {
     /// `PlanRollover` configs seen, and the refusal to answer with (`None`: plan it).
     plans: Vec<Vec<u8>>,
     plan_refusal: Option<String>,
+    /// The host's free start slots (the bridge runs with a start limit, as by default).
+    free_slots: usize,
+    /// The generations holding one.
+    held_slots: BTreeSet<Generation>,
+    /// `take`, `busy` and `release`, each with how many daemon requests had been sent.
+    slot_log: Vec<(&'static str, usize)>,
+    /// `TakeStartSlot` fails (the runtime directory cannot be had).
+    slots_fail: bool,
 }
 
 impl Harness {
-    fn new(config: BridgeConfig) -> Harness {
+    fn new(mut config: BridgeConfig) -> Harness {
         let now = Instant::now();
+        config.start_limit = true;
         Harness {
             bridge: Bridge::new(config, now),
             now,
@@ -588,6 +597,10 @@ impl Harness {
             dropped: Vec::new(),
             plans: Vec::new(),
             plan_refusal: None,
+            free_slots: 8,
+            held_slots: BTreeSet::new(),
+            slot_log: Vec::new(),
+            slots_fail: false,
         }
     }
 
@@ -736,8 +749,41 @@ impl Harness {
                     self.bridge.handle_cidfile_written(result, self.now);
                 }
                 Action::RememberApi(api) => self.remembered.push(api),
+                Action::TakeStartSlot(generation) => {
+                    assert!(
+                        !self.held_slots.contains(&generation),
+                        "one slot per launch"
+                    );
+                    let sent = self.daemon.requests.len();
+                    let taken = if self.slots_fail {
+                        Err(std::io::Error::other("the runtime directory is not ours"))
+                    } else if self.free_slots > 0 {
+                        self.free_slots -= 1;
+                        self.held_slots.insert(generation);
+                        self.slot_log.push(("take", sent));
+                        Ok(true)
+                    } else {
+                        self.slot_log.push(("busy", sent));
+                        Ok(false)
+                    };
+                    self.bridge.handle_start_slot(generation, taken, self.now);
+                }
+                Action::ReleaseStartSlot(generation) => {
+                    assert!(
+                        self.held_slots.remove(&generation),
+                        "only a held slot is given back"
+                    );
+                    self.free_slots += 1;
+                    self.slot_log.push(("release", self.daemon.requests.len()));
+                }
                 Action::Log(event) => self.events.push(event),
-                Action::Exit(code) => self.exit = Some(code),
+                Action::Exit(code) => {
+                    assert!(
+                        self.held_slots.is_empty(),
+                        "every start slot is given back before the exit"
+                    );
+                    self.exit = Some(code);
+                }
             }
         }
     }
@@ -1033,6 +1079,10 @@ fn signal_during_create_waits_for_the_id_then_removes() {
                 }
             }
             Action::RememberApi(_) => {}
+            Action::TakeStartSlot(generation) => {
+                h.held_slots.insert(generation);
+                h.bridge.handle_start_slot(generation, Ok(true), h.now);
+            }
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -2584,4 +2634,105 @@ fn an_output_end_then_a_lost_daemon_leaves_one_wait_after_the_re_attach() {
     h.container_exits(0);
     h.advance(Duration::from_secs(10));
     h.assert_clean(0);
+}
+
+// ---- the start limit ----
+
+#[test]
+fn a_launch_holds_a_start_slot_from_before_create_until_start_is_answered() {
+    let mut h = Harness::new(test_config());
+    h.run();
+    assert_eq!(h.daemon.requests[0], "GET /version");
+    assert_eq!(h.daemon.requests[1..], START_UP);
+    // Taken after /version (1 request sent), given back once start (the 5th) is answered.
+    assert_eq!(h.slot_log, [("take", 1), ("release", 5)]);
+    assert!(h.held_slots.is_empty());
+    h.vassal_connects(7);
+    assert_eq!(h.handoffs.len(), 1);
+}
+
+#[test]
+fn with_every_start_slot_taken_create_waits_and_asks_again() {
+    let mut config = test_config();
+    config.debug = true;
+    let mut h = Harness::new(config);
+    h.free_slots = 0;
+    h.run();
+    assert_eq!(
+        h.daemon.requests,
+        ["GET /version"],
+        "no create without a slot"
+    );
+    assert_eq!(h.bridge.poll_timeout(), Some(h.now + START_SLOT_RETRY));
+    h.advance(START_SLOT_RETRY);
+    assert_eq!(h.slot_log, [("busy", 1), ("busy", 1)]);
+    assert_eq!(h.daemon.requests.len(), 1);
+    h.free_slots = 1;
+    h.advance(START_SLOT_RETRY);
+    assert_eq!(h.daemon.requests[1..], START_UP);
+    assert_eq!(h.slot_log.last(), Some(&("release", 5)));
+    let waits = h.logs();
+    let said = |text: &str| waits.iter().filter(|l| l.contains(text)).count();
+    assert_eq!(
+        said("every start slot is taken: waiting for one"),
+        1,
+        "{waits:#?}"
+    );
+    assert_eq!(said("took a start slot after 2 tries"), 1, "{waits:#?}");
+    h.vassal_connects(7);
+    assert_eq!(h.handoffs.len(), 1);
+}
+
+#[test]
+fn a_stop_while_waiting_for_a_start_slot_creates_nothing() {
+    let mut h = Harness::new(test_config());
+    h.free_slots = 0;
+    h.run();
+    h.emperor_stops();
+    assert_eq!(h.daemon.requests, ["GET /version"]);
+    assert!(h.slot_log.iter().all(|(what, _)| *what == "busy"));
+    h.assert_clean(0);
+}
+
+#[test]
+fn a_refused_create_gives_its_start_slot_back() {
+    let mut config = test_config();
+    config.pull = crate::spec::PullPolicy::Never;
+    let mut h = Harness::new(config);
+    h.daemon.quirks.insert(Quirk::ImageMissing);
+    h.run();
+    assert!(h.failure().is_some());
+    assert_eq!(h.slot_log, [("take", 1), ("release", 2)]);
+    h.assert_clean(1);
+}
+
+#[test]
+fn a_start_that_never_answers_gives_its_slot_back_when_the_vassal_fails() {
+    let mut h = Harness::new(test_config());
+    h.daemon.hang = vec!["POST /containers/c0ffee/start"];
+    h.run();
+    assert_eq!(h.held_slots.len(), 1, "held while start is unanswered");
+    let limit = h.now + DEFAULT_REQUEST_TIMEOUT + h.bridge.shutdown_bound();
+    h.run_clock_until(limit);
+    assert!(h.held_slots.is_empty());
+    h.assert_exited(1);
+}
+
+#[test]
+fn without_a_start_slot_to_be_had_the_launch_goes_on_and_says_why() {
+    let mut h = Harness::new(test_config());
+    h.slots_fail = true;
+    h.run();
+    assert_eq!(h.daemon.requests[1..], START_UP);
+    assert!(h.noticed(|n| matches!(n, Notice::StartSlotUnavailable(_))));
+    let line = h
+        .logs()
+        .into_iter()
+        .find(|l| l.contains("start slot"))
+        .expect("said");
+    assert!(line.contains("vassal app.ini"), "{line}");
+    assert!(line.contains("UWSGIDOCKER_MAX_STARTS"), "{line}");
+    assert!(line.contains("not ours"), "{line}");
+    h.vassal_connects(7);
+    assert_eq!(h.handoffs.len(), 1);
 }

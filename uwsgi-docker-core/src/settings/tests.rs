@@ -27,6 +27,7 @@ fn defaults() {
     assert_eq!(s.policy, None, "no tenant mode unless a policy is named");
     assert_eq!(s.runtime_dir, PathBuf::from("/run/uwsgi-docker"));
     assert_eq!(s.handoff_timeout_secs, DEFAULT_HANDOFF_TIMEOUT_SECS);
+    assert_eq!(s.max_starts, 8);
     assert!(s.to_env().is_empty(), "defaults need no variables");
 }
 
@@ -45,6 +46,7 @@ fn every_variable_is_read_and_written_back() {
         (var::HANDOFF_TIMEOUT, "5"),
         (var::PULL, "always"),
         (var::PULL_TIMEOUT, "120"),
+        (var::MAX_STARTS, "16"),
         (var::REGISTRY_AUTH, "/etc/uwsgi/registry.json"),
         (var::UWSGI, "/usr/bin/uwsgi-core"),
         (var::EMPEROR_ID, "host-a:emperor"),
@@ -64,6 +66,7 @@ fn every_variable_is_read_and_written_back() {
     assert_eq!(s.handoff_timeout_secs, 5);
     assert_eq!(s.pull, crate::spec::PullPolicy::Always);
     assert_eq!(s.pull_timeout_secs, 120);
+    assert_eq!(s.max_starts, 16);
     assert_eq!(
         s.registry_auth,
         Some(PathBuf::from("/etc/uwsgi/registry.json"))
@@ -130,6 +133,23 @@ fn the_pull_policy_and_deadline_are_checked() {
         with(&[(var::REGISTRY_AUTH, "auth.json")]),
         Err(SettingsError::NotAbsolute { .. })
     ));
+}
+
+#[test]
+fn the_start_bound_is_a_whole_number_within_bounds() {
+    let count = |v: &str| with(&[(var::MAX_STARTS, v)]).map(|s| s.max_starts);
+    assert_eq!(count(""), Ok(DEFAULT_MAX_STARTS), "empty means unset");
+    assert_eq!(count("0"), Ok(0), "0: no limit");
+    assert_eq!(count("1024"), Ok(MAX_MAX_STARTS));
+    let s = with(&[(var::MAX_STARTS, "16")]).expect("valid");
+    assert_eq!(s.to_env(), [(var::MAX_STARTS, "16".to_owned())]);
+    assert_eq!(round_trip(&s).max_starts, 16);
+    for bad in ["1025", "-1", "x", "1.5"] {
+        let err = with(&[(var::MAX_STARTS, bad)]).expect_err(bad);
+        assert!(matches!(err, SettingsError::BadMaxStarts { .. }), "{bad}");
+        assert_eq!(err.var(), var::MAX_STARTS, "{err}");
+        assert!(err.to_string().contains(var::MAX_STARTS), "{err}");
+    }
 }
 
 #[test]
@@ -226,6 +246,7 @@ prop_compose! {
         socket_owner in proptest::option::of((text(), proptest::option::of(text()))),
         launcher in proptest::option::of(absolute_path()),
         handoff_timeout_secs in 1..=MAX_HANDOFF_TIMEOUT_SECS,
+        max_starts in 0..=MAX_MAX_STARTS,
         uwsgi in proptest::option::of(text()),
         emperor_id in proptest::option::of("[a-z0-9:._-]{1,12}"),
         policy in proptest::option::of(absolute_path()),
@@ -247,6 +268,7 @@ prop_compose! {
         });
         s.launcher = launcher.map(PathBuf::from);
         s.handoff_timeout_secs = handoff_timeout_secs;
+        s.max_starts = max_starts;
         s.uwsgi = uwsgi.map(PathBuf::from);
         s.emperor_id = emperor_id;
         s.policy = policy.map(PathBuf::from);

@@ -23,6 +23,7 @@ use uwsgi_docker_core::spec::VassalSpec;
 
 use crate::host::hostfs::{self, CidFile, SocketEntry, StateFile};
 use crate::host::proxy;
+use crate::host::start_slots::{StartSlot, StartSlots};
 
 mod channels;
 mod docker;
@@ -74,6 +75,8 @@ pub struct LoopIo {
     pub health_watch: Option<std::time::Duration>,
     /// Where the daemon's negotiated API version is kept for the next bridges.
     pub api_memory: Option<ApiMemory>,
+    /// The host's start slots for this daemon (`UWSGIDOCKER_MAX_STARTS`); `None`: no limit.
+    pub start_slots: Option<StartSlots>,
 }
 
 /// What [`Action::PlanRollover`] runs: the same planning as at start (spec, policy,
@@ -196,6 +199,8 @@ struct Runtime {
     state: Option<VassalStateFile>,
     /// The watcher of the serving container's health (`docker-health-restart`).
     health: Option<HealthWatch>,
+    /// The start slot each launch holds, from its create until its start is answered.
+    held_slots: BTreeMap<Generation, StartSlot>,
 }
 
 #[derive(Debug)]
@@ -213,6 +218,7 @@ struct LoopIoFacts {
     output_prefix: String,
     planner: RolloverPlanner,
     api_memory: Option<ApiMemory>,
+    start_slots: Option<StartSlots>,
 }
 
 /// Run the bridge to its end; returns the exit code it chose. When it cannot even start,
@@ -280,6 +286,7 @@ fn run_with(config: BridgeConfig, io: LoopIo, entry: Option<SocketEntry>) -> Set
             debug: io.debug,
             planner: io.planner,
             api_memory: io.api_memory,
+            start_slots: io.start_slots,
         },
         signals,
         emperor_control,
@@ -295,6 +302,7 @@ fn run_with(config: BridgeConfig, io: LoopIo, entry: Option<SocketEntry>) -> Set
         log: LogSink::stderr(),
         state,
         health,
+        held_slots: BTreeMap::new(),
     };
     if let Some(e) = health_failure {
         let message = format!("cannot watch the container's health (docker-health-restart): {e}");
@@ -541,10 +549,29 @@ impl Runtime {
                 }
             }
             Action::RememberApi(api) => self.remember_api(api),
+            Action::TakeStartSlot(generation) => self.take_start_slot(generation, now),
+            Action::ReleaseStartSlot(generation) => {
+                self.held_slots.remove(&generation);
+            }
             // Taken above, before the clock.
             Action::Log(_) => {}
             Action::Exit(code) => self.exit = Some(code),
         }
+    }
+
+    /// One of the host's start slots, if one is free; the bridge asks again when not.
+    fn take_start_slot(&mut self, generation: Generation, now: Instant) {
+        let taken = match self.io.start_slots.as_ref().map(StartSlots::try_take) {
+            Some(Ok(Some(slot))) => {
+                self.held_slots.insert(generation, slot);
+                Ok(true)
+            }
+            Some(Ok(None)) => Ok(false),
+            Some(Err(e)) => Err(io::Error::other(e.to_string())),
+            // Asked only when the runtime set a limit up; without one there is no wait.
+            None => Ok(true),
+        };
+        self.bridge.handle_start_slot(generation, taken, now);
     }
 
     fn cleanup(&mut self) {
