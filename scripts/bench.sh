@@ -14,6 +14,8 @@
 #              parallel, and all at once), STORM_RUNS times; removal, split by step, against
 #              `docker stop` + `docker rm`, plain uWSGI vassals and bridges alone
 #   scale      300 idle vassals: bridge USS, fds, Emperor CPU, daemon RSS; 1,000 extrapolated
+#   startlimit (not in the default set) 150 `uwsgi-docker run` at once with no start limit,
+#              then with 8 slots: how many serve, how many starts go unanswered
 #   callgrind  instruction counts of the core's hot paths
 #   plots      (after reload and spawn) the PNGs, with gnuplot
 #   rollover   an image change under wrk load: rollover (docker-socket) vs recreate
@@ -26,7 +28,8 @@
 #      RELOAD_SECS (30), LOG_MB (100), STORM_N (100), STORM_RUNS (3), STORM_VARIANTS (see
 #      scripts/bench/storm.sh), SCALE_N (300), EMPEROR_NOFILE (4096, the Emperor's fd
 #      limit), BENCH_BASE_PORT (19100; it uses up to BASE + 1000), BENCH_KEEP=1 keeps the
-#      scratch directory.
+#      scratch directory; UWSGIDOCKER_MAX_STARTS, when set, reaches the Emperor and the
+#      bridges (the storm prints the start limit in force).
 # It installs what it needs from Debian's packages (wrk, gnuplot, valgrind, strace, uWSGI),
 # builds the release binary, the launcher and the test image, runs everything on
 # 127.0.0.1 and removes everything it started, also when interrupted.

@@ -74,6 +74,7 @@ fn config(passes_socket: bool) -> BridgeConfig {
     let plan = plan(spec.clone(), passes_socket);
     let mut config = BridgeConfig::new(plan, spec, CONFIGS[0].to_vec());
     config.debug = true;
+    config.start_limit = true;
     config
 }
 
@@ -98,6 +99,8 @@ struct Observer {
     unanswered: Vec<(DockerConn, Vec<u8>)>,
     pid_queries: Vec<u32>,
     config_reads: usize,
+    /// Generations holding the one start slot there is.
+    slots_held: BTreeSet<Generation>,
 }
 
 impl Observer {
@@ -186,6 +189,24 @@ impl Observer {
                     );
                 }
                 Action::ToEmperor(_) | Action::Log(..) | Action::RememberApi(_) => {}
+                // Answered at once, as the runtime does, from a pool of one slot.
+                Action::TakeStartSlot(generation) => {
+                    assert!(
+                        !self.slots_held.contains(&generation),
+                        "{generation:?} takes a second slot"
+                    );
+                    let taken = self.slots_held.is_empty();
+                    if taken {
+                        self.slots_held.insert(generation);
+                    }
+                    bridge.handle_start_slot(generation, Ok(taken), self.now);
+                }
+                Action::ReleaseStartSlot(generation) => {
+                    assert!(
+                        self.slots_held.remove(&generation),
+                        "{generation:?} gives back a slot it does not hold"
+                    );
+                }
                 Action::PrepareChannels(generation) => {
                     assert_ne!(
                         generation,
@@ -228,6 +249,11 @@ impl Observer {
                         self.open
                     );
                     assert!(!self.proxy_bound, "exit with the proxy bound");
+                    assert!(
+                        self.slots_held.is_empty(),
+                        "exit holding a start slot: {:?}",
+                        self.slots_held
+                    );
                     // Nothing is left: every generation but the current one was dropped.
                     let current = bridge.current_generation();
                     assert!(
@@ -308,6 +334,7 @@ pub fn lifecycle_ops_reach(data: &[u8]) -> Reached {
         unanswered: Vec::new(),
         pid_queries: Vec::new(),
         config_reads: 0,
+        slots_held: BTreeSet::new(),
     };
     seen.drain(&mut bridge);
     let mut ops = data;

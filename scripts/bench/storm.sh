@@ -371,7 +371,7 @@ section_storm() {
 
 ### Storm: $STORM_N at once, $STORM_RUNS runs
 
-In each run the variants ran one after the other ($STORM_VARIANTS), each once the machine had been nearly idle for a second (under a tenth of its CPU); each ratio is of two figures of the same run, its median the median of the runs' ratios. Start: from the \`mv\` (or the first \`docker run\`) until every container answered 200 on its published port (probed about every 100 ms); removal: until no container (for plain vassals: no vassal process) was left. The daemon's events split the start: what comes before its first 'create' (for ours the Emperor's scan, which runs once a second, so 0 to 1 s after the \`mv\`; for \`docker run\` the CLI's start-up), and the rest; the CPU rows are of the same span (the machine's busy time from /proc/stat, dockerd's from its /proc/PID/stat).
+The start limit: UWSGIDOCKER_MAX_STARTS=${UWSGIDOCKER_MAX_STARTS:-8 (the default)}. In each run the variants ran one after the other ($STORM_VARIANTS), each once the machine had been nearly idle for a second (under a tenth of its CPU); each ratio is of two figures of the same run, its median the median of the runs' ratios. Start: from the \`mv\` (or the first \`docker run\`) until every container answered 200 on its published port (probed about every 100 ms); removal: until no container (for plain vassals: no vassal process) was left. The daemon's events split the start: what comes before its first 'create' (for ours the Emperor's scan, which runs once a second, so 0 to 1 s after the \`mv\`; for \`docker run\` the CLI's start-up), and the rest; the CPU rows are of the same span (the machine's busy time from /proc/stat, dockerd's from its /proc/PID/stat).
 
 EOF
     storm_table_head figure median
@@ -415,6 +415,60 @@ EOF
         for run in $(seq 1 "$STORM_RUNS"); do cells+=("${STEPS[${step//_/ },$run]:--}"); done
         row "${step//_/ }" "${cells[@]}"
     done
+}
+
+# The start limit at a size where it matters: STARTLIMIT_N (150) `uwsgi-docker run` at once,
+# with no limit (UWSGIDOCKER_MAX_STARTS=0) and then with 8 slots: how many served within
+# STARTLIMIT_WAIT (300) s, and how many bridges saw their start go unanswered (the request
+# deadline, 30 s).
+startlimit_storm() { # limit
+    local limit="$1" i pids=() ports=() t0 name="$PREFIX-limit$1-" log="$DIR/startlimit-$1.log" sink served
+    local n="${STARTLIMIT_N:-150}" wait="${STARTLIMIT_WAIT:-300}" dat="$OUT/startlimit-$1.dat"
+    mkdir -p "$DIR/startlimit"
+    for i in $(seq 1 "$n"); do
+        write_vassal "$name$i.ini" "$DIR/startlimit" $((STORM_PORT + 300 + i))
+        ports+=($((STORM_PORT + 300 + i)))
+    done
+    say "start limit: $n uwsgi-docker run at once, UWSGIDOCKER_MAX_STARTS=$limit"
+    bridge_env
+    exec {sink}>"$log"
+    t0=$(now_ms)
+    for i in $(seq 1 "$n"); do
+        "${BRIDGE_ENV[@]}" UWSGIDOCKER_MAX_STARTS="$limit" "$BIN" run "$DIR/startlimit/$name$i.ini" >&"$sink" 2>&1 &
+        pids+=($!)
+    done
+    exec {sink}>&-
+    CLEANUPS+=("kill -INT ${pids[*]} 2>/dev/null")
+    if serving_timeline "$dat" "$t0" "$wait" "${ports[@]}"; then
+        STORM["limit up,$limit"]="$(($(now_ms) - t0)) ms"
+    else
+        STORM["limit up,$limit"]="not all within $wait s"
+    fi
+    served="$(awk 'END { print $2 + 0 }' "$dat")"
+    STORM["limit served,$limit"]="$served of $n"
+    kill -INT "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+    wait_none_left 300 "-limit$limit-" || say "start limit: containers of limit $limit still there"
+    unset 'CLEANUPS[-1]'
+    STORM["limit unanswered,$limit"]="$(grep -c 'did not answer POST /containers/[0-9a-f]*/start' "$log" || true)"
+}
+
+section_startlimit() {
+    local limit
+    for limit in 0 8; do
+        storm_settle
+        startlimit_storm "$limit"
+    done
+    cat <<EOF
+
+### The start limit: ${STARTLIMIT_N:-150} \`uwsgi-docker run\` at once
+
+The bench's vassal (published port), all bridges started at once, no Emperor; first with no start limit, then with 8 slots, each once the machine had settled.
+
+| UWSGIDOCKER_MAX_STARTS | served within ${STARTLIMIT_WAIT:-300} s | every one answering 200 after | bridges whose start went unanswered for 30 s |
+| --- | --- | --- | --- |
+$(for limit in 0 8; do row "$limit" "${STORM[limit served,$limit]}" "${STORM[limit up,$limit]}" "${STORM[limit unanswered,$limit]}"; done)
+EOF
 }
 
 # Resident kB of PID.
