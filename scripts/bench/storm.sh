@@ -243,14 +243,23 @@ storm_plain() { # run variant jobs
 storm_par8() { storm_plain "$1" par8 8; }
 storm_all() { storm_plain "$1" all "$STORM_N"; }
 
+# Writes N vassal files NAME1.ini..NAMEN.ini into DIR for `uwsgi-docker run`, publishing
+# the third port range; their ports go to RUN_PORTS.
+write_run_vassals() { # name dir n
+    local i
+    RUN_PORTS=()
+    mkdir -p "$2"
+    for i in $(seq 1 "$3"); do
+        write_vassal "$1$i.ini" "$2" $((STORM_PORT + 300 + i))
+        RUN_PORTS+=($((STORM_PORT + 300 + i)))
+    done
+}
+
 # The same vassals as `uwsgi-docker run` at once, ended by a SIGINT each.
 storm_alone() { # run
     local run="$1" i pids=() ports=() t0 name="$PREFIX-runstorm" names log="$DIR/storm-alone-$1.log" sink
-    mkdir -p "$DIR/storm-run"
-    for i in $(seq 1 "$STORM_N"); do
-        write_vassal "$name$i.ini" "$DIR/storm-run" $((STORM_PORT + 300 + i))
-        ports+=($((STORM_PORT + 300 + i)))
-    done
+    write_run_vassals "$name" "$DIR/storm-run" "$STORM_N"
+    ports=("${RUN_PORTS[@]}")
     say "storm $run: $STORM_N uwsgi-docker run at once (no Emperor)"
     bridge_env
     exec {sink}> >(stamp_lines >"$log")
@@ -424,11 +433,8 @@ EOF
 startlimit_storm() { # limit
     local limit="$1" i pids=() ports=() t0 name="$PREFIX-limit$1-" log="$DIR/startlimit-$1.log" sink served
     local n="${STARTLIMIT_N:-150}" wait="${STARTLIMIT_WAIT:-300}" dat="$OUT/startlimit-$1.dat"
-    mkdir -p "$DIR/startlimit"
-    for i in $(seq 1 "$n"); do
-        write_vassal "$name$i.ini" "$DIR/startlimit" $((STORM_PORT + 300 + i))
-        ports+=($((STORM_PORT + 300 + i)))
-    done
+    write_run_vassals "$name" "$DIR/startlimit" "$n"
+    ports=("${RUN_PORTS[@]}")
     say "start limit: $n uwsgi-docker run at once, UWSGIDOCKER_MAX_STARTS=$limit"
     bridge_env
     exec {sink}>"$log"
