@@ -184,21 +184,20 @@ impl Launch {
         Stage::Creating
     }
 
-    /// The answer to [`Action::TakeStartSlot`]: taken, create goes out; all taken, it is
-    /// asked for again after [`START_SLOT_RETRY`]; not to be had, the launch goes on
-    /// without one. A slot given to a launch that no longer waits is given back.
+    /// It asked for a start slot and waits for the answer.
+    pub(super) fn awaits_start_slot(&self) -> bool {
+        matches!(self.stage, Stage::AwaitingStartSlot(None))
+    }
+
+    /// The answer to [`Action::TakeStartSlot`], for a launch that [awaits
+    /// it](Self::awaits_start_slot): taken, create goes out; all taken, it is asked for
+    /// again after [`START_SLOT_RETRY`]; not to be had, the launch goes on without one.
     pub(super) fn on_start_slot(
         &mut self,
         env: &mut Env<'_>,
         taken: io::Result<bool>,
         now: Instant,
     ) -> Progress {
-        if !matches!(self.stage, Stage::AwaitingStartSlot(None)) {
-            if matches!(taken, Ok(true)) {
-                env.out.push(Action::ReleaseStartSlot(self.generation()));
-            }
-            return Progress::Pending;
-        }
         let tries = match self.start_slot {
             StartSlot::NotHeld { tries } => tries,
             _ => 0,

@@ -641,11 +641,13 @@ impl Bridge {
     }
 
     fn on_start_slot(&mut self, generation: Generation, taken: io::Result<bool>, now: Instant) {
-        match self.launch_that(|launch| launch.generation() == generation) {
+        let waits =
+            |launch: &Launch| launch.generation() == generation && launch.awaits_start_slot();
+        match self.launch_that(waits) {
             Some(owner) => self.drive(owner, now, |launch, env| {
                 launch.on_start_slot(env, taken, now)
             }),
-            // Its launch is gone: a slot it was given goes back at once.
+            // Its launch no longer waits (halted, or gone): a slot given goes back at once.
             None if matches!(taken, Ok(true)) => {
                 self.out.push(Action::ReleaseStartSlot(generation));
             }
